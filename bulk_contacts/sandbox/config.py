@@ -1,0 +1,76 @@
+"""The sandbox's settings: who may call it, what it holds, and which faults it injects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8787
+DEFAULT_CLIENT_ID = "sandbox-client"
+DEFAULT_CLIENT_SECRET = "sandbox-secret"  # the sandbox's public, documented rehearsal secret
+DEFAULT_DEALER = 12345
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Per-request fault probabilities and delays, drawn from one seeded generator."""
+
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    error_rate: float = 0.0
+    drop_rate: float = 0.0
+    ack_loss_rate: float = 0.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "drop_rate", "ack_loss_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name.replace('_', '-')} must be between 0 and 1, got {value}")
+        if self.error_rate + self.drop_rate > 1.0:
+            raise ValueError("error-rate and drop-rate together must not exceed 1")
+        if self.latency_ms < 0 or self.jitter_ms < 0:
+            raise ValueError("latency-ms and jitter-ms must not be negative")
+
+    @property
+    def any(self) -> bool:
+        return bool(
+            self.latency_ms
+            or self.jitter_ms
+            or self.error_rate
+            or self.drop_rate
+            or self.ack_loss_rate
+        )
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    db: Path | None = None
+    seed: Path | None = None
+    client_id: str = DEFAULT_CLIENT_ID
+    client_secret: str = DEFAULT_CLIENT_SECRET
+    dealers: tuple[int, ...] = (DEFAULT_DEALER,)
+    client_public_key: Path | None = None
+    token_ttl: int = 3600
+    rate_limit: int | None = None  # requests per minute per client; None: unlimited
+    burst: int | None = None
+    faults: Faults = field(default_factory=Faults)
+    request_log: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.token_ttl < 1:
+            raise ValueError("token-ttl must be at least 1 second")
+        if self.rate_limit is not None and self.rate_limit < 1:
+            raise ValueError("rate-limit must be at least 1 request per minute")
+        if self.burst is not None and self.burst < 1:
+            raise ValueError("burst must be at least 1")
+
+    @property
+    def bucket_capacity(self) -> int:
+        """Burst size; without `--burst`, one second's worth of the limit."""
+        if self.burst is not None:
+            return self.burst
+        return max(1, -(-(self.rate_limit or 60) // 60))

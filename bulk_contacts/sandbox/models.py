@@ -1,0 +1,90 @@
+"""Request and response bodies of the emulated Partner API, as the reference documents them.
+
+They drive both validation and `/openapi.json`. Strings are strict (a number is not a name) and
+unknown fields are refused, as a careful server would.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+NonBlank = Annotated[StrictStr, Field(min_length=1, max_length=255, pattern=r"\S")]
+Optional64 = Annotated[StrictStr, Field(max_length=64)]
+OptionalText = Annotated[StrictStr, Field(max_length=255)]
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["permission_denied"])
+    message: str
+    request_id: str = Field(examples=["req_3f2a9c1e0b7d4a65"])
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ContactCreate(Strict):
+    external_contact_id: NonBlank
+    first_name: NonBlank
+    last_name: NonBlank
+    phone_number: Optional64 | None = None
+    email: OptionalText | None = None
+
+
+class ContactUpdate(Strict):
+    """Partial update: only the fields sent change. Names may not be cleared (they are required)."""
+
+    first_name: NonBlank = None  # type: ignore[assignment]
+    last_name: NonBlank = None  # type: ignore[assignment]
+    phone_number: Optional64 | None = None
+    email: OptionalText | None = None
+
+
+class Contact(BaseModel):
+    contact_id: int = Field(examples=[1])
+    external_contact_id: str | None = Field(
+        examples=["1234"], description="Empty for contacts made in the CHeKT portal."
+    )
+    first_name: str
+    last_name: str
+    phone_number: str | None
+    email: str | None
+    created_at: str = Field(examples=["2021-07-01T00:00:00.000Z"])
+
+
+class SiteCreate(Strict):
+    external_site_id: NonBlank
+    name: NonBlank
+    timezone: NonBlank
+    account_number: OptionalText | None = None
+    monitoring_station_id: StrictInt | None = None
+    external_monitoring_station_id: OptionalText | None = None
+    address1: OptionalText | None = None
+    address2: OptionalText | None = None
+
+
+class Site(BaseModel):
+    site_id: int
+    external_site_id: str | None
+    name: str | None
+    monitoring_station_id: int | None
+    external_monitoring_station_id: str | None
+    account_number: str | None
+    address1: str | None
+    address2: str | None
+    timezone: str | None
+    is_activated: int = Field(examples=[1], description="0 or 1")
+    created_at: str
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = Field(examples=["Bearer"])
+    expires_in: int

@@ -1,0 +1,149 @@
+"""Running the sandbox: on a socket of its own (the `sandbox` command) or in a background thread
+(tests, the demo, scripts)."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from .app import create_app
+from .config import SandboxConfig
+from .requestlog import RequestLog
+from .seed import SeedError, load_seed, read_seed
+from .store import Store
+
+
+class SandboxError(Exception):
+    """The sandbox cannot start: a bad seed file, a key file, or a port in use."""
+
+
+def open_store(config: SandboxConfig) -> Store:
+    """The database, seeded when asked. Errors name the file and what to do."""
+    seed = read_seed(config.seed) if config.seed else None
+    if config.client_public_key:
+        _check_public_key(config.client_public_key)
+    try:
+        store = Store(config.db)
+    except Exception as error:  # sqlite3 errors: not a database, no permission
+        raise SandboxError(f"database {config.db}: cannot be opened ({error})") from None
+    if seed is not None:
+        try:
+            load_seed(store, seed, config.seed)  # type: ignore[arg-type]
+        except SeedError:
+            store.close()
+            raise
+    return store
+
+
+def _check_public_key(path: Path) -> None:
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        load_pem_public_key(path.read_bytes())
+    except (OSError, ValueError) as error:
+        raise SandboxError(
+            f"client public key {path}: not a readable PEM public key ({error})"
+        ) from None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise SandboxError(
+                f"port {port} on {host} is already in use: stop what holds it or choose "
+                f"another with --port"
+            ) from None
+        raise SandboxError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class SandboxServer:
+    """The sandbox served by uvicorn in a background thread, as a context manager:
+
+    with SandboxServer(SandboxConfig(port=0)) as sandbox:
+        ... sandbox.url ...
+    """
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.store: Store | None = None
+        self.url = ""
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._log: RequestLog | None = None
+
+    def start(self, timeout: float = 10.0) -> SandboxServer:
+        self.store = open_store(self.config)
+        sock = bind(self.config.host, self.config.port)
+        self.url = url_of(sock)
+        self._log = RequestLog(self.config.request_log)
+        app = create_app(self.config, self.store, self._log)
+        self._server = uvicorn.Server(uvicorn_config(app))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="sandbox"
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise SandboxError("the sandbox did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+        if self._log is not None:
+            self._log.close()
+        if self.store is not None:
+            self.store.close()
+        self._server = self._thread = self._log = self.store = None
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def uvicorn_config(app: Any) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+    )
+
+
+def serve(config: SandboxConfig, announce: Any = print) -> None:
+    """Run in the foreground until interrupted (the `sandbox` command)."""
+    store = open_store(config)
+    sock = bind(config.host, config.port)
+    log = RequestLog(config.request_log)
+    url = url_of(sock)
+    announce(url)
+    try:
+        uvicorn.Server(uvicorn_config(create_app(config, store, log))).run(sockets=[sock])
+    finally:
+        log.close()
+        store.close()

@@ -1,0 +1,51 @@
+"""Shared fixtures: sandboxes served over real HTTP on 127.0.0.1, each stopped after its test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from bulk_contacts.sandbox import SandboxConfig, SandboxServer
+
+SandboxFactory = Callable[..., SandboxServer]
+
+
+@pytest.fixture
+def start_sandbox() -> Iterator[SandboxFactory]:
+    """Start sandboxes on free ports: `start_sandbox(rate_limit=60, ...)`; all stop at teardown."""
+    servers: list[SandboxServer] = []
+
+    def start(config: SandboxConfig | None = None, **changes: object) -> SandboxServer:
+        base = config or SandboxConfig(port=0)
+        server = SandboxServer(replace(base, port=0, **changes)).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def sandbox(start_sandbox: SandboxFactory) -> SandboxServer:
+    return start_sandbox()
+
+
+def get_token(url: str, client_id: str = "sandbox-client", secret: str = "sandbox-secret") -> str:
+    response = httpx.post(
+        f"{url}/oauth/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+    )
+    response.raise_for_status()
+    return response.json()["access_token"]
+
+
+@pytest.fixture
+def api(sandbox: SandboxServer) -> Iterator[httpx.Client]:
+    """An authenticated raw HTTP client for the default sandbox."""
+    token = get_token(sandbox.url)
+    with httpx.Client(base_url=sandbox.url, headers={"Authorization": f"Bearer {token}"}) as client:
+        yield client

@@ -1,0 +1,108 @@
+"""Injected faults: each one really happens on the wire, and a seed makes them reproducible."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from bulk_contacts.sandbox import Faults
+
+from .conftest import get_token
+
+SITES = "/partner/v1/dealers/12345/sites"
+JOHN = {"external_contact_id": "1", "first_name": "John", "last_name": "Doe"}
+
+
+@pytest.fixture
+def faulty(start_sandbox):
+    """A sandbox with the given faults and one site, and a raw client for it."""
+    clients: list[httpx.Client] = []
+
+    def start(**faults):
+        server = start_sandbox(faults=Faults(**faults))
+        server.store.create_site(12345, {"external_site_id": "a", "name": "A", "timezone": "UTC"})
+        token = get_token(server.url)
+        clients.append(
+            httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"})
+        )
+        return server, clients[-1]
+
+    yield start
+    for client in clients:
+        client.close()
+
+
+def stored_contacts(server) -> int:
+    return server.store.db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
+
+
+def test_error_rate_answers_500_or_503_and_does_nothing(faulty) -> None:
+    server, client = faulty(error_rate=1.0, seed=1)
+    statuses = {client.post(f"{SITES}/1/contacts", json=JOHN).status_code for _ in range(20)}
+    assert statuses == {500, 503}
+    assert stored_contacts(server) == 0
+
+
+def test_drop_rate_closes_the_connection_without_an_answer(faulty) -> None:
+    server, client = faulty(drop_rate=1.0)
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.post(f"{SITES}/1/contacts", json=JOHN)
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.get(SITES)
+    assert stored_contacts(server) == 0
+
+
+def test_ack_loss_commits_the_write_then_fails_the_answer(faulty) -> None:
+    server, client = faulty(ack_loss_rate=1.0, seed=3)
+    outcomes = []
+    for n in range(10):
+        try:
+            outcomes.append(
+                client.post(
+                    f"{SITES}/1/contacts", json={**JOHN, "external_contact_id": str(n)}
+                ).status_code
+            )
+        except httpx.RemoteProtocolError:
+            outcomes.append("dropped")
+    assert set(outcomes) == {500, "dropped"}
+    assert stored_contacts(server) == 10
+    assert client.get(f"{SITES}/1/contacts").status_code == 200  # reads are not affected
+
+
+def test_retrying_an_ack_lost_create_with_its_key_replays_the_committed_contact(faulty) -> None:
+    server, client = faulty(ack_loss_rate=0.5, seed=7)
+    answers = []
+    for _ in range(20):  # a retry loop, bounded
+        try:
+            answers.append(
+                client.post(f"{SITES}/1/contacts", json=JOHN, headers={"Idempotency-Key": "row-7"})
+            )
+        except httpx.RemoteProtocolError:
+            answers.append(None)
+        if answers[-1] is not None and answers[-1].status_code == 201:
+            break
+    assert answers[0] is None or answers[0].status_code == 500  # the seed loses the first answer
+    assert answers[-1].status_code == 201
+    assert stored_contacts(server) == 1
+    stored_id = server.store.db.execute("SELECT contact_id FROM contacts").fetchone()[0]
+    assert answers[-1].json()["contact_id"] == stored_id
+
+
+def test_latency_and_jitter_delay_every_partner_request(faulty) -> None:
+    _, client = faulty(latency_ms=150, jitter_ms=50, seed=1)
+    started = time.perf_counter()
+    client.get(SITES)
+    elapsed = time.perf_counter() - started
+    assert 0.15 <= elapsed < 1.0
+
+
+def test_a_fault_seed_reproduces_the_same_faults(faulty) -> None:
+    def statuses() -> list[int]:
+        _, client = faulty(error_rate=0.5, seed=42)
+        return [client.get(SITES).status_code for _ in range(30)]
+
+    first, second = statuses(), statuses()
+    assert first == second
+    assert 200 in first and (500 in first or 503 in first)

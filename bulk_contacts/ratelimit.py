@@ -57,3 +57,66 @@ class TokenBucket:
             self._refill(self.clock())
             missing = min(tokens, self.capacity) - self._tokens
             return max(0.0, missing / self.rate)
+
+
+class Pacer:
+    """Paces every request of one client: its own bucket (`--rate`), and the server's word.
+
+    When the server says `X-RateLimit-Remaining: 0`, or answers 429 with `Retry-After`, every
+    worker waits until then instead of each finding out with a 429 of its own. When the server
+    advertises a limit (`X-RateLimit-Limit`, per minute) slower than our own pace, we adopt it.
+    """
+
+    def __init__(
+        self,
+        rate: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.clock, self.sleep = clock, sleep
+        self.bucket = TokenBucket(rate, max(1.0, rate / 10)) if rate else None
+        self._paused_until = 0.0
+        self._advertised: int | None = None
+        self._lock = threading.Lock()
+
+    def wait_turn(self) -> float:
+        """Block until this request may go; returns how long it waited."""
+        waited = 0.0
+        with self._lock:
+            pause = self._paused_until - self.clock()
+        if pause > 0:
+            self.sleep(pause)
+            waited += pause
+        if self.bucket is not None:
+            delay = self.bucket.reserve()
+            if delay > 0:
+                self.sleep(delay)
+                waited += delay
+        return waited
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._paused_until = max(self._paused_until, self.clock() + seconds)
+
+    def observe(self, limit: str | None, remaining: str | None, reset: str | None) -> None:
+        """Learn from a response's X-RateLimit-* headers."""
+        if limit and limit.strip().isdigit():
+            self._adopt(int(limit))
+        if remaining is not None and remaining.strip() == "0" and reset:
+            try:
+                until = float(reset) - time.time()
+            except ValueError:
+                return
+            if 0 < until < 3600:
+                self.pause(until)
+
+    def _adopt(self, per_minute: int) -> None:
+        with self._lock:
+            if per_minute == self._advertised or per_minute < 1:
+                return
+            self._advertised = per_minute
+            rate = per_minute / 60
+            if self.bucket is None or rate < self.bucket.rate:
+                # Smooth pacing at the advertised rate: the server's own burst allowance then
+                # absorbs network jitter, and the bucket never runs dry.
+                self.bucket = TokenBucket(rate, 1, self.clock)

@@ -1,0 +1,448 @@
+"""The one client every command uses to talk to CHeKT (or the sandbox).
+
+It is thread-safe: callers run its methods from a pool of `concurrency` threads sharing one
+connection pool (measured faster here than an asyncio client; see the README). Every request
+carries a fresh `x-partner-trace-id`; every write an `Idempotency-Key` derived from the change
+itself, so a retry replays rather than repeats. Because a server may ignore that header, a create
+whose answer was lost is looked up by `external_contact_id` before it is retried: one row never
+makes two contacts.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from . import __version__, retries
+from .auth import TokenSource, read_token_response
+from .errors import ApiError, AuthError, Conflict, NotFound, TransportError, error_class
+from .models import Contact, Exchange, NewContact, Site, WriteResult
+from .ratelimit import Pacer
+from .retries import RetryPolicy
+from .runlog import RunLog
+from .settings import ApiKey, Settings
+
+DEFAULT_CONCURRENCY = 32
+RETRYABLE = {429, 500, 502, 503, 504}
+WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def idempotency_key(
+    dealer_id: int, site_id: int, subject: str | int, action: str, payload: Any, basis: str = ""
+) -> str:
+    """Derived from the business identity of a change, never random: a retry of the same change
+    sends the same key. `basis` (the fingerprint of the state the change was planned from) keeps
+    a later, legitimate repeat of the same change (after a rollback, say) from being replayed."""
+    identity = json.dumps(
+        [dealer_id, site_id, str(subject), action, payload, basis], sort_keys=True, default=str
+    )
+    return "bc-" + hashlib.sha256(identity.encode()).hexdigest()[:40]
+
+
+@dataclass
+class _Sent:
+    response: httpx.Response | None
+    exchange: Exchange
+    recovered: Any = None
+
+
+class ChektClient:
+    """Operations on sites and contacts, with auth, pacing, retries and an exchange log."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        rate: float | None = None,
+        retry: RetryPolicy | None = None,
+        log: RunLog | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.concurrency = concurrency
+        self.retry = retry or RetryPolicy()
+        self.log = log or RunLog()
+        self.pacer = Pacer(rate)
+        self.tokens = TokenSource(settings, self._fetch_token)
+        self.http = httpx.Client(
+            base_url=settings.api_url,
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0), pool=None),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            headers={"User-Agent": f"bulk-contacts/{__version__}", "Accept": "application/json"},
+        )
+
+    def __repr__(self) -> str:
+        return f"ChektClient({self.settings.api_url!r}, auth={self.settings.auth_kind!r})"
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> ChektClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # reads
+
+    def list_sites(self, dealer_id: int) -> list[Site]:
+        sent = self._send("GET", f"/partner/v1/dealers/{dealer_id}/sites")
+        return [Site.from_api(item) for item in self._json_list(sent)]
+
+    def list_contacts(self, dealer_id: int, site_id: int) -> list[Contact]:
+        sent = self._send("GET", _contacts_path(dealer_id, site_id))
+        return [Contact.from_api(item) for item in self._json_list(sent)]
+
+    def get_contact(self, dealer_id: int, site_id: int, contact_id: int) -> Contact:
+        sent = self._send("GET", f"{_contacts_path(dealer_id, site_id)}/{contact_id}")
+        return Contact.from_api(self._json(sent))
+
+    # writes
+
+    def create_contact(
+        self, dealer_id: int, site_id: int, contact: NewContact, *, basis: str = ""
+    ) -> WriteResult:
+        payload = contact.payload()
+        key = idempotency_key(
+            dealer_id, site_id, contact.external_contact_id, "create", payload, basis
+        )
+
+        def recover() -> Contact | None:
+            return self._find_by_external_id(dealer_id, site_id, contact.external_contact_id)
+
+        sent = self._send(
+            "POST", _contacts_path(dealer_id, site_id), body=payload, key=key, recover=recover
+        )
+        if sent.recovered is not None:
+            return WriteResult(sent.recovered, sent.exchange)
+        return WriteResult(Contact.from_api(self._json(sent)), sent.exchange)
+
+    def update_contact(
+        self,
+        dealer_id: int,
+        site_id: int,
+        contact_id: int,
+        changes: Mapping[str, str | None],
+        *,
+        basis: str = "",
+    ) -> WriteResult:
+        """Send only the fields given; a PUT of the same fields is safe to retry as it is."""
+        payload = dict(changes)
+        key = idempotency_key(dealer_id, site_id, contact_id, "update", payload, basis)
+        path = f"{_contacts_path(dealer_id, site_id)}/{contact_id}"
+        sent = self._send("PUT", path, body=payload, key=key)
+        return WriteResult(Contact.from_api(self._json(sent)), sent.exchange)
+
+    def delete_contact(
+        self, dealer_id: int, site_id: int, contact_id: int, *, basis: str = ""
+    ) -> WriteResult:
+        key = idempotency_key(dealer_id, site_id, contact_id, "delete", None, basis)
+        path = f"{_contacts_path(dealer_id, site_id)}/{contact_id}"
+
+        def recover() -> str | None:
+            try:
+                self.get_contact(dealer_id, site_id, contact_id)
+            except NotFound:
+                return "deleted"
+            return None
+
+        sent = self._send("DELETE", path, key=key, recover=recover)
+        return WriteResult(None, sent.exchange)
+
+    def _find_by_external_id(
+        self, dealer_id: int, site_id: int, external_id: str
+    ) -> Contact | None:
+        matches = [
+            c
+            for c in self.list_contacts(dealer_id, site_id)
+            if c.external_contact_id == external_id
+        ]
+        if len(matches) > 1:
+            raise Conflict(
+                f"site {site_id} holds {len(matches)} contacts with external_contact_id "
+                f"{external_id!r}; resolve them in CHeKT first",
+                code="duplicate_external_id",
+            )
+        return matches[0] if matches else None
+
+    # the request loop
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: Any = None,
+        key: str | None = None,
+        recover: Callable[[], Any] | None = None,
+        form: dict[str, str] | None = None,
+    ) -> _Sent:
+        """One logical request: paced, authorized, retried within the policy. After an answer
+        that may hide a committed write (no answer, or 5xx), `recover` looks for the result
+        before anything is sent again."""
+        attempt, waited, refreshed, ambiguous = 0, 0.0, False, False
+        authorized = form is None
+        while True:
+            attempt += 1
+            self.pacer.wait_turn()
+            trace_id = str(uuid.uuid4())
+            token = self.tokens.current() if authorized else None
+            response, failure = self._attempt(
+                method, url, trace_id, attempt, token=token, body=body, key=key, form=form
+            )
+            if failure is None:
+                assert response is not None
+                return _Sent(response, _exchange(response, trace_id, attempt))
+            status = failure.status
+            if status == 401 and authorized and not refreshed and not self._static_key:
+                self.tokens.rejected(token or "")
+                refreshed = True
+                continue
+            if status is not None and status not in RETRYABLE:
+                if status == 404 and method == "DELETE" and ambiguous:
+                    # The earlier attempt deleted it; its answer was what got lost.
+                    return _Sent(
+                        None,
+                        Exchange(
+                            204, trace_id, None, attempt, True, "deleted by an earlier attempt"
+                        ),
+                    )
+                raise self._explain(failure, attempt)
+            ambiguous = ambiguous or (method in WRITES and status != 429)
+            if ambiguous and recover is not None:
+                found = recover()
+                if found is not None:
+                    return _Sent(
+                        None,
+                        Exchange(
+                            None,
+                            trace_id,
+                            failure.request_id,
+                            attempt,
+                            True,
+                            "answer lost; found committed",
+                        ),
+                        found,
+                    )
+            delay = self.retry.delay(attempt, failure.retry_after)
+            if status == 429:
+                self.pacer.pause(delay)
+            if not self.retry.allows(attempt, waited, delay):
+                raise self._explain(failure, attempt)
+            retries.sleep(delay)
+            waited += delay
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        trace_id: str,
+        attempt: int,
+        *,
+        token: str | None,
+        body: Any,
+        key: str | None,
+        form: dict[str, str] | None,
+    ) -> tuple[httpx.Response | None, ApiError | None]:
+        headers = {"x-partner-trace-id": trace_id}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        started = time.perf_counter()
+        path = httpx.URL(url).path if form is not None else url
+        entry: dict[str, Any] = {
+            "method": method,
+            "path": path,
+            "attempt": attempt,
+            "trace_id": trace_id,
+        }
+        try:
+            response = self.http.request(method, url, json=body, data=form, headers=headers)
+        except httpx.TransportError as error:
+            kind = "timeout" if isinstance(error, httpx.TimeoutException) else "connection"
+            self.log.exchange(
+                **entry,
+                status=None,
+                error=f"{kind}: {type(error).__name__}",
+                duration_ms=_ms(started),
+                values=body,
+            )
+            return None, TransportError(
+                f"no answer ({kind} failed: {type(error).__name__})",
+                trace_id=trace_id,
+                attempts=attempt,
+                method=method,
+                path=path,
+            )
+        self.pacer.observe(
+            response.headers.get("x-ratelimit-limit"),
+            response.headers.get("x-ratelimit-remaining"),
+            response.headers.get("x-ratelimit-reset"),
+        )
+        request_id = response.headers.get("x-request-id")
+        self.log.exchange(
+            **entry,
+            status=response.status_code,
+            request_id=request_id,
+            duration_ms=_ms(started),
+            values=body,
+        )
+        if response.status_code < 400:
+            return response, None
+        failure = _failure(response, method, path, trace_id, attempt)
+        failure.retry_after = _retry_after(response.headers.get("retry-after"))
+        return response, failure
+
+    @property
+    def _static_key(self) -> bool:
+        return isinstance(self.settings.credentials, ApiKey)
+
+    def _explain(self, failure: ApiError, attempt: int) -> ApiError:
+        failure.attempts = attempt
+        if isinstance(failure, AuthError) and failure.path and "/partner/" in failure.path:
+            what = "CHEKT_API_KEY" if self._static_key else "the client's credentials"
+            failure.message += f" (the API refused the access token; check {what})"
+        return failure
+
+    def _fetch_token(self, form: dict[str, str]) -> tuple[str, float]:
+        token_url = self.settings.token_url
+        try:
+            sent = self._send("POST", token_url, form=form)
+        except AuthError as error:
+            raise AuthError(
+                f"the token endpoint {token_url} refused the credentials "
+                f"({error.code or error.status}: {error.message}); "
+                f"check CHEKT_CLIENT_ID and {_secret_variable(self.settings)}",
+                status=error.status,
+                code=error.code,
+                request_id=error.request_id,
+                trace_id=error.trace_id,
+                attempts=error.attempts,
+            ) from None
+        except ApiError as error:
+            if error.status in (400, 403):
+                raise AuthError(
+                    f"the token endpoint {token_url} refused the request "
+                    f"({error.code or error.status}: {error.message})",
+                    status=error.status,
+                    code=error.code,
+                    trace_id=error.trace_id,
+                ) from None
+            error.message = f"token endpoint {token_url}: {error.message}"
+            raise
+        assert sent.response is not None
+        return read_token_response(sent.response, token_url)
+
+    @staticmethod
+    def _json(sent: _Sent) -> Any:
+        assert sent.response is not None
+        try:
+            return sent.response.json()
+        except ValueError:
+            raise ApiError(
+                "the API answered with a body that is not JSON",
+                status=sent.response.status_code,
+                trace_id=sent.exchange.trace_id,
+            ) from None
+
+    def _json_list(self, sent: _Sent) -> list[dict[str, Any]]:
+        data = self._json(sent)
+        if isinstance(data, dict):  # tolerate an envelope such as {"data": [...]}
+            data = next((v for v in data.values() if isinstance(v, list)), data)
+        if not isinstance(data, list):
+            raise ApiError(
+                "the API answered a list request without a list", trace_id=sent.exchange.trace_id
+            )
+        return data
+
+
+def _exchange(response: httpx.Response, trace_id: str, attempt: int) -> Exchange:
+    return Exchange(
+        http_status=response.status_code,
+        trace_id=trace_id,
+        request_id=response.headers.get("x-request-id"),
+        attempts=attempt,
+        note="replayed" if response.headers.get("idempotency-replayed") else "",
+    )
+
+
+def _contacts_path(dealer_id: int, site_id: int) -> str:
+    return f"/partner/v1/dealers/{dealer_id}/sites/{site_id}/contacts"
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def _secret_variable(settings: Settings) -> str:
+    from .settings import PrivateKeyJwt
+
+    if isinstance(settings.credentials, PrivateKeyJwt):
+        return "CHEKT_PRIVATE_KEY_FILE"
+    return "CHEKT_CLIENT_SECRET"
+
+
+def _failure(
+    response: httpx.Response, method: str, path: str, trace_id: str, attempt: int
+) -> ApiError:
+    """The documented error body, an OAuth error body, or a clear word about anything else."""
+    status = response.status_code
+    code = field = request_id = None
+    message = ""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        code, message = error.get("code"), str(error.get("message") or "")
+        field, request_id = error.get("field"), error.get("request_id")
+    elif isinstance(error, str):
+        code, message = error, str(body.get("error_description") or "")  # type: ignore[union-attr]
+    else:
+        message = _describe_non_json(response)
+    return error_class(status)(
+        message or response.reason_phrase or "error",
+        status=status,
+        code=code,
+        field=field,
+        request_id=request_id or response.headers.get("x-request-id"),
+        trace_id=trace_id,
+        attempts=attempt,
+        method=method,
+        path=path,
+    )
+
+
+def _describe_non_json(response: httpx.Response) -> str:
+    kind = response.headers.get("content-type", "no content type").split(";")[0]
+    text = re.sub(r"<[^>]+>", " ", response.text[:2000])
+    text = " ".join(text.split())[:160]
+    return f"unexpected {kind} answer (a proxy or gateway page?)" + (f": {text}" if text else "")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds or as an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.replace(".", "", 1).isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

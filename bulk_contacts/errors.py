@@ -1,0 +1,124 @@
+"""Every failure of the program itself, under one base class.
+
+    BulkContactsError
+    ├── ConfigError            a setting is missing or wrong (exit 2)
+    ├── InputError             a file cannot be read as a roster, plan or journal (exit 2)
+    └── ApiError               CHeKT (or the sandbox) refused or failed a request (exit 1)
+        ├── AuthError          401, or the token endpoint refused the credentials
+        ├── PermissionDenied   403: the dealer is outside the credentials' scope
+        ├── NotFound           404: unknown dealer, site or contact
+        ├── Rejected           400/422: the request was invalid (see `field`)
+        ├── Conflict           409: idempotency conflict, or two contacts share an external id
+        ├── RateLimited        429 after every retry
+        ├── ServerError        5xx after every retry (or a non-JSON error page)
+        └── TransportError     no answer: connect/read timeout, dropped connection
+
+Problems in a roster's data are not exceptions: they are collected as values (see `schema`).
+"""
+
+from __future__ import annotations
+
+
+class BulkContactsError(Exception):
+    """Base class: catch this once to handle everything the library raises on purpose."""
+
+
+class ConfigError(BulkContactsError):
+    """A setting is missing or invalid. The message names the flag or variable to set."""
+
+
+class InputError(BulkContactsError):
+    """A file cannot be used at all. The message names the file and what to do."""
+
+
+class ApiError(BulkContactsError):
+    """A request to the Partner API failed for good (after any retries)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        field: str | None = None,
+        request_id: str | None = None,
+        trace_id: str | None = None,
+        attempts: int = 1,
+        method: str | None = None,
+        path: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.field = field
+        self.request_id = request_id
+        self.trace_id = trace_id
+        self.attempts = attempts
+        self.method = method
+        self.path = path
+        self.retry_after = retry_after  # seconds the server asked us to wait, if it did
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.path}: " if self.method and self.path else ""
+        status = f"HTTP {self.status} " if self.status else ""
+        code = f"{self.code}: " if self.code else ""
+        field = f" (field {self.field})" if self.field else ""
+        ids = ", ".join(
+            f"{name} {value}"
+            for name, value in (("request", self.request_id), ("trace", self.trace_id))
+            if value
+        )
+        tries = f", after {self.attempts} attempts" if self.attempts > 1 else ""
+        suffix = f" [{ids}{tries}]" if ids or tries else ""
+        return f"{where}{status}{code}{self.message}{field}{suffix}"
+
+
+class AuthError(ApiError):
+    pass
+
+
+class PermissionDenied(ApiError):
+    pass
+
+
+class NotFound(ApiError):
+    pass
+
+
+class Rejected(ApiError):
+    pass
+
+
+class Conflict(ApiError):
+    pass
+
+
+class RateLimited(ApiError):
+    pass
+
+
+class ServerError(ApiError):
+    pass
+
+
+class TransportError(ApiError):
+    pass
+
+
+ERRORS_BY_STATUS: dict[int, type[ApiError]] = {
+    400: Rejected,
+    401: AuthError,
+    403: PermissionDenied,
+    404: NotFound,
+    409: Conflict,
+    422: Rejected,
+    429: RateLimited,
+}
+
+
+def error_class(status: int) -> type[ApiError]:
+    if status >= 500:
+        return ServerError
+    return ERRORS_BY_STATUS.get(status, ApiError)

@@ -62,8 +62,10 @@ class TokenBucket:
 class Pacer:
     """Paces every request of one client: its own bucket (`--rate`), and the server's word.
 
-    When the server says `X-RateLimit-Remaining: 0`, or answers 429 with `Retry-After`, every
-    worker waits until then instead of each finding out with a 429 of its own. When the server
+    Until the first answer arrives, one request goes alone (a probe), so that a server's limit is
+    known before the workers fan out. When the server says `X-RateLimit-Remaining: 0`, or
+    answers 429 with `Retry-After`, every worker waits until then instead of each finding out
+    with a 429 of its own. When the server
     advertises a limit (`X-RateLimit-Limit`, per minute) slower than our own pace, we adopt it.
     """
 
@@ -78,10 +80,17 @@ class Pacer:
         self._paused_until = 0.0
         self._advertised: int | None = None
         self._lock = threading.Lock()
+        self._probing = False
+        self._answered = threading.Event()
 
     def wait_turn(self) -> float:
         """Block until this request may go; returns how long it waited."""
         waited = 0.0
+        if not self._answered.is_set():
+            with self._lock:
+                probe, self._probing = not self._probing, True
+            if not probe:
+                self._answered.wait(timeout=60)
         with self._lock:
             pause = self._paused_until - self.clock()
         if pause > 0:
@@ -93,6 +102,10 @@ class Pacer:
                 self.sleep(delay)
                 waited += delay
         return waited
+
+    def answered(self) -> None:
+        """A request has finished (answered or not): the probe's wait is over."""
+        self._answered.set()
 
     def pause(self, seconds: float) -> None:
         with self._lock:

@@ -14,7 +14,13 @@ import click
 from . import __version__
 from .sandbox import config as sandbox_defaults
 
-EXIT_USAGE = 2
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+STYLES = {
+    "error": {"fg": "red"},
+    "warning": {"fg": "yellow"},
+    "ok": {"fg": "green"},
+    "dim": {"dim": True},
+}
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -22,10 +28,143 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     sys.exit(code)
 
 
+def echo_lines(lines: list[tuple[str, str]]) -> None:
+    for text, style in lines:
+        click.secho(text, **STYLES.get(style, {}))
+
+
+def parse_map(values: tuple[str, ...]) -> dict[str, str]:
+    mapping = {}
+    for value in values:
+        header, sep, name = value.rpartition("=")
+        if not sep or not header.strip() or not name.strip():
+            fail(
+                f'--map {value!r}: write it as "Header in the file=column", e.g. '
+                f'--map "Cell=phone_number"'
+            )
+        mapping[header.strip()] = name.strip()
+    return mapping
+
+
+def roster_options(command):
+    """Options shared by the commands that read a roster."""
+    for option in reversed(
+        [
+            click.option(
+                "--sheet",
+                metavar="NAME",
+                help="Sheet to read (default: 'Contacts', else the first visible sheet).",
+            ),
+            click.option(
+                "--map",
+                "column_map",
+                multiple=True,
+                metavar='"HEADER=column"',
+                help="Read a column whose header is not recognised as a roster column; repeatable.",
+            ),
+            click.option(
+                "--region",
+                default="US",
+                show_default=True,
+                help="Region for phone numbers written without a country code.",
+            ),
+            click.option(
+                "--phone-format",
+                type=click.Choice(["e164", "national"]),
+                default="e164",
+                show_default=True,
+                help="How phone numbers are normalized (and sent to CHeKT).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def load_roster(
+    path: Path, sheet: str | None, column_map: tuple[str, ...], region: str, phone_format: str
+):
+    """Read and validate; an unreadable file is exit 2 with the reason."""
+    import phonenumbers
+
+    from .errors import InputError
+    from .roster import read_roster
+    from .schema import validate_roster
+
+    if region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        fail(
+            f"--region {region!r} is not a region code; use a two-letter code such as US, "
+            f"CA, GB or DE"
+        )
+    try:
+        roster = read_roster(path, sheet, parse_map(column_map))
+    except InputError as error:
+        fail(str(error))
+    return validate_roster(roster, region, phone_format)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="bulk-contacts")
 def main() -> None:
     """Move site-contact rosters between spreadsheets and the CHeKT Partner API, safely."""
+
+
+@main.command()
+@click.argument("roster", type=click.Path(path_type=Path))
+@roster_options
+@click.option(
+    "--report",
+    "reports",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="Write the problems to .csv or .json, or an annotated copy "
+    "of the roster to .xlsx; repeatable.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing; the exit code tells.")
+@click.option("-v", "--verbose", is_flag=True, help="List every problem, not the first few.")
+def validate(roster: Path, sheet, column_map, region, phone_format, reports, quiet, verbose):
+    """Check a roster offline: every row, every problem, nothing sent anywhere.
+
+    Exit code 0: valid (warnings allowed); 1: invalid rows; 2: unreadable file or bad usage.
+    """
+    from .errors import InputError
+    from .terminal import validation_text
+    from .validation_report import write_validation_report
+
+    result = load_roster(roster, sheet, column_map, region, phone_format)
+    for report in reports:
+        try:
+            write_validation_report(result, report)
+        except (InputError, OSError) as error:
+            fail(str(error))
+    if not quiet:
+        echo_lines(validation_text(result, verbose))
+        for report in reports:
+            click.echo(f"report written: {report}")
+    sys.exit(EXIT_OK if result.valid else EXIT_INVALID)
+
+
+@main.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("roster.xlsx"),
+    show_default=True,
+    help="Where to write it: .xlsx, or .csv for a header line.",
+)
+def template(output: Path) -> None:
+    """Write an empty roster to fill in (a Contacts sheet formatted for the job, and
+    instructions)."""
+    from .errors import InputError
+    from .template import write_template
+
+    try:
+        write_template(output)
+    except (InputError, OSError) as error:
+        fail(str(error))
+    click.echo(f"template written: {output}")
 
 
 @main.command()

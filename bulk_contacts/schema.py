@@ -1,0 +1,341 @@
+"""Validating a roster: every problem in every row, collected as data, never raised.
+
+The column rules are a pandera schema validated lazily, so one pass reports them all; phone
+numbers and e-mail addresses go through `normalize`; rules across rows (an external id used twice
+on one site, the same phone twice) are plain pandas. Each problem becomes a `RosterIssue` naming
+the spreadsheet's own row number, the column as written in the file, the value and what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from .normalize import (
+    PHONE_DATE,
+    PHONE_INVALID,
+    PHONE_SCIENTIFIC,
+    normalize_emails,
+    normalize_phones,
+    normalize_text,
+)
+from .roster import ROSTER_COLUMNS, SITE_COLUMNS, Roster, column_index
+
+ERROR, WARNING = "error", "warning"
+ACTIONS = {"": "upsert", "upsert": "upsert", "delete": "delete"}
+MAX_LENGTH = {
+    "external_contact_id": 255,
+    "first_name": 255,
+    "last_name": 255,
+    "external_site_id": 255,
+    "account_number": 255,
+    "email": 254,
+    "phone_number": 64,
+}
+FORMULA_START = ("=", "+", "-", "@")
+
+
+@dataclass(frozen=True)
+class RosterIssue:
+    row: int | None  # the spreadsheet's row number (header = 1); None for the file as a whole
+    column: str  # as written in the file: "C 'Phone'"
+    value: str
+    code: str
+    message: str
+    severity: str = ERROR
+    field: str = ""  # the canonical column name
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class ValidatedRoster:
+    roster: Roster
+    rows: pd.DataFrame  # normalized values, canonical columns, indexed by row number
+    issues: list[RosterIssue] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[RosterIssue]:
+        return [i for i in self.issues if i.severity == ERROR]
+
+    @property
+    def warnings(self) -> list[RosterIssue]:
+        return [i for i in self.issues if i.severity == WARNING]
+
+    @property
+    def invalid_rows(self) -> set[int]:
+        return {i.row for i in self.errors if i.row is not None}
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def valid_rows(self) -> pd.DataFrame:
+        return self.rows.drop(index=sorted(self.invalid_rows))
+
+
+MESSAGES: dict[str, str] = {
+    "missing_value": "empty: every contact needs {what}",
+    "no_site": "no site: fill in site_id, external_site_id or account_number",
+    "not_numeric": "{value!r} is not a number: {label} holds CHeKT's numeric id",
+    "bad_action": "{value!r} is not an action: write upsert or delete (blank means upsert)",
+    "too_long": "{length} characters is too long for {label} (at most {limit})",
+    PHONE_INVALID: "{value!r} is not a valid phone number (default region {region}); check the "
+    "digits, or write it with its country code, like +44 20 7946 0958",
+    PHONE_SCIENTIFIC: "{value!r} is a number in scientific notation: the spreadsheet rounded it "
+    "and digits are lost; format the column as Text and type the number again",
+    PHONE_DATE: "{value!r} is a date: the spreadsheet turned the phone number into one; format "
+    "the column as Text and type the number again",
+    "formula_no_value": "the cell holds a formula that was never calculated; open the file in "
+    "Excel and save it, or type the value itself",
+    "invalid_email": "{value!r} is not a valid e-mail address: {detail}",
+    "duplicate_external_id": "external_contact_id {value!r} is used by rows {rows} for the same "
+    "site; each contact on a site needs its own id",
+    "duplicate_phone": "the same phone number as row {other} on this site",
+    "formula_like": "{value!r} starts like a spreadsheet formula ({start}); check that it is "
+    "meant as a name",
+    "unknown_column": "column {label} is not a roster column and is ignored",
+}
+WHAT = {
+    "external_contact_id": "an external_contact_id (your id for the person)",
+    "first_name": "a first name",
+    "last_name": "a last name",
+}
+
+
+def validate_roster(
+    roster: Roster, region: str = "US", phone_format: str = "e164"
+) -> ValidatedRoster:
+    """Check every row; return the normalized rows and every problem found."""
+    frame = roster.frame.apply(normalize_text)
+    issues = _file_issues(roster)
+    formula = _formula_cells(roster)
+    issues += _formula_issues(roster, formula)
+    issues += _schema_issues(roster, frame, formula)
+    phones, phone_issues = _check_phones(roster, frame, region, phone_format)
+    emails, email_issues = _check_emails(roster, frame)
+    issues += phone_issues + email_issues
+    rows = frame.assign(
+        phone_number=phones,
+        email=emails,
+        action=frame["action"].str.lower().map(ACTIONS).fillna(frame["action"]),
+    )
+    issues += _duplicate_ids(roster, rows)
+    issues += _warnings(roster, rows)
+    issues.sort(
+        key=lambda i: (
+            i.row or 0,
+            ROSTER_COLUMNS.index(i.field) if i.field in ROSTER_COLUMNS else -1,
+            i.code,
+        )
+    )
+    return ValidatedRoster(roster, rows, issues)
+
+
+def _issue(
+    roster: Roster,
+    row: int | None,
+    name: str,
+    value: str,
+    code: str,
+    severity: str = ERROR,
+    **details: object,
+) -> RosterIssue:
+    label = roster.column_label(name)
+    message = MESSAGES[code].format(label=label, value=value, what=WHAT.get(name, name), **details)
+    return RosterIssue(row, label, value, code, message, severity, name)
+
+
+def _file_issues(roster: Roster) -> list[RosterIssue]:
+    return [
+        RosterIssue(
+            None,
+            f"{letter} '{header}'",
+            "",
+            "unknown_column",
+            MESSAGES["unknown_column"].format(label=f"{letter} '{header}'"),
+            WARNING,
+        )
+        for letter, header in roster.ignored_columns
+    ]
+
+
+def _formula_cells(roster: Roster) -> set[tuple[int, str]]:
+    names = {column_index(letter): name for name, (letter, _) in roster.columns.items()}
+    return {
+        (row, names[col])
+        for row, col in roster.table.formula_cells
+        if col in names and row in roster.frame.index
+    }
+
+
+def _formula_issues(roster: Roster, cells: set[tuple[int, str]]) -> list[RosterIssue]:
+    return [_issue(roster, row, name, "", "formula_no_value") for row, name in sorted(cells)]
+
+
+# column rules (pandera)
+
+
+def _schema(frame: pd.DataFrame) -> pa.DataFrameSchema:
+    """Built per roster, because some rules depend on other columns of the same row."""
+    upsert = frame["action"].str.lower() != "delete"
+    has_contact_id = frame["contact_id"] != ""
+
+    def rule(code: str, test: Callable[[pd.Series], pd.Series]) -> pa.Check:
+        return pa.Check(test, name=code)
+
+    def filled(where: pd.Series | bool = True) -> pa.Check:
+        return rule("missing_value", lambda s: (s != "") | ~where)
+
+    def numeric() -> pa.Check:
+        return rule("not_numeric", lambda s: (s == "") | s.str.fullmatch(r"[0-9]{1,18}"))
+
+    def at_most(limit: int) -> pa.Check:
+        return rule("too_long", lambda s: s.str.len() <= limit)
+
+    columns = {
+        "external_contact_id": [filled(~has_contact_id), at_most(255)],
+        "first_name": [filled(upsert), at_most(255)],
+        "last_name": [filled(upsert), at_most(255)],
+        "site_id": [numeric()],
+        "dealer_id": [numeric()],
+        "contact_id": [numeric()],
+        "external_site_id": [at_most(255)],
+        "account_number": [at_most(255)],
+        "email": [at_most(254)],
+        "phone_number": [at_most(64)],
+        "action": [rule("bad_action", lambda s: s.str.lower().isin(list(ACTIONS)))],
+    }
+    site_given = frame[list(SITE_COLUMNS)].ne("").any(axis=1)
+    return pa.DataFrameSchema(
+        {name: pa.Column(str, checks) for name, checks in columns.items()},
+        checks=[pa.Check(lambda f: site_given, name="no_site")],
+    )
+
+
+def _schema_issues(
+    roster: Roster, frame: pd.DataFrame, formula: set[tuple[int, str]]
+) -> list[RosterIssue]:
+    try:
+        _schema(frame).validate(frame, lazy=True)
+    except SchemaErrors as errors:
+        cases = errors.failure_cases
+    else:
+        return []
+    issues = []
+    seen_no_site = set()
+    for case in cases.itertuples(index=False):
+        row, name, code = int(case.index), case.column, case.check
+        if code == "no_site":
+            if row in seen_no_site:
+                continue
+            seen_no_site.add(row)
+            name = next(n for n in SITE_COLUMNS if n in roster.columns) if roster.columns else ""
+        if (row, name) in formula:
+            continue
+        value = str(frame.at[row, name]) if name in frame else ""
+        issues.append(
+            _issue(roster, row, name, value, code, length=len(value), limit=MAX_LENGTH.get(name, 0))
+        )
+    return issues
+
+
+# phones and e-mail
+
+
+def _check_phones(
+    roster: Roster, frame: pd.DataFrame, region: str, phone_format: str
+) -> tuple[pd.Series, list[RosterIssue]]:
+    normalized, problems = normalize_phones(frame["phone_number"], region, phone_format)
+    if "phone_number" in roster.columns:
+        position = column_index(roster.columns["phone_number"][0])
+        dated = [
+            row for row, col in roster.table.date_cells if col == position and row in problems.index
+        ]
+        problems[dated] = PHONE_DATE
+        normalized[dated] = ""
+    issues = [
+        _issue(
+            roster, row, "phone_number", frame.at[row, "phone_number"], code, region=region.upper()
+        )
+        for row, code in problems[problems != ""].items()
+    ]
+    return normalized, issues
+
+
+def _check_emails(roster: Roster, frame: pd.DataFrame) -> tuple[pd.Series, list[RosterIssue]]:
+    normalized, messages = normalize_emails(frame["email"])
+    issues = [
+        _issue(
+            roster,
+            row,
+            "email",
+            frame.at[row, "email"],
+            "invalid_email",
+            detail=message.rstrip("."),
+        )
+        for row, message in messages[messages != ""].items()
+    ]
+    return normalized, issues
+
+
+# rules across rows
+
+
+def site_keys(rows: pd.DataFrame) -> pd.Series:
+    """Which site a row names, as written: rows that name a site the same way share a key."""
+    return (
+        rows["dealer_id"]
+        + "|"
+        + rows["site_id"]
+        + "|"
+        + rows["external_site_id"]
+        + "|"
+        + rows["account_number"]
+    )
+
+
+def _duplicate_ids(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
+    keyed = rows[rows["external_contact_id"] != ""]
+    groups = keyed.groupby([site_keys(keyed), keyed["external_contact_id"]]).groups
+    issues = []
+    for (_, external_id), index in groups.items():
+        if len(index) < 2:
+            continue
+        listed = ", ".join(str(r) for r in index)
+        issues += [
+            _issue(
+                roster,
+                int(row),
+                "external_contact_id",
+                external_id,
+                "duplicate_external_id",
+                rows=listed,
+            )
+            for row in index
+        ]
+    return issues
+
+
+def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
+    issues = []
+    phoned = rows[rows["phone_number"] != ""]
+    first_row: dict[tuple[str, str], int] = {}
+    for row, key, phone in zip(
+        phoned.index, site_keys(phoned), phoned["phone_number"], strict=True
+    ):
+        other = first_row.setdefault((key, phone), row)
+        if other != row:
+            issues.append(
+                _issue(roster, row, "phone_number", phone, "duplicate_phone", WARNING, other=other)
+            )
+    for name in ("first_name", "last_name"):
+        looks = rows[name].str.startswith(FORMULA_START) & (rows[name].str.len() > 1)
+        for row, value in rows.loc[looks, name].items():
+            issues.append(_issue(roster, row, name, value, "formula_like", WARNING, start=value[0]))
+    return issues

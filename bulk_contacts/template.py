@@ -1,0 +1,103 @@
+"""`template`: an empty roster to fill in, as .xlsx (formatted for the job) or .csv."""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime
+from pathlib import Path
+
+import xlsxwriter
+
+from .errors import InputError
+
+# The template's columns, in the order a person fills them in, with the note on each header.
+TEMPLATE_COLUMNS: dict[str, str] = {
+    "account_number": "The site's monitoring account number. Give this, external_site_id or "
+    "site_id on every row.",
+    "external_site_id": "Your own id for the site, as CHeKT knows it (optional if "
+    "account_number or site_id is given).",
+    "site_id": "CHeKT's numeric site id (optional if account_number or external_site_id is given).",
+    "external_contact_id": "Required. Your id for this person, unique on the site. It is how "
+    "a later import finds the same contact again.",
+    "first_name": "Required.",
+    "last_name": "Required.",
+    "phone_number": "Optional. Any usual format; numbers without a country code use --region "
+    "(default US). Kept as text so no digits are lost.",
+    "email": "Optional.",
+    "action": "upsert (default when blank): create or update. delete: remove this contact.",
+    "contact_id": "Leave blank. CHeKT's id, filled in by an export; it lets a row change a "
+    "contact that has no external_contact_id.",
+    "dealer_id": "Leave blank unless one file holds several dealers' sites.",
+}
+TEXT_COLUMNS = {
+    "account_number",
+    "external_site_id",
+    "site_id",
+    "external_contact_id",
+    "phone_number",
+    "contact_id",
+    "dealer_id",
+}
+WIDTHS = {"email": 30, "first_name": 16, "last_name": 16, "phone_number": 18}
+INSTRUCTIONS = [
+    "How to fill in this roster",
+    "",
+    "One row per contact, on the Contacts sheet. Keep the header row as it is.",
+    "Name the site on every row: account_number, external_site_id or site_id.",
+    "external_contact_id is your own id for the person and must be unique on its site.",
+    "Phone numbers without a country code are read for the default region (US unless you say "
+    "--region). Id and phone columns are text, so leading zeros and long numbers are kept.",
+    "action: leave blank (or upsert) to create or update; delete to remove the contact.",
+    "Contacts already on a site but not in this file are kept, unless you plan with --prune.",
+    "",
+    "Then:  bulk-contacts validate roster.xlsx   (offline checks)",
+    "       bulk-contacts plan roster.xlsx       (what would change in CHeKT)",
+    "       bulk-contacts apply roster.xlsx      (make the changes, after confirming)",
+]
+# Fixed so that the file written is always byte-for-byte the same (templates/ holds a copy).
+CREATED = datetime(2026, 1, 1)
+
+
+def write_template(path: Path) -> None:
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        with path.open("w", newline="", encoding="utf-8-sig") as handle:
+            csv.writer(handle).writerow(TEMPLATE_COLUMNS)
+    elif suffix == ".xlsx":
+        _write_xlsx(path)
+    else:
+        raise InputError(f"{path}: a template is .xlsx or .csv")
+
+
+def _write_xlsx(path: Path) -> None:
+    workbook = xlsxwriter.Workbook(str(path))
+    workbook.set_properties({"title": "bulk-contacts roster", "created": CREATED})
+    header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
+    text = workbook.add_format({"num_format": "@"})
+    sheet = workbook.add_worksheet("Contacts")
+    for col, (name, note) in enumerate(TEMPLATE_COLUMNS.items()):
+        sheet.write_string(0, col, name, header)
+        sheet.write_comment(0, col, note, {"x_scale": 2, "y_scale": 1.5})
+        width = WIDTHS.get(name, max(12, len(name) + 2))
+        sheet.set_column(col, col, width, text if name in TEXT_COLUMNS else None)
+    action = list(TEMPLATE_COLUMNS).index("action")
+    sheet.data_validation(
+        1,
+        action,
+        100_000,
+        action,
+        {
+            "validate": "list",
+            "source": ["upsert", "delete"],
+            "input_title": "action",
+            "input_message": "upsert (or blank) or delete",
+        },
+    )
+    sheet.freeze_panes(1, 0)
+    guide = workbook.add_worksheet("Instructions")
+    bold = workbook.add_format({"bold": True, "font_size": 13})
+    guide.set_column(0, 0, 110)
+    for row, line in enumerate(INSTRUCTIONS):
+        guide.write_string(row, 0, line, bold if row == 0 else None)
+    workbook.close()

@@ -1,0 +1,119 @@
+"""`validate --report`: the problems as .csv or .json, or as .xlsx, an annotated copy of the
+roster (problem cells highlighted, the message as a cell comment) to fix and feed back."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+
+import xlsxwriter
+
+from .errors import InputError
+from .roster import column_index
+from .schema import ERROR, RosterIssue, ValidatedRoster
+
+ISSUE_COLUMNS = ("row", "column", "field", "value", "severity", "code", "message")
+REPORT_SUFFIXES = (".csv", ".json", ".xlsx")
+
+
+def write_validation_report(result: ValidatedRoster, path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix not in REPORT_SUFFIXES:
+        raise InputError(f"--report {path}: use a .csv, .json or .xlsx file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    {".csv": _write_csv, ".json": _write_json, ".xlsx": _write_xlsx}[suffix](result, path)
+
+
+def summary(result: ValidatedRoster) -> dict[str, object]:
+    return {
+        "source": result.roster.source,
+        "rows": len(result.rows),
+        "invalid_rows": len(result.invalid_rows),
+        "errors": len(result.errors),
+        "warnings": len(result.warnings),
+        "by_code": dict(Counter(i.code for i in result.issues)),
+    }
+
+
+def _write_csv(result: ValidatedRoster, path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8-sig") as handle:
+        writer = csv.DictWriter(handle, ISSUE_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for issue in result.issues:
+            writer.writerow({**issue.as_dict(), "row": issue.row or ""})
+
+
+def _write_json(result: ValidatedRoster, path: Path) -> None:
+    body = {"summary": summary(result), "issues": [i.as_dict() for i in result.issues]}
+    path.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _write_xlsx(result: ValidatedRoster, path: Path) -> None:
+    """The roster as it was read, every cell text, at its own row numbers, with the problems
+    marked; an Issues sheet lists them all."""
+    table = result.roster.table
+    workbook = xlsxwriter.Workbook(
+        str(path), {"strings_to_numbers": False, "strings_to_formulas": False}
+    )
+    text = workbook.add_format({"num_format": "@"})
+    header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "num_format": "@"})
+    marks = {
+        ERROR: workbook.add_format({"bg_color": "#F8CBAD", "num_format": "@"}),
+        "warning": workbook.add_format({"bg_color": "#FFE699", "num_format": "@"}),
+    }
+    sheet = workbook.add_worksheet("Contacts")
+    by_cell = _issues_by_cell(result)
+    top = table.header_row - 1
+    for col, name in enumerate(table.headers):
+        sheet.write_string(top, col, name, header)
+        sheet.set_column(col, col, max(12, min(40, len(name) + 4)), text)
+    for row_number, values in table.cells.iterrows():
+        for col, value in enumerate(values):
+            issues = by_cell.get((int(row_number), col))
+            style = marks[_worst(issues)] if issues else text
+            sheet.write_string(int(row_number) - 1, col, str(value), style)
+            if issues:
+                sheet.write_comment(
+                    int(row_number) - 1,
+                    col,
+                    "\n".join(i.message for i in issues),
+                    {"x_scale": 2.5, "y_scale": 1.5},
+                )
+    sheet.freeze_panes(table.header_row, 0)
+    _issues_sheet(workbook, result.issues, header)
+    workbook.close()
+
+
+def _issues_by_cell(result: ValidatedRoster) -> dict[tuple[int, int], list[RosterIssue]]:
+    cells: dict[tuple[int, int], list[RosterIssue]] = {}
+    for issue in result.issues:
+        if issue.row is None or issue.field not in result.roster.columns:
+            continue
+        col = column_index(result.roster.columns[issue.field][0])
+        cells.setdefault((issue.row, col), []).append(issue)
+    return cells
+
+
+def _worst(issues: list[RosterIssue]) -> str:
+    return ERROR if any(i.severity == ERROR for i in issues) else "warning"
+
+
+def _issues_sheet(workbook: xlsxwriter.Workbook, issues: list[RosterIssue], header) -> None:
+    sheet = workbook.add_worksheet("Issues")
+    for col, name in enumerate(ISSUE_COLUMNS):
+        sheet.write_string(0, col, name, header)
+    for line, issue in enumerate(issues, start=1):
+        values = issue.as_dict()
+        for col, name in enumerate(ISSUE_COLUMNS):
+            value = values[name]
+            if name == "row" and value is not None:
+                sheet.write_number(line, col, value)
+            else:
+                sheet.write_string(line, col, "" if value is None else str(value))
+    widths = (6, 22, 20, 24, 9, 22, 90)
+    for col, width in enumerate(widths):
+        sheet.set_column(col, col, width)
+    sheet.autofilter(0, 0, max(1, len(issues)), len(ISSUE_COLUMNS) - 1)
+    sheet.freeze_panes(1, 0)

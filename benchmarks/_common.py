@@ -68,3 +68,18 @@ def report(name: str, rows: list[dict[str, object]]) -> None:
         print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
     for row in rows:
         print("RESULT " + json.dumps({"benchmark": name, **row}))
+
+
+def run_measured(args: list[str]) -> tuple[float, float, int]:
+    """Run a command; (wall seconds, peak RSS in MB of that process, exit code)."""
+    import os
+
+    started = time.perf_counter()
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode not in (0, 1, 3):
+        raise RuntimeError(f"{args} failed: {process.stderr.read().decode()[-2000:]}")
+    process.stderr.close()
+    return elapsed, usage.ru_maxrss / 1024, process.returncode

@@ -1,28 +1,29 @@
 """Normalizing phone numbers, e-mail addresses and text, fast and exactly as the libraries do.
 
-phonenumbers and email-validator are the authority: every value either goes through them or
-through a fast path that decides only the common, unambiguous shapes, vectorized over unique
-values, with the libraries' own rules (phonenumbers' metadata patterns; email-validator's
-syntax). A Hypothesis test shows the fast paths agree with the libraries.
+phonenumbers and email-validator are the authority: every distinct value either goes through
+them or through a fast path that decides only the common, unambiguous shapes, vectorized with
+Arrow's regular expressions over the distinct values, using the libraries' own rules
+(phonenumbers' metadata patterns; email-validator's syntax). Hypothesis tests show the fast paths
+agree with the libraries.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from functools import cache, lru_cache
 
 import email_validator
+import numpy as np
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
 from phonenumbers import PhoneMetadata, PhoneNumberFormat
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
 PHONE_FORMATS = ("e164", "national")
-SCIENTIFIC = re.compile(r"\s*[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+\s*")
-DATE_LIKE = re.compile(
-    r"\s*(?:\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}/\d{1,2}/\d{2,4})\s*"
-)
+SCIENTIFIC = r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+"
+DATE_LIKE = r"\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}/\d{1,2}/\d{2,4}"
 
 # Phone problems, by code
 PHONE_INVALID = "invalid_phone"
@@ -32,14 +33,54 @@ PHONE_DATE = "phone_date"
 
 def normalize_text(values: pd.Series) -> pd.Series:
     """Trimmed and in Unicode NFC, so that formatting alone is never a difference."""
+    if not (values != "").any():
+        return values
     stripped = values.str.strip()
-    if stripped.map(str.isascii).all():
-        return stripped
-    return stripped.str.normalize("NFC")
+    unusual = stripped.str.contains(r"[^\x00-\x7f]", regex=True)
+    if unusual.any():
+        stripped = stripped.copy()
+        stripped[unusual] = stripped[unusual].str.normalize("NFC")
+    return stripped
 
 
 def is_nanp_region(region: str) -> bool:
     return region.upper() in COUNTRY_CODE_TO_REGION_CODE.get(1, ())
+
+
+class _Decisions:
+    """The distinct values of a column, and what was decided for each: every value is decided
+    once, then spread back to its rows."""
+
+    def __init__(self, values: pd.Series) -> None:
+        self.text = values.str.strip()
+        self.codes, uniques = pd.factorize(self.text)
+        self.unique = pd.Series(uniques, dtype="str")
+        self.value = np.full(len(uniques), "", dtype=object)
+        self.problem = np.full(len(uniques), "", dtype=object)
+        self.open = (self.unique != "").to_numpy(copy=True)
+
+    @property
+    def undecided(self) -> pd.Series:
+        return self.unique[self.open]
+
+    def decide(self, where: pd.Series, value: pd.Series | str, problem: str = "") -> None:
+        index = where[where].index.to_numpy()
+        self.value[index] = value if isinstance(value, str) else value[index].to_numpy()
+        self.problem[index] = problem
+        self.open[index] = False
+
+    def decide_each(self, decide: Callable[[str], tuple[str, str]]) -> None:
+        rest = self.undecided
+        for index, value in zip(rest.index, rest.tolist(), strict=True):
+            self.value[index], self.problem[index] = decide(value)
+        self.open[rest.index.to_numpy()] = False
+
+    def per_row(self) -> tuple[pd.Series, pd.Series]:
+        def spread(decided: np.ndarray) -> pd.Series:
+            taken = decided[self.codes] if len(decided) else np.full(len(self.codes), "")
+            return pd.Series(taken, index=self.text.index, dtype="str")
+
+        return spread(self.value), spread(self.problem)
 
 
 # phones
@@ -51,32 +92,18 @@ def normalize_phones(
     """(normalized text, problem code) per value; both "" where there is nothing to say.
 
     Blank stays blank. Damage a spreadsheet does (scientific notation, a date) is named as such.
-    Each distinct value is decided once.
     """
-    fast = phone_format == "e164" and is_nanp_region(region)
     region = region.upper()
-
-    def decide(value: str) -> tuple[str, str]:
-        if SCIENTIFIC.fullmatch(value):
-            return "", PHONE_SCIENTIFIC
-        if DATE_LIKE.fullmatch(value):
-            return "", PHONE_DATE
-        if fast and (decided := nanp_fast_path(value)) is not None:
-            return decided
-        return phone_by_library(value, region, phone_format)
-
-    return _decide_each(values, decide)
-
-
-def _decide_each(
-    values: pd.Series, decide: Callable[[str], tuple[str, str]]
-) -> tuple[pd.Series, pd.Series]:
-    text = values.str.strip()
-    decisions = {value: decide(value) for value in text.unique() if value}
-    decisions[""] = ("", "")
-    normalized = text.map({k: v[0] for k, v in decisions.items()})
-    problems = text.map({k: v[1] for k, v in decisions.items()})
-    return normalized, problems
+    found = _Decisions(values)
+    found.decide(found.undecided.str.fullmatch(SCIENTIFIC), "", PHONE_SCIENTIFIC)
+    found.decide(found.undecided.str.fullmatch(DATE_LIKE), "", PHONE_DATE)
+    if phone_format == "e164" and is_nanp_region(region):
+        national = nanp_candidates(found.undecided)
+        valid = nanp_valid(national)
+        found.decide(valid, "+1" + national)
+        found.decide(~valid, "", PHONE_INVALID)
+    found.decide_each(lambda v: phone_by_library(v, region, phone_format))
+    return found.per_row()
 
 
 @lru_cache(maxsize=100_000)
@@ -95,46 +122,37 @@ def phone_by_library(text: str, region: str, phone_format: str = "e164") -> tupl
     return phonenumbers.format_number(number, style), ""
 
 
-_NANP_WRITTEN = re.compile(r"(?:\+1)?[0-9 ().\-]+")
-_SEPARATORS = re.compile(r"[ ().\-]")
-_NANP_SHAPE = re.compile(r"(?:\+1)?([2-9]\d{9})")
+def nanp_candidates(values: pd.Series) -> pd.Series:
+    """The ten-digit national numbers of values written as ten digits, or +1 and ten digits,
+    with spaces, dots, dashes or brackets (the shapes the fast path decides); others dropped."""
+    written = values[values.str.fullmatch(r"(?:\+1)?[0-9 ().\-]+")]
+    cleaned = written.str.replace(r"[ ().\-]", "", regex=True)
+    shaped = cleaned[cleaned.str.fullmatch(r"(?:\+1)?[2-9][0-9]{9}")]
+    return shaped.str.slice(-10)
 
 
-def nanp_fast_path(value: str) -> tuple[str, str] | None:
-    """For default regions in the North American plan and E.164 output: ten digits, or +1 and
-    ten digits, with spaces, dots, dashes or brackets. None leaves the value to the library."""
-    if not _NANP_WRITTEN.fullmatch(value):
-        return None
-    shape = _NANP_SHAPE.fullmatch(_SEPARATORS.sub("", value))
-    if shape is None:
-        return None
-    national = shape.group(1)
-    return ("+1" + national, "") if nanp_is_valid(national) else ("", PHONE_INVALID)
-
-
-def nanp_is_valid(national: str) -> bool:
-    """phonenumbers' is_valid_number for country code 1: the number's region is the first of
-    the plan's regions whose leading digits match (or, for the main region, whose number types
-    match), and the number is valid when it matches a number type of that region."""
+def nanp_valid(national: pd.Series) -> pd.Series:
+    """phonenumbers' is_valid_number for country code 1, vectorized: the number's region is the
+    first of the plan's regions whose leading digits match (or, for the main region, whose
+    number types match), and the number is valid when it matches a number type of that region."""
+    valid = pd.Series(False, index=national.index)
+    undecided = national
     for region in COUNTRY_CODE_TO_REGION_CODE[1]:
-        rules = _region_rules(region, len(national))
-        if rules is None:
+        rules = _region_rules(region, 10)
+        if rules is None or undecided.empty:
             continue
-        leading, matches_type = rules
-        if leading is None:
-            if matches_type(national):
-                return True
-        elif leading.match(national):
-            return matches_type(national)
-    return False
+        leading, general, any_type = rules
+        typed = undecided.str.fullmatch(general) & undecided.str.fullmatch(any_type)
+        claimed = typed if leading is None else undecided.str.match(leading)
+        valid[claimed[claimed].index] = typed[claimed]
+        undecided = undecided[~claimed]
+    return valid
 
 
 @cache
-def _region_rules(
-    region: str, length: int
-) -> tuple[re.Pattern[str] | None, Callable[[str], bool]] | None:
-    """The region's leading-digits pattern, and whether a national number of `length` digits
-    matches its general pattern and one of its number types (the library's own patterns)."""
+def _region_rules(region: str, length: int) -> tuple[str | None, str, str] | None:
+    """The region's leading-digits pattern, its general pattern, and one pattern for all its
+    number types: phonenumbers' own, restricted to national numbers of `length` digits."""
     metadata = PhoneMetadata.metadata_for_region(region, None)
     if metadata is None:
         return None
@@ -159,47 +177,62 @@ def _region_rules(
         metadata.fixed_line,
         metadata.mobile,
     ]
-    general = pattern(metadata.general_desc)
     alternatives = [p for p in map(pattern, kinds) if p]
-    leading = re.compile(metadata.leading_digits) if metadata.leading_digits else None
-    if general is None or not alternatives:
-        return leading, lambda national: False
-    general_re = re.compile(general)
-    any_type = re.compile("|".join(f"(?:{p})" for p in alternatives))
-
-    def matches_type(national: str) -> bool:
-        return bool(general_re.fullmatch(national) and any_type.fullmatch(national))
-
-    return leading, matches_type
+    general = pattern(metadata.general_desc)
+    never = r"[^\s\S]"  # matches nothing
+    any_type = "|".join(f"(?:{p})" for p in alternatives) or never
+    return metadata.leading_digits or None, general or never, any_type
 
 
 # e-mail
 
-SPECIAL_USE = set(email_validator.SPECIAL_USE_DOMAIN_NAMES)
-_ATOM = r"[A-Za-z0-9_%+\-]+"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
-_PLAIN_EMAIL = re.compile(rf"({_ATOM}(?:\.{_ATOM})*)@((?:{_LABEL}\.)+[A-Za-z]{{2,63}})")
+_SPECIAL_USE = r"(?:^|\.)(?:%s)$" % "|".join(  # noqa: UP031 - a regex, not a message
+    name.replace(".", r"\.") for name in email_validator.SPECIAL_USE_DOMAIN_NAMES
+)
+# Arrow's (RE2) syntax: letters and numbers of any script, and _%+-, in dot-separated atoms.
+_LOCAL = r"^[\p{L}\p{N}_%+\-]+(?:\.[\p{L}\p{N}_%+\-]+)*$"
+_DOMAIN = r"(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
 
 
 def normalize_emails(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(normalized address, error message) per value; both "" where there is nothing to say."""
-    return _decide_each(values, lambda v: email_fast_path(v) or email_by_library(v))
+    found = _Decisions(values)
+    fast = email_fast_path(found.undecided)
+    found.decide(fast.notna(), fast)
+    found.decide_each(email_by_library)
+    return found.per_row()
 
 
-def email_fast_path(value: str) -> tuple[str, str] | None:
-    """Plain ASCII addresses (dot-atoms of letters, digits and _%+-, at a domain of ordinary
-    labels and an alphabetic top-level domain), normalized as email-validator does: the domain
-    in lower case. None leaves the value to the library."""
-    match = _PLAIN_EMAIL.fullmatch(value)
-    if match is None or len(value) > 254 or len(match.group(1)) > 64:
-        return None
-    domain = match.group(2).lower()
-    labels = domain.split(".")
-    if len(domain) > 253 or labels[-1] in SPECIAL_USE:
-        return None
-    if any(len(label) >= 4 and label[2:4] == "--" for label in labels):
-        return None  # IDNA-style labels: the library checks them
-    return f"{match.group(1)}@{domain}", ""
+def email_fast_path(values: pd.Series) -> pd.Series:
+    """Plain addresses (dot-atoms of letters in any script, digits and _%+-, at an ASCII domain
+    of ordinary labels and an alphabetic top-level domain), normalized as email-validator does:
+    the local part in NFC, the domain in lower case. NA where the library must decide."""
+    if values.empty:
+        return pd.Series(pd.NA, index=values.index, dtype="str")
+    parts = values.str.partition("@")
+    local, at, domain = parts[0], parts[1], parts[2].str.lower()
+    plain_local = pd.Series(
+        pc.match_substring_regex(pa.array(local.tolist(), pa.string()), _LOCAL).to_pylist(),
+        index=values.index,
+    )
+    labels_ok = ~domain.str.contains(r"(?:^|\.)[a-z0-9]{2}--", regex=True)
+    special = domain.str.contains(_SPECIAL_USE, regex=True)
+    decided = (
+        (at == "@")
+        & plain_local
+        & domain.str.fullmatch(_DOMAIN)
+        & labels_ok
+        & ~special
+        & (values.str.len() <= 254)
+        & (local.str.len() <= 64)
+        & (domain.str.len() <= 253)
+    )
+    decided &= ~domain.str.contains("@", regex=False)
+    unusual = ~local.str.contains(r"^[\x00-\x7f]*$", regex=True)
+    if unusual.any():
+        local = local.copy()
+        local[unusual] = local[unusual].str.normalize("NFC")
+    return (local + "@" + domain).where(decided)
 
 
 @lru_cache(maxsize=100_000)

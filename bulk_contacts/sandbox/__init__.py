@@ -1,18 +1,25 @@
-"""A local emulation of CHeKT's Partner API, kept in SQLite, for rehearsals and tests."""
+"""A local emulation of CHeKT's Partner API, kept in SQLite, for rehearsals and tests.
 
-from .app import create_app
-from .config import Faults, SandboxConfig
-from .seed import SeedError
-from .server import SandboxError, SandboxServer, serve
-from .store import Store
+Names are imported on first use, so that commands that never serve do not load the web stack.
+"""
 
-__all__ = [
-    "Faults",
-    "SandboxConfig",
-    "SandboxError",
-    "SandboxServer",
-    "SeedError",
-    "Store",
-    "create_app",
-    "serve",
-]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "Faults": ".config",
+    "SandboxConfig": ".config",
+    "SandboxError": ".server",
+    "SandboxServer": ".server",
+    "SeedError": ".seed",
+    "Store": ".store",
+    "create_app": ".app",
+    "serve": ".server",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name], __name__), name)

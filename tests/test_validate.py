@@ -1,0 +1,310 @@
+"""Validation: every rule, the normalizations, the reports, the command, and the fast paths'
+agreement with phonenumbers and email-validator."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bulk_contacts.cli import main
+from bulk_contacts.normalize import (
+    email_by_library,
+    email_fast_path,
+    nanp_candidates,
+    nanp_valid,
+    normalize_emails,
+    normalize_phones,
+    phone_by_library,
+)
+from bulk_contacts.roster import read_roster
+from bulk_contacts.schema import validate_roster
+
+ROOT = Path(__file__).parent.parent
+SAMPLES = ROOT / "sample_data"
+HEADER = "Account #,External ID,First Name,Last Name,Phone,E-mail,Action,Site ID,Contact ID\n"
+
+
+def check(tmp_path: Path, body: str, **options):
+    path = tmp_path / "roster.csv"
+    path.write_text(HEADER + body, encoding="utf-8")
+    return validate_roster(read_roster(path), **options)
+
+
+def codes(result) -> list[tuple[int | None, str, str]]:
+    return [(i.row, i.field, i.code) for i in result.issues]
+
+
+def test_a_clean_roster_is_valid_and_normalized(tmp_path) -> None:
+    result = check(
+        tmp_path,
+        "A1,c1, José ,Ñ,(202) 555-0143,Ann@Example.COM,,,\n"
+        "A1,c2,Bo,Li,+44 20 7946 0958,,DELETE,,\n",
+    )
+    assert result.valid and result.issues == []
+    row = result.rows.loc[2]
+    assert (row.first_name, row.phone_number, row.email, row.action) == (
+        "José",
+        "+12025550143",
+        "Ann@example.com",
+        "upsert",
+    )
+    assert result.rows.loc[3, "action"] == "delete"
+
+
+def test_national_phone_format(tmp_path) -> None:
+    result = check(
+        tmp_path,
+        "A1,c1,A,B,2025550143,,,,\nA1,c2,A,B,+44 20 7946 0958,,,,\n",
+        phone_format="national",
+    )
+    assert result.rows["phone_number"].tolist() == ["(202) 555-0143", "+44 20 7946 0958"]
+
+
+def test_unicode_is_compared_in_nfc(tmp_path) -> None:
+    decomposed = "Jose\u0301"
+    result = check(tmp_path, f"A1,c1,{decomposed},B,,,,,\n")
+    assert result.rows.loc[2, "first_name"] == "José"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("A1,c1,,B,,,,,\n", [(2, "first_name", "missing_value")]),
+        ("A1,,A,B,,,,,\n", [(2, "external_contact_id", "missing_value")]),
+        ("A1,,A,B,,,,,77\n", []),  # a contact_id names the contact instead
+        ("A1,c1,,,,,delete,,\n", []),  # a delete needs no names
+        (",c1,A,B,,,,,\n", [(2, "account_number", "no_site")]),
+        ("A1,c1,A,B,,,,12x,\n", [(2, "site_id", "not_numeric")]),
+        ("A1,c1,A,B,,,,,abc\n", [(2, "contact_id", "not_numeric")]),
+        ("A1,c1,A,B,,,remove,,\n", [(2, "action", "bad_action")]),
+        (f"A1,c1,{'x' * 300},B,,,,,\n", [(2, "first_name", "too_long")]),
+        ("A1,c1,A,B,555-0199,,,,\n", [(2, "phone_number", "invalid_phone")]),
+        ("A1,c1,A,B,2.02555E+09,,,,\n", [(2, "phone_number", "phone_scientific")]),
+        ("A1,c1,A,B,1/5/2024,,,,\n", [(2, "phone_number", "phone_date")]),
+        ("A1,c1,A,B,,a@b@c.com,,,\n", [(2, "email", "invalid_email")]),
+        (
+            "A1,c1,A,B,,,,,\nA1,c1,C,D,,,,,\nA2,c1,E,F,,,,,\n",
+            [
+                (2, "external_contact_id", "duplicate_external_id"),
+                (3, "external_contact_id", "duplicate_external_id"),
+            ],
+        ),
+        (
+            "A1,c1,A,B,2025550143,,,,\nA1,c2,C,D,(202) 555-0143,,,,\n",
+            [(3, "phone_number", "duplicate_phone")],
+        ),
+        ("A1,c1,=cmd,B,,,,,\n", [(2, "first_name", "formula_like")]),
+    ],
+)
+def test_each_rule(tmp_path, body: str, expected: list) -> None:
+    assert codes(check(tmp_path, body)) == expected
+
+
+def test_every_problem_is_collected_with_row_column_value_and_message(tmp_path) -> None:
+    result = check(tmp_path, "A1,c1,,,123,x@,nope,,\n,c2,A,B,,,,,\n")
+    assert {(i.row, i.code) for i in result.errors} == {
+        (2, "missing_value"),
+        (2, "invalid_phone"),
+        (2, "invalid_email"),
+        (2, "bad_action"),
+        (3, "no_site"),
+    }
+    phone = next(i for i in result.issues if i.code == "invalid_phone")
+    assert phone.column == "E 'Phone'" and phone.value == "123" and "region US" in phone.message
+    assert result.invalid_rows == {2, 3}
+    duplicate = check(tmp_path, "A1,c1,A,B,,,,,\nA1,c1,C,D,,,,,\n").issues[0]
+    assert "rows 2, 3" in duplicate.message
+
+
+def test_warnings_do_not_make_a_roster_invalid(tmp_path) -> None:
+    result = check(tmp_path, "A1,c1,=x,B,,,,,\n")
+    assert result.valid and len(result.warnings) == 1
+
+
+def test_a_phone_cell_that_became_a_date_is_named(tmp_path) -> None:
+    path = tmp_path / "dated.xlsx"
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["Account #", "External ID", "First Name", "Last Name", "Phone"])
+    sheet.append(["A1", "c1", "Ann", "Lee", __import__("datetime").datetime(2024, 3, 1, 9, 30)])
+    workbook.save(path)
+    result = validate_roster(read_roster(path))
+    assert codes(result) == [(2, "phone_number", "phone_date")]
+
+
+def test_a_formula_without_a_value_is_named_not_called_missing(tmp_path) -> None:
+    path = tmp_path / "f.xlsx"
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["Account #", "External ID", "First Name", "Last Name"])
+    sheet.append(["A1", "c1", "Ann", '=UPPER("x")'])
+    workbook.save(path)
+    assert codes(validate_roster(read_roster(path))) == [(2, "last_name", "formula_no_value")]
+
+
+def test_unknown_columns_are_reported_as_warnings(tmp_path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text("Account #,External ID,First Name,Last Name,Notes\nA,c,A,B,hi\n")
+    result = validate_roster(read_roster(path))
+    assert codes(result) == [(None, "", "unknown_column")] and result.valid
+
+
+# the command
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_validate_exit_codes(tmp_path) -> None:
+    assert run("validate", str(SAMPLES / "roster.xlsx")).exit_code == 0
+    assert run("validate", str(SAMPLES / "roster.csv")).exit_code == 0
+    bad = run("validate", str(SAMPLES / "roster-with-mistakes.csv"))
+    assert bad.exit_code == 1
+    assert "phone_scientific" in bad.output and "row 3, E 'Phone'" in bad.output
+    assert run("validate", str(tmp_path / "none.csv")).exit_code == 2
+    assert run("validate", str(SAMPLES / "roster.csv"), "--region", "ZZ").exit_code == 2
+    result = run("validate", str(SAMPLES / "roster.csv"), "--map", "nonsense")
+    assert result.exit_code == 2 and "--map" in result.output
+    assert run("validate", str(SAMPLES / "roster.csv"), "-q").output == ""
+
+
+def test_summary_shows_the_first_examples_and_counts_the_rest(tmp_path) -> None:
+    path = tmp_path / "many.csv"
+    path.write_text(HEADER + "".join(f"A1,c{n},A,B,123,,,,\n" for n in range(10)))
+    output = run("validate", str(path)).output
+    assert "error invalid_phone: 10" in output and "... and 7 more" in output
+    assert output.count("is not a valid phone number") == 3
+    assert run("validate", str(path), "-v").output.count("is not a valid phone number") == 10
+
+
+def test_reports_csv_json_and_annotated_xlsx(tmp_path) -> None:
+    source = SAMPLES / "roster-with-mistakes.csv"
+    paths = [tmp_path / f"report.{s}" for s in ("csv", "json", "xlsx")]
+    result = run("validate", str(source), *[f"--report={p}" for p in paths])
+    assert result.exit_code == 1
+    data = json.loads(paths[1].read_text())
+    assert data["summary"]["invalid_rows"] == 10 and len(data["issues"]) == 12
+    rows = pd.read_csv(paths[0], dtype=str, keep_default_na=False)
+    assert len(rows) == 12 and set(rows.columns) >= {"row", "column", "code", "message"}
+    workbook = openpyxl.load_workbook(paths[2])
+    sheet = workbook["Contacts"]
+    assert sheet["E3"].value == "2.02555E+09"  # the roster as read, every cell text
+    assert sheet["E3"].fill.fgColor.rgb.endswith("F8CBAD")
+    assert "scientific notation" in sheet["E3"].comment.text
+    assert sheet["A2"].comment is None
+    assert workbook.sheetnames == ["Contacts", "Issues"]
+    # the annotated copy reads back as the same roster, to fix and feed back
+    again = validate_roster(read_roster(paths[2]))
+    assert codes(again) == codes(validate_roster(read_roster(source)))
+    assert run("validate", str(source), "--report", str(tmp_path / "r.pdf")).exit_code == 2
+
+
+# templates
+
+
+def test_template_commands_write_the_files_in_templates(tmp_path) -> None:
+    for name in ("roster-template.xlsx", "roster-template.csv"):
+        out = tmp_path / name
+        assert run("template", "-o", str(out)).exit_code == 0
+        shipped = ROOT / "templates" / name
+        if name.endswith(".csv"):
+            assert out.read_bytes() == shipped.read_bytes()
+        else:
+            with zipfile.ZipFile(out) as a, zipfile.ZipFile(shipped) as b:
+                assert {n: a.read(n) for n in a.namelist()} == {n: b.read(n) for n in b.namelist()}
+
+
+def test_the_xlsx_template_is_formatted_for_the_job(tmp_path) -> None:
+    out = tmp_path / "t.xlsx"
+    run("template", "-o", str(out))
+    workbook = openpyxl.load_workbook(out)
+    assert workbook.sheetnames == ["Contacts", "Instructions"]
+    sheet = workbook["Contacts"]
+    headers = [c.value for c in sheet[1]]
+    assert headers[:6] == [
+        "account_number",
+        "external_site_id",
+        "site_id",
+        "external_contact_id",
+        "first_name",
+        "last_name",
+    ]
+    assert all(c.comment is not None for c in sheet[1])
+    assert sheet.freeze_panes == "A2"
+    phone = headers.index("phone_number") + 1
+    assert sheet.column_dimensions[openpyxl.utils.get_column_letter(phone)].number_format == "@"
+    validations = sheet.data_validations.dataValidation
+    assert validations and validations[0].formula1 == '"upsert,delete"'
+    roster = read_roster(out)
+    assert roster.frame.empty and not roster.ignored_columns
+
+
+# fast paths agree with the libraries
+
+
+PHONE_TEXT = st.one_of(
+    st.from_regex(r"\A\+?1?[ (]?[2-9]\d{2}[) .\-]{0,2}\d{3}[ .\-]?\d{4}\Z"),
+    st.text(alphabet="+0123456789 ().-", min_size=1, max_size=18),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PHONE_TEXT, min_size=1, max_size=30))
+def test_phone_fast_path_agrees_with_phonenumbers(values) -> None:
+    series = pd.Series(values, dtype="str")
+    national = nanp_candidates(series)
+    valid = nanp_valid(national)
+    for index, number in national.items():
+        expected = ("+1" + number, "") if valid[index] else ("", "invalid_phone")
+        assert phone_by_library(values[index], "US") == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(PHONE_TEXT, min_size=1, max_size=20),
+    st.sampled_from(["US", "CA", "GB", "DE"]),
+    st.sampled_from(["e164", "national"]),
+)
+def test_normalize_phones_agrees_with_phonenumbers(values, region, phone_format) -> None:
+    normalized, problems = normalize_phones(pd.Series(values), region, phone_format)
+    for value, got, problem in zip(values, normalized, problems, strict=True):
+        if problem in ("phone_scientific", "phone_date") or not value.strip():
+            continue
+        assert (got, problem) == phone_by_library(value.strip(), region, phone_format)
+
+
+EMAIL_TEXT = st.one_of(
+    st.emails(),
+    st.builds(
+        lambda local, domain: f"{local}@{domain}",
+        st.text(
+            alphabet=st.characters(categories=["L", "N", "M", "Pc", "Pd"]), min_size=1, max_size=20
+        ),
+        st.sampled_from(["example.com", "Hotmail.COM", "x.test", "a-b.co.uk"]),
+    ),
+    st.from_regex(r"\A[A-Za-z0-9_%+.\-]{1,70}@[A-Za-z0-9.\-]{1,30}\Z"),
+    st.from_regex(r"\A[a-z]{1,10}@(?:[a-z0-9\-]{1,70}\.){1,4}[a-z]{1,5}\Z"),
+    st.text(min_size=1, max_size=30),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(EMAIL_TEXT, min_size=1, max_size=30))
+def test_email_fast_path_agrees_with_email_validator(values) -> None:
+    fast = email_fast_path(pd.Series(values, dtype="str"))
+    for value, decided in zip(values, fast, strict=True):
+        if isinstance(decided, str):
+            assert (decided, "") == email_by_library(value)
+    normalized, messages = normalize_emails(pd.Series(values, dtype="str"))
+    for value, got, message in zip(values, normalized, messages, strict=True):
+        if value.strip():
+            assert (got, message) == email_by_library(value.strip())

@@ -15,8 +15,12 @@ import click
 from . import __version__
 from .sandbox import config as sandbox_defaults
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 STYLES = {
+    "bold": {"bold": True},
+    "create": {"fg": "green"},
+    "update": {"fg": "yellow"},
+    "delete": {"fg": "red"},
     "error": {"fg": "red"},
     "warning": {"fg": "yellow"},
     "ok": {"fg": "green"},
@@ -126,6 +130,196 @@ def run() -> None:
         gc.freeze()
 
 
+def api_options(command):
+    """Options of the commands that talk to CHeKT. Secrets come only from the environment."""
+    for option in reversed(
+        [
+            click.option(
+                "--api-url",
+                metavar="URL",
+                help="API base URL (CHEKT_API_URL; default https://api.chekt.com).",
+            ),
+            click.option(
+                "--token-url",
+                metavar="URL",
+                help="OAuth token URL (CHEKT_TOKEN_URL; default <api-url>/oauth/token).",
+            ),
+            click.option("--dealer", metavar="ID", help="Dealer id (CHEKT_DEALER_ID)."),
+            click.option(
+                "--concurrency",
+                type=click.IntRange(1, 256),
+                default=32,
+                show_default=True,
+                help="Requests in flight at once.",
+            ),
+            click.option(
+                "--rate",
+                type=click.FloatRange(min=0.1),
+                metavar="PER_SECOND",
+                help="Send at most this many requests per second (default: as fast as "
+                "the server's advertised limit allows).",
+            ),
+            click.option(
+                "--log-file",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="Append one JSON line per HTTP exchange and per decision.",
+            ),
+            click.option("--no-progress", is_flag=True, help="No progress bar."),
+            click.option("-q", "--quiet", is_flag=True, help="Print only errors."),
+            click.option(
+                "-v",
+                "--verbose",
+                is_flag=True,
+                help="Print every change; contact values in --log-file.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def plan_options(command):
+    """Options that shape a plan."""
+    for option in reversed(
+        [
+            click.option(
+                "--blanks",
+                type=click.Choice(["keep", "clear"]),
+                default="keep",
+                show_default=True,
+                help="keep: an empty phone or e-mail cell leaves the field as it is; "
+                "clear: empties it.",
+            ),
+            click.option(
+                "--skip-invalid",
+                is_flag=True,
+                help="Plan the valid rows and report the rest (without it, any invalid "
+                "row stops the plan).",
+            ),
+            click.option(
+                "--prune",
+                is_flag=True,
+                help="Delete contacts of the roster's sites that are not in the roster "
+                "(never unmanaged ones, nor those of invalid rows).",
+            ),
+            click.option(
+                "--max-deletes",
+                type=click.IntRange(0),
+                metavar="N",
+                help="Refuse a plan deleting more than N contacts (default: more than 10 "
+                "and more than 25% of the contacts in scope).",
+            ),
+            click.option("--force", is_flag=True, help="Go past the --max-deletes guard."),
+            click.option(
+                "--allow-empty-sites",
+                is_flag=True,
+                help="Allow a plan to leave a site with no contacts.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+class Bars:
+    """tqdm progress bars for the library's progress callbacks; off when asked or when stderr is
+    not a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bars: list = []
+
+    def __call__(self, what: str, total: int):
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=total,
+            desc=f"reading {what}" if what == "sites" else what,
+            unit=what.split()[0],
+            disable=not self.enabled,
+            file=sys.stderr,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        self.bars.append(bar)
+        return bar.update
+
+    def close(self) -> None:
+        for bar in self.bars:
+            bar.close()
+
+
+def open_client(options: dict):
+    """Settings resolved once (flag, environment, default) and the client. Exit 2 if a setting
+    is missing or wrong."""
+    from .client import ChektClient
+    from .errors import ConfigError
+    from .runlog import RunLog
+    from .settings import resolve_settings
+
+    try:
+        settings = resolve_settings(
+            api_url=options["api_url"],
+            token_url=options["token_url"],
+            dealer=options["dealer"],
+            require_dealer=False,
+        )
+    except ConfigError as error:
+        fail(str(error))
+    log = RunLog(options["log_file"], verbose=options["verbose"])
+    client = ChektClient(
+        settings, concurrency=options["concurrency"], rate=options["rate"], log=log
+    )
+    return settings, client, log
+
+
+def make_plan(roster: Path, options: dict):
+    """Validate, fetch and reconcile: the plan, or exit with the reason."""
+    from .errors import ApiError, ConfigError
+    from .pipeline import plan_roster
+    from .reconcile import PlanOptions
+
+    validated = load_roster(
+        roster, options["sheet"], options["column_map"], options["region"], options["phone_format"]
+    )
+    settings, client, log = open_client(options)
+    plan_options = PlanOptions(
+        dealer_id=settings.dealer_id,
+        region=options["region"],
+        phone_format=options["phone_format"],
+        blanks=options["blanks"],
+        prune=options["prune"],
+        max_deletes=options["max_deletes"],
+        force=options["force"],
+        allow_empty_sites=options["allow_empty_sites"],
+        skip_invalid=options["skip_invalid"],
+    )
+    bars = Bars(not options["no_progress"] and not options["quiet"])
+    try:
+        with client, log:
+            plan = plan_roster(client, validated, plan_options, bars)
+    except ConfigError as error:
+        fail(str(error))
+    except ApiError as error:
+        fail(str(error), EXIT_INVALID)
+    finally:
+        bars.close()
+    return validated, plan
+
+
+def write_plan_reports(plan, reports: tuple[Path, ...], quiet: bool) -> None:
+    from .errors import InputError
+    from .plan_report import write_plan_report
+
+    for report in reports:
+        try:
+            write_plan_report(plan, report)
+        except (InputError, OSError) as error:
+            fail(str(error))
+        if not quiet:
+            click.echo(f"report written: {report}")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="bulk-contacts")
 def main() -> None:
@@ -188,6 +382,58 @@ def template(output: Path) -> None:
     except (InputError, OSError) as error:
         fail(str(error))
     click.echo(f"template written: {output}")
+
+
+@main.command()
+@click.argument("roster", type=click.Path(path_type=Path))
+@roster_options
+@plan_options
+@api_options
+@click.option(
+    "--report",
+    "reports",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="Also write the plan as .json, .csv, .xlsx or .html "
+    "(self-contained, filterable); repeatable.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the plan file (JSON) that `apply PLAN.json` takes.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there is nothing to change, 3 when changes are pending, 1 on errors.",
+)
+def plan(roster: Path, reports, output, detailed_exitcode, **options) -> None:
+    """Dry run: read the roster, compare it with CHeKT, show what would change. Writes nothing
+    to CHeKT."""
+    from .terminal import plan_text, validation_text
+
+    validated, result = make_plan(roster, options)
+    if not options["quiet"] and validated.issues:
+        echo_lines(
+            [line for line in validation_text(validated, options["verbose"]) if line[1] != "ok"]
+        )
+    if output is not None:
+        result.write(output)
+    write_plan_reports(result, reports, options["quiet"])
+    if not options["quiet"]:
+        echo_lines(plan_text(result, options["verbose"]))
+        if output is not None:
+            click.echo(f"plan written: {output}")
+    else:
+        for refusal in result.refusals:
+            click.echo(f"refused: {refusal}", err=True)
+    if result.refusals:
+        sys.exit(EXIT_INVALID)
+    if detailed_exitcode:
+        sys.exit(EXIT_CHANGES if result.has_changes else EXIT_OK)
+    sys.exit(EXIT_OK)
 
 
 @main.command()

@@ -142,6 +142,19 @@ def validate_roster(
     return ValidatedRoster(roster, rows, issues)
 
 
+def make_issue(
+    roster: Roster,
+    row: int | None,
+    name: str,
+    value: str,
+    code: str,
+    message: str,
+    severity: str = ERROR,
+) -> RosterIssue:
+    """An issue found outside validation (for instance a site the dealer does not have)."""
+    return RosterIssue(row, roster.column_label(name), value, code, message, severity, name)
+
+
 def _issue(
     roster: Roster,
     row: int | None,

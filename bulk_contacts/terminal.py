@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from .plan import Change, Plan, SitePlan
 from .schema import RosterIssue, ValidatedRoster
 
 EXAMPLES_PER_KIND = 3
@@ -54,3 +55,148 @@ def _by_kind(issues: list[RosterIssue], severity: str, verbose: bool) -> list[tu
                 )
             )
     return lines
+
+
+# plans
+
+ACTION_MARK = {"create": ("+", "create"), "update": ("~", "update"), "delete": ("-", "delete")}
+SITE_TABLE_LIMIT = 20
+CHANGE_LINE_LIMIT = 40
+
+
+def plan_text(plan: Plan, verbose: bool = False) -> list[tuple[str, str]]:
+    """(line, style) pairs: the summary, a table per site when there are few, the field-level
+    diffs (truncated past a screenful unless verbose), conflicts, what is left alone, refusals."""
+    counts = plan.summary()
+    lines: list[tuple[str, str]] = [
+        (f"Plan for {plan.source}: {len(plan.sites)} sites", ""),
+        ("  " + "   ".join(f"{key} {counts[key]}" for key in counts), "bold"),
+    ]
+    if plan.sites and len(plan.sites) <= SITE_TABLE_LIMIT:
+        lines += _site_table(plan)
+    lines += _change_lines(plan, verbose)
+    lines += _conflict_lines(plan)
+    lines += _left_alone(plan)
+    if plan.invalid:
+        lines.append((f"Invalid rows ({len(plan.invalid)}), not planned:", "error"))
+        for row in plan.invalid[: 5 if not verbose else None]:
+            lines.append((f"  row {row.row}: {row.problems[0]}", ""))
+        if len(plan.invalid) > 5 and not verbose:
+            lines.append((f"  ... and {len(plan.invalid) - 5} more", "dim"))
+    for refusal in plan.refusals:
+        lines.append((f"REFUSED: {refusal}", "error"))
+    if not plan.refusals:
+        lines.append(
+            (
+                "No changes: CHeKT already matches the roster."
+                if not plan.has_changes
+                else f"{len(plan.changes)} changes planned; nothing was written.",
+                "ok",
+            )
+        )
+    return lines
+
+
+def _site_name(site: SitePlan) -> str:
+    label = f"{site.site_id} {site.name or ''}".strip()
+    return f"{label} ({site.account_number})" if site.account_number else label
+
+
+def _site_table(plan: Plan) -> list[tuple[str, str]]:
+    header = f"  {'site':<44} {'create':>6} {'update':>6} {'delete':>6} {'same':>5} {'conflict':>8}"
+    lines = [("", ""), (header, "dim")]
+    for site in plan.sites:
+        name = _site_name(site)[:44]
+        mark = "  refused" if site.refused else ""
+        lines.append(
+            (
+                f"  {name:<44} {site.count('create'):>6} {site.count('update'):>6} "
+                f"{site.count('delete'):>6} {site.unchanged:>5} {len(site.conflicts):>8}"
+                f"{mark}",
+                "error" if site.refused else "",
+            )
+        )
+    return lines
+
+
+def _change_lines(plan: Plan, verbose: bool) -> list[tuple[str, str]]:
+    lines: list[tuple[str, str]] = []
+    for site in plan.sites:
+        if not site.changes:
+            continue
+        refused = "  (refused)" if site.refused else ""
+        lines.append((f"site {_site_name(site)}{refused}", "bold"))
+        for change in site.changes:
+            lines.append(_describe(change))
+    if not lines:
+        return []
+    shown = lines if verbose else lines[:CHANGE_LINE_LIMIT]
+    more = len(lines) - len(shown)
+    result = [("", ""), ("Changes:", "bold"), *shown]
+    if more:
+        result.append(
+            (f"  ... {more} more lines (-v prints all; --report plan.html shows all)", "dim")
+        )
+    return result
+
+
+def _describe(change: Change) -> tuple[str, str]:
+    mark, style = ACTION_MARK[change.action]
+    row = f"row {change.row}" if change.row else "      "
+    who = change.external_contact_id or f"contact {change.contact_id}"
+    if change.action == "update":
+        diffs = "; ".join(
+            f"{name}: {_shown(change.before.get(name))} -> {_shown(value)}"
+            for name, value in change.after.items()
+        )
+        return f"  {mark} {change.action:<6} {row:<9} {who}  {diffs}", style
+    values = change.after if change.action == "create" else change.before
+    name = f"{values.get('first_name') or ''} {values.get('last_name') or ''}".strip()
+    extra = ", ".join(str(values[k]) for k in ("phone_number", "email") if values.get(k))
+    why = f"  ({change.reason})" if change.reason not in ("roster", "") else ""
+    return f"  {mark} {change.action:<6} {row:<9} {who}  {name}" + (
+        f"  {extra}" if extra else ""
+    ) + why, style
+
+
+def _shown(value: str | None) -> str:
+    return "(empty)" if value in (None, "") else repr(value)
+
+
+def _conflict_lines(plan: Plan) -> list[tuple[str, str]]:
+    conflicts = plan.conflicts
+    if not conflicts:
+        return []
+    lines = [("", ""), (f"Conflicts ({len(conflicts)}), not planned:", "warning")]
+    for conflict in conflicts:
+        row = f"row {conflict.row} " if conflict.row else ""
+        lines.append(
+            (
+                f"  site {conflict.site_id} {row}{conflict.external_contact_id or ''}: "
+                f"{conflict.message}",
+                "",
+            )
+        )
+    return lines
+
+
+def _left_alone(plan: Plan) -> list[tuple[str, str]]:
+    counts: dict[str, int] = defaultdict(int)
+    for site in plan.sites:
+        for item in site.listed:
+            counts[item.why] += 1
+    words = {
+        "unmanaged": "unmanaged (made in the portal; never pruned)",
+        "kept": "not in the roster (kept; --prune deletes them)",
+        "protected": "protected by a row that failed validation",
+        "conflict": "in a conflict (never guessed)",
+    }
+    if not counts:
+        return []
+    return [
+        ("", ""),
+        (
+            "Left alone: " + ", ".join(f"{n} {words[why]}" for why, n in sorted(counts.items())),
+            "dim",
+        ),
+    ]

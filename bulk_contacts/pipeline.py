@@ -1,0 +1,55 @@
+"""The pipeline a command runs, as library calls: plan a roster against CHeKT.
+
+read and validate (schema) -> fetch the sites -> resolve each row's site -> fetch the contacts of
+those sites -> reconcile into a Plan. Nothing here prints; progress goes through a callback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .client import ChektClient
+from .errors import ConfigError
+from .fetch import fetch_contacts, fetch_sites
+from .plan import Plan
+from .reconcile import PlanOptions, dealers_of, reconcile, resolve_sites
+from .schema import ERROR, ValidatedRoster
+
+Progress = Callable[[str, int], Callable[[int], None]]  # (what, total) -> advance(n)
+
+
+def plan_roster(
+    client: ChektClient,
+    validated: ValidatedRoster,
+    options: PlanOptions,
+    progress: Progress | None = None,
+) -> Plan:
+    """The plan for a validated roster. Without --skip-invalid, invalid rows stop it before any
+    contact is read: the plan then holds them and a refusal, and no site."""
+    rows = validated.rows
+    dealers = dealers_of(rows, options.dealer_id)
+    if (dealers == "").any():
+        raise ConfigError(
+            "rows without a dealer: pass --dealer or set CHEKT_DEALER_ID (or fill "
+            "the dealer_id column)"
+        )
+    numeric = dealers[dealers.str.fullmatch(r"[0-9]{1,18}")]
+    sites_by_dealer = fetch_sites(client, {int(d) for d in numeric.unique()})
+    placement, site_issues = resolve_sites(validated, sites_by_dealer, options.dealer_id)
+    invalid = any(i.severity == ERROR for i in [*validated.issues, *site_issues])
+    if invalid and not options.skip_invalid:
+        plan = reconcile(validated, {}, {}, {}, options, site_issues)
+        plan.refusals.append(
+            f"{len(plan.invalid)} rows are invalid; fix them (validate shows "
+            f"each problem) or plan the valid rows with --skip-invalid"
+        )
+        return plan
+    sites = {
+        (dealer, site.site_id): site
+        for dealer, listed in sites_by_dealer.items()
+        for site in listed
+    }
+    wanted = set(placement.values())
+    advance = progress("sites", len(wanted)) if progress else None
+    contacts = fetch_contacts(client, wanted, advance)
+    return reconcile(validated, placement, sites, contacts, options, site_issues)

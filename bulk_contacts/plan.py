@@ -1,0 +1,250 @@
+"""The plan: what `apply` would change, as a value.
+
+Reports and apply both consume it; neither recomputes it. It is sorted, serializable
+(`bulk-contacts-plan/1`), carries a checksum so an edited plan is refused, and a fingerprint per
+site of the contact list it was made from, so a plan applied after CHeKT changed is refused for
+the sites that changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .models import Contact
+
+PLAN_FORMAT = "bulk-contacts-plan/1"
+ACTIONS = ("create", "update", "delete")
+SUMMARY_KEYS = ("create", "update", "delete", "unchanged", "conflict", "invalid")
+
+
+@dataclass(frozen=True)
+class Change:
+    action: str  # create, update or delete
+    dealer_id: int
+    site_id: int
+    row: int | None  # the roster row that asked for it; None for a prune
+    external_contact_id: str | None
+    contact_id: int | None  # None for a create
+    before: dict[str, str | None] = field(default_factory=dict)  # the changed fields, as held
+    after: dict[str, str | None] = field(default_factory=dict)  # what is sent
+    reason: str = ""  # "roster", "action=delete" or "prune"
+
+    @property
+    def sort_key(self) -> tuple:
+        return (
+            ACTIONS.index(self.action),
+            self.row or 0,
+            self.external_contact_id or "",
+            self.contact_id or 0,
+        )
+
+
+@dataclass(frozen=True)
+class Conflict:
+    dealer_id: int
+    site_id: int
+    row: int | None
+    external_contact_id: str | None
+    contact_ids: tuple[int, ...]
+    message: str
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A contact on a site that the plan leaves alone, and why: `kept` (not in the roster, no
+    --prune), `unmanaged` (made in the portal), `protected` (its row failed validation)."""
+
+    contact_id: int
+    external_contact_id: str | None
+    first_name: str
+    last_name: str
+    why: str
+
+
+@dataclass
+class SitePlan:
+    dealer_id: int
+    site_id: int
+    name: str | None
+    account_number: str | None
+    external_site_id: str | None
+    fingerprint: str
+    contacts_before: int
+    changes: list[Change] = field(default_factory=list)
+    unchanged: int = 0
+    conflicts: list[Conflict] = field(default_factory=list)
+    listed: list[Listed] = field(default_factory=list)
+    refused: str = ""  # why a guard refused this site's changes
+
+    @property
+    def contacts_after(self) -> int:
+        counts = {a: sum(c.action == a for c in self.changes) for a in ACTIONS}
+        return self.contacts_before + counts["create"] - counts["delete"]
+
+    def count(self, action: str) -> int:
+        return sum(c.action == action for c in self.changes)
+
+
+@dataclass(frozen=True)
+class InvalidRow:
+    row: int
+    external_contact_id: str
+    problems: tuple[str, ...]
+
+
+@dataclass
+class Plan:
+    sites: list[SitePlan]
+    invalid: list[InvalidRow] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    refusals: list[str] = field(default_factory=list)  # guards that refused (part of) the plan
+    created_at: str = ""
+
+    @property
+    def changes(self) -> list[Change]:
+        """The changes to make: those of sites a guard refused are not among them."""
+        return [c for site in self.sites if not site.refused for c in site.changes]
+
+    @property
+    def creates(self) -> list[Change]:
+        return [c for c in self.changes if c.action == "create"]
+
+    @property
+    def updates(self) -> list[Change]:
+        return [c for c in self.changes if c.action == "update"]
+
+    @property
+    def deletes(self) -> list[Change]:
+        return [c for c in self.changes if c.action == "delete"]
+
+    @property
+    def conflicts(self) -> list[Conflict]:
+        return [c for site in self.sites for c in site.conflicts]
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def summary(self) -> dict[str, int]:
+        counts = {action: 0 for action in SUMMARY_KEYS}
+        for change in self.changes:
+            counts[change.action] += 1
+        for site in self.sites:
+            counts["unchanged"] += site.unchanged
+            counts["conflict"] += len(site.conflicts)
+        counts["invalid"] = len(self.invalid)
+        return counts
+
+    def site(self, dealer_id: int, site_id: int) -> SitePlan | None:
+        return next(
+            (s for s in self.sites if (s.dealer_id, s.site_id) == (dealer_id, site_id)), None
+        )
+
+    # serialization
+
+    def to_dict(self) -> dict[str, Any]:
+        body = {
+            "format": PLAN_FORMAT,
+            "created_at": self.created_at,
+            "source": self.source,
+            "options": self.options,
+            "summary": self.summary(),
+            "refusals": self.refusals,
+            "sites": [asdict(site) for site in self.sites],
+            "invalid": [asdict(row) for row in self.invalid],
+        }
+        body["checksum"] = checksum(body)
+        return body
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, ensure_ascii=False, sort_keys=False) + "\n"
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_json(), encoding="utf-8")
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any], source: str = "plan") -> Plan:
+        if body.get("format") != PLAN_FORMAT:
+            raise InputError(f"{source}: not a bulk-contacts plan (format {body.get('format')!r})")
+        expected = body.get("checksum")
+        if expected != checksum({k: v for k, v in body.items() if k != "checksum"}):
+            raise InputError(
+                f"{source}: the plan was edited after it was made (its checksum does not match); "
+                f"make a new plan with `bulk-contacts plan ... -o PLAN.json`"
+            )
+        sites = [_site_from_dict(s) for s in body["sites"]]
+        invalid = [
+            InvalidRow(r["row"], r["external_contact_id"], tuple(r["problems"]))
+            for r in body.get("invalid", [])
+        ]
+        return cls(
+            sites,
+            invalid,
+            body.get("options", {}),
+            body.get("source", ""),
+            list(body.get("refusals", [])),
+            body.get("created_at", ""),
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> Plan:
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as error:
+            raise InputError(f"{path}: cannot be read ({error})") from None
+        except json.JSONDecodeError as error:
+            raise InputError(f"{path}: not a plan file (invalid JSON: {error.msg})") from None
+        if not isinstance(body, dict):
+            raise InputError(f"{path}: not a plan file")
+        try:
+            return cls.from_dict(body, str(path))
+        except (KeyError, TypeError, ValueError) as error:
+            raise InputError(f"{path}: not a complete plan file ({error})") from None
+
+
+def _site_from_dict(data: dict[str, Any]) -> SitePlan:
+    return SitePlan(
+        dealer_id=data["dealer_id"],
+        site_id=data["site_id"],
+        name=data.get("name"),
+        account_number=data.get("account_number"),
+        external_site_id=data.get("external_site_id"),
+        fingerprint=data["fingerprint"],
+        contacts_before=data["contacts_before"],
+        changes=[Change(**c) for c in data.get("changes", [])],
+        unchanged=data.get("unchanged", 0),
+        conflicts=[
+            Conflict(**{**c, "contact_ids": tuple(c["contact_ids"])})
+            for c in data.get("conflicts", [])
+        ],
+        listed=[Listed(**item) for item in data.get("listed", [])],
+        refused=data.get("refused", ""),
+    )
+
+
+def checksum(body: dict[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def fingerprint(contacts: list[Contact]) -> str:
+    """Of the contact list a site had: any change to any contact changes it."""
+    rows = sorted(
+        (
+            c.contact_id,
+            c.external_contact_id or "",
+            c.first_name,
+            c.last_name,
+            c.phone_number or "",
+            c.email or "",
+        )
+        for c in contacts
+    )
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()[:32]

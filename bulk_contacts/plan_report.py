@@ -1,0 +1,286 @@
+"""`plan --report`: the plan as .json (the plan file), .csv, .xlsx or a self-contained .html."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import xlsxwriter
+
+from .errors import InputError
+from .models import EDITABLE_FIELDS
+from .plan import Change, Plan, SitePlan
+
+REPORT_SUFFIXES = (".json", ".csv", ".xlsx", ".html")
+CHANGE_COLUMNS = (
+    "action",
+    "dealer_id",
+    "site_id",
+    "site",
+    "row",
+    "external_contact_id",
+    "contact_id",
+    "reason",
+    *EDITABLE_FIELDS,
+    "changed",
+)
+
+
+def write_plan_report(plan: Plan, path: Path) -> None:
+    suffix = path.suffix.lower()
+    writers = {
+        ".json": lambda p, f: p.write(f),
+        ".csv": _write_csv,
+        ".xlsx": _write_xlsx,
+        ".html": _write_html,
+    }
+    if suffix not in writers:
+        raise InputError(f"--report {path}: use a .json, .csv, .xlsx or .html file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writers[suffix](plan, path)
+
+
+def site_label(site: SitePlan) -> str:
+    name = f"{site.site_id} {site.name or ''}".strip()
+    return f"{name} ({site.account_number})" if site.account_number else name
+
+
+def change_rows(plan: Plan) -> list[dict[str, Any]]:
+    """One flat row per change: the contact's values after the change (before it, for a delete),
+    and which fields change, with what they were."""
+    rows = []
+    for site in plan.sites:
+        for change in site.changes:
+            values = _values(change)
+            rows.append(
+                {
+                    "action": change.action,
+                    "dealer_id": change.dealer_id,
+                    "site_id": change.site_id,
+                    "site": site_label(site),
+                    "row": change.row,
+                    "external_contact_id": change.external_contact_id or "",
+                    "contact_id": change.contact_id or "",
+                    "reason": change.reason + (" (site refused)" if site.refused else ""),
+                    **{name: values.get(name) or "" for name in EDITABLE_FIELDS},
+                    "changed": _changed_text(change),
+                    "before": {k: v or "" for k, v in change.before.items()},
+                    "refused": bool(site.refused),
+                }
+            )
+    return rows
+
+
+def _values(change: Change) -> dict[str, str | None]:
+    if change.action == "create":
+        return change.after
+    if change.action == "delete":
+        return change.before
+    return change.after
+
+
+def _changed_text(change: Change) -> str:
+    if change.action != "update":
+        return ""
+    return "; ".join(
+        f"{k}: {change.before.get(k) or '(empty)'} -> {v or '(empty)'}"
+        for k, v in change.after.items()
+    )
+
+
+# csv
+
+
+def _write_csv(plan: Plan, path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8-sig") as handle:
+        writer = csv.DictWriter(handle, CHANGE_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in change_rows(plan):
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+
+
+# xlsx
+
+
+def _write_xlsx(plan: Plan, path: Path) -> None:
+    workbook = xlsxwriter.Workbook(
+        str(path),
+        {"strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False},
+    )
+    styles = _styles(workbook)
+    _summary_sheet(workbook, plan, styles)
+    _changes_sheet(workbook, plan, styles)
+    _list_sheet(
+        workbook,
+        "Conflicts",
+        styles,
+        ("site_id", "row", "external_contact_id", "contact_ids", "message"),
+        [
+            (
+                c.site_id,
+                c.row or "",
+                c.external_contact_id or "",
+                ", ".join(map(str, c.contact_ids)),
+                c.message,
+            )
+            for c in plan.conflicts
+        ],
+    )
+    _list_sheet(
+        workbook,
+        "Invalid rows",
+        styles,
+        ("row", "external_contact_id", "problems"),
+        [(r.row, r.external_contact_id, "\n".join(r.problems)) for r in plan.invalid],
+    )
+    _list_sheet(
+        workbook,
+        "Left alone",
+        styles,
+        ("site_id", "contact_id", "external_contact_id", "first_name", "last_name", "why"),
+        [
+            (s.site_id, i.contact_id, i.external_contact_id or "", i.first_name, i.last_name, i.why)
+            for s in plan.sites
+            for i in s.listed
+        ],
+    )
+    workbook.close()
+
+
+def _styles(workbook: xlsxwriter.Workbook) -> dict[str, Any]:
+    return {
+        "header": workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1}),
+        "title": workbook.add_format({"bold": True, "font_size": 14}),
+        "bold": workbook.add_format({"bold": True}),
+        "text": workbook.add_format({"num_format": "@"}),
+        "create": workbook.add_format({"bg_color": "#C6EFCE", "num_format": "@"}),
+        "update": workbook.add_format({"bg_color": "#FFEB9C", "num_format": "@"}),
+        "delete": workbook.add_format({"bg_color": "#FFC7CE", "num_format": "@"}),
+        "refused": workbook.add_format({"font_color": "#9C0006", "bold": True}),
+    }
+
+
+def _summary_sheet(workbook: xlsxwriter.Workbook, plan: Plan, styles: dict[str, Any]) -> None:
+    sheet = workbook.add_worksheet("Summary")
+    sheet.write_string(0, 0, f"Plan for {plan.source}", styles["title"])
+    sheet.write_string(1, 0, f"made {plan.created_at}; nothing has been written to CHeKT")
+    for line, (key, value) in enumerate(plan.summary().items(), start=3):
+        sheet.write_string(line, 0, key, styles["bold"])
+        sheet.write_number(line, 1, value)
+    line = 10
+    for refusal in plan.refusals:
+        sheet.write_string(line, 0, f"REFUSED: {refusal}", styles["refused"])
+        line += 1
+    line += 1
+    header = (
+        "site_id",
+        "site",
+        "contacts before",
+        "create",
+        "update",
+        "delete",
+        "unchanged",
+        "conflicts",
+        "contacts after",
+        "refused",
+    )
+    for col, name in enumerate(header):
+        sheet.write_string(line, col, name, styles["header"])
+    for site in plan.sites:
+        line += 1
+        values = (
+            site.site_id,
+            site_label(site),
+            site.contacts_before,
+            site.count("create"),
+            site.count("update"),
+            site.count("delete"),
+            site.unchanged,
+            len(site.conflicts),
+            site.contacts_after,
+            site.refused,
+        )
+        for col, value in enumerate(values):
+            if isinstance(value, int):
+                sheet.write_number(line, col, value)
+            else:
+                sheet.write_string(line, col, value)
+    sheet.set_column(0, 0, 12)
+    sheet.set_column(1, 1, 40)
+    sheet.set_column(2, 8, 11)
+    sheet.set_column(9, 9, 60)
+
+
+def _changes_sheet(workbook: xlsxwriter.Workbook, plan: Plan, styles: dict[str, Any]) -> None:
+    """One row per change; the cells that change are coloured, with what they were as a
+    comment."""
+    sheet = workbook.add_worksheet("Changes")
+    columns = CHANGE_COLUMNS[:-1]
+    for col, name in enumerate(columns):
+        sheet.write_string(0, col, name, styles["header"])
+    for line, row in enumerate(change_rows(plan), start=1):
+        action = row["action"]
+        for col, name in enumerate(columns):
+            value = row[name]
+            changed = action == "update" and name in row["before"]
+            style = styles["text"]
+            if (
+                name == "action"
+                or changed
+                or (action != "update" and name in EDITABLE_FIELDS and value)
+            ):
+                style = styles[action]
+            if isinstance(value, int):
+                sheet.write_number(line, col, value)
+            else:
+                sheet.write_string(line, col, "" if value is None else str(value), style)
+            if changed:
+                sheet.write_comment(line, col, f"was: {row['before'][name] or '(empty)'}")
+    widths = {"site": 32, "email": 30, "reason": 14, "external_contact_id": 18}
+    for col, name in enumerate(columns):
+        sheet.set_column(col, col, widths.get(name, 14))
+    sheet.autofilter(0, 0, max(1, len(plan.changes)), len(columns) - 1)
+    sheet.freeze_panes(1, 0)
+
+
+def _list_sheet(
+    workbook: xlsxwriter.Workbook,
+    name: str,
+    styles: dict[str, Any],
+    header: tuple[str, ...],
+    rows: list[tuple],
+) -> None:
+    sheet = workbook.add_worksheet(name)
+    for col, title in enumerate(header):
+        sheet.write_string(0, col, title, styles["header"])
+        sheet.set_column(col, col, 60 if title in ("message", "problems") else 16)
+    for line, values in enumerate(rows, start=1):
+        for col, value in enumerate(values):
+            if isinstance(value, int):
+                sheet.write_number(line, col, value)
+            else:
+                sheet.write_string(line, col, str(value))
+    sheet.freeze_panes(1, 0)
+
+
+# html
+
+
+def _write_html(plan: Plan, path: Path) -> None:
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    environment = Environment(
+        loader=PackageLoader("bulk_contacts", "report_templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+    )
+    template = environment.get_template("plan.html.j2")
+    page = template.render(
+        plan=plan,
+        summary=plan.summary(),
+        rows=change_rows(plan),
+        sites=plan.sites,
+        site_label=site_label,
+        fields=EDITABLE_FIELDS,
+    )
+    path.write_text(page, encoding="utf-8")

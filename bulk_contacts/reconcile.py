@@ -1,0 +1,526 @@
+"""Reconciling a validated roster with what CHeKT holds: site by site, into a `Plan`.
+
+Pure: it takes the roster, the dealer's sites and each site's contacts, and returns the plan.
+The rules (SPEC "Reconcile rules"): the key is (dealer, site, external_contact_id); values are
+compared after normalization, so formatting alone is never a change; an update sends only the
+changed fields; contacts not in the file are kept unless --prune, which never touches unmanaged
+contacts, sites absent from the file, or contacts whose row failed validation; two contacts
+sharing an external id are a conflict, never a guess; guards refuse a plan that empties a site or
+deletes too much.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import pandas as pd
+
+from .models import EDITABLE_FIELDS, Contact, Site
+from .normalize import normalize_emails, normalize_phones, normalize_text
+from .plan import Change, Conflict, InvalidRow, Listed, Plan, SitePlan, fingerprint
+from .schema import ERROR, RosterIssue, ValidatedRoster, make_issue
+
+DEFAULT_MAX_DELETES = 10
+DEFAULT_MAX_DELETE_SHARE = 0.25
+SiteKey = tuple[int, int]  # (dealer_id, site_id)
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    dealer_id: int | None = None
+    region: str = "US"
+    phone_format: str = "e164"
+    blanks: str = "keep"  # keep: an empty optional cell leaves the field; clear: empties it
+    prune: bool = False
+    max_deletes: int | None = None  # None: more than 10 and more than 25% of those in scope
+    force: bool = False
+    allow_empty_sites: bool = False
+    skip_invalid: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class RowView(NamedTuple):
+    row: int
+    external_contact_id: str
+    first_name: str
+    last_name: str
+    phone_number: str
+    email: str
+    action: str
+    contact_id: str
+
+
+# sites
+
+
+def dealers_of(rows: pd.DataFrame, default: int | None) -> pd.Series:
+    """Each row's dealer: its dealer_id cell, else the default (--dealer / CHEKT_DEALER_ID)."""
+    given = rows["dealer_id"]
+    fallback = "" if default is None else str(default)
+    return given.where(given != "", fallback)
+
+
+def resolve_sites(
+    validated: ValidatedRoster, sites_by_dealer: dict[int, list[Site]], default: int | None
+) -> tuple[dict[int, SiteKey], list[RosterIssue]]:
+    """Which site each row names, through the dealer's site list. Rows that name no site of
+    their dealer, or name it ambiguously, get an issue (and are then invalid)."""
+    index = {dealer: _SiteIndex(sites) for dealer, sites in sites_by_dealer.items()}
+    rows = validated.rows
+    placement: dict[int, SiteKey] = {}
+    issues: list[RosterIssue] = []
+    cache: dict[tuple[str, ...], tuple[SiteKey | None, str, str, str]] = {}
+    identity = zip(
+        rows.index,
+        dealers_of(rows, default),
+        rows["site_id"],
+        rows["external_site_id"],
+        rows["account_number"],
+        strict=True,
+    )
+    for row, dealer, site_id, external, account in identity:
+        key = (dealer, site_id, external, account)
+        if key not in cache:
+            cache[key] = _resolve_one(index, *key)
+        found, field, code, message = cache[key]
+        if found is not None:
+            placement[row] = found
+        elif code:
+            value = {
+                "site_id": site_id,
+                "external_site_id": external,
+                "account_number": account,
+                "dealer_id": dealer,
+            }[field]
+            issues.append(make_issue(validated.roster, row, field, value, code, message))
+    return placement, issues
+
+
+class _SiteIndex:
+    def __init__(self, sites: list[Site]) -> None:
+        self.by_id = {s.site_id: s for s in sites}
+        self.by_external: dict[str, list[Site]] = defaultdict(list)
+        self.by_account: dict[str, list[Site]] = defaultdict(list)
+        for site in sites:
+            if site.external_site_id:
+                self.by_external[site.external_site_id.strip()].append(site)
+            if site.account_number:
+                self.by_account[site.account_number.strip()].append(site)
+
+
+def _resolve_one(
+    index: dict[int, _SiteIndex], dealer: str, site_id: str, external: str, account: str
+) -> tuple[SiteKey | None, str, str, str]:
+    """(site, field blamed, issue code, message); code "" means: skip quietly (no site given,
+    already reported by validation)."""
+    if not dealer.isdigit() or int(dealer) not in index:
+        return None, "dealer_id", "", ""
+    dealer_id, sites = int(dealer), index[int(dealer)]
+    found: dict[str, Site] = {}
+    for field, value, lookup in (
+        ("site_id", site_id, None),
+        ("external_site_id", external, sites.by_external),
+        ("account_number", account, sites.by_account),
+    ):
+        if not value:
+            continue
+        if lookup is None:
+            site = sites.by_id.get(int(value)) if value.isdigit() else None
+            candidates = [site] if site else []
+        else:
+            candidates = lookup.get(value, [])
+        if not candidates:
+            return (
+                None,
+                field,
+                "unknown_site",
+                (
+                    f"{field} {value!r} is not a site of dealer {dealer_id}; check it, or create "
+                    f"the site in CHeKT first"
+                ),
+            )
+        if len(candidates) > 1:
+            ids = ", ".join(str(s.site_id) for s in candidates)
+            return (
+                None,
+                field,
+                "ambiguous_site",
+                (
+                    f"{field} {value!r} names {len(candidates)} sites of dealer {dealer_id} "
+                    f"(site_id {ids}); give the site_id"
+                ),
+            )
+        found[field] = candidates[0]
+    if not found:
+        return None, "site_id", "", ""
+    ids = {site.site_id for site in found.values()}
+    if len(ids) > 1:
+        named = ", ".join(f"{f} -> site {s.site_id}" for f, s in found.items())
+        return (
+            None,
+            next(iter(found)),
+            "site_mismatch",
+            (f"the row's site columns name different sites ({named}); correct one of them"),
+        )
+    return (dealer_id, ids.pop()), "", "", ""
+
+
+# reconciling
+
+
+def reconcile(
+    validated: ValidatedRoster,
+    placement: dict[int, SiteKey],
+    sites: dict[SiteKey, Site],
+    contacts: dict[SiteKey, list[Contact]],
+    options: PlanOptions,
+    extra_issues: list[RosterIssue] = (),  # type: ignore[assignment]
+) -> Plan:
+    """The plan for every site the roster names (and that could be read)."""
+    issues = [*validated.issues, *extra_issues]
+    invalid_rows = {i.row for i in issues if i.severity == ERROR and i.row is not None}
+    remote = _RemoteValues(contacts, options)
+    by_site: dict[SiteKey, list[RowView]] = defaultdict(list)
+    protected: dict[SiteKey, list[RowView]] = defaultdict(list)
+    for view in _row_views(validated.rows):
+        key = placement.get(view.row)
+        if key is None or key not in contacts:
+            continue
+        (protected if view.row in invalid_rows else by_site)[key].append(view)
+    plans = []
+    for key in sorted(set(by_site) | set(protected)):
+        plans.append(
+            _site_plan(
+                sites[key], key, contacts[key], by_site[key], protected[key], remote, options
+            )
+        )
+    plan = Plan(
+        sites=plans,
+        invalid=_invalid_rows(validated.rows, issues),
+        options=options.as_dict(),
+        source=validated.roster.source,
+        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    apply_guards(plan, options)
+    return plan
+
+
+def _row_views(rows: pd.DataFrame) -> list[RowView]:
+    columns = [
+        "external_contact_id",
+        "first_name",
+        "last_name",
+        "phone_number",
+        "email",
+        "action",
+        "contact_id",
+    ]
+    return [RowView(*values) for values in rows[columns].itertuples(name=None)]
+
+
+def _invalid_rows(rows: pd.DataFrame, issues: list[RosterIssue]) -> list[InvalidRow]:
+    problems: dict[int, list[str]] = defaultdict(list)
+    for issue in issues:
+        if issue.severity == ERROR and issue.row is not None:
+            problems[issue.row].append(f"{issue.column}: {issue.message}")
+    return [
+        InvalidRow(
+            row, str(rows.at[row, "external_contact_id"]) if row in rows.index else "", tuple(found)
+        )
+        for row, found in sorted(problems.items())
+    ]
+
+
+class _RemoteValues:
+    """Every remote contact's fields normalized as the roster's are (vectorized, once), so
+    that comparing them is formatting-blind."""
+
+    def __init__(self, contacts: dict[SiteKey, list[Contact]], options: PlanOptions) -> None:
+        everyone = [c for listed in contacts.values() for c in listed]
+        frame = pd.DataFrame(
+            [
+                (c.contact_id, c.first_name, c.last_name, c.phone_number or "", c.email or "")
+                for c in everyone
+            ],
+            columns=["contact_id", "first_name", "last_name", "phone_number", "email"],
+            dtype="str",
+        )
+        if frame.empty:
+            self.values: dict[int, tuple[str, str, str, str]] = {}
+            return
+        first, last = normalize_text(frame["first_name"]), normalize_text(frame["last_name"])
+        phone_text = normalize_text(frame["phone_number"])
+        phones, phone_problems = normalize_phones(phone_text, options.region, options.phone_format)
+        phones = phones.where(phone_problems == "", phone_text)  # unparseable: compare as text
+        email_text = normalize_text(frame["email"])
+        emails, email_problems = normalize_emails(email_text)
+        emails = emails.where(email_problems == "", email_text).str.casefold()
+        self.values = {
+            int(cid): values
+            for cid, *values in zip(frame["contact_id"], first, last, phones, emails, strict=True)
+        }
+
+    def of(self, contact: Contact) -> dict[str, str]:
+        first, last, phone, email = self.values[contact.contact_id]
+        return {"first_name": first, "last_name": last, "phone_number": phone, "email": email}
+
+
+def _site_plan(
+    site: Site,
+    key: SiteKey,
+    remote: list[Contact],
+    rows: list[RowView],
+    protected_rows: list[RowView],
+    values: _RemoteValues,
+    options: PlanOptions,
+) -> SitePlan:
+    dealer_id, site_id = key
+    plan = SitePlan(
+        dealer_id,
+        site_id,
+        site.name,
+        site.account_number,
+        site.external_site_id,
+        fingerprint(remote),
+        len(remote),
+    )
+    by_external: dict[str, list[Contact]] = defaultdict(list)
+    by_id = {c.contact_id: c for c in remote}
+    for contact in remote:
+        if contact.external_contact_id:
+            by_external[contact.external_contact_id].append(contact)
+    matched: set[int] = set()
+    for row in rows:
+        contact = _match(row, by_external, by_id, matched, plan)
+        if contact is False:
+            continue  # a conflict was recorded
+        _plan_row(row, contact, values, options, plan)
+        if contact is not None:
+            matched.add(contact.contact_id)
+    spared = {c.contact_id for row in protected_rows for c in _named_by(row, by_external, by_id)}
+    in_conflict = {cid for conflict in plan.conflicts for cid in conflict.contact_ids}
+    _leftovers(remote, matched, spared, in_conflict, options, plan)
+    plan.changes.sort(key=lambda c: c.sort_key)
+    plan.conflicts.sort(key=lambda c: (c.row or 0, c.external_contact_id or ""))
+    plan.listed.sort(key=lambda item: item.contact_id)
+    return plan
+
+
+def _named_by(
+    row: RowView, by_external: dict[str, list[Contact]], by_id: dict[int, Contact]
+) -> list[Contact]:
+    if row.external_contact_id:
+        return by_external.get(row.external_contact_id, [])
+    if row.contact_id.isdigit() and int(row.contact_id) in by_id:
+        return [by_id[int(row.contact_id)]]
+    return []
+
+
+def _match(
+    row: RowView,
+    by_external: dict[str, list[Contact]],
+    by_id: dict[int, Contact],
+    matched: set[int],
+    plan: SitePlan,
+) -> Contact | bool | None:
+    """The contact a row is about; None when there is none yet; False after a conflict."""
+
+    def conflict(ids: tuple[int, ...], message: str) -> bool:
+        plan.conflicts.append(
+            Conflict(
+                plan.dealer_id, plan.site_id, row.row, row.external_contact_id or None, ids, message
+            )
+        )
+        return False
+
+    if row.external_contact_id:
+        found = by_external.get(row.external_contact_id, [])
+        if len(found) > 1:
+            ids = tuple(sorted(c.contact_id for c in found))
+            return conflict(
+                ids,
+                f"the site holds {len(found)} contacts with external_contact_id "
+                f"{row.external_contact_id!r} (contact_id "
+                f"{', '.join(map(str, ids))}); resolve them in CHeKT first",
+            )
+        return found[0] if found else None
+    contact_id = int(row.contact_id)
+    contact = by_id.get(contact_id)
+    if contact is None:
+        return conflict(
+            (contact_id,),
+            f"contact_id {contact_id} is not on this site (deleted "
+            f"since the export, or on another site)",
+        )
+    if contact.external_contact_id:
+        return conflict(
+            (contact_id,),
+            f"contact_id {contact_id} has external_contact_id "
+            f"{contact.external_contact_id!r}: put it in the row",
+        )
+    if contact_id in matched:
+        return conflict((contact_id,), f"contact_id {contact_id} is named by two rows")
+    return contact
+
+
+def _plan_row(
+    row: RowView,
+    contact: Contact | None,
+    values: _RemoteValues,
+    options: PlanOptions,
+    plan: SitePlan,
+) -> None:
+    def change(action: str, before: dict, after: dict, reason: str = "roster") -> None:
+        plan.changes.append(
+            Change(
+                action,
+                plan.dealer_id,
+                plan.site_id,
+                row.row,
+                row.external_contact_id or None,
+                contact.contact_id if contact else None,
+                before,
+                after,
+                reason,
+            )
+        )
+
+    if row.action == "delete":
+        if contact is None:
+            plan.unchanged += 1  # already absent
+        else:
+            change("delete", _fields_of(contact), {}, "action=delete")
+        return
+    if contact is None:
+        after = {
+            "external_contact_id": row.external_contact_id,
+            "first_name": row.first_name,
+            "last_name": row.last_name,
+        }
+        after.update({f: getattr(row, f) for f in ("phone_number", "email") if getattr(row, f)})
+        change("create", {}, after)
+        return
+    before, after = _differences(row, contact, values.of(contact), options.blanks)
+    if after:
+        change("update", before, after)
+    else:
+        plan.unchanged += 1
+
+
+def _differences(
+    row: RowView, contact: Contact, held: dict[str, str], blanks: str
+) -> tuple[dict[str, str | None], dict[str, str | None]]:
+    """Only the fields that really differ, formatting aside."""
+    before: dict[str, str | None] = {}
+    after: dict[str, str | None] = {}
+    for name in EDITABLE_FIELDS:
+        wanted = getattr(row, name)
+        current = getattr(contact, name)
+        if wanted == "":
+            if blanks == "clear" and name in ("phone_number", "email") and held[name]:
+                before[name], after[name] = current, None
+            continue
+        same = wanted.casefold() == held[name] if name == "email" else wanted == held[name]
+        if not same:
+            before[name], after[name] = current, wanted
+    return before, after
+
+
+def _fields_of(contact: Contact) -> dict[str, str | None]:
+    return {
+        "external_contact_id": contact.external_contact_id,
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "phone_number": contact.phone_number,
+        "email": contact.email,
+    }
+
+
+def _leftovers(
+    remote: list[Contact],
+    matched: set[int],
+    spared: set[int],
+    in_conflict: set[int],
+    options: PlanOptions,
+    plan: SitePlan,
+) -> None:
+    """Contacts on the site that no valid row is about: kept and listed, or pruned. Unmanaged
+    contacts, those of invalid rows and those in a conflict are never pruned."""
+    for contact in remote:
+        if contact.contact_id in matched:
+            continue
+        if not contact.managed:
+            why = "unmanaged"
+        elif contact.contact_id in in_conflict:
+            why = "conflict"
+        elif contact.contact_id in spared:
+            why = "protected"
+        else:
+            why = "kept"
+        if why == "kept" and options.prune:
+            plan.changes.append(
+                Change(
+                    "delete",
+                    plan.dealer_id,
+                    plan.site_id,
+                    None,
+                    contact.external_contact_id,
+                    contact.contact_id,
+                    _fields_of(contact),
+                    {},
+                    "prune",
+                )
+            )
+            continue
+        plan.listed.append(
+            Listed(
+                contact.contact_id,
+                contact.external_contact_id,
+                contact.first_name,
+                contact.last_name,
+                why,
+            )
+        )
+
+
+# guards
+
+
+def apply_guards(plan: Plan, options: PlanOptions) -> None:
+    """Refuse, site by site, a plan that leaves a site with no contacts; and the whole plan when
+    it deletes more than --max-deletes (default: more than 10 and more than 25% of the contacts
+    in scope) unless --force."""
+    plan.refusals.clear()
+    for site in plan.sites:
+        site.refused = ""
+        if (
+            not options.allow_empty_sites
+            and site.count("delete")
+            and site.contacts_after <= 0
+            and site.changes
+        ):
+            site.refused = (
+                "it would leave the site with no contacts; use --allow-empty-sites if that is meant"
+            )
+            plan.refusals.append(f"site {site.site_id} ({site.name or 'no name'}): {site.refused}")
+    deletes = sum(site.count("delete") for site in plan.sites if not site.refused)
+    in_scope = sum(site.contacts_before for site in plan.sites)
+    if options.max_deletes is not None:
+        too_many = deletes > options.max_deletes
+        limit = f"--max-deletes {options.max_deletes}"
+    else:
+        too_many = deletes > DEFAULT_MAX_DELETES and deletes > DEFAULT_MAX_DELETE_SHARE * in_scope
+        limit = (
+            f"the default limit (more than {DEFAULT_MAX_DELETES} and more than "
+            f"{DEFAULT_MAX_DELETE_SHARE:.0%} of the {in_scope} contacts in scope)"
+        )
+    if too_many and not options.force:
+        plan.refusals.append(
+            f"the plan deletes {deletes} contacts, past {limit}; review it, "
+            f"then use --force (or raise --max-deletes)"
+        )

@@ -247,4 +247,4 @@ def fingerprint(contacts: list[Contact]) -> str:
         )
         for c in contacts
     )
-    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()[:32]
+    return hashlib.sha256(repr(rows).encode()).hexdigest()[:32]

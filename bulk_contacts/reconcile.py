@@ -11,7 +11,10 @@ deletes too much.
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -44,6 +47,21 @@ class PlanOptions:
         return asdict(self)
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building a plan: it allocates hundreds of
+    thousands of small acyclic objects, and the collector's passes over them cost a third of
+    the time (measured: 1.8 s against 1.2 s for 100,000 rows). Reference counting still frees
+    everything; the collector runs again afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 class RowView(NamedTuple):
     row: int
     external_contact_id: str
@@ -65,6 +83,7 @@ def dealers_of(rows: pd.DataFrame, default: int | None) -> pd.Series:
     return given.where(given != "", fallback)
 
 
+@gc_paused()
 def resolve_sites(
     validated: ValidatedRoster, sites_by_dealer: dict[int, list[Site]], default: int | None
 ) -> tuple[dict[int, SiteKey], list[RosterIssue]]:
@@ -76,11 +95,11 @@ def resolve_sites(
     issues: list[RosterIssue] = []
     cache: dict[tuple[str, ...], tuple[SiteKey | None, str, str, str]] = {}
     identity = zip(
-        rows.index,
-        dealers_of(rows, default),
-        rows["site_id"],
-        rows["external_site_id"],
-        rows["account_number"],
+        rows.index.tolist(),
+        dealers_of(rows, default).tolist(),
+        rows["site_id"].tolist(),
+        rows["external_site_id"].tolist(),
+        rows["account_number"].tolist(),
         strict=True,
     )
     for row, dealer, site_id, external, account in identity:
@@ -173,6 +192,7 @@ def _resolve_one(
 # reconciling
 
 
+@gc_paused()
 def reconcile(
     validated: ValidatedRoster,
     placement: dict[int, SiteKey],
@@ -211,16 +231,8 @@ def reconcile(
 
 
 def _row_views(rows: pd.DataFrame) -> list[RowView]:
-    columns = [
-        "external_contact_id",
-        "first_name",
-        "last_name",
-        "phone_number",
-        "email",
-        "action",
-        "contact_id",
-    ]
-    return [RowView(*values) for values in rows[columns].itertuples(name=None)]
+    columns = [rows[name].tolist() for name in RowView._fields[1:]]
+    return list(map(RowView._make, zip(rows.index.tolist(), *columns, strict=True)))
 
 
 def _invalid_rows(rows: pd.DataFrame, issues: list[RosterIssue]) -> list[InvalidRow]:
@@ -240,6 +252,8 @@ class _RemoteValues:
     """Every remote contact's fields normalized as the roster's are (vectorized, once), so
     that comparing them is formatting-blind."""
 
+    values: dict[int, tuple[str, str, str, str]]
+
     def __init__(self, contacts: dict[SiteKey, list[Contact]], options: PlanOptions) -> None:
         everyone = [c for listed in contacts.values() for c in listed]
         frame = pd.DataFrame(
@@ -251,7 +265,7 @@ class _RemoteValues:
             dtype="str",
         )
         if frame.empty:
-            self.values: dict[int, tuple[str, str, str, str]] = {}
+            self.values = {}
             return
         first, last = normalize_text(frame["first_name"]), normalize_text(frame["last_name"])
         phone_text = normalize_text(frame["phone_number"])
@@ -260,14 +274,12 @@ class _RemoteValues:
         email_text = normalize_text(frame["email"])
         emails, email_problems = normalize_emails(email_text)
         emails = emails.where(email_problems == "", email_text).str.casefold()
-        self.values = {
-            int(cid): values
-            for cid, *values in zip(frame["contact_id"], first, last, phones, emails, strict=True)
-        }
+        ids = [c.contact_id for c in everyone]
+        columns = (first.tolist(), last.tolist(), phones.tolist(), emails.tolist())
+        self.values = dict(zip(ids, zip(*columns, strict=True), strict=True))
 
-    def of(self, contact: Contact) -> dict[str, str]:
-        first, last, phone, email = self.values[contact.contact_id]
-        return {"first_name": first, "last_name": last, "phone_number": phone, "email": email}
+    def of(self, contact: Contact) -> tuple[str, str, str, str]:
+        return self.values[contact.contact_id]
 
 
 def _site_plan(
@@ -375,26 +387,13 @@ def _plan_row(
     options: PlanOptions,
     plan: SitePlan,
 ) -> None:
-    def change(action: str, before: dict, after: dict, reason: str = "roster") -> None:
-        plan.changes.append(
-            Change(
-                action,
-                plan.dealer_id,
-                plan.site_id,
-                row.row,
-                row.external_contact_id or None,
-                contact.contact_id if contact else None,
-                before,
-                after,
-                reason,
-            )
-        )
-
     if row.action == "delete":
         if contact is None:
             plan.unchanged += 1  # already absent
         else:
-            change("delete", _fields_of(contact), {}, "action=delete")
+            plan.changes.append(
+                _change(plan, row, contact, "delete", _fields_of(contact), {}, "action=delete")
+            )
         return
     if contact is None:
         after = {
@@ -402,32 +401,59 @@ def _plan_row(
             "first_name": row.first_name,
             "last_name": row.last_name,
         }
-        after.update({f: getattr(row, f) for f in ("phone_number", "email") if getattr(row, f)})
-        change("create", {}, after)
+        if row.phone_number:
+            after["phone_number"] = row.phone_number
+        if row.email:
+            after["email"] = row.email
+        plan.changes.append(_change(plan, row, None, "create", {}, after))
         return
     before, after = _differences(row, contact, values.of(contact), options.blanks)
     if after:
-        change("update", before, after)
+        plan.changes.append(_change(plan, row, contact, "update", before, after))
     else:
         plan.unchanged += 1
 
 
+def _change(
+    plan: SitePlan,
+    row: RowView,
+    contact: Contact | None,
+    action: str,
+    before: dict[str, str | None],
+    after: dict[str, str | None],
+    reason: str = "roster",
+) -> Change:
+    return Change(
+        action,
+        plan.dealer_id,
+        plan.site_id,
+        row.row,
+        row.external_contact_id or None,
+        contact.contact_id if contact else None,
+        before,
+        after,
+        reason,
+    )
+
+
 def _differences(
-    row: RowView, contact: Contact, held: dict[str, str], blanks: str
+    row: RowView, contact: Contact, held: tuple[str, str, str, str], blanks: str
 ) -> tuple[dict[str, str | None], dict[str, str | None]]:
-    """Only the fields that really differ, formatting aside."""
+    """Only the fields that really differ, formatting aside. `held` is the contact's fields
+    normalized as the roster's are (e-mail case-folded)."""
+    wanted = (row.first_name, row.last_name, row.phone_number, row.email.casefold())
+    if wanted == held:
+        return {}, {}  # the common case: nothing differs
     before: dict[str, str | None] = {}
     after: dict[str, str | None] = {}
-    for name in EDITABLE_FIELDS:
-        wanted = getattr(row, name)
-        current = getattr(contact, name)
-        if wanted == "":
-            if blanks == "clear" and name in ("phone_number", "email") and held[name]:
-                before[name], after[name] = current, None
+    for name, want, have in zip(EDITABLE_FIELDS, wanted, held, strict=True):
+        if want == have:
             continue
-        same = wanted.casefold() == held[name] if name == "email" else wanted == held[name]
-        if not same:
-            before[name], after[name] = current, wanted
+        if want == "":
+            if blanks == "clear" and name in ("phone_number", "email"):
+                before[name], after[name] = getattr(contact, name), None
+            continue
+        before[name], after[name] = getattr(contact, name), getattr(row, name)
     return before, after
 
 

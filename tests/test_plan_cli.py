@@ -1,0 +1,198 @@
+"""`plan` end to end: the sample roster against a seeded sandbox over 127.0.0.1, its output,
+exit codes and reports (the HTML one in headless Chromium)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from bulk_contacts.cli import main
+from bulk_contacts.sandbox import SandboxServer
+
+ROOT = Path(__file__).parent.parent
+SAMPLES = ROOT / "sample_data"
+
+
+@pytest.fixture
+def seeded(start_sandbox) -> SandboxServer:
+    return start_sandbox(seed=SAMPLES / "sandbox-seed.json")
+
+
+@pytest.fixture
+def env(seeded) -> dict[str, str]:
+    return {
+        "CHEKT_CLIENT_ID": "sandbox-client",
+        "CHEKT_CLIENT_SECRET": "sandbox-secret",
+        "CHEKT_API_URL": seeded.url,
+        "CHEKT_DEALER_ID": "12345",
+    }
+
+
+def run(env: dict[str, str], *args: str):
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def test_plan_shows_the_summary_the_diffs_and_what_it_leaves_alone(env) -> None:
+    result = run(env, "plan", str(SAMPLES / "roster.xlsx"), "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "create 46   update 2   delete 1   unchanged 1   conflict 1   invalid 0" in result.output
+    assert (
+        "~ update row 3     HD-002  phone_number: '+12025550100' -> '+12025550187'" in result.output
+    )
+    assert "- delete row 52    RX-009  Former Manager" in result.output
+    assert "holds 2 contacts with external_contact_id 'NW-001'" in result.output
+    assert "1 unmanaged" in result.output and "1 not in the roster" in result.output
+    assert "nothing was written" in result.output
+
+
+def test_plan_writes_nothing(env, seeded) -> None:
+    before = seeded.store.db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
+    run(env, "plan", str(SAMPLES / "roster.xlsx"), "--prune")
+    assert seeded.store.db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0] == before
+
+
+def test_detailed_exit_codes(env, tmp_path) -> None:
+    roster = str(SAMPLES / "roster.csv")
+    assert run(env, "plan", roster, "--detailed-exitcode", "-q").exit_code == 3
+    same = tmp_path / "same.csv"
+    same.write_text(
+        "Account #,External ID,First Name,Last Name,Phone,E-mail\n"
+        "10-4471,HD-001,John,Doe,(202) 555-0143,john.doe@harbordental.example.com\n"
+    )
+    result = run(env, "plan", str(same), "--detailed-exitcode")
+    assert result.exit_code == 0 and "No changes" in result.output
+    result = run(env, "plan", str(SAMPLES / "roster-with-mistakes.csv"), "--detailed-exitcode")
+    assert result.exit_code == 1 and "rows are invalid" in result.output
+
+
+def test_invalid_rows_stop_the_plan_unless_skipped(env) -> None:
+    mistakes = str(SAMPLES / "roster-with-mistakes.csv")
+    stopped = run(env, "plan", mistakes)
+    assert stopped.exit_code == 1 and "REFUSED: 10 rows are invalid" in stopped.output
+    skipped = run(env, "plan", mistakes, "--skip-invalid")
+    assert skipped.exit_code == 0, skipped.output
+    assert "Invalid rows (10), not planned" in skipped.output
+    assert "invalid 10" in skipped.output
+
+
+def test_unknown_sites_are_invalid_rows(env, tmp_path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text("Account #,External ID,First Name,Last Name\n10-4471,z1,A,B\nNOPE,z2,C,D\n")
+    result = run(env, "plan", str(path))
+    assert result.exit_code == 1
+    assert "account_number 'NOPE' is not a site of dealer 12345" in result.output
+
+
+def test_guards_refuse_with_exit_code_1(env, tmp_path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text(
+        "Account #,External ID,First Name,Last Name,Action\n"
+        "10-4474,RX-009,,,delete\n10-4474,RX-002,,,delete\n"
+    )
+    result = run(env, "plan", str(path))
+    assert result.exit_code == 1 and "would leave the site with no contacts" in result.output
+    assert run(env, "plan", str(path), "--allow-empty-sites").exit_code == 0
+    result = run(env, "plan", str(SAMPLES / "roster.csv"), "--prune", "--max-deletes", "1")
+    assert result.exit_code == 1 and "past --max-deletes 1" in result.output
+    assert (
+        run(
+            env, "plan", str(SAMPLES / "roster.csv"), "--prune", "--max-deletes", "1", "--force"
+        ).exit_code
+        == 0
+    )
+
+
+def test_a_dealer_out_of_scope_and_missing_settings(env) -> None:
+    result = run({**env, "CHEKT_DEALER_ID": "999"}, "plan", str(SAMPLES / "roster.csv"))
+    assert result.exit_code == 1 and "dealer 999 is outside the scope" in result.output
+    result = run({**env, "CHEKT_CLIENT_ID": ""}, "plan", str(SAMPLES / "roster.csv"))
+    assert result.exit_code == 2 and "CHEKT_CLIENT_ID" in result.output
+    result = run({**env, "CHEKT_DEALER_ID": ""}, "plan", str(SAMPLES / "roster.csv"))
+    assert result.exit_code == 2 and "CHEKT_DEALER_ID" in result.output
+
+
+def test_reports_json_csv_xlsx(env, tmp_path) -> None:
+    paths = {s: tmp_path / f"plan.{s}" for s in ("json", "csv", "xlsx")}
+    result = run(
+        env,
+        "plan",
+        str(SAMPLES / "roster.xlsx"),
+        "--prune",
+        "-o",
+        str(tmp_path / "out.json"),
+        *[f"--report={p}" for p in paths.values()],
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(paths["json"].read_text())
+    assert body["summary"]["create"] == 46 and body["summary"]["delete"] == 2
+    assert json.loads((tmp_path / "out.json").read_text())["sites"] == body["sites"]
+    table = pd.read_csv(paths["csv"], dtype=str, keep_default_na=False)
+    assert len(table) == 50 and set(table["action"]) == {"create", "update", "delete"}
+    workbook = openpyxl.load_workbook(paths["xlsx"])
+    assert workbook.sheetnames == ["Summary", "Changes", "Conflicts", "Invalid rows", "Left alone"]
+    changes = workbook["Changes"]
+    header = [c.value for c in changes[1]]
+    update = next(r for r in changes.iter_rows(min_row=2) if r[0].value == "update")
+    phone = update[header.index("phone_number")]
+    assert phone.value == "+12025550187" and phone.comment.text == "was: +12025550100"
+    assert phone.fill.fgColor.rgb.endswith("FFEB9C")
+    assert update[header.index("first_name")].fill.fgColor.rgb in (None, "00000000")
+    assert workbook["Conflicts"].max_row == 2
+
+
+def test_the_html_report_renders_and_filters_in_chromium(env, tmp_path) -> None:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    report = tmp_path / "plan.html"
+    assert (
+        run(env, "plan", str(SAMPLES / "roster.xlsx"), "--prune", "--report", str(report)).exit_code
+        == 0
+    )
+    page = report.read_text()
+    assert "http://" not in page.replace("http://127.0.0.1", "") and "https://" not in page
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ):
+        options.add_argument(flag)
+    service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    browser = webdriver.Chrome(options=options, service=service)
+    try:
+        browser.get(report.as_uri())
+        rows = browser.find_elements(By.CSS_SELECTOR, "#changes tbody tr")
+        assert len(rows) == 50
+
+        def visible() -> list[str]:
+            return [r.get_attribute("data-action") for r in rows if r.is_displayed()]
+
+        assert len(visible()) == 50
+        for box in browser.find_elements(By.CSS_SELECTOR, ".action-filter"):
+            if box.get_attribute("value") == "create":
+                box.click()
+        assert sorted(set(visible())) == ["delete", "update"] and len(visible()) == 4
+        browser.find_element(By.ID, "search").send_keys("Nowak")
+        assert visible() == []  # Nowak is in a conflict, not a change
+        search = browser.find_element(By.ID, "search")
+        search.clear()
+        search.send_keys("HD-0")
+        assert sorted(visible()) == ["delete", "update"]
+        assert "2 of 50 changes shown" in browser.find_element(By.ID, "shown").text
+    finally:
+        browser.quit()

@@ -30,8 +30,10 @@ class Change:
     row: int | None  # the roster row that asked for it; None for a prune
     external_contact_id: str | None
     contact_id: int | None  # None for a create
-    before: dict[str, str | None] = field(default_factory=dict)  # the changed fields, as held
-    after: dict[str, str | None] = field(default_factory=dict)  # what is sent
+    # The contact as held (updates and deletes: all its fields; creates: nothing), and what is
+    # sent (creates: the new contact; updates: only the fields that change; deletes: nothing).
+    before: dict[str, str | None] = field(default_factory=dict)
+    after: dict[str, str | None] = field(default_factory=dict)
     reason: str = ""  # "roster", "action=delete" or "prune"
 
     @property

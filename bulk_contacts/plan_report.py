@@ -65,7 +65,9 @@ def change_rows(plan: Plan) -> list[dict[str, Any]]:
                     "reason": change.reason + (" (site refused)" if site.refused else ""),
                     **{name: values.get(name) or "" for name in EDITABLE_FIELDS},
                     "changed": _changed_text(change),
-                    "before": {k: v or "" for k, v in change.before.items()},
+                    "before": {k: change.before.get(k) or "" for k in change.after}
+                    if change.action == "update"
+                    else {},
                     "refused": bool(site.refused),
                 }
             )
@@ -77,7 +79,7 @@ def _values(change: Change) -> dict[str, str | None]:
         return change.after
     if change.action == "delete":
         return change.before
-    return change.after
+    return {**change.before, **change.after}
 
 
 def _changed_text(change: Change) -> str:

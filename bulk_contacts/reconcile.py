@@ -407,9 +407,9 @@ def _plan_row(
             after["email"] = row.email
         plan.changes.append(_change(plan, row, None, "create", {}, after))
         return
-    before, after = _differences(row, contact, values.of(contact), options.blanks)
+    after = _differences(row, contact, values.of(contact), options.blanks)
     if after:
-        plan.changes.append(_change(plan, row, contact, "update", before, after))
+        plan.changes.append(_change(plan, row, contact, "update", _fields_of(contact), after))
     else:
         plan.unchanged += 1
 
@@ -438,23 +438,22 @@ def _change(
 
 def _differences(
     row: RowView, contact: Contact, held: tuple[str, str, str, str], blanks: str
-) -> tuple[dict[str, str | None], dict[str, str | None]]:
-    """Only the fields that really differ, formatting aside. `held` is the contact's fields
-    normalized as the roster's are (e-mail case-folded)."""
+) -> dict[str, str | None]:
+    """The fields to send: only those that really differ, formatting aside. `held` is the
+    contact's fields normalized as the roster's are (e-mail case-folded)."""
     wanted = (row.first_name, row.last_name, row.phone_number, row.email.casefold())
     if wanted == held:
-        return {}, {}  # the common case: nothing differs
-    before: dict[str, str | None] = {}
+        return {}  # the common case: nothing differs
     after: dict[str, str | None] = {}
     for name, want, have in zip(EDITABLE_FIELDS, wanted, held, strict=True):
         if want == have:
             continue
         if want == "":
             if blanks == "clear" and name in ("phone_number", "email"):
-                before[name], after[name] = getattr(contact, name), None
+                after[name] = None
             continue
-        before[name], after[name] = getattr(contact, name), getattr(row, name)
-    return before, after
+        after[name] = getattr(row, name)
+    return after
 
 
 def _fields_of(contact: Contact) -> dict[str, str | None]:

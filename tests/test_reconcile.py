@@ -48,11 +48,18 @@ def test_create_update_and_formatting_that_is_not_a_change() -> None:
     assert plan.summary()["unchanged"] == 1
     plan = plan_for(roster([row(first="Johnny", phone="202-555-0143")]), model)
     change = plan.changes[0]
-    assert (change.action, change.before, change.after) == (
+    assert (change.action, change.before["first_name"], change.after) == (
         "update",
-        {"first_name": "John"},
+        "John",
         {"first_name": "Johnny"},
     )
+    assert change.before == {
+        "external_contact_id": "a1",
+        "first_name": "John",
+        "last_name": "Doe",
+        "phone_number": "+12025550143",
+        "email": "john@example.com",
+    }
 
 
 def test_unicode_forms_are_the_same_name() -> None:

@@ -427,13 +427,255 @@ def plan(roster: Path, reports, output, detailed_exitcode, **options) -> None:
         if output is not None:
             click.echo(f"plan written: {output}")
     else:
-        for refusal in result.refusals:
+        for refusal in result.refusals + [s.refused for s in result.refused_sites]:
             click.echo(f"refused: {refusal}", err=True)
-    if result.refusals:
+    if result.refused:
         sys.exit(EXIT_INVALID)
     if detailed_exitcode:
         sys.exit(EXIT_CHANGES if result.has_changes else EXIT_OK)
     sys.exit(EXIT_OK)
+
+
+def confirm_or_exit(question: str, yes: bool) -> None:
+    """Ask on a terminal; without one, --yes is required."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        fail("not on a terminal, so nothing is asked: pass --yes to go ahead without confirmation")
+    if not click.confirm(question, default=False):
+        click.echo("Nothing was changed.")
+        sys.exit(EXIT_OK)
+
+
+class StopOnInterrupt:
+    """Ctrl-C stops starting new changes; the ones in flight finish and everything is written.
+    A second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        import signal
+        import threading
+
+        self.event = threading.Event()
+        self._signal = signal
+        self._previous = None
+
+    def __enter__(self) -> StopOnInterrupt:
+        self._previous = self._signal.signal(self._signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, *_: object) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+        click.echo(
+            "\ninterrupted: finishing the changes in flight, then stopping "
+            "(Ctrl-C again to stop at once)",
+            err=True,
+        )
+
+    def __exit__(self, *_: object) -> None:
+        self._signal.signal(self._signal.SIGINT, self._previous)
+
+
+def run_plan(client, plan, files, options: dict, kind: str):
+    """Apply with a progress bar and Ctrl-C handling; print where everything is."""
+    from .apply import apply_plan
+
+    total = len(plan.changes)
+    bars = Bars(not options["no_progress"] and not options["quiet"])
+    advance = bars("changes", total) if total else None
+    tally = {"ok": 0, "failed": 0, "skipped": 0, "retried": 0}
+
+    def progress(outcome) -> None:
+        tally[outcome.status] += 1
+        tally["retried"] += outcome.attempts > 1
+        if advance is not None:
+            advance(1)
+            bars.bars[-1].set_postfix(
+                done=tally["ok"], failed=tally["failed"], retried=tally["retried"], refresh=False
+            )
+
+    try:
+        with StopOnInterrupt() as interrupt:
+            report = apply_plan(client, plan, files, progress, interrupt.event, kind)
+    finally:
+        bars.close()
+    counts = report.counts
+    if not options["quiet"] or counts["failed"]:
+        click.secho(
+            f"{kind}: {counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped",
+            **STYLES["error" if counts["failed"] else "ok"],
+        )
+    click.echo(f"results: {files.results}")
+    click.echo(f"journal: {files.journal}  (bulk-contacts rollback {files.journal})")
+    if report.failed_rows_written:
+        click.echo(f"failed rows, to fix and import again: {files.failed_rows}")
+    if report.interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+    return report
+
+
+@main.command()
+@click.argument("target", metavar="ROSTER_OR_PLAN", type=click.Path(path_type=Path))
+@roster_options
+@plan_options
+@api_options
+@click.option("--yes", is_flag=True, help="Apply without asking (required off a terminal).")
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="With a saved plan: re-base the changes of sites that changed since the "
+    "plan, instead of refusing them.",
+)
+@click.option(
+    "--results",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Results file, .csv or .xlsx (default: in a new folder under bulk-contacts-runs/).",
+)
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Journal file, for rollback (default: beside the results).",
+)
+def apply(target: Path, yes, refresh, results, journal, **options) -> None:
+    """Make the changes: plan the roster (or load a saved PLAN.json and check it is not stale),
+    confirm, apply, and write the results and the journal."""
+    from .apply import RunFiles
+    from .terminal import plan_text, validation_text
+
+    if target.suffix.lower() == ".json":
+        plan, client, log = load_saved_plan(target, refresh, options)
+    else:
+        validated, plan = make_plan(target, options)
+        if not options["quiet"] and validated.issues:
+            echo_lines(
+                [line for line in validation_text(validated, options["verbose"]) if line[1] != "ok"]
+            )
+        _, client, log = open_client(options)
+    if not options["quiet"]:
+        echo_lines(plan_text(plan, options["verbose"], applying=True))
+    if plan.refusals:
+        sys.exit(EXIT_INVALID)
+    if not plan.changes:
+        sys.exit(EXIT_INVALID if plan.refused else EXIT_OK)
+    summary = plan.summary()
+    confirm_or_exit(
+        f"Apply {summary['create']} creates, {summary['update']} updates and "
+        f"{summary['delete']} deletes to CHeKT at {client.settings.api_url}?",
+        yes,
+    )
+    files = RunFiles.choose(results, journal)
+    with client, log:
+        report = run_plan(client, plan, files, options, "apply")
+    sys.exit(EXIT_INVALID if report.counts["failed"] or plan.refused else EXIT_OK)
+
+
+def load_saved_plan(path: Path, refresh: bool, options: dict):
+    """A saved plan, checked: not edited, not stale (or re-based), guards again."""
+    from .apply import check_freshness
+    from .errors import ApiError, InputError
+    from .plan import Plan
+    from .reconcile import PlanOptions, apply_guards
+
+    try:
+        plan = Plan.read(path)
+    except InputError as error:
+        fail(str(error))
+    _, client, log = open_client(options)
+    bars = Bars(not options["no_progress"] and not options["quiet"])
+    try:
+        stale = check_freshness(client, plan, refresh, bars("sites", len(plan.sites)))
+    except ApiError as error:
+        fail(str(error), EXIT_INVALID)
+    finally:
+        bars.close()
+    saved = {k: v for k, v in plan.options.items() if k in PlanOptions.__dataclass_fields__}
+    flags = {k: options[k] for k in ("force", "allow_empty_sites") if options[k]}
+    if options["max_deletes"] is not None:
+        flags["max_deletes"] = options["max_deletes"]
+    apply_guards(plan, PlanOptions(**{**saved, **flags}))
+    if stale and not options["quiet"]:
+        verb = "re-based on their current contacts" if refresh else "refused"
+        click.secho(
+            f"{len(stale)} sites changed since the plan was made, {verb}: "
+            + ", ".join(str(s.site_id) for s in stale),
+            fg="yellow",
+        )
+    return plan, client, log
+
+
+@main.command()
+@click.argument("journal_file", metavar="JOURNAL", type=click.Path(path_type=Path))
+@click.option("--yes", is_flag=True, help="Roll back without asking (required off a terminal).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Undo changes even to contacts that changed in CHeKT since the apply.",
+)
+@click.option("--api-url", metavar="URL", help="API base URL (CHEKT_API_URL).")
+@click.option("--token-url", metavar="URL", help="OAuth token URL (CHEKT_TOKEN_URL).")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    default=32,
+    show_default=True,
+    help="Requests in flight at once.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.1),
+    metavar="PER_SECOND",
+    help="Send at most this many requests per second.",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append one JSON line per HTTP exchange and per decision.",
+)
+@click.option(
+    "--results",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Results file of the rollback, .csv or .xlsx.",
+)
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Journal of the rollback itself.",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Print every change.")
+def rollback(journal_file: Path, yes, force, results, journal, **options) -> None:
+    """Undo an earlier apply from its journal: delete what it created, restore what it
+    updated, re-create what it deleted. Contacts changed since are left alone (conflicts)
+    unless --force."""
+    from .apply import RunFiles
+    from .errors import ApiError, InputError
+    from .journal import read_journal
+    from .rollback import inverse_plan
+    from .terminal import plan_text
+
+    try:
+        records = read_journal(journal_file)
+    except InputError as error:
+        fail(str(error))
+    _, client, log = open_client({**options, "dealer": None})
+    bars = Bars(not options["no_progress"] and not options["quiet"])
+    try:
+        plan = inverse_plan(client, records, journal_file, force, bars("sites", 0))
+    except ApiError as error:
+        fail(str(error), EXIT_INVALID)
+    finally:
+        bars.close()
+    if not options["quiet"]:
+        echo_lines(plan_text(plan, options["verbose"], applying=True))
+    if not plan.changes:
+        sys.exit(EXIT_INVALID if plan.conflicts else EXIT_OK)
+    confirm_or_exit(f"Undo {len(plan.changes)} changes in CHeKT at {client.settings.api_url}?", yes)
+    files = RunFiles.choose(results, journal, kind="rollback")
+    with client, log:
+        report = run_plan(client, plan, files, options, "rollback")
+    sys.exit(EXIT_INVALID if report.counts["failed"] or plan.conflicts else EXIT_OK)
 
 
 @main.command()

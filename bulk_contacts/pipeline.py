@@ -38,12 +38,7 @@ def plan_roster(
     placement, site_issues = resolve_sites(validated, sites_by_dealer, options.dealer_id)
     invalid = any(i.severity == ERROR for i in [*validated.issues, *site_issues])
     if invalid and not options.skip_invalid:
-        plan = reconcile(validated, {}, {}, {}, options, site_issues)
-        plan.refusals.append(
-            f"{len(plan.invalid)} rows are invalid; fix them (validate shows "
-            f"each problem) or plan the valid rows with --skip-invalid"
-        )
-        return plan
+        return reconcile(validated, {}, {}, {}, options, site_issues)  # refused: invalid rows
     sites = {
         (dealer, site.site_id): site
         for dealer, listed in sites_by_dealer.items()

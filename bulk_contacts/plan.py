@@ -105,7 +105,7 @@ class Plan:
     invalid: list[InvalidRow] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     source: str = ""
-    refusals: list[str] = field(default_factory=list)  # guards that refused (part of) the plan
+    refusals: list[str] = field(default_factory=list)  # why the whole plan is refused
     created_at: str = ""
 
     @property
@@ -128,6 +128,15 @@ class Plan:
     @property
     def conflicts(self) -> list[Conflict]:
         return [c for site in self.sites for c in site.conflicts]
+
+    @property
+    def refused_sites(self) -> list[SitePlan]:
+        return [site for site in self.sites if site.refused]
+
+    @property
+    def refused(self) -> bool:
+        """A guard refused the plan, or part of it."""
+        return bool(self.refusals or self.refused_sites)
 
     @property
     def has_changes(self) -> bool:

@@ -171,7 +171,7 @@ def _summary_sheet(workbook: xlsxwriter.Workbook, plan: Plan, styles: dict[str, 
         sheet.write_string(line, 0, key, styles["bold"])
         sheet.write_number(line, 1, value)
     line = 10
-    for refusal in plan.refusals:
+    for refusal in plan.refusals + [f"site {s.site_id}: {s.refused}" for s in plan.refused_sites]:
         sheet.write_string(line, 0, f"REFUSED: {refusal}", styles["refused"])
         line += 1
     line += 1

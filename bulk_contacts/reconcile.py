@@ -516,23 +516,26 @@ def _leftovers(
 # guards
 
 
+EMPTY_SITE = "it would leave the site with no contacts; use --allow-empty-sites if that is meant"
+
+
 def apply_guards(plan: Plan, options: PlanOptions) -> None:
     """Refuse, site by site, a plan that leaves a site with no contacts; and the whole plan when
-    it deletes more than --max-deletes (default: more than 10 and more than 25% of the contacts
-    in scope) unless --force."""
-    plan.refusals.clear()
+    rows are invalid (without --skip-invalid) or when it deletes more than --max-deletes
+    (default: more than 10 and more than 25% of the contacts in scope) unless --force.
+    Idempotent: apply runs the guards again, with its own flags, on a saved plan."""
+    plan.refusals = []
+    if plan.invalid and not options.skip_invalid:
+        plan.refusals.append(
+            f"{len(plan.invalid)} rows are invalid; fix them (validate shows "
+            f"each problem) or plan the valid rows with --skip-invalid"
+        )
     for site in plan.sites:
-        site.refused = ""
-        if (
-            not options.allow_empty_sites
-            and site.count("delete")
-            and site.contacts_after <= 0
-            and site.changes
-        ):
-            site.refused = (
-                "it would leave the site with no contacts; use --allow-empty-sites if that is meant"
-            )
-            plan.refusals.append(f"site {site.site_id} ({site.name or 'no name'}): {site.refused}")
+        if site.refused == EMPTY_SITE:
+            site.refused = ""
+        empties = site.count("delete") and site.contacts_after <= 0
+        if not site.refused and empties and not options.allow_empty_sites:
+            site.refused = EMPTY_SITE
     deletes = sum(site.count("delete") for site in plan.sites if not site.refused)
     in_scope = sum(site.contacts_before for site in plan.sites)
     if options.max_deletes is not None:

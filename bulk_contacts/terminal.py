@@ -64,7 +64,7 @@ SITE_TABLE_LIMIT = 20
 CHANGE_LINE_LIMIT = 40
 
 
-def plan_text(plan: Plan, verbose: bool = False) -> list[tuple[str, str]]:
+def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list[tuple[str, str]]:
     """(line, style) pairs: the summary, a table per site when there are few, the field-level
     diffs (truncated past a screenful unless verbose), conflicts, what is left alone, refusals."""
     counts = plan.summary()
@@ -85,15 +85,15 @@ def plan_text(plan: Plan, verbose: bool = False) -> list[tuple[str, str]]:
             lines.append((f"  ... and {len(plan.invalid) - 5} more", "dim"))
     for refusal in plan.refusals:
         lines.append((f"REFUSED: {refusal}", "error"))
+    for site in plan.refused_sites:
+        lines.append((f"REFUSED for site {_site_name(site)}: {site.refused}", "error"))
     if not plan.refusals:
-        lines.append(
-            (
-                "No changes: CHeKT already matches the roster."
-                if not plan.has_changes
-                else f"{len(plan.changes)} changes planned; nothing was written.",
-                "ok",
-            )
-        )
+        if not plan.has_changes:
+            lines.append(("No changes: CHeKT already matches the roster.", "ok"))
+        elif applying:
+            lines.append((f"{len(plan.changes)} changes to make.", "bold"))
+        else:
+            lines.append((f"{len(plan.changes)} changes planned; nothing was written.", "ok"))
     return lines
 
 

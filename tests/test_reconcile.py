@@ -137,10 +137,10 @@ def test_prune_spares_unmanaged_invalid_rows_and_absent_sites() -> None:
 def test_the_empty_site_guard() -> None:
     model = Model({101: [JOHN]})
     plan = plan_for(roster([row(action="delete")]), model)
-    assert plan.refusals and "no contacts" in plan.sites[0].refused
+    assert plan.refused and not plan.refusals and "no contacts" in plan.sites[0].refused
     assert plan.changes == [] and plan.summary()["delete"] == 0
     allowed = plan_for(roster([row(action="delete")]), model, allow_empty_sites=True)
-    assert not allowed.refusals and len(allowed.changes) == 1
+    assert not allowed.refused and len(allowed.changes) == 1
 
 
 def test_the_max_deletes_guard() -> None:

@@ -1,0 +1,154 @@
+"""What an apply did, change by change: the results file (CSV streamed as outcomes arrive, or
+.xlsx), and a roster of the failed rows to fix and import again."""
+
+from __future__ import annotations
+
+import csv
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO
+
+from .errors import InputError
+from .plan import Change
+
+RESULT_COLUMNS = (
+    "row",
+    "dealer_id",
+    "site_id",
+    "external_contact_id",
+    "action",
+    "status",
+    "contact_id",
+    "http_status",
+    "error_code",
+    "error_message",
+    "trace_id",
+    "attempts",
+)
+FAILED_COLUMNS = (
+    "dealer_id",
+    "site_id",
+    "external_contact_id",
+    "first_name",
+    "last_name",
+    "phone_number",
+    "email",
+    "action",
+    "contact_id",
+    "error",
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    row: int | None
+    dealer_id: int
+    site_id: int
+    external_contact_id: str | None
+    action: str
+    status: str  # ok, failed or skipped
+    contact_id: int | None
+    http_status: int | None = None
+    error_code: str = ""
+    error_message: str = ""
+    trace_id: str = ""
+    attempts: int = 0
+
+
+class Results:
+    """Outcomes, written as they come: `.csv` line by line; `.xlsx` at the end (kept as compact
+    rows meanwhile). Failed rows go to a roster file beside it."""
+
+    def __init__(self, path: Path, failed_path: Path) -> None:
+        if path.suffix.lower() not in (".csv", ".xlsx"):
+            raise InputError(f"--results {path}: use a .csv or .xlsx file name")
+        self.path, self.failed_path = path, failed_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._rows: list[tuple] = []
+        self._csv: IO[str] | None = None
+        self._writer = None
+        if path.suffix.lower() == ".csv":
+            self._csv = open(path, "w", newline="", encoding="utf-8-sig")  # noqa: SIM115
+            self._writer = csv.writer(self._csv)
+            self._writer.writerow(RESULT_COLUMNS)
+        self._failed: IO[str] | None = None
+        self._failed_writer = None
+        self.counts = {"ok": 0, "failed": 0, "skipped": 0}
+        self._closed = False
+
+    def add(self, outcome: Outcome, change: Change) -> None:
+        values = tuple("" if v is None else v for v in asdict(outcome).values())
+        with self._lock:
+            self.counts[outcome.status] += 1
+            if self._writer is not None:
+                self._writer.writerow(values)
+                self._csv.flush()  # type: ignore[union-attr]
+            else:
+                self._rows.append(values)
+            if outcome.status == "failed":
+                self._add_failed(change, outcome)
+
+    def _add_failed(self, change: Change, outcome: Outcome) -> None:
+        if self._failed_writer is None:
+            self.failed_path.parent.mkdir(parents=True, exist_ok=True)
+            self._failed = open(self.failed_path, "w", newline="", encoding="utf-8-sig")  # noqa: SIM115
+            self._failed_writer = csv.writer(self._failed)
+            self._failed_writer.writerow(FAILED_COLUMNS)
+        wanted = {**change.before, **change.after}
+        self._failed_writer.writerow(
+            [
+                change.dealer_id,
+                change.site_id,
+                change.external_contact_id or "",
+                wanted.get("first_name") or "",
+                wanted.get("last_name") or "",
+                wanted.get("phone_number") or "",
+                wanted.get("email") or "",
+                "delete" if change.action == "delete" else "upsert",
+                "" if change.external_contact_id else (change.contact_id or ""),
+                outcome.error_message,
+            ]
+        )
+        self._failed.flush()  # type: ignore[union-attr]
+
+    @property
+    def has_failed_rows(self) -> bool:
+        return self._failed_writer is not None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._csv is not None:
+                self._csv.close()
+            else:
+                self._write_xlsx()
+            if self._failed is not None:
+                self._failed.close()
+
+    def _write_xlsx(self) -> None:
+        import xlsxwriter
+
+        workbook = xlsxwriter.Workbook(
+            str(self.path),
+            {
+                "constant_memory": True,
+                "strings_to_numbers": False,
+                "strings_to_formulas": False,
+                "strings_to_urls": False,
+            },
+        )
+        sheet = workbook.add_worksheet("Results")
+        bold = workbook.add_format({"bold": True})
+        sheet.write_row(0, 0, RESULT_COLUMNS, bold)
+        for line, values in enumerate(self._rows, start=1):
+            for col, value in enumerate(values):
+                if isinstance(value, int):
+                    sheet.write_number(line, col, value)
+                else:
+                    sheet.write_string(line, col, str(value))
+        sheet.freeze_panes(1, 0)
+        workbook.close()

@@ -52,10 +52,13 @@ class RunFiles:
     ) -> RunFiles:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         folder = (base or Path("bulk-contacts-runs")) / f"{stamp}-{kind}"
-        results = results or folder / "results.csv"
+        if results is None:
+            results, default_journal = folder / "results.csv", folder / "journal.jsonl"
+        else:  # beside the results the user chose
+            default_journal = results.with_name(results.stem + "-journal.jsonl")
         return cls(
             results=results,
-            journal=journal or folder / "journal.jsonl",
+            journal=journal or default_journal,
             failed_rows=results.with_name(results.stem + "-failed-rows.csv"),
         )
 

@@ -5,6 +5,7 @@ Only this module imports click and prints; everything it runs is a library call 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 from pathlib import Path
@@ -273,16 +274,28 @@ def open_client(options: dict):
     return settings, client, log
 
 
-def make_plan(roster: Path, options: dict):
-    """Validate, fetch and reconcile: the plan, or exit with the reason."""
-    from .errors import ApiError, ConfigError
+def make_plan(roster: Path, options: dict, client, settings):
+    """Validate, fetch and reconcile: the plan, or exit with the reason. The access token is
+    fetched while the roster is read."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .errors import ApiError, BulkContactsError, ConfigError
     from .pipeline import plan_roster
     from .reconcile import PlanOptions
 
-    validated = load_roster(
-        roster, options["sheet"], options["column_map"], options["region"], options["phone_format"]
-    )
-    settings, client, log = open_client(options)
+    def warm_up() -> None:
+        with contextlib.suppress(BulkContactsError):  # the first real request reports it
+            client.tokens.current()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(warm_up)
+        validated = load_roster(
+            roster,
+            options["sheet"],
+            options["column_map"],
+            options["region"],
+            options["phone_format"],
+        )
     plan_options = PlanOptions(
         dealer_id=settings.dealer_id,
         region=options["region"],
@@ -296,8 +309,7 @@ def make_plan(roster: Path, options: dict):
     )
     bars = Bars(not options["no_progress"] and not options["quiet"])
     try:
-        with client, log:
-            plan = plan_roster(client, validated, plan_options, bars)
+        plan = plan_roster(client, validated, plan_options, bars)
     except ConfigError as error:
         fail(str(error))
     except ApiError as error:
@@ -414,7 +426,9 @@ def plan(roster: Path, reports, output, detailed_exitcode, **options) -> None:
     to CHeKT."""
     from .terminal import plan_text, validation_text
 
-    validated, result = make_plan(roster, options)
+    settings, client, log = open_client(options)
+    with client, log:
+        validated, result = make_plan(roster, options, client, settings)
     if not options["quiet"] and validated.issues:
         echo_lines(
             [line for line in validation_text(validated, options["verbose"]) if line[1] != "ok"]
@@ -540,18 +554,30 @@ def run_plan(client, plan, files, options: dict, kind: str):
 def apply(target: Path, yes, refresh, results, journal, **options) -> None:
     """Make the changes: plan the roster (or load a saved PLAN.json and check it is not stale),
     confirm, apply, and write the results and the journal."""
-    from .apply import RunFiles
-    from .terminal import plan_text, validation_text
+    from .terminal import validation_text
 
-    if target.suffix.lower() == ".json":
-        plan, client, log = load_saved_plan(target, refresh, options)
-    else:
-        validated, plan = make_plan(target, options)
-        if not options["quiet"] and validated.issues:
-            echo_lines(
-                [line for line in validation_text(validated, options["verbose"]) if line[1] != "ok"]
-            )
-        _, client, log = open_client(options)
+    settings, client, log = open_client(options)
+    with client, log:
+        if target.suffix.lower() == ".json":
+            plan = load_saved_plan(target, refresh, options, client)
+        else:
+            validated, plan = make_plan(target, options, client, settings)
+            if not options["quiet"] and validated.issues:
+                echo_lines(
+                    [
+                        line
+                        for line in validation_text(validated, options["verbose"])
+                        if line[1] != "ok"
+                    ]
+                )
+        apply_checked_plan(plan, client, yes, results, journal, options)
+
+
+def apply_checked_plan(plan, client, yes: bool, results, journal, options: dict) -> None:
+    """Show the plan, stop at a refusal, confirm, apply, exit with the outcome."""
+    from .apply import RunFiles
+    from .terminal import plan_text
+
     if not options["quiet"]:
         echo_lines(plan_text(plan, options["verbose"], applying=True))
     if plan.refusals:
@@ -564,13 +590,11 @@ def apply(target: Path, yes, refresh, results, journal, **options) -> None:
         f"{summary['delete']} deletes to CHeKT at {client.settings.api_url}?",
         yes,
     )
-    files = RunFiles.choose(results, journal)
-    with client, log:
-        report = run_plan(client, plan, files, options, "apply")
+    report = run_plan(client, plan, RunFiles.choose(results, journal), options, "apply")
     sys.exit(EXIT_INVALID if report.counts["failed"] or plan.refused else EXIT_OK)
 
 
-def load_saved_plan(path: Path, refresh: bool, options: dict):
+def load_saved_plan(path: Path, refresh: bool, options: dict, client):
     """A saved plan, checked: not edited, not stale (or re-based), guards again."""
     from .apply import check_freshness
     from .errors import ApiError, InputError
@@ -581,7 +605,6 @@ def load_saved_plan(path: Path, refresh: bool, options: dict):
         plan = Plan.read(path)
     except InputError as error:
         fail(str(error))
-    _, client, log = open_client(options)
     bars = Bars(not options["no_progress"] and not options["quiet"])
     try:
         stale = check_freshness(client, plan, refresh, bars("sites", len(plan.sites)))
@@ -601,7 +624,7 @@ def load_saved_plan(path: Path, refresh: bool, options: dict):
             + ", ".join(str(s.site_id) for s in stale),
             fg="yellow",
         )
-    return plan, client, log
+    return plan
 
 
 @main.command()

@@ -90,6 +90,8 @@ def _undo(
 
     if action == "delete":
         again = [c for c in contacts if external and c.external_contact_id == external]
+        if len(again) == 1 and not _changed_fields(again[0], intent["before"], CONTACT_FIELDS):
+            return  # already re-created as it was (an earlier rollback)
         if again:
             conflict(
                 f"a contact with external_contact_id {external!r} is on the site again; "
@@ -113,6 +115,8 @@ def _undo(
         if action == "update":
             conflict("the contact was deleted since the apply; nothing to restore")
         return  # a created contact already gone: nothing to undo
+    if action == "update" and not _changed_fields(target, intent["before"], intent["after"]):
+        return  # already as it was before the apply (an earlier rollback)
     changed_since = _changed_fields(
         target,
         outcome.get("image") or {},

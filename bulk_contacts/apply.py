@@ -229,7 +229,7 @@ class Applier:
                 "run_id": str(uuid.uuid4()),
                 "tool": f"bulk-contacts {__version__}",
                 "api_url": self.client.settings.api_url,
-                "plan_checksum": plan.to_dict()["checksum"],
+                "plan_checksum": plan.checksum or None,
                 "source": plan.source,
             },
             durable=True,

@@ -628,6 +628,54 @@ def load_saved_plan(path: Path, refresh: bool, options: dict, client):
 
 
 @main.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write: .xlsx (for review and import back) or .csv.",
+)
+@click.option(
+    "--site",
+    "site_ids",
+    type=int,
+    multiple=True,
+    metavar="ID",
+    help="Only this site (CHeKT's site_id); repeatable.",
+)
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    metavar="NUMBER",
+    help="Only the site with this account number; repeatable.",
+)
+@api_options
+def export(output: Path, site_ids, accounts, **options) -> None:
+    """Write the dealer's current contacts (every site, or those named) in the roster layout,
+    to review and edit in Excel and import back with plan/apply."""
+    from .errors import ApiError, InputError
+    from .export import fetch_export, write_export
+
+    settings, client, log = open_client(options)
+    if settings.dealer_id is None:
+        fail("no dealer id: pass --dealer or set CHEKT_DEALER_ID")
+    bars = Bars(not options["no_progress"] and not options["quiet"])
+    try:
+        with client, log:
+            found = fetch_export(client, settings.dealer_id, site_ids, accounts, bars)
+        count = write_export(found, output)
+    except InputError as error:
+        fail(str(error))
+    except ApiError as error:
+        fail(str(error), EXIT_INVALID)
+    finally:
+        bars.close()
+    if not options["quiet"]:
+        click.echo(f"{count} contacts of {len(found.sites)} sites written: {output}")
+
+
+@main.command()
 @click.argument("journal_file", metavar="JOURNAL", type=click.Path(path_type=Path))
 @click.option("--yes", is_flag=True, help="Roll back without asking (required off a terminal).")
 @click.option(

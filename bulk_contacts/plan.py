@@ -107,6 +107,7 @@ class Plan:
     source: str = ""
     refusals: list[str] = field(default_factory=list)  # why the whole plan is refused
     created_at: str = ""
+    checksum: str = ""  # of the plan file it was read from or written to; "" for a fresh plan
 
     @property
     def changes(self) -> list[Change]:
@@ -171,6 +172,7 @@ class Plan:
             "invalid": [asdict(row) for row in self.invalid],
         }
         body["checksum"] = checksum(body)
+        self.checksum = body["checksum"]
         return body
 
     def to_json(self) -> str:
@@ -202,6 +204,7 @@ class Plan:
             body.get("source", ""),
             list(body.get("refusals", [])),
             body.get("created_at", ""),
+            expected,
         )
 
     @classmethod

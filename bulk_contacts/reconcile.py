@@ -204,7 +204,13 @@ def reconcile(
     """The plan for every site the roster names (and that could be read)."""
     issues = [*validated.issues, *extra_issues]
     invalid_rows = {i.row for i in issues if i.severity == ERROR and i.row is not None}
-    remote = _RemoteValues(contacts, options)
+    snapshot = validated.roster.snapshot
+    context = _Context(
+        options,
+        _RemoteValues([c for found in contacts.values() for c in found], options),
+        snapshot,
+        _RemoteValues(list(snapshot.values()), options) if snapshot is not None else None,
+    )
     by_site: dict[SiteKey, list[RowView]] = defaultdict(list)
     protected: dict[SiteKey, list[RowView]] = defaultdict(list)
     for view in _row_views(validated.rows):
@@ -215,9 +221,7 @@ def reconcile(
     plans = []
     for key in sorted(set(by_site) | set(protected)):
         plans.append(
-            _site_plan(
-                sites[key], key, contacts[key], by_site[key], protected[key], remote, options
-            )
+            _site_plan(sites[key], key, contacts[key], by_site[key], protected[key], context)
         )
     plan = Plan(
         sites=plans,
@@ -254,8 +258,7 @@ class _RemoteValues:
 
     values: dict[int, tuple[str, str, str, str]]
 
-    def __init__(self, contacts: dict[SiteKey, list[Contact]], options: PlanOptions) -> None:
-        everyone = [c for listed in contacts.values() for c in listed]
+    def __init__(self, everyone: list[Contact], options: PlanOptions) -> None:
         frame = pd.DataFrame(
             [
                 (c.contact_id, c.first_name, c.last_name, c.phone_number or "", c.email or "")
@@ -282,14 +285,29 @@ class _RemoteValues:
         return self.values[contact.contact_id]
 
 
+@dataclass
+class _Context:
+    """What every site's reconcile needs: the options, the remote contacts' normalized values,
+    and for an edited export, its snapshot (the merge base) and the snapshot's values."""
+
+    options: PlanOptions
+    remote: _RemoteValues
+    snapshot: dict[int, Contact] | None = None
+    base: _RemoteValues | None = None
+
+    def base_of(self, row: RowView) -> Contact | None:
+        if self.snapshot is None or not row.contact_id.isdigit():
+            return None
+        return self.snapshot.get(int(row.contact_id))
+
+
 def _site_plan(
     site: Site,
     key: SiteKey,
     remote: list[Contact],
     rows: list[RowView],
     protected_rows: list[RowView],
-    values: _RemoteValues,
-    options: PlanOptions,
+    context: _Context,
 ) -> SitePlan:
     dealer_id, site_id = key
     plan = SitePlan(
@@ -311,12 +329,12 @@ def _site_plan(
         contact = _match(row, by_external, by_id, matched, plan)
         if contact is False:
             continue  # a conflict was recorded
-        _plan_row(row, contact, values, options, plan)
+        _plan_row(row, contact, context, plan)
         if contact is not None:
             matched.add(contact.contact_id)
     spared = {c.contact_id for row in protected_rows for c in _named_by(row, by_external, by_id)}
     in_conflict = {cid for conflict in plan.conflicts for cid in conflict.contact_ids}
-    _leftovers(remote, matched, spared, in_conflict, options, plan)
+    _leftovers(remote, matched, spared, in_conflict, context, plan)
     plan.changes.sort(key=lambda c: c.sort_key)
     plan.conflicts.sort(key=lambda c: (c.row or 0, c.external_contact_id or ""))
     plan.listed.sort(key=lambda item: item.contact_id)
@@ -343,11 +361,7 @@ def _match(
     """The contact a row is about; None when there is none yet; False after a conflict."""
 
     def conflict(ids: tuple[int, ...], message: str) -> bool:
-        plan.conflicts.append(
-            Conflict(
-                plan.dealer_id, plan.site_id, row.row, row.external_contact_id or None, ids, message
-            )
-        )
+        _conflict(plan, row, ids, message)
         return False
 
     if row.external_contact_id:
@@ -380,13 +394,15 @@ def _match(
     return contact
 
 
-def _plan_row(
-    row: RowView,
-    contact: Contact | None,
-    values: _RemoteValues,
-    options: PlanOptions,
-    plan: SitePlan,
-) -> None:
+def _conflict(plan: SitePlan, row: RowView, ids: tuple[int, ...], message: str) -> None:
+    plan.conflicts.append(
+        Conflict(
+            plan.dealer_id, plan.site_id, row.row, row.external_contact_id or None, ids, message
+        )
+    )
+
+
+def _plan_row(row: RowView, contact: Contact | None, context: _Context, plan: SitePlan) -> None:
     if row.action == "delete":
         if contact is None:
             plan.unchanged += 1  # already absent
@@ -395,23 +411,80 @@ def _plan_row(
                 _change(plan, row, contact, "delete", _fields_of(contact), {}, "action=delete")
             )
         return
+    base = context.base_of(row)
     if contact is None:
-        after = {
-            "external_contact_id": row.external_contact_id,
-            "first_name": row.first_name,
-            "last_name": row.last_name,
-        }
-        if row.phone_number:
-            after["phone_number"] = row.phone_number
-        if row.email:
-            after["email"] = row.email
-        plan.changes.append(_change(plan, row, None, "create", {}, after))
+        if base is not None:
+            _gone_since_export(row, base, context, plan)
+        else:
+            plan.changes.append(_change(plan, row, None, "create", {}, _new_contact(row)))
         return
-    after = _differences(row, contact, values.of(contact), options.blanks)
+    if base is not None:
+        after, clashes = _merge(
+            row, context.remote.of(contact), context.base.of(base), context.options.blanks
+        )  # type: ignore[union-attr]
+        if clashes:
+            _conflict(
+                plan,
+                row,
+                (contact.contact_id,),
+                f"changed both in the file and in CHeKT since the export "
+                f"({', '.join(clashes)}); edit the row again from a new export",
+            )
+            return
+    else:
+        after = _differences(row, contact, context.remote.of(contact), context.options.blanks)
     if after:
         plan.changes.append(_change(plan, row, contact, "update", _fields_of(contact), after))
     else:
         plan.unchanged += 1
+
+
+def _new_contact(row: RowView) -> dict[str, str | None]:
+    after: dict[str, str | None] = {
+        "external_contact_id": row.external_contact_id,
+        "first_name": row.first_name,
+        "last_name": row.last_name,
+    }
+    if row.phone_number:
+        after["phone_number"] = row.phone_number
+    if row.email:
+        after["email"] = row.email
+    return after
+
+
+def _gone_since_export(row: RowView, base: Contact, context: _Context, plan: SitePlan) -> None:
+    """A row of an export whose contact was deleted in CHeKT since: CHeKT's deletion stands,
+    unless the reviewer edited the row, which is then a conflict."""
+    edited = _differences(row, base, context.base.of(base), "keep")  # type: ignore[union-attr]
+    if edited:
+        _conflict(
+            plan,
+            row,
+            (base.contact_id,),
+            "deleted in CHeKT since the export, but edited in the file; to create it "
+            "again, clear its contact_id",
+        )
+    else:
+        plan.unchanged += 1
+
+
+def _merge(
+    row: RowView, held: tuple[str, str, str, str], base: tuple[str, str, str, str], blanks: str
+) -> tuple[dict[str, str | None], list[str]]:
+    """Three-way merge of a row of an edited export: only what the reviewer changed is sent;
+    what changed in CHeKT since the export (and not in the file) stands; a field changed on
+    both sides, differently, is a clash."""
+    mine = (row.first_name, row.last_name, row.phone_number, row.email.casefold())
+    after: dict[str, str | None] = {}
+    clashes = []
+    for name, want, have, was in zip(EDITABLE_FIELDS, mine, held, base, strict=True):
+        if want in (was, have) or (want == "" and blanks == "keep"):
+            continue
+        if have != was:
+            clashes.append(name)
+        else:
+            after[name] = getattr(row, name) or None
+    return after, clashes
 
 
 def _change(
@@ -471,23 +544,27 @@ def _leftovers(
     matched: set[int],
     spared: set[int],
     in_conflict: set[int],
-    options: PlanOptions,
+    context: _Context,
     plan: SitePlan,
 ) -> None:
     """Contacts on the site that no valid row is about: kept and listed, or pruned. Unmanaged
-    contacts, those of invalid rows and those in a conflict are never pruned."""
+    contacts, those of invalid rows, those in a conflict, and those created since the export a
+    file came from are never pruned."""
+    snapshot = context.snapshot
     for contact in remote:
         if contact.contact_id in matched:
             continue
         if not contact.managed:
             why = "unmanaged"
+        elif snapshot is not None and contact.contact_id not in snapshot:
+            why = "new"
         elif contact.contact_id in in_conflict:
             why = "conflict"
         elif contact.contact_id in spared:
             why = "protected"
         else:
             why = "kept"
-        if why == "kept" and options.prune:
+        if why == "kept" and context.options.prune:
             plan.changes.append(
                 Change(
                     "delete",

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import InputError
+from .models import Contact
 from .spreadsheet import Cells, cell_text, column_index, column_letter, read_cells
 
 __all__ = ["Roster", "Table", "column_index", "column_letter", "read_roster"]
@@ -94,6 +95,7 @@ class Table:
     date_cells: set[tuple[int, int]] = field(default_factory=set)  # (row, column position)
     formula_cells: set[tuple[int, int]] = field(default_factory=set)  # formulas with no value
     details: dict[str, str] = field(default_factory=dict)  # encoding, delimiter, sheet
+    snapshot: dict[int, Contact] | None = None
 
 
 @dataclass
@@ -105,6 +107,11 @@ class Roster:
     columns: dict[str, tuple[str, str]]  # field -> (column letter, header as written)
     ignored_columns: list[tuple[str, str]]  # unknown columns: (letter, header)
     table: Table
+
+    @property
+    def snapshot(self) -> dict[int, Contact] | None:
+        """For an xlsx export: the contacts as CHeKT held them when it was made."""
+        return self.table.snapshot
 
     def column_label(self, name: str) -> str:
         letter, header = self.columns.get(name, ("", name))
@@ -150,7 +157,33 @@ def table_from_cells(cells: Cells) -> Table:
     table = _split_header(frame, cells.source, date_cells)
     table.formula_cells = cells.formula_cells
     table.details = dict(cells.details)
+    table.snapshot = parse_snapshot(cells.snapshot)
     return table
+
+
+SNAPSHOT_FORMAT = "bulk-contacts-export/1"
+
+
+def parse_snapshot(rows: list[list] | None) -> dict[int, Contact] | None:
+    """The hidden snapshot sheet of an xlsx export: a marker row, a header, a row a contact."""
+    if not rows or len(rows) < 2 or not rows[0] or rows[0][0] != SNAPSHOT_FORMAT:
+        return None
+    header = [cell_text(h) for h in rows[1]]
+    contacts = {}
+    for values in rows[2:]:
+        item = dict(zip(header, (cell_text(v) for v in values), strict=False))
+        if not item.get("contact_id", "").isdigit():
+            continue
+        contact = Contact(
+            int(item["contact_id"]),
+            item.get("first_name", ""),
+            item.get("last_name", ""),
+            item.get("external_contact_id") or None,
+            item.get("phone_number") or None,
+            item.get("email") or None,
+        )
+        contacts[contact.contact_id] = contact
+    return contacts
 
 
 def _split_header(frame: pd.DataFrame, source: str, date_cells: set[tuple[int, int]]) -> Table:

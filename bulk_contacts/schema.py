@@ -97,6 +97,8 @@ MESSAGES: dict[str, str] = {
     "invalid_email": "{value!r} is not a valid e-mail address: {detail}",
     "duplicate_external_id": "external_contact_id {value!r} is used by rows {rows} for the same "
     "site; each contact on a site needs its own id",
+    "duplicate_in_chekt": "external_contact_id {value!r} is shared by rows {rows}, distinct "
+    "contacts in CHeKT: they are left alone until the duplicate is resolved in CHeKT",
     "duplicate_phone": "the same phone number as row {other} on this site",
     "formula_like": "{value!r} starts like a spreadsheet formula ({start}); check that it is "
     "meant as a name",
@@ -324,16 +326,22 @@ def site_keys(rows: pd.DataFrame) -> pd.Series:
 
 
 def _duplicate_ids(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
+    """One external id on several rows of a site: an error, each row named. Unless every row
+    carries its own contact_id (an export of contacts that already share the id in CHeKT): then
+    the rows are a conflict the plan lists and leaves alone, and this is only a warning."""
     keyed = rows[rows["external_contact_id"] != ""]
     key = site_keys(keyed) + "|" + keyed["external_contact_id"]
     repeated = keyed[key.duplicated(keep=False)]
     issues = []
     for _, group in repeated.groupby(key[repeated.index], sort=False):
         listed = ", ".join(str(r) for r in group.index)
+        ids = group["contact_id"]
+        exported = (ids != "").all() and not ids.duplicated().any()
+        code, severity = (
+            ("duplicate_in_chekt", WARNING) if exported else ("duplicate_external_id", ERROR)
+        )
         issues += [
-            _issue(
-                roster, int(row), "external_contact_id", value, "duplicate_external_id", rows=listed
-            )
+            _issue(roster, int(row), "external_contact_id", value, code, severity, rows=listed)
             for row, value in group["external_contact_id"].items()
         ]
     return issues

@@ -54,6 +54,11 @@ class Cells:
     rows: list[list[Any]]
     formula_cells: set[tuple[int, int]] = field(default_factory=set)  # (row, column position)
     details: dict[str, str] = field(default_factory=dict)  # encoding, delimiter, sheet
+    snapshot: list[list[Any]] | None = None  # an export's hidden snapshot sheet, as rows
+
+
+# The hidden sheet in which an xlsx export keeps what CHeKT held when it was made.
+SNAPSHOT_SHEET = "bulk-contacts snapshot"
 
 
 def read_cells(path: Path, sheet: str | None = None) -> Cells:
@@ -136,6 +141,9 @@ def _read_workbook(path: Path, sheet: str | None) -> Cells:
         data = workbook.get_sheet_by_name(name)
         rows = data.to_python(skip_empty_area=False)
         merged = data.merged_cell_ranges or []
+        snapshot = None
+        if SNAPSHOT_SHEET in workbook.sheet_names and name != SNAPSHOT_SHEET:
+            snapshot = workbook.get_sheet_by_name(SNAPSHOT_SHEET).to_python()
     except CalamineError as error:
         if type(error).__name__ == "PasswordError":
             raise InputError(
@@ -152,6 +160,7 @@ def _read_workbook(path: Path, sheet: str | None) -> Cells:
         rows=rows,
         formula_cells=formulas.result() if formulas is not None else set(),
         details={"sheet": name},
+        snapshot=snapshot,
     )
 
 
@@ -253,11 +262,22 @@ def _read_csv(path: Path) -> Cells:
     text, encoding = decode_text(data, path)
     delimiter = sniff_delimiter(text)
     rows: list[list[Any]] = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    if "'" in text:
+        rows = [[unquote_formula(value) for value in row] for row in rows]
     return Cells(
         source=str(path),
         rows=rows,
         details={"encoding": encoding, "delimiter": {"\t": "tab"}.get(delimiter, delimiter)},
     )
+
+
+FORMULA_MARKED = re.compile(r"'+[=+\-@\t\r]")  # apostrophes, then a formula's start
+
+
+def unquote_formula(value: str) -> str:
+    """Take off the apostrophe that keeps a spreadsheet from running a value as a formula (as
+    an export writes it, and as spreadsheets hide it)."""
+    return value[1:] if FORMULA_MARKED.match(value) else value
 
 
 def decode_text(data: bytes, path: Path) -> tuple[str, str]:

@@ -190,6 +190,7 @@ def _left_alone(plan: Plan) -> list[tuple[str, str]]:
         "kept": "not in the roster (kept; --prune deletes them)",
         "protected": "protected by a row that failed validation",
         "conflict": "in a conflict (never guessed)",
+        "new": "created in CHeKT since the export (kept)",
     }
     if not counts:
         return []

@@ -1,0 +1,233 @@
+"""`export`: the dealer's contacts in the roster layout, to review in Excel and import back.
+
+The xlsx export is written by xlsxwriter in constant memory: every value a text cell (so ids and
+phone numbers stay exactly as they are, and nothing is ever a formula), a styled frozen header,
+an autofilter, a Sites sheet, and a hidden sheet holding the snapshot the export was made from.
+Importing an edited export is then a three-way merge (see `reconcile`): only what the reviewer
+changed is sent.
+
+The csv export is UTF-8 with a BOM (so Excel shows accents). A value a spreadsheet would run as
+a formula (starting with =, +, -, @, a tab or a carriage return) gets a leading apostrophe, which
+spreadsheets show as text and the reader takes off again; a phone number such as +12025550143 is
+left as it is.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import xlsxwriter
+
+from .client import ChektClient
+from .errors import InputError
+from .fetch import fetch_contacts
+from .models import Contact, Site, format_timestamp
+from .roster import SNAPSHOT_FORMAT
+from .spreadsheet import FORMULA_MARKED, SNAPSHOT_SHEET
+
+EXPORT_COLUMNS = (
+    "site_id",
+    "account_number",
+    "external_site_id",
+    "site_name",
+    "external_contact_id",
+    "contact_id",
+    "first_name",
+    "last_name",
+    "phone_number",
+    "email",
+    "action",
+    "created_at",
+)
+SNAPSHOT_COLUMNS = (
+    "contact_id",
+    "dealer_id",
+    "site_id",
+    "external_contact_id",
+    "first_name",
+    "last_name",
+    "phone_number",
+    "email",
+)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+PHONE_LIKE = re.compile(r"\+[0-9][0-9 ().\-]*")
+WIDTHS = {
+    "site_name": 30,
+    "email": 32,
+    "first_name": 16,
+    "last_name": 18,
+    "phone_number": 16,
+    "external_contact_id": 20,
+    "created_at": 24,
+}
+
+
+@dataclass
+class Export:
+    dealer_id: int
+    sites: list[Site]
+    contacts: dict[int, list[Contact]]  # by site_id
+    created_at: str
+
+    def rows(self) -> list[dict[str, str]]:
+        rows = []
+        for site in self.sites:
+            for contact in sorted(
+                self.contacts.get(site.site_id, []),
+                key=lambda c: (c.external_contact_id or "~", c.contact_id),
+            ):
+                rows.append(
+                    {
+                        "site_id": str(site.site_id),
+                        "account_number": site.account_number or "",
+                        "external_site_id": site.external_site_id or "",
+                        "site_name": site.name or "",
+                        "external_contact_id": contact.external_contact_id or "",
+                        "contact_id": str(contact.contact_id),
+                        "first_name": contact.first_name,
+                        "last_name": contact.last_name,
+                        "phone_number": contact.phone_number or "",
+                        "email": contact.email or "",
+                        "action": "",
+                        "created_at": format_timestamp(contact.created_at),
+                    }
+                )
+        return rows
+
+
+def fetch_export(
+    client: ChektClient,
+    dealer_id: int,
+    site_ids: tuple[int, ...] = (),
+    accounts: tuple[str, ...] = (),
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+) -> Export:
+    """Every site of the dealer, or those named by id or account number; their contacts."""
+    sites = client.list_sites(dealer_id)
+    if site_ids or accounts:
+        known_ids = {s.site_id for s in sites}
+        known_accounts = {s.account_number for s in sites}
+        missing = [str(i) for i in site_ids if i not in known_ids] + [
+            a for a in accounts if a not in known_accounts
+        ]
+        if missing:
+            raise InputError(f"dealer {dealer_id} has no site {', '.join(missing)}")
+        sites = [s for s in sites if s.site_id in site_ids or s.account_number in accounts]
+    advance = progress("sites", len(sites)) if progress else None
+    found = fetch_contacts(client, [(dealer_id, s.site_id) for s in sites], advance)
+    return Export(
+        dealer_id,
+        sites,
+        {site: c for (_, site), c in found.items()},
+        datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+def write_export(export: Export, path: Path) -> int:
+    """Write it by suffix; returns the number of contacts."""
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = export.rows()
+    if suffix == ".xlsx":
+        _write_xlsx(export, rows, path)
+    elif suffix == ".csv":
+        _write_csv(rows, path)
+    else:
+        raise InputError(f"-o {path}: an export is .xlsx or .csv")
+    return len(rows)
+
+
+def csv_safe(value: str) -> str:
+    """Shown as text by a spreadsheet, never run as a formula; `unquote_formula` undoes it.
+    A value that itself begins with the apostrophe marker gets one more, so it survives."""
+    formula = value.startswith(FORMULA_START) and not PHONE_LIKE.fullmatch(value)
+    return "'" + value if formula or FORMULA_MARKED.match(value) else value
+
+
+def _write_csv(rows: list[dict[str, str]], path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8-sig") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(EXPORT_COLUMNS)
+        for row in rows:
+            writer.writerow([csv_safe(row[name]) for name in EXPORT_COLUMNS])
+
+
+def _write_xlsx(export: Export, rows: list[dict[str, str]], path: Path) -> None:
+    workbook = xlsxwriter.Workbook(
+        str(path),
+        {
+            "constant_memory": True,
+            "strings_to_numbers": False,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+        },
+    )
+    workbook.set_properties(
+        {
+            "title": f"CHeKT contacts of dealer {export.dealer_id}",
+            "comments": f"exported by bulk-contacts {export.created_at}",
+        }
+    )
+    header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
+    text = workbook.add_format({"num_format": "@"})
+    sheet = workbook.add_worksheet("Contacts")
+    for col, name in enumerate(EXPORT_COLUMNS):
+        sheet.set_column(col, col, WIDTHS.get(name, 14), text)
+    sheet.freeze_panes(1, 0)
+    sheet.autofilter(0, 0, max(1, len(rows)), len(EXPORT_COLUMNS) - 1)
+    sheet.write_row(0, 0, EXPORT_COLUMNS, header)
+    for line, row in enumerate(rows, start=1):
+        for col, name in enumerate(EXPORT_COLUMNS):
+            if row[name]:
+                sheet.write_string(line, col, row[name], text)
+    _sites_sheet(workbook, export, header)
+    _snapshot_sheet(workbook, export)
+    workbook.close()
+
+
+def _sites_sheet(workbook: xlsxwriter.Workbook, export: Export, header) -> None:
+    sheet = workbook.add_worksheet("Sites")
+    columns = ("site_id", "account_number", "external_site_id", "name", "timezone", "contacts")
+    sheet.write_row(0, 0, columns, header)
+    for line, site in enumerate(export.sites, start=1):
+        values = (
+            str(site.site_id),
+            site.account_number or "",
+            site.external_site_id or "",
+            site.name or "",
+            site.timezone or "",
+        )
+        for col, value in enumerate(values):
+            sheet.write_string(line, col, value)
+        sheet.write_number(line, 5, len(export.contacts.get(site.site_id, [])))
+    sheet.set_column(0, 4, 18)
+    sheet.set_column(3, 3, 32)
+
+
+def _snapshot_sheet(workbook: xlsxwriter.Workbook, export: Export) -> None:
+    """What CHeKT held when the export was made, for the three-way merge on import."""
+    sheet = workbook.add_worksheet(SNAPSHOT_SHEET)
+    sheet.write_row(0, 0, (SNAPSHOT_FORMAT, export.created_at, str(export.dealer_id)))
+    sheet.write_row(1, 0, SNAPSHOT_COLUMNS)
+    line = 2
+    for site in export.sites:
+        for contact in export.contacts.get(site.site_id, []):
+            values = (
+                str(contact.contact_id),
+                str(export.dealer_id),
+                str(site.site_id),
+                contact.external_contact_id or "",
+                contact.first_name,
+                contact.last_name,
+                contact.phone_number or "",
+                contact.email or "",
+            )
+            for col, value in enumerate(values):
+                sheet.write_string(line, col, value)
+            line += 1
+    sheet.hide()

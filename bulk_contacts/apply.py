@@ -16,8 +16,8 @@ from __future__ import annotations
 import itertools
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -201,6 +201,54 @@ def _image(contact: Contact) -> dict[str, str | None]:
 # execution
 
 
+class _PhaseQueue:
+    """The changes ready to run: per site, the next phase (creates, then updates, then deletes)
+    once the previous one is done. Workers take from it; it holds only references to the
+    plan's changes, so memory stays flat however large the plan."""
+
+    def __init__(self, sites: list[SitePlan]) -> None:
+        self._ready: deque[tuple[SitePlan, Change]] = deque()
+        self._phases = {
+            id(site): [[c for c in site.changes if c.action == action] for action in ACTIONS]
+            for site in sites
+        }
+        self._left: dict[int, int] = {}
+        self._open = len(sites)
+        self._condition = threading.Condition()
+        with self._condition:
+            for site in sites:
+                self._next_phase(site)
+
+    def _next_phase(self, site: SitePlan) -> None:
+        """Queue the site's next non-empty phase (the condition's lock is held)."""
+        phases = self._phases[id(site)]
+        while phases and not phases[0]:
+            phases.pop(0)
+        if not phases:
+            self._open -= 1
+            self._condition.notify_all()
+            return
+        batch = phases.pop(0)
+        self._left[id(site)] = len(batch)
+        self._ready.extend((site, change) for change in batch)
+        self._condition.notify_all()
+
+    def take(self) -> tuple[SitePlan, Change] | None:
+        """The next change to run, waiting for one; None when every site is done."""
+        with self._condition:
+            while not self._ready:
+                if self._open == 0:
+                    return None
+                self._condition.wait()
+            return self._ready.popleft()
+
+    def done(self, site: SitePlan) -> None:
+        with self._condition:
+            self._left[id(site)] -= 1
+            if self._left[id(site)] == 0:
+                self._next_phase(site)
+
+
 class Applier:
     """Runs a plan's changes through the client, journaling and recording each."""
 
@@ -235,43 +283,26 @@ class Applier:
             durable=True,
         )
         sites = [site for site in plan.sites if site.changes and not site.refused]
-        if not sites:
-            return False
-        finished = threading.Event()
-        remaining = [len(sites)]
-        with ThreadPoolExecutor(self.client.concurrency, thread_name_prefix="apply") as pool:
-
-            def start_next_phase(site: SitePlan, phases: list[list[Change]]) -> None:
-                while phases and not phases[0]:
-                    phases.pop(0)
-                if not phases:
-                    with self._lock:
-                        remaining[0] -= 1
-                        if remaining[0] == 0:
-                            finished.set()
-                    return
-                batch = phases.pop(0)
-                left = [len(batch)]
-
-                def one(change: Change) -> None:
-                    try:
-                        self._execute(change, site)
-                    finally:
-                        with self._lock:
-                            left[0] -= 1
-                            last = left[0] == 0
-                        if last:
-                            start_next_phase(site, phases)
-
-                for change in batch:
-                    pool.submit(one, change)
-
-            for site in sites:
-                phases = [[c for c in site.changes if c.action == a] for a in ACTIONS]
-                start_next_phase(site, phases)
-            while not finished.wait(0.1):
-                pass
+        if sites:
+            queue = _PhaseQueue(sites)
+            workers = [
+                threading.Thread(target=self._work, args=(queue,), name=f"apply-{n}", daemon=True)
+                for n in range(min(self.client.concurrency, len(plan.changes)))
+            ]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                while worker.is_alive():  # short waits, so the main thread takes Ctrl-C
+                    worker.join(0.1)
         return self.stop.is_set()
+
+    def _work(self, queue: _PhaseQueue) -> None:
+        while (item := queue.take()) is not None:
+            site, change = item
+            try:
+                self._execute(change, site)
+            finally:
+                queue.done(site)
 
     def _execute(self, change: Change, site: SitePlan) -> None:
         number = next(self._numbers)

@@ -751,6 +751,131 @@ def rollback(journal_file: Path, yes, force, results, journal, **options) -> Non
 
 @main.command()
 @click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-output"),
+    show_default=True,
+    help="Folder for the demo's files (sample roster, reports, results, export).",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def demo(out: Path, no_progress: bool) -> None:
+    """The whole job on the sample data, against a sandbox started for it on 127.0.0.1: no
+    credentials, no network. Validate, plan with --prune (html, xlsx, json reports), apply,
+    export."""
+    import os
+    import tempfile
+    import time
+
+    from .samples import write_samples
+    from .sandbox import SandboxConfig, SandboxError, SandboxServer
+
+    started = time.perf_counter()
+    samples = write_samples(out / "sample_data")
+    roster, seed = samples["roster.xlsx"], samples["sandbox-seed.json"]
+    quiet = ["--no-progress"] if no_progress else []
+    with tempfile.TemporaryDirectory() as scratch:
+        config = SandboxConfig(port=0, db=Path(scratch) / "sandbox.db", seed=seed)
+        try:
+            sandbox = SandboxServer(config).start()
+        except SandboxError as error:
+            fail(str(error))
+        try:
+            # The sandbox's own public rehearsal credentials, for this process only.
+            os.environ.update(
+                {
+                    "CHEKT_API_URL": sandbox.url,
+                    "CHEKT_CLIENT_ID": config.client_id,
+                    "CHEKT_CLIENT_SECRET": config.client_secret,
+                    "CHEKT_DEALER_ID": str(config.dealers[0]),
+                }
+            )
+            os.environ.pop("CHEKT_API_KEY", None)
+            os.environ.pop("CHEKT_PRIVATE_KEY_FILE", None)
+            os.environ.pop("CHEKT_TOKEN_URL", None)
+            steps = [
+                ("validate the sample roster", ["validate", str(roster)], (0,)),
+                (
+                    "plan it with --prune",
+                    [
+                        "plan",
+                        str(roster),
+                        "--prune",
+                        *quiet,
+                        "--report",
+                        str(out / "plan.html"),
+                        "--report",
+                        str(out / "plan.xlsx"),
+                        "-o",
+                        str(out / "plan.json"),
+                    ],
+                    (0,),
+                ),
+                (
+                    "apply the saved plan",
+                    [
+                        "apply",
+                        str(out / "plan.json"),
+                        "--yes",
+                        *quiet,
+                        "--results",
+                        str(out / "apply" / "results.csv"),
+                        "--journal",
+                        str(out / "apply" / "journal.jsonl"),
+                    ],
+                    (0,),
+                ),
+                (
+                    "export what CHeKT now holds",
+                    ["export", "-o", str(out / "contacts-after.xlsx"), *quiet],
+                    (0,),
+                ),
+                (
+                    "plan again: nothing left to do",
+                    ["plan", str(roster), "--prune", "-q", "--detailed-exitcode"],
+                    (0,),
+                ),
+            ]
+            click.secho(
+                f"bulk-contacts demo: a sandbox on {sandbox.url}, seeded from {seed}", bold=True
+            )
+            for title, args, expected in steps:
+                click.secho(f"\n== {title}: bulk-contacts {' '.join(args)}", bold=True)
+                code = invoke(args)
+                if code not in expected:
+                    fail(f"the demo's step '{title}' ended with exit code {code}", EXIT_INVALID)
+        finally:
+            sandbox.stop()
+    click.secho(
+        f"\nDemo finished in {time.perf_counter() - started:.1f} s. Files in {out}/:",
+        fg="green",
+        bold=True,
+    )
+    for name, what in [
+        ("sample_data/", "the sample roster, a roster with mistakes, the seed"),
+        ("plan.html", "the plan, to open in a browser"),
+        ("plan.xlsx", "the plan for review in Excel"),
+        ("plan.json", "the plan file that apply took"),
+        ("apply/results.csv", "one line per change made"),
+        ("apply/journal.jsonl", "the journal (bulk-contacts rollback takes it)"),
+        ("contacts-after.xlsx", "the export: edit it and plan/apply it back"),
+    ]:
+        click.echo(f"  {name:<22} {what}")
+
+
+def invoke(args: list[str]) -> int:
+    """Run a command as the console script would; its exit code."""
+    try:
+        main.main(args, standalone_mode=False, prog_name="bulk-contacts")
+    except SystemExit as done:
+        return int(done.code or 0)
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    return 0
+
+
+@main.command()
+@click.option(
     "--host", default=sandbox_defaults.DEFAULT_HOST, show_default=True, help="Address to listen on."
 )
 @click.option(

@@ -15,6 +15,7 @@ left as it is.
 from __future__ import annotations
 
 import csv
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,14 +47,13 @@ EXPORT_COLUMNS = (
 )
 SNAPSHOT_COLUMNS = (
     "contact_id",
-    "dealer_id",
-    "site_id",
     "external_contact_id",
     "first_name",
     "last_name",
     "phone_number",
     "email",
 )
+SNAPSHOT_CELL = 30_000  # characters of JSON per cell (an Excel cell holds 32,767)
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 PHONE_LIKE = re.compile(r"\+[0-9][0-9 ().\-]*")
 WIDTHS = {
@@ -210,24 +210,31 @@ def _sites_sheet(workbook: xlsxwriter.Workbook, export: Export, header) -> None:
 
 
 def _snapshot_sheet(workbook: xlsxwriter.Workbook, export: Export) -> None:
-    """What CHeKT held when the export was made, for the three-way merge on import."""
+    """What CHeKT held when the export was made, for the three-way merge on import: a marker
+    row, a header, then the contacts as JSON arrays, packed into cells of up to 30,000
+    characters (an Excel cell holds 32,767): machine data, written and read in one go."""
     sheet = workbook.add_worksheet(SNAPSHOT_SHEET)
     sheet.write_row(0, 0, (SNAPSHOT_FORMAT, export.created_at, str(export.dealer_id)))
-    sheet.write_row(1, 0, SNAPSHOT_COLUMNS)
-    line = 2
+    sheet.write_string(1, 0, json.dumps(SNAPSHOT_COLUMNS))
+    line, chunk, size = 2, [], 0
     for site in export.sites:
         for contact in export.contacts.get(site.site_id, []):
-            values = (
-                str(contact.contact_id),
-                str(export.dealer_id),
-                str(site.site_id),
-                contact.external_contact_id or "",
-                contact.first_name,
-                contact.last_name,
-                contact.phone_number or "",
-                contact.email or "",
+            item = json.dumps(
+                [
+                    contact.contact_id,
+                    contact.external_contact_id,
+                    contact.first_name,
+                    contact.last_name,
+                    contact.phone_number,
+                    contact.email,
+                ],
+                ensure_ascii=False,
             )
-            for col, value in enumerate(values):
-                sheet.write_string(line, col, value)
-            line += 1
+            if size + len(item) > SNAPSHOT_CELL and chunk:
+                sheet.write_string(line, 0, "[" + ",".join(chunk) + "]")
+                line, chunk, size = line + 1, [], 0
+            chunk.append(item)
+            size += len(item) + 1
+    if chunk:
+        sheet.write_string(line, 0, "[" + ",".join(chunk) + "]")
     sheet.hide()

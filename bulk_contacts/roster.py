@@ -9,6 +9,7 @@ decides what each column means.
 from __future__ import annotations
 
 import difflib
+import json
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, time
@@ -165,22 +166,25 @@ SNAPSHOT_FORMAT = "bulk-contacts-export/1"
 
 
 def parse_snapshot(rows: list[list] | None) -> dict[int, Contact] | None:
-    """The hidden snapshot sheet of an xlsx export: a marker row, a header, a row a contact."""
+    """The hidden snapshot sheet of an xlsx export: a marker row, a header, then cells of JSON
+    arrays, one array per contact."""
     if not rows or len(rows) < 2 or not rows[0] or rows[0][0] != SNAPSHOT_FORMAT:
         return None
-    header = [cell_text(h) for h in rows[1]]
+    try:
+        header = json.loads(rows[1][0])
+        items = [item for row in rows[2:] if row and row[0] for item in json.loads(row[0])]
+    except (ValueError, TypeError):
+        return None  # damaged: the file is then read as a plain roster
     contacts = {}
-    for values in rows[2:]:
-        item = dict(zip(header, (cell_text(v) for v in values), strict=False))
-        if not item.get("contact_id", "").isdigit():
-            continue
+    for values in items:
+        field_values = dict(zip(header, values, strict=False))
         contact = Contact(
-            int(item["contact_id"]),
-            item.get("first_name", ""),
-            item.get("last_name", ""),
-            item.get("external_contact_id") or None,
-            item.get("phone_number") or None,
-            item.get("email") or None,
+            int(field_values["contact_id"]),
+            field_values.get("first_name") or "",
+            field_values.get("last_name") or "",
+            field_values.get("external_contact_id") or None,
+            field_values.get("phone_number") or None,
+            field_values.get("email") or None,
         )
         contacts[contact.contact_id] = contact
     return contacts

@@ -106,13 +106,14 @@ def load_roster(
         import phonenumbers
 
         from .roster import roster_from_cells
-        from .schema import validate_roster
+        from .schema import validate_roster, warm_up
 
         if region.upper() not in phonenumbers.SUPPORTED_REGIONS:
             fail(
                 f"--region {region!r} is not a region code; use a two-letter code such as US, "
                 f"CA, GB or DE"
             )
+        warm_up(region, phone_format)
         try:
             roster = roster_from_cells(reading.result(), mapping)
         except InputError as error:

@@ -153,11 +153,6 @@ class Plan:
         counts["invalid"] = len(self.invalid)
         return counts
 
-    def site(self, dealer_id: int, site_id: int) -> SitePlan | None:
-        return next(
-            (s for s in self.sites if (s.dealer_id, s.site_id) == (dealer_id, site_id)), None
-        )
-
     # serialization
 
     def to_dict(self) -> dict[str, Any]:
@@ -171,7 +166,7 @@ class Plan:
             "sites": [asdict(site) for site in self.sites],
             "invalid": [asdict(row) for row in self.invalid],
         }
-        body["checksum"] = checksum(body)
+        body["checksum"] = checksum_of(body)
         self.checksum = body["checksum"]
         return body
 
@@ -187,7 +182,7 @@ class Plan:
         if body.get("format") != PLAN_FORMAT:
             raise InputError(f"{source}: not a bulk-contacts plan (format {body.get('format')!r})")
         expected = body.get("checksum")
-        if expected != checksum({k: v for k, v in body.items() if k != "checksum"}):
+        if expected != checksum_of({k: v for k, v in body.items() if k != "checksum"}):
             raise InputError(
                 f"{source}: the plan was edited after it was made (its checksum does not match); "
                 f"make a new plan with `bulk-contacts plan ... -o PLAN.json`"
@@ -243,7 +238,7 @@ def _site_from_dict(data: dict[str, Any]) -> SitePlan:
     )
 
 
-def checksum(body: dict[str, Any]) -> str:
+def checksum_of(body: dict[str, Any]) -> str:
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import InputError
+from .gc_pause import gc_paused
 from .models import Contact
 from .spreadsheet import Cells, cell_text, column_index, column_letter, read_cells
 
@@ -129,6 +130,7 @@ def read_roster(
     return roster_from_cells(read_cells(path, sheet), column_map)
 
 
+@gc_paused()
 def roster_from_cells(cells: Cells, column_map: dict[str, str] | None = None) -> Roster:
     return map_columns(table_from_cells(cells), column_map or {})
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .gc_pause import gc_paused
 
 WORKBOOK_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".ods"}
 TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".tab"}
@@ -61,6 +62,7 @@ class Cells:
 SNAPSHOT_SHEET = "bulk-contacts snapshot"
 
 
+@gc_paused()
 def read_cells(path: Path, sheet: str | None = None) -> Cells:
     """The sheet (or CSV file) as rows of cell values. Raises InputError naming the file and
     what to do. Needs no pandas, so a caller can run it in a thread while pandas loads."""

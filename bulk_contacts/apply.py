@@ -113,27 +113,20 @@ def rebase_site(site: SitePlan, contacts: list[Contact]) -> SitePlan:
     changes, conflicts = [], list(site.conflicts)
     for change in site.changes:
         target = _current_target(change, by_id, by_external)
-        if target is False:
-            conflicts.append(
-                Conflict(
-                    change.dealer_id,
-                    change.site_id,
-                    change.row,
-                    change.external_contact_id,
-                    (),
-                    "several contacts now share this external_contact_id",
-                )
-            )
-            continue
-        rebased = _rebase(change, target)
+        rebased = (
+            _rebase(change, target)
+            if target is not False
+            else "several contacts now share this external_contact_id"
+        )
         if isinstance(rebased, str):
+            ids = (change.contact_id,) if change.contact_id else ()
             conflicts.append(
                 Conflict(
                     change.dealer_id,
                     change.site_id,
                     change.row,
                     change.external_contact_id,
-                    (change.contact_id,) if change.contact_id else (),
+                    ids,
                     rebased,
                 )
             )
@@ -170,7 +163,7 @@ def _rebase(change: Change, current: Contact | None) -> Change | str | None:
                 change,
                 action="update",
                 contact_id=current.contact_id,
-                before=_image(current),
+                before=current.fields(),
                 after=after,
             )
             if after
@@ -180,8 +173,8 @@ def _rebase(change: Change, current: Contact | None) -> Change | str | None:
         return None  # deleted meanwhile: nothing to update or delete
     if change.action == "update":
         after = _still_different(change.after, current)
-        return replace(change, before=_image(current), after=after) if after else None
-    if _image(current) != {k: change.before.get(k) for k in CONTACT_FIELDS}:
+        return replace(change, before=current.fields(), after=after) if after else None
+    if current.fields() != {k: change.before.get(k) for k in CONTACT_FIELDS}:
         return "the contact changed in CHeKT since the plan was made; it is not deleted"
     return change
 
@@ -192,10 +185,6 @@ def _still_different(wanted: dict[str, str | None], current: Contact) -> dict[st
         for k, v in wanted.items()
         if k in EDITABLE_FIELDS and (getattr(current, k) or None) != (v or None)
     }
-
-
-def _image(contact: Contact) -> dict[str, str | None]:
-    return {name: getattr(contact, name) for name in CONTACT_FIELDS}
 
 
 # execution
@@ -329,7 +318,7 @@ class Applier:
             )
         else:
             contact = result.contact
-            image = _image(contact) if contact else None
+            image = contact.fields() if contact else None
             exchange = result.exchange
             outcome = self._outcome(
                 change,

@@ -391,7 +391,7 @@ def _plan_row(row: RowView, contact: Contact | None, context: _Context, plan: Si
             plan.unchanged += 1  # already absent
         else:
             plan.changes.append(
-                _change(plan, row, contact, "delete", _fields_of(contact), {}, "action=delete")
+                _change(plan, row, contact, "delete", contact.fields(), {}, "action=delete")
             )
         return
     base = context.base_of(row)
@@ -417,7 +417,7 @@ def _plan_row(row: RowView, contact: Contact | None, context: _Context, plan: Si
     else:
         after = _differences(row, contact, context.remote.of(contact), context.options.blanks)
     if after:
-        plan.changes.append(_change(plan, row, contact, "update", _fields_of(contact), after))
+        plan.changes.append(_change(plan, row, contact, "update", contact.fields(), after))
     else:
         plan.unchanged += 1
 
@@ -512,16 +512,6 @@ def _differences(
     return after
 
 
-def _fields_of(contact: Contact) -> dict[str, str | None]:
-    return {
-        "external_contact_id": contact.external_contact_id,
-        "first_name": contact.first_name,
-        "last_name": contact.last_name,
-        "phone_number": contact.phone_number,
-        "email": contact.email,
-    }
-
-
 def _leftovers(
     remote: list[Contact],
     matched: set[int],
@@ -556,7 +546,7 @@ def _leftovers(
                     None,
                     contact.external_contact_id,
                     contact.contact_id,
-                    _fields_of(contact),
+                    contact.fields(),
                     {},
                     "prune",
                 )

@@ -82,7 +82,7 @@ def _undo(
                 intent.get("row"),
                 external,
                 target.contact_id if target else None,
-                _image(target) if target else {},
+                target.fields() if target else {},
                 after,
                 "rollback",
             )
@@ -138,7 +138,3 @@ def _changed_fields(contact: Contact, image: dict, fields) -> list[str]:
     return [
         name for name in fields if (getattr(contact, name) or None) != (image.get(name) or None)
     ]
-
-
-def _image(contact: Contact) -> dict[str, str | None]:
-    return {name: getattr(contact, name) for name in CONTACT_FIELDS}

@@ -375,6 +375,17 @@ class Applier:
     ) -> None:
         self.journal.write({"type": "outcome", "n": number, **asdict(outcome), "image": image})
         self.results.add(outcome, change)
+        self.client.log.decision(
+            step="apply",
+            action=change.action,
+            site_id=change.site_id,
+            row=change.row,
+            external_contact_id=change.external_contact_id,
+            contact_id=outcome.contact_id,
+            status=outcome.status,
+            trace_id=outcome.trace_id or None,
+            reason=outcome.error_message or None,
+        )
         if self.progress is not None:
             self.progress(outcome)
 

@@ -47,4 +47,38 @@ def plan_roster(
     wanted = set(placement.values())
     advance = progress("sites", len(wanted)) if progress else None
     contacts = fetch_contacts(client, wanted, advance)
-    return reconcile(validated, placement, sites, contacts, options, site_issues)
+    plan = reconcile(validated, placement, sites, contacts, options, site_issues)
+    log_decisions(client, plan)
+    return plan
+
+
+def log_decisions(client: ChektClient, plan: Plan) -> None:
+    """With --log-file: one line per planned change, conflict and refusal (no contact values
+    unless the log is verbose)."""
+    log = client.log
+    if not log.enabled:
+        return
+    for site in plan.sites:
+        for change in site.changes:
+            log.decision(
+                step="plan",
+                action=change.action,
+                site_id=site.site_id,
+                row=change.row,
+                external_contact_id=change.external_contact_id,
+                contact_id=change.contact_id,
+                reason=change.reason,
+                fields=sorted(change.after),
+                refused=site.refused or None,
+            )
+        for conflict in site.conflicts:
+            log.decision(
+                step="plan",
+                action="conflict",
+                site_id=site.site_id,
+                row=conflict.row,
+                external_contact_id=conflict.external_contact_id,
+                reason=conflict.message,
+            )
+    for refusal in plan.refusals:
+        log.decision(step="plan", action="refused", reason=refusal)

@@ -196,3 +196,39 @@ def test_the_html_report_renders_and_filters_in_chromium(env, tmp_path) -> None:
         assert "2 of 50 changes shown" in browser.find_element(By.ID, "shown").text
     finally:
         browser.quit()
+
+
+def test_the_log_file_has_exchanges_and_decisions_without_secrets(env, tmp_path) -> None:
+    log = tmp_path / "log.jsonl"
+    result = run(env, "plan", str(SAMPLES / "roster.xlsx"), "--prune", "--log-file", str(log))
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    kinds = {line["kind"] for line in lines}
+    assert kinds == {"http", "decision"}
+    decisions = [line for line in lines if line["kind"] == "decision"]
+    assert {d["action"] for d in decisions} == {"create", "update", "delete", "conflict"}
+    assert "sandbox-secret" not in log.read_text()
+    assert "Kwame" not in log.read_text()  # contact values only with -v
+
+
+def test_a_roster_may_name_its_dealer_per_row(start_sandbox, tmp_path) -> None:
+    server = start_sandbox(dealers=(12345, 555))
+    for dealer, site in ((12345, 1), (555, 2)):
+        server.store.create_site(dealer, {"site_id": site, "name": f"S{site}", "timezone": "UTC"})
+    path = tmp_path / "two.csv"
+    path.write_text(
+        "dealer_id,site_id,external_contact_id,first_name,last_name\n"
+        "12345,1,a,Ann,Lee\n555,2,b,Bo,Ng\n"
+    )
+    env = {
+        "CHEKT_CLIENT_ID": "sandbox-client",
+        "CHEKT_CLIENT_SECRET": "sandbox-secret",
+        "CHEKT_API_URL": server.url,
+    }
+    result = run(env, "apply", str(path), "--yes", "--results", str(tmp_path / "r.csv"))
+    assert result.exit_code == 0, result.output
+    held = server.store.db.execute("SELECT site_id, external_contact_id FROM contacts")
+    assert sorted(tuple(r) for r in held) == [(1, "a"), (2, "b")]
+    path.write_text("dealer_id,site_id,external_contact_id,first_name,last_name\n999,1,a,Ann,Lee\n")
+    result = run(env, "plan", str(path))
+    assert result.exit_code == 1 and "dealer 999 is outside the scope" in result.output

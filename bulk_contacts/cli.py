@@ -781,7 +781,10 @@ def demo(out: Path, no_progress: bool) -> None:
         except SandboxError as error:
             fail(str(error))
         try:
-            # The sandbox's own public rehearsal credentials, for this process only.
+            # The sandbox's own public rehearsal credentials, for the demo's steps only.
+            saved = {k: v for k, v in os.environ.items() if k.startswith("CHEKT_")}
+            for name in saved:
+                del os.environ[name]
             os.environ.update(
                 {
                     "CHEKT_API_URL": sandbox.url,
@@ -790,9 +793,6 @@ def demo(out: Path, no_progress: bool) -> None:
                     "CHEKT_DEALER_ID": str(config.dealers[0]),
                 }
             )
-            os.environ.pop("CHEKT_API_KEY", None)
-            os.environ.pop("CHEKT_PRIVATE_KEY_FILE", None)
-            os.environ.pop("CHEKT_TOKEN_URL", None)
             steps = [
                 ("validate the sample roster", ["validate", str(roster)], (0,)),
                 (
@@ -846,6 +846,9 @@ def demo(out: Path, no_progress: bool) -> None:
                     fail(f"the demo's step '{title}' ended with exit code {code}", EXIT_INVALID)
         finally:
             sandbox.stop()
+            for name in [k for k in os.environ if k.startswith("CHEKT_")]:
+                del os.environ[name]
+            os.environ.update(saved)
     click.secho(
         f"\nDemo finished in {time.perf_counter() - started:.1f} s. Files in {out}/:",
         fg="green",

@@ -1,0 +1,51 @@
+"""`bulk-contacts demo`: the main job on a fresh machine, as the README's first command runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import openpyxl
+import pandas as pd
+
+
+def test_the_demo_runs_the_whole_pipeline_and_says_where_everything_is(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHEKT_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "bulk_contacts", "demo", "--no-progress"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = tmp_path / "demo-output"
+    for name in (
+        "plan.html",
+        "plan.xlsx",
+        "plan.json",
+        "apply/results.csv",
+        "apply/journal.jsonl",
+        "contacts-after.xlsx",
+        "sample_data/roster.xlsx",
+    ):
+        assert (out / name).exists(), name
+        assert name in result.stdout
+    assert "127.0.0.1" in result.stdout and "Demo finished in" in result.stdout
+    summary = json.loads((out / "plan.json").read_text())["summary"]
+    assert summary == {
+        "create": 46,
+        "update": 2,
+        "delete": 2,
+        "unchanged": 1,
+        "conflict": 1,
+        "invalid": 0,
+    }
+    results = pd.read_csv(out / "apply" / "results.csv", dtype=str, keep_default_na=False)
+    assert len(results) == 50 and set(results["status"]) == {"ok"}
+    exported = openpyxl.load_workbook(out / "contacts-after.xlsx")["Contacts"]
+    assert exported.max_row - 1 == 9 + 46 - 2  # the seed, plus creates, less deletes
+    assert "sandbox-secret" not in (out / "apply" / "journal.jsonl").read_text()

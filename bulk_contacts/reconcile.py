@@ -12,6 +12,7 @@ deletes too much.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -182,7 +183,7 @@ def reconcile(
     sites: dict[SiteKey, Site],
     contacts: dict[SiteKey, list[Contact]],
     options: PlanOptions,
-    extra_issues: list[RosterIssue] = (),  # type: ignore[assignment]
+    extra_issues: Sequence[RosterIssue] = (),
 ) -> Plan:
     """The plan for every site the roster names (and that could be read)."""
     issues = [*validated.issues, *extra_issues]

@@ -16,7 +16,7 @@ import json
 import math
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 from zoneinfo import available_timezones
@@ -85,7 +85,7 @@ async def send_raw(
     send: Send,
     status: int,
     body: bytes,
-    headers: list[tuple[bytes, bytes]] = (),  # type: ignore[assignment]
+    headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
     await send(
         {

@@ -470,3 +470,56 @@ def test_ctrl_c_finishes_what_is_in_flight_and_writes_everything(start_sandbox, 
     intents = {r["n"] for r in records if r["type"] == "intent"}
     outcomes = {r["n"] for r in records if r["type"] == "outcome" and r["status"] == "ok"}
     assert intents == outcomes  # no write was left without its outcome
+
+
+def run_on_a_terminal(
+    server, args: list[str], answer: bytes, seconds: float = 60
+) -> tuple[int, str]:
+    """Run the command with a pseudo-terminal as its stdin and stdout, answer its prompt."""
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bulk_contacts", *args],
+        env={**os.environ, **environment(server)},
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        close_fds=True,
+    )
+    os.close(follower)
+    seen, answered = b"", False
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:
+                    break  # the process closed the terminal
+                if not chunk:
+                    break
+                seen += chunk
+                if not answered and b"[y/N]" in seen:
+                    os.write(leader, answer)
+                    answered = True
+            elif process.poll() is not None:
+                break
+        return process.wait(timeout=10), seen.decode(errors="replace")
+    finally:
+        process.kill()
+        os.close(leader)
+
+
+def test_on_a_terminal_apply_asks_first(start_sandbox, tmp_path) -> None:
+    server = seeded(start_sandbox)
+    before = contacts_of(server)
+    args = ["apply", ROSTER, "--no-progress", "--results", str(tmp_path / "r.csv")]
+    code, output = run_on_a_terminal(server, args, b"n\n")
+    assert code == 0 and "Nothing was changed." in output, output
+    assert contacts_of(server) == before
+    code, output = run_on_a_terminal(server, args, b"y\n")
+    assert code == 0 and "apply: 49 done" in output, output
+    assert contacts_of(server) != before

@@ -132,52 +132,63 @@ def run() -> None:
         gc.freeze()
 
 
-def api_options(command):
-    """Options of the commands that talk to CHeKT. Secrets come only from the environment."""
-    for option in reversed(
-        [
-            click.option(
-                "--api-url",
-                metavar="URL",
-                help="API base URL (CHEKT_API_URL; default https://api.chekt.com).",
-            ),
-            click.option(
-                "--token-url",
-                metavar="URL",
-                help="OAuth token URL (CHEKT_TOKEN_URL; default <api-url>/oauth/token).",
-            ),
-            click.option("--dealer", metavar="ID", help="Dealer id (CHEKT_DEALER_ID)."),
-            click.option(
-                "--concurrency",
-                type=click.IntRange(1, 256),
-                default=32,
-                show_default=True,
-                help="Requests in flight at once.",
-            ),
-            click.option(
-                "--rate",
-                type=click.FloatRange(min=0.1),
-                metavar="PER_SECOND",
-                help="Send at most this many requests per second (default: as fast as "
-                "the server's advertised limit allows).",
-            ),
-            click.option(
-                "--log-file",
-                type=click.Path(dir_okay=False, path_type=Path),
-                help="Append one JSON line per HTTP exchange and per decision.",
-            ),
-            click.option("--no-progress", is_flag=True, help="No progress bar."),
-            click.option("-q", "--quiet", is_flag=True, help="Print only errors."),
-            click.option(
-                "-v",
-                "--verbose",
-                is_flag=True,
-                help="Print every change; contact values in --log-file.",
-            ),
-        ]
-    ):
-        command = option(command)
-    return command
+def connection_options(dealer: bool = True):
+    """Options of the commands that talk to CHeKT (rollback takes its dealers from the
+    journal). Secrets come only from the environment."""
+    options = [
+        click.option(
+            "--api-url",
+            metavar="URL",
+            help="API base URL (CHEKT_API_URL; default https://api.chekt.com).",
+        ),
+        click.option(
+            "--token-url",
+            metavar="URL",
+            help="OAuth token URL (CHEKT_TOKEN_URL; default <api-url>/oauth/token).",
+        ),
+        *(
+            [click.option("--dealer", metavar="ID", help="Dealer id (CHEKT_DEALER_ID).")]
+            if dealer
+            else []
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 256),
+            default=32,
+            show_default=True,
+            help="Requests in flight at once.",
+        ),
+        click.option(
+            "--rate",
+            type=click.FloatRange(min=0.1),
+            metavar="PER_SECOND",
+            help="Send at most this many requests per second (default: as fast as "
+            "the server's advertised limit allows).",
+        ),
+        click.option(
+            "--log-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Append one JSON line per HTTP exchange and per decision.",
+        ),
+        click.option("--no-progress", is_flag=True, help="No progress bar."),
+        click.option("-q", "--quiet", is_flag=True, help="Print only errors."),
+        click.option(
+            "-v",
+            "--verbose",
+            is_flag=True,
+            help="Print every change; contact values in --log-file.",
+        ),
+    ]
+
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+api_options = connection_options()
 
 
 def plan_options(command):
@@ -684,26 +695,6 @@ def export(output: Path, site_ids, accounts, **options) -> None:
     is_flag=True,
     help="Undo changes even to contacts that changed in CHeKT since the apply.",
 )
-@click.option("--api-url", metavar="URL", help="API base URL (CHEKT_API_URL).")
-@click.option("--token-url", metavar="URL", help="OAuth token URL (CHEKT_TOKEN_URL).")
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 256),
-    default=32,
-    show_default=True,
-    help="Requests in flight at once.",
-)
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0.1),
-    metavar="PER_SECOND",
-    help="Send at most this many requests per second.",
-)
-@click.option(
-    "--log-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Append one JSON line per HTTP exchange and per decision.",
-)
 @click.option(
     "--results",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -714,9 +705,7 @@ def export(output: Path, site_ids, accounts, **options) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Journal of the rollback itself.",
 )
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
-@click.option("-v", "--verbose", is_flag=True, help="Print every change.")
+@connection_options(dealer=False)
 def rollback(journal_file: Path, yes, force, results, journal, **options) -> None:
     """Undo an earlier apply from its journal: delete what it created, restore what it
     updated, re-create what it deleted. Contacts changed since are left alone (conflicts)

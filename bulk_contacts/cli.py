@@ -897,7 +897,9 @@ def invoke(args: list[str]) -> int:
 @click.option(
     "--client-secret",
     default=sandbox_defaults.DEFAULT_CLIENT_SECRET,
-    help="That client's secret (a rehearsal value; default sandbox-secret).",
+    envvar="SANDBOX_CLIENT_SECRET",
+    help="That client's secret (SANDBOX_CLIENT_SECRET; default sandbox-secret). The flag shows "
+    "in `ps`: use it only for throwaway rehearsals, the variable otherwise.",
 )
 @click.option(
     "--dealer",
@@ -975,12 +977,13 @@ def sandbox(**options: object) -> None:
     except ValueError as error:
         fail(str(error))
 
+    source = click.get_current_context().get_parameter_source("client_secret")
+    secret = {
+        click.core.ParameterSource.ENVIRONMENT: "from SANDBOX_CLIENT_SECRET",
+        click.core.ParameterSource.COMMANDLINE: "as given with --client-secret",
+    }.get(source, "sandbox-secret (the default)")
+
     def announce(url: str) -> None:
-        secret = (
-            "sandbox-secret (the default)"
-            if config.client_secret == sandbox_defaults.DEFAULT_CLIENT_SECRET
-            else "as given with --client-secret"
-        )
         click.echo(f"CHeKT sandbox listening on {url}")
         click.echo(f"  token URL:     {url}/oauth/token")
         click.echo(f"  client id:     {config.client_id}")

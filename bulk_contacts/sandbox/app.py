@@ -17,6 +17,7 @@ import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 from zoneinfo import available_timezones
@@ -29,7 +30,7 @@ from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..ratelimit import TokenBucket
-from .config import SandboxConfig
+from .config import BODY_TIMEOUT, MAX_BODY_BYTES, SandboxConfig
 from .faults import Fate, FaultPlan
 from .models import (
     Contact,
@@ -49,6 +50,9 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+# A JWT assertion is single-use and short-lived (the tool's last 300 s); a far `exp` is refused,
+# as RFC 7523 allows, which also keeps it a number SQLite and floats hold.
+MAX_ASSERTION_LIFETIME = 3600
 
 
 class ApiError(Exception):
@@ -121,11 +125,77 @@ def request_header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+class BodyRefused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    """A request body is read whole before anything else sees it: at most `max_bytes` (a larger
+    Content-Length is refused before a byte of the body is read), within `timeout` seconds (a
+    body shorter than its Content-Length would otherwise hold the request open forever)."""
+
+    max_bytes: int = MAX_BODY_BYTES
+    timeout: float = BODY_TIMEOUT
+
+    async def read_ahead(self, scope: Scope, receive: Receive) -> Receive:
+        """A `receive` that replays the body read here, then hands over to the server's."""
+        length = (request_header(scope, b"content-length") or "").strip()
+        if length.isdigit() and int(length) > self.max_bytes:
+            raise self._too_large()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise BodyRefused(
+                    408,
+                    "request_timeout",
+                    f"The request body did not arrive in full within {self.timeout:g} s.",
+                ) from None
+            if message["type"] != "http.request":  # the client went away
+                return _replay([message], receive)
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                raise self._too_large()
+            more = message.get("more_body", False)
+        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        return _replay([body], receive)
+
+    def _too_large(self) -> BodyRefused:
+        return BodyRefused(
+            413,
+            "payload_too_large",
+            f"The request body is larger than {self.max_bytes} bytes; a contact or site is a "
+            f"few hundred.",
+        )
+
+
+def _replay(messages: list[dict[str, Any]], receive: Receive) -> Receive:
+    async def replay() -> dict[str, Any]:
+        return messages.pop(0) if messages else await receive()
+
+    return replay
+
+
 class Frontdoor:
     """Request id, trace id echo, the request log, and fault injection."""
 
-    def __init__(self, app: ASGIApp, faults: FaultPlan | None, log: RequestLog) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        faults: FaultPlan | None,
+        log: RequestLog,
+        limits: BodyLimits | None = None,
+    ) -> None:
         self.app, self.faults, self.log = app, faults, log
+        self.limits = limits or BodyLimits()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -149,7 +219,14 @@ class Frontdoor:
 
         outcome = "answered"
         try:
-            outcome = await self._serve(scope, receive, send, answer, request_id)
+            try:
+                receive = await self.limits.read_ahead(scope, receive)
+            except BodyRefused as refused:
+                body = error_payload(request_id, refused.code, refused.message)
+                await send_raw(answer, refused.status, body, [(b"connection", b"close")])
+                outcome = f"refused:{refused.code}"
+            else:
+                outcome = await self._serve(scope, receive, send, answer, request_id)
         finally:
             self.log.write(
                 method=scope["method"],
@@ -435,6 +512,13 @@ class PartnerApi:
         base = str(request.base_url).rstrip("/")
         audiences = [base, base + "/", base + "/oauth/token"]
         claims = self._decode_assertion(form["client_assertion"], audiences)
+        if claims["exp"] > time.time() + MAX_ASSERTION_LIFETIME:
+            raise ApiError(
+                400,
+                "invalid_grant",
+                f"The assertion's exp is too far ahead: at most {MAX_ASSERTION_LIFETIME} s.",
+                "exp",
+            )
         client_id = self.config.client_id
         if claims.get("iss") != client_id or claims.get("sub") != client_id:
             raise ApiError(401, "invalid_client", "iss and sub must both be the client id.")
@@ -460,6 +544,9 @@ class PartnerApi:
             raise ApiError(400, "invalid_grant", message, "aud") from None
         except jwt.MissingRequiredClaimError as error:
             raise ApiError(400, "invalid_grant", str(error), error.claim) from None
+        except OverflowError:  # a time claim of Infinity: PyJWT's int() of it overflows
+            message = "The assertion's exp, iat and nbf must be finite numbers."
+            raise ApiError(400, "invalid_grant", message) from None
         except jwt.InvalidTokenError as error:
             message = f"The assertion is not a valid RS256 JWT of this client: {error}."
             raise ApiError(401, "invalid_client", message) from None
@@ -612,7 +699,8 @@ def create_app(config: SandboxConfig, store: Store, log: RequestLog | None = Non
     _add_routes(app, api)
     app.openapi = lambda: _describe(app)  # type: ignore[method-assign]
     faults = FaultPlan(config.faults) if config.faults.any else None
-    return Frontdoor(Gate(app, store, config), faults, log or RequestLog(None))
+    limits = BodyLimits(config.max_body_bytes, config.body_timeout)
+    return Frontdoor(Gate(app, store, config), faults, log or RequestLog(None), limits)
 
 
 def _add_routes(app: FastAPI, api: PartnerApi) -> None:

@@ -10,6 +10,9 @@ DEFAULT_PORT = 8787
 DEFAULT_CLIENT_ID = "sandbox-client"
 DEFAULT_CLIENT_SECRET = "sandbox-secret"  # the sandbox's public, documented rehearsal secret
 DEFAULT_DEALER = 12345
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what an SQLite INTEGER holds
+MAX_BODY_BYTES = 2**20  # 1 MB: a contact's JSON is a few hundred bytes
+BODY_TIMEOUT = 5.0  # seconds to wait for the rest of a request body
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,15 @@ class SandboxConfig:
     burst: int | None = None
     faults: Faults = field(default_factory=Faults)
     request_log: Path | None = None
+    max_body_bytes: int = MAX_BODY_BYTES
+    body_timeout: float = BODY_TIMEOUT
 
     def __post_init__(self) -> None:
+        for dealer in self.dealers:
+            if not 1 <= dealer <= INT64_MAX:
+                raise ValueError(f"--dealer {dealer}: a dealer id is between 1 and {INT64_MAX}")
+        if self.max_body_bytes < 1 or self.body_timeout <= 0:
+            raise ValueError("max_body_bytes and body_timeout must be positive")
         if self.token_ttl < 1:
             raise ValueError("token-ttl must be at least 1 second")
         if self.rate_limit is not None and self.rate_limit < 1:

@@ -10,6 +10,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from .config import INT64_MAX, INT64_MIN
+
+# What an SQLite INTEGER holds: a larger number would fail in the database (a 500), so it is a 422
+# naming the field instead.
+Int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
+Id = Annotated[StrictInt, Field(ge=1, le=INT64_MAX)]
 NonBlank = Annotated[StrictStr, Field(min_length=1, max_length=255, pattern=r"\S")]
 Optional64 = Annotated[StrictStr, Field(max_length=64)]
 OptionalText = Annotated[StrictStr, Field(max_length=255)]
@@ -64,7 +70,7 @@ class SiteCreate(Strict):
     name: NonBlank
     timezone: NonBlank
     account_number: OptionalText | None = None
-    monitoring_station_id: StrictInt | None = None
+    monitoring_station_id: Int64 | None = None
     external_monitoring_station_id: OptionalText | None = None
     address1: OptionalText | None = None
     address2: OptionalText | None = None

@@ -6,8 +6,9 @@ import json
 import sqlite3
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
+from .models import Id, Int64
 from .store import Store
 
 
@@ -20,7 +21,7 @@ class _Seeded(BaseModel):
 
 
 class SeedContact(_Seeded):
-    contact_id: StrictInt | None = Field(default=None, ge=1)
+    contact_id: Id | None = None
     external_contact_id: StrictStr | None = None
     first_name: StrictStr = Field(min_length=1)
     last_name: StrictStr = Field(min_length=1)
@@ -30,22 +31,22 @@ class SeedContact(_Seeded):
 
 
 class SeedSite(_Seeded):
-    site_id: StrictInt | None = Field(default=None, ge=1)
+    site_id: Id | None = None
     external_site_id: StrictStr | None = None
     name: StrictStr | None = None
     account_number: StrictStr | None = None
     timezone: StrictStr | None = None
-    monitoring_station_id: StrictInt | None = None
+    monitoring_station_id: Int64 | None = None
     external_monitoring_station_id: StrictStr | None = None
     address1: StrictStr | None = None
     address2: StrictStr | None = None
-    is_activated: StrictInt = 1
+    is_activated: Int64 = 1
     created_at: StrictStr | None = None
     contacts: list[SeedContact] = []
 
 
 class SeedDealer(_Seeded):
-    dealer_id: StrictInt = Field(ge=1)
+    dealer_id: Id
     sites: list[SeedSite] = []
 
 

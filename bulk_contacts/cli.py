@@ -146,6 +146,13 @@ def connection_options(dealer: bool = True):
             metavar="URL",
             help="OAuth token URL (CHEKT_TOKEN_URL; default <api-url>/oauth/token).",
         ),
+        click.option(
+            "--allow-insecure-http",
+            is_flag=True,
+            help="Allow plain http:// to a host other than this machine "
+            "(CHEKT_ALLOW_INSECURE_HTTP=1): the secret, tokens and contacts then cross the "
+            "network in clear. Warns on every run.",
+        ),
         *(
             [click.option("--dealer", metavar="ID", help="Dealer id (CHEKT_DEALER_ID).")]
             if dealer
@@ -276,9 +283,17 @@ def open_client(options: dict):
             token_url=options["token_url"],
             dealer=options["dealer"],
             require_dealer=False,
+            allow_insecure_http=options["allow_insecure_http"] or None,
         )
     except ConfigError as error:
         fail(str(error))
+    for url in settings.cleartext_urls:
+        click.secho(
+            f"warning: {url} is plain http:// to another machine (--allow-insecure-http): "
+            f"the secret, tokens and contacts cross the network in clear",
+            fg="yellow",
+            err=True,
+        )
     log = RunLog(options["log_file"], verbose=options["verbose"])
     client = ChektClient(
         settings, concurrency=options["concurrency"], rate=options["rate"], log=log

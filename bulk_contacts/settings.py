@@ -6,6 +6,7 @@ Secrets are wrapped in `Secret`, whose repr and str never show the value.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -78,6 +79,12 @@ class Settings:
         return f"{parts.scheme}://{parts.netloc}/"
 
     @property
+    def cleartext_urls(self) -> list[str]:
+        """The API and token URLs that are plain http:// to another machine: allowed only with
+        --allow-insecure-http, and warned about on every run."""
+        return [url for url in dict.fromkeys((self.api_url, self.token_url)) if _cleartext(url)]
+
+    @property
     def auth_kind(self) -> str:
         return {ClientSecret: "client secret", PrivateKeyJwt: "signed JWT", ApiKey: "API key"}[
             type(self.credentials)
@@ -92,6 +99,45 @@ def _clean_url(value: str, name: str) -> str:
     return value
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 (also written as an IPv4-mapped address) or the name localhost: traffic
+    that never leaves this machine."""
+    host = host.rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def _cleartext(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "http" and not is_loopback(parts.hostname or "")
+
+
+def _refuse_cleartext(url: str, name: str) -> None:
+    if _cleartext(url):
+        host = urlsplit(url).hostname
+        raise ConfigError(
+            f"{name}: plain http:// to {host}, which is not this machine, would send the client "
+            f"secret, tokens and contacts in clear; use https:// (or, on a network you "
+            f"trust, pass --allow-insecure-http or set CHEKT_ALLOW_INSECURE_HTTP=1)"
+        )
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0 (true or false), got {value!r}")
+
+
 def resolve_settings(
     *,
     api_url: str | None = None,
@@ -99,12 +145,22 @@ def resolve_settings(
     dealer: str | int | None = None,
     env: Mapping[str, str] | None = None,
     require_dealer: bool = True,
+    allow_insecure_http: bool | None = None,
 ) -> Settings:
-    """Flags win over `CHEKT_*` variables, which win over defaults. Errors name what to set."""
+    """Flags win over `CHEKT_*` variables, which win over defaults. Errors name what to set.
+
+    Plain http:// is refused for any host but this machine's loopback unless
+    `allow_insecure_http` (or CHEKT_ALLOW_INSECURE_HTTP=1): the token request carries the
+    client secret."""
     env = os.environ if env is None else env
     api = _clean_url(api_url or env.get("CHEKT_API_URL") or DEFAULT_API_URL, "--api-url")
     token = token_url or env.get("CHEKT_TOKEN_URL") or f"{api}/oauth/token"
     token = _clean_url(token, "--token-url / CHEKT_TOKEN_URL")
+    if allow_insecure_http is None:
+        allow_insecure_http = _flag(env, "CHEKT_ALLOW_INSECURE_HTTP")
+    if not allow_insecure_http:
+        _refuse_cleartext(api, "--api-url / CHEKT_API_URL")
+        _refuse_cleartext(token, "--token-url / CHEKT_TOKEN_URL")
     return Settings(
         api_url=api,
         token_url=token,

@@ -118,6 +118,12 @@ def load_roster(
             roster = roster_from_cells(reading.result(), mapping)
         except InputError as error:
             fail(str(error))
+    if roster.frame.empty:
+        fail(
+            f"{roster.source}: no rows below the header (row {roster.table.header_row}): "
+            f"nothing to check or send",
+            EXIT_INVALID,
+        )
     return validate_roster(roster, region, phone_format)
 
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import posixpath
 import re
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, NoReturn
 
 from .errors import InputError
 from .gc_pause import gc_paused
@@ -64,54 +67,193 @@ SNAPSHOT_SHEET = "bulk-contacts snapshot"
 
 @gc_paused()
 def read_cells(path: Path, sheet: str | None = None) -> Cells:
-    """The sheet (or CSV file) as rows of cell values. Raises InputError naming the file and
-    what to do. Needs no pandas, so a caller can run it in a thread while pandas loads."""
-    head = _check_file(path)
-    suffix = path.suffix.lower()
-    if head.startswith(ZIP_MAGIC):
-        _check_zip(path)
-        return _read_workbook(path, sheet)
-    if head.startswith(OLE_MAGIC):
-        if suffix in (".xlsx", ".xlsm", ".ods"):
-            raise InputError(
-                f"{path}: the workbook is password-protected (encrypted); open it in Excel, "
-                f"remove the password (File > Info > Protect Workbook), save, and try again"
-            )
-        return _read_workbook(path, sheet)
-    if suffix in WORKBOOK_SUFFIXES:
-        kind = "HTML" if head.lstrip().lower().startswith((b"<", b"\xef\xbb\xbf<")) else "text"
-        raise InputError(
-            f"{path}: not a real {suffix} workbook (it holds {kind}); open it in a spreadsheet "
-            f"program and save it as .xlsx or .csv"
-        )
-    return _read_csv(path)
+    """The sheet (or CSV file) as rows of cell values, whatever the file's name says its format
+    is: the format is read from its first bytes. Raises InputError naming the file and what to
+    do. Needs no pandas, so a caller can run it in a thread while pandas loads."""
+    with _open_regular(path) as handle:
+        head = handle.read(HEAD_BYTES)
+        kind = real_format(path, head, handle)
+        handle.seek(0)
+        if kind == "csv":
+            cells = _read_csv(path, handle.read())
+        else:
+            cells = _read_workbook(path, handle, kind, sheet)
+    named = NAMED_FORMATS.get(path.suffix.lower())
+    if named is not None and named != kind:
+        note = f"{FORMAT_NAMES[kind]} (the file is named {path.suffix})"
+        cells.details = {"format": note, **cells.details}
+    return cells
 
 
-def _check_file(path: Path) -> bytes:
+def _open_regular(path: Path) -> BinaryIO:
+    """The file, opened only if it is a regular file: a named pipe would block the read forever
+    and a device never ends. Opened without blocking, then checked again on the open file, so
+    nothing swapped in between is read."""
     try:
-        size = path.stat().st_size
-        with path.open("rb") as handle:
-            head = handle.read(8)
+        _refuse_irregular(path, os.stat(path).st_mode)
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not a roster file") from None
     except OSError as error:
         raise InputError(f"{path}: cannot be read ({error.strerror})") from None
-    if size == 0:
-        raise InputError(f"{path}: the file is empty")
-    if size > MAX_FILE_BYTES:
-        raise InputError(f"{path}: {size // 2**20} MB is more than a roster can be (limit 200 MB)")
-    return head
-
-
-def _check_zip(path: Path) -> None:
-    """Refuse zip bombs before any part is unpacked."""
+    handle = os.fdopen(descriptor, "rb")
     try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-    except zipfile.BadZipFile:
+        info = os.fstat(descriptor)
+        _refuse_irregular(path, info.st_mode)
+        if info.st_size == 0:
+            raise InputError(f"{path}: the file is empty")
+        if info.st_size > MAX_FILE_BYTES:
+            raise InputError(
+                f"{path}: {info.st_size // 2**20} MB is more than a roster can be (limit 200 MB)"
+            )
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def _refuse_irregular(path: Path, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{path}: is a folder, not a roster file")
+    kind = (
+        "a named pipe (FIFO)"
+        if stat.S_ISFIFO(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
+    raise InputError(
+        f"{path}: not a regular file ({kind}); save the roster to a file and give its path"
+    )
+
+
+# what the file really is
+
+HEAD_BYTES = 4096
+NAMED_FORMATS = {
+    **dict.fromkeys((".xlsx", ".xlsm"), "xlsx"),
+    ".xls": "xls",
+    ".ods": "ods",
+    **dict.fromkeys(TEXT_SUFFIXES, "csv"),
+}
+FORMAT_NAMES = {
+    "xlsx": "an XLSX workbook",
+    "xls": "an XLS workbook (Excel 97-2003)",
+    "ods": "an ODS spreadsheet",
+    "csv": "a text (CSV) file",
+}
+KNOWN_MAGIC = {
+    b"%PDF": "a PDF document",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"\x1f\x8b": "a gzip archive",
+    b"7z\xbc\xaf\x27\x1c": "a 7-Zip archive",
+    b"Rar!": "a RAR archive",
+    b"{\\rtf": "an RTF document",
+}
+OPEN_DOCUMENT_SPREADSHEET = b"application/vnd.oasis.opendocument.spreadsheet"
+HTML_STARTS = (b"<!doctype html", b"<html", b"<table", b"<head", b"<body", b"<meta")
+
+
+def real_format(path: Path, head: bytes, handle: BinaryIO) -> str:
+    """The format the content has, whatever the name says: xlsx, xls, ods or csv; anything
+    else is refused, naming what it is."""
+    if head.startswith(ZIP_MAGIC):
+        return _zip_format(path, handle)
+    if head.startswith(OLE_MAGIC):
+        return _ole_format(path, handle)
+    for magic, kind in KNOWN_MAGIC.items():
+        if head.startswith(magic):
+            _refuse(path, kind)
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"<?xml"):
+        if b"urn:schemas-microsoft-com:office:spreadsheet" in head:
+            _refuse(path, "an Excel 2003 XML spreadsheet")
+        _refuse(path, "an XML document")
+    if text.startswith(HTML_STARTS) or (
+        text.startswith(b"<") and path.suffix.lower() in WORKBOOK_SUFFIXES
+    ):
+        raise InputError(
+            f"{path}: {_claim(path)} (it holds HTML: a web page saved with a spreadsheet's "
+            f"name); open it in a spreadsheet program and save it as .xlsx or .csv"
+        )
+    return "csv"
+
+
+def _claim(path: Path) -> str:
+    suffix = path.suffix.lower()
+    return f"not a real {suffix} workbook" if suffix in WORKBOOK_SUFFIXES else "not a roster"
+
+
+def _refuse(path: Path, kind: str, advice: str = "save the roster as .xlsx or .csv") -> NoReturn:
+    raise InputError(f"{path}: {_claim(path)}: it is {kind}; {advice} and try again")
+
+
+def _zip_format(path: Path, handle: BinaryIO) -> str:
+    """ods or xlsx (zip bombs refused first), else what the zip holds."""
+    try:
+        archive = zipfile.ZipFile(handle)
+        _check_zip(path, archive)
+        names = set(archive.namelist())
+        mimetype = archive.open("mimetype").read(200) if "mimetype" in names else b""
+    except (zipfile.BadZipFile, OSError, EOFError):
         raise InputError(f"{path}: a damaged workbook (not a valid zip container)") from None
+    if mimetype.strip() == OPEN_DOCUMENT_SPREADSHEET:
+        return "ods"
+    if mimetype.startswith(b"application/vnd.oasis.opendocument."):
+        kind = mimetype.rsplit(b".", 1)[-1].decode("ascii", "replace")[:20]
+        _refuse(path, f"an OpenDocument {kind} document, not a spreadsheet")
+    if "xl/workbook.bin" in names:
+        _refuse(path, "an Excel binary workbook (.xlsb)", "open it in Excel, save it as .xlsx")
+    if "xl/workbook.xml" in names:
+        return "xlsx"
+    if "word/document.xml" in names:
+        _refuse(path, "a Word document")
+    if "ppt/presentation.xml" in names:
+        _refuse(path, "a PowerPoint presentation")
+    _refuse(path, "a zip archive that holds no workbook")
+
+
+def _ole_format(path: Path, handle: BinaryIO) -> str:
+    """An OLE2 container: an old .xls, or a password-protected xlsx (Excel wraps those in one),
+    or another Office 97-2003 document."""
+    streams = _ole_streams(path, handle)
+    if "workbook" in streams or "book" in streams:
+        return "xls"
+    if "encryptedpackage" in streams:
+        raise InputError(
+            f"{path}: the workbook is password-protected (encrypted); open it in Excel, "
+            f"remove the password (File > Info > Protect Workbook), save, and try again"
+        )
+    if "worddocument" in streams:
+        _refuse(path, "a Word 97-2003 document")
+    if "powerpoint document" in streams:
+        _refuse(path, "a PowerPoint 97-2003 presentation")
+    _refuse(path, "an Office 97-2003 (OLE2) file that holds no workbook")
+
+
+def _ole_streams(path: Path, handle: BinaryIO) -> set[str]:
+    import olefile
+
+    handle.seek(0)
+    try:
+        with olefile.OleFileIO(handle) as ole:
+            return {"/".join(entry).lower() for entry in ole.listdir()}
+    except Exception:  # olefile raises OSError, ValueError, struct.error... on a damaged file
+        raise InputError(
+            f"{path}: a damaged file: it starts like an Excel 97-2003 workbook or a "
+            f"password-protected one, but its structure cannot be read"
+        ) from None
+
+
+def _check_zip(path: Path, archive: zipfile.ZipFile) -> None:
+    """Refuse zip bombs before any part is unpacked."""
+    members = archive.infolist()
     unpacked = sum(m.file_size for m in members)
     packed = sum(m.compress_size for m in members) or 1
     if unpacked > MAX_UNPACKED_BYTES or (
@@ -126,20 +268,26 @@ def _check_zip(path: Path) -> None:
 # workbooks
 
 
-def _read_workbook(path: Path, sheet: str | None) -> Cells:
+def _read_workbook(path: Path, handle: BinaryIO, kind: str, sheet: str | None) -> Cells:
     from concurrent.futures import ThreadPoolExecutor
 
     from python_calamine import CalamineError, CalamineWorkbook
 
     scan = ThreadPoolExecutor(1)
+    archive = zipfile.ZipFile(handle) if kind in ("xlsx", "ods") else None
     try:
-        workbook = CalamineWorkbook.from_path(str(path))
+        _check_whole_workbook(path, handle, kind, archive)
+        handle.seek(0)
+        workbook = CalamineWorkbook.from_filelike(handle)
         name = _choose_sheet(workbook, sheet, path)
         formulas = None
-        if path.suffix.lower() in (".xlsx", ".xlsm"):
-            # Unzipping the sheet again to look for formulas releases the GIL, as calamine's
-            # own parsing does: on two cores the two run side by side.
-            formulas = scan.submit(_formulas_without_values, path, workbook.sheet_names.index(name))
+        if archive is not None and kind == "xlsx":
+            xml = _checked_sheet(path, archive, workbook.sheet_names, name)
+            if SNAPSHOT_SHEET in workbook.sheet_names and name != SNAPSHOT_SHEET:
+                _checked_sheet(path, archive, workbook.sheet_names, SNAPSHOT_SHEET)
+            # Looking for formulas without values in the sheet already unzipped runs beside
+            # calamine's own parsing, which releases the GIL.
+            formulas = scan.submit(_formulas_without_values, xml) if b"<f" in xml else None
         data = workbook.get_sheet_by_name(name)
         rows = data.to_python(skip_empty_area=False)
         merged = data.merged_cell_ranges or []
@@ -152,7 +300,7 @@ def _read_workbook(path: Path, sheet: str | None) -> Cells:
                 f"{path}: the workbook is password-protected; save a copy without the password"
             ) from None
         raise InputError(f"{path}: cannot be read as a workbook ({error})") from None
-    except (ValueError, OSError) as error:  # calamine reports some damage as plain errors
+    except (ValueError, OSError, zipfile.BadZipFile) as error:  # some damage is reported so
         raise InputError(f"{path}: cannot be read as a workbook ({error})") from None
     finally:
         scan.shutdown(wait=False)
@@ -164,6 +312,61 @@ def _read_workbook(path: Path, sheet: str | None) -> Cells:
         details={"sheet": name},
         snapshot=snapshot,
     )
+
+
+def _check_whole_workbook(
+    path: Path, handle: BinaryIO, kind: str, archive: zipfile.ZipFile | None
+) -> None:
+    """calamine reads every sheet of an .xls or .ods as soon as it opens one: all are measured
+    before (see `sheet_limits`)."""
+    from . import sheet_limits
+
+    if kind == "ods" and archive is not None:
+        try:
+            content = archive.read("content.xml")
+        except KeyError:
+            raise InputError(f"{path}: a damaged spreadsheet (no content.xml)") from None
+        for table, extent in sheet_limits.ods_extents(content):
+            sheet_limits.refuse_if_too_large(f"{path} (sheet {table})", extent)
+    elif kind == "xls":
+        for found in _xls_sheets(path, handle):
+            where = f"{path} (sheet {found.name})" if found.name else str(path)
+            sheet_limits.refuse_if_declared_too_large(where, found.declared)
+            sheet_limits.refuse_if_too_large(where, found.extent)
+
+
+def _xls_sheets(path: Path, handle: BinaryIO) -> list:
+    import olefile
+
+    from .sheet_limits import xls_extents
+
+    handle.seek(0)
+    try:
+        with olefile.OleFileIO(handle) as ole:
+            name = "Workbook" if ole.exists("Workbook") else "Book"
+            stream = ole.openstream(name).read()
+    except Exception:  # olefile's errors on a damaged container
+        raise InputError(f"{path}: a damaged .xls workbook (its streams cannot be read)") from None
+    return xls_extents(stream)
+
+
+def _checked_sheet(path: Path, archive: zipfile.ZipFile, names: list[str], name: str) -> bytes:
+    """The sheet's XML, once its extent is within the limits."""
+    from . import sheet_limits
+
+    part = _sheet_part(archive, names.index(name))
+    try:
+        xml = archive.read(part) if part else None
+    except KeyError:
+        xml = None
+    if xml is None:
+        raise InputError(f"{path}: a damaged workbook (the part of sheet {name!r} is missing)")
+    sheet_limits.refuse_if_too_large(
+        f"{path} (sheet {name})",
+        sheet_limits.xlsx_extent(xml),
+        sheet_limits.declared_dimension(xml),
+    )
+    return xml
 
 
 def _choose_sheet(workbook: Any, wanted: str | None, path: Path) -> str:
@@ -221,17 +424,9 @@ def cell_text(value: Any) -> str:
 _FORMULA_CELL = re.compile(rb'<c r="([A-Z]+)(\d+)"[^>]*>(.*?)</c>', re.S)
 
 
-def _formulas_without_values(path: Path, sheet_index: int) -> set[tuple[int, int]]:
+def _formulas_without_values(xml: bytes) -> set[tuple[int, int]]:
     """Cells holding a formula whose value was never computed (files made by scripts): calamine
     reads them as empty, but the user would see a value in Excel, so they are named as such."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            part = _sheet_part(archive, sheet_index)
-            xml = archive.read(part) if part else b""
-    except (KeyError, zipfile.BadZipFile):
-        return set()
-    if b"<f" not in xml:
-        return set()
     found = set()
     for match in _FORMULA_CELL.finditer(xml):
         inner = match.group(3)
@@ -240,30 +435,44 @@ def _formulas_without_values(path: Path, sheet_index: int) -> set[tuple[int, int
     return found
 
 
+_SHEET_TAG = re.compile(r"<(?:[\w.-]+:)?sheet\s[^>]*>")
+_SHEET_ID = re.compile(r"\s(?:[\w.-]+:)?id\s*=\s*[\"']([^\"']*)[\"']")
+
+
 def _sheet_part(archive: zipfile.ZipFile, sheet_index: int) -> str | None:
-    workbook = archive.read("xl/workbook.xml").decode("utf-8", "replace")
-    rels = archive.read("xl/_rels/workbook.xml.rels").decode("utf-8", "replace")
-    ids = re.findall(r'<(?:\w+:)?sheet\b[^>]*?r:id="([^"]+)"', workbook)
-    if sheet_index >= len(ids):
+    """The zip member holding the sheet: its relationship id in workbook.xml (in the order
+    calamine lists the sheets), then the target in workbook.xml.rels."""
+    try:
+        workbook = archive.read("xl/workbook.xml").decode("utf-8", "replace")
+        rels = archive.read("xl/_rels/workbook.xml.rels").decode("utf-8", "replace")
+    except KeyError:
         return None
-    target = re.search(rf'<Relationship\b[^>]*Id="{re.escape(ids[sheet_index])}"[^>]*>', rels)
+    tags = _SHEET_TAG.findall(workbook)
+    if sheet_index >= len(tags):
+        return None
+    sheet_id = _SHEET_ID.search(tags[sheet_index])
+    if sheet_id is None:
+        return None
+    target = re.search(rf'<Relationship\b[^>]*Id="{re.escape(sheet_id.group(1))}"[^>]*>', rels)
     if target is None:
         return None
     path = re.search(r'Target="([^"]+)"', target.group(0))
     if path is None:
         return None
-    name = path.group(1).lstrip("/")
-    return name if name.startswith("xl/") else f"xl/{name}"
+    name = path.group(1)
+    if name.startswith("/"):
+        return posixpath.normpath(name.lstrip("/"))
+    return posixpath.normpath(name if name.startswith("xl/") else f"xl/{name}")
 
 
 # CSV
 
 
-def _read_csv(path: Path) -> Cells:
-    data = path.read_bytes()
+def _read_csv(path: Path, data: bytes) -> Cells:
     text, encoding = decode_text(data, path)
+    del data
     delimiter = sniff_delimiter(text)
-    rows: list[list[Any]] = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    rows = _csv_rows(path, text, delimiter)
     if "'" in text:
         rows = [[unquote_formula(value) for value in row] for row in rows]
     return Cells(
@@ -271,6 +480,27 @@ def _read_csv(path: Path) -> Cells:
         rows=rows,
         details={"encoding": encoding, "delimiter": {"\t": "tab"}.get(delimiter, delimiter)},
     )
+
+
+def _csv_rows(path: Path, text: str, delimiter: str) -> list[list[Any]]:
+    """The records, or a one-line error naming the row (a record, as a spreadsheet counts rows)
+    that the csv module refuses: a cell past its field limit of 131,072 characters, above all."""
+    rows: list[list[Any]] = []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        rows.extend(reader)
+    except csv.Error as error:
+        row = len(rows) + 1
+        if "field larger than field limit" in str(error):
+            raise InputError(
+                f"{path}: row {row} (line {reader.line_num}) has a cell longer than "
+                f"{csv.field_size_limit():,} characters, which no roster holds (a cell is at "
+                f"most 255); check the row's quotes, or fix the cell"
+            ) from None
+        raise InputError(
+            f"{path}: row {row} (line {reader.line_num}) cannot be read as CSV ({error})"
+        ) from None
+    return rows
 
 
 FORMULA_MARKED = re.compile(r"'+[=+\-@\t\r]")  # apostrophes, then a formula's start

@@ -77,28 +77,12 @@ def log_output(options: dict) -> list:
 
 
 def run_outputs(results: Path | None, journal: Path | None, kind: str) -> list:
-    """What an apply or rollback writes: --results (and the failed rows beside it) replaced
-    only with --overwrite, a journal never; or a new run folder, which must be creatable."""
+    """What an apply or rollback will write (see `outputs.run_outputs`)."""
     from .apply import RunFiles
-    from .errors import InputError
-    from .outputs import LINES_SUFFIXES, SHEET_SUFFIXES, Output, check_new_folder
+    from .outputs import run_outputs as outputs_of
 
     files = RunFiles.choose(results, journal, kind=kind)
-    wanted = []
-    if results is None:
-        try:
-            check_new_folder(files.results.parent, f"the run folder {files.results.parent}")
-        except InputError as error:
-            fail(str(error))
-    else:
-        wanted += [
-            Output("--results", files.results, SHEET_SUFFIXES),
-            Output("failed rows of --results", files.failed_rows, (".csv",)),
-        ]
-    if journal is not None or results is not None:  # else in the new run folder
-        label = "--journal" if journal else "journal"
-        wanted.append(Output(label, files.journal, LINES_SUFFIXES, "new"))
-    return wanted
+    return outputs_of(files, results is not None, journal is not None)
 
 
 def write_output(option: str, path: Path, write):

@@ -1,11 +1,12 @@
 """Every file the tool writes, written safely: checked before the work starts, never replaced
 without leave, never left half-written, and formula-safe when it is CSV.
 
-- `check_output` is what the CLI runs when options are parsed, before any network call or
+- `check_outputs` is what the CLI runs when options are parsed, before any network call or
   planning: the folder exists and a file can be created in it (a real probe: `os.access` says yes
-  to root on read-only folders such as /proc), the suffix is one the writer knows, the path is
-  not a folder, and an existing file is refused unless `--overwrite` (or, for a journal, always:
-  it is the only way to undo its run).
+  to root on read-only folders such as /proc), the suffix is one the writer knows, the path is a
+  regular file or nothing, no two outputs are the same file and none is the file read, and an
+  existing file is refused unless `--overwrite` (a log is appended to; a journal is never
+  replaced: it is the only way to undo its run).
 - `replacing` / `open_replacing` / `write_text` write a whole file to a temporary name in the same
   folder, fsync it, and rename it into place (`os.link` when nothing may be replaced, so a file
   that appeared meanwhile is still not replaced; `os.replace` with `--overwrite`). An
@@ -62,26 +63,33 @@ def check_output(
     mode: "replace" (a whole file: an existing one only with `overwrite`), "append" (a log: an
     existing file is added to), "new" (a journal: an existing file is never replaced).
     """
-    known = tuple(suffixes)
+    known, what = tuple(suffixes), f"{option} {path}"
     if path.suffix.lower() not in known:
-        raise InputError(f"{option} {path}: use a {_listed(known)} file name")
+        raise InputError(f"{what}: use a {_listed(known)} file name")
     if path.is_dir():
-        raise InputError(f"{option} {path}: is a folder; give a file name")
-    check_folder(path.parent, f"{option} {path}")
-    if not path.exists() or mode == "append":
+        raise InputError(f"{what}: is a folder; give a file name")
+    check_folder(path.parent, what)
+    if not path.exists():
         return
-    if mode == "new":
+    if not path.is_file():  # a device, a FIFO: never replaced, and a FIFO would block
+        raise InputError(f"{what}: is not a regular file; give another file name")
+    if mode == "append":
+        try:
+            path.open("a").close()
+        except OSError as error:
+            raise InputError(f"{what}: cannot be added to ({error.strerror or error})") from None
+    elif mode == "new":
         raise InputError(
-            f"{option} {path}: exists, and a journal is never replaced (rollback needs it); "
-            f"choose a new file name"
+            f"{what}: exists, and a journal is never replaced (rollback needs it); name another "
+            f"with --journal"
         )
-    if not overwrite:
-        raise InputError(f"{option} {path}: exists (left untouched); {OVERWRITE_HINT}")
+    elif not overwrite:
+        raise InputError(f"{what}: exists (left untouched); {OVERWRITE_HINT}")
 
 
 def check_folder(folder: Path, what: str) -> None:
     """The folder exists and a file can be created in it; else InputError naming `what`."""
-    folder = folder if str(folder) else Path(".")
+    folder = Path.cwd() if folder == Path() else folder  # named, rather than "."
     if not folder.exists():
         raise InputError(f"{what}: the folder {folder} does not exist; create it first")
     if not folder.is_dir():
@@ -164,7 +172,7 @@ def _fsync_file(path: Path) -> None:
 def _fsync_folder(folder: Path) -> None:
     """Make the rename durable; some file systems cannot fsync a folder, which is no error."""
     with contextlib.suppress(OSError):
-        handle = os.open(folder if str(folder) else ".", os.O_RDONLY)
+        handle = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(handle)
         finally:
@@ -268,7 +276,7 @@ def write_csv(
 @dataclass(frozen=True)
 class Output:
     """A file a command will write: the option that names it, its path, the suffixes its
-    writer knows, and `check_output`'s mode."""
+    writer knows, and `check_output`'s mode (or "folder": a folder the command creates)."""
 
     option: str
     path: Path
@@ -283,6 +291,9 @@ def check_outputs(wanted: Iterable[Output], overwrite: bool, reading: Path | Non
     seen: dict[str, str] = {}
     read = _identity(reading) if reading is not None else None
     for output in wanted:
+        if output.mode == "folder":
+            check_new_folder(output.path, f"the {output.option} {output.path}")
+            continue
         key = _identity(output.path)
         if key == read:
             raise InputError(
@@ -297,6 +308,23 @@ def check_outputs(wanted: Iterable[Output], overwrite: bool, reading: Path | Non
         check_output(
             output.path, output.option, output.suffixes, overwrite=overwrite, mode=output.mode
         )
+
+
+def run_outputs(files: Any, results_given: bool, journal_given: bool) -> list[Output]:
+    """What an apply or rollback writes, from its `apply.RunFiles`: a --results file (and the
+    failed rows beside it), replaced only with --overwrite; a journal, never replaced; or by
+    default a new run folder, which must be creatable."""
+    if results_given:
+        wanted = [
+            Output("--results", files.results, SHEET_SUFFIXES),
+            Output("failed rows of --results", files.failed_rows, (".csv",)),
+        ]
+    else:
+        wanted = [Output("run folder", files.results.parent, (), "folder")]
+    if results_given or journal_given:  # else the journal is in the new run folder
+        label = "--journal" if journal_given else "journal"
+        wanted.append(Output(label, files.journal, LINES_SUFFIXES, "new"))
+    return wanted
 
 
 def check_new_folder(folder: Path, what: str) -> None:

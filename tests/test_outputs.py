@@ -201,6 +201,22 @@ def test_every_output_path_is_checked_before_anything_else(
     assert not (tmp_path / "missing").exists()
 
 
+def test_a_fifo_is_never_an_output(tmp_path) -> None:
+    log, report = tmp_path / "log.jsonl", tmp_path / "report.csv"
+    os.mkfifo(log)
+    os.mkfifo(report)
+    appended = run("plan", ROSTER, "--log-file", str(log))  # opening it would block
+    assert_one_line_refusal(appended, "is not a regular file")
+    replaced = run("plan", ROSTER, "--report", str(report), "--overwrite")
+    assert_one_line_refusal(replaced, "is not a regular file")
+
+
+def test_a_report_in_the_working_folder_names_it(tmp_path, unwritable, monkeypatch) -> None:
+    monkeypatch.chdir(unwritable)
+    result = run("template", "-o", "roster.csv")
+    assert_one_line_refusal(result, f"cannot write in the folder {unwritable}")
+
+
 @pytest.mark.parametrize("command", ["apply", "rollback"])
 def test_the_default_run_folder_needs_a_writable_working_folder(
     tmp_path, unwritable, monkeypatch, command

@@ -276,12 +276,14 @@ def _read_csv(path: Path) -> Cells:
 
 def written_by_the_tool(header: list[str]) -> bool:
     """A CSV file the tool wrote to be read back (an export, the failed rows of an apply), known
-    by its header row. Only in those is a leading apostrophe the tool's own formula guard: in a
-    user's file it is part of the value (and `validate` reports it, `formula_like`)."""
+    by its header row holding all of that file's columns (a column added in a spreadsheet is
+    allowed). Only in those is a leading apostrophe the tool's own formula guard: in a user's
+    file it is part of the value (and `validate` reports it, `formula_like`)."""
     from .export import EXPORT_COLUMNS  # imported only when a value is marked
     from .results import FAILED_COLUMNS
 
-    return tuple(cell.strip() for cell in header) in (EXPORT_COLUMNS, FAILED_COLUMNS)
+    names = {cell.strip() for cell in header}
+    return names >= set(EXPORT_COLUMNS) or names >= set(FAILED_COLUMNS)
 
 
 def unquote_formula(value: str) -> str:

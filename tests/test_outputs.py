@@ -457,6 +457,11 @@ def test_an_export_csv_reads_back_exactly(tmp_path) -> None:
     ]
     outputs.write_csv(path, EXPORT_COLUMNS, [[r[c] for c in EXPORT_COLUMNS] for r in rows])
     assert list(read_roster(path).frame["first_name"]) == values
+    # edited in a spreadsheet, with a column added: still the tool's own file
+    edited = tmp_path / "edited.csv"
+    header = ["notes", *EXPORT_COLUMNS]
+    outputs.write_csv(edited, header, [["", *[r[c] for c in EXPORT_COLUMNS]] for r in rows])
+    assert list(read_roster(edited).frame["first_name"]) == values
 
 
 def test_results_xlsx_is_written_whole(tmp_path) -> None:

@@ -848,9 +848,11 @@ def demo(out: Path, no_progress: bool) -> None:
     import tempfile
     import time
 
+    from .outputs import Output
     from .samples import write_samples
     from .sandbox import SandboxConfig, SandboxError, SandboxServer
 
+    check_outputs([Output("--out", out, (), "folder")])
     started = time.perf_counter()
     samples = write_samples(out / "sample_data")
     roster, seed = samples["roster.xlsx"], samples["sandbox-seed.json"]

@@ -292,7 +292,7 @@ def check_outputs(wanted: Iterable[Output], overwrite: bool, reading: Path | Non
     read = _identity(reading) if reading is not None else None
     for output in wanted:
         if output.mode == "folder":
-            check_new_folder(output.path, f"the {output.option} {output.path}")
+            check_new_folder(output.path, f"{output.option} {output.path}")
             continue
         key = _identity(output.path)
         if key == read:
@@ -320,7 +320,7 @@ def run_outputs(files: Any, results_given: bool, journal_given: bool) -> list[Ou
             Output("failed rows of --results", files.failed_rows, (".csv",)),
         ]
     else:
-        wanted = [Output("run folder", files.results.parent, (), "folder")]
+        wanted = [Output("the run folder", files.results.parent, (), "folder")]
     if results_given or journal_given:  # else the journal is in the new run folder
         label = "--journal" if journal_given else "journal"
         wanted.append(Output(label, files.journal, LINES_SUFFIXES, "new"))

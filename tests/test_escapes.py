@@ -4,10 +4,6 @@ overrides warnings, and nothing the tool prints can act on the terminal, on a TT
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +16,8 @@ from bulk_contacts.cli import main
 from bulk_contacts.roster import read_roster
 from bulk_contacts.schema import validate_roster
 from bulk_contacts.terminal import TERMINAL_UNSAFE, printable
+
+from .test_apply import environment, run_on_a_terminal
 
 ROOT = Path(__file__).parent.parent
 SAMPLES = ROOT / "sample_data"
@@ -112,15 +110,6 @@ def hostile_sandbox(start_sandbox):
     return server
 
 
-def environment(server) -> dict[str, str]:
-    return {
-        "CHEKT_CLIENT_ID": "sandbox-client",
-        "CHEKT_CLIENT_SECRET": "sandbox-secret",
-        "CHEKT_API_URL": server.url,
-        "CHEKT_DEALER_ID": "12345",
-    }
-
-
 def test_plan_prints_values_from_chekt_escaped(hostile_sandbox) -> None:
     result = CliRunner().invoke(
         main,
@@ -136,43 +125,13 @@ def test_plan_prints_values_from_chekt_escaped(hostile_sandbox) -> None:
 
 def test_on_a_terminal_too(hostile_sandbox) -> None:
     """The same plan on a pseudo-terminal: colours (click's own escapes) but no value's."""
-    import pty
-    import select
-
-    leader, follower = pty.openpty()
     args = ["plan", str(SAMPLES / "roster.csv"), "--prune", "--no-progress", "--max-deletes", "5"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bulk_contacts", *args],
-        env={**os.environ, **environment(hostile_sandbox)},
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        close_fds=True,
-    )
-    os.close(follower)
-    seen = b""
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(leader, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                seen += chunk
-            elif process.poll() is not None:
-                break
-        assert process.wait(timeout=10) == 0, seen
-    finally:
-        process.kill()
-        os.close(leader)
-    assert b"\x1b[32m" in seen  # a terminal: click colours the output
+    code, seen = run_on_a_terminal(hostile_sandbox, args, b"")
+    assert code == 0, seen
+    assert "\x1b[32m" in seen  # a terminal: click colours the output
     for raw in (CLEAR, TITLE, "\u202e", "\x07"):
-        assert raw.encode() not in seen
-    assert b"Mallory\\x1b[2J\\x1b[H" in seen
+        assert raw not in seen
+    assert "Mallory\\x1b[2J\\x1b[H" in seen
 
 
 @given(st.text())

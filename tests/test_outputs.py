@@ -227,6 +227,12 @@ def test_the_default_run_folder_needs_a_writable_working_folder(
     assert_one_line_refusal(result, "run folder", "cannot write")
 
 
+def test_the_demo_folder_is_checked_first(tmp_path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    result = run("demo", "--out", str(tmp_path / "a-file" / "demo"))
+    assert_one_line_refusal(result, "--out", "is not a folder")
+
+
 def test_the_sandbox_request_log_is_checked_before_it_serves(tmp_path) -> None:
     result = subprocess.run(
         [

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bulk_contacts import outputs
 from bulk_contacts.cli import main
@@ -21,6 +23,7 @@ from bulk_contacts.plan import Change
 from bulk_contacts.results import Outcome, Results
 from bulk_contacts.roster import read_roster
 from bulk_contacts.schema import validate_roster
+from bulk_contacts.spreadsheet import unquote_formula
 
 ROOT = Path(__file__).parent.parent
 SAMPLES = ROOT / "sample_data"
@@ -379,6 +382,14 @@ def hostile_roster(tmp_path: Path) -> Path:
             writer.writerow(["10-4471", value, value, f"-{n}"])
         writer.writerow(["10-4471", "x", "", "missing first name"])
     return path
+
+
+@given(st.text())
+def test_formula_safe_never_starts_a_formula_and_reads_back_exactly(value: str) -> None:
+    safe = outputs.formula_safe(value)
+    assert unquote_formula(safe) == value
+    assert not safe.startswith(("=", "@", "\t", "\r"))
+    assert not safe.startswith(("+", "-")) or outputs.PHONE_LIKE.fullmatch(safe)
 
 
 def test_validate_report_csv_is_formula_safe(tmp_path) -> None:

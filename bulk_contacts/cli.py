@@ -15,6 +15,7 @@ import click
 
 from . import __version__
 from .sandbox import config as sandbox_defaults
+from .terminal import printable
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 STYLES = {
@@ -26,17 +27,76 @@ STYLES = {
     "warning": {"fg": "yellow"},
     "ok": {"fg": "green"},
     "dim": {"dim": True},
+    "done": {"fg": "green", "bold": True},
 }
 
 
+def echo(text: str = "", style: str = "", err: bool = False) -> None:
+    """Every line the tool prints goes through here: escaped first (`terminal.printable`), so a
+    value from a file, from CHeKT or from the environment cannot act on the terminal, then
+    styled."""
+    click.secho(printable(text), err=err, **STYLES.get(style, {}))
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    echo(f"error: {message}", err=True)
     sys.exit(code)
 
 
 def echo_lines(lines: list[tuple[str, str]]) -> None:
     for text, style in lines:
-        click.secho(text, **STYLES.get(style, {}))
+        echo(text, style)
+
+
+def overwrite_option(what: str):
+    return click.option(
+        "--overwrite",
+        is_flag=True,
+        help=f"Replace {what} if it exists (without it: exit 2, the file untouched).",
+    )
+
+
+def check_outputs(wanted: list, overwrite: bool = False, reading: Path | None = None) -> None:
+    """Every output path of the command, checked before any network call or planning: one line
+    and exit 2 for the first that cannot be written (see `outputs.check_outputs`)."""
+    from .errors import InputError
+    from .outputs import check_outputs as check
+
+    try:
+        check(wanted, overwrite, reading)
+    except InputError as error:
+        fail(str(error))
+
+
+def log_output(options: dict) -> list:
+    """--log-file, when given: appended to."""
+    from .outputs import LINES_SUFFIXES, Output
+
+    path = options.get("log_file")
+    return [] if path is None else [Output("--log-file", path, LINES_SUFFIXES, "append")]
+
+
+def run_outputs(results: Path | None, journal: Path | None, kind: str) -> list:
+    """What an apply or rollback will write (see `outputs.run_outputs`)."""
+    from .apply import RunFiles
+    from .outputs import run_outputs as outputs_of
+
+    files = RunFiles.choose(results, journal, kind=kind)
+    return outputs_of(files, results is not None, journal is not None)
+
+
+def write_output(option: str, path: Path, write):
+    """Run a writer: a file that cannot be written is one line and exit 2. Writers write to a
+    temporary name and rename it into place, so the file that was there is as it was."""
+    from .errors import InputError
+
+    try:
+        return write()
+    except InputError as error:
+        fail(str(error))
+    except OSError as error:
+        reason = error.strerror or error
+        fail(f"{option} {path}: cannot be written ({reason}); it was left as it was")
 
 
 def parse_map(values: tuple[str, ...]) -> dict[str, str]:
@@ -294,10 +354,10 @@ def open_client(options: dict):
     except ConfigError as error:
         fail(str(error))
     for url in settings.cleartext_urls:
-        click.secho(
+        echo(
             f"warning: {url} is plain http:// to another machine (--allow-insecure-http): "
             f"the secret, tokens and contacts cross the network in clear",
-            fg="yellow",
+            "warning",
             err=True,
         )
     log = RunLog(options["log_file"], verbose=options["verbose"])
@@ -352,17 +412,13 @@ def make_plan(roster: Path, options: dict, client, settings):
     return validated, plan
 
 
-def write_plan_reports(plan, reports: tuple[Path, ...], quiet: bool) -> None:
-    from .errors import InputError
+def write_plan_reports(plan, reports: tuple[Path, ...], quiet: bool, overwrite: bool) -> None:
     from .plan_report import write_plan_report
 
     for report in reports:
-        try:
-            write_plan_report(plan, report)
-        except (InputError, OSError) as error:
-            fail(str(error))
+        write_output("--report", report, lambda r=report: write_plan_report(plan, r, overwrite))
         if not quiet:
-            click.echo(f"report written: {report}")
+            echo(f"report written: {report}")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -385,25 +441,30 @@ def main() -> None:
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing; the exit code tells.")
 @click.option("-v", "--verbose", is_flag=True, help="List every problem, not the first few.")
-def validate(roster: Path, sheet, column_map, region, phone_format, reports, quiet, verbose):
+@overwrite_option("a --report file")
+def validate(
+    roster: Path, sheet, column_map, region, phone_format, reports, quiet, verbose, overwrite
+):
     """Check a roster offline: every row, every problem, nothing sent anywhere.
 
     Exit code 0: valid (warnings allowed); 1: invalid rows; 2: unreadable file or bad usage.
     """
-    from .errors import InputError
+    from .outputs import VALIDATION_REPORT_SUFFIXES, Output
     from .terminal import validation_text
     from .validation_report import write_validation_report
 
+    check_outputs(
+        [Output("--report", r, VALIDATION_REPORT_SUFFIXES) for r in reports], overwrite, roster
+    )
     result = load_roster(roster, sheet, column_map, region, phone_format)
     for report in reports:
-        try:
-            write_validation_report(result, report)
-        except (InputError, OSError) as error:
-            fail(str(error))
+        write_output(
+            "--report", report, lambda r=report: write_validation_report(result, r, overwrite)
+        )
     if not quiet:
         echo_lines(validation_text(result, verbose))
         for report in reports:
-            click.echo(f"report written: {report}")
+            echo(f"report written: {report}")
     sys.exit(EXIT_OK if result.valid else EXIT_INVALID)
 
 
@@ -416,17 +477,16 @@ def validate(roster: Path, sheet, column_map, region, phone_format, reports, qui
     show_default=True,
     help="Where to write it: .xlsx, or .csv for a header line.",
 )
-def template(output: Path) -> None:
+@overwrite_option("the -o file")
+def template(output: Path, overwrite: bool) -> None:
     """Write an empty roster to fill in (a Contacts sheet formatted for the job, and
     instructions)."""
-    from .errors import InputError
+    from .outputs import SHEET_SUFFIXES, Output
     from .template import write_template
 
-    try:
-        write_template(output)
-    except (InputError, OSError) as error:
-        fail(str(error))
-    click.echo(f"template written: {output}")
+    check_outputs([Output("-o", output, SHEET_SUFFIXES)], overwrite)
+    write_output("-o", output, lambda: write_template(output, overwrite))
+    echo(f"template written: {output}")
 
 
 @main.command()
@@ -454,11 +514,17 @@ def template(output: Path) -> None:
     is_flag=True,
     help="Exit 0 when there is nothing to change, 3 when changes are pending, 1 on errors.",
 )
-def plan(roster: Path, reports, output, detailed_exitcode, **options) -> None:
+@overwrite_option("an -o or --report file")
+def plan(roster: Path, reports, output, detailed_exitcode, overwrite, **options) -> None:
     """Dry run: read the roster, compare it with CHeKT, show what would change. Writes nothing
     to CHeKT."""
+    from .outputs import PLAN_FILE_SUFFIXES, PLAN_REPORT_SUFFIXES, Output
     from .terminal import plan_text, validation_text
 
+    wanted = [Output("--report", r, PLAN_REPORT_SUFFIXES) for r in reports]
+    if output is not None:
+        wanted.insert(0, Output("-o", output, PLAN_FILE_SUFFIXES))
+    check_outputs(wanted + log_output(options), overwrite, roster)
     settings, client, log = open_client(options)
     with client, log:
         validated, result = make_plan(roster, options, client, settings)
@@ -467,15 +533,15 @@ def plan(roster: Path, reports, output, detailed_exitcode, **options) -> None:
             [line for line in validation_text(validated, options["verbose"]) if line[1] != "ok"]
         )
     if output is not None:
-        result.write(output)
-    write_plan_reports(result, reports, options["quiet"])
+        write_output("-o", output, lambda: result.write(output, overwrite))
+    write_plan_reports(result, reports, options["quiet"], overwrite)
     if not options["quiet"]:
         echo_lines(plan_text(result, options["verbose"]))
         if output is not None:
-            click.echo(f"plan written: {output}")
+            echo(f"plan written: {output}")
     else:
         for refusal in result.refusals + [s.refused for s in result.refused_sites]:
-            click.echo(f"refused: {refusal}", err=True)
+            echo(f"refused: {refusal}", err=True)
     if result.refused:
         sys.exit(EXIT_INVALID)
     if detailed_exitcode:
@@ -489,8 +555,8 @@ def confirm_or_exit(question: str, yes: bool) -> None:
         return
     if not sys.stdin.isatty():
         fail("not on a terminal, so nothing is asked: pass --yes to go ahead without confirmation")
-    if not click.confirm(question, default=False):
-        click.echo("Nothing was changed.")
+    if not click.confirm(printable(question), default=False):
+        echo("Nothing was changed.")
         sys.exit(EXIT_OK)
 
 
@@ -514,8 +580,9 @@ class StopOnInterrupt:
         if self.event.is_set():
             raise KeyboardInterrupt
         self.event.set()
-        click.echo(
-            "\ninterrupted: finishing the changes in flight, then stopping "
+        echo(err=True)
+        echo(
+            "interrupted: finishing the changes in flight, then stopping "
             "(Ctrl-C again to stop at once)",
             err=True,
         )
@@ -549,14 +616,14 @@ def run_plan(client, plan, files, options: dict, kind: str):
         bars.close()
     counts = report.counts
     if not options["quiet"] or counts["failed"]:
-        click.secho(
+        echo(
             f"{kind}: {counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped",
-            **STYLES["error" if counts["failed"] else "ok"],
+            "error" if counts["failed"] else "ok",
         )
-    click.echo(f"results: {files.results}")
-    click.echo(f"journal: {files.journal}  (bulk-contacts rollback {files.journal})")
+    echo(f"results: {files.results}")
+    echo(f"journal: {files.journal}  (bulk-contacts rollback {files.journal})")
     if report.failed_rows_written:
-        click.echo(f"failed rows, to fix and import again: {files.failed_rows}")
+        echo(f"failed rows, to fix and import again: {files.failed_rows}")
     if report.interrupted:
         sys.exit(EXIT_INTERRUPTED)
     return report
@@ -584,11 +651,15 @@ def run_plan(client, plan, files, options: dict, kind: str):
     type=click.Path(dir_okay=False, path_type=Path),
     help="Journal file, for rollback (default: beside the results).",
 )
+@overwrite_option("a --results file (and its failed rows; a journal never)")
 def apply(target: Path, yes, refresh, results, journal, **options) -> None:
     """Make the changes: plan the roster (or load a saved PLAN.json and check it is not stale),
     confirm, apply, and write the results and the journal."""
     from .terminal import validation_text
 
+    check_outputs(
+        run_outputs(results, journal, "apply") + log_output(options), options["overwrite"], target
+    )
     settings, client, log = open_client(options)
     with client, log:
         if target.suffix.lower() == ".json":
@@ -623,8 +694,19 @@ def apply_checked_plan(plan, client, yes: bool, results, journal, options: dict)
         f"{summary['delete']} deletes to CHeKT at {client.settings.api_url}?",
         yes,
     )
-    report = run_plan(client, plan, RunFiles.choose(results, journal), options, "apply")
+    files = RunFiles.choose(results, journal)
+    replace_results(files, results, options)
+    report = run_plan(client, plan, files, options, "apply")
     sys.exit(EXIT_INVALID if report.counts["failed"] or plan.refused else EXIT_OK)
+
+
+def replace_results(files, results: Path | None, options: dict) -> None:
+    """With --overwrite, a --results file that exists (and its failed rows) goes now that the
+    run starts: they are written line by line, as outcomes arrive."""
+    from .outputs import discard
+
+    if options["overwrite"] and results is not None:
+        discard(files.results, files.failed_rows)
 
 
 def load_saved_plan(path: Path, refresh: bool, options: dict, client):
@@ -652,10 +734,10 @@ def load_saved_plan(path: Path, refresh: bool, options: dict, client):
     apply_guards(plan, PlanOptions(**{**saved, **flags}))
     if stale and not options["quiet"]:
         verb = "re-based on their current contacts" if refresh else "refused"
-        click.secho(
+        echo(
             f"{len(stale)} sites changed since the plan was made, {verb}: "
             + ", ".join(str(s.site_id) for s in stale),
-            fg="yellow",
+            "warning",
         )
     return plan
 
@@ -684,12 +766,15 @@ def load_saved_plan(path: Path, refresh: bool, options: dict, client):
     help="Only the site with this account number; repeatable.",
 )
 @api_options
-def export(output: Path, site_ids, accounts, **options) -> None:
+@overwrite_option("the -o file")
+def export(output: Path, site_ids, accounts, overwrite, **options) -> None:
     """Write the dealer's current contacts (every site, or those named) in the roster layout,
     to review and edit in Excel and import back with plan/apply."""
     from .errors import ApiError, InputError
     from .export import fetch_export, write_export
+    from .outputs import SHEET_SUFFIXES, Output
 
+    check_outputs([Output("-o", output, SHEET_SUFFIXES), *log_output(options)], overwrite)
     settings, client, log = open_client(options)
     if settings.dealer_id is None:
         fail("no dealer id: pass --dealer or set CHEKT_DEALER_ID")
@@ -697,15 +782,15 @@ def export(output: Path, site_ids, accounts, **options) -> None:
     try:
         with client, log:
             found = fetch_export(client, settings.dealer_id, site_ids, accounts, bars)
-        count = write_export(found, output)
     except InputError as error:
         fail(str(error))
     except ApiError as error:
         fail(str(error), EXIT_INVALID)
     finally:
         bars.close()
+    count = write_output("-o", output, lambda: write_export(found, output, overwrite))
     if not options["quiet"]:
-        click.echo(f"{count} contacts of {len(found.sites)} sites written: {output}")
+        echo(f"{count} contacts of {len(found.sites)} sites written: {output}")
 
 
 @main.command()
@@ -727,6 +812,7 @@ def export(output: Path, site_ids, accounts, **options) -> None:
     help="Journal of the rollback itself.",
 )
 @connection_options(dealer=False)
+@overwrite_option("a --results file (and its failed rows; a journal never)")
 def rollback(journal_file: Path, yes, force, results, journal, **options) -> None:
     """Undo an earlier apply from its journal: delete what it created, restore what it
     updated, re-create what it deleted. Contacts changed since are left alone (conflicts)
@@ -737,6 +823,11 @@ def rollback(journal_file: Path, yes, force, results, journal, **options) -> Non
     from .rollback import inverse_plan
     from .terminal import plan_text
 
+    check_outputs(
+        run_outputs(results, journal, "rollback") + log_output(options),
+        options["overwrite"],
+        journal_file,
+    )
     try:
         records = read_journal(journal_file)
     except InputError as error:
@@ -755,6 +846,7 @@ def rollback(journal_file: Path, yes, force, results, journal, **options) -> Non
         sys.exit(EXIT_INVALID if plan.conflicts else EXIT_OK)
     confirm_or_exit(f"Undo {len(plan.changes)} changes in CHeKT at {client.settings.api_url}?", yes)
     files = RunFiles.choose(results, journal, kind="rollback")
+    replace_results(files, results, options)
     with client, log:
         report = run_plan(client, plan, files, options, "rollback")
     sys.exit(EXIT_INVALID if report.counts["failed"] or plan.conflicts else EXIT_OK)
@@ -777,12 +869,18 @@ def demo(out: Path, no_progress: bool) -> None:
     import tempfile
     import time
 
+    from .outputs import Output
     from .samples import write_samples
     from .sandbox import SandboxConfig, SandboxError, SandboxServer
 
+    check_outputs([Output("--out", out, (), "folder")])
     started = time.perf_counter()
     samples = write_samples(out / "sample_data")
     roster, seed = samples["roster.xlsx"], samples["sandbox-seed.json"]
+    # The demo's folder is its own: each run replaces the files of the last one. A journal is
+    # never replaced, but the last demo's is of a sandbox that is gone.
+    (out / "apply").mkdir(exist_ok=True)
+    (out / "apply" / "journal.jsonl").unlink(missing_ok=True)
     quiet = ["--no-progress"] if no_progress else []
     with tempfile.TemporaryDirectory() as scratch:
         config = SandboxConfig(port=0, db=Path(scratch) / "sandbox.db", seed=seed)
@@ -818,6 +916,7 @@ def demo(out: Path, no_progress: bool) -> None:
                         str(out / "plan.xlsx"),
                         "-o",
                         str(out / "plan.json"),
+                        "--overwrite",
                     ],
                     (0,),
                 ),
@@ -832,12 +931,13 @@ def demo(out: Path, no_progress: bool) -> None:
                         str(out / "apply" / "results.csv"),
                         "--journal",
                         str(out / "apply" / "journal.jsonl"),
+                        "--overwrite",
                     ],
                     (0,),
                 ),
                 (
                     "export what CHeKT now holds",
-                    ["export", "-o", str(out / "contacts-after.xlsx"), *quiet],
+                    ["export", "-o", str(out / "contacts-after.xlsx"), "--overwrite", *quiet],
                     (0,),
                 ),
                 (
@@ -846,11 +946,10 @@ def demo(out: Path, no_progress: bool) -> None:
                     (0,),
                 ),
             ]
-            click.secho(
-                f"bulk-contacts demo: a sandbox on {sandbox.url}, seeded from {seed}", bold=True
-            )
+            echo(f"bulk-contacts demo: a sandbox on {sandbox.url}, seeded from {seed}", "bold")
             for title, args, expected in steps:
-                click.secho(f"\n== {title}: bulk-contacts {' '.join(args)}", bold=True)
+                echo()
+                echo(f"== {title}: bulk-contacts {' '.join(args)}", "bold")
                 code = invoke(args)
                 if code not in expected:
                     fail(f"the demo's step '{title}' ended with exit code {code}", EXIT_INVALID)
@@ -859,11 +958,8 @@ def demo(out: Path, no_progress: bool) -> None:
             for name in [k for k in os.environ if k.startswith("CHEKT_")]:
                 del os.environ[name]
             os.environ.update(saved)
-    click.secho(
-        f"\nDemo finished in {time.perf_counter() - started:.1f} s. Files in {out}/:",
-        fg="green",
-        bold=True,
-    )
+    echo()
+    echo(f"Demo finished in {time.perf_counter() - started:.1f} s. Files in {out}/:", "done")
     for name, what in [
         ("sample_data/", "the sample roster, a roster with mistakes, the seed"),
         ("plan.html", "the plan, to open in a browser"),
@@ -873,7 +969,7 @@ def demo(out: Path, no_progress: bool) -> None:
         ("apply/journal.jsonl", "the journal (bulk-contacts rollback takes it)"),
         ("contacts-after.xlsx", "the export: edit it and plan/apply it back"),
     ]:
-        click.echo(f"  {name:<22} {what}")
+        echo(f"  {name:<22} {what}")
 
 
 def invoke(args: list[str]) -> int:
@@ -985,8 +1081,12 @@ def invoke(args: list[str]) -> int:
 )
 def sandbox(**options: object) -> None:
     """Run a local emulation of the CHeKT Partner API, kept in SQLite."""
+    from .outputs import LINES_SUFFIXES, Output
     from .sandbox import Faults, SandboxConfig, SandboxError, SeedError, serve
 
+    request_log = options["request_log"]
+    if isinstance(request_log, Path):
+        check_outputs([Output("--request-log", request_log, LINES_SUFFIXES, "append")])
     fault_names = ("latency_ms", "jitter_ms", "error_rate", "drop_rate", "ack_loss_rate")
     try:
         faults = Faults(seed=options.pop("fault_seed"), **{n: options.pop(n) for n in fault_names})
@@ -1005,13 +1105,13 @@ def sandbox(**options: object) -> None:
     }.get(source, "sandbox-secret (the default)")
 
     def announce(url: str) -> None:
-        click.echo(f"CHeKT sandbox listening on {url}")
-        click.echo(f"  token URL:     {url}/oauth/token")
-        click.echo(f"  client id:     {config.client_id}")
-        click.echo(f"  client secret: {secret}")
-        click.echo(f"  dealer(s):     {', '.join(str(d) for d in config.dealers)}")
-        click.echo(f"  database:      {config.db or 'in memory'}")
-        click.echo("Press Ctrl-C to stop.", err=False)
+        echo(f"CHeKT sandbox listening on {url}")
+        echo(f"  token URL:     {url}/oauth/token")
+        echo(f"  client id:     {config.client_id}")
+        echo(f"  client secret: {secret}")
+        echo(f"  dealer(s):     {', '.join(str(d) for d in config.dealers)}")
+        echo(f"  database:      {config.db or 'in memory'}")
+        echo("Press Ctrl-C to stop.")
 
     try:
         serve(config, announce)

@@ -6,17 +6,15 @@ an autofilter, a Sites sheet, and a hidden sheet holding the snapshot the export
 Importing an edited export is then a three-way merge (see `reconcile`): only what the reviewer
 changed is sent.
 
-The csv export is UTF-8 with a BOM (so Excel shows accents). A value a spreadsheet would run as
-a formula (starting with =, +, -, @, a tab or a carriage return) gets a leading apostrophe, which
-spreadsheets show as text and the reader takes off again; a phone number such as +12025550143 is
-left as it is.
+The csv export is UTF-8 with a BOM (so Excel shows accents), through the tool's one formula-safe
+CSV writer (`outputs.CsvWriter`): a value a spreadsheet would run as a formula gets a leading
+apostrophe, which spreadsheets show as text and the reader takes off again. Either file is
+written to a temporary name and renamed into place (`outputs.replacing`).
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,8 +26,9 @@ from .client import ChektClient
 from .errors import InputError
 from .fetch import fetch_contacts
 from .models import Contact, Site, format_timestamp
+from .outputs import SHEET_SUFFIXES, close_workbook, replacing, write_csv
 from .roster import SNAPSHOT_FORMAT
-from .spreadsheet import FORMULA_MARKED, SNAPSHOT_SHEET
+from .spreadsheet import SNAPSHOT_SHEET
 
 EXPORT_COLUMNS = (
     "site_id",
@@ -54,8 +53,6 @@ SNAPSHOT_COLUMNS = (
     "email",
 )
 SNAPSHOT_CELL = 30_000  # characters of JSON per cell (an Excel cell holds 32,767)
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-PHONE_LIKE = re.compile(r"\+[0-9][0-9 ().\-]*")
 WIDTHS = {
     "site_name": 30,
     "email": 32,
@@ -128,33 +125,20 @@ def fetch_export(
     )
 
 
-def write_export(export: Export, path: Path) -> int:
-    """Write it by suffix; returns the number of contacts."""
+def write_export(export: Export, path: Path, overwrite: bool = False) -> int:
+    """Write it by suffix; returns the number of contacts. An existing file is replaced only
+    with `overwrite` (else OutputExists, the file untouched)."""
     suffix = path.suffix.lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = export.rows()
-    if suffix == ".xlsx":
-        _write_xlsx(export, rows, path)
-    elif suffix == ".csv":
-        _write_csv(rows, path)
-    else:
+    if suffix not in SHEET_SUFFIXES:
         raise InputError(f"-o {path}: an export is .xlsx or .csv")
+    rows = export.rows()
+    if suffix == ".csv":
+        values = ([row[name] for name in EXPORT_COLUMNS] for row in rows)
+        write_csv(path, EXPORT_COLUMNS, values, overwrite)
+    else:
+        with replacing(path, overwrite) as temporary:
+            _write_xlsx(export, rows, temporary)
     return len(rows)
-
-
-def csv_safe(value: str) -> str:
-    """Shown as text by a spreadsheet, never run as a formula; `unquote_formula` undoes it.
-    A value that itself begins with the apostrophe marker gets one more, so it survives."""
-    formula = value.startswith(FORMULA_START) and not PHONE_LIKE.fullmatch(value)
-    return "'" + value if formula or FORMULA_MARKED.match(value) else value
-
-
-def _write_csv(rows: list[dict[str, str]], path: Path) -> None:
-    with path.open("w", newline="", encoding="utf-8-sig") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(EXPORT_COLUMNS)
-        for row in rows:
-            writer.writerow([csv_safe(row[name]) for name in EXPORT_COLUMNS])
 
 
 def _write_xlsx(export: Export, rows: list[dict[str, str]], path: Path) -> None:
@@ -187,7 +171,7 @@ def _write_xlsx(export: Export, rows: list[dict[str, str]], path: Path) -> None:
                 sheet.write_string(line, col, row[name], text)
     _sites_sheet(workbook, export, header)
     _snapshot_sheet(workbook, export)
-    workbook.close()
+    close_workbook(workbook)
 
 
 def _sites_sheet(workbook: xlsxwriter.Workbook, export: Export, header) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import InputError
 from .models import Contact
+from .outputs import write_text
 
 PLAN_FORMAT = "bulk-contacts-plan/1"
 ACTIONS = ("create", "update", "delete")
@@ -173,9 +174,9 @@ class Plan:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, ensure_ascii=False, sort_keys=False) + "\n"
 
-    def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_json(), encoding="utf-8")
+    def write(self, path: Path, overwrite: bool = False) -> None:
+        """To a temporary name renamed into place; an existing file only with `overwrite`."""
+        write_text(path, self.to_json(), overwrite)
 
     @classmethod
     def from_dict(cls, body: dict[str, Any], source: str = "plan") -> Plan:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +9,9 @@ import xlsxwriter
 
 from .errors import InputError
 from .models import EDITABLE_FIELDS
+from .outputs import PLAN_REPORT_SUFFIXES, close_workbook, replacing, write_csv
 from .plan import Change, Plan, SitePlan
 
-REPORT_SUFFIXES = (".json", ".csv", ".xlsx", ".html")
 CHANGE_COLUMNS = (
     "action",
     "dealer_id",
@@ -27,18 +26,20 @@ CHANGE_COLUMNS = (
 )
 
 
-def write_plan_report(plan: Plan, path: Path) -> None:
+def write_plan_report(plan: Plan, path: Path, overwrite: bool = False) -> None:
+    """Write it by suffix, to a temporary name renamed into place; an existing file is replaced
+    only with `overwrite`."""
     suffix = path.suffix.lower()
-    writers = {
-        ".json": lambda p, f: p.write(f),
-        ".csv": _write_csv,
-        ".xlsx": _write_xlsx,
-        ".html": _write_html,
-    }
-    if suffix not in writers:
+    if suffix not in PLAN_REPORT_SUFFIXES:
         raise InputError(f"--report {path}: use a .json, .csv, .xlsx or .html file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writers[suffix](plan, path)
+    if suffix == ".json":
+        plan.write(path, overwrite)
+    elif suffix == ".csv":
+        rows = ([row[name] for name in CHANGE_COLUMNS] for row in change_rows(plan))
+        write_csv(path, CHANGE_COLUMNS, rows, overwrite)
+    else:
+        with replacing(path, overwrite) as temporary:
+            {".xlsx": _write_xlsx, ".html": _write_html}[suffix](plan, temporary)
 
 
 def site_label(site: SitePlan) -> str:
@@ -91,17 +92,6 @@ def _changed_text(change: Change) -> str:
     )
 
 
-# csv
-
-
-def _write_csv(plan: Plan, path: Path) -> None:
-    with path.open("w", newline="", encoding="utf-8-sig") as handle:
-        writer = csv.DictWriter(handle, CHANGE_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in change_rows(plan):
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-
-
 # xlsx
 
 
@@ -147,7 +137,7 @@ def _write_xlsx(plan: Plan, path: Path) -> None:
             for i in s.listed
         ],
     )
-    workbook.close()
+    close_workbook(workbook)
 
 
 def _styles(workbook: xlsxwriter.Workbook) -> dict[str, Any]:

@@ -3,13 +3,21 @@
 
 from __future__ import annotations
 
-import csv
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
 from .errors import InputError
+from .outputs import (
+    OVERWRITE_HINT,
+    SHEET_SUFFIXES,
+    CsvWriter,
+    OutputExists,
+    close_workbook,
+    open_new,
+    replacing,
+)
 from .plan import Change
 
 RESULT_COLUMNS = (
@@ -58,23 +66,28 @@ class Outcome:
 
 class Results:
     """Outcomes, written as they come: `.csv` line by line; `.xlsx` at the end (kept as compact
-    rows meanwhile). Failed rows go to a roster file beside it."""
+    rows meanwhile, written to a temporary name and renamed into place). Failed rows go to a
+    roster file beside it. Both CSV files are new files (an existing one raises OutputExists)
+    and formula-safe (`outputs.CsvWriter`)."""
 
     def __init__(self, path: Path, failed_path: Path) -> None:
-        if path.suffix.lower() not in (".csv", ".xlsx"):
+        if path.suffix.lower() not in SHEET_SUFFIXES:
             raise InputError(f"--results {path}: use a .csv or .xlsx file name")
+        existing = [p for p in (path, failed_path) if p.exists()]
+        if existing:
+            raise OutputExists(f"{existing[0]}: exists (left untouched); {OVERWRITE_HINT}")
         self.path, self.failed_path = path, failed_path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._rows: list[tuple] = []
         self._csv: IO[str] | None = None
-        self._writer = None
+        self._writer: CsvWriter | None = None
         if path.suffix.lower() == ".csv":
-            self._csv = open(path, "w", newline="", encoding="utf-8-sig")  # noqa: SIM115
-            self._writer = csv.writer(self._csv)
+            self._csv = open_new(path, encoding=CsvWriter.ENCODING, newline="")
+            self._writer = CsvWriter(self._csv)
             self._writer.writerow(RESULT_COLUMNS)
         self._failed: IO[str] | None = None
-        self._failed_writer = None
+        self._failed_writer: CsvWriter | None = None
         self.counts = {"ok": 0, "failed": 0, "skipped": 0}
         self._closed = False
 
@@ -93,8 +106,8 @@ class Results:
     def _add_failed(self, change: Change, outcome: Outcome) -> None:
         if self._failed_writer is None:
             self.failed_path.parent.mkdir(parents=True, exist_ok=True)
-            self._failed = open(self.failed_path, "w", newline="", encoding="utf-8-sig")  # noqa: SIM115
-            self._failed_writer = csv.writer(self._failed)
+            self._failed = open_new(self.failed_path, encoding=CsvWriter.ENCODING, newline="")
+            self._failed_writer = CsvWriter(self._failed)
             self._failed_writer.writerow(FAILED_COLUMNS)
         wanted = {**change.before, **change.after}
         self._failed_writer.writerow(
@@ -130,10 +143,14 @@ class Results:
                 self._failed.close()
 
     def _write_xlsx(self) -> None:
+        with replacing(self.path) as temporary:
+            self._write_workbook(temporary)
+
+    def _write_workbook(self, path: Path) -> None:
         import xlsxwriter
 
         workbook = xlsxwriter.Workbook(
-            str(self.path),
+            str(path),
             {
                 "constant_memory": True,
                 "strings_to_numbers": False,
@@ -151,4 +168,4 @@ class Results:
                 else:
                     sheet.write_string(line, col, str(value))
         sheet.freeze_panes(1, 0)
-        workbook.close()
+        close_workbook(workbook)

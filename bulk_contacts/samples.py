@@ -20,6 +20,8 @@ from pathlib import Path
 
 import xlsxwriter
 
+from .outputs import close_workbook, open_replacing, replacing, write_text
+
 DEALER = 12345
 SITES = [  # site_id, account, external id, name, timezone
     (101, "10-4471", "HD-01", "Harbor Dental", "America/New_York"),
@@ -272,13 +274,20 @@ def seed() -> dict:
 
 
 def write_csv(path: Path, rows: list[tuple]) -> None:
-    with path.open("w", newline="", encoding="utf-8-sig") as handle:
+    """As a user's file holds them, formulas included (`roster-with-mistakes.csv` has one on
+    purpose): these are sample inputs, so not through the tool's formula-safe writer."""
+    with open_replacing(path, overwrite=True, encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(HEADER)
         writer.writerows(rows)
 
 
 def write_xlsx(path: Path, rows: list[tuple]) -> None:
+    with replacing(path, overwrite=True) as temporary:
+        _write_workbook(temporary, rows)
+
+
+def _write_workbook(path: Path, rows: list[tuple]) -> None:
     workbook = xlsxwriter.Workbook(str(path))
     workbook.set_properties({"title": "Sample roster", "created": datetime(2026, 1, 1)})
     bold = workbook.add_format({"bold": True})
@@ -290,11 +299,12 @@ def write_xlsx(path: Path, rows: list[tuple]) -> None:
             sheet.write_string(r, c, value, text)
     sheet.set_column(0, len(HEADER) - 1, 20)
     sheet.freeze_panes(1, 0)
-    workbook.close()
+    close_workbook(workbook)
 
 
 def write_samples(directory: Path) -> dict[str, Path]:
-    """Write the sample files into `directory`; returns them by name."""
+    """Write the sample files into `directory` (replacing those of an earlier run: the folder
+    is the samples' own); returns them by name."""
     directory.mkdir(parents=True, exist_ok=True)
     names = ("roster.csv", "roster.xlsx", "roster-with-mistakes.csv", "sandbox-seed.json")
     files = {name: directory / name for name in names}
@@ -302,7 +312,6 @@ def write_samples(directory: Path) -> dict[str, Path]:
     write_csv(files["roster.csv"], rows)
     write_xlsx(files["roster.xlsx"], rows)
     write_csv(files["roster-with-mistakes.csv"], MISTAKES)
-    files["sandbox-seed.json"].write_text(
-        json.dumps(seed(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    seed_text = json.dumps(seed(), indent=2, ensure_ascii=False) + "\n"
+    write_text(files["sandbox-seed.json"], seed_text, overwrite=True)
     return files

@@ -8,6 +8,7 @@ the spreadsheet's own row number, the column as written in the file, the value a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -38,7 +39,26 @@ MAX_LENGTH = {
     "email": 254,
     "phone_number": 64,
 }
-FORMULA_START = ("=", "+", "-", "@")
+FORMULA_LIKE = r"^'*[=+\-@]."  # a formula's start, perhaps behind a spreadsheet's apostrophe
+# Checked like names: every column that holds free text.
+FORMULA_LIKE_COLUMNS = (
+    "external_contact_id",
+    "first_name",
+    "last_name",
+    "external_site_id",
+    "account_number",
+    "email",
+)
+# C0 and C1 controls and DEL (ESC, NUL, CR, LF, tab, backspace...): never part of a contact's
+# data, and a terminal acts on them. The bidirectional embeddings, overrides and isolates make
+# text show in another order than it is stored.
+# The characters themselves, not escapes: Arrow's regular expressions (RE2) read no \u escape.
+CONTROL_CHARACTERS, BIDI_OVERRIDES = "\x00-\x1f\x7f-\x9f", "\u202a-\u202e\u2066-\u2069"
+CHARACTER_CODES = (
+    ("control_character", re.compile(f"[{CONTROL_CHARACTERS}]"), ERROR),
+    ("bidi_override", re.compile(f"[{BIDI_OVERRIDES}]"), WARNING),
+)
+UNSAFE_CHARACTER = f"[{CONTROL_CHARACTERS}{BIDI_OVERRIDES}]"  # either, in one scan
 
 
 @dataclass(frozen=True)
@@ -101,9 +121,13 @@ MESSAGES: dict[str, str] = {
     "duplicate_in_chekt": "external_contact_id {value!r} is shared by rows {rows}, distinct "
     "contacts in CHeKT: they are left alone until the duplicate is resolved in CHeKT",
     "duplicate_phone": "the same phone number as row {other} on this site",
-    "formula_like": "{value!r} starts like a spreadsheet formula ({start}); check that it is "
-    "meant as a name",
+    "formula_like": "{value!r} starts like a spreadsheet formula ({start}){detail}; check that "
+    "it is what you meant",
     "unknown_column": "column {label} is not a roster column and is ignored",
+    "control_character": "{value!r} holds a control character ({character}), which no contact "
+    "detail has and a terminal acts on; type the value again",
+    "bidi_override": "{value!r} holds a bidirectional override ({character}): it is shown in "
+    "another order than it is stored; type the value again without it",
 }
 WHAT = {
     "external_contact_id": "an external_contact_id (your id for the person)",
@@ -137,6 +161,7 @@ def validate_roster(
     )
     issues += _duplicate_ids(roster, rows)
     issues += _warnings(roster, rows)
+    issues += _character_issues(roster, frame)
     issues.sort(
         key=lambda i: (
             i.row or 0,
@@ -399,8 +424,34 @@ def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
                 other=first_row[k],
             )
         )
-    for name in ("first_name", "last_name"):
-        looks = rows[name].str.startswith(FORMULA_START) & (rows[name].str.len() > 1)
+    for name in FORMULA_LIKE_COLUMNS:
+        looks = rows[name].str.contains(FORMULA_LIKE, regex=True)
         for row, value in rows.loc[looks, name].items():
-            issues.append(_issue(roster, row, name, value, "formula_like", WARNING, start=value[0]))
+            start = value[: len(value) - len(value.lstrip("'")) + 1]
+            detail = (
+                ": its apostrophe, which a spreadsheet hides, is part of the value and is sent"
+                if start.startswith("'")
+                else ""
+            )
+            issues.append(
+                _issue(
+                    roster, row, name, value, "formula_like", WARNING, start=start, detail=detail
+                )
+            )
+    return issues
+
+
+def _character_issues(roster: Roster, frame: pd.DataFrame) -> list[RosterIssue]:
+    """Control characters (an error) and bidirectional overrides (a warning), in every column
+    read. Columns that are not read are not checked: their cells go nowhere."""
+    issues = []
+    for name in roster.columns:  # one vectorized scan per column; the rare hits one by one
+        for row, value in frame.loc[frame[name].str.contains(UNSAFE_CHARACTER), name].items():
+            for code, pattern, severity in CHARACTER_CODES:
+                match = pattern.search(value)
+                if match:
+                    unicode = f"U+{ord(match.group()):04X}"
+                    issues.append(
+                        _issue(roster, row, name, value, code, severity, character=unicode)
+                    )
     return issues

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO, NoReturn
 
 from .errors import InputError
 from .gc_pause import gc_paused
+from .outputs import FORMULA_MARKED
 
 WORKBOOK_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".ods"}
 TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".tab"}
@@ -473,7 +474,7 @@ def _read_csv(path: Path, data: bytes) -> Cells:
     del data
     delimiter = sniff_delimiter(text)
     rows = _csv_rows(path, text, delimiter)
-    if "'" in text:
+    if FORMULA_MARKED.search(text) and rows and written_by_the_tool(rows[0]):
         rows = [[unquote_formula(value) for value in row] for row in rows]
     return Cells(
         source=str(path),
@@ -503,12 +504,21 @@ def _csv_rows(path: Path, text: str, delimiter: str) -> list[list[Any]]:
     return rows
 
 
-FORMULA_MARKED = re.compile(r"'+[=+\-@\t\r]")  # apostrophes, then a formula's start
+def written_by_the_tool(header: list[str]) -> bool:
+    """A CSV file the tool wrote to be read back (an export, the failed rows of an apply), known
+    by its header row holding all of that file's columns (a column added in a spreadsheet is
+    allowed). Only in those is a leading apostrophe the tool's own formula guard: in a user's
+    file it is part of the value (and `validate` reports it, `formula_like`)."""
+    from .export import EXPORT_COLUMNS  # imported only when a value is marked
+    from .results import FAILED_COLUMNS
+
+    names = {cell.strip() for cell in header}
+    return names >= set(EXPORT_COLUMNS) or names >= set(FAILED_COLUMNS)
 
 
 def unquote_formula(value: str) -> str:
-    """Take off the apostrophe that keeps a spreadsheet from running a value as a formula (as
-    an export writes it, and as spreadsheets hide it)."""
+    """Take off the apostrophe that `outputs.formula_safe` put before a value a spreadsheet
+    would run as a formula."""
     return value[1:] if FORMULA_MARKED.match(value) else value
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from datetime import datetime
 from pathlib import Path
 
 import xlsxwriter
 
 from .errors import InputError
+from .outputs import SHEET_SUFFIXES, close_workbook, replacing, write_csv
 
 # The template's columns, in the order a person fills them in, with the note on each header.
 TEMPLATE_COLUMNS: dict[str, str] = {
@@ -58,16 +58,17 @@ INSTRUCTIONS = [
 CREATED = datetime(2026, 1, 1)
 
 
-def write_template(path: Path) -> None:
+def write_template(path: Path, overwrite: bool = False) -> None:
+    """Write it by suffix; an existing file (a filled roster, perhaps) is replaced only with
+    `overwrite`."""
     suffix = path.suffix.lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        with path.open("w", newline="", encoding="utf-8-sig") as handle:
-            csv.writer(handle).writerow(TEMPLATE_COLUMNS)
-    elif suffix == ".xlsx":
-        _write_xlsx(path)
-    else:
+    if suffix not in SHEET_SUFFIXES:
         raise InputError(f"{path}: a template is .xlsx or .csv")
+    if suffix == ".csv":
+        write_csv(path, TEMPLATE_COLUMNS, [], overwrite)
+    else:
+        with replacing(path, overwrite) as temporary:
+            _write_xlsx(temporary)
 
 
 def _write_xlsx(path: Path) -> None:
@@ -100,4 +101,4 @@ def _write_xlsx(path: Path) -> None:
     guide.set_column(0, 0, 110)
     for row, line in enumerate(INSTRUCTIONS):
         guide.write_string(row, 0, line, bold if row == 0 else None)
-    workbook.close()
+    close_workbook(workbook)

@@ -1,14 +1,40 @@
 """Text the command line prints: summaries and problem lists, as plain strings (the CLI echoes
-and colours them)."""
+and colours them), and `printable`, through which the CLI passes every line it prints."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
-from .plan import Change, Plan, SitePlan
-from .schema import RosterIssue, ValidatedRoster
+if TYPE_CHECKING:  # kept light: the CLI imports this module to print anything at all
+    from .plan import Change, Plan, SitePlan
+    from .schema import RosterIssue, ValidatedRoster
 
 EXAMPLES_PER_KIND = 3
+
+# Characters a terminal acts on instead of showing: the C0 and C1 controls and DEL (ESC and CSI
+# start the sequences that clear the screen, move the cursor or set the window title; CR and
+# backspace overwrite what was shown), the line and paragraph separators, and the bidirectional
+# embeddings, overrides and isolates that show text in another order than it is stored.
+TERMINAL_UNSAFE = (
+    *range(0x00, 0x20),
+    0x7F,
+    *range(0x80, 0xA0),
+    0x2028,
+    0x2029,
+    *range(0x202A, 0x202F),
+    *range(0x2066, 0x206A),
+)
+_ESCAPED = str.maketrans(
+    {chr(c): f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in TERMINAL_UNSAFE}
+)
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal would act on written out visibly (ESC as `\\x1b`,
+    U+202E as `\\u202e`): a name from a file or from CHeKT can neither repaint the screen nor
+    disguise a line. Applied whether or not the output is a terminal (it may be one later)."""
+    return text.translate(_ESCAPED)
 
 
 def validation_text(result: ValidatedRoster, verbose: bool = False) -> list[tuple[str, str]]:

@@ -3,7 +3,6 @@ roster (problem cells highlighted, the message as a cell comment) to fix and fee
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import Counter
 from pathlib import Path
@@ -11,19 +10,31 @@ from pathlib import Path
 import xlsxwriter
 
 from .errors import InputError
+from .outputs import VALIDATION_REPORT_SUFFIXES, close_workbook, replacing, write_csv, write_text
 from .roster import column_index
 from .schema import ERROR, RosterIssue, ValidatedRoster
 
 ISSUE_COLUMNS = ("row", "column", "field", "value", "severity", "code", "message")
-REPORT_SUFFIXES = (".csv", ".json", ".xlsx")
 
 
-def write_validation_report(result: ValidatedRoster, path: Path) -> None:
+def write_validation_report(result: ValidatedRoster, path: Path, overwrite: bool = False) -> None:
+    """Write it by suffix, to a temporary name renamed into place; an existing file is replaced
+    only with `overwrite`."""
     suffix = path.suffix.lower()
-    if suffix not in REPORT_SUFFIXES:
+    if suffix not in VALIDATION_REPORT_SUFFIXES:
         raise InputError(f"--report {path}: use a .csv, .json or .xlsx file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    {".csv": _write_csv, ".json": _write_json, ".xlsx": _write_xlsx}[suffix](result, path)
+    if suffix == ".csv":
+        rows = (
+            [issue.row or "", *(getattr(issue, name) for name in ISSUE_COLUMNS[1:])]
+            for issue in result.issues
+        )
+        write_csv(path, ISSUE_COLUMNS, rows, overwrite)
+    elif suffix == ".json":
+        body = {"summary": summary(result), "issues": [i.as_dict() for i in result.issues]}
+        write_text(path, json.dumps(body, indent=2, ensure_ascii=False) + "\n", overwrite)
+    else:
+        with replacing(path, overwrite) as temporary:
+            _write_xlsx(result, temporary)
 
 
 def summary(result: ValidatedRoster) -> dict[str, object]:
@@ -35,19 +46,6 @@ def summary(result: ValidatedRoster) -> dict[str, object]:
         "warnings": len(result.warnings),
         "by_code": dict(Counter(i.code for i in result.issues)),
     }
-
-
-def _write_csv(result: ValidatedRoster, path: Path) -> None:
-    with path.open("w", newline="", encoding="utf-8-sig") as handle:
-        writer = csv.DictWriter(handle, ISSUE_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for issue in result.issues:
-            writer.writerow({**issue.as_dict(), "row": issue.row or ""})
-
-
-def _write_json(result: ValidatedRoster, path: Path) -> None:
-    body = {"summary": summary(result), "issues": [i.as_dict() for i in result.issues]}
-    path.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _write_xlsx(result: ValidatedRoster, path: Path) -> None:
@@ -83,7 +81,7 @@ def _write_xlsx(result: ValidatedRoster, path: Path) -> None:
                 )
     sheet.freeze_panes(table.header_row, 0)
     _issues_sheet(workbook, result.issues, header)
-    workbook.close()
+    close_workbook(workbook)
 
 
 def _issues_by_cell(result: ValidatedRoster) -> dict[tuple[int, int], list[RosterIssue]]:

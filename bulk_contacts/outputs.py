@@ -1,0 +1,346 @@
+"""Every file the tool writes, written safely: checked before the work starts, never replaced
+without leave, never left half-written, and formula-safe when it is CSV.
+
+- `check_outputs` is what the CLI runs when options are parsed, before any network call or
+  planning: the folder exists and a file can be created in it (a real probe: `os.access` says yes
+  to root on read-only folders such as /proc), the suffix is one the writer knows, the path is a
+  regular file or nothing, no two outputs are the same file and none is the file read, and an
+  existing file is refused unless `--overwrite` (a log is appended to; a journal is never
+  replaced: it is the only way to undo its run).
+- `replacing` / `open_replacing` / `write_text` write a whole file to a temporary name in the same
+  folder, fsync it, and rename it into place (`os.link` when nothing may be replaced, so a file
+  that appeared meanwhile is still not replaced; `os.replace` with `--overwrite`). An
+  interrupted write (a kill, a full disk) leaves the good file where it was.
+- `open_new` starts a file that is streamed line by line (results, failed rows): a kill leaves
+  the lines written so far, which is the record of what was done.
+- `CsvWriter` is the one CSV writer: a value a spreadsheet would run as a formula gets a leading
+  apostrophe (`formula_safe`); the reader takes it off again only in files the tool wrote to be
+  read back (an export, failed rows).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import re
+import secrets
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import InputError
+
+OVERWRITE_HINT = "pass --overwrite to replace it"
+# The suffixes each writer knows: checked up front by the CLI, and again by the writer.
+SHEET_SUFFIXES = (".xlsx", ".csv")  # template, export, apply and rollback results
+PLAN_FILE_SUFFIXES = (".json",)  # what `apply` reads as a plan rather than a roster
+PLAN_REPORT_SUFFIXES = (".json", ".csv", ".xlsx", ".html")
+VALIDATION_REPORT_SUFFIXES = (".csv", ".json", ".xlsx")
+# JSON-lines files: the journal, --log-file, the sandbox's --request-log.
+LINES_SUFFIXES = (".jsonl", ".json", ".log", ".txt")
+
+
+class OutputExists(InputError):
+    """The file is there, and the caller did not ask to replace it: it was left untouched."""
+
+
+# up-front checks
+
+
+def check_output(
+    path: Path,
+    option: str,
+    suffixes: Iterable[str],
+    *,
+    overwrite: bool = False,
+    mode: str = "replace",
+) -> None:
+    """Raise InputError (one line naming `option`) unless `path` can be written.
+
+    mode: "replace" (a whole file: an existing one only with `overwrite`), "append" (a log: an
+    existing file is added to), "new" (a journal: an existing file is never replaced).
+    """
+    known, what = tuple(suffixes), f"{option} {path}"
+    if path.suffix.lower() not in known:
+        raise InputError(f"{what}: use a {_listed(known)} file name")
+    if path.is_dir():
+        raise InputError(f"{what}: is a folder; give a file name")
+    check_folder(path.parent, what)
+    if not path.exists():
+        return
+    if not path.is_file():  # a device, a FIFO: never replaced, and a FIFO would block
+        raise InputError(f"{what}: is not a regular file; give another file name")
+    if mode == "append":
+        try:
+            path.open("a").close()
+        except OSError as error:
+            raise InputError(f"{what}: cannot be added to ({error.strerror or error})") from None
+    elif mode == "new":
+        raise InputError(
+            f"{what}: exists, and a journal is never replaced (rollback needs it); name another "
+            f"with --journal"
+        )
+    elif not overwrite:
+        raise InputError(f"{what}: exists (left untouched); {OVERWRITE_HINT}")
+
+
+def check_folder(folder: Path, what: str) -> None:
+    """The folder exists and a file can be created in it; else InputError naming `what`."""
+    folder = Path.cwd() if folder == Path() else folder  # named, rather than "."
+    if not folder.exists():
+        raise InputError(f"{what}: the folder {folder} does not exist; create it first")
+    if not folder.is_dir():
+        raise InputError(f"{what}: {folder} is not a folder")
+    try:
+        probe = _create_exclusive(folder, ".bulk-contacts-probe")
+    except OSError as error:
+        raise InputError(
+            f"{what}: cannot write in the folder {folder} ({error.strerror or error})"
+        ) from None
+    os.close(probe[0])
+    os.unlink(probe[1])
+
+
+def _listed(suffixes: tuple[str, ...]) -> str:
+    return ", ".join(suffixes[:-1]) + f" or {suffixes[-1]}" if len(suffixes) > 1 else suffixes[0]
+
+
+# whole files: temporary name, fsync, rename
+
+
+@contextlib.contextmanager
+def replacing(path: Path, overwrite: bool = False) -> Iterator[Path]:
+    """A temporary path beside `path` to write the whole file to. When the block ends, the file
+    is fsynced and renamed into place; if it raises, the temporary file is removed and `path` is
+    as it was. Without `overwrite`, an existing `path` raises OutputExists and is untouched."""
+    if not overwrite and path.exists():
+        raise OutputExists(f"{path}: exists (left untouched); {OVERWRITE_HINT}")
+    handle, temporary = _create_exclusive(path.parent, f".{path.name}")
+    os.close(handle)
+    try:
+        yield temporary
+        _fsync_file(temporary)
+        _keep_mode(path, temporary)
+        _publish(temporary, path, overwrite)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    _fsync_folder(path.parent)
+
+
+@contextlib.contextmanager
+def open_replacing(
+    path: Path, overwrite: bool = False, encoding: str = "utf-8", newline: str | None = None
+) -> Iterator[IO[str]]:
+    """`replacing`, as an open text file."""
+    with (
+        replacing(path, overwrite) as temporary,
+        temporary.open("w", encoding=encoding, newline=newline) as handle,
+    ):
+        yield handle
+
+
+def write_text(path: Path, text: str, overwrite: bool = False, encoding: str = "utf-8") -> None:
+    with open_replacing(path, overwrite, encoding) as handle:
+        handle.write(text)
+
+
+def _create_exclusive(folder: Path, prefix: str) -> tuple[int, Path]:
+    """A new, empty file in `folder` with a random name (mode 0666 less the umask, as any new
+    file would get)."""
+    for _ in range(100):
+        candidate = folder / f"{prefix}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {folder}")
+
+
+def _fsync_file(path: Path) -> None:
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable; some file systems cannot fsync a folder, which is no error."""
+    with contextlib.suppress(OSError):
+        handle = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+
+
+def _keep_mode(path: Path, temporary: Path) -> None:
+    """A replaced file keeps its permissions."""
+    with contextlib.suppress(FileNotFoundError):
+        os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
+
+
+def _publish(temporary: Path, path: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(temporary, path)
+        return
+    try:
+        os.link(temporary, path)  # fails if `path` appeared meanwhile: nothing is replaced
+    except FileExistsError:
+        raise OutputExists(f"{path}: exists (left untouched); {OVERWRITE_HINT}") from None
+    except OSError:  # a file system without hard links
+        if path.exists():
+            raise OutputExists(f"{path}: exists (left untouched); {OVERWRITE_HINT}") from None
+        os.replace(temporary, path)
+        return
+    os.unlink(temporary)
+
+
+def close_workbook(workbook: Any) -> None:
+    """Close (write) an xlsxwriter workbook. xlsxwriter reports a failed write (a full disk...)
+    as its own FileCreateError: the OSError it wraps is raised instead, as other writers do."""
+    from xlsxwriter.exceptions import FileCreateError
+
+    try:
+        workbook.close()
+    except FileCreateError as error:
+        cause = error.args[0] if error.args else None
+        raise cause if isinstance(cause, OSError) else OSError(str(error)) from None
+
+
+# streamed files
+
+
+def open_new(path: Path, encoding: str = "utf-8", newline: str | None = None) -> IO[str]:
+    """A new file, written line by line as things happen (OutputExists if it is there)."""
+    try:
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        raise OutputExists(f"{path}: exists (left untouched); {OVERWRITE_HINT}") from None
+    return os.fdopen(handle, "w", encoding=encoding, newline=newline)
+
+
+# CSV
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+PHONE_LIKE = re.compile(r"\+[0-9][0-9 ().\-]*")
+# Apostrophes, then a formula's start: how `formula_safe` marks a value (the reader's pattern).
+FORMULA_MARKED = re.compile(r"'+[=+\-@\t\r]")
+
+
+def formula_safe(value: str) -> str:
+    """Shown as text by a spreadsheet, never run as a formula; `spreadsheet.unquote_formula`
+    undoes it. A value that itself begins with the apostrophe marker gets one more, so it
+    survives the round trip. A phone number such as +12025550143 is left as it is."""
+    formula = value.startswith(FORMULA_START) and not PHONE_LIKE.fullmatch(value)
+    return "'" + value if formula or FORMULA_MARKED.match(value) else value
+
+
+class CsvWriter:
+    """csv.writer for every CSV the tool writes: UTF-8 with a BOM (so Excel shows accents), text
+    cells made formula-safe."""
+
+    ENCODING = "utf-8-sig"
+
+    def __init__(self, handle: IO[str]) -> None:
+        self._writer = csv.writer(handle)
+
+    def writerow(self, values: Iterable[Any]) -> None:
+        self._writer.writerow(
+            [formula_safe(v) if isinstance(v, str) else ("" if v is None else v) for v in values]
+        )
+
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+        for values in rows:
+            self.writerow(values)
+
+
+def write_csv(
+    path: Path, header: Iterable[str], rows: Iterable[Iterable[Any]], overwrite: bool = False
+) -> None:
+    """A whole CSV file, formula-safe, written to a temporary name and renamed into place."""
+    with open_replacing(path, overwrite, CsvWriter.ENCODING, newline="") as handle:
+        writer = CsvWriter(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+# the CLI's check of a command's outputs, all at once
+
+
+@dataclass(frozen=True)
+class Output:
+    """A file a command will write: the option that names it, its path, the suffixes its
+    writer knows, and `check_output`'s mode (or "folder": a folder the command creates)."""
+
+    option: str
+    path: Path
+    suffixes: tuple[str, ...]
+    mode: str = "replace"
+
+
+def check_outputs(wanted: Iterable[Output], overwrite: bool, reading: Path | None = None) -> None:
+    """Every output of a command, before any work: each can be written, no two are the same
+    file, and none is the file the command reads. Raises InputError (one line) at the first
+    that fails."""
+    seen: dict[str, str] = {}
+    read = _identity(reading) if reading is not None else None
+    for output in wanted:
+        if output.mode == "folder":
+            check_new_folder(output.path, f"{output.option} {output.path}")
+            continue
+        key = _identity(output.path)
+        if key == read:
+            raise InputError(
+                f"{output.option} {output.path}: is the file being read; write to another file"
+            )
+        if key in seen:
+            raise InputError(
+                f"{output.option} {output.path}: named twice (also as {seen[key]}); give each "
+                f"output its own file"
+            )
+        seen[key] = output.option
+        check_output(
+            output.path, output.option, output.suffixes, overwrite=overwrite, mode=output.mode
+        )
+
+
+def run_outputs(files: Any, results_given: bool, journal_given: bool) -> list[Output]:
+    """What an apply or rollback writes, from its `apply.RunFiles`: a --results file (and the
+    failed rows beside it), replaced only with --overwrite; a journal, never replaced; or by
+    default a new run folder, which must be creatable."""
+    if results_given:
+        wanted = [
+            Output("--results", files.results, SHEET_SUFFIXES),
+            Output("failed rows of --results", files.failed_rows, (".csv",)),
+        ]
+    else:
+        wanted = [Output("the run folder", files.results.parent, (), "folder")]
+    if results_given or journal_given:  # else the journal is in the new run folder
+        label = "--journal" if journal_given else "journal"
+        wanted.append(Output(label, files.journal, LINES_SUFFIXES, "new"))
+    return wanted
+
+
+def check_new_folder(folder: Path, what: str) -> None:
+    """A folder the command will create (a run folder): its nearest existing ancestor must be a
+    folder a file can be created in."""
+    folder = folder.absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    check_folder(existing, what)
+
+
+def discard(*paths: Path) -> None:
+    """Remove files that `--overwrite` replaces with files written line by line (results,
+    failed rows): the old ones go when the run starts."""
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def _identity(path: Path) -> str:
+    return os.path.normcase(os.path.realpath(path))

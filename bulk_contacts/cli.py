@@ -81,6 +81,12 @@ def roster_options(command):
                 show_default=True,
                 help="How phone numbers are normalized (and sent to CHeKT).",
             ),
+            click.option(
+                "--allow-unreachable",
+                is_flag=True,
+                help="Accept contacts with neither phone nor e-mail (a warning instead of "
+                "an error).",
+            ),
         ]
     ):
         command = option(command)
@@ -88,9 +94,16 @@ def roster_options(command):
 
 
 def load_roster(
-    path: Path, sheet: str | None, column_map: tuple[str, ...], region: str, phone_format: str
+    path: Path,
+    sheet: str | None,
+    column_map: tuple[str, ...],
+    region: str,
+    phone_format: str,
+    allow_unreachable: bool = False,
+    judge_reachability: bool = True,
 ):
-    """Read and validate; an unreadable file is exit 2 with the reason.
+    """Read and validate; an unreadable file is exit 2 with the reason. `plan` and `apply`
+    judge reachability on the contacts instead of the rows (judge_reachability=False).
 
     The file is parsed in a thread while pandas and the validation stack are imported: the
     workbook parser releases the GIL, so on two cores the two overlap.
@@ -118,7 +131,13 @@ def load_roster(
             roster = roster_from_cells(reading.result(), mapping)
         except InputError as error:
             fail(str(error))
-    return validate_roster(roster, region, phone_format)
+    return validate_roster(
+        roster,
+        region,
+        phone_format,
+        allow_unreachable=allow_unreachable,
+        judge_reachability=judge_reachability,
+    )
 
 
 def run() -> None:
@@ -228,6 +247,18 @@ def plan_options(command):
                 is_flag=True,
                 help="Allow a plan to leave a site with no contacts.",
             ),
+            click.option(
+                "--exact-ids",
+                is_flag=True,
+                help="Compare external ids exactly: 42 and 0042 are different people (by "
+                "default, ids equal once a spreadsheet's damage is undone are one id).",
+            ),
+            click.option(
+                "--repair-ids",
+                is_flag=True,
+                help="Use an account number, external site id or external contact id that "
+                "matches exactly one only once repaired (1234 for 001234), with a warning.",
+            ),
         ]
     ):
         command = option(command)
@@ -307,6 +338,7 @@ def make_plan(roster: Path, options: dict, client, settings):
             options["column_map"],
             options["region"],
             options["phone_format"],
+            judge_reachability=False,  # the plan judges each contact as it leaves it
         )
     plan_options = PlanOptions(
         dealer_id=settings.dealer_id,
@@ -318,6 +350,9 @@ def make_plan(roster: Path, options: dict, client, settings):
         force=options["force"],
         allow_empty_sites=options["allow_empty_sites"],
         skip_invalid=options["skip_invalid"],
+        exact_ids=options["exact_ids"],
+        repair_ids=options["repair_ids"],
+        allow_unreachable=options["allow_unreachable"],
     )
     bars = Bars(not options["no_progress"] and not options["quiet"])
     try:
@@ -364,7 +399,17 @@ def main() -> None:
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing; the exit code tells.")
 @click.option("-v", "--verbose", is_flag=True, help="List every problem, not the first few.")
-def validate(roster: Path, sheet, column_map, region, phone_format, reports, quiet, verbose):
+def validate(
+    roster: Path,
+    sheet,
+    column_map,
+    region,
+    phone_format,
+    allow_unreachable,
+    reports,
+    quiet,
+    verbose,
+):
     """Check a roster offline: every row, every problem, nothing sent anywhere.
 
     Exit code 0: valid (warnings allowed); 1: invalid rows; 2: unreadable file or bad usage.
@@ -373,7 +418,7 @@ def validate(roster: Path, sheet, column_map, region, phone_format, reports, qui
     from .terminal import validation_text
     from .validation_report import write_validation_report
 
-    result = load_roster(roster, sheet, column_map, region, phone_format)
+    result = load_roster(roster, sheet, column_map, region, phone_format, allow_unreachable)
     for report in reports:
         try:
             write_validation_report(result, report)

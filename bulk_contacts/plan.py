@@ -93,6 +93,18 @@ class SitePlan:
 
 
 @dataclass(frozen=True)
+class RowWarning:
+    """A warning the plan found on a row, that validation alone could not: an id a spreadsheet
+    damaged and the plan matched anyway (`id_damaged`, `site_id_repaired`), a contact the plan
+    leaves with no phone (`no_phone`)."""
+
+    row: int | None
+    column: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
 class InvalidRow:
     row: int
     external_contact_id: str
@@ -108,6 +120,7 @@ class Plan:
     refusals: list[str] = field(default_factory=list)  # why the whole plan is refused
     created_at: str = ""
     checksum: str = ""  # of the plan file it was read from or written to; "" for a fresh plan
+    warnings: list[RowWarning] = field(default_factory=list)
 
     @property
     def changes(self) -> list[Change]:
@@ -143,6 +156,11 @@ class Plan:
     def has_changes(self) -> bool:
         return bool(self.changes)
 
+    @property
+    def no_phone(self) -> int:
+        """How many contacts the plan leaves with no phone number."""
+        return sum(w.code == "no_phone" for w in self.warnings)
+
     def summary(self) -> dict[str, int]:
         counts = {action: 0 for action in SUMMARY_KEYS}
         for change in self.changes:
@@ -165,6 +183,7 @@ class Plan:
             "refusals": self.refusals,
             "sites": [asdict(site) for site in self.sites],
             "invalid": [asdict(row) for row in self.invalid],
+            "warnings": [asdict(w) for w in self.warnings],
         }
         body["checksum"] = checksum_of(body)
         self.checksum = body["checksum"]
@@ -200,6 +219,7 @@ class Plan:
             list(body.get("refusals", [])),
             body.get("created_at", ""),
             expected,
+            [RowWarning(**w) for w in body.get("warnings", [])],
         )
 
     @classmethod

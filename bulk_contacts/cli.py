@@ -231,8 +231,8 @@ def plan_options(command):
             click.option(
                 "--prune",
                 is_flag=True,
-                help="Delete contacts of the roster's sites that are not in the roster "
-                "(never unmanaged ones, nor those of invalid rows).",
+                help="Delete contacts of the roster's sites that no row of the roster names "
+                "(never unmanaged ones, nor those of invalid or unresolved rows).",
             ),
             click.option(
                 "--max-deletes",

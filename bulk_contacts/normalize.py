@@ -202,7 +202,8 @@ def _region_rules(region: str, length: int) -> tuple[str | None, str, str] | Non
 # ids a spreadsheet damaged
 
 _DIGITS = re.compile(r"0*(\d+?)(?:\.0+)?")
-_SCIENTIFIC_ID = re.compile(r"(\d)(?:[.,](\d+))?[eE]\+?(\d{1,3})")
+SCIENTIFIC_ID = r"(\d)(?:[.,](\d+))?[eE]\+?(\d{1,3})"  # 1.23457E+11: a long number, rounded
+_SCIENTIFIC_ID = re.compile(SCIENTIFIC_ID)
 
 
 def repair_key(value: str) -> str:

@@ -13,7 +13,7 @@ plan that empties a site or deletes too much.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +26,7 @@ from .gc_pause import gc_paused
 from .models import EDITABLE_FIELDS, Contact, Site
 from .normalize import (
     PHONE_EXTENSION,
+    SCIENTIFIC_ID,
     describe_damage,
     is_scientific,
     normalize_emails,
@@ -154,15 +155,20 @@ class _SiteIndex:
         self.exact: dict[str, dict[str, list[Site]]] = {
             f: defaultdict(list) for f in self.REPAIRABLE
         }
-        self.repaired: dict[str, dict[str, list[Site]]] = {
-            f: defaultdict(list) for f in self.REPAIRABLE
-        }
         for site in sites:
             for name in self.REPAIRABLE:
                 value = getattr(site, name)
                 if value:
                     self.exact[name][value.strip()].append(site)
-                    self.repaired[name][repair_key(value)].append(site)
+
+    @cached_property
+    def repaired(self) -> dict[str, dict[str, list[Site]]]:
+        """The sites by id as repaired: built only when a row names no site exactly."""
+        found: dict[str, dict[str, list[Site]]] = {f: defaultdict(list) for f in self.REPAIRABLE}
+        for name in self.REPAIRABLE:
+            for value, sites in self.exact[name].items():
+                found[name][repair_key(value)] += sites
+        return found
 
     def find(self, name: str, value: str) -> list[Site]:
         if name == "site_id":
@@ -308,12 +314,19 @@ def _duplicates_on_resolved_sites(
     default dealer) and ids are repaired (42 and 0042, unless --exact-ids). Validation already
     reported the rows that write all of it the same way; rows that each carry their own
     contact_id are told apart by it."""
-    if not placement:
-        return []
-    rows = validated.rows.loc[list(placement)]
-    sites = pd.Series([f"{d}|{s}" for d, s in placement.values()], index=rows.index, dtype="str")
-    ids = rows["external_contact_id"]
-    key = sites + "|" + (ids if exact_ids else repair_keys(ids))
+    placed = validated.rows.loc[list(placement), "external_contact_id"]
+    ids = placed if exact_ids else repair_keys(placed)
+    named = [(site, i) for site, i in zip(placement.values(), ids.tolist(), strict=True) if i]
+    repeated = {pair for pair, count in Counter(named).items() if count > 1}
+    if not repeated:
+        return []  # the common case, found without building keys for every row
+    pairs = zip(placement.items(), ids.tolist(), strict=True)
+    rows = validated.rows.loc[[row for (row, site), i in pairs if (site, i) in repeated]]
+    key = pd.Series(
+        [f"{placement[row]}|{i}" for row, i in zip(rows.index, ids[rows.index], strict=True)],
+        index=rows.index,
+        dtype="str",
+    )
     known = {(i.row, i.code) for i in validated.issues}
     where = (
         " once the sites are resolved (the rows write the site, the dealer or the id differently)"
@@ -356,11 +369,12 @@ def reconcile(
     invalid_rows = {i.row for i in issues if i.severity == ERROR and i.row is not None}
     snapshot = validated.roster.snapshot
     views = _row_views(validated.rows)
+    everyone = [c for found in contacts.values() for c in found]
     context = _Context(
         options,
-        _RemoteValues([c for found in contacts.values() for c in found], options),
+        _RemoteValues(everyone, options),
         validated.roster,
-        _Names(views, placement, options.exact_ids),
+        _Names(validated.rows, placement, options.exact_ids),
         snapshot,
         _RemoteValues(list(snapshot.values()), options) if snapshot is not None else None,
     )
@@ -454,19 +468,31 @@ class _Names:
     """What the rows of the file name, whatever became of them (invalid, site not resolved,
     skipped, in a conflict): prune deletes none of it. A contact_id names its contact wherever
     it is; an external id names the contacts of its row's site that hold it, exactly or once
-    repaired (not with --exact-ids); a row whose site is not resolved names them on every site
-    in scope, since it cannot tell which it meant."""
+    repaired (not with --exact-ids); a row whose site is not resolved (site None) names them on
+    every site in scope, since it cannot tell which it meant."""
 
-    def __init__(
-        self, views: list[RowView], placement: dict[int, SiteKey], exact_ids: bool
-    ) -> None:
+    def __init__(self, rows: pd.DataFrame, placement: dict[int, SiteKey], exact_ids: bool) -> None:
         self.exact_ids = exact_ids
-        self.contact_ids = {int(v.contact_id) for v in views if v.contact_id.isdigit()}
-        self.on_site: dict[SiteKey | None, set[str]] = defaultdict(set)
-        for view in views:
-            if view.external_contact_id:
-                self.on_site[placement.get(view.row)].add(view.external_contact_id)
-        self._keys: dict[SiteKey | None, tuple[set[str], list[str]]] = {}
+        cids = rows["contact_id"]
+        self.contact_ids = set(map(int, cids[cids.str.isdigit()].tolist()))
+        named = rows["external_contact_id"]
+        named = named[named != ""]
+        sites = [placement.get(row) for row in named.index.tolist()]
+        self.exact = set(zip(sites, named.tolist(), strict=True))
+        keys = repair_keys(named)
+        differ = (keys != named).tolist()
+        # With the ids themselves (self.exact), the forms that differ make every repaired id.
+        self.repaired = {
+            (site, key)
+            for site, key, other in zip(sites, keys.tolist(), differ, strict=True)
+            if other and not exact_ids
+        }
+        scientific = named.str.fullmatch(SCIENTIFIC_ID).tolist()
+        self.scientific = [
+            (site, value)
+            for site, value, shown in zip(sites, named.tolist(), scientific, strict=True)
+            if shown
+        ]
 
     def protects(self, key: SiteKey, contact: Contact) -> bool:
         held = contact.external_contact_id
@@ -474,21 +500,19 @@ class _Names:
             return True
         if not held:
             return False
-        if held in self.on_site.get(key, ()) or held in self.on_site.get(None, ()):
+        if (key, held) in self.exact or (None, held) in self.exact:
             return True
         if self.exact_ids:
             return False
-        return self._repaired(key, held) or self._repaired(None, held)
-
-    def _repaired(self, key: SiteKey | None, held: str) -> bool:
-        if key not in self._keys:
-            ids = self.on_site.get(key, set())
-            self._keys[key] = ({repair_key(i) for i in ids}, [i for i in ids if is_scientific(i)])
-        keys, scientific = self._keys[key]
-        if repair_key(held) in keys or any(same_after_repair(i, held) for i in scientific):
+        repaired = repair_key(held)
+        for site in (key, None):
+            if (site, repaired) in self.repaired or (site, repaired) in self.exact:
+                return True
+        near = (key, None)
+        if any(site in near and same_after_repair(v, held) for site, v in self.scientific):
             return True
-        return is_scientific(held) and any(
-            same_after_repair(held, i) for i in self.on_site.get(key, ())
+        return _maybe_scientific(held) and any(
+            site in near and same_after_repair(held, v) for site, v in self.exact
         )
 
 
@@ -520,6 +544,8 @@ class _Context:
     ) -> bool:
         """Judge the contact as the plan leaves it: no phone is a warning; neither phone nor
         e-mail an error (the row is then not planned) unless --allow-unreachable."""
+        if row.phone_number:
+            return True  # the common case: the row gives a phone
         held = {name: getattr(contact, name, None) for name in ("phone_number", "email")}
         phone, email = ({**held, **after}[name] for name in held)
         issue = reachability_issue(
@@ -530,9 +556,14 @@ class _Context:
         return issue is None or issue.severity != ERROR
 
 
+def _maybe_scientific(value: str) -> bool:
+    """is_scientific, with the cheap test first (most ids have no E)."""
+    return ("E" in value or "e" in value) and is_scientific(value)
+
+
 class _SiteContacts:
     """A site's contacts, found by contact_id, by external id, and by external id once
-    repaired (built only when a row needs it: most rows match exactly)."""
+    repaired (only for the rows that match no id exactly)."""
 
     def __init__(self, remote: list[Contact]) -> None:
         self.remote = remote
@@ -543,34 +574,34 @@ class _SiteContacts:
                 self.by_external[contact.external_contact_id].append(contact)
 
     @cached_property
-    def by_key(self) -> dict[str, list[Contact]]:
-        found: dict[str, list[Contact]] = defaultdict(list)
-        for held, contacts in self.by_external.items():
-            found[repair_key(held)] += contacts
-        return found
-
-    @cached_property
-    def scientific(self) -> list[Contact]:
+    def numeric(self) -> list[tuple[str, Contact]]:
+        """The contacts whose id a spreadsheet could take for a number (0042, 42.0, 1.2E+11),
+        with their repaired id."""
         return [
-            c for c in self.remote if c.external_contact_id and is_scientific(c.external_contact_id)
+            (repair_key(held), c)
+            for held, found in self.by_external.items()
+            if held.strip()[:1].isdigit()
+            for c in found
         ]
 
     def repairs(self, written: str) -> list[Contact]:
         """Contacts whose external id is not `written` but is once a spreadsheet's damage is
-        undone."""
-        found = [
-            c for c in self.by_key.get(repair_key(written), []) if c.external_contact_id != written
-        ]
-        others = self.remote if is_scientific(written) else self.scientific
-        found += [
+        undone. Only ids that look like numbers lose zeros, gain a `.0` or turn scientific;
+        any id may gain spaces."""
+        if not written[:1].isdigit():
+            return [
+                c
+                for held, found in self.by_external.items()
+                if held != written and held.strip() == written
+                for c in found
+            ]
+        key = repair_key(written)
+        return [
             c
-            for c in others
-            if c not in found
-            and c.external_contact_id
-            and c.external_contact_id != written
-            and same_after_repair(written, c.external_contact_id)
+            for repaired, c in self.numeric
+            if c.external_contact_id != written
+            and (repaired == key or same_after_repair(written, c.external_contact_id or ""))
         ]
-        return found
 
 
 def _site_plan(
@@ -598,10 +629,10 @@ def _site_plan(
             continue  # a conflict was recorded
         if contact is not None:
             matched[contact.contact_id] = row.row
-            # A damaged id matched anyway: CHeKT's id is kept, and changes carry it.
-            row = row._replace(
-                external_contact_id=contact.external_contact_id or row.external_contact_id
-            )
+            own = contact.external_contact_id
+            if own and own != row.external_contact_id:
+                # A damaged id matched anyway: CHeKT's id is kept, and changes carry it.
+                row = row._replace(external_contact_id=own)
         _plan_row(row, contact, context, plan)
     in_conflict = {cid for conflict in plan.conflicts for cid in conflict.contact_ids}
     _leftovers(key, remote, set(matched), in_conflict, context, plan)

@@ -250,6 +250,44 @@ def test_repair_ids_matches_a_unique_repaired_id_with_a_warning() -> None:
     assert not plan.changes and not plan.conflicts and warning_codes(plan) == [(2, "id_damaged")]
 
 
+def test_a_long_id_shown_in_scientific_notation_is_matched_by_contact_id() -> None:
+    long_id = Contact(7, "Lo", "Ng", "123456789012", "+12025550107")
+    rows = [line("1.23457E+11", "Lo", "Ng", "2025550107", site="1001", cid="7")]
+    plan = plan_with(rows, [ZETA], {1001: [long_id, KEEP]}, prune=True, force=True)
+    assert pruned(plan) == {9} and len(plan.changes) == 1  # keep1: no row names it
+    assert warning_codes(plan) == [(2, "id_damaged")]
+    assert "scientific notation" in plan.warnings[0].message
+    without = plan_with([line("1.23457E+11", "Lo", "Ng", site="1001")], [ZETA], {1001: [long_id]})
+    assert not without.changes and without.conflicts[0].contact_ids == (7,)
+
+
+def test_a_delete_naming_an_absent_contact_id_is_nothing_to_do() -> None:
+    rows = [line("0042", site="1003", cid="99", action="delete"), line("keep1", site="1003")]
+    plan = plan_with(rows, [DIAZ], {1003: [MARIA, KEEP]}, prune=True, force=True)
+    assert [(c.action, c.contact_id) for c in plan.changes] == [("update", 9)]
+    assert plan.summary()["unchanged"] == 1 and not plan.conflicts
+
+
+def test_one_contact_named_by_two_rows_is_a_conflict_for_the_second() -> None:
+    rows = [
+        line("0042", "Maria", "Diaz", "12025550142", "maria@example.com", site="1003"),
+        line("42", "Mary", "Diaz", site="1003", cid="3"),
+    ]
+    plan = plan_with(rows, [DIAZ], {1003: [MARIA]}, exact_ids=True)
+    assert not plan.changes and [c.row for c in plan.conflicts] == [3]
+    plan = plan_with(rows, [DIAZ], {1003: [MARIA]}, skip_invalid=True)  # 42 = 0042: duplicates
+    assert [row.row for row in plan.invalid] == [2, 3] and not plan.changes
+
+
+def test_validate_finds_site_ids_written_with_zeros_as_duplicates() -> None:
+    rows = [line("z1", phone="2025550101", site="1001"), line("z1", site="01001")]
+    validated = roster(rows, FULL)
+    assert [(i.row, i.code) for i in validated.issues] == [
+        (2, "duplicate_external_id"),
+        (3, "duplicate_external_id"),
+    ]
+
+
 # reproduction 4: a phone extension is dropped silently
 
 
@@ -630,6 +668,22 @@ def test_repro2_cli_a_contact_id_not_on_the_site_is_a_conflict_not_a_create(seed
     assert result.exit_code == 0, result.output
     assert "contact_id 777 is not on this site" in result.output
     assert "create 0   update 0   delete 0" in result.output
+
+
+def test_cli_without_contact_id_a_damaged_id_is_a_conflict_unless_exact_ids(seeded, tmp_path):
+    roster_ = write(
+        tmp_path / "r.csv",
+        "site_id,external_contact_id,first_name,last_name,phone_number\n"
+        "1003,42,Maria,Diaz,12025550142\n1003,0043,Luis,Diaz,2025550143\n",
+    )
+    result = run(seeded, "plan", roster_, "--prune")
+    assert result.exit_code == 0, result.output
+    assert "create 0   update 0   delete 0   unchanged 1   conflict 1" in result.output
+    assert "'0042' (contact_id 3) is the same id" in result.output
+    repaired = run(seeded, "plan", roster_, "--prune", "--repair-ids", "--detailed-exitcode")
+    assert repaired.exit_code == 0 and "id_damaged" in repaired.output, repaired.output
+    exact = run(seeded, "plan", roster_, "--prune", "--exact-ids")
+    assert "create 1   update 0   delete 1" in exact.output, exact.output
 
 
 def test_repro4_cli_an_extension_is_shown_sent_and_then_no_change(seeded, tmp_path) -> None:

@@ -59,7 +59,8 @@ class Conflict:
 @dataclass(frozen=True)
 class Listed:
     """A contact on a site that the plan leaves alone, and why: `kept` (not in the roster, no
-    --prune), `unmanaged` (made in the portal), `protected` (its row failed validation)."""
+    --prune), `unmanaged` (made in the portal), `protected` (named by a row that was not
+    planned: invalid, site not resolved), `conflict`, `new` (created since the export)."""
 
     contact_id: int
     external_contact_id: str | None

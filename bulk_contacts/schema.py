@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
 import pandera.pandas as pa
@@ -487,13 +487,14 @@ def _row_reachability(
     roster: Roster, frame: pd.DataFrame, rows: pd.DataFrame, allow_unreachable: bool
 ) -> list[RosterIssue]:
     """The row as the whole truth: a blank phone cell means no phone (a phone or e-mail cell
-    that failed validation is reported as such, not here)."""
+    that failed validation is reported as such, not here). Every row of a kind gets the same
+    message, made once."""
     blank = (frame["phone_number"] == "") & (rows["action"] != "delete")
-    issues = []
-    for row in blank[blank].index:
-        found = reachability_issue(
-            roster, int(row), False, frame.at[row, "email"] != "", allow_unreachable
-        )
-        if found is not None:
-            issues.append(found)
-    return issues
+    if not blank.any():
+        return []
+    kinds = {
+        emailed: reachability_issue(roster, 0, False, emailed, allow_unreachable)
+        for emailed in (True, False)
+    }
+    emailed = (frame["email"] != "")[blank]
+    return [replace(kinds[e], row=int(row)) for row, e in emailed.items()]

@@ -595,12 +595,15 @@ class _SiteContacts:
                 if held != written and held.strip() == written
                 for c in found
             ]
-        key = repair_key(written)
+        key, shown = repair_key(written), _maybe_scientific(written)
         return [
             c
             for repaired, c in self.numeric
-            if c.external_contact_id != written
-            and (repaired == key or same_after_repair(written, c.external_contact_id or ""))
+            if (held := c.external_contact_id or "") != written
+            and (
+                repaired == key
+                or ((shown or _maybe_scientific(held)) and same_after_repair(written, held))
+            )
         ]
 
 

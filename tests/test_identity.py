@@ -391,7 +391,9 @@ def test_reachability_is_judged_on_the_contact_the_plan_leaves() -> None:
 # the property: prune deletes only what no row names
 
 SITES = [Site(101, "A", "ext-A", "00101"), Site(102, "B", "ext-B", "00102"), Site(103, "C")]
-IDS = st.sampled_from(["1", "01", "001", "a", "b", "7", "007", "7.0"])
+IDS = st.sampled_from(
+    ["1", "01", "001", "a", "b", "7", "007", "7.0", "123456789012", "1.23457E+11", " a"]
+)
 
 
 @st.composite

@@ -141,6 +141,12 @@ def roster_options(command):
                 show_default=True,
                 help="How phone numbers are normalized (and sent to CHeKT).",
             ),
+            click.option(
+                "--allow-unreachable",
+                is_flag=True,
+                help="Accept contacts with neither phone nor e-mail (a warning instead of "
+                "an error).",
+            ),
         ]
     ):
         command = option(command)
@@ -148,9 +154,16 @@ def roster_options(command):
 
 
 def load_roster(
-    path: Path, sheet: str | None, column_map: tuple[str, ...], region: str, phone_format: str
+    path: Path,
+    sheet: str | None,
+    column_map: tuple[str, ...],
+    region: str,
+    phone_format: str,
+    allow_unreachable: bool = False,
+    judge_reachability: bool = True,
 ):
-    """Read and validate; an unreadable file is exit 2 with the reason.
+    """Read and validate; an unreadable file is exit 2 with the reason. `plan` and `apply`
+    judge reachability on the contacts instead of the rows (judge_reachability=False).
 
     The file is parsed in a thread while pandas and the validation stack are imported: the
     workbook parser releases the GIL, so on two cores the two overlap.
@@ -184,7 +197,13 @@ def load_roster(
             f"nothing to check or send",
             EXIT_INVALID,
         )
-    return validate_roster(roster, region, phone_format)
+    return validate_roster(
+        roster,
+        region,
+        phone_format,
+        allow_unreachable=allow_unreachable,
+        judge_reachability=judge_reachability,
+    )
 
 
 def run() -> None:
@@ -285,8 +304,8 @@ def plan_options(command):
             click.option(
                 "--prune",
                 is_flag=True,
-                help="Delete contacts of the roster's sites that are not in the roster "
-                "(never unmanaged ones, nor those of invalid rows).",
+                help="Delete contacts of the roster's sites that no row of the roster names "
+                "(never unmanaged ones, nor those of invalid or unresolved rows).",
             ),
             click.option(
                 "--max-deletes",
@@ -300,6 +319,18 @@ def plan_options(command):
                 "--allow-empty-sites",
                 is_flag=True,
                 help="Allow a plan to leave a site with no contacts.",
+            ),
+            click.option(
+                "--exact-ids",
+                is_flag=True,
+                help="Compare external ids exactly: 42 and 0042 are different people (by "
+                "default, ids equal once a spreadsheet's damage is undone are one id).",
+            ),
+            click.option(
+                "--repair-ids",
+                is_flag=True,
+                help="Use an account number, external site id or external contact id that "
+                "matches exactly one only once repaired (1234 for 001234), with a warning.",
             ),
         ]
     ):
@@ -388,6 +419,7 @@ def make_plan(roster: Path, options: dict, client, settings):
             options["column_map"],
             options["region"],
             options["phone_format"],
+            judge_reachability=False,  # the plan judges each contact as it leaves it
         )
     plan_options = PlanOptions(
         dealer_id=settings.dealer_id,
@@ -399,6 +431,9 @@ def make_plan(roster: Path, options: dict, client, settings):
         force=options["force"],
         allow_empty_sites=options["allow_empty_sites"],
         skip_invalid=options["skip_invalid"],
+        exact_ids=options["exact_ids"],
+        repair_ids=options["repair_ids"],
+        allow_unreachable=options["allow_unreachable"],
     )
     bars = Bars(not options["no_progress"] and not options["quiet"])
     try:
@@ -443,7 +478,16 @@ def main() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="List every problem, not the first few.")
 @overwrite_option("a --report file")
 def validate(
-    roster: Path, sheet, column_map, region, phone_format, reports, quiet, verbose, overwrite
+    roster: Path,
+    sheet,
+    column_map,
+    region,
+    phone_format,
+    allow_unreachable,
+    reports,
+    quiet,
+    verbose,
+    overwrite,
 ):
     """Check a roster offline: every row, every problem, nothing sent anywhere.
 
@@ -456,7 +500,7 @@ def validate(
     check_outputs(
         [Output("--report", r, VALIDATION_REPORT_SUFFIXES) for r in reports], overwrite, roster
     )
-    result = load_roster(roster, sheet, column_map, region, phone_format)
+    result = load_roster(roster, sheet, column_map, region, phone_format, allow_unreachable)
     for report in reports:
         write_output(
             "--report", report, lambda r=report: write_validation_report(result, r, overwrite)

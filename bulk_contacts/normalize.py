@@ -9,7 +9,9 @@ agree with the libraries.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Context, Decimal
 from functools import cache, lru_cache
 
 import email_validator
@@ -29,6 +31,8 @@ DATE_LIKE = r"\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}/\d{
 PHONE_INVALID = "invalid_phone"
 PHONE_SCIENTIFIC = "phone_scientific"
 PHONE_DATE = "phone_date"
+# Not a problem of the number: it has an extension, kept (see phone_by_library). A warning.
+PHONE_EXTENSION = "phone_extension"
 
 
 def normalize_text(values: pd.Series) -> pd.Series:
@@ -92,6 +96,7 @@ def normalize_phones(
     """(normalized text, problem code) per value; both "" where there is nothing to say.
 
     Blank stays blank. Damage a spreadsheet does (scientific notation, a date) is named as such.
+    A number with an extension keeps it (its code is PHONE_EXTENSION, its text is not empty).
     """
     region = region.upper()
     found = _Decisions(values)
@@ -108,18 +113,28 @@ def normalize_phones(
 
 @lru_cache(maxsize=100_000)
 def phone_by_library(text: str, region: str, phone_format: str = "e164") -> tuple[str, str]:
-    """phonenumbers itself: parse with the default region, validate, format."""
+    """phonenumbers itself: parse with the default region, validate, format.
+
+    An extension ("ext 12", "x12", "#12") is kept, written the way dialers take one: the number,
+    a comma (a pause), then the extension's digits: `+16175550124,12`. An auto-dialer needs one
+    dialable string; dropping the extension would ring a switchboard instead of the person, and
+    refusing the number would leave the person off the call list. phonenumbers reads that form
+    back as the same number and extension, so it compares equal when CHeKT returns it."""
     try:
         number = phonenumbers.parse(text, region.upper())
     except phonenumbers.NumberParseException:
         return "", PHONE_INVALID
     if not phonenumbers.is_valid_number(number):
         return "", PHONE_INVALID
+    extension, number.extension = number.extension, None
     style = PhoneNumberFormat.E164
     if phone_format == "national":
         home = phonenumbers.region_code_for_number(number) == region.upper()
         style = PhoneNumberFormat.NATIONAL if home else PhoneNumberFormat.INTERNATIONAL
-    return phonenumbers.format_number(number, style), ""
+    formatted = phonenumbers.format_number(number, style)
+    if extension:
+        return f"{formatted},{extension}", PHONE_EXTENSION
+    return formatted, ""
 
 
 def nanp_candidates(values: pd.Series) -> pd.Series:
@@ -182,6 +197,70 @@ def _region_rules(region: str, length: int) -> tuple[str | None, str, str] | Non
     never = r"[^\s\S]"  # matches nothing
     any_type = "|".join(f"(?:{p})" for p in alternatives) or never
     return metadata.leading_digits or None, general or never, any_type
+
+
+# ids a spreadsheet damaged
+
+_DIGITS = re.compile(r"0*(\d+?)(?:\.0+)?")
+SCIENTIFIC_ID = r"(\d)(?:[.,](\d+))?[eE]\+?(\d{1,3})"  # 1.23457E+11: a long number, rounded
+_SCIENTIFIC_ID = re.compile(SCIENTIFIC_ID)
+
+
+def repair_key(value: str) -> str:
+    """An id as it was before a spreadsheet damaged it, as far as that can be undone: without
+    surrounding spaces, without a `.0` the spreadsheet added, and, for an all-digit id, without
+    leading zeros (which it dropped). Two ids with the same key may be one id, damaged."""
+    text = value.strip()
+    digits = _DIGITS.fullmatch(text)
+    return digits.group(1) if digits else text
+
+
+def repair_keys(values: pd.Series) -> pd.Series:
+    """`repair_key` of every value, vectorized (the plan computes it for every row)."""
+    text = values.str.strip()
+    digits = text.str.fullmatch(r"\d+(?:\.0+)?")
+    if not digits.any():
+        return text
+    stripped = text[digits].str.replace(r"\.0+$", "", regex=True).str.lstrip("0")
+    return text.mask(digits, stripped.where(stripped != "", "0"))
+
+
+def is_scientific(value: str) -> bool:
+    return _SCIENTIFIC_ID.fullmatch(value.strip()) is not None
+
+
+def same_after_repair(written: str, held: str) -> bool:
+    """Whether two ids are one once a spreadsheet's damage is undone: leading zeros dropped,
+    `.0` added, surrounding spaces, or a long number shown in scientific notation (rounded: it
+    matches every id that rounds to it)."""
+    return repair_key(written) == repair_key(held) or (
+        _rounds_to(written, held) or _rounds_to(held, written)
+    )
+
+
+def _rounds_to(scientific: str, value: str) -> bool:
+    shown = _SCIENTIFIC_ID.fullmatch(scientific.strip())
+    digits = _DIGITS.fullmatch(value.strip())
+    if shown is None or digits is None:
+        return False
+    significant = len(shown.group(1) + (shown.group(2) or ""))
+    rounded = Context(prec=significant, rounding=ROUND_HALF_UP).create_decimal(digits.group(1))
+    return rounded == Decimal(scientific.strip().replace(",", "."))
+
+
+def describe_damage(written: str, held: str) -> str:
+    """How two ids that are one once repaired differ, in words for a message."""
+    first, second = written.strip(), held.strip()
+    if is_scientific(first) or is_scientific(second):
+        return "a long number shown in scientific notation"
+    found = []
+    if re.fullmatch(r"\d+\.0+", first) or re.fullmatch(r"\d+\.0+", second):
+        found.append("'.0' added")
+    if re.sub(r"\.0+$", "", first) != re.sub(r"\.0+$", "", second):
+        found.append("leading zeros dropped")
+    if written != first or held != second:
+        found.append("spaces around it")
+    return ", ".join(found)
 
 
 # e-mail

@@ -12,8 +12,8 @@ from .client import ChektClient
 from .errors import ConfigError
 from .fetch import fetch_contacts, fetch_sites
 from .plan import Plan
-from .reconcile import PlanOptions, dealers_of, reconcile, resolve_sites
-from .schema import ERROR, ValidatedRoster
+from .reconcile import PlanOptions, dealers_of, has_invalid_rows, reconcile, resolve_sites
+from .schema import ValidatedRoster
 
 Progress = Callable[[str, int], Callable[[int], None]]  # (what, total) -> advance(n)
 
@@ -35,9 +35,14 @@ def plan_roster(
         )
     numeric = dealers[dealers.str.fullmatch(r"[0-9]{1,18}")]
     sites_by_dealer = fetch_sites(client, {int(d) for d in numeric.unique()})
-    placement, site_issues = resolve_sites(validated, sites_by_dealer, options.dealer_id)
-    invalid = any(i.severity == ERROR for i in [*validated.issues, *site_issues])
-    if invalid and not options.skip_invalid:
+    placement, site_issues = resolve_sites(
+        validated,
+        sites_by_dealer,
+        options.dealer_id,
+        repair_ids=options.repair_ids,
+        exact_ids=options.exact_ids,
+    )
+    if has_invalid_rows(validated, site_issues) and not options.skip_invalid:
         return reconcile(validated, {}, {}, {}, options, site_issues)  # refused: invalid rows
     sites = {
         (dealer, site.site_id): site

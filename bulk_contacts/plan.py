@@ -60,7 +60,8 @@ class Conflict:
 @dataclass(frozen=True)
 class Listed:
     """A contact on a site that the plan leaves alone, and why: `kept` (not in the roster, no
-    --prune), `unmanaged` (made in the portal), `protected` (its row failed validation)."""
+    --prune), `unmanaged` (made in the portal), `protected` (named by a row that was not
+    planned: invalid, site not resolved), `conflict`, `new` (created since the export)."""
 
     contact_id: int
     external_contact_id: str | None
@@ -94,6 +95,18 @@ class SitePlan:
 
 
 @dataclass(frozen=True)
+class RowWarning:
+    """A warning the plan found on a row, that validation alone could not: an id a spreadsheet
+    damaged and the plan matched anyway (`id_damaged`, `site_id_repaired`), a contact the plan
+    leaves with no phone (`no_phone`)."""
+
+    row: int | None
+    column: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
 class InvalidRow:
     row: int
     external_contact_id: str
@@ -109,6 +122,7 @@ class Plan:
     refusals: list[str] = field(default_factory=list)  # why the whole plan is refused
     created_at: str = ""
     checksum: str = ""  # of the plan file it was read from or written to; "" for a fresh plan
+    warnings: list[RowWarning] = field(default_factory=list)
 
     @property
     def changes(self) -> list[Change]:
@@ -144,6 +158,11 @@ class Plan:
     def has_changes(self) -> bool:
         return bool(self.changes)
 
+    @property
+    def no_phone(self) -> int:
+        """How many contacts the plan leaves with no phone number."""
+        return sum(w.code == "no_phone" for w in self.warnings)
+
     def summary(self) -> dict[str, int]:
         counts = {action: 0 for action in SUMMARY_KEYS}
         for change in self.changes:
@@ -166,6 +185,7 @@ class Plan:
             "refusals": self.refusals,
             "sites": [asdict(site) for site in self.sites],
             "invalid": [asdict(row) for row in self.invalid],
+            "warnings": [asdict(w) for w in self.warnings],
         }
         body["checksum"] = checksum_of(body)
         self.checksum = body["checksum"]
@@ -201,6 +221,7 @@ class Plan:
             list(body.get("refusals", [])),
             body.get("created_at", ""),
             expected,
+            [RowWarning(**w) for w in body.get("warnings", [])],
         )
 
     @classmethod

@@ -1,29 +1,53 @@
 """Reconciling a validated roster with what CHeKT holds: site by site, into a `Plan`.
 
 Pure: it takes the roster, the dealer's sites and each site's contacts, and returns the plan.
-The rules (SPEC "Reconcile rules"): the key is (dealer, site, external_contact_id); values are
-compared after normalization, so formatting alone is never a change; an update sends only the
-changed fields; contacts not in the file are kept unless --prune, which never touches unmanaged
-contacts, sites absent from the file, or contacts whose row failed validation; two contacts
-sharing an external id are a conflict, never a guess; guards refuse a plan that empties a site or
-deletes too much.
+The rules (SPEC "Reconcile rules"): the key is (dealer, site, external_contact_id), and a row's
+contact_id is the contact's identity; values are compared after normalization, so formatting
+alone is never a change; an update sends only the changed fields; contacts not in the file are
+kept unless --prune, which deletes only what no row of the file names (whatever became of that
+row) and never unmanaged contacts or sites absent from the file; two contacts sharing an external
+id are a conflict, never a guess; an id a spreadsheet damaged (0042 shown as 42) is a warning when
+the row's contact_id confirms it, else a conflict, never a create plus a prune; guards refuse a
+plan that empties a site or deletes too much.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import pandas as pd
 
 from .gc_pause import gc_paused
 from .models import EDITABLE_FIELDS, Contact, Site
-from .normalize import normalize_emails, normalize_phones, normalize_text
-from .plan import Change, Conflict, InvalidRow, Listed, Plan, SitePlan, fingerprint
-from .schema import ERROR, RosterIssue, ValidatedRoster, make_issue
+from .normalize import (
+    PHONE_EXTENSION,
+    SCIENTIFIC_ID,
+    describe_damage,
+    is_scientific,
+    normalize_emails,
+    normalize_phones,
+    normalize_text,
+    repair_key,
+    repair_keys,
+    same_after_repair,
+)
+from .plan import Change, Conflict, InvalidRow, Listed, Plan, RowWarning, SitePlan, fingerprint
+from .roster import Roster
+from .schema import (
+    ERROR,
+    REACHABILITY_CODES,
+    WARNING,
+    RosterIssue,
+    ValidatedRoster,
+    duplicate_ids,
+    make_issue,
+    reachability_issue,
+)
 
 DEFAULT_MAX_DELETES = 10
 DEFAULT_MAX_DELETE_SHARE = 0.25
@@ -41,6 +65,9 @@ class PlanOptions:
     force: bool = False
     allow_empty_sites: bool = False
     skip_invalid: bool = False
+    exact_ids: bool = False  # 42 and 0042 are two ids: external ids are never repaired
+    repair_ids: bool = False  # use a site (or contact) id that matches one only once repaired
+    allow_unreachable: bool = False  # plan contacts with neither phone nor e-mail
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,15 +96,24 @@ def dealers_of(rows: pd.DataFrame, default: int | None) -> pd.Series:
 
 @gc_paused()
 def resolve_sites(
-    validated: ValidatedRoster, sites_by_dealer: dict[int, list[Site]], default: int | None
+    validated: ValidatedRoster,
+    sites_by_dealer: dict[int, list[Site]],
+    default: int | None,
+    *,
+    repair_ids: bool = False,
+    exact_ids: bool = False,
 ) -> tuple[dict[int, SiteKey], list[RosterIssue]]:
     """Which site each row names, through the dealer's site list. Rows that name no site of
-    their dealer, or name it ambiguously, get an issue (and are then invalid)."""
+    their dealer, or name it ambiguously, get an issue (and are then invalid). A site id that a
+    spreadsheet damaged (account 001234 shown as 1234) is never used silently: it is an error
+    naming the likely site, unless the row's other site columns confirm it, or --repair-ids
+    accepts a unique repair (a warning, each time). Then rows that name one contact on one site,
+    however they write the site, the dealer or the id, are duplicates."""
     index = {dealer: _SiteIndex(sites) for dealer, sites in sites_by_dealer.items()}
     rows = validated.rows
     placement: dict[int, SiteKey] = {}
     issues: list[RosterIssue] = []
-    cache: dict[tuple[str, ...], tuple[SiteKey | None, str, str, str]] = {}
+    cache: dict[tuple[str, ...], _Verdict] = {}
     identity = zip(
         rows.index.tolist(),
         dealers_of(rows, default).tolist(),
@@ -89,88 +125,231 @@ def resolve_sites(
     for row, dealer, site_id, external, account in identity:
         key = (dealer, site_id, external, account)
         if key not in cache:
-            cache[key] = _resolve_one(index, *key)
-        found, field, code, message = cache[key]
-        if found is not None:
-            placement[row] = found
-        elif code:
-            value = {
-                "site_id": site_id,
-                "external_site_id": external,
-                "account_number": account,
-                "dealer_id": dealer,
-            }[field]
-            issues.append(make_issue(validated.roster, row, field, value, code, message))
+            cache[key] = _resolve_one(index, *key, repair_ids)
+        verdict = cache[key]
+        if verdict.site is not None:
+            placement[row] = verdict.site
+        for name, code, message, severity in verdict.notes:
+            value = dict(zip(("dealer_id", *_SITE_FIELDS), key, strict=True))[name]
+            issues.append(make_issue(validated.roster, row, name, value, code, message, severity))
+    issues += _duplicates_on_resolved_sites(validated, placement, exact_ids)
     return placement, issues
 
 
+_SITE_FIELDS = ("site_id", "external_site_id", "account_number")
+
+
+class _Verdict(NamedTuple):
+    """A row's site, and what to say about it: (field blamed, code, message, severity)."""
+
+    site: SiteKey | None
+    notes: tuple[tuple[str, str, str, str], ...] = ()
+
+
 class _SiteIndex:
+    REPAIRABLE = ("external_site_id", "account_number")
+
     def __init__(self, sites: list[Site]) -> None:
+        self.sites = sites
         self.by_id = {s.site_id: s for s in sites}
-        self.by_external: dict[str, list[Site]] = defaultdict(list)
-        self.by_account: dict[str, list[Site]] = defaultdict(list)
+        self.exact: dict[str, dict[str, list[Site]]] = {
+            f: defaultdict(list) for f in self.REPAIRABLE
+        }
         for site in sites:
-            if site.external_site_id:
-                self.by_external[site.external_site_id.strip()].append(site)
-            if site.account_number:
-                self.by_account[site.account_number.strip()].append(site)
+            for name in self.REPAIRABLE:
+                value = getattr(site, name)
+                if value:
+                    self.exact[name][value.strip()].append(site)
+
+    @cached_property
+    def repaired(self) -> dict[str, dict[str, list[Site]]]:
+        """The sites by id as repaired: built only when a row names no site exactly."""
+        found: dict[str, dict[str, list[Site]]] = {f: defaultdict(list) for f in self.REPAIRABLE}
+        for name in self.REPAIRABLE:
+            for value, sites in self.exact[name].items():
+                found[name][repair_key(value)] += sites
+        return found
+
+    def find(self, name: str, value: str) -> list[Site]:
+        if name == "site_id":
+            site = self.by_id.get(int(value)) if value.isdigit() else None
+            return [site] if site else []
+        return self.exact[name].get(value, [])
+
+    def repairs(self, name: str, value: str) -> list[Site]:
+        """Sites whose id is not `value` but is once a spreadsheet's damage is undone."""
+        found = list(self.repaired[name].get(repair_key(value), []))
+        if is_scientific(value):
+            found += [
+                site
+                for site in self.sites
+                if site not in found
+                and getattr(site, name)
+                and same_after_repair(value, getattr(site, name))
+            ]
+        return found
 
 
 def _resolve_one(
-    index: dict[int, _SiteIndex], dealer: str, site_id: str, external: str, account: str
-) -> tuple[SiteKey | None, str, str, str]:
-    """(site, field blamed, issue code, message); code "" means: skip quietly (no site given,
-    already reported by validation)."""
+    index: dict[int, _SiteIndex],
+    dealer: str,
+    site_id: str,
+    external: str,
+    account: str,
+    repair_ids: bool,
+) -> _Verdict:
+    """The row's site. No note and no site means: skip quietly (no site given, or a dealer
+    already reported)."""
     if not dealer.isdigit() or int(dealer) not in index:
-        return None, "dealer_id", "", ""
+        return _Verdict(None)
     dealer_id, sites = int(dealer), index[int(dealer)]
     found: dict[str, Site] = {}
-    for field, value, lookup in (
-        ("site_id", site_id, None),
-        ("external_site_id", external, sites.by_external),
-        ("account_number", account, sites.by_account),
-    ):
+    damaged: dict[str, tuple[str, list[Site]]] = {}
+    for name, value in zip(_SITE_FIELDS, (site_id, external, account), strict=True):
         if not value:
             continue
-        if lookup is None:
-            site = sites.by_id.get(int(value)) if value.isdigit() else None
-            candidates = [site] if site else []
-        else:
-            candidates = lookup.get(value, [])
+        candidates = sites.find(name, value)
+        if not candidates and name != "site_id" and (repairs := sites.repairs(name, value)):
+            damaged[name] = (value, repairs)
+            continue
         if not candidates:
-            return (
-                None,
-                field,
+            return _error(
+                name,
                 "unknown_site",
-                (
-                    f"{field} {value!r} is not a site of dealer {dealer_id}; check it, or create "
-                    f"the site in CHeKT first"
-                ),
+                f"{name} {value!r} is not a site of dealer {dealer_id}; check it, or create "
+                f"the site in CHeKT first",
             )
         if len(candidates) > 1:
             ids = ", ".join(str(s.site_id) for s in candidates)
-            return (
-                None,
-                field,
+            return _error(
+                name,
                 "ambiguous_site",
-                (
-                    f"{field} {value!r} names {len(candidates)} sites of dealer {dealer_id} "
-                    f"(site_id {ids}); give the site_id"
-                ),
+                f"{name} {value!r} names {len(candidates)} sites of dealer {dealer_id} "
+                f"(site_id {ids}); give the site_id",
             )
-        found[field] = candidates[0]
+        found[name] = candidates[0]
+    confirmed = dict(found)
+    notes = []
+    for name, (value, repairs) in damaged.items():
+        site, note = _repaired_site(name, value, repairs, confirmed, repair_ids, dealer_id)
+        if site is None:
+            return _Verdict(None, (note,))
+        found[name] = site
+        notes.append(note)
     if not found:
-        return None, "site_id", "", ""
+        return _Verdict(None)
     ids = {site.site_id for site in found.values()}
     if len(ids) > 1:
         named = ", ".join(f"{f} -> site {s.site_id}" for f, s in found.items())
-        return (
-            None,
+        return _error(
             next(iter(found)),
             "site_mismatch",
-            (f"the row's site columns name different sites ({named}); correct one of them"),
+            f"the row's site columns name different sites ({named}); correct one of them",
         )
-    return (dealer_id, ids.pop()), "", "", ""
+    return _Verdict((dealer_id, ids.pop()), tuple(notes))
+
+
+def _error(name: str, code: str, message: str) -> _Verdict:
+    return _Verdict(None, ((name, code, message, ERROR),))
+
+
+def _repaired_site(
+    name: str,
+    value: str,
+    repairs: list[Site],
+    confirmed: dict[str, Site],
+    repair_ids: bool,
+    dealer_id: int,
+) -> tuple[Site | None, tuple[str, str, str, str]]:
+    """A site id that matches a site only once repaired: used when the row's other site
+    columns name that very site, or with --repair-ids when the repair is unique; else an error
+    that names the likely site (a wrong site means the wrong people are phoned)."""
+    by = {site.site_id: field for field, site in confirmed.items()}
+    fits = [site for site in repairs if site.site_id in by]
+    if len(by) == 1 and fits:
+        chosen, why = fits[0], f"the row's {by[fits[0].site_id]} confirms it"
+    elif not confirmed and len(repairs) == 1 and repair_ids:
+        chosen, why = repairs[0], "as --repair-ids allows"
+    elif len(repairs) == 1:
+        held = getattr(repairs[0], name)
+        return None, (
+            name,
+            "site_id_damaged",
+            f"{name} {value!r} is not a site of dealer {dealer_id}; did you mean "
+            f"{_site_label(repairs[0], name)}? A spreadsheet changes ids this way "
+            f"({describe_damage(value, held)}): format the column as Text and type it again, "
+            f"or plan with --repair-ids to accept such matches",
+            ERROR,
+        )
+    else:
+        could = [_site_label(site, name) for site in repairs]
+        return None, (
+            name,
+            "site_id_damaged",
+            f"{name} {value!r} is not a site of dealer {dealer_id}, and once a spreadsheet's "
+            f"damage is undone it could be {', '.join(could[:-1])} or {could[-1]}: give the "
+            f"site_id",
+            ERROR,
+        )
+    held = getattr(chosen, name)
+    return chosen, (
+        name,
+        "site_id_repaired",
+        f"{name} {value!r} is taken as {_site_label(chosen, name)}, {why}; a spreadsheet changed "
+        f"it ({describe_damage(value, held)}): format the column as Text",
+        WARNING,
+    )
+
+
+def _site_label(site: Site, name: str) -> str:
+    where = f"site {site.site_id}, {site.name}" if site.name else f"site {site.site_id}"
+    return f"{getattr(site, name)!r} ({where})"
+
+
+def _duplicates_on_resolved_sites(
+    validated: ValidatedRoster, placement: dict[int, SiteKey], exact_ids: bool
+) -> list[RosterIssue]:
+    """Rows naming one contact on one site once sites and dealers are resolved (site_id 1001,
+    account AC-1001 and external_site_id ext-1001 of that site; a blank dealer_id and the
+    default dealer) and ids are repaired (42 and 0042, unless --exact-ids). Validation already
+    reported the rows that write all of it the same way; rows that each carry their own
+    contact_id are told apart by it."""
+    placed = validated.rows.loc[list(placement), "external_contact_id"]
+    ids = placed if exact_ids else repair_keys(placed)
+    named = [(site, i) for site, i in zip(placement.values(), ids.tolist(), strict=True) if i]
+    repeated = {pair for pair, count in Counter(named).items() if count > 1}
+    if not repeated:
+        return []  # the common case, found without building keys for every row
+    pairs = zip(placement.items(), ids.tolist(), strict=True)
+    rows = validated.rows.loc[[row for (row, site), i in pairs if (site, i) in repeated]]
+    key = pd.Series(
+        [f"{placement[row]}|{i}" for row, i in zip(rows.index, ids[rows.index], strict=True)],
+        index=rows.index,
+        dtype="str",
+    )
+    known = {(i.row, i.code) for i in validated.issues}
+    where = (
+        " once the sites are resolved (the rows write the site, the dealer or the id differently)"
+    )
+    return [
+        issue
+        for issue in duplicate_ids(validated.roster, rows, key, where)
+        if issue.code == "duplicate_external_id" and (issue.row, issue.code) not in known
+    ]
+
+
+def has_invalid_rows(validated: ValidatedRoster, extra_issues: Sequence[RosterIssue]) -> bool:
+    """Whether rows are invalid before the contacts are read (reachability is judged later, on
+    the contacts)."""
+    return any(i.severity == ERROR for i in _issues_to_plan(validated, extra_issues))
+
+
+def _issues_to_plan(
+    validated: ValidatedRoster, extra_issues: Sequence[RosterIssue]
+) -> list[RosterIssue]:
+    """The file's issues, but those of reachability: the plan judges each contact as it leaves
+    it, not the row (with --blanks keep, a blank phone cell keeps CHeKT's phone)."""
+    return [i for i in (*validated.issues, *extra_issues) if i.code not in REACHABILITY_CODES]
 
 
 # reconciling
@@ -186,36 +365,51 @@ def reconcile(
     extra_issues: Sequence[RosterIssue] = (),
 ) -> Plan:
     """The plan for every site the roster names (and that could be read)."""
-    issues = [*validated.issues, *extra_issues]
+    issues = _issues_to_plan(validated, extra_issues)
     invalid_rows = {i.row for i in issues if i.severity == ERROR and i.row is not None}
     snapshot = validated.roster.snapshot
+    views = _row_views(validated.rows)
+    everyone = [c for found in contacts.values() for c in found]
     context = _Context(
         options,
-        _RemoteValues([c for found in contacts.values() for c in found], options),
+        _RemoteValues(everyone, options),
+        validated.roster,
+        _Names(validated.rows, placement, options.exact_ids),
         snapshot,
         _RemoteValues(list(snapshot.values()), options) if snapshot is not None else None,
     )
     by_site: dict[SiteKey, list[RowView]] = defaultdict(list)
-    protected: dict[SiteKey, list[RowView]] = defaultdict(list)
-    for view in _row_views(validated.rows):
+    in_scope: set[SiteKey] = set()
+    for view in views:
         key = placement.get(view.row)
         if key is None or key not in contacts:
             continue
-        (protected if view.row in invalid_rows else by_site)[key].append(view)
-    plans = []
-    for key in sorted(set(by_site) | set(protected)):
-        plans.append(
-            _site_plan(sites[key], key, contacts[key], by_site[key], protected[key], context)
-        )
+        in_scope.add(key)
+        if view.row not in invalid_rows:
+            by_site[key].append(view)
+    plans = [
+        _site_plan(sites[key], key, contacts[key], by_site[key], context)
+        for key in sorted(in_scope)
+    ]
+    found = [*issues, *context.issues]
     plan = Plan(
         sites=plans,
-        invalid=_invalid_rows(validated.rows, issues),
+        invalid=_invalid_rows(validated.rows, found),
         options=options.as_dict(),
         source=validated.roster.source,
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        warnings=_plan_warnings([*extra_issues, *context.issues]),
     )
     apply_guards(plan, options)
     return plan
+
+
+def _plan_warnings(issues: Sequence[RosterIssue]) -> list[RowWarning]:
+    """The warnings the plan itself found (validation's are shown with the roster)."""
+    return sorted(
+        (RowWarning(i.row, i.column, i.code, i.message) for i in issues if i.severity == WARNING),
+        key=lambda w: (w.row or 0, w.code),
+    )
 
 
 def _row_views(rows: pd.DataFrame) -> list[RowView]:
@@ -257,7 +451,8 @@ class _RemoteValues:
         first, last = normalize_text(frame["first_name"]), normalize_text(frame["last_name"])
         phone_text = normalize_text(frame["phone_number"])
         phones, phone_problems = normalize_phones(phone_text, options.region, options.phone_format)
-        phones = phones.where(phone_problems == "", phone_text)  # unparseable: compare as text
+        parsed = phone_problems.isin(["", PHONE_EXTENSION])
+        phones = phones.where(parsed, phone_text)  # unparseable: compare as text
         email_text = normalize_text(frame["email"])
         emails, email_problems = normalize_emails(email_text)
         emails = emails.where(email_problems == "", email_text).str.casefold()
@@ -269,20 +464,147 @@ class _RemoteValues:
         return self.values[contact.contact_id]
 
 
+class _Names:
+    """What the rows of the file name, whatever became of them (invalid, site not resolved,
+    skipped, in a conflict): prune deletes none of it. A contact_id names its contact wherever
+    it is; an external id names the contacts of its row's site that hold it, exactly or once
+    repaired (not with --exact-ids); a row whose site is not resolved (site None) names them on
+    every site in scope, since it cannot tell which it meant."""
+
+    def __init__(self, rows: pd.DataFrame, placement: dict[int, SiteKey], exact_ids: bool) -> None:
+        self.exact_ids = exact_ids
+        cids = rows["contact_id"]
+        self.contact_ids = set(map(int, cids[cids.str.isdigit()].tolist()))
+        named = rows["external_contact_id"]
+        named = named[named != ""]
+        sites = [placement.get(row) for row in named.index.tolist()]
+        self.exact = set(zip(sites, named.tolist(), strict=True))
+        keys = repair_keys(named)
+        differ = (keys != named).tolist()
+        # With the ids themselves (self.exact), the forms that differ make every repaired id.
+        self.repaired = {
+            (site, key)
+            for site, key, other in zip(sites, keys.tolist(), differ, strict=True)
+            if other and not exact_ids
+        }
+        scientific = named.str.fullmatch(SCIENTIFIC_ID).tolist()
+        self.scientific = [
+            (site, value)
+            for site, value, shown in zip(sites, named.tolist(), scientific, strict=True)
+            if shown
+        ]
+
+    def protects(self, key: SiteKey, contact: Contact) -> bool:
+        held = contact.external_contact_id
+        if contact.contact_id in self.contact_ids:
+            return True
+        if not held:
+            return False
+        if (key, held) in self.exact or (None, held) in self.exact:
+            return True
+        if self.exact_ids:
+            return False
+        repaired = repair_key(held)
+        for site in (key, None):
+            if (site, repaired) in self.repaired or (site, repaired) in self.exact:
+                return True
+        near = (key, None)
+        if any(site in near and same_after_repair(v, held) for site, v in self.scientific):
+            return True
+        return _maybe_scientific(held) and any(
+            site in near and same_after_repair(held, v) for site, v in self.exact
+        )
+
+
 @dataclass
 class _Context:
     """What every site's reconcile needs: the options, the remote contacts' normalized values,
-    and for an edited export, its snapshot (the merge base) and the snapshot's values."""
+    the roster (to name its columns), what its rows name, and for an edited export, its
+    snapshot (the merge base) and the snapshot's values. Issues found while planning (a
+    damaged id matched anyway, a contact with no phone) are collected in `issues`."""
 
     options: PlanOptions
     remote: _RemoteValues
+    roster: Roster
+    names: _Names
     snapshot: dict[int, Contact] | None = None
     base: _RemoteValues | None = None
+    issues: list[RosterIssue] = field(default_factory=list)
 
     def base_of(self, row: RowView) -> Contact | None:
         if self.snapshot is None or not row.contact_id.isdigit():
             return None
         return self.snapshot.get(int(row.contact_id))
+
+    def warn(self, row: RowView, name: str, value: str, code: str, message: str) -> None:
+        self.issues.append(make_issue(self.roster, row.row, name, value, code, message, WARNING))
+
+    def reachable(
+        self, row: RowView, after: dict[str, str | None], contact: Contact | None
+    ) -> bool:
+        """Judge the contact as the plan leaves it: no phone is a warning; neither phone nor
+        e-mail an error (the row is then not planned) unless --allow-unreachable."""
+        if row.phone_number:
+            return True  # the common case: the row gives a phone
+        held = {name: getattr(contact, name, None) for name in ("phone_number", "email")}
+        phone, email = ({**held, **after}[name] for name in held)
+        issue = reachability_issue(
+            self.roster, row.row, bool(phone), bool(email), self.options.allow_unreachable
+        )
+        if issue is not None:
+            self.issues.append(issue)
+        return issue is None or issue.severity != ERROR
+
+
+def _maybe_scientific(value: str) -> bool:
+    """is_scientific, with the cheap test first (most ids have no E)."""
+    return ("E" in value or "e" in value) and is_scientific(value)
+
+
+class _SiteContacts:
+    """A site's contacts, found by contact_id, by external id, and by external id once
+    repaired (only for the rows that match no id exactly)."""
+
+    def __init__(self, remote: list[Contact]) -> None:
+        self.remote = remote
+        self.by_id = {c.contact_id: c for c in remote}
+        self.by_external: dict[str, list[Contact]] = defaultdict(list)
+        for contact in remote:
+            if contact.external_contact_id:
+                self.by_external[contact.external_contact_id].append(contact)
+
+    @cached_property
+    def numeric(self) -> list[tuple[str, Contact]]:
+        """The contacts whose id a spreadsheet could take for a number (0042, 42.0, 1.2E+11),
+        with their repaired id."""
+        return [
+            (repair_key(held), c)
+            for held, found in self.by_external.items()
+            if held.strip()[:1].isdigit()
+            for c in found
+        ]
+
+    def repairs(self, written: str) -> list[Contact]:
+        """Contacts whose external id is not `written` but is once a spreadsheet's damage is
+        undone. Only ids that look like numbers lose zeros, gain a `.0` or turn scientific;
+        any id may gain spaces."""
+        if not written[:1].isdigit():
+            return [
+                c
+                for held, found in self.by_external.items()
+                if held != written and held.strip() == written
+                for c in found
+            ]
+        key, shown = repair_key(written), _maybe_scientific(written)
+        return [
+            c
+            for repaired, c in self.numeric
+            if (held := c.external_contact_id or "") != written
+            and (
+                repaired == key
+                or ((shown or _maybe_scientific(held)) and same_after_repair(written, held))
+            )
+        ]
 
 
 def _site_plan(
@@ -290,7 +612,6 @@ def _site_plan(
     key: SiteKey,
     remote: list[Contact],
     rows: list[RowView],
-    protected_rows: list[RowView],
     context: _Context,
 ) -> SitePlan:
     dealer_id, site_id = key
@@ -303,87 +624,164 @@ def _site_plan(
         fingerprint(remote),
         len(remote),
     )
-    by_external: dict[str, list[Contact]] = defaultdict(list)
-    by_id = {c.contact_id: c for c in remote}
-    for contact in remote:
-        if contact.external_contact_id:
-            by_external[contact.external_contact_id].append(contact)
-    matched: set[int] = set()
+    held = _SiteContacts(remote)
+    matched: dict[int, int] = {}  # contact_id -> the row that matched it
     for row in rows:
-        contact = _match(row, by_external, by_id, matched, plan)
+        contact = _match(row, held, matched, plan, context)
         if contact is False:
             continue  # a conflict was recorded
-        _plan_row(row, contact, context, plan)
         if contact is not None:
-            matched.add(contact.contact_id)
-    spared = {c.contact_id for row in protected_rows for c in _named_by(row, by_external, by_id)}
+            matched[contact.contact_id] = row.row
+            own = contact.external_contact_id
+            if own and own != row.external_contact_id:
+                # A damaged id matched anyway: CHeKT's id is kept, and changes carry it.
+                row = row._replace(external_contact_id=own)
+        _plan_row(row, contact, context, plan)
     in_conflict = {cid for conflict in plan.conflicts for cid in conflict.contact_ids}
-    _leftovers(remote, matched, spared, in_conflict, context, plan)
+    _leftovers(key, remote, set(matched), in_conflict, context, plan)
     plan.changes.sort(key=lambda c: c.sort_key)
     plan.conflicts.sort(key=lambda c: (c.row or 0, c.external_contact_id or ""))
     plan.listed.sort(key=lambda item: item.contact_id)
     return plan
 
 
-def _named_by(
-    row: RowView, by_external: dict[str, list[Contact]], by_id: dict[int, Contact]
-) -> list[Contact]:
-    if row.external_contact_id:
-        return by_external.get(row.external_contact_id, [])
-    if row.contact_id.isdigit() and int(row.contact_id) in by_id:
-        return [by_id[int(row.contact_id)]]
-    return []
-
-
 def _match(
     row: RowView,
-    by_external: dict[str, list[Contact]],
-    by_id: dict[int, Contact],
-    matched: set[int],
+    held: _SiteContacts,
+    matched: dict[int, int],
     plan: SitePlan,
+    context: _Context,
 ) -> Contact | bool | None:
     """The contact a row is about; None when there is none yet; False after a conflict."""
-
-    def conflict(ids: tuple[int, ...], message: str) -> bool:
-        _conflict(plan, row, ids, message)
-        return False
-
-    if row.external_contact_id:
-        found = by_external.get(row.external_contact_id, [])
-        if len(found) > 1:
-            ids = tuple(sorted(c.contact_id for c in found))
-            return conflict(
-                ids,
-                f"the site holds {len(found)} contacts with external_contact_id "
-                f"{row.external_contact_id!r} (contact_id "
-                f"{', '.join(map(str, ids))}); resolve them in CHeKT first",
-            )
-        return found[0] if found else None
-    contact_id = int(row.contact_id)
-    contact = by_id.get(contact_id)
-    if contact is None:
-        return conflict(
-            (contact_id,),
-            f"contact_id {contact_id} is not on this site (deleted "
-            f"since the export, or on another site)",
+    if row.contact_id:
+        contact = _by_contact_id(row, held, plan, context)
+    else:
+        contact = _by_external_id(row, held, plan, context)
+    if isinstance(contact, Contact) and contact.contact_id in matched:
+        return _conflict(
+            plan,
+            row,
+            (contact.contact_id,),
+            f"contact_id {contact.contact_id} is named by two rows ({matched[contact.contact_id]} "
+            f"and {row.row}); keep one of them",
         )
-    if contact.external_contact_id:
-        return conflict(
-            (contact_id,),
-            f"contact_id {contact_id} has external_contact_id "
-            f"{contact.external_contact_id!r}: put it in the row",
-        )
-    if contact_id in matched:
-        return conflict((contact_id,), f"contact_id {contact_id} is named by two rows")
     return contact
 
 
-def _conflict(plan: SitePlan, row: RowView, ids: tuple[int, ...], message: str) -> None:
+def _by_contact_id(
+    row: RowView, held: _SiteContacts, plan: SitePlan, context: _Context
+) -> Contact | bool | None:
+    """A row's contact_id is CHeKT's identity: the row is about that contact and no other, and
+    a contact_id the site does not hold is never a create."""
+    contact_id = int(row.contact_id)
+    contact = held.by_id.get(contact_id)
+    if contact is None:
+        if row.action == "delete" or context.base_of(row) is not None:
+            return None  # already absent, or deleted in CHeKT since the export
+        return _conflict(
+            plan,
+            row,
+            (contact_id,),
+            f"contact_id {contact_id} is not on this site (deleted since the export, or on "
+            f"another site); nothing is created for this row: to create the contact anew, "
+            f"clear its contact_id",
+        )
+    own = contact.external_contact_id or ""
+    if row.external_contact_id != own and not _same_contact(row, contact, plan, context):
+        return False
+    if own and len(held.by_external[own]) > 1:
+        return _shared(row, own, held.by_external[own], plan)
+    return contact
+
+
+def _same_contact(row: RowView, contact: Contact, plan: SitePlan, context: _Context) -> bool:
+    """A row whose contact_id names a contact with another external id: the same id once a
+    spreadsheet's damage is undone is that contact (a warning); anything else is a conflict."""
+    written, own, cid = row.external_contact_id, contact.external_contact_id, contact.contact_id
+    if not written:
+        message = f"contact_id {cid} has external_contact_id {own!r}: put it in the row"
+    elif not own:
+        message = (
+            f"contact_id {cid} has no external_contact_id in CHeKT (made in the portal), but the "
+            f"row gives {written!r}: clear one of them"
+        )
+    elif not context.options.exact_ids and same_after_repair(written, own):
+        context.warn(
+            row,
+            "external_contact_id",
+            written,
+            "id_damaged",
+            f"external_contact_id {written!r} is {own!r} in CHeKT ({describe_damage(written, own)}"
+            f"): the row's contact_id {cid} names it, so CHeKT's id is kept; format the column as "
+            f"Text so that the spreadsheet keeps ids as they are",
+        )
+        return True
+    else:
+        message = (
+            f"the row has external_contact_id {written!r} but contact_id {cid} is {own!r}: "
+            f"correct one of them (a contact_id names exactly one contact)"
+        )
+    _conflict(plan, row, (cid,), message)
+    return False
+
+
+def _by_external_id(
+    row: RowView, held: _SiteContacts, plan: SitePlan, context: _Context
+) -> Contact | bool | None:
+    """The contact holding the row's external id; none (a create) only when no contact holds
+    it even once a spreadsheet's damage is undone (unless --exact-ids)."""
+    written = row.external_contact_id
+    exact = held.by_external.get(written, [])
+    if len(exact) > 1:
+        return _shared(row, written, exact, plan)
+    if exact:
+        return exact[0]
+    repairs = [] if context.options.exact_ids else held.repairs(written)
+    if not repairs:
+        return None
+    own = repairs[0].external_contact_id or ""
+    if len(repairs) == 1 and context.options.repair_ids and len(held.by_external[own]) == 1:
+        context.warn(
+            row,
+            "external_contact_id",
+            written,
+            "id_damaged",
+            f"external_contact_id {written!r} is taken as {own!r} (contact_id "
+            f"{repairs[0].contact_id}), as --repair-ids allows ({describe_damage(written, own)});"
+            f" format the column as Text so that the spreadsheet keeps ids as they are",
+        )
+        return repairs[0]
+    named = ", ".join(f"{c.external_contact_id!r} (contact_id {c.contact_id})" for c in repairs)
+    return _conflict(
+        plan,
+        row,
+        tuple(sorted(c.contact_id for c in repairs)),
+        f"external_contact_id {written!r} is not on this site, but {named} is the same id once "
+        f"a spreadsheet's damage is undone ({describe_damage(written, own)}): write the id as "
+        f"CHeKT holds it (format the column as Text), or plan with --repair-ids to match it, or "
+        f"with --exact-ids if they are different people",
+    )
+
+
+def _shared(row: RowView, external: str, found: list[Contact], plan: SitePlan) -> bool:
+    ids = tuple(sorted(c.contact_id for c in found))
+    return _conflict(
+        plan,
+        row,
+        ids,
+        f"the site holds {len(found)} contacts with external_contact_id {external!r} "
+        f"(contact_id {', '.join(map(str, ids))}); resolve them in CHeKT first",
+    )
+
+
+def _conflict(plan: SitePlan, row: RowView, ids: tuple[int, ...], message: str) -> bool:
+    """Record a conflict; False, for the matchers to return."""
     plan.conflicts.append(
         Conflict(
             plan.dealer_id, plan.site_id, row.row, row.external_contact_id or None, ids, message
         )
     )
+    return False
 
 
 def _plan_row(row: RowView, contact: Contact | None, context: _Context, plan: SitePlan) -> None:
@@ -399,8 +797,10 @@ def _plan_row(row: RowView, contact: Contact | None, context: _Context, plan: Si
     if contact is None:
         if base is not None:
             _gone_since_export(row, base, context, plan)
-        else:
-            plan.changes.append(_change(plan, row, None, "create", {}, _new_contact(row)))
+            return
+        after = _new_contact(row)
+        if context.reachable(row, after, None):
+            plan.changes.append(_change(plan, row, None, "create", {}, after))
         return
     if base is not None:
         after, clashes = _merge(
@@ -417,6 +817,8 @@ def _plan_row(row: RowView, contact: Contact | None, context: _Context, plan: Si
             return
     else:
         after = _differences(row, contact, context.remote.of(contact), context.options.blanks)
+    if not context.reachable(row, after, contact):
+        return
     if after:
         plan.changes.append(_change(plan, row, contact, "update", contact.fields(), after))
     else:
@@ -514,16 +916,16 @@ def _differences(
 
 
 def _leftovers(
+    key: SiteKey,
     remote: list[Contact],
     matched: set[int],
-    spared: set[int],
     in_conflict: set[int],
     context: _Context,
     plan: SitePlan,
 ) -> None:
-    """Contacts on the site that no valid row is about: kept and listed, or pruned. Unmanaged
-    contacts, those of invalid rows, those in a conflict, and those created since the export a
-    file came from are never pruned."""
+    """Contacts on the site that no planned row is about: kept and listed, or pruned. Unmanaged
+    contacts, those any row of the file names (invalid, unresolved, skipped rows), those in a
+    conflict, and those created since the export a file came from are never pruned."""
     snapshot = context.snapshot
     for contact in remote:
         if contact.contact_id in matched:
@@ -534,7 +936,7 @@ def _leftovers(
             why = "new"
         elif contact.contact_id in in_conflict:
             why = "conflict"
-        elif contact.contact_id in spared:
+        elif context.names.protects(key, contact):
             why = "protected"
         else:
             why = "kept"

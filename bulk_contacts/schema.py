@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
 import pandera.pandas as pa
@@ -20,6 +20,7 @@ from pandera.errors import SchemaErrors
 from .gc_pause import gc_paused
 from .normalize import (
     PHONE_DATE,
+    PHONE_EXTENSION,
     PHONE_INVALID,
     PHONE_SCIENTIFIC,
     normalize_emails,
@@ -59,6 +60,10 @@ CHARACTER_CODES = (
     ("bidi_override", re.compile(f"[{BIDI_OVERRIDES}]"), WARNING),
 )
 UNSAFE_CHARACTER = f"[{CONTROL_CHARACTERS}{BIDI_OVERRIDES}]"  # either, in one scan
+# Judged on the row by `validate`, and by `plan` on the contact as the plan leaves it.
+REACHABILITY_CODES = ("no_phone", "unreachable")
+# Headers of columns that hold phone numbers the roster does not read ("Phone 1", "Home Phone").
+PHONE_LIKE_HEADER = re.compile(r"phone|mobile|\bcell|\btel\b|\bmob\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,7 @@ MESSAGES: dict[str, str] = {
     "Excel and save it, or type the value itself",
     "invalid_email": "{value!r} is not a valid e-mail address: {detail}",
     "duplicate_external_id": "external_contact_id {value!r} is used by rows {rows} for the same "
-    "site; each contact on a site needs its own id",
+    "site{where}; each contact on a site needs its own id",
     "duplicate_in_chekt": "external_contact_id {value!r} is shared by rows {rows}, distinct "
     "contacts in CHeKT: they are left alone until the duplicate is resolved in CHeKT",
     "duplicate_phone": "the same phone number as row {other} on this site",
@@ -128,6 +133,12 @@ MESSAGES: dict[str, str] = {
     "detail has and a terminal acts on; type the value again",
     "bidi_override": "{value!r} holds a bidirectional override ({character}): it is shown in "
     "another order than it is stored; type the value again without it",
+    PHONE_EXTENSION: "{value!r} has an extension: it is sent as {sent!r} (a dialer calls the "
+    "number, pauses at the comma, then keys in the extension); if your call handling cannot "
+    "dial that, give a direct number",
+    "no_phone": "no phone number: this person cannot be called in an alarm{unread}",
+    "unreachable": "no phone number and no e-mail: nobody can reach this person in an alarm; "
+    "fill in one of them (or pass --allow-unreachable){unread}",
 }
 WHAT = {
     "external_contact_id": "an external_contact_id (your id for the person)",
@@ -138,9 +149,18 @@ WHAT = {
 
 @gc_paused()
 def validate_roster(
-    roster: Roster, region: str = "US", phone_format: str = "e164"
+    roster: Roster,
+    region: str = "US",
+    phone_format: str = "e164",
+    *,
+    allow_unreachable: bool = False,
+    judge_reachability: bool = True,
 ) -> ValidatedRoster:
-    """Check every row; return the normalized rows and every problem found."""
+    """Check every row; return the normalized rows and every problem found.
+
+    Reachability (`no_phone`, `unreachable`) is judged on the row here; `plan` passes
+    judge_reachability=False because it judges each contact as the plan leaves it (with
+    --blanks keep, a blank cell keeps the phone CHeKT holds)."""
     frame = roster.frame.apply(normalize_text)
     issues = _file_issues(roster)
     formula = _formula_cells(roster)
@@ -159,9 +179,11 @@ def validate_roster(
         email=emails,
         action=frame["action"].str.lower().map(ACTIONS).fillna(frame["action"]),
     )
-    issues += _duplicate_ids(roster, rows)
+    issues += duplicate_ids(roster, rows)
     issues += _warnings(roster, rows)
     issues += _character_issues(roster, frame)
+    if judge_reachability:
+        issues += _row_reachability(roster, frame, rows, allow_unreachable)
     issues.sort(
         key=lambda i: (
             i.row or 0,
@@ -345,7 +367,14 @@ def _check_phones(
         normalized[dated] = ""
     issues = [
         _issue(
-            roster, row, "phone_number", frame.at[row, "phone_number"], code, region=region.upper()
+            roster,
+            row,
+            "phone_number",
+            frame.at[row, "phone_number"],
+            code,
+            WARNING if code == PHONE_EXTENSION else ERROR,
+            region=region.upper(),
+            sent=normalized[row],
         )
         for row, code in problems[problems != ""].items()
     ]
@@ -372,11 +401,12 @@ def _check_emails(roster: Roster, frame: pd.DataFrame) -> tuple[pd.Series, list[
 
 
 def site_keys(rows: pd.DataFrame) -> pd.Series:
-    """Which site a row names, as written: rows that name a site the same way share a key."""
+    """Which site a row names, as written: rows that name a site the same way share a key
+    (site_id is a number: 01001 is 1001). The plan finds the rest, once sites are resolved."""
     return (
         rows["dealer_id"]
         + "|"
-        + rows["site_id"]
+        + rows["site_id"].str.lstrip("0")
         + "|"
         + rows["external_site_id"]
         + "|"
@@ -384,12 +414,19 @@ def site_keys(rows: pd.DataFrame) -> pd.Series:
     )
 
 
-def _duplicate_ids(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
+def duplicate_ids(
+    roster: Roster, rows: pd.DataFrame, key: pd.Series | None = None, where: str = ""
+) -> list[RosterIssue]:
     """One external id on several rows of a site: an error, each row named. Unless every row
     carries its own contact_id (an export of contacts that already share the id in CHeKT): then
-    the rows are a conflict the plan lists and leaves alone, and this is only a warning."""
+    the rows are a conflict the plan lists and leaves alone, and this is only a warning.
+
+    `key` says which rows name one contact: by default the site as written and the id; the plan
+    passes the site it resolved and the id as repaired (and `where` to name the site)."""
     keyed = rows[rows["external_contact_id"] != ""]
-    key = site_keys(keyed) + "|" + keyed["external_contact_id"]
+    if key is None:
+        key = site_keys(keyed) + "|" + keyed["external_contact_id"]
+    key = key[keyed.index]
     repeated = keyed[key.duplicated(keep=False)]
     issues = []
     for _, group in repeated.groupby(key[repeated.index], sort=False):
@@ -400,7 +437,16 @@ def _duplicate_ids(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
             ("duplicate_in_chekt", WARNING) if exported else ("duplicate_external_id", ERROR)
         )
         issues += [
-            _issue(roster, int(row), "external_contact_id", value, code, severity, rows=listed)
+            _issue(
+                roster,
+                int(row),
+                "external_contact_id",
+                value,
+                code,
+                severity,
+                rows=listed,
+                where=where,
+            )
             for row, value in group["external_contact_id"].items()
         ]
     return issues
@@ -455,3 +501,50 @@ def _character_issues(roster: Roster, frame: pd.DataFrame) -> list[RosterIssue]:
                         _issue(roster, row, name, value, code, severity, character=unicode)
                     )
     return issues
+
+
+# reachability
+
+
+def unread_phone_columns(roster: Roster) -> list[tuple[str, str]]:
+    """Columns the roster does not read whose header looks like a phone's: (letter, header)."""
+    return [(c, h) for c, h in roster.ignored_columns if PHONE_LIKE_HEADER.search(h)]
+
+
+def unread_phones_hint(roster: Roster) -> str:
+    """'; not read: 'Phone 1' (column E); use --map "Phone 1=phone_number"', or ""."""
+    unread = unread_phone_columns(roster)
+    if not unread:
+        return ""
+    named = ", ".join(f"{header!r} (column {letter})" for letter, header in unread)
+    return f'; not read: {named}; use --map "{unread[0][1]}=phone_number"'
+
+
+def reachability_issue(
+    roster: Roster, row: int, has_phone: bool, has_email: bool, allow_unreachable: bool
+) -> RosterIssue | None:
+    """A contact with no phone is a warning; with neither phone nor e-mail, an error (unless
+    allowed): an entry on a call list that reaches nobody is useless in an alarm."""
+    if has_phone:
+        return None
+    unread = unread_phones_hint(roster)
+    if has_email or allow_unreachable:
+        return _issue(roster, row, "phone_number", "", "no_phone", WARNING, unread=unread)
+    return _issue(roster, row, "phone_number", "", "unreachable", ERROR, unread=unread)
+
+
+def _row_reachability(
+    roster: Roster, frame: pd.DataFrame, rows: pd.DataFrame, allow_unreachable: bool
+) -> list[RosterIssue]:
+    """The row as the whole truth: a blank phone cell means no phone (a phone or e-mail cell
+    that failed validation is reported as such, not here). Every row of a kind gets the same
+    message, made once."""
+    blank = (frame["phone_number"] == "") & (rows["action"] != "delete")
+    if not blank.any():
+        return []
+    kinds = {
+        emailed: reachability_issue(roster, 0, False, emailed, allow_unreachable)
+        for emailed in (True, False)
+    }
+    emailed = (frame["email"] != "")[blank]
+    return [replace(kinds[e], row=int(row)) for row, e in emailed.items()]

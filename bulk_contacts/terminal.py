@@ -4,10 +4,11 @@ and colours them), and `printable`, through which the CLI passes every line it p
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # kept light: the CLI imports this module to print anything at all
-    from .plan import Change, Plan, SitePlan
+    from .plan import Change, Plan, RowWarning, SitePlan
     from .schema import RosterIssue, ValidatedRoster
 
 EXAMPLES_PER_KIND = 3
@@ -50,6 +51,10 @@ def validation_text(result: ValidatedRoster, verbose: bool = False) -> list[tupl
     details = result.roster.table.details
     if details:
         lines.append(("  read as " + ", ".join(f"{k} {v}" for k, v in details.items()), "dim"))
+    from .schema import REACHABILITY_CODES, unread_phones_hint
+
+    no_phone = sum(i.code in REACHABILITY_CODES for i in result.issues)
+    lines += _no_phone_line(no_phone, unread_phones_hint(result.roster))
     for severity, issues in (("error", result.errors), ("warning", result.warnings)):
         lines += _by_kind(issues, severity, verbose)
     if result.valid:
@@ -61,8 +66,18 @@ def validation_text(result: ValidatedRoster, verbose: bool = False) -> list[tupl
     return lines
 
 
-def _by_kind(issues: list[RosterIssue], severity: str, verbose: bool) -> list[tuple[str, str]]:
-    kinds: dict[str, list[RosterIssue]] = defaultdict(list)
+def _no_phone_line(count: int, hint: str = "") -> list[tuple[str, str]]:
+    """How many contacts would have no phone: the call list's weak spots, said once."""
+    if not count:
+        return []
+    noun = "contact" if count == 1 else "contacts"
+    return [(f"  {count} {noun} would have no phone{hint}", "warning")]
+
+
+def _by_kind(
+    issues: Sequence[RosterIssue | RowWarning], severity: str, verbose: bool
+) -> list[tuple[str, str]]:
+    kinds: dict[str, list[RosterIssue | RowWarning]] = defaultdict(list)
     for issue in issues:
         kinds[issue.code].append(issue)
     lines = []
@@ -98,9 +113,13 @@ def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list
         (f"Plan for {plan.source}: {len(plan.sites)} sites", ""),
         ("  " + "   ".join(f"{key} {counts[key]}" for key in counts), "bold"),
     ]
+    lines += _no_phone_line(plan.no_phone)
     if plan.sites and len(plan.sites) <= SITE_TABLE_LIMIT:
         lines += _site_table(plan)
     lines += _change_lines(plan, verbose)
+    if plan.warnings:
+        lines += [("", ""), (f"Warnings ({len(plan.warnings)}):", "warning")]
+        lines += _by_kind(plan.warnings, "warning", verbose)
     lines += _conflict_lines(plan)
     lines += _left_alone(plan)
     if plan.invalid:
@@ -214,7 +233,7 @@ def _left_alone(plan: Plan) -> list[tuple[str, str]]:
     words = {
         "unmanaged": "unmanaged (made in the portal; never pruned)",
         "kept": "not in the roster (kept; --prune deletes them)",
-        "protected": "protected by a row that failed validation",
+        "protected": "named by a row that was not planned (invalid, site unknown, conflict)",
         "conflict": "in a conflict (never guessed)",
         "new": "created in CHeKT since the export (kept)",
     }

@@ -53,7 +53,9 @@ def test_control_characters_are_errors_and_bidi_overrides_warnings(tmp_path) -> 
     values = [*HOSTILE_CONTROLS.values(), *BIDI.values()]
     rows = [["10-4471", f"c{n}", value, "Lee"] for n, value in enumerate(values)]
     rows.append([f"10-4471{CLEAR}", f"x{TITLE}", "Plain", "Name\u202e"])  # any column read
-    validated = validate_roster(read_roster(roster_xlsx(tmp_path / "r.xlsx", rows)))
+    # no phone and no e-mail in these rows: reachability is not what this test is about
+    roster = read_roster(roster_xlsx(tmp_path / "r.xlsx", rows))
+    validated = validate_roster(roster, allow_unreachable=True)
     found = {(i.row, i.field): (i.code, i.severity) for i in validated.issues}
     for row in range(2, 2 + len(HOSTILE_CONTROLS)):
         assert found[(row, "first_name")] == ("control_character", "error"), row
@@ -81,8 +83,8 @@ def test_validate_refuses_them_and_prints_them_escaped(tmp_path) -> None:
 def test_a_column_that_is_not_read_is_not_checked(tmp_path) -> None:
     path = tmp_path / "r.csv"
     path.write_text(
-        "account_number,external_contact_id,first_name,last_name,Notes\n"
-        '10-4471,c1,Ann,Lee,"two\nlines"\n',
+        "account_number,external_contact_id,first_name,last_name,phone_number,Notes\n"
+        '10-4471,c1,Ann,Lee,+12025550143,"two\nlines"\n',
         encoding="utf-8",
     )
     validated = validate_roster(read_roster(path))

@@ -258,7 +258,9 @@ def test_round_trip_export_then_plan_is_no_change(
     path = tmp_path / f"round.{suffix}"
     with ChektClient(settings_) as client:
         write_export(fetch_export(client, DEALER), path, overwrite=True)
-        validated = validate_roster(read_roster(path))
+        # contacts with neither phone nor e-mail are exported too: they round-trip as such
+        validated = validate_roster(read_roster(path), allow_unreachable=True)
         assert validated.valid, [i.message for i in validated.errors]
-        plan = plan_roster(client, validated, PlanOptions(dealer_id=DEALER, prune=True))
+        options = PlanOptions(dealer_id=DEALER, prune=True, allow_unreachable=True)
+        plan = plan_roster(client, validated, options)
     assert plan.changes == [], [c.__dict__ for c in plan.changes]

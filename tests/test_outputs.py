@@ -377,10 +377,11 @@ def hostile_roster(tmp_path: Path) -> Path:
     path = tmp_path / "hostile.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["account_number", "external_contact_id", "first_name", "last_name"])
+        header = ["account_number", "external_contact_id", "first_name", "last_name", "email"]
+        writer.writerow(header)
         for n, value in enumerate(HOSTILE):
-            writer.writerow(["10-4471", value, value, f"-{n}"])
-        writer.writerow(["10-4471", "x", "", "missing first name"])
+            writer.writerow(["10-4471", value, value, f"-{n}", f"c{n}@example.com"])
+        writer.writerow(["10-4471", "x", "", "missing first name", "x@example.com"])
     return path
 
 

@@ -77,8 +77,9 @@ def test_invalid_rows_stop_the_plan_unless_skipped(env) -> None:
     assert stopped.exit_code == 1 and "REFUSED: 10 rows are invalid" in stopped.output
     skipped = run(env, "plan", mistakes, "--skip-invalid")
     assert skipped.exit_code == 0, skipped.output
-    assert "Invalid rows (10), not planned" in skipped.output
-    assert "invalid 10" in skipped.output
+    # and CB-101, with neither phone nor e-mail: judged once the contacts are read
+    assert "Invalid rows (11), not planned" in skipped.output
+    assert "invalid 11" in skipped.output
 
 
 def test_unknown_sites_are_invalid_rows(env, tmp_path) -> None:
@@ -217,8 +218,8 @@ def test_a_roster_may_name_its_dealer_per_row(start_sandbox, tmp_path) -> None:
         server.store.create_site(dealer, {"site_id": site, "name": f"S{site}", "timezone": "UTC"})
     path = tmp_path / "two.csv"
     path.write_text(
-        "dealer_id,site_id,external_contact_id,first_name,last_name\n"
-        "12345,1,a,Ann,Lee\n555,2,b,Bo,Ng\n"
+        "dealer_id,site_id,external_contact_id,first_name,last_name,phone\n"
+        "12345,1,a,Ann,Lee,2025550143\n555,2,b,Bo,Ng,2025550144\n"
     )
     env = {
         "CHEKT_CLIENT_ID": "sandbox-client",

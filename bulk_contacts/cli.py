@@ -874,6 +874,9 @@ def demo(out: Path, no_progress: bool) -> None:
         ("contacts-after.xlsx", "the export: edit it and plan/apply it back"),
     ]:
         click.echo(f"  {name:<22} {what}")
+    click.echo(
+        "\nThe same job in a browser (upload, fix, plan, apply, rollback): bulk-contacts serve"
+    )
 
 
 def invoke(args: list[str]) -> int:
@@ -1017,3 +1020,35 @@ def sandbox(**options: object) -> None:
         serve(config, announce)
     except (SandboxError, SeedError) as error:
         fail(str(error))
+
+
+@main.command()
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8790,
+    show_default=True,
+    help="Port on 127.0.0.1 to listen on (0: any free port).",
+)
+@click.option("--no-browser", is_flag=True, help="Print the URL but do not open a browser.")
+def serve(port: int, no_browser: bool) -> None:
+    """The whole job in a browser, on this machine only: connect, upload, columns, fix, plan,
+    apply, runs (with rollback), export. Listens on 127.0.0.1; the printed URL carries the
+    session's token."""
+    from .sandbox import SandboxError
+    from .web.server import WebServer, open_browser
+
+    try:
+        server = WebServer(port)
+    except SandboxError as error:
+        fail(str(error))
+
+    def ready() -> None:
+        click.echo(f"bulk-contacts serve: open {server.url}")
+        click.echo("  (127.0.0.1 only; the token in the URL is this session's key)")
+        click.echo(f"  runs are written under {server.workspace.runs_dir}")
+        click.echo("Press Ctrl-C to stop.")
+        if not no_browser:
+            open_browser(server.url)
+
+    server.run(ready)

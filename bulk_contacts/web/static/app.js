@@ -161,6 +161,8 @@ function showCounts(counts) {
   element.dataset.errors = counts.errors;
 }
 
+const WIDTHS = { email: 230, external_contact_id: 150, first_name: 130, last_name: 130 };
+
 const FILTERS = {
   errors: (data) => data._worst === "error",
   warnings: (data) =>
@@ -172,7 +174,14 @@ async function setUpGrid() {
   if (!element || typeof Tabulator === "undefined") return;
   const data = await (await fetch("/fix/rows")).json();
   const columns = [
-    { title: "row", field: "_row", sorter: "number", frozen: true, width: 70 },
+    { title: "row", field: "_row", sorter: "number", frozen: true, width: 76 },
+    {
+      title: "problems",
+      field: "_issues",
+      formatter: formatProblems,
+      headerSort: false,
+      width: 330,
+    },
     ...data.columns.map((column) => ({
       title: column.field,
       field: column.field,
@@ -180,8 +189,9 @@ async function setUpGrid() {
       formatter: formatCell,
       titleFormatter: headerTitle,
       titleFormatterParams: { label: `${column.letter} · ${column.header} → ${column.field}` },
+      headerWordWrap: true,
+      width: WIDTHS[column.field] || 140,
     })),
-    { title: "problems", field: "_issues", formatter: formatProblems, headerSort: false, minWidth: 320 },
   ];
   const table = new Tabulator(element, {
     data: data.rows,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,13 @@ def start_web(tmp_path: Path) -> WebServer:
     ).start()
 
 
-def session_client(server: WebServer) -> httpx.Client:
+@contextmanager
+def session_client(server: WebServer) -> Iterator[httpx.Client]:
     """An HTTP client that opened the token URL (so it holds the session cookie)."""
-    client = httpx.Client(base_url=server.base, timeout=30)
-    answer = client.get(server.url)
-    assert answer.status_code == 303
-    return client
+    with httpx.Client(base_url=server.base, timeout=30) as client:
+        answer = client.get(server.url)
+        assert answer.status_code == 303
+        yield client
 
 
 def csrf(server: WebServer) -> dict[str, str]:

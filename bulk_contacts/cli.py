@@ -1051,4 +1051,14 @@ def serve(port: int, no_browser: bool) -> None:
         if not no_browser:
             open_browser(server.url)
 
-    server.run(ready)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how serve is stopped
+        server.run(ready)
+    run = server.workspace.run
+    if run is not None and run.report is not None and run.report.interrupted:
+        click.echo(
+            f"stopped during a {run.kind}: the changes in flight finished, the rest are "
+            f"recorded as skipped in {run.folder}",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    click.echo("stopped; the uploaded files were removed")

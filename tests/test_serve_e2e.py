@@ -136,6 +136,7 @@ def test_the_whole_job_in_a_browser(web, seeded, browser, start_sandbox, tmp_pat
     assert bad.text.endswith(BROKEN_PHONE) and "not a valid phone number" in bad.get_attribute(
         "title"
     )
+    assert grid.find_elements(By.CSS_SELECTOR, ".tabulator-cell[tabindex='0']")  # Tab reaches it
     shoot(browser, "fix", tmp_path)
     browser.find_element(By.ID, "next-problem").click()  # the keyboard's way into the error
     editor = wait_for(

@@ -16,6 +16,8 @@ import sys
 import pytest
 
 from bulk_contacts.journal import read_journal
+from bulk_contacts.roster import read_roster
+from bulk_contacts.schema import validate_roster
 from bulk_contacts.web.server import WebServer
 from tests.serving import SAMPLES, csrf, session_client, start_web, wait_for
 
@@ -142,6 +144,14 @@ def test_a_date_typed_again_is_no_longer_a_date(web, client) -> None:
     )
     assert answer.json()["rows"] == [{"_row": 3, "_issues": {}, "_worst": ""}]
     assert answer.json()["counts"]["errors"] == 0
+    uploaded = web.workspace.upload.path
+    assert uploaded.read_bytes() == (web.folder / "dates.xlsx").read_bytes()  # never changed
+    corrected = client.get("/fix/corrected.xlsx")
+    assert corrected.status_code == 200
+    path = web.folder / "corrected.xlsx"
+    path.write_bytes(corrected.content)
+    again = validate_roster(read_roster(path))
+    assert again.valid and again.roster.frame.at[3, "phone_number"] == "2025550199"
 
 
 def test_a_refusal_names_the_option_that_passes_it(web, client, start_sandbox) -> None:

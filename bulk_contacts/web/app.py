@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -166,8 +167,6 @@ class Pages:
         return Response(status_code=303, headers={"Location": "/connect"})
 
     def connect_page(self) -> HTMLResponse:
-        import os
-
         env = {name: os.environ.get(name, "") for name in ENV_FIELDS}
         secret_set = bool(os.environ.get("CHEKT_CLIENT_SECRET") or os.environ.get("CHEKT_API_KEY"))
         return self.page("connect.html.j2", "connect", env=env, env_secret=secret_set)
@@ -303,7 +302,6 @@ class Pages:
             rows=rows,
             fields=library.ROSTER_COLUMNS,
             saved=sorted(ws.saved_mappings()),
-            file_issues=file_issues(ws.validated),
         )
 
     async def columns_set(self, request: Request) -> Response:

@@ -29,7 +29,6 @@ IssueMap = dict[int, dict[str, list[list[str]]]]  # row -> field -> [[severity, 
 class Upload:
     path: Path
     name: str
-    sheet: str | None
     sheets: list[str]
     table: Any  # roster.Table: a copy whose cells the Fix grid corrects
     edits: int = 0
@@ -102,7 +101,7 @@ class Workspace:
     def load(self, path: Path, sheet: str | None = None) -> None:
         """Read the file (the CLI's reader and messages); the columns as the reader finds them."""
         table = library.read_table(path, sheet)
-        self.upload = Upload(path, path.name, sheet, library.sheet_names(path), table)
+        self.upload = Upload(path, path.name, library.sheet_names(path), table)
         self.choices = {
             position: library.detected_column(header)
             for position, header in enumerate(table.headers)

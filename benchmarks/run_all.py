@@ -23,6 +23,7 @@ BENCHMARKS = {
     "plan_bench.py": [],
     "apply_bench.py": [],
     "export_bench.py": [],
+    "serve_bench.py": [],
 }
 QUICK = {
     "sandbox_bench.py": ["--requests", "600"],
@@ -31,6 +32,7 @@ QUICK = {
     "plan_bench.py": ["--rows", "10000", "--sites", "2000", "--fetch-sites", "100"],
     "apply_bench.py": ["--creates", "200", "--limited", "60", "--big", "5000"],
     "export_bench.py": ["--contacts", "10000", "--sites", "2000"],
+    "serve_bench.py": ["--rows", "2000", "--sites", "400", "--repeat", "1"],
 }
 FIGURES = ("seconds", "requests_per_s", "per_s", "creates_per_s", "sites_per_s")
 

@@ -1014,6 +1014,7 @@ def demo(out: Path, no_progress: bool) -> None:
         ("contacts-after.xlsx", "the export: edit it and plan/apply it back"),
     ]:
         echo(f"  {name:<22} {what}")
+    echo("\nThe same job in a browser (upload, fix, plan, apply, rollback): bulk-contacts serve")
 
 
 def invoke(args: list[str]) -> int:
@@ -1161,3 +1162,45 @@ def sandbox(**options: object) -> None:
         serve(config, announce)
     except (SandboxError, SeedError) as error:
         fail(str(error))
+
+
+@main.command()
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8790,
+    show_default=True,
+    help="Port on 127.0.0.1 to listen on (0: any free port).",
+)
+@click.option("--no-browser", is_flag=True, help="Print the URL but do not open a browser.")
+def serve(port: int, no_browser: bool) -> None:
+    """The whole job in a browser, on this machine only: connect, upload, columns, fix, plan,
+    apply, runs (with rollback), export. Listens on 127.0.0.1; the printed URL carries the
+    session's token."""
+    from .sandbox import SandboxError
+    from .web.server import WebServer, open_browser
+
+    try:
+        server = WebServer(port)
+    except SandboxError as error:
+        fail(str(error))
+
+    def ready() -> None:
+        echo(f"bulk-contacts serve: open {server.url}")
+        echo("  (127.0.0.1 only; the token in the URL is this session's key)")
+        echo(f"  runs are written under {server.workspace.runs_dir}")
+        echo("Press Ctrl-C to stop.")
+        if not no_browser:
+            open_browser(server.url)
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how serve is stopped
+        server.run(ready)
+    run = server.workspace.run
+    if run is not None and run.report is not None and run.report.interrupted:
+        echo(
+            f"stopped during a {run.kind}: the changes in flight finished, the rest are "
+            f"recorded as skipped in {run.folder}",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    echo("stopped; the uploaded files were removed")

@@ -1,0 +1,219 @@
+"""Every library call the web interface makes, in one place.
+
+The rules (reading a file, naming its columns, validating, planning, the guards, applying,
+rolling back, exporting, the reports) are the library's, the same the command line runs; this
+module only calls them. When a library signature changes, this module is the one to move.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from ..apply import ApplyReport, RunFiles, apply_plan, check_freshness
+from ..client import ChektClient
+from ..export import fetch_export, write_export
+from ..journal import read_journal
+from ..pipeline import plan_roster
+from ..plan import Plan, SitePlan
+from ..plan_report import change_rows, site_label, write_plan_report
+from ..reconcile import PlanOptions
+from ..results import Outcome
+from ..rollback import inverse_plan
+from ..roster import (
+    ALIAS_KEYS,
+    EXPORT_COLUMNS,
+    ROSTER_COLUMNS,
+    Roster,
+    Table,
+    header_key,
+    map_columns,
+    table_from_cells,
+)
+from ..schema import ERROR, WARNING, RosterIssue, ValidatedRoster, validate_roster, warm_up
+from ..spreadsheet import MAX_FILE_BYTES, column_index, column_letter, read_cells
+from ..validation_report import write_validation_report
+
+__all__ = [
+    "ERROR",
+    "ROSTER_COLUMNS",
+    "WARNING",
+    "ApplyReport",
+    "Outcome",
+    "Plan",
+    "PlanOptions",
+    "RosterIssue",
+    "SitePlan",
+    "ValidatedRoster",
+    "change_rows",
+    "column_letter",
+    "site_label",
+    "warm_up",
+]
+
+NOT_SENT_SUFFIX = " (not sent)"
+MAX_UPLOAD_BYTES = MAX_FILE_BYTES  # the reader refuses larger files anyway
+
+
+# reading
+
+
+def read_table(path: Path, sheet: str | None) -> Table:
+    """The sheet as text cells with its header found (the CLI's reader). Raises InputError."""
+    return table_from_cells(read_cells(path, sheet))
+
+
+def sheet_names(path: Path) -> list[str]:
+    """The visible worksheets of a workbook, to pick one; [] for a CSV file or a file the reader
+    will refuse anyway (it then says why)."""
+    try:
+        from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
+
+        workbook = CalamineWorkbook.from_path(str(path))
+        return [
+            meta.name
+            for meta in workbook.sheets_metadata
+            if meta.visible == SheetVisibleEnum.Visible and meta.typ == SheetTypeEnum.WorkSheet
+        ]
+    except Exception:  # not a workbook: the reader's own message comes when it is read
+        return []
+
+
+# columns
+
+
+def detected_column(header: str) -> str | None:
+    """The roster column the reader finds under this header by itself, if any."""
+    return ALIAS_KEYS.get(header_key(header))
+
+
+def is_export_column(header: str) -> bool:
+    """Columns an export adds for the reader (site_name, created_at): known, never sent."""
+    return header_key(header) in {header_key(c) for c in EXPORT_COLUMNS}
+
+
+def roster_of(table: Table, choices: dict[int, str | None]) -> Roster:
+    """The table read with the columns chosen on the Columns page: `choices` maps a column's
+    position to a roster column, or to None for "not sent". A choice the reader would make by
+    itself needs nothing; another becomes a `--map` entry; "not sent" on a column the reader
+    knows renames its header (in this copy only) so the reader leaves it out. The reader then
+    applies its own rules (required columns, one column per field) and messages."""
+    headers = list(table.headers)
+    column_map: dict[str, str] = {}
+    for position, choice in choices.items():
+        header = headers[position]
+        if choice is None and detected_column(header) is not None:
+            headers[position] = header + NOT_SENT_SUFFIX
+        elif choice is not None and choice != detected_column(header):
+            column_map[header] = choice
+    return map_columns(dataclasses.replace(table, headers=headers), column_map)
+
+
+def validate(roster: Roster, region: str, phone_format: str) -> ValidatedRoster:
+    return validate_roster(roster, region, phone_format)
+
+
+def column_index_of(roster: Roster, name: str) -> int:
+    """The position in the file of a roster column."""
+    return column_index(roster.columns[name][0])
+
+
+def edit_cell(table: Table, roster: Roster, row: int, field: str, value: str) -> None:
+    """Change one cell of the table (the uploaded file itself is never written). A cell typed
+    again is no longer a date or an uncalculated formula."""
+    position = column_index_of(roster, field)
+    table.cells.at[row, position] = value
+    table.date_cells.discard((row, position))
+    table.formula_cells.discard((row, position))
+
+
+def cell_issues(
+    table: Table,
+    choices: dict[int, str | None],
+    row: int,
+    field: str,
+    value: str,
+    reading: tuple[str, str],
+) -> list[RosterIssue]:
+    """The problems of one cell as it is being typed: its row alone, with the new value, through
+    the same rules (rules across rows wait for the whole roster, when the cell is left)."""
+    roster = roster_of(table, choices)
+    position = column_index_of(roster, field)
+    cells = table.cells.loc[[row]].copy()
+    cells.at[row, position] = value
+    alone = dataclasses.replace(
+        table,
+        cells=cells,
+        date_cells={c for c in table.date_cells if c[0] == row and c[1] != position},
+        formula_cells={c for c in table.formula_cells if c[0] == row and c[1] != position},
+        snapshot=None,
+    )
+    validated = validate(roster_of(alone, choices), *reading)
+    return [issue for issue in validated.issues if issue.row == row and issue.field == field]
+
+
+def write_corrected_roster(validated: ValidatedRoster, path: Path) -> None:
+    """The roster with its corrections, problems still left marked (validate --report .xlsx).
+    Downloads are made afresh in the session's private folder each time: they replace the last."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_validation_report(validated, path, overwrite=True)
+
+
+# planning
+
+
+def make_plan(client: ChektClient, validated: ValidatedRoster, options: PlanOptions) -> Plan:
+    return plan_roster(client, validated, options)
+
+
+def write_plan(plan: Plan, path: Path) -> None:
+    """The plan file (.json) or a report (.xlsx, .html, .csv), as `plan -o` / `--report`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_plan_report(plan, path, overwrite=True)
+
+
+def stale_sites(client: ChektClient, plan: Plan) -> list[SitePlan]:
+    """The sites whose contacts changed in CHeKT since the plan was made (the plan itself is not
+    changed)."""
+    return check_freshness(client, dataclasses.replace(plan, sites=list(plan.sites)), False)
+
+
+# running
+
+
+def run_files(base: Path, kind: str) -> RunFiles:
+    """A new run folder under `base`, named as the CLI names its own."""
+    return RunFiles.choose(None, None, base=base, kind=kind)
+
+
+def run_plan(
+    client: ChektClient,
+    plan: Plan,
+    files: RunFiles,
+    progress: Callable[[Outcome], None],
+    stop: threading.Event,
+    kind: str,
+) -> ApplyReport:
+    return apply_plan(client, plan, files, progress, stop, kind)
+
+
+def journal_records(journal: Path) -> list[dict]:
+    return read_journal(journal)
+
+
+def rollback_plan(client: ChektClient, journal: Path, force: bool) -> Plan:
+    return inverse_plan(client, read_journal(journal), journal, force)
+
+
+# export
+
+
+def export_contacts(
+    client: ChektClient, dealer_id: int, site_ids: tuple[int, ...], path: Path
+) -> int:
+    """The dealer's contacts (every site, or those given) written to `path`; how many."""
+    export = fetch_export(client, dealer_id, site_ids)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_export(export, path, overwrite=True)

@@ -349,7 +349,8 @@ class Applier:
     def _execute(self, change: Change, site: SitePlan) -> None:
         number = next(self._numbers)
         not_started = self._why_not_start()
-        if not not_started:
+        announced = not not_started  # its intent may be in the journal: its outcome must be too
+        if announced:
             try:
                 self.journal.write(
                     {"type": "intent", "run": self.run_id, "n": number, **_change_record(change)},
@@ -360,10 +361,10 @@ class Applier:
                 not_started = self._why_not_start()
         if not_started:
             skipped = self._outcome(change, "skipped", error_message=not_started)
-            self._record(number, change, skipped)
+            self._record(number, change, skipped, keep=announced)
             return
         outcome, image = self._send_and_judge(change)
-        self._record(number, change, outcome, image, sent=True)
+        self._record(number, change, outcome, image, keep=True)
 
     def _why_not_start(self) -> str:
         if self.journal_error is not None:
@@ -446,7 +447,7 @@ class Applier:
         change: Change,
         outcome: Outcome,
         image: dict[str, str | None] | None = None,
-        sent: bool = False,
+        keep: bool = False,
     ) -> None:
         record = {"type": "outcome", "run": self.run_id, "n": number, **asdict(outcome)}
         record["image"] = image
@@ -454,7 +455,7 @@ class Applier:
             self.journal.write(record)
         except JournalError as error:
             self._journal_failed(error)
-            if sent:  # a write was made: its outcome must not be lost
+            if keep:  # its intent was written (and maybe the write made): keep the outcome
                 with self._lock:
                     self.kept.append(record)
         try:

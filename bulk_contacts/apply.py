@@ -538,7 +538,8 @@ def _run(applier: Applier, plan: Plan, kind: str, files: RunFiles) -> ApplyRepor
     if applier.journal_error is not None:
         report.journal_error = str(applier.journal_error)
         report.kept = list(applier.kept)
-        report.fallback = keep_outcomes(report.kept, files.journal, applier.run_id)
+        if report.kept:
+            report.fallback = keep_outcomes(report.kept, files.journal, applier.run_id)
     return report
 
 
@@ -556,7 +557,10 @@ def _verify(applier: Applier, report: ApplyReport) -> None:
             status="unverified",
             error_message=f"not as intended after the run: {difference.message}",
         )
-        applier.results.add(outcome, difference.change)
+        try:
+            applier.results.add(outcome, difference.change)
+        except OSError as error:  # printed all the same; the journal's note has them too
+            applier.results_error = applier.results_error or error
         report.differences.append(outcome)
     with contextlib.suppress(JournalError):
         applier.journal.write(
@@ -583,15 +587,21 @@ def keep_outcomes(records: list[dict[str, object]], journal: Path, run_id: str) 
     folder (the journal's disk may be the full one). None when neither can be written."""
     lines = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
     for path in (
-        journal.with_name(journal.stem + "-unjournaled.jsonl"),
+        journal.with_name(f"{journal.stem}-{run_id[:8]}-unjournaled.jsonl"),
         Path(tempfile.gettempdir()) / f"bulk-contacts-{run_id}-unjournaled.jsonl",
     ):
         try:
-            with open(path, "a", encoding="utf-8") as file:
+            file = open(path, "x", encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError:
+            continue
+        try:
+            with file:
                 file.write(lines)
                 file.flush()
                 os.fsync(file.fileno())
         except OSError:
+            with contextlib.suppress(OSError):  # no half-written copy left behind
+                path.unlink()
             continue
         return path
     return None

@@ -309,7 +309,7 @@ def journal_count_in(folder: Path, kind: str) -> int:
 
 @pytest.mark.parametrize(
     ("delay", "refresh", "trial"),
-    [(0, False, 1), (0, False, 2), (0.5, False, 1), (0.5, True, 1)],
+    [(0, False, 1), (0.5, False, 1), (0.5, True, 1)],
 )
 def test_two_applies_at_once_make_no_duplicates(start_sandbox, tmp_path, delay, refresh, trial):
     concurrent_applies(start_sandbox, tmp_path, delay, refresh)

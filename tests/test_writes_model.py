@@ -212,8 +212,8 @@ class WritesMachine(RuleBasedStateMachine):
 
 
 FAST = settings(
-    max_examples=2,
-    stateful_step_count=5,
+    max_examples=1,
+    stateful_step_count=6,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     derandomize=True,

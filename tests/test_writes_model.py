@@ -211,24 +211,43 @@ class WritesMachine(RuleBasedStateMachine):
         assert [tuple(r) for r in rows] == SEED_DUPLICATES
 
 
-FAST = settings(
-    max_examples=1,
-    stateful_step_count=6,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    derandomize=True,
-)
-
-
 @pytest.fixture(autouse=True)
 def in_a_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
-TestWritesModel = WritesMachine.TestCase
-TestWritesModel.settings = FAST
+def test_one_program_through_every_rule() -> None:
+    """The default run: one fixed program that takes every rule at least once."""
+    machine = WritesMachine()
+    try:
+        steps = [
+            lambda: machine.killed_apply(roster=2, prune=True, seed=11),
+            machine.resume,
+            lambda: machine.two_applies_at_once(roster=1),
+            lambda: machine.apply(roster=3, prune=False),
+            machine.rollback,
+            machine.rollback,
+            lambda: machine.killed_apply(roster=3, prune=False, seed=5),
+            machine.rollback,
+            machine.rollback,
+        ]
+        for step in steps:
+            if step in (machine.resume, machine.rollback):
+                assert machine.stack, "the program expected a journal to undo"
+            step()
+            machine.nothing_doubled()
+        assert machine.stack == []
+    finally:
+        machine.teardown()
 
 
 @pytest.mark.slow
-class TestWritesModelMore(WritesMachine.TestCase):
-    settings = settings(FAST, max_examples=8, stateful_step_count=8, derandomize=False)
+class TestWritesModel(WritesMachine.TestCase):
+    """Random programs: `python -m pytest -m slow tests/test_writes_model.py`."""
+
+    settings = settings(
+        max_examples=8,
+        stateful_step_count=8,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )

@@ -115,6 +115,10 @@ class _Undo:
     def play(self, step: Step) -> None:
         intent = step.intent
         target = self._id(intent, step.outcome)
+        if intent["action"] != "delete" and (target is None or target not in self.state):
+            target, ambiguous = self._follow(step)
+            if ambiguous:
+                return
         if target in self.blocked:
             return
         undo = {"create": self._create, "update": self._update, "delete": self._delete}
@@ -124,22 +128,27 @@ class _Undo:
         found = (outcome or {}).get("contact_id") or intent.get("contact_id")
         return self.alias.get(found, found) if found else None
 
+    def _follow(self, step: Step) -> tuple[int | None, bool]:
+        """The contact a create or update was made on, when its id is not on the site (the
+        write's outcome is unknown, or a later rollback re-created the contact under a new id):
+        the one contact with its external id. Several: a conflict, and True."""
+        external = step.intent.get("external_contact_id")
+        found = self._by_external(external)
+        if len(found) > 1:
+            self._conflict(
+                step,
+                None,
+                f"{len(found)} contacts share external_contact_id {external!r}; this "
+                f"{step.intent['action']} is not undone (resolve them in CHeKT)",
+            )
+            self.blocked.update(found)
+            return None, True
+        return (found[0] if found else None), False
+
     def _create(self, step: Step, target: int | None) -> None:
-        sent = step.intent["after"]
-        if step.outcome is None:  # did it land? look for its external id
-            found = self._by_external(step.intent.get("external_contact_id"))
-            if len(found) > 1:
-                self._conflict(
-                    step,
-                    found[0],
-                    f"{len(found)} contacts share this external_contact_id; the interrupted "
-                    f"create is not undone (resolve them in CHeKT)",
-                )
-                return
-            target = found[0] if found else None
-        if target is None or target not in self.state:
+        if target is None:
             return  # never made, or gone already
-        image = (step.outcome or {}).get("image") or sent
+        image = (step.outcome or {}).get("image") or step.intent["after"]
         if self._changed_since(step, target, image, CONTACT_FIELDS):
             return
         self._touch(target, step.intent)

@@ -727,6 +727,28 @@ def test_intents_without_outcomes_are_resolved_by_looking_at_chekt(start_sandbox
     assert Counter(table["action"]) == {"delete": 1, "update": 1, "create": 1}
 
 
+def test_runs_rolled_back_newest_first_follow_contacts_re_created_since(
+    start_sandbox, tmp_path
+) -> None:
+    """Found by the state machine: run 1 creates and updates contacts, run 2 prunes some of them,
+    rolling back run 2 re-creates those under new ids; rolling back run 1 must still find them."""
+    server = seeded(start_sandbox, tmp_path)
+    before = contacts_of(server)
+    lines = (SAMPLES / "roster.csv").read_text(encoding="utf-8-sig").splitlines()
+    fewer = tmp_path / "fewer.csv"
+    fewer.write_text("\n".join(line for i, line in enumerate(lines) if i % 9 != 4) + "\n")
+    assert run(server, "apply", ROSTER, "--prune", "--yes", "--journal", "j1.jsonl").exit_code == 0
+    after_first = contacts_of(server)
+    second = run(server, "apply", str(fewer), "--prune", "--yes", "--journal", "j2.jsonl")
+    assert second.exit_code == 0, second.output
+    assert "delete 6" in second.output
+    assert run(server, "rollback", "j2.jsonl", "--yes", "--journal", "u2.jsonl").exit_code == 0
+    assert contacts_of(server) == after_first
+    undo = run(server, "rollback", "j1.jsonl", "--yes", "--journal", "u1.jsonl")
+    assert undo.exit_code == 0, undo.output
+    assert contacts_of(server) == before
+
+
 # 5. one run, one folder, one journal
 
 

@@ -242,6 +242,7 @@ def test_one_program_through_every_rule() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 class TestWritesModel(WritesMachine.TestCase):
     """Random programs: `python -m pytest -m slow tests/test_writes_model.py`."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,6 +90,7 @@ class WritesMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.server.stop()
         retries.set_testing(False)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     # helpers
 

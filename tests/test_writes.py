@@ -796,6 +796,37 @@ def test_a_journal_that_cannot_be_added_to_is_refused(start_sandbox, tmp_path) -
     assert (tmp_path / "notes.txt").read_text() == "my notes\n"
 
 
+JOURNAL_HOLDER = """
+import sys
+from pathlib import Path
+from bulk_contacts.lock import hold_journal
+with hold_journal(Path(sys.argv[1])):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_journal_another_run_is_writing_is_refused(start_sandbox, tmp_path) -> None:
+    server = seeded(start_sandbox, tmp_path)
+    before = contacts_of(server)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", JOURNAL_HOLDER, "j.jsonl"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        result = run(server, "apply", ROSTER, "--yes", "--journal", "j.jsonl")
+    finally:
+        holder.kill()
+        finish(holder)
+    assert result.exit_code == 2, result.output
+    assert f"--journal j.jsonl is being written by another run (pid {holder.pid}" in result.output
+    assert contacts_of(server) == before
+
+
 # 6. a per-dealer lock on one machine
 
 

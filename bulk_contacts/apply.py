@@ -3,8 +3,9 @@
 Per site, creates run before updates before deletes (so a site never drops to zero contacts
 mid-run), each phase's changes concurrently; sites run side by side within the client's
 concurrency. Every write is announced in the journal (fsynced) before it is sent and recorded
-after; every outcome goes to the results. A stop request (Ctrl-C) lets the writes in flight
-finish and records the rest as skipped.
+after; every outcome goes to the results. A stop request (Ctrl-C), or a journal that cannot be
+written any more, lets the writes in flight finish and records the rest as skipped. Afterwards,
+every site the run touched is read again and compared with what the run meant to do (`verify`).
 
 A saved plan is checked before anything is written: each site it touches is read again and its
 fingerprint compared with the plan's. Stale sites are refused, or with `refresh`, their changes
@@ -13,7 +14,11 @@ are re-based on what the site holds now (`rebase_site`).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
+import os
+import tempfile
 import threading
 import uuid
 from collections import deque
@@ -24,12 +29,15 @@ from pathlib import Path
 
 from . import __version__
 from .client import ChektClient
-from .errors import ApiError, NotFound
+from .errors import ApiError, JournalError, NotFound
 from .fetch import fetch_contacts
-from .journal import JOURNAL_FORMAT, Journal
+from .journal import JOURNAL_FORMAT, Journal, check_appendable
+from .lock import hold_journal
 from .models import CONTACT_FIELDS, EDITABLE_FIELDS, Contact, NewContact
+from .outputs import RUNS_FOLDER, files_beside
 from .plan import ACTIONS, Change, Conflict, Plan, SitePlan, fingerprint
 from .results import Outcome, Results
+from .verify import verify_changes
 
 Progress = Callable[[Outcome], None]
 
@@ -50,17 +58,27 @@ class RunFiles:
         base: Path | None = None,
         kind: str = "apply",
     ) -> RunFiles:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        folder = (base or Path("bulk-contacts-runs")) / f"{stamp}-{kind}"
+        """The paths given, else a new run folder of its own (created here, never shared)."""
         if results is None:
-            results, default_journal = folder / "results.csv", folder / "journal.jsonl"
-        else:  # beside the results the user chose
-            default_journal = results.with_name(results.stem + "-journal.jsonl")
-        return cls(
-            results=results,
-            journal=journal or default_journal,
-            failed_rows=results.with_name(results.stem + "-failed-rows.csv"),
-        )
+            folder = new_run_folder(base or Path(RUNS_FOLDER), kind)
+            results, journal = folder / "results.csv", journal or folder / "journal.jsonl"
+        failed_rows, beside = files_beside(results)
+        return cls(results=results, journal=journal or beside, failed_rows=failed_rows)
+
+
+def new_run_folder(base: Path, kind: str) -> Path:
+    """`<UTC time>-<kind>`, with `-2`, `-3`... when that name is taken: created exclusively, so
+    two runs started in the same second never share a folder."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    base.mkdir(parents=True, exist_ok=True)
+    for attempt in itertools.count(1):
+        folder = base / (f"{stamp}-{kind}" if attempt == 1 else f"{stamp}-{kind}-{attempt}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -70,6 +88,26 @@ class ApplyReport:
     interrupted: bool = False
     failed_rows_written: bool = False
     stale: list[SitePlan] = field(default_factory=list)
+    run_id: str = ""
+    verified_sites: int = 0
+    unverified: int = 0
+    differences: list[Outcome] = field(default_factory=list)
+    verify_error: str = ""
+    journal_error: str = ""  # why the run stopped: the journal could not be written
+    kept: list[dict[str, object]] = field(default_factory=list)  # outcomes not journaled
+    fallback: Path | None = None  # where `kept` was written
+    results_error: str = ""
+
+    @property
+    def clean(self) -> bool:
+        """Every change done and verified (or verification skipped on purpose)."""
+        return not (
+            self.counts.get("failed")
+            or self.unverified
+            or self.verify_error
+            or self.journal_error
+            or self.results_error
+        )
 
 
 # freshness
@@ -239,7 +277,12 @@ class _PhaseQueue:
 
 
 class Applier:
-    """Runs a plan's changes through the client, journaling and recording each."""
+    """Runs a plan's changes through the client, journaling and recording each.
+
+    No write is sent before its intent is durable in the journal. Once the journal cannot be
+    written, no further write is sent; the writes in flight finish, and their outcomes, which
+    the journal cannot take, are kept in `kept` (the caller prints them and writes them to a
+    fallback file)."""
 
     def __init__(
         self,
@@ -252,18 +295,24 @@ class Applier:
         self.client, self.journal, self.results = client, journal, results
         self.progress = progress
         self.stop = stop or threading.Event()
+        self.run_id = str(uuid.uuid4())
+        self.done: list[tuple[Change, Outcome]] = []
+        self.journal_error: JournalError | None = None
+        self.results_error: OSError | None = None
+        self.kept: list[dict[str, object]] = []
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
 
     def run(self, plan: Plan, kind: str = "apply") -> bool:
         """Apply every change of the plan's sites that no guard refused. Returns True when a
-        stop request cut the run short."""
+        stop request cut the run short. Raises JournalError when not even the run's first
+        record can be written (then nothing was sent)."""
         self.journal.write(
             {
                 "format": JOURNAL_FORMAT,
                 "type": "run",
                 "kind": kind,
-                "run_id": str(uuid.uuid4()),
+                "run_id": self.run_id,
                 "tool": f"bulk-contacts {__version__}",
                 "api_url": self.client.settings.api_url,
                 "plan_checksum": plan.checksum or None,
@@ -295,55 +344,73 @@ class Applier:
 
     def _execute(self, change: Change, site: SitePlan) -> None:
         number = next(self._numbers)
-        if self.stop.is_set():
-            outcome = self._outcome(
-                change, "skipped", error_message="not started: the run was interrupted"
-            )
-            self._record(number, change, outcome, None)
+        not_started = self._why_not_start()
+        announced = not not_started  # its intent may be in the journal: its outcome must be too
+        if announced:
+            try:
+                self.journal.write(
+                    {"type": "intent", "run": self.run_id, "n": number, **_change_record(change)},
+                    durable=True,
+                )
+            except JournalError as error:
+                self._journal_failed(error)
+                not_started = self._why_not_start()
+        if not_started:
+            skipped = self._outcome(change, "skipped", error_message=not_started)
+            self._record(number, change, skipped, keep=announced)
             return
-        self.journal.write({"type": "intent", "n": number, **_change_record(change)}, durable=True)
-        image = None
+        outcome, image = self._send_and_judge(change)
+        self._record(number, change, outcome, image, keep=True)
+
+    def _why_not_start(self) -> str:
+        if self.journal_error is not None:
+            return "not sent: the journal cannot be written"
+        if self.stop.is_set():
+            return "not started: the run was interrupted"
+        return ""
+
+    def _journal_failed(self, error: JournalError) -> None:
+        with self._lock:
+            if self.journal_error is None:
+                self.journal_error = error
+
+    def _send_and_judge(self, change: Change) -> tuple[Outcome, dict[str, str | None] | None]:
+        """Send the change; its outcome, and the contact as the API returned it."""
         try:
-            result = self._send(change, site.fingerprint)
+            result = self._send(change)
         except NotFound as error:
             status = "failed" if change.action == "create" else "skipped"
-            outcome = self._failure(
-                change, status, error, "the contact is no longer there (deleted by someone else)"
-            )
+            why = "the contact is no longer there (deleted by someone else)"
+            return self._failure(change, status, error, why), None
         except ApiError as error:
-            outcome = self._failure(change, "failed", error)
+            return self._failure(change, "failed", error), None
         except Exception as error:  # every change must end with an outcome, even after a bug
-            outcome = self._outcome(
-                change, "failed", error_message=f"unexpected error: {type(error).__name__}: {error}"
-            )
-        else:
-            contact = result.contact
-            image = contact.fields() if contact else None
-            exchange = result.exchange
-            outcome = self._outcome(
-                change,
-                "ok",
-                contact_id=contact.contact_id if contact else change.contact_id,
-                http_status=exchange.http_status,
-                trace_id=exchange.trace_id or "",
-                attempts=exchange.attempts,
-                error_message=exchange.note if exchange.recovered else "",
-            )
-        self._record(number, change, outcome, image)
+            message = f"unexpected error: {type(error).__name__}: {error}"
+            return self._outcome(change, "failed", error_message=message), None
+        contact = result.contact
+        exchange = result.exchange
+        outcome = self._outcome(
+            change,
+            "ok",
+            contact_id=contact.contact_id if contact else change.contact_id,
+            http_status=exchange.http_status,
+            trace_id=exchange.trace_id or "",
+            attempts=exchange.attempts,
+            error_message=exchange.note if exchange.recovered else "",
+        )
+        return outcome, contact.fields() if contact else None
 
-    def _send(self, change: Change, basis: str):
+    def _send(self, change: Change):
         dealer, site = change.dealer_id, change.site_id
         if change.action == "create":
             fields = {
                 k: change.after.get(k)
                 for k in ("external_contact_id", "first_name", "last_name", "phone_number", "email")
             }
-            return self.client.create_contact(dealer, site, NewContact(**fields), basis=basis)
+            return self.client.create_contact(dealer, site, NewContact(**fields))
         if change.action == "update":
-            return self.client.update_contact(
-                dealer, site, change.contact_id, change.after, basis=basis
-            )
-        return self.client.delete_contact(dealer, site, change.contact_id, basis=basis)
+            return self.client.update_contact(dealer, site, change.contact_id, change.after)
+        return self.client.delete_contact(dealer, site, change.contact_id)
 
     @staticmethod
     def _outcome(change: Change, status: str, **details: object) -> Outcome:
@@ -371,10 +438,29 @@ class Applier:
         )
 
     def _record(
-        self, number: int, change: Change, outcome: Outcome, image: dict[str, str | None] | None
+        self,
+        number: int,
+        change: Change,
+        outcome: Outcome,
+        image: dict[str, str | None] | None = None,
+        keep: bool = False,
     ) -> None:
-        self.journal.write({"type": "outcome", "n": number, **asdict(outcome), "image": image})
-        self.results.add(outcome, change)
+        record = {"type": "outcome", "run": self.run_id, "n": number, **asdict(outcome)}
+        record["image"] = image
+        try:
+            self.journal.write(record)
+        except JournalError as error:
+            self._journal_failed(error)
+            if keep:  # its intent was written (and maybe the write made): keep the outcome
+                with self._lock:
+                    self.kept.append(record)
+        try:
+            self.results.add(outcome, change)
+        except OSError as error:  # the journal (or the fallback) has it; the run goes on
+            self.results_error = self.results_error or error
+        if outcome.status == "ok":
+            with self._lock:
+                self.done.append((change, outcome))
         self.client.log.decision(
             step="apply",
             action=change.action,
@@ -411,13 +497,107 @@ def apply_plan(
     progress: Progress | None = None,
     stop: threading.Event | None = None,
     kind: str = "apply",
+    verify: bool = True,
 ) -> ApplyReport:
     """Apply a plan (already checked for freshness and guards), writing the journal, the
-    results and the failed rows."""
-    results = Results(files.results, files.failed_rows)
+    results and the failed rows; then, unless `verify` is off or the run was cut short, read
+    every site it touched again and record what does not hold (`status=unverified`).
+
+    The journal may be an existing one (a resumed run): this run's records are appended under
+    its own run id. A journal another process is writing, or one of runs against another API,
+    is refused (InputError) before anything is sent."""
+    with hold_journal(files.journal):
+        check_appendable(files.journal, client.settings.api_url)
+        results = Results(files.results, files.failed_rows)
+        try:
+            with Journal(files.journal) as journal:
+                applier = Applier(client, journal, results, progress, stop)
+                report = _run(applier, plan, kind, files)
+                if verify and not report.interrupted and not report.journal_error:
+                    _verify(applier, report)
+        finally:
+            closing_error = _close(results)
+    report.counts = dict(results.counts)
+    report.failed_rows_written = results.has_failed_rows
+    trouble = applier.results_error or closing_error
+    if trouble is not None:
+        report.results_error = f"{files.results}: {trouble.strerror or trouble}"
+    return report
+
+
+def _run(applier: Applier, plan: Plan, kind: str, files: RunFiles) -> ApplyReport:
+    report = ApplyReport({}, files, run_id=applier.run_id)
     try:
-        with Journal(files.journal) as journal:
-            interrupted = Applier(client, journal, results, progress, stop).run(plan, kind)
-    finally:
+        report.interrupted = applier.run(plan, kind)
+    except JournalError as error:  # not even the run record: nothing was sent
+        applier.journal_error = error
+    if applier.journal_error is not None:
+        report.journal_error = str(applier.journal_error)
+        report.kept = list(applier.kept)
+        if report.kept:
+            report.fallback = keep_outcomes(report.kept, files.journal, applier.run_id)
+    return report
+
+
+def _verify(applier: Applier, report: ApplyReport) -> None:
+    report.verified_sites = len({(c.dealer_id, c.site_id) for c, _ in applier.done})
+    try:
+        differences = verify_changes(applier.client, applier.done)
+    except ApiError as error:
+        report.verify_error = str(error)
+        return
+    report.unverified = len(differences)
+    for difference in differences:
+        outcome = replace(
+            difference.outcome,
+            status="unverified",
+            error_message=f"not as intended after the run: {difference.message}",
+        )
+        try:
+            applier.results.add(outcome, difference.change)
+        except OSError as error:  # printed all the same; the journal's note has them too
+            applier.results_error = applier.results_error or error
+        report.differences.append(outcome)
+    with contextlib.suppress(JournalError):
+        applier.journal.write(
+            {
+                "type": "note",
+                "run": applier.run_id,
+                "verified_sites": report.verified_sites,
+                "unverified": [asdict(o) for o in report.differences],
+            },
+            durable=True,
+        )
+
+
+def _close(results: Results) -> OSError | None:
+    try:
         results.close()
-    return ApplyReport(dict(results.counts), files, interrupted, results.has_failed_rows)
+    except OSError as error:
+        return error
+    return None
+
+
+def keep_outcomes(records: list[dict[str, object]], journal: Path, run_id: str) -> Path | None:
+    """Outcomes the journal could not take, in a file beside it, else in the system's temporary
+    folder (the journal's disk may be the full one). None when neither can be written."""
+    lines = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+    for path in (
+        journal.with_name(f"{journal.stem}-{run_id[:8]}-unjournaled.jsonl"),
+        Path(tempfile.gettempdir()) / f"bulk-contacts-{run_id}-unjournaled.jsonl",
+    ):
+        try:
+            file = open(path, "x", encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError:
+            continue
+        try:
+            with file:
+                file.write(lines)
+                file.flush()
+                os.fsync(file.fileno())
+        except OSError:
+            with contextlib.suppress(OSError):  # no half-written copy left behind
+                path.unlink()
+            continue
+        return path
+    return None

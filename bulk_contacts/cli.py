@@ -77,12 +77,11 @@ def log_output(options: dict) -> list:
 
 
 def run_outputs(results: Path | None, journal: Path | None, kind: str) -> list:
-    """What an apply or rollback will write (see `outputs.run_outputs`)."""
-    from .apply import RunFiles
+    """What an apply or rollback will write (see `outputs.run_outputs`); nothing is created
+    yet (the run folder is made when the run starts)."""
     from .outputs import run_outputs as outputs_of
 
-    files = RunFiles.choose(results, journal, kind=kind)
-    return outputs_of(files, results is not None, journal is not None)
+    return outputs_of(results, journal, kind)
 
 
 def write_output(option: str, path: Path, write):
@@ -638,6 +637,7 @@ class StopOnInterrupt:
 def run_plan(client, plan, files, options: dict, kind: str):
     """Apply with a progress bar and Ctrl-C handling; print where everything is."""
     from .apply import apply_plan
+    from .errors import InputError, JournalError
 
     total = len(plan.changes)
     bars = Bars(not options["no_progress"] and not options["quiet"])
@@ -655,7 +655,13 @@ def run_plan(client, plan, files, options: dict, kind: str):
 
     try:
         with StopOnInterrupt() as interrupt:
-            report = apply_plan(client, plan, files, progress, interrupt.event, kind)
+            report = apply_plan(
+                client, plan, files, progress, interrupt.event, kind, verify=options["verify"]
+            )
+    except InputError as error:
+        fail(str(error))
+    except JournalError as error:
+        fail(f"{error}: nothing was sent", EXIT_INVALID)
     finally:
         bars.close()
     counts = report.counts
@@ -664,13 +670,101 @@ def run_plan(client, plan, files, options: dict, kind: str):
             f"{kind}: {counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped",
             "error" if counts["failed"] else "ok",
         )
+    echo_verification(report, options)
     echo(f"results: {files.results}")
     echo(f"journal: {files.journal}  (bulk-contacts rollback {files.journal})")
     if report.failed_rows_written:
         echo(f"failed rows, to fix and import again: {files.failed_rows}")
+    if report.results_error:
+        echo(
+            f"warning: the results file could not be written: {report.results_error}",
+            "warning",
+            err=True,
+        )
+    if report.journal_error:
+        stop_on_journal_failure(report)
     if report.interrupted:
         sys.exit(EXIT_INTERRUPTED)
     return report
+
+
+def echo_verification(report, options: dict) -> None:
+    """What the re-read of the touched sites found: each difference, or that all holds."""
+    for outcome in report.differences:
+        who = outcome.external_contact_id or f"contact {outcome.contact_id}"
+        echo(
+            f"unverified: site {outcome.site_id}, {outcome.action} {who}: {outcome.error_message}",
+            "error",
+            err=True,
+        )
+    if report.verify_error:
+        echo(
+            f"error: the sites could not be read again to verify the run: {report.verify_error}",
+            "error",
+            err=True,
+        )
+    elif report.verified_sites and not report.unverified and not options["quiet"]:
+        echo(
+            f"verified: {report.verified_sites} sites read again; every change holds",
+            "ok",
+        )
+
+
+def stop_on_journal_failure(report) -> NoReturn:
+    """The journal failed: print the outcomes it could not take, then one line, exit 1."""
+    for record in report.kept:
+        who = record.get("external_contact_id") or f"contact {record.get('contact_id')}"
+        echo(
+            f"not journaled: site {record['site_id']}, {record['action']} {who}: "
+            f"{record['status']} (contact_id {record.get('contact_id')})",
+            err=True,
+        )
+    where = f"; they are in {report.fallback}" if report.fallback else ""
+    kept = (
+        f"the {len(report.kept)} writes in flight finished and are listed above{where}; "
+        if report.kept
+        else ""
+    )
+    fail(
+        f"{report.journal_error}: no further change was sent; {kept}"
+        f"bulk-contacts rollback {report.files.journal} undoes what was done",
+        EXIT_INVALID,
+    )
+
+
+def lock_dealers(dealers, wait: bool):
+    """This machine's lock on each dealer: warns (or waits) when another run holds one."""
+    from .lock import DealerLocks
+
+    def tell(message: str) -> None:
+        echo(message, "warning", err=True)
+
+    return DealerLocks(dealers).acquire(wait, tell)
+
+
+def write_options(command):
+    """Options of the commands that write to CHeKT (apply, rollback)."""
+    for option in reversed(
+        [
+            click.option(
+                "--no-verify",
+                "verify",
+                is_flag=True,
+                flag_value=False,
+                default=True,
+                help="Do not read every touched site again after the run to check each change "
+                "holds (saves one list call per site).",
+            ),
+            click.option(
+                "--wait",
+                is_flag=True,
+                help="When another run on this machine writes to the same dealer, wait for it "
+                "to end (then plan again) instead of warning and going on.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
 
 
 @main.command()
@@ -693,32 +787,57 @@ def run_plan(client, plan, files, options: dict, kind: str):
 @click.option(
     "--journal",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Journal file, for rollback (default: beside the results).",
+    help="Journal file, for rollback (default: beside the results); an existing journal is "
+    "added to.",
 )
-@overwrite_option("a --results file (and its failed rows; a journal never)")
-def apply(target: Path, yes, refresh, results, journal, **options) -> None:
+@write_options
+@overwrite_option("a --results file (and its failed rows; a journal is added to, never replaced)")
+def apply(target: Path, yes, refresh, results, journal, wait, **options) -> None:
     """Make the changes: plan the roster (or load a saved PLAN.json and check it is not stale),
-    confirm, apply, and write the results and the journal."""
-    from .terminal import validation_text
-
+    confirm, apply, verify, and write the results and the journal."""
     check_outputs(
         run_outputs(results, journal, "apply") + log_output(options), options["overwrite"], target
     )
     settings, client, log = open_client(options)
+    check_journal(journal, results, settings.api_url)
     with client, log:
-        if target.suffix.lower() == ".json":
-            plan = load_saved_plan(target, refresh, options, client)
-        else:
-            validated, plan = make_plan(target, options, client, settings)
-            if not options["quiet"] and validated.issues:
-                echo_lines(
-                    [
-                        line
-                        for line in validation_text(validated, options["verbose"])
-                        if line[1] != "ok"
-                    ]
-                )
-        apply_checked_plan(plan, client, yes, results, journal, options)
+        plan = plan_to_apply(target, refresh, options, client, settings)
+        locks = lock_dealers({site.dealer_id for site in plan.sites if site.changes}, wait)
+        with locks:
+            if wait and locks.busy:  # the other run changed things: plan from what is there now
+                plan = plan_to_apply(target, refresh, options, client, settings)
+            apply_checked_plan(plan, client, yes, results, journal, options)
+
+
+def check_journal(journal: Path | None, results: Path | None, api_url: str) -> None:
+    """An existing journal (--journal, or the one beside --results) is added to: before any
+    work, it must be a journal of runs against this API."""
+    from .errors import InputError
+    from .journal import check_appendable
+    from .outputs import files_beside
+
+    if journal is None and results is not None:
+        journal = files_beside(results)[1]
+    if journal is None:
+        return
+    try:
+        check_appendable(journal, api_url)
+    except InputError as error:
+        fail(str(error))
+
+
+def plan_to_apply(target: Path, refresh: bool, options: dict, client, settings):
+    """The plan of a roster, or a saved plan checked for staleness."""
+    from .terminal import validation_text
+
+    if target.suffix.lower() == ".json":
+        return load_saved_plan(target, refresh, options, client)
+    validated, plan = make_plan(target, options, client, settings)
+    if not options["quiet"] and validated.issues:
+        echo_lines(
+            [line for line in validation_text(validated, options["verbose"]) if line[1] != "ok"]
+        )
+    return plan
 
 
 def apply_checked_plan(plan, client, yes: bool, results, journal, options: dict) -> None:
@@ -741,7 +860,7 @@ def apply_checked_plan(plan, client, yes: bool, results, journal, options: dict)
     files = RunFiles.choose(results, journal)
     replace_results(files, results, options)
     report = run_plan(client, plan, files, options, "apply")
-    sys.exit(EXIT_INVALID if report.counts["failed"] or plan.refused else EXIT_OK)
+    sys.exit(EXIT_INVALID if not report.clean or plan.refused else EXIT_OK)
 
 
 def replace_results(files, results: Path | None, options: dict) -> None:
@@ -855,12 +974,14 @@ def export(output: Path, site_ids, accounts, overwrite, **options) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Journal of the rollback itself.",
 )
+@write_options
 @connection_options(dealer=False)
-@overwrite_option("a --results file (and its failed rows; a journal never)")
-def rollback(journal_file: Path, yes, force, results, journal, **options) -> None:
+@overwrite_option("a --results file (and its failed rows; a journal is added to, never replaced)")
+def rollback(journal_file: Path, yes, force, results, journal, wait, **options) -> None:
     """Undo an earlier apply from its journal: delete what it created, restore what it
-    updated, re-create what it deleted. Contacts changed since are left alone (conflicts)
-    unless --force."""
+    updated, re-create what it deleted (also writes it may have made before a crash), every run
+    in the journal, newest first. Contacts changed since are left alone (conflicts) unless
+    --force."""
     from .apply import RunFiles
     from .errors import ApiError, InputError
     from .journal import read_journal
@@ -876,24 +997,28 @@ def rollback(journal_file: Path, yes, force, results, journal, **options) -> Non
         records = read_journal(journal_file)
     except InputError as error:
         fail(str(error))
-    _, client, log = open_client({**options, "dealer": None})
-    bars = Bars(not options["no_progress"] and not options["quiet"])
-    try:
-        plan = inverse_plan(client, records, journal_file, force, bars("sites", 0))
-    except ApiError as error:
-        fail(str(error), EXIT_INVALID)
-    finally:
-        bars.close()
-    if not options["quiet"]:
-        echo_lines(plan_text(plan, options["verbose"], applying=True))
-    if not plan.changes:
-        sys.exit(EXIT_INVALID if plan.conflicts else EXIT_OK)
-    confirm_or_exit(f"Undo {len(plan.changes)} changes in CHeKT at {client.settings.api_url}?", yes)
-    files = RunFiles.choose(results, journal, kind="rollback")
-    replace_results(files, results, options)
-    with client, log:
+    settings, client, log = open_client({**options, "dealer": None})
+    check_journal(journal, results, settings.api_url)
+    dealers = {r["dealer_id"] for r in records if r["type"] == "intent"}
+    with client, log, lock_dealers(dealers, wait):
+        bars = Bars(not options["no_progress"] and not options["quiet"])
+        try:
+            plan = inverse_plan(client, records, journal_file, force, bars("sites", 0))
+        except ApiError as error:
+            fail(str(error), EXIT_INVALID)
+        finally:
+            bars.close()
+        if not options["quiet"]:
+            echo_lines(plan_text(plan, options["verbose"], applying=True))
+        if not plan.changes:
+            sys.exit(EXIT_INVALID if plan.conflicts else EXIT_OK)
+        confirm_or_exit(
+            f"Undo {len(plan.changes)} changes in CHeKT at {client.settings.api_url}?", yes
+        )
+        files = RunFiles.choose(results, journal, kind="rollback")
+        replace_results(files, results, options)
         report = run_plan(client, plan, files, options, "rollback")
-    sys.exit(EXIT_INVALID if report.counts["failed"] or plan.conflicts else EXIT_OK)
+    sys.exit(EXIT_INVALID if not report.clean or plan.conflicts else EXIT_OK)
 
 
 @main.command()

@@ -2,10 +2,12 @@
 
 It is thread-safe: callers run its methods from a pool of `concurrency` threads sharing one
 connection pool (measured faster here than an asyncio client; see the README). Every request
-carries a fresh `x-partner-trace-id`; every write an `Idempotency-Key` derived from the change
-itself, so a retry replays rather than repeats. Because a server may ignore that header, a create
-whose answer was lost is looked up by `external_contact_id` before it is retried: one row never
-makes two contacts.
+carries a fresh `x-partner-trace-id`; every write an `Idempotency-Key` derived from the intended
+change alone, so a retry, or another run making the same change at the same moment, is replayed
+rather than repeated. A replayed answer is confirmed by reading the contact back: when the change
+is no longer in effect (it was undone since), it is sent again under the key's next generation.
+Because a server may ignore that header, a create whose answer was lost is looked up by
+`external_contact_id` before it is retried: one row never makes two contacts.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -36,14 +39,26 @@ RETRYABLE = {429, 500, 502, 503, 504}
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 
+# A server that stores answers per key may also answer 409 while the first request with that key
+# is still being handled; the answer to wait for is then the first request's.
+IN_PROGRESS_CODES = {"idempotency_in_progress", "idempotency_key_in_use", "request_in_progress"}
+# How many times a change is sent again under a new key after replayed answers that are no longer
+# in effect: each generation is replayed only if an earlier run used it and was then undone.
+MAX_GENERATIONS = 16
+# A created contact older than the answer that reports its creation, by the server's own clock:
+# the answer is a replay even when the server does not say so.
+REPLAY_AGE = timedelta(seconds=30)
+
+
 def idempotency_key(
-    dealer_id: int, site_id: int, subject: str | int, action: str, payload: Any, basis: str = ""
+    dealer_id: int, site_id: int, subject: str | int, action: str, payload: Any, generation: int = 0
 ) -> str:
-    """Derived from the business identity of a change, never random: a retry of the same change
-    sends the same key. `basis` (the fingerprint of the state the change was planned from) keeps
-    a later, legitimate repeat of the same change (after a rollback, say) from being replayed."""
+    """Derived from the intended change alone (dealer, site, the external id or contact id,
+    action, payload), never from time or from the state it was planned from: every run meaning
+    the same change sends the same key, so the server makes it once however many runs send it.
+    `generation` gives the next key when a replayed answer turns out to be stale."""
     identity = json.dumps(
-        [dealer_id, site_id, str(subject), action, payload, basis], sort_keys=True, default=str
+        [dealer_id, site_id, str(subject), action, payload, generation], sort_keys=True, default=str
     )
     return "bc-" + hashlib.sha256(identity.encode()).hexdigest()[:40]
 
@@ -111,23 +126,20 @@ class ChektClient:
 
     # writes
 
-    def create_contact(
-        self, dealer_id: int, site_id: int, contact: NewContact, *, basis: str = ""
-    ) -> WriteResult:
-        payload = contact.payload()
-        key = idempotency_key(
-            dealer_id, site_id, contact.external_contact_id, "create", payload, basis
-        )
+    def create_contact(self, dealer_id: int, site_id: int, contact: NewContact) -> WriteResult:
+        external_id = contact.external_contact_id
 
         def recover() -> Contact | None:
-            return self._find_by_external_id(dealer_id, site_id, contact.external_contact_id)
+            return self._find_by_external_id(dealer_id, site_id, external_id)
 
-        sent = self._send(
-            "POST", _contacts_path(dealer_id, site_id), body=payload, key=key, recover=recover
+        return self._idempotent_write(
+            "POST",
+            _contacts_path(dealer_id, site_id),
+            (dealer_id, site_id, external_id, "create"),
+            contact.payload(),
+            recover=recover,
+            confirm=lambda created: self._still_there(dealer_id, site_id, created),
         )
-        if sent.recovered is not None:
-            return WriteResult(sent.recovered, sent.exchange)
-        return WriteResult(Contact.from_api(self._json(sent)), sent.exchange)
 
     def update_contact(
         self,
@@ -135,31 +147,99 @@ class ChektClient:
         site_id: int,
         contact_id: int,
         changes: Mapping[str, str | None],
-        *,
-        basis: str = "",
     ) -> WriteResult:
         """Send only the fields given; a PUT of the same fields is safe to retry as it is."""
         payload = dict(changes)
-        key = idempotency_key(dealer_id, site_id, contact_id, "update", payload, basis)
-        path = f"{_contacts_path(dealer_id, site_id)}/{contact_id}"
-        sent = self._send("PUT", path, body=payload, key=key)
-        return WriteResult(Contact.from_api(self._json(sent)), sent.exchange)
 
-    def delete_contact(
-        self, dealer_id: int, site_id: int, contact_id: int, *, basis: str = ""
-    ) -> WriteResult:
-        key = idempotency_key(dealer_id, site_id, contact_id, "delete", None, basis)
-        path = f"{_contacts_path(dealer_id, site_id)}/{contact_id}"
+        def confirm(updated: WriteResult) -> WriteResult | None:
+            current = self.get_contact(dealer_id, site_id, contact_id)  # NotFound: it is gone
+            held = all((getattr(current, k) or None) == (v or None) for k, v in payload.items())
+            return WriteResult(current, updated.exchange) if held else None
 
-        def recover() -> str | None:
+        return self._idempotent_write(
+            "PUT",
+            f"{_contacts_path(dealer_id, site_id)}/{contact_id}",
+            (dealer_id, site_id, contact_id, "update"),
+            payload,
+            confirm=confirm,
+        )
+
+    def delete_contact(self, dealer_id: int, site_id: int, contact_id: int) -> WriteResult:
+        def gone() -> str | None:
             try:
                 self.get_contact(dealer_id, site_id, contact_id)
             except NotFound:
                 return "deleted"
             return None
 
-        sent = self._send("DELETE", path, key=key, recover=recover)
-        return WriteResult(None, sent.exchange)
+        def confirm(deleted: WriteResult) -> WriteResult | None:
+            return deleted if gone() else None
+
+        return self._idempotent_write(
+            "DELETE",
+            f"{_contacts_path(dealer_id, site_id)}/{contact_id}",
+            (dealer_id, site_id, contact_id, "delete"),
+            None,
+            recover=gone,
+            confirm=confirm,
+        )
+
+    def _idempotent_write(
+        self,
+        method: str,
+        path: str,
+        identity: tuple[int, int, str | int, str],
+        payload: Any,
+        *,
+        confirm: Callable[[WriteResult], WriteResult | None],
+        recover: Callable[[], Any] | None = None,
+    ) -> WriteResult:
+        """One write under its idempotency key. A replayed answer is confirmed by reading the
+        contact back; when the change is no longer in effect, it is sent again under the key's
+        next generation (a stale replay would otherwise report a change that is not there)."""
+        for generation in range(MAX_GENERATIONS):
+            key = idempotency_key(*identity, payload, generation)
+            sent = self._send(method, path, body=payload, key=key, recover=recover)
+            result = self._write_result(sent)
+            if sent.response is None or not _replayed(sent.response, result.contact, method):
+                return result
+            confirmed = confirm(result)
+            if confirmed is not None:
+                note = "replayed; confirmed" + (f" (generation {generation})" if generation else "")
+                return WriteResult(confirmed.contact, replace(result.exchange, note=note))
+            self.log.decision(
+                step="replay",
+                action=identity[3],
+                site_id=identity[1],
+                subject=identity[2],
+                reason=f"a replayed answer for a change no longer in effect; sent again "
+                f"under key generation {generation + 1}",
+            )
+        raise Conflict(
+            f"{method} {path}: the server replayed {MAX_GENERATIONS} earlier answers for a change "
+            f"that is not in effect; try again tomorrow (stored answers last 24 h)",
+            code="stale_replay",
+        )
+
+    def _write_result(self, sent: _Sent) -> WriteResult:
+        if sent.recovered is not None:
+            found = sent.recovered
+            return WriteResult(found if isinstance(found, Contact) else None, sent.exchange)
+        if sent.response is None or sent.response.status_code == 204 or not sent.response.content:
+            return WriteResult(None, sent.exchange)  # a delete (maybe found done by a retry)
+        return WriteResult(Contact.from_api(self._json(sent)), sent.exchange)
+
+    def _still_there(
+        self, dealer_id: int, site_id: int, created: WriteResult
+    ) -> WriteResult | None:
+        """The created contact as it is now; None when it is gone."""
+        if created.contact is None:
+            return None
+        try:
+            current = self.get_contact(dealer_id, site_id, created.contact.contact_id)
+        except NotFound:
+            return None
+        return WriteResult(current, created.exchange)
 
     def _find_by_external_id(
         self, dealer_id: int, site_id: int, external_id: str
@@ -216,7 +296,8 @@ class ChektClient:
                 self.tokens.rejected(token or "")
                 refreshed = True
                 continue
-            if status is not None and status not in RETRYABLE:
+            in_progress = status == 409 and failure.code in IN_PROGRESS_CODES
+            if status is not None and status not in RETRYABLE and not in_progress:
                 if status == 404 and method == "DELETE" and ambiguous:
                     # The earlier attempt deleted it; its answer was what got lost.
                     return _Sent(
@@ -226,7 +307,7 @@ class ChektClient:
                         ),
                     )
                 raise self._explain(failure, attempt)
-            ambiguous = ambiguous or (method in WRITES and status != 429)
+            ambiguous = ambiguous or (method in WRITES and status != 429 and not in_progress)
             if ambiguous and recover is not None:
                 found = recover()
                 if found is not None:
@@ -383,6 +464,24 @@ def _exchange(response: httpx.Response, trace_id: str, attempt: int) -> Exchange
         attempts=attempt,
         note="replayed" if response.headers.get("idempotency-replayed") else "",
     )
+
+
+def _replayed(response: httpx.Response, contact: Contact | None, method: str) -> bool:
+    """Whether an answer repeats one stored for an earlier request with the same key: the server
+    says so (`Idempotency-Replayed`), or the contact it reports as just created is older than the
+    answer, by the server's own clock (its `Date` header), so a server that does not mark its
+    replays is caught for creates too."""
+    if response.headers.get("idempotency-replayed", "").strip().lower() in ("true", "1", "yes"):
+        return True
+    if method != "POST" or contact is None or contact.created_at is None:
+        return False
+    try:
+        answered = email.utils.parsedate_to_datetime(response.headers.get("date", ""))
+    except (TypeError, ValueError):
+        return False
+    if answered.tzinfo is None:
+        return False
+    return contact.created_at < answered - REPLAY_AGE
 
 
 def _contacts_path(dealer_id: int, site_id: int) -> str:

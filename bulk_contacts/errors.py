@@ -3,6 +3,7 @@
     BulkContactsError
     ├── ConfigError            a setting is missing or wrong (exit 2)
     ├── InputError             a file cannot be read as a roster, plan or journal (exit 2)
+    ├── JournalError           the journal cannot be written: nothing more is sent (exit 1)
     └── ApiError               CHeKT (or the sandbox) refused or failed a request (exit 1)
         ├── AuthError          401, or the token endpoint refused the credentials
         ├── PermissionDenied   403: the dealer is outside the credentials' scope
@@ -29,6 +30,11 @@ class ConfigError(BulkContactsError):
 
 class InputError(BulkContactsError):
     """A file cannot be used at all. The message names the file and what to do."""
+
+
+class JournalError(BulkContactsError):
+    """The journal cannot be written (a full disk, an I/O error): no write may be sent without
+    its durable intent, so the run stops."""
 
 
 class ApiError(BulkContactsError):

@@ -60,8 +60,8 @@ def check_output(
 ) -> None:
     """Raise InputError (one line naming `option`) unless `path` can be written.
 
-    mode: "replace" (a whole file: an existing one only with `overwrite`), "append" (a log: an
-    existing file is added to), "new" (a journal: an existing file is never replaced).
+    mode: "replace" (a whole file: an existing one only with `overwrite`), "append" (a log or a
+    journal: an existing file is added to, never replaced).
     """
     known, what = tuple(suffixes), f"{option} {path}"
     if path.suffix.lower() not in known:
@@ -78,11 +78,6 @@ def check_output(
             path.open("a").close()
         except OSError as error:
             raise InputError(f"{what}: cannot be added to ({error.strerror or error})") from None
-    elif mode == "new":
-        raise InputError(
-            f"{what}: exists, and a journal is never replaced (rollback needs it); name another "
-            f"with --journal"
-        )
     elif not overwrite:
         raise InputError(f"{what}: exists (left untouched); {OVERWRITE_HINT}")
 
@@ -273,6 +268,9 @@ def write_csv(
 # the CLI's check of a command's outputs, all at once
 
 
+RUNS_FOLDER = "bulk-contacts-runs"  # where apply and rollback make a folder per run, by default
+
+
 @dataclass(frozen=True)
 class Output:
     """A file a command will write: the option that names it, its path, the suffixes its
@@ -310,20 +308,31 @@ def check_outputs(wanted: Iterable[Output], overwrite: bool, reading: Path | Non
         )
 
 
-def run_outputs(files: Any, results_given: bool, journal_given: bool) -> list[Output]:
-    """What an apply or rollback writes, from its `apply.RunFiles`: a --results file (and the
-    failed rows beside it), replaced only with --overwrite; a journal, never replaced; or by
-    default a new run folder, which must be creatable."""
-    if results_given:
-        wanted = [
-            Output("--results", files.results, SHEET_SUFFIXES),
-            Output("failed rows of --results", files.failed_rows, (".csv",)),
+def files_beside(results: Path) -> tuple[Path, Path]:
+    """The failed rows and the journal written beside a --results file."""
+    return (
+        results.with_name(results.stem + "-failed-rows.csv"),
+        results.with_name(results.stem + "-journal.jsonl"),
+    )
+
+
+def run_outputs(results: Path | None, journal: Path | None, kind: str) -> list[Output]:
+    """What an apply or rollback writes: a --results file (and the failed rows beside it),
+    replaced only with --overwrite; a journal (--journal, or beside --results), added to when
+    it exists (its content is checked by `journal.check_appendable`), never replaced; or by
+    default a new run folder under bulk-contacts-runs/, which must be creatable."""
+    wanted = []
+    if results is not None:
+        failed_rows, journal_beside = files_beside(results)
+        wanted += [
+            Output("--results", results, SHEET_SUFFIXES),
+            Output("failed rows of --results", failed_rows, (".csv",)),
         ]
+        journal = journal or journal_beside
     else:
-        wanted = [Output("the run folder", files.results.parent, (), "folder")]
-    if results_given or journal_given:  # else the journal is in the new run folder
-        label = "--journal" if journal_given else "journal"
-        wanted.append(Output(label, files.journal, LINES_SUFFIXES, "new"))
+        wanted.append(Output("the run folder", Path(RUNS_FOLDER) / kind, (), "folder"))
+    if journal is not None:
+        wanted.append(Output("--journal", journal, LINES_SUFFIXES, "append"))
     return wanted
 
 

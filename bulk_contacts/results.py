@@ -55,7 +55,7 @@ class Outcome:
     site_id: int
     external_contact_id: str | None
     action: str
-    status: str  # ok, failed or skipped
+    status: str  # ok, failed, skipped, or unverified (a verification row after the ok one)
     contact_id: int | None
     http_status: int | None = None
     error_code: str = ""
@@ -88,7 +88,7 @@ class Results:
             self._writer.writerow(RESULT_COLUMNS)
         self._failed: IO[str] | None = None
         self._failed_writer: CsvWriter | None = None
-        self.counts = {"ok": 0, "failed": 0, "skipped": 0}
+        self.counts = {"ok": 0, "failed": 0, "skipped": 0, "unverified": 0}
         self._closed = False
 
     def add(self, outcome: Outcome, change: Change) -> None:
@@ -100,7 +100,7 @@ class Results:
                 self._csv.flush()  # type: ignore[union-attr]
             else:
                 self._rows.append(values)
-            if outcome.status == "failed":
+            if outcome.status in ("failed", "unverified"):
                 self._add_failed(change, outcome)
 
     def _add_failed(self, change: Change, outcome: Outcome) -> None:

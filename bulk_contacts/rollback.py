@@ -1,33 +1,74 @@
-"""Undoing an apply from its journal: the inverse plan.
+"""Undoing runs from their journal: the inverse plan.
 
 Delete what was created, restore the fields that were updated, re-create what was deleted with
-the same fields and external id. A contact that changed in CHeKT since that apply is not
-overwritten: it is a conflict in the inverse plan, unless `force`.
+the same fields and external id. A contact that changed in CHeKT since is not overwritten: it is
+a conflict in the inverse plan, unless `force`.
+
+Everything a run may have done is undone, not only what it recorded as done: an intent with no
+outcome (the run was killed, or its journal failed, while the write was in flight) and a failure
+that may hide a committed write (no answer, 5xx) are resolved by looking at CHeKT. A create whose
+contact is on the site (by external id) is deleted; an update whose fields hold the values it
+sent is reverted; a delete whose contact is gone is re-created.
+
+Records are paired by run id and counter, and a journal several runs wrote (a resumed apply) is
+undone completely, newest first: the undo of each write is played, newest first, on a copy of
+each site's current contacts, and the inverse plan is the difference between the site now and
+that copy, one change per contact.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .client import ChektClient
 from .fetch import fetch_contacts
-from .models import CONTACT_FIELDS, Contact
+from .models import CONTACT_FIELDS, EDITABLE_FIELDS, Contact
 from .plan import Change, Conflict, Plan, SitePlan, fingerprint
 
 SiteKey = tuple[int, int]
+Fields = dict[str, Any]
 
 
-def completed_changes(records: list[dict[str, Any]]) -> list[tuple[dict, dict]]:
-    """(intent, outcome) of every write that succeeded, in the order they were made."""
-    intents = {r["n"]: r for r in records if r.get("type") == "intent"}
-    return [
-        (intents[r["n"]], r)
-        for r in records
-        if r.get("type") == "outcome" and r.get("status") == "ok" and r["n"] in intents
-    ]
+@dataclass(frozen=True)
+class Step:
+    """A write a journal says a run made (`outcome` its ok record), or may have made (None)."""
+
+    intent: dict[str, Any]
+    outcome: dict[str, Any] | None
+
+    @property
+    def site(self) -> SiteKey:
+        return (self.intent["dealer_id"], self.intent["site_id"])
+
+
+def journal_steps(records: list[dict[str, Any]]) -> list[Step]:
+    """The writes of every run in the journal, oldest first. A write whose outcome is missing,
+    or a failure that may hide a committed write, is a step with no outcome; refused and skipped
+    writes did nothing and are not steps."""
+    intents: dict[tuple[str, int], dict[str, Any]] = {}
+    outcomes: dict[tuple[str, int], dict[str, Any]] = {}
+    for record in records:
+        if record["type"] in ("intent", "outcome"):
+            kind = intents if record["type"] == "intent" else outcomes
+            kind[(record["run"], record["n"])] = record
+    steps = []
+    for key, intent in intents.items():
+        outcome = outcomes.get(key)
+        if outcome is None or _uncertain(outcome):
+            steps.append(Step(intent, None))
+        elif outcome["status"] == "ok":
+            steps.append(Step(intent, outcome))
+    return steps
+
+
+def _uncertain(outcome: dict[str, Any]) -> bool:
+    """A failure after which the write may still have been made: no answer, or a server error."""
+    status = outcome.get("http_status")
+    return outcome["status"] == "failed" and (status is None or status >= 500 or status == 429)
 
 
 def inverse_plan(
@@ -37,104 +78,194 @@ def inverse_plan(
     force: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> Plan:
-    done = completed_changes(records)
-    by_site: dict[SiteKey, list[tuple[dict, dict]]] = defaultdict(list)
-    for intent, outcome in done:
-        by_site[(intent["dealer_id"], intent["site_id"])].append((intent, outcome))
+    steps = journal_steps(records)
+    by_site: dict[SiteKey, list[Step]] = defaultdict(list)
+    for step in steps:
+        by_site[step.site].append(step)
     current = fetch_contacts(client, by_site, progress)
     sites = []
     for key in sorted(by_site):
         contacts = current[key]
         site = SitePlan(key[0], key[1], None, None, None, fingerprint(contacts), len(contacts))
-        for intent, outcome in by_site[key]:
-            _undo(intent, outcome, contacts, force, site)
-        site.changes.sort(key=lambda c: c.sort_key)
+        undo = _Undo(site, contacts, force)
+        for step in reversed(by_site[key]):  # newest first
+            undo.play(step)
+        site.changes = sorted(undo.changes(), key=lambda c: c.sort_key)
         sites.append(site)
     return Plan(sites=sites, source=f"rollback of {journal}", options={"force": force})
 
 
-def _undo(
-    intent: dict, outcome: dict, contacts: list[Contact], force: bool, site: SitePlan
-) -> None:
-    by_id = {c.contact_id: c for c in contacts}
-    action = intent["action"]
-    contact_id = outcome.get("contact_id")
-    external = intent.get("external_contact_id")
+@dataclass
+class _Undo:
+    """One site's contacts as the undo of its steps, newest first, leaves them (`state`)."""
 
-    def conflict(message: str) -> None:
-        site.conflicts.append(
+    site: SitePlan
+    contacts: list[Contact]
+    force: bool
+    now: dict[int, Fields] = field(init=False)
+    state: dict[int, Fields] = field(init=False)
+    alias: dict[int, int] = field(default_factory=dict)  # a deleted contact -> its re-creation
+    blocked: set[int] = field(default_factory=set)  # in a conflict: older steps leave it alone
+    source: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> newest intent
+
+    def __post_init__(self) -> None:
+        self.now = {c.contact_id: c.fields() for c in self.contacts}
+        self.state = {cid: dict(fields) for cid, fields in self.now.items()}
+
+    def play(self, step: Step) -> None:
+        intent = step.intent
+        target = self._id(intent, step.outcome)
+        if intent["action"] != "delete" and (target is None or target not in self.state):
+            target, ambiguous = self._follow(step)
+            if ambiguous:
+                return
+        if target in self.blocked:
+            return
+        undo = {"create": self._create, "update": self._update, "delete": self._delete}
+        undo[intent["action"]](step, target)
+
+    def _id(self, intent: dict[str, Any], outcome: dict[str, Any] | None) -> int | None:
+        found = (outcome or {}).get("contact_id") or intent.get("contact_id")
+        return self.alias.get(found, found) if found else None
+
+    def _follow(self, step: Step) -> tuple[int | None, bool]:
+        """The contact a create or update was made on, when its id is not on the site (the
+        write's outcome is unknown, or a later rollback re-created the contact under a new id):
+        the one contact with its external id. Several: a conflict, and True."""
+        external = step.intent.get("external_contact_id")
+        found = self._by_external(external)
+        if len(found) > 1:
+            self._conflict(
+                step,
+                None,
+                f"{len(found)} contacts share external_contact_id {external!r}; this "
+                f"{step.intent['action']} is not undone (resolve them in CHeKT)",
+            )
+            self.blocked.update(found)
+            return None, True
+        return (found[0] if found else None), False
+
+    def _create(self, step: Step, target: int | None) -> None:
+        if target is None:
+            return  # never made, or gone already
+        image = (step.outcome or {}).get("image") or step.intent["after"]
+        if self._changed_since(step, target, image, CONTACT_FIELDS):
+            return
+        self._touch(target, step.intent)
+        del self.state[target]
+
+    def _update(self, step: Step, target: int | None) -> None:
+        intent = step.intent
+        fields = self.state.get(target) if target is not None else None
+        if fields is None or target is None:
+            if step.outcome is not None:
+                self._conflict(step, target, "the contact was deleted since; nothing to restore")
+            return
+        if not _differ(fields, intent["before"], intent["after"]):
+            return  # as it was before (never made, or undone already)
+        image = (step.outcome or {}).get("image") or intent["after"]
+        if self._changed_since(step, target, image, intent["after"]):
+            return
+        self._touch(target, intent)
+        fields.update({k: intent["before"].get(k) for k in intent["after"]})
+
+    def _delete(self, step: Step, target: int | None) -> None:
+        intent = step.intent
+        if target is not None and target in self.state:
+            return  # never made
+        before, external = intent["before"], intent.get("external_contact_id")
+        again = self._by_external(external)
+        if len(again) == 1 and not _differ(self.state[again[0]], before, CONTACT_FIELDS):
+            self.alias[intent["contact_id"]] = again[0]  # re-created as it was already
+            return
+        if again:
+            self._conflict(
+                step,
+                None,
+                f"a contact with external_contact_id {external!r} is on the site again; it is "
+                f"not re-created",
+            )
+        elif not external:
+            self._conflict(
+                step,
+                None,
+                "the deleted contact had no external_contact_id, which CHeKT requires to create "
+                "one; re-create it in the portal",
+            )
+        else:
+            self.state[intent["contact_id"]] = {k: before.get(k) for k in CONTACT_FIELDS}
+            self._touch(intent["contact_id"], intent)
+
+    def _changed_since(self, step: Step, target: int, image: Fields, fields) -> bool:
+        """A contact changed by someone else since the step: a conflict, unless forced."""
+        changed = _differ(self.state[target], image, fields)
+        if not changed or self.force:
+            return False
+        self._conflict(
+            step,
+            target,
+            f"changed in CHeKT since the apply ({', '.join(changed)}); not overwritten "
+            f"(--force to undo anyway)",
+        )
+        return True
+
+    def _by_external(self, external: str | None) -> list[int]:
+        if not external:
+            return []
+        return [cid for cid, f in self.state.items() if f.get("external_contact_id") == external]
+
+    def _touch(self, target: int, intent: dict[str, Any]) -> None:
+        self.source.setdefault(target, intent)
+
+    def _conflict(self, step: Step, target: int | None, message: str) -> None:
+        if target is not None:
+            self.blocked.add(target)
+        shown = target if target is not None and target in self.now else None
+        self.site.conflicts.append(
             Conflict(
-                site.dealer_id,
-                site.site_id,
-                intent.get("row"),
-                external,
-                (contact_id,) if contact_id else (),
+                self.site.dealer_id,
+                self.site.site_id,
+                step.intent.get("row"),
+                step.intent.get("external_contact_id"),
+                (shown,) if shown else (),
                 message,
             )
         )
 
-    def change(kind: str, target: Contact | None, after: dict) -> None:
-        site.changes.append(
-            Change(
-                kind,
-                site.dealer_id,
-                site.site_id,
-                intent.get("row"),
-                external,
-                target.contact_id if target else None,
-                target.fields() if target else {},
-                after,
-                "rollback",
-            )
+    def changes(self) -> list[Change]:
+        """What brings the site from what it holds now to `state`: one change per contact."""
+        made = []
+        for cid, fields in self.state.items():
+            before = self.now.get(cid)
+            if before is None:
+                after = {k: v for k, v in fields.items() if v not in (None, "")}
+                made.append(self._change("create", cid, None, {}, after))
+                continue
+            after = {k: fields.get(k) for k in EDITABLE_FIELDS if _differ(before, fields, [k])}
+            if after:
+                made.append(self._change("update", cid, cid, before, after))
+        for cid, before in self.now.items():
+            if cid not in self.state:
+                made.append(self._change("delete", cid, cid, before, {}))
+        return made
+
+    def _change(
+        self, action: str, key: int, contact_id: int | None, before: Fields, after: Fields
+    ) -> Change:
+        intent = self.source.get(key, {})
+        external = (before or after).get("external_contact_id") or intent.get("external_contact_id")
+        return Change(
+            action,
+            self.site.dealer_id,
+            self.site.site_id,
+            intent.get("row"),
+            external,
+            contact_id,
+            before,
+            after,
+            "rollback",
         )
 
-    if action == "delete":
-        again = [c for c in contacts if external and c.external_contact_id == external]
-        if len(again) == 1 and not _changed_fields(again[0], intent["before"], CONTACT_FIELDS):
-            return  # already re-created as it was (an earlier rollback)
-        if again:
-            conflict(
-                f"a contact with external_contact_id {external!r} is on the site again; "
-                f"it is not re-created"
-            )
-        elif not external:
-            conflict(
-                "the deleted contact had no external_contact_id, which CHeKT requires to "
-                "create one; re-create it in the portal"
-            )
-        else:
-            before = intent["before"]
-            change(
-                "create",
-                None,
-                {k: before.get(k) for k in CONTACT_FIELDS if before.get(k) not in (None, "")},
-            )
-        return
-    target = by_id.get(contact_id)
-    if target is None:
-        if action == "update":
-            conflict("the contact was deleted since the apply; nothing to restore")
-        return  # a created contact already gone: nothing to undo
-    if action == "update" and not _changed_fields(target, intent["before"], intent["after"]):
-        return  # already as it was before the apply (an earlier rollback)
-    changed_since = _changed_fields(
-        target,
-        outcome.get("image") or {},
-        intent["after"] if action == "update" else CONTACT_FIELDS,
-    )
-    if changed_since and not force:
-        conflict(
-            f"changed in CHeKT since the apply ({', '.join(changed_since)}); not "
-            f"overwritten (--force to undo anyway)"
-        )
-        return
-    if action == "create":
-        change("delete", target, {})
-    else:
-        change("update", target, {k: intent["before"].get(k) for k in intent["after"]})
 
-
-def _changed_fields(contact: Contact, image: dict, fields) -> list[str]:
-    return [
-        name for name in fields if (getattr(contact, name) or None) != (image.get(name) or None)
-    ]
+def _differ(fields: Fields, image: Fields, names) -> list[str]:
+    return [name for name in names if (fields.get(name) or None) != (image.get(name) or None)]

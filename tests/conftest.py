@@ -13,6 +13,15 @@ from bulk_contacts.sandbox import SandboxConfig, SandboxServer
 SandboxFactory = Callable[..., SandboxServer]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def own_state_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The run locks live in the user's state folder: the tests get one of their own (on Linux
+    platformdirs reads XDG_STATE_HOME; subprocesses inherit it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+        yield
+
+
 @pytest.fixture
 def start_sandbox() -> Iterator[SandboxFactory]:
     """Start sandboxes on free ports: `start_sandbox(rate_limit=60, ...)`; all stop at teardown."""

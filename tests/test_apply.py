@@ -186,7 +186,7 @@ def test_failures_are_recorded_and_their_rows_written_to_fix(start_sandbox, tmp_
     with ChektClient(settings, transport=RejectingTransport()) as client:
         plan = plan_roster(client, validated, PlanOptions(dealer_id=12345))
         report = apply_plan(client, plan, files)
-    assert report.counts == {"ok": 48, "failed": 1, "skipped": 0}
+    assert report.counts == {"ok": 48, "failed": 1, "skipped": 0, "unverified": 0}
     table = pd.read_csv(files.results, dtype=str, keep_default_na=False)
     failed = table[table["status"] == "failed"].iloc[0]
     assert (failed["external_contact_id"], failed["http_status"], failed["error_code"]) == (

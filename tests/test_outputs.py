@@ -122,15 +122,18 @@ def test_overwrite_replaces_a_report(tmp_path) -> None:
 
 
 def test_a_journal_is_never_replaced_even_with_overwrite(tmp_path) -> None:
+    """An existing journal is added to (issue 12); a file that is not one is refused, before any
+    network call, and left as it was, --overwrite or not."""
     journal = tmp_path / "j.jsonl"
     journal.write_bytes(GOOD)
     result = run("apply", ROSTER, "--yes", "--journal", str(journal), "--overwrite")
-    assert_one_line_refusal(result, "--journal", "never replaced")
+    assert_one_line_refusal(result, "--journal", "not a journal")
     assert journal.read_bytes() == GOOD
     # the journal chosen beside the results counts too
     (tmp_path / "r-journal.jsonl").write_bytes(GOOD)
     beside = run("apply", ROSTER, "--yes", "--results", str(tmp_path / "r.csv"), "--overwrite")
-    assert_one_line_refusal(beside, "r-journal.jsonl", "never replaced")
+    assert_one_line_refusal(beside, "r-journal.jsonl", "not a journal")
+    assert (tmp_path / "r-journal.jsonl").read_bytes() == GOOD
 
 
 def test_the_log_file_is_appended_to(start_sandbox, tmp_path) -> None:

@@ -1,0 +1,132 @@
+"""Runs on one machine told about each other: a lock per dealer (a second run for a dealer warns,
+or waits its turn) and one per journal (one writer at a time).
+
+They are OS locks (filelock: `fcntl.flock` on POSIX, `msvcrt.locking` on Windows) on files in the
+user's state folder (platformdirs), so the system releases them when their process ends, even by
+`kill -9`: no pid file to go stale. A small JSON note beside each lock names its holder, for the
+messages only. Across machines, the server's idempotency keys keep concurrent runs from doubling
+anything; these locks only make one machine's runs polite to each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import platformdirs
+from filelock import Timeout, UnixFileLock, WindowsFileLock
+
+from .errors import InputError
+
+POLL_SECONDS = 0.2
+# The OS lock itself, never filelock's soft (pid-file-like) fallback, which a kill -9 leaves held.
+OsFileLock = WindowsFileLock if sys.platform == "win32" else UnixFileLock
+
+
+def lock_folder() -> Path:
+    """Where the locks live: the user's state folder (e.g. ~/.local/state/bulk-contacts/locks,
+    %LOCALAPPDATA%\\bulk-contacts\\locks)."""
+    folder = Path(platformdirs.user_state_dir("bulk-contacts", appauthor=False)) / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+class Lock:
+    """One OS lock with a note naming its holder."""
+
+    def __init__(self, name: str) -> None:
+        folder = lock_folder()
+        self.file = OsFileLock(str(folder / f"{name}.lock"))
+        self.note = folder / f"{name}.json"
+
+    def try_acquire(self) -> bool:
+        try:
+            self.file.acquire(timeout=0)
+        except Timeout:
+            return False
+        self._write_note()
+        return True
+
+    def acquire(self) -> None:
+        self.file.acquire(timeout=-1, poll_interval=POLL_SECONDS)
+        self._write_note()
+
+    def release(self) -> None:
+        if self.file.is_locked:
+            self.file.release()
+
+    def holder(self) -> str:
+        """Who holds it, as the note says: "pid 123, since 10:15:02"."""
+        try:
+            note = json.loads(self.note.read_text(encoding="utf-8"))
+            since = time.strftime("%H:%M:%S", time.localtime(float(note["since"])))
+            return f"pid {int(note['pid'])}, since {since}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "another process"
+
+    def _write_note(self) -> None:
+        with contextlib.suppress(OSError):  # the note is for messages only
+            self.note.write_text(
+                json.dumps({"pid": os.getpid(), "since": time.time(), "argv": sys.argv[1:2]}),
+                encoding="utf-8",
+            )
+
+
+class DealerLocks:
+    """The locks of the dealers a run writes to, taken in order (so two runs never wait for
+    each other crosswise). `busy` names the dealers another run held when asked."""
+
+    def __init__(self, dealers: Iterable[int]) -> None:
+        self.locks = {dealer: Lock(f"dealer-{dealer}") for dealer in sorted(set(dealers))}
+        self.busy: dict[int, str] = {}
+
+    def acquire(self, wait: bool, tell: Callable[[str], None]) -> DealerLocks:
+        """Take each lock. One held by another run: with `wait`, say so and wait for it;
+        without, warn and go on without it."""
+        for dealer, lock in self.locks.items():
+            if lock.try_acquire():
+                continue
+            holder = lock.holder()
+            self.busy[dealer] = holder
+            if wait:
+                tell(f"another bulk-contacts run writes to dealer {dealer} ({holder}): waiting")
+                lock.acquire()
+            else:
+                tell(
+                    f"warning: another bulk-contacts run writes to dealer {dealer} ({holder}); "
+                    f"going on (the idempotency keys keep the two from doubling a change; "
+                    f"--wait waits for it instead)"
+                )
+        return self
+
+    def release(self) -> None:
+        for lock in self.locks.values():
+            lock.release()
+
+    def __enter__(self) -> DealerLocks:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
+
+
+@contextlib.contextmanager
+def hold_journal(path: Path) -> Iterator[None]:
+    """One writer per journal: a journal another process is writing is refused."""
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:20]
+    lock = Lock(f"journal-{digest}")
+    if not lock.try_acquire():
+        raise InputError(
+            f"--journal {path} is being written by another run ({lock.holder()}); choose "
+            f"another path, or wait for that run to end"
+        )
+    try:
+        yield
+    finally:
+        lock.release()

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .columns import CONTACT_FIELDS
 from .errors import InputError
 from .models import Contact
 from .outputs import write_text
@@ -93,6 +94,12 @@ class SitePlan:
     def count(self, action: str) -> int:
         return sum(c.action == action for c in self.changes)
 
+    @property
+    def label(self) -> str:
+        """How reports name the site: "101 Harbor Dental (10-4471)"."""
+        name = f"{self.site_id} {self.name or ''}".strip()
+        return f"{name} ({self.account_number})" if self.account_number else name
+
 
 @dataclass(frozen=True)
 class RowWarning:
@@ -132,10 +139,6 @@ class Plan:
     @property
     def creates(self) -> list[Change]:
         return [c for c in self.changes if c.action == "create"]
-
-    @property
-    def updates(self) -> list[Change]:
-        return [c for c in self.changes if c.action == "update"]
 
     @property
     def deletes(self) -> list[Change]:
@@ -268,14 +271,6 @@ def checksum_of(body: dict[str, Any]) -> str:
 def fingerprint(contacts: list[Contact]) -> str:
     """Of the contact list a site had: any change to any contact changes it."""
     rows = sorted(
-        (
-            c.contact_id,
-            c.external_contact_id or "",
-            c.first_name,
-            c.last_name,
-            c.phone_number or "",
-            c.email or "",
-        )
-        for c in contacts
+        (c.contact_id, *(getattr(c, name) or "" for name in CONTACT_FIELDS)) for c in contacts
     )
     return hashlib.sha256(repr(rows).encode()).hexdigest()[:32]

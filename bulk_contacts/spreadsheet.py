@@ -28,7 +28,6 @@ from .gc_pause import gc_paused
 from .outputs import FORMULA_MARKED
 
 WORKBOOK_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".ods"}
-TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".tab"}
 MAX_FILE_BYTES = 200 * 1024 * 1024
 MAX_UNPACKED_BYTES = 1024 * 1024 * 1024  # a workbook's parts, unzipped
 MAX_PACKING_RATIO = 200  # XML compresses well, but not this well: past it, a zip bomb
@@ -141,7 +140,7 @@ NAMED_FORMATS = {
     **dict.fromkeys((".xlsx", ".xlsm"), "xlsx"),
     ".xls": "xls",
     ".ods": "ods",
-    **dict.fromkeys(TEXT_SUFFIXES, "csv"),
+    **dict.fromkeys((".csv", ".tsv", ".txt", ".tab"), "csv"),
 }
 FORMAT_NAMES = {
     "xlsx": "an XLSX workbook",
@@ -553,7 +552,7 @@ def written_by_the_tool(header: list[str]) -> bool:
     by its header row holding all of that file's columns (a column added in a spreadsheet is
     allowed). Only in those is a leading apostrophe the tool's own formula guard: in a user's
     file it is part of the value (and `validate` reports it, `formula_like`)."""
-    from .export import EXPORT_COLUMNS  # imported only when a value is marked
+    from .columns import EXPORT_COLUMNS  # imported only when a value is marked
     from .results import FAILED_COLUMNS
 
     names = {cell.strip() for cell in header}

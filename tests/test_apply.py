@@ -340,6 +340,32 @@ def test_refresh_rebases_a_stale_site_without_duplicating(start_sandbox, tmp_pat
     assert run(server, "plan", ROSTER, "--detailed-exitcode", "-q").exit_code == 0
 
 
+def test_refresh_compares_values_as_a_fresh_plan_does(start_sandbox, tmp_path) -> None:
+    """Issue 14, bug 2: the contact the plan would create appears meanwhile with the same phone
+    number written another way; re-basing finds nothing to change, as a fresh plan does."""
+    server = seeded(start_sandbox)
+    plan = tmp_path / "plan.json"
+    run(server, "plan", ROSTER, "-o", str(plan), "-q")
+    server.store.create_contact(
+        101,
+        {
+            "external_contact_id": "HD-003",
+            "first_name": "Kwame",
+            "last_name": "Mensah",
+            "phone_number": "(202) 867-5309",
+        },
+    )
+    results = tmp_path / "r.csv"
+    result = run(server, "apply", str(plan), "--yes", "--refresh", "--results", str(results))
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(results, dtype=str, keep_default_na=False)
+    assert "HD-003" not in set(table["external_contact_id"])
+    phone = server.store.db.execute(
+        "SELECT phone_number FROM contacts WHERE external_contact_id='HD-003'"
+    ).fetchone()[0]
+    assert phone == "(202) 867-5309"
+
+
 def test_an_edited_plan_is_refused(start_sandbox, tmp_path) -> None:
     server = seeded(start_sandbox)
     plan = tmp_path / "plan.json"

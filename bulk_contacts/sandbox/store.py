@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .. import columns
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dealers (dealer_id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS sites (
@@ -73,15 +75,7 @@ SITE_FIELDS = (
     "is_activated",
     "created_at",
 )
-CONTACT_FIELDS = (
-    "contact_id",
-    "external_contact_id",
-    "first_name",
-    "last_name",
-    "phone_number",
-    "email",
-    "created_at",
-)
+CONTACT_FIELDS = ("contact_id", *columns.CONTACT_FIELDS, "created_at")
 IDEMPOTENCY_TTL = 24 * 3600
 
 

@@ -519,7 +519,7 @@ def apply_plan(
                 applier = Applier(client, journal, results, progress, stop)
                 report = _run(applier, plan, kind, files)
                 if verify and not report.interrupted and not report.journal_error:
-                    _verify(applier, report)
+                    _verify(applier, report, Comparison.of_plan(plan.options))
         finally:
             closing_error = _close(results)
     report.counts = dict(results.counts)
@@ -544,10 +544,10 @@ def _run(applier: Applier, plan: Plan, kind: str, files: RunFiles) -> ApplyRepor
     return report
 
 
-def _verify(applier: Applier, report: ApplyReport) -> None:
+def _verify(applier: Applier, report: ApplyReport, comparison: Comparison) -> None:
     report.verified_sites = len({(c.dealer_id, c.site_id) for c, _ in applier.done})
     try:
-        differences = verify_changes(applier.client, applier.done)
+        differences = verify_changes(applier.client, applier.done, comparison=comparison)
     except ApiError as error:
         report.verify_error = str(error)
         return

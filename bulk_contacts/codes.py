@@ -176,7 +176,3 @@ CODES: dict[str, Code] = {
         ),
     )
 }
-
-
-def severity_of(code: str) -> str:
-    return CODES[code].severity

@@ -1,6 +1,6 @@
 """What counts as a change: a contact's fields compared once normalized, so that formatting alone
-is never a change (SPEC "Reconcile rules"). The one rule that the plan, `apply --refresh` (which
-re-bases a saved plan) and `rollback` share.
+is never a change (the README's reconcile rules, under `plan`). The one rule that the plan,
+`apply --refresh` (which re-bases a saved plan) and `rollback` share.
 
 Each editable field is compared by its column's rule (`columns.Column.compare`): text trimmed and
 in Unicode NFC; phone numbers as parsed numbers (as text when they do not parse); e-mail
@@ -85,10 +85,6 @@ class ComparableValues:
             one = pd.Series([text], dtype="str")
             forms[text] = self.comparison.normalized(name, one).iloc[0]
         return forms[text]
-
-    def of_record(self, record: Record) -> tuple[str, ...]:
-        """The record's editable fields, comparable, in EDITABLE_FIELDS order."""
-        return tuple(self.of(name, record.get(name)) for name in EDITABLE_FIELDS)
 
     def of_contact(self, contact: Contact) -> tuple[str, ...]:
         return tuple(self.of(name, getattr(contact, name)) for name in EDITABLE_FIELDS)

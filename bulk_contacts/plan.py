@@ -61,8 +61,9 @@ class Conflict:
 @dataclass(frozen=True)
 class Listed:
     """A contact on a site that the plan leaves alone, and why: `kept` (not in the roster, no
-    --prune), `unmanaged` (made in the portal), `protected` (named by a row that was not
-    planned: invalid, site not resolved), `conflict`, `new` (created since the export)."""
+    --prune), `unmanaged` (made in the portal), `protected` (named by a row of the file that was
+    not planned: invalid, its site not resolved, skipped), `conflict` (in a conflict), `new`
+    (created in CHeKT since the export the file came from)."""
 
     contact_id: int
     external_contact_id: str | None
@@ -135,10 +136,6 @@ class Plan:
     def changes(self) -> list[Change]:
         """The changes to make: those of sites a guard refused are not among them."""
         return [c for site in self.sites if not site.refused for c in site.changes]
-
-    @property
-    def creates(self) -> list[Change]:
-        return [c for c in self.changes if c.action == "create"]
 
     @property
     def deletes(self) -> list[Change]:

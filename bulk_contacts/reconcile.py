@@ -1,14 +1,14 @@
 """Reconciling a validated roster with what CHeKT holds: site by site, into a `Plan`.
 
 Pure: it takes the roster, the dealer's sites and each site's contacts, and returns the plan.
-The rules (SPEC "Reconcile rules"): the key is (dealer, site, external_contact_id), and a row's
-contact_id is the contact's identity; values are compared after normalization, so formatting
-alone is never a change; an update sends only the changed fields; contacts not in the file are
-kept unless --prune, which deletes only what no row of the file names (whatever became of that
-row) and never unmanaged contacts or sites absent from the file; two contacts sharing an external
-id are a conflict, never a guess; an id a spreadsheet damaged (0042 shown as 42) is a warning when
-the row's contact_id confirms it, else a conflict, never a create plus a prune; guards refuse a
-plan that empties a site or deletes too much.
+The rules (the README's reconcile rules, under `plan`): the key is (dealer, site,
+external_contact_id), and a row's contact_id is the contact's identity; values are compared after
+normalization (`compare`), so formatting alone is never a change; an update sends only the changed
+fields; contacts not in the file are kept unless --prune, which deletes only what no row of the
+file names (whatever became of that row) and never unmanaged contacts or sites absent from the
+file; two contacts sharing an external id are a conflict, never a guess; an id a spreadsheet
+damaged (0042 shown as 42) is a warning when the row's contact_id confirms it, else a conflict,
+never a create plus a prune; guards refuse a plan that empties a site or deletes too much.
 """
 
 from __future__ import annotations

@@ -297,6 +297,23 @@ def test_rollback_leaves_contacts_changed_since_unless_forced(start_sandbox, tmp
     )
 
 
+def test_rollback_compares_values_as_a_plan_does(start_sandbox, tmp_path) -> None:
+    """Issue 14, one diff engine: a phone CHeKT now holds in another format has not changed since
+    the apply, so its create is undone (not a conflict)."""
+    server = seeded(start_sandbox)
+    before = contacts_of(server)
+    journal = tmp_path / "j.jsonl"
+    args = ["--yes", "--journal", str(journal), "--results", str(tmp_path / "r.csv")]
+    assert run(server, "apply", ROSTER, "--prune", *args).exit_code == 0
+    server.store.db.execute(
+        "UPDATE contacts SET phone_number='(202) 867-5309' WHERE external_contact_id='HD-003'"
+    )
+    result = run(server, "rollback", str(journal), "--yes", "--results", str(tmp_path / "u.csv"))
+    assert result.exit_code == 0, result.output
+    assert "changed in CHeKT since the apply" not in result.output
+    assert contacts_of(server) == before
+
+
 def test_a_stale_saved_plan_is_refused_for_its_stale_sites_only(start_sandbox, tmp_path) -> None:
     server = seeded(start_sandbox)
     plan = tmp_path / "plan.json"

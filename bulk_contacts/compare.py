@@ -54,11 +54,12 @@ class Comparison:
     ) -> ComparableValues:
         """Every editable value of `records` and `contacts`, made comparable at once, to be
         looked up."""
-        seen = {name: {getattr(c, name) or "" for c in contacts} for name in EDITABLE_FIELDS}
+        held = {name: [getattr(c, name) or "" for c in contacts] for name in EDITABLE_FIELDS}
+        seen = {name: set(values) for name, values in held.items()}
         for record in records:
             for name in EDITABLE_FIELDS:
                 seen[name].add(record.get(name) or "")
-        return ComparableValues(self, seen)
+        return ComparableValues(self, seen, contacts, held)
 
 
 def comparable(name: str, normalized: pd.Series) -> pd.Series:
@@ -67,16 +68,26 @@ def comparable(name: str, normalized: pd.Series) -> pd.Series:
 
 
 class ComparableValues:
-    """Values of the editable fields and their comparable forms. A value not seen when it was
-    built is made comparable when first asked for."""
+    """Values of the editable fields and their comparable forms (and the contacts' fields,
+    comparable, in EDITABLE_FIELDS order). A value not seen when it was built is made comparable
+    when first asked for."""
 
-    def __init__(self, comparison: Comparison, seen: Mapping[str, Iterable[str]]) -> None:
+    def __init__(
+        self,
+        comparison: Comparison,
+        seen: Mapping[str, Iterable[str]],
+        contacts: Sequence[Contact] = (),
+        held: Mapping[str, list[str]] | None = None,
+    ) -> None:
         self.comparison = comparison
         self._forms: dict[str, dict[str, str]] = {}
         for name, values in seen.items():
-            distinct = pd.Series(sorted(values), dtype="str")
+            distinct = pd.Series(list(values), dtype="str")
             forms = comparison.normalized(name, distinct)
             self._forms[name] = dict(zip(distinct.tolist(), forms.tolist(), strict=True))
+        columns = [map(self._forms[name].__getitem__, held[name]) for name in held or {}]
+        ids = (contact.contact_id for contact in contacts)
+        self._by_id = dict(zip(ids, zip(*columns, strict=True), strict=False))
 
     def of(self, name: str, value: str | None) -> str:
         forms = self._forms[name]
@@ -87,7 +98,11 @@ class ComparableValues:
         return forms[text]
 
     def of_contact(self, contact: Contact) -> tuple[str, ...]:
-        return tuple(self.of(name, getattr(contact, name)) for name in EDITABLE_FIELDS)
+        """A contact's fields, comparable: found by its id among those this was built from."""
+        try:
+            return self._by_id[contact.contact_id]
+        except KeyError:
+            return tuple(self.of(name, getattr(contact, name)) for name in EDITABLE_FIELDS)
 
     def differ(self, one: Record, other: Record, names: Iterable[str]) -> list[str]:
         """The fields of `names` in which two records differ: editable ones once comparable,

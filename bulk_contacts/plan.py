@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,10 @@ class Plan:
     def changes(self) -> list[Change]:
         """The changes to make: those of sites a guard refused are not among them."""
         return [c for site in self.sites if not site.refused for c in site.changes]
+
+    @property
+    def creates(self) -> list[Change]:
+        return [c for c in self.changes if c.action == "create"]
 
     @property
     def deletes(self) -> list[Change]:
@@ -265,9 +270,10 @@ def checksum_of(body: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_contact_fields = attrgetter(*CONTACT_FIELDS)
+
+
 def fingerprint(contacts: list[Contact]) -> str:
     """Of the contact list a site had: any change to any contact changes it."""
-    rows = sorted(
-        (c.contact_id, *(getattr(c, name) or "" for name in CONTACT_FIELDS)) for c in contacts
-    )
+    rows = sorted((c.contact_id, *[v or "" for v in _contact_fields(c)]) for c in contacts)
     return hashlib.sha256(repr(rows).encode()).hexdigest()[:32]

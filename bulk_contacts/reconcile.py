@@ -68,6 +68,11 @@ class PlanOptions:
         return asdict(self)
 
 
+# Each editable field: its name, and whether a contact must have it (what a blank cell means).
+FIELDS = tuple((name, BY_NAME[name].required) for name in EDITABLE_FIELDS)
+PHONE = EDITABLE_FIELDS.index("phone_number")
+
+
 class RowView(NamedTuple):
     row: int
     external_contact_id: str
@@ -75,9 +80,6 @@ class RowView(NamedTuple):
     contact_id: str
     values: tuple[str, ...]  # the editable fields as the row gives them (EDITABLE_FIELDS order)
     comparable: tuple[str, ...]  # the same, as compared (`compare`)
-
-    def value(self, name: str) -> str:
-        return self.values[EDITABLE_FIELDS.index(name)]
 
 
 # sites
@@ -384,11 +386,24 @@ def _plan_warnings(issues: Sequence[RosterIssue]) -> list[RowWarning]:
 
 def _row_views(rows: pd.DataFrame) -> list[RowView]:
     keys = [rows[name].tolist() for name in ("external_contact_id", "action", "contact_id")]
-    values = zip(*(rows[name].tolist() for name in EDITABLE_FIELDS), strict=True)
-    compared = zip(
-        *(comparable(name, rows[name]).tolist() for name in EDITABLE_FIELDS), strict=True
+    columns = [rows[name] for name in EDITABLE_FIELDS]
+    values = [column.tolist() for column in columns]
+    compared = [  # most fields compare as they are: their lists are shared
+        listed if (keyed := comparable(name, column)) is column else keyed.tolist()
+        for name, column, listed in zip(EDITABLE_FIELDS, columns, values, strict=True)
+    ]
+    return list(
+        map(
+            RowView._make,
+            zip(
+                rows.index.tolist(),
+                *keys,
+                zip(*values, strict=True),
+                zip(*compared, strict=True),
+                strict=True,
+            ),
+        )
     )
-    return list(map(RowView._make, zip(rows.index.tolist(), *keys, values, compared, strict=True)))
 
 
 def _invalid_rows(rows: pd.DataFrame, issues: list[RosterIssue]) -> list[InvalidRow]:
@@ -486,7 +501,7 @@ class _Context:
     ) -> bool:
         """Judge the contact as the plan leaves it: no phone is a warning; neither phone nor
         e-mail an error (the row is then not planned) unless --allow-unreachable."""
-        if row.value("phone_number"):
+        if row.values[PHONE]:
             return True  # the common case: the row gives a phone
         held = {name: getattr(contact, name, None) for name in ("phone_number", "email")}
         phone, email = ({**held, **after}[name] for name in held)
@@ -772,8 +787,8 @@ def _plan_row(row: RowView, contact: Contact | None, context: _Context, plan: Si
 def _new_contact(row: RowView) -> dict[str, str | None]:
     """What a create sends: the required fields, and the others the row fills in."""
     after: dict[str, str | None] = {"external_contact_id": row.external_contact_id}
-    for name, value in zip(EDITABLE_FIELDS, row.values, strict=True):
-        if value or BY_NAME[name].required:
+    for (name, required), value in zip(FIELDS, row.values, strict=True):
+        if value or required:
             after[name] = value
     return after
 
@@ -842,12 +857,12 @@ def _differences(row: RowView, held: tuple[str, ...], blanks: str) -> dict[str, 
     if row.comparable == held:
         return {}  # the common case: nothing differs
     after: dict[str, str | None] = {}
-    fields = zip(EDITABLE_FIELDS, row.comparable, held, row.values, strict=True)
-    for name, want, have, sent in fields:
+    fields = zip(FIELDS, row.comparable, held, row.values, strict=True)
+    for (name, required), want, have, sent in fields:
         if want == have:
             continue
         if want == "":
-            if blanks == "clear" and not BY_NAME[name].required:
+            if blanks == "clear" and not required:
                 after[name] = None
             continue
         after[name] = sent

@@ -17,13 +17,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from .codes import (
-    CODES,
-    ERROR,
-    PHONE_DATE,
-    REACHABILITY_CODES,
-    WARNING,
-)
+from .codes import CODES, ERROR, PHONE_DATE, WARNING
 from .columns import (
     BY_NAME,
     COLUMNS,
@@ -36,8 +30,6 @@ from .gc_pause import gc_paused
 from .normalize import normalize_emails, normalize_phones, normalize_text
 from .outputs import FORMULA_SIGNS
 from .roster import Roster, column_index
-
-__all__ = ["ERROR", "REACHABILITY_CODES", "WARNING", "RosterIssue", "ValidatedRoster"]
 
 ACTIONS = {"": "upsert", "upsert": "upsert", "delete": "delete"}
 # A formula's start, perhaps behind a spreadsheet's apostrophe (checked in free-text columns).

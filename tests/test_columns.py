@@ -20,7 +20,7 @@ from bulk_contacts.columns import (
 )
 from bulk_contacts.roster import header_key
 from bulk_contacts.sandbox import models as api
-from bulk_contacts.sandbox import store
+from bulk_contacts.sandbox import seed, store
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 
@@ -65,7 +65,10 @@ def test_the_typed_api_models_hold_the_contact_fields() -> None:
     assert tuple(f.name for f in dataclasses.fields(models.NewContact)) == CONTACT_FIELDS
     assert tuple(api.ContactCreate.model_fields) == CONTACT_FIELDS
     assert tuple(api.ContactUpdate.model_fields) == EDITABLE_FIELDS
-    assert ("contact_id", *CONTACT_FIELDS, "created_at") == store.CONTACT_FIELDS
+    assert ("contact_id", *CONTACT_FIELDS, "created_at") == store.STORED_CONTACT_FIELDS
+    assert set(CONTACT_FIELDS) <= set(seed.SeedContact.model_fields)
+    table = store.Store().db.execute("PRAGMA table_info(contacts)").fetchall()
+    assert set(CONTACT_FIELDS) <= {column["name"] for column in table}
     for model in (api.ContactCreate, api.ContactUpdate):
         for name, schema in model.model_json_schema()["properties"].items():
             limits = re.findall(r"'maxLength': (\d+)", str(schema))

@@ -75,7 +75,7 @@ SITE_FIELDS = (
     "is_activated",
     "created_at",
 )
-CONTACT_FIELDS = ("contact_id", *columns.CONTACT_FIELDS, "created_at")
+STORED_CONTACT_FIELDS = ("contact_id", *columns.CONTACT_FIELDS, "created_at")
 IDEMPOTENCY_TTL = 24 * 3600
 
 
@@ -147,21 +147,21 @@ class Store:
 
     # contacts
     def list_contacts(self, site_id: int) -> list[dict[str, Any]]:
+        fields = ", ".join(STORED_CONTACT_FIELDS)
         rows = self.db.execute(
-            f"SELECT {', '.join(CONTACT_FIELDS)} FROM contacts WHERE site_id=? ORDER BY contact_id",
-            (site_id,),
+            f"SELECT {fields} FROM contacts WHERE site_id=? ORDER BY contact_id", (site_id,)
         )
         return [dict(row) for row in rows]
 
     def get_contact(self, site_id: int, contact_id: int) -> dict[str, Any] | None:
+        fields = ", ".join(STORED_CONTACT_FIELDS)
         row = self.db.execute(
-            f"SELECT {', '.join(CONTACT_FIELDS)} FROM contacts WHERE site_id=? AND contact_id=?",
-            (site_id, contact_id),
+            f"SELECT {fields} FROM contacts WHERE site_id=? AND contact_id=?", (site_id, contact_id)
         ).fetchone()
         return dict(row) if row else None
 
     def create_contact(self, site_id: int, fields: dict[str, Any]) -> dict[str, Any]:
-        values = {key: fields.get(key) for key in CONTACT_FIELDS if key in fields}
+        values = {key: fields.get(key) for key in STORED_CONTACT_FIELDS if key in fields}
         values.setdefault("created_at", timestamp())
         values["site_id"] = site_id
         columns = ", ".join(values)

@@ -289,9 +289,7 @@ def _read_workbook(path: Path, handle: BinaryIO, kind: str, sheet: str | None) -
                 _checked_sheet(path, archive, workbook.sheet_names, SNAPSHOT_SHEET)
             # Looking for formulas without values in the sheet already unzipped runs beside
             # calamine's own parsing, which releases the GIL.
-            formulas = (
-                scan.submit(_formulas_without_values, xml) if _may_hold_formulas(xml) else None
-            )
+            formulas = scan.submit(_formulas_without_values, xml)
         data = workbook.get_sheet_by_name(name)
         rows = data.to_python(skip_empty_area=False)
         merged = data.merged_cell_ranges or []
@@ -426,6 +424,7 @@ def cell_text(value: Any) -> str:
 
 
 _FORMULA = re.compile(rb"<(?:[\w.-]+:)?f[\s/>]")
+_PLAIN_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"')
 _CELL_END = re.compile(rb"</(?:[\w.-]+:)?c\s*>")
 _VALUE = re.compile(rb"<(?:[\w.-]+:)?v(?:\s[^>]*)?>[^<]|<(?:[\w.-]+:)?is[\s>]")
 
@@ -443,6 +442,8 @@ def _formulas_without_values(xml: bytes) -> set[tuple[int, int]]:
     places them."""
     from .sheet_limits import is_plain
 
+    if not _may_hold_formulas(xml):
+        return set()
     formulas = [match.start() for match in _FORMULA.finditer(xml)]
     owner = _plain_owner if is_plain(xml) else _walked_owner(xml)
     found = set()
@@ -460,9 +461,9 @@ def _plain_owner(xml: bytes, position: int) -> tuple[int, int, int]:
     from .sheet_limits import column_number
 
     start = xml.rfind(b'<c r="', 0, position)
-    letters, digits = re.match(
-        rb'<c r="([A-Z]{1,3})([0-9]{1,7})"', xml[start : start + 20]
-    ).groups()
+    reference = _PLAIN_CELL.match(xml, start)
+    assert reference is not None  # in a plain sheet, every cell starts so
+    letters, digits = reference.groups()
     return int(digits), column_number(letters), xml.index(b">", start) + 1
 
 

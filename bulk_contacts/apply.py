@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from . import __version__
 from .client import ChektClient
@@ -188,7 +189,7 @@ def rebase_site(site: SitePlan, contacts: list[Contact], comparison: Comparison)
 
 def _current_target(
     change: Change, by_id: dict[int, Contact], by_external: dict[str, list[Contact]]
-) -> Contact | bool | None:
+) -> Contact | Literal[False] | None:
     if change.action == "create":
         found = by_external.get(change.external_contact_id or "", [])
         return False if len(found) > 1 else (found[0] if found else None)

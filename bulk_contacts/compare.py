@@ -85,7 +85,8 @@ class ComparableValues:
             distinct = pd.Series(list(values), dtype="str")
             forms = comparison.normalized(name, distinct)
             self._forms[name] = dict(zip(distinct.tolist(), forms.tolist(), strict=True))
-        columns = [map(self._forms[name].__getitem__, held[name]) for name in held or {}]
+        held = held or {}
+        columns = [map(self._forms[name].__getitem__, held[name]) for name in held]
         ids = (contact.contact_id for contact in contacts)
         self._by_id = dict(zip(ids, zip(*columns, strict=True), strict=False))
 

@@ -171,7 +171,8 @@ def _snapshot_sheet(workbook: xlsxwriter.Workbook, export: Export) -> None:
     sheet = workbook.add_worksheet(SNAPSHOT_SHEET)
     sheet.write_row(0, 0, (SNAPSHOT_FORMAT, export.created_at, str(export.dealer_id)))
     sheet.write_string(1, 0, json.dumps(SNAPSHOT_COLUMNS))
-    line, chunk, size = 2, [], 0
+    chunk: list[str] = []
+    line, size = 2, 0
     for site in export.sites:
         for contact in export.contacts.get(site.site_id, []):
             item = json.dumps([getattr(contact, c) for c in SNAPSHOT_COLUMNS], ensure_ascii=False)

@@ -188,11 +188,11 @@ def _summary_sheet(workbook: xlsxwriter.Workbook, plan: Plan, styles: dict[str, 
             site.contacts_after,
             site.refused,
         )
-        for col, value in enumerate(values):
-            if isinstance(value, int):
-                sheet.write_number(line, col, value)
+        for col, cell in enumerate(values):
+            if isinstance(cell, int):
+                sheet.write_number(line, col, cell)
             else:
-                sheet.write_string(line, col, value)
+                sheet.write_string(line, col, cell)
     sheet.set_column(0, 0, 12)
     sheet.set_column(1, 1, 40)
     sheet.set_column(2, 8, 11)

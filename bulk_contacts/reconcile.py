@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import pandas as pd
 
@@ -213,8 +213,10 @@ def _resolve_one(
         if not candidates:
             return _error(name, "unknown_site", dealer=dealer_id)
         if len(candidates) > 1:
-            ids = ", ".join(str(s.site_id) for s in candidates)
-            return _error(name, "ambiguous_site", dealer=dealer_id, count=len(candidates), ids=ids)
+            listed = ", ".join(str(s.site_id) for s in candidates)
+            return _error(
+                name, "ambiguous_site", dealer=dealer_id, count=len(candidates), ids=listed
+            )
         found[name] = candidates[0]
     confirmed = dict(found)
     notes = []
@@ -268,7 +270,7 @@ def _repaired_site(
         sites = f"{', '.join(could[:-1])} or {could[-1]}"
         return None, (name, "site_id_damaged", "several", {"dealer": dealer_id, "sites": sites})
     damage = describe_damage(value, getattr(chosen, name))
-    details = {"site": _site_label(chosen, name), "why": why, "damage": damage}
+    details: dict[str, object] = {"site": _site_label(chosen, name), "why": why, "damage": damage}
     return chosen, (name, "site_id_repaired", "", details)
 
 
@@ -608,7 +610,7 @@ def _match(
     matched: dict[int, int],
     plan: SitePlan,
     context: _Context,
-) -> Contact | bool | None:
+) -> Contact | Literal[False] | None:
     """The contact a row is about; None when there is none yet; False after a conflict."""
     if row.contact_id:
         contact = _by_contact_id(row, held, plan, context)
@@ -627,7 +629,7 @@ def _match(
 
 def _by_contact_id(
     row: RowView, held: _SiteContacts, plan: SitePlan, context: _Context
-) -> Contact | bool | None:
+) -> Contact | Literal[False] | None:
     """A row's contact_id is CHeKT's identity: the row is about that contact and no other, and
     a contact_id the site does not hold is never a create."""
     contact_id = int(row.contact_id)
@@ -686,7 +688,7 @@ def _same_contact(row: RowView, contact: Contact, plan: SitePlan, context: _Cont
 
 def _by_external_id(
     row: RowView, held: _SiteContacts, plan: SitePlan, context: _Context
-) -> Contact | bool | None:
+) -> Contact | Literal[False] | None:
     """The contact holding the row's external id; none (a create) only when no contact holds
     it even once a spreadsheet's damage is undone (unless --exact-ids)."""
     written = row.external_contact_id
@@ -723,7 +725,7 @@ def _by_external_id(
     )
 
 
-def _shared(row: RowView, external: str, found: list[Contact], plan: SitePlan) -> bool:
+def _shared(row: RowView, external: str, found: list[Contact], plan: SitePlan) -> Literal[False]:
     ids = tuple(sorted(c.contact_id for c in found))
     return _conflict(
         plan,
@@ -734,7 +736,7 @@ def _shared(row: RowView, external: str, found: list[Contact], plan: SitePlan) -
     )
 
 
-def _conflict(plan: SitePlan, row: RowView, ids: tuple[int, ...], message: str) -> bool:
+def _conflict(plan: SitePlan, row: RowView, ids: tuple[int, ...], message: str) -> Literal[False]:
     """Record a conflict; False, for the matchers to return."""
     plan.conflicts.append(
         Conflict(

@@ -453,9 +453,10 @@ def _row_reachability(
     blank = (frame["phone_number"] == "") & (rows["action"] != "delete")
     if not blank.any():
         return []
-    kinds = {
-        emailed: reachability_issue(roster, 0, False, emailed, allow_unreachable)
-        for emailed in (True, False)
-    }
+    kinds: dict[bool, RosterIssue] = {}
+    for emailed in (True, False):
+        issue = reachability_issue(roster, 0, False, emailed, allow_unreachable)
+        assert issue is not None  # no phone is always an issue
+        kinds[emailed] = issue
     emailed = (frame["email"] != "")[blank]
     return [replace(kinds[e], row=int(row)) for row, e in emailed.items()]

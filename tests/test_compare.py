@@ -7,6 +7,7 @@ from __future__ import annotations
 import unicodedata
 
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -173,9 +174,7 @@ def changed_meanwhile(draw: st.DrawFn, plan, contacts: list[Contact]) -> list[Co
     return after
 
 
-@settings(max_examples=60, deadline=None)
-@given(data=st.data())
-def test_a_rebased_plan_has_exactly_the_changes_of_a_fresh_plan(data) -> None:
+def rebased_equals_fresh(data: st.DataObject) -> None:
     rows, contacts, options = data.draw(scenarios())
     validated = validated_roster(rows, options)
     assert validated.valid, validated.issues
@@ -185,6 +184,19 @@ def test_a_rebased_plan_has_exactly_the_changes_of_a_fresh_plan(data) -> None:
     fresh = plan_of(validated, now, options)
     assert rebased.changes == fresh.sites[0].changes
     assert rebased.conflicts == fresh.sites[0].conflicts == []
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_a_rebased_plan_has_exactly_the_changes_of_a_fresh_plan(data) -> None:
+    rebased_equals_fresh(data)
+
+
+@pytest.mark.slow
+@settings(max_examples=500, deadline=None)
+@given(data=st.data())
+def test_a_rebased_plan_has_exactly_the_changes_of_a_fresh_plan_many_trials(data) -> None:
+    rebased_equals_fresh(data)
 
 
 def test_verification_reads_a_reformatted_phone_as_sent() -> None:

@@ -1,6 +1,7 @@
 """What counts as a change: a contact's fields compared once normalized, so that formatting alone
 is never a change (the README's reconcile rules, under `plan`). The one rule that the plan,
-`apply --refresh` (which re-bases a saved plan) and `rollback` share.
+`apply --refresh` (which re-bases a saved plan), the verification after a run and `rollback`
+share.
 
 Each editable field is compared by its column's rule (`columns.Column.compare`): text trimmed and
 in Unicode NFC; phone numbers as parsed numbers (as text when they do not parse); e-mail

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import pandas as pd
@@ -55,8 +56,8 @@ class Comparison:
     ) -> ComparableValues:
         """Every editable value of `records` and `contacts`, made comparable at once, to be
         looked up."""
-        held = {name: [getattr(c, name) or "" for c in contacts] for name in EDITABLE_FIELDS}
-        seen = {name: set(values) for name, values in held.items()}
+        held = {name: list(map(attrgetter(name), contacts)) for name in EDITABLE_FIELDS}
+        seen = {name: set(values) - {None} | {""} for name, values in held.items()}
         for record in records:
             for name in EDITABLE_FIELDS:
                 seen[name].add(record.get(name) or "")
@@ -76,19 +77,20 @@ class ComparableValues:
     def __init__(
         self,
         comparison: Comparison,
-        seen: Mapping[str, Iterable[str]],
+        seen: Mapping[str, Iterable[str | None]],
         contacts: Sequence[Contact] = (),
-        held: Mapping[str, list[str]] | None = None,
+        held: Mapping[str, list[str | None]] | None = None,
     ) -> None:
         self.comparison = comparison
-        self._forms: dict[str, dict[str, str]] = {}
+        self._forms: dict[str, dict[str | None, str]] = {}
         for name, values in seen.items():
             distinct = pd.Series(list(values), dtype="str")
             forms = comparison.normalized(name, distinct)
             self._forms[name] = dict(zip(distinct.tolist(), forms.tolist(), strict=True))
+            self._forms[name][None] = self._forms[name][""]  # no value, as CHeKT may write it
         held = held or {}
         columns = [map(self._forms[name].__getitem__, held[name]) for name in held]
-        ids = (contact.contact_id for contact in contacts)
+        ids = map(attrgetter("contact_id"), contacts)
         self._by_id = dict(zip(ids, zip(*columns, strict=True), strict=False))
 
     def of(self, name: str, value: str | None) -> str:

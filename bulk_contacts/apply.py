@@ -26,14 +26,17 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from . import __version__
 from .client import ChektClient
+from .columns import CONTACT_FIELDS, EDITABLE_FIELDS
+from .compare import ComparableValues, Comparison
 from .errors import ApiError, JournalError, NotFound
 from .fetch import fetch_contacts
 from .journal import JOURNAL_FORMAT, Journal, check_appendable
 from .lock import hold_journal
-from .models import CONTACT_FIELDS, EDITABLE_FIELDS, Contact, NewContact
+from .models import Contact, NewContact
 from .outputs import RUNS_FOLDER, files_beside
 from .plan import ACTIONS, Change, Conflict, Plan, SitePlan, fingerprint
 from .results import Outcome, Results
@@ -127,7 +130,7 @@ def check_freshness(
             continue
         stale.append(site)
         plan.sites[index] = (
-            rebase_site(site, contacts)
+            rebase_site(site, contacts, Comparison.of_plan(plan.options))
             if refresh
             else replace(
                 site,
@@ -138,21 +141,24 @@ def check_freshness(
     return stale
 
 
-def rebase_site(site: SitePlan, contacts: list[Contact]) -> SitePlan:
-    """The site's changes, made again against what it holds now: a create whose contact now
-    exists becomes an update of the differing fields (or nothing); an update sends only what
-    still differs; a delete of a contact that changed meanwhile becomes a conflict; changes to
-    contacts that are gone are dropped."""
+def rebase_site(site: SitePlan, contacts: list[Contact], comparison: Comparison) -> SitePlan:
+    """The site's changes, made again against what it holds now, comparing values as the plan
+    did (`compare`): a create whose contact now exists becomes an update of the differing fields
+    (or nothing); an update sends only what still differs; a delete of a contact that changed
+    meanwhile becomes a conflict; changes to contacts that are gone are dropped."""
     by_id = {c.contact_id: c for c in contacts}
     by_external: dict[str, list[Contact]] = {}
     for contact in contacts:
         if contact.external_contact_id:
             by_external.setdefault(contact.external_contact_id, []).append(contact)
+    values = comparison.values(
+        [record for c in site.changes for record in (c.before, c.after)], contacts
+    )
     changes, conflicts = [], list(site.conflicts)
     for change in site.changes:
         target = _current_target(change, by_id, by_external)
         rebased = (
-            _rebase(change, target)
+            _rebase(change, target, values)
             if target is not False
             else "several contacts now share this external_contact_id"
         )
@@ -183,19 +189,21 @@ def rebase_site(site: SitePlan, contacts: list[Contact]) -> SitePlan:
 
 def _current_target(
     change: Change, by_id: dict[int, Contact], by_external: dict[str, list[Contact]]
-) -> Contact | bool | None:
+) -> Contact | Literal[False] | None:
     if change.action == "create":
         found = by_external.get(change.external_contact_id or "", [])
         return False if len(found) > 1 else (found[0] if found else None)
     return by_id.get(change.contact_id or 0)
 
 
-def _rebase(change: Change, current: Contact | None) -> Change | str | None:
+def _rebase(
+    change: Change, current: Contact | None, values: ComparableValues
+) -> Change | str | None:
     """The change against `current`; None when nothing is left to do; a string: a conflict."""
     if change.action == "create":
         if current is None:
             return change
-        after = _still_different(change.after, current)
+        after = _still_different(change.after, current, values)
         return (
             replace(
                 change,
@@ -210,19 +218,19 @@ def _rebase(change: Change, current: Contact | None) -> Change | str | None:
     if current is None:
         return None  # deleted meanwhile: nothing to update or delete
     if change.action == "update":
-        after = _still_different(change.after, current)
+        after = _still_different(change.after, current, values)
         return replace(change, before=current.fields(), after=after) if after else None
-    if current.fields() != {k: change.before.get(k) for k in CONTACT_FIELDS}:
+    if values.differ(current.fields(), change.before, CONTACT_FIELDS):
         return "the contact changed in CHeKT since the plan was made; it is not deleted"
-    return change
+    return replace(change, before=current.fields())
 
 
-def _still_different(wanted: dict[str, str | None], current: Contact) -> dict[str, str | None]:
-    return {
-        k: v
-        for k, v in wanted.items()
-        if k in EDITABLE_FIELDS and (getattr(current, k) or None) != (v or None)
-    }
+def _still_different(
+    wanted: dict[str, str | None], current: Contact, values: ComparableValues
+) -> dict[str, str | None]:
+    """The fields of `wanted` that `current` does not hold already."""
+    differ = values.differ(wanted, current.fields(), [k for k in wanted if k in EDITABLE_FIELDS])
+    return {k: wanted[k] for k in differ}
 
 
 # execution
@@ -403,11 +411,9 @@ class Applier:
     def _send(self, change: Change):
         dealer, site = change.dealer_id, change.site_id
         if change.action == "create":
-            fields = {
-                k: change.after.get(k)
-                for k in ("external_contact_id", "first_name", "last_name", "phone_number", "email")
-            }
-            return self.client.create_contact(dealer, site, NewContact(**fields))
+            fields = {name: change.after.get(name) for name in CONTACT_FIELDS}
+            new = NewContact(**fields)  # type: ignore[arg-type]  # a create has the required ones
+            return self.client.create_contact(dealer, site, new)
         if change.action == "update":
             return self.client.update_contact(dealer, site, change.contact_id, change.after)
         return self.client.delete_contact(dealer, site, change.contact_id)
@@ -514,7 +520,7 @@ def apply_plan(
                 applier = Applier(client, journal, results, progress, stop)
                 report = _run(applier, plan, kind, files)
                 if verify and not report.interrupted and not report.journal_error:
-                    _verify(applier, report)
+                    _verify(applier, report, Comparison.of_plan(plan.options))
         finally:
             closing_error = _close(results)
     report.counts = dict(results.counts)
@@ -539,10 +545,10 @@ def _run(applier: Applier, plan: Plan, kind: str, files: RunFiles) -> ApplyRepor
     return report
 
 
-def _verify(applier: Applier, report: ApplyReport) -> None:
+def _verify(applier: Applier, report: ApplyReport, comparison: Comparison) -> None:
     report.verified_sites = len({(c.dealer_id, c.site_id) for c, _ in applier.done})
     try:
-        differences = verify_changes(applier.client, applier.done)
+        differences = verify_changes(applier.client, applier.done, comparison=comparison)
     except ApiError as error:
         report.verify_error = str(error)
         return

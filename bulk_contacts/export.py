@@ -23,6 +23,7 @@ from pathlib import Path
 import xlsxwriter
 
 from .client import ChektClient
+from .columns import BY_NAME, CONTACT_FIELDS, EXPORT_COLUMNS
 from .errors import InputError
 from .fetch import fetch_contacts
 from .models import Contact, Site, format_timestamp
@@ -30,38 +31,8 @@ from .outputs import SHEET_SUFFIXES, close_workbook, replacing, write_csv
 from .roster import SNAPSHOT_FORMAT
 from .spreadsheet import SNAPSHOT_SHEET
 
-EXPORT_COLUMNS = (
-    "site_id",
-    "account_number",
-    "external_site_id",
-    "site_name",
-    "external_contact_id",
-    "contact_id",
-    "first_name",
-    "last_name",
-    "phone_number",
-    "email",
-    "action",
-    "created_at",
-)
-SNAPSHOT_COLUMNS = (
-    "contact_id",
-    "external_contact_id",
-    "first_name",
-    "last_name",
-    "phone_number",
-    "email",
-)
+SNAPSHOT_COLUMNS = ("contact_id", *CONTACT_FIELDS)
 SNAPSHOT_CELL = 30_000  # characters of JSON per cell (an Excel cell holds 32,767)
-WIDTHS = {
-    "site_name": 30,
-    "email": 32,
-    "first_name": 16,
-    "last_name": 18,
-    "phone_number": 16,
-    "external_contact_id": 20,
-    "created_at": 24,
-}
 
 
 @dataclass
@@ -72,29 +43,29 @@ class Export:
     created_at: str
 
     def rows(self) -> list[dict[str, str]]:
-        rows = []
-        for site in self.sites:
+        """One row per contact, sites in order, as the export writes them (EXPORT_COLUMNS)."""
+        return [
+            _row(site, contact)
+            for site in self.sites
             for contact in sorted(
                 self.contacts.get(site.site_id, []),
                 key=lambda c: (c.external_contact_id or "~", c.contact_id),
-            ):
-                rows.append(
-                    {
-                        "site_id": str(site.site_id),
-                        "account_number": site.account_number or "",
-                        "external_site_id": site.external_site_id or "",
-                        "site_name": site.name or "",
-                        "external_contact_id": contact.external_contact_id or "",
-                        "contact_id": str(contact.contact_id),
-                        "first_name": contact.first_name,
-                        "last_name": contact.last_name,
-                        "phone_number": contact.phone_number or "",
-                        "email": contact.email or "",
-                        "action": "",
-                        "created_at": format_timestamp(contact.created_at),
-                    }
-                )
-        return rows
+            )
+        ]
+
+
+def _row(site: Site, contact: Contact) -> dict[str, str]:
+    values = {name: getattr(contact, name) or "" for name in CONTACT_FIELDS}
+    return {
+        "site_id": str(site.site_id),
+        "account_number": site.account_number or "",
+        "external_site_id": site.external_site_id or "",
+        "site_name": site.name or "",
+        "contact_id": str(contact.contact_id),
+        "action": "",
+        "created_at": format_timestamp(contact.created_at),
+        **values,
+    }
 
 
 def fetch_export(
@@ -161,7 +132,7 @@ def _write_xlsx(export: Export, rows: list[dict[str, str]], path: Path) -> None:
     text = workbook.add_format({"num_format": "@"})
     sheet = workbook.add_worksheet("Contacts")
     for col, name in enumerate(EXPORT_COLUMNS):
-        sheet.set_column(col, col, WIDTHS.get(name, 14), text)
+        sheet.set_column(col, col, BY_NAME[name].width, text)
     sheet.freeze_panes(1, 0)
     sheet.autofilter(0, 0, max(1, len(rows)), len(EXPORT_COLUMNS) - 1)
     sheet.write_row(0, 0, EXPORT_COLUMNS, header)
@@ -200,20 +171,11 @@ def _snapshot_sheet(workbook: xlsxwriter.Workbook, export: Export) -> None:
     sheet = workbook.add_worksheet(SNAPSHOT_SHEET)
     sheet.write_row(0, 0, (SNAPSHOT_FORMAT, export.created_at, str(export.dealer_id)))
     sheet.write_string(1, 0, json.dumps(SNAPSHOT_COLUMNS))
-    line, chunk, size = 2, [], 0
+    chunk: list[str] = []
+    line, size = 2, 0
     for site in export.sites:
         for contact in export.contacts.get(site.site_id, []):
-            item = json.dumps(
-                [
-                    contact.contact_id,
-                    contact.external_contact_id,
-                    contact.first_name,
-                    contact.last_name,
-                    contact.phone_number,
-                    contact.email,
-                ],
-                ensure_ascii=False,
-            )
+            item = json.dumps([getattr(contact, c) for c in SNAPSHOT_COLUMNS], ensure_ascii=False)
             if size + len(item) > SNAPSHOT_CELL and chunk:
                 sheet.write_string(line, 0, "[" + ",".join(chunk) + "]")
                 line, chunk, size = line + 1, [], 0

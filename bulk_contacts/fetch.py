@@ -8,9 +8,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from .client import ChektClient
 from .errors import PermissionDenied
-from .models import Contact, Site
-
-SiteKey = tuple[int, int]
+from .models import Contact, Site, SiteKey
 
 
 def fetch_sites(client: ChektClient, dealers: Iterable[int]) -> dict[int, list[Site]]:

@@ -6,8 +6,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-CONTACT_FIELDS = ("external_contact_id", "first_name", "last_name", "phone_number", "email")
-EDITABLE_FIELDS = ("first_name", "last_name", "phone_number", "email")
+from .columns import CONTACT_FIELDS
+
+SiteKey = tuple[int, int]  # (dealer_id, site_id): a site, wherever the tool names one
 
 
 def parse_timestamp(value: Any) -> datetime | None:

@@ -23,16 +23,10 @@ import pyarrow.compute as pc
 from phonenumbers import PhoneMetadata, PhoneNumberFormat
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
-PHONE_FORMATS = ("e164", "national")
+from .codes import PHONE_DATE, PHONE_EXTENSION, PHONE_INVALID, PHONE_SCIENTIFIC
+
 SCIENTIFIC = r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+"
 DATE_LIKE = r"\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}/\d{1,2}/\d{2,4}"
-
-# Phone problems, by code
-PHONE_INVALID = "invalid_phone"
-PHONE_SCIENTIFIC = "phone_scientific"
-PHONE_DATE = "phone_date"
-# Not a problem of the number: it has an extension, kept (see phone_by_library). A warning.
-PHONE_EXTENSION = "phone_extension"
 
 
 def normalize_text(values: pd.Series) -> pd.Series:

@@ -222,10 +222,13 @@ def open_new(path: Path, encoding: str = "utf-8", newline: str | None = None) ->
 
 # CSV
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What a spreadsheet runs as a formula when a cell starts with it: the signs, and a tab or a
+# carriage return before one.
+FORMULA_SIGNS = "=+-@"
+FORMULA_START = (*FORMULA_SIGNS, "\t", "\r")
 PHONE_LIKE = re.compile(r"\+[0-9][0-9 ().\-]*")
 # Apostrophes, then a formula's start: how `formula_safe` marks a value (the reader's pattern).
-FORMULA_MARKED = re.compile(r"'+[=+\-@\t\r]")
+FORMULA_MARKED = re.compile("'+[" + re.escape("".join(FORMULA_START)) + "]")
 
 
 def formula_safe(value: str) -> str:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+from .columns import CONTACT_FIELDS
 from .errors import InputError
 from .models import Contact
 from .outputs import write_text
@@ -60,8 +62,9 @@ class Conflict:
 @dataclass(frozen=True)
 class Listed:
     """A contact on a site that the plan leaves alone, and why: `kept` (not in the roster, no
-    --prune), `unmanaged` (made in the portal), `protected` (named by a row that was not
-    planned: invalid, site not resolved), `conflict`, `new` (created since the export)."""
+    --prune), `unmanaged` (made in the portal), `protected` (named by a row of the file that was
+    not planned: invalid, its site not resolved, skipped), `conflict` (in a conflict), `new`
+    (created in CHeKT since the export the file came from)."""
 
     contact_id: int
     external_contact_id: str | None
@@ -92,6 +95,12 @@ class SitePlan:
 
     def count(self, action: str) -> int:
         return sum(c.action == action for c in self.changes)
+
+    @property
+    def label(self) -> str:
+        """How reports name the site: "101 Harbor Dental (10-4471)"."""
+        name = f"{self.site_id} {self.name or ''}".strip()
+        return f"{name} ({self.account_number})" if self.account_number else name
 
 
 @dataclass(frozen=True)
@@ -132,10 +141,6 @@ class Plan:
     @property
     def creates(self) -> list[Change]:
         return [c for c in self.changes if c.action == "create"]
-
-    @property
-    def updates(self) -> list[Change]:
-        return [c for c in self.changes if c.action == "update"]
 
     @property
     def deletes(self) -> list[Change]:
@@ -265,17 +270,10 @@ def checksum_of(body: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_contact_fields = attrgetter(*CONTACT_FIELDS)
+
+
 def fingerprint(contacts: list[Contact]) -> str:
     """Of the contact list a site had: any change to any contact changes it."""
-    rows = sorted(
-        (
-            c.contact_id,
-            c.external_contact_id or "",
-            c.first_name,
-            c.last_name,
-            c.phone_number or "",
-            c.email or "",
-        )
-        for c in contacts
-    )
+    rows = sorted((c.contact_id, *[v or "" for v in _contact_fields(c)]) for c in contacts)
     return hashlib.sha256(repr(rows).encode()).hexdigest()[:32]

@@ -7,10 +7,10 @@ from typing import Any
 
 import xlsxwriter
 
+from .columns import BY_NAME, EDITABLE_FIELDS
 from .errors import InputError
-from .models import EDITABLE_FIELDS
 from .outputs import PLAN_REPORT_SUFFIXES, close_workbook, replacing, write_csv
-from .plan import Change, Plan, SitePlan
+from .plan import Change, Plan
 
 CHANGE_COLUMNS = (
     "action",
@@ -42,11 +42,6 @@ def write_plan_report(plan: Plan, path: Path, overwrite: bool = False) -> None:
             {".xlsx": _write_xlsx, ".html": _write_html}[suffix](plan, temporary)
 
 
-def site_label(site: SitePlan) -> str:
-    name = f"{site.site_id} {site.name or ''}".strip()
-    return f"{name} ({site.account_number})" if site.account_number else name
-
-
 def change_rows(plan: Plan) -> list[dict[str, Any]]:
     """One flat row per change: the contact's values after the change (before it, for a delete),
     and which fields change, with what they were."""
@@ -59,7 +54,7 @@ def change_rows(plan: Plan) -> list[dict[str, Any]]:
                     "action": change.action,
                     "dealer_id": change.dealer_id,
                     "site_id": change.site_id,
-                    "site": site_label(site),
+                    "site": site.label,
                     "row": change.row,
                     "external_contact_id": change.external_contact_id or "",
                     "contact_id": change.contact_id or "",
@@ -183,7 +178,7 @@ def _summary_sheet(workbook: xlsxwriter.Workbook, plan: Plan, styles: dict[str, 
         line += 1
         values = (
             site.site_id,
-            site_label(site),
+            site.label,
             site.contacts_before,
             site.count("create"),
             site.count("update"),
@@ -193,11 +188,11 @@ def _summary_sheet(workbook: xlsxwriter.Workbook, plan: Plan, styles: dict[str, 
             site.contacts_after,
             site.refused,
         )
-        for col, value in enumerate(values):
-            if isinstance(value, int):
-                sheet.write_number(line, col, value)
+        for col, cell in enumerate(values):
+            if isinstance(cell, int):
+                sheet.write_number(line, col, cell)
             else:
-                sheet.write_string(line, col, value)
+                sheet.write_string(line, col, cell)
     sheet.set_column(0, 0, 12)
     sheet.set_column(1, 1, 40)
     sheet.set_column(2, 8, 11)
@@ -229,9 +224,10 @@ def _changes_sheet(workbook: xlsxwriter.Workbook, plan: Plan, styles: dict[str, 
                 sheet.write_string(line, col, "" if value is None else str(value), style)
             if changed:
                 sheet.write_comment(line, col, f"was: {row['before'][name] or '(empty)'}")
-    widths = {"site": 32, "email": 30, "reason": 14, "external_contact_id": 18}
+    widths = {"site": 32, "reason": 14}
     for col, name in enumerate(columns):
-        sheet.set_column(col, col, widths.get(name, 14))
+        column = BY_NAME.get(name)
+        sheet.set_column(col, col, widths.get(name, column.width if column else 14))
     sheet.autofilter(0, 0, max(1, len(plan.changes)), len(columns) - 1)
     sheet.freeze_panes(1, 0)
 
@@ -272,7 +268,6 @@ def _write_html(plan: Plan, path: Path) -> None:
         summary=plan.summary(),
         rows=change_rows(plan),
         sites=plan.sites,
-        site_label=site_label,
         fields=EDITABLE_FIELDS,
     )
     path.write_text(page, encoding="utf-8")

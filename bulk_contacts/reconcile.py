@@ -1,14 +1,14 @@
 """Reconciling a validated roster with what CHeKT holds: site by site, into a `Plan`.
 
 Pure: it takes the roster, the dealer's sites and each site's contacts, and returns the plan.
-The rules (SPEC "Reconcile rules"): the key is (dealer, site, external_contact_id), and a row's
-contact_id is the contact's identity; values are compared after normalization, so formatting
-alone is never a change; an update sends only the changed fields; contacts not in the file are
-kept unless --prune, which deletes only what no row of the file names (whatever became of that
-row) and never unmanaged contacts or sites absent from the file; two contacts sharing an external
-id are a conflict, never a guess; an id a spreadsheet damaged (0042 shown as 42) is a warning when
-the row's contact_id confirms it, else a conflict, never a create plus a prune; guards refuse a
-plan that empties a site or deletes too much.
+The rules (the README's reconcile rules, under `plan`): the key is (dealer, site,
+external_contact_id), and a row's contact_id is the contact's identity; values are compared after
+normalization (`compare`), so formatting alone is never a change; an update sends only the changed
+fields; contacts not in the file are kept unless --prune, which deletes only what no row of the
+file names (whatever became of that row) and never unmanaged contacts or sites absent from the
+file; two contacts sharing an external id are a conflict, never a guess; an id a spreadsheet
+damaged (0042 shown as 42) is a warning when the row's contact_id confirms it, else a conflict,
+never a create plus a prune; guards refuse a plan that empties a site or deletes too much.
 """
 
 from __future__ import annotations
@@ -18,20 +18,19 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import pandas as pd
 
+from .codes import ERROR, REACHABILITY_CODES, WARNING
+from .columns import BY_NAME, EDITABLE_FIELDS, SITE_COLUMNS
+from .compare import ComparableValues, Comparison, comparable
 from .gc_pause import gc_paused
-from .models import EDITABLE_FIELDS, Contact, Site
+from .models import Contact, Site, SiteKey
 from .normalize import (
-    PHONE_EXTENSION,
     SCIENTIFIC_ID,
     describe_damage,
     is_scientific,
-    normalize_emails,
-    normalize_phones,
-    normalize_text,
     repair_key,
     repair_keys,
     same_after_repair,
@@ -39,9 +38,6 @@ from .normalize import (
 from .plan import Change, Conflict, InvalidRow, Listed, Plan, RowWarning, SitePlan, fingerprint
 from .roster import Roster
 from .schema import (
-    ERROR,
-    REACHABILITY_CODES,
-    WARNING,
     RosterIssue,
     ValidatedRoster,
     duplicate_ids,
@@ -51,7 +47,6 @@ from .schema import (
 
 DEFAULT_MAX_DELETES = 10
 DEFAULT_MAX_DELETE_SHARE = 0.25
-SiteKey = tuple[int, int]  # (dealer_id, site_id)
 
 
 @dataclass(frozen=True)
@@ -73,15 +68,18 @@ class PlanOptions:
         return asdict(self)
 
 
+# Each editable field: its name, and whether a contact must have it (what a blank cell means).
+FIELDS = tuple((name, BY_NAME[name].required) for name in EDITABLE_FIELDS)
+PHONE = EDITABLE_FIELDS.index("phone_number")
+
+
 class RowView(NamedTuple):
     row: int
     external_contact_id: str
-    first_name: str
-    last_name: str
-    phone_number: str
-    email: str
     action: str
     contact_id: str
+    values: tuple[str, ...]  # the editable fields as the row gives them (EDITABLE_FIELDS order)
+    comparable: tuple[str, ...]  # the same, as compared (`compare`)
 
 
 # sites
@@ -129,21 +127,21 @@ def resolve_sites(
         verdict = cache[key]
         if verdict.site is not None:
             placement[row] = verdict.site
-        for name, code, message, severity in verdict.notes:
-            value = dict(zip(("dealer_id", *_SITE_FIELDS), key, strict=True))[name]
-            issues.append(make_issue(validated.roster, row, name, value, code, message, severity))
+        for name, code, variant, details in verdict.notes:
+            value = dict(zip(("dealer_id", *SITE_COLUMNS), key, strict=True))[name]
+            issues.append(make_issue(validated.roster, row, name, value, code, variant, **details))
     issues += _duplicates_on_resolved_sites(validated, placement, exact_ids)
     return placement, issues
 
 
-_SITE_FIELDS = ("site_id", "external_site_id", "account_number")
+Note = tuple[str, str, str, dict[str, object]]  # field blamed, code, variant, details
 
 
 class _Verdict(NamedTuple):
-    """A row's site, and what to say about it: (field blamed, code, message, severity)."""
+    """A row's site, and what to say about it (`Note`s)."""
 
     site: SiteKey | None
-    notes: tuple[tuple[str, str, str, str], ...] = ()
+    notes: tuple[Note, ...] = ()
 
 
 class _SiteIndex:
@@ -205,7 +203,7 @@ def _resolve_one(
     dealer_id, sites = int(dealer), index[int(dealer)]
     found: dict[str, Site] = {}
     damaged: dict[str, tuple[str, list[Site]]] = {}
-    for name, value in zip(_SITE_FIELDS, (site_id, external, account), strict=True):
+    for name, value in zip(SITE_COLUMNS, (site_id, external, account), strict=True):
         if not value:
             continue
         candidates = sites.find(name, value)
@@ -213,19 +211,11 @@ def _resolve_one(
             damaged[name] = (value, repairs)
             continue
         if not candidates:
-            return _error(
-                name,
-                "unknown_site",
-                f"{name} {value!r} is not a site of dealer {dealer_id}; check it, or create "
-                f"the site in CHeKT first",
-            )
+            return _error(name, "unknown_site", dealer=dealer_id)
         if len(candidates) > 1:
-            ids = ", ".join(str(s.site_id) for s in candidates)
+            listed = ", ".join(str(s.site_id) for s in candidates)
             return _error(
-                name,
-                "ambiguous_site",
-                f"{name} {value!r} names {len(candidates)} sites of dealer {dealer_id} "
-                f"(site_id {ids}); give the site_id",
+                name, "ambiguous_site", dealer=dealer_id, count=len(candidates), ids=listed
             )
         found[name] = candidates[0]
     confirmed = dict(found)
@@ -241,16 +231,12 @@ def _resolve_one(
     ids = {site.site_id for site in found.values()}
     if len(ids) > 1:
         named = ", ".join(f"{f} -> site {s.site_id}" for f, s in found.items())
-        return _error(
-            next(iter(found)),
-            "site_mismatch",
-            f"the row's site columns name different sites ({named}); correct one of them",
-        )
+        return _error(next(iter(found)), "site_mismatch", named=named)
     return _Verdict((dealer_id, ids.pop()), tuple(notes))
 
 
-def _error(name: str, code: str, message: str) -> _Verdict:
-    return _Verdict(None, ((name, code, message, ERROR),))
+def _error(name: str, code: str, **details: object) -> _Verdict:
+    return _Verdict(None, ((name, code, "", details),))
 
 
 def _repaired_site(
@@ -260,7 +246,7 @@ def _repaired_site(
     confirmed: dict[str, Site],
     repair_ids: bool,
     dealer_id: int,
-) -> tuple[Site | None, tuple[str, str, str, str]]:
+) -> tuple[Site | None, Note]:
     """A site id that matches a site only once repaired: used when the row's other site
     columns name that very site, or with --repair-ids when the repair is unique; else an error
     that names the likely site (a wrong site means the wrong people are phoned)."""
@@ -271,34 +257,21 @@ def _repaired_site(
     elif not confirmed and len(repairs) == 1 and repair_ids:
         chosen, why = repairs[0], "as --repair-ids allows"
     elif len(repairs) == 1:
-        held = getattr(repairs[0], name)
+        damage = describe_damage(value, getattr(repairs[0], name))
+        site = _site_label(repairs[0], name)
         return None, (
             name,
             "site_id_damaged",
-            f"{name} {value!r} is not a site of dealer {dealer_id}; did you mean "
-            f"{_site_label(repairs[0], name)}? A spreadsheet changes ids this way "
-            f"({describe_damage(value, held)}): format the column as Text and type it again, "
-            f"or plan with --repair-ids to accept such matches",
-            ERROR,
+            "",
+            {"dealer": dealer_id, "site": site, "damage": damage},
         )
     else:
         could = [_site_label(site, name) for site in repairs]
-        return None, (
-            name,
-            "site_id_damaged",
-            f"{name} {value!r} is not a site of dealer {dealer_id}, and once a spreadsheet's "
-            f"damage is undone it could be {', '.join(could[:-1])} or {could[-1]}: give the "
-            f"site_id",
-            ERROR,
-        )
-    held = getattr(chosen, name)
-    return chosen, (
-        name,
-        "site_id_repaired",
-        f"{name} {value!r} is taken as {_site_label(chosen, name)}, {why}; a spreadsheet changed "
-        f"it ({describe_damage(value, held)}): format the column as Text",
-        WARNING,
-    )
+        sites = f"{', '.join(could[:-1])} or {could[-1]}"
+        return None, (name, "site_id_damaged", "several", {"dealer": dealer_id, "sites": sites})
+    damage = describe_damage(value, getattr(chosen, name))
+    details: dict[str, object] = {"site": _site_label(chosen, name), "why": why, "damage": damage}
+    return chosen, (name, "site_id_repaired", "", details)
 
 
 def _site_label(site: Site, name: str) -> str:
@@ -370,13 +343,14 @@ def reconcile(
     snapshot = validated.roster.snapshot
     views = _row_views(validated.rows)
     everyone = [c for found in contacts.values() for c in found]
+    comparison = Comparison(options.region, options.phone_format)
     context = _Context(
         options,
-        _RemoteValues(everyone, options),
+        comparison.values(contacts=everyone),
         validated.roster,
         _Names(validated.rows, placement, options.exact_ids),
         snapshot,
-        _RemoteValues(list(snapshot.values()), options) if snapshot is not None else None,
+        comparison.values(contacts=list(snapshot.values())) if snapshot is not None else None,
     )
     by_site: dict[SiteKey, list[RowView]] = defaultdict(list)
     in_scope: set[SiteKey] = set()
@@ -413,8 +387,25 @@ def _plan_warnings(issues: Sequence[RosterIssue]) -> list[RowWarning]:
 
 
 def _row_views(rows: pd.DataFrame) -> list[RowView]:
-    columns = [rows[name].tolist() for name in RowView._fields[1:]]
-    return list(map(RowView._make, zip(rows.index.tolist(), *columns, strict=True)))
+    keys = [rows[name].tolist() for name in ("external_contact_id", "action", "contact_id")]
+    columns = [rows[name] for name in EDITABLE_FIELDS]
+    values = [column.tolist() for column in columns]
+    compared = [  # most fields compare as they are: their lists are shared
+        listed if (keyed := comparable(name, column)) is column else keyed.tolist()
+        for name, column, listed in zip(EDITABLE_FIELDS, columns, values, strict=True)
+    ]
+    return list(
+        map(
+            RowView._make,
+            zip(
+                rows.index.tolist(),
+                *keys,
+                zip(*values, strict=True),
+                zip(*compared, strict=True),
+                strict=True,
+            ),
+        )
+    )
 
 
 def _invalid_rows(rows: pd.DataFrame, issues: list[RosterIssue]) -> list[InvalidRow]:
@@ -428,40 +419,6 @@ def _invalid_rows(rows: pd.DataFrame, issues: list[RosterIssue]) -> list[Invalid
         )
         for row, found in sorted(problems.items())
     ]
-
-
-class _RemoteValues:
-    """Every remote contact's fields normalized as the roster's are (vectorized, once), so
-    that comparing them is formatting-blind."""
-
-    values: dict[int, tuple[str, str, str, str]]
-
-    def __init__(self, everyone: list[Contact], options: PlanOptions) -> None:
-        frame = pd.DataFrame(
-            [
-                (c.contact_id, c.first_name, c.last_name, c.phone_number or "", c.email or "")
-                for c in everyone
-            ],
-            columns=["contact_id", "first_name", "last_name", "phone_number", "email"],
-            dtype="str",
-        )
-        if frame.empty:
-            self.values = {}
-            return
-        first, last = normalize_text(frame["first_name"]), normalize_text(frame["last_name"])
-        phone_text = normalize_text(frame["phone_number"])
-        phones, phone_problems = normalize_phones(phone_text, options.region, options.phone_format)
-        parsed = phone_problems.isin(["", PHONE_EXTENSION])
-        phones = phones.where(parsed, phone_text)  # unparseable: compare as text
-        email_text = normalize_text(frame["email"])
-        emails, email_problems = normalize_emails(email_text)
-        emails = emails.where(email_problems == "", email_text).str.casefold()
-        ids = [c.contact_id for c in everyone]
-        columns = (first.tolist(), last.tolist(), phones.tolist(), emails.tolist())
-        self.values = dict(zip(ids, zip(*columns, strict=True), strict=True))
-
-    def of(self, contact: Contact) -> tuple[str, str, str, str]:
-        return self.values[contact.contact_id]
 
 
 class _Names:
@@ -524,11 +481,11 @@ class _Context:
     damaged id matched anyway, a contact with no phone) are collected in `issues`."""
 
     options: PlanOptions
-    remote: _RemoteValues
+    remote: ComparableValues
     roster: Roster
     names: _Names
     snapshot: dict[int, Contact] | None = None
-    base: _RemoteValues | None = None
+    base: ComparableValues | None = None
     issues: list[RosterIssue] = field(default_factory=list)
 
     def base_of(self, row: RowView) -> Contact | None:
@@ -536,15 +493,17 @@ class _Context:
             return None
         return self.snapshot.get(int(row.contact_id))
 
-    def warn(self, row: RowView, name: str, value: str, code: str, message: str) -> None:
-        self.issues.append(make_issue(self.roster, row.row, name, value, code, message, WARNING))
+    def warn(
+        self, row: RowView, name: str, value: str, code: str, variant: str, **details: object
+    ) -> None:
+        self.issues.append(make_issue(self.roster, row.row, name, value, code, variant, **details))
 
     def reachable(
         self, row: RowView, after: dict[str, str | None], contact: Contact | None
     ) -> bool:
         """Judge the contact as the plan leaves it: no phone is a warning; neither phone nor
         e-mail an error (the row is then not planned) unless --allow-unreachable."""
-        if row.phone_number:
+        if row.values[PHONE]:
             return True  # the common case: the row gives a phone
         held = {name: getattr(contact, name, None) for name in ("phone_number", "email")}
         phone, email = ({**held, **after}[name] for name in held)
@@ -651,7 +610,7 @@ def _match(
     matched: dict[int, int],
     plan: SitePlan,
     context: _Context,
-) -> Contact | bool | None:
+) -> Contact | Literal[False] | None:
     """The contact a row is about; None when there is none yet; False after a conflict."""
     if row.contact_id:
         contact = _by_contact_id(row, held, plan, context)
@@ -670,7 +629,7 @@ def _match(
 
 def _by_contact_id(
     row: RowView, held: _SiteContacts, plan: SitePlan, context: _Context
-) -> Contact | bool | None:
+) -> Contact | Literal[False] | None:
     """A row's contact_id is CHeKT's identity: the row is about that contact and no other, and
     a contact_id the site does not hold is never a create."""
     contact_id = int(row.contact_id)
@@ -706,14 +665,16 @@ def _same_contact(row: RowView, contact: Contact, plan: SitePlan, context: _Cont
             f"row gives {written!r}: clear one of them"
         )
     elif not context.options.exact_ids and same_after_repair(written, own):
+        damage = describe_damage(written, own)
         context.warn(
             row,
             "external_contact_id",
             written,
             "id_damaged",
-            f"external_contact_id {written!r} is {own!r} in CHeKT ({describe_damage(written, own)}"
-            f"): the row's contact_id {cid} names it, so CHeKT's id is kept; format the column as "
-            f"Text so that the spreadsheet keeps ids as they are",
+            "",
+            own=own,
+            damage=damage,
+            contact_id=cid,
         )
         return True
     else:
@@ -727,7 +688,7 @@ def _same_contact(row: RowView, contact: Contact, plan: SitePlan, context: _Cont
 
 def _by_external_id(
     row: RowView, held: _SiteContacts, plan: SitePlan, context: _Context
-) -> Contact | bool | None:
+) -> Contact | Literal[False] | None:
     """The contact holding the row's external id; none (a create) only when no contact holds
     it even once a spreadsheet's damage is undone (unless --exact-ids)."""
     written = row.external_contact_id
@@ -746,9 +707,10 @@ def _by_external_id(
             "external_contact_id",
             written,
             "id_damaged",
-            f"external_contact_id {written!r} is taken as {own!r} (contact_id "
-            f"{repairs[0].contact_id}), as --repair-ids allows ({describe_damage(written, own)});"
-            f" format the column as Text so that the spreadsheet keeps ids as they are",
+            "repair_ids",
+            own=own,
+            damage=describe_damage(written, own),
+            contact_id=repairs[0].contact_id,
         )
         return repairs[0]
     named = ", ".join(f"{c.external_contact_id!r} (contact_id {c.contact_id})" for c in repairs)
@@ -763,7 +725,7 @@ def _by_external_id(
     )
 
 
-def _shared(row: RowView, external: str, found: list[Contact], plan: SitePlan) -> bool:
+def _shared(row: RowView, external: str, found: list[Contact], plan: SitePlan) -> Literal[False]:
     ids = tuple(sorted(c.contact_id for c in found))
     return _conflict(
         plan,
@@ -774,7 +736,7 @@ def _shared(row: RowView, external: str, found: list[Contact], plan: SitePlan) -
     )
 
 
-def _conflict(plan: SitePlan, row: RowView, ids: tuple[int, ...], message: str) -> bool:
+def _conflict(plan: SitePlan, row: RowView, ids: tuple[int, ...], message: str) -> Literal[False]:
     """Record a conflict; False, for the matchers to return."""
     plan.conflicts.append(
         Conflict(
@@ -802,10 +764,9 @@ def _plan_row(row: RowView, contact: Contact | None, context: _Context, plan: Si
         if context.reachable(row, after, None):
             plan.changes.append(_change(plan, row, None, "create", {}, after))
         return
-    if base is not None:
-        after, clashes = _merge(
-            row, context.remote.of(contact), context.base.of(base), context.options.blanks
-        )  # type: ignore[union-attr]
+    if base is not None and context.base is not None:
+        held, was = context.remote.of_contact(contact), context.base.of_contact(base)
+        after, clashes = _merge(row, held, was, context.options.blanks)
         if clashes:
             _conflict(
                 plan,
@@ -816,7 +777,7 @@ def _plan_row(row: RowView, contact: Contact | None, context: _Context, plan: Si
             )
             return
     else:
-        after = _differences(row, contact, context.remote.of(contact), context.options.blanks)
+        after = _differences(row, context.remote.of_contact(contact), context.options.blanks)
     if not context.reachable(row, after, contact):
         return
     if after:
@@ -826,22 +787,19 @@ def _plan_row(row: RowView, contact: Contact | None, context: _Context, plan: Si
 
 
 def _new_contact(row: RowView) -> dict[str, str | None]:
-    after: dict[str, str | None] = {
-        "external_contact_id": row.external_contact_id,
-        "first_name": row.first_name,
-        "last_name": row.last_name,
-    }
-    if row.phone_number:
-        after["phone_number"] = row.phone_number
-    if row.email:
-        after["email"] = row.email
+    """What a create sends: the required fields, and the others the row fills in."""
+    after: dict[str, str | None] = {"external_contact_id": row.external_contact_id}
+    for (name, required), value in zip(FIELDS, row.values, strict=True):
+        if value or required:
+            after[name] = value
     return after
 
 
 def _gone_since_export(row: RowView, base: Contact, context: _Context, plan: SitePlan) -> None:
     """A row of an export whose contact was deleted in CHeKT since: CHeKT's deletion stands,
     unless the reviewer edited the row, which is then a conflict."""
-    edited = _differences(row, base, context.base.of(base), "keep")  # type: ignore[union-attr]
+    assert context.base is not None  # a row has a base only when the file has a snapshot
+    edited = _differences(row, context.base.of_contact(base), "keep")
     if edited:
         _conflict(
             plan,
@@ -855,21 +813,21 @@ def _gone_since_export(row: RowView, base: Contact, context: _Context, plan: Sit
 
 
 def _merge(
-    row: RowView, held: tuple[str, str, str, str], base: tuple[str, str, str, str], blanks: str
+    row: RowView, held: tuple[str, ...], base: tuple[str, ...], blanks: str
 ) -> tuple[dict[str, str | None], list[str]]:
     """Three-way merge of a row of an edited export: only what the reviewer changed is sent;
     what changed in CHeKT since the export (and not in the file) stands; a field changed on
     both sides, differently, is a clash."""
-    mine = (row.first_name, row.last_name, row.phone_number, row.email.casefold())
     after: dict[str, str | None] = {}
     clashes = []
-    for name, want, have, was in zip(EDITABLE_FIELDS, mine, held, base, strict=True):
+    fields = zip(EDITABLE_FIELDS, row.comparable, held, base, row.values, strict=True)
+    for name, want, have, was, sent in fields:
         if want in (was, have) or (want == "" and blanks == "keep"):
             continue
         if have != was:
             clashes.append(name)
         else:
-            after[name] = getattr(row, name) or None
+            after[name] = sent or None
     return after, clashes
 
 
@@ -895,23 +853,21 @@ def _change(
     )
 
 
-def _differences(
-    row: RowView, contact: Contact, held: tuple[str, str, str, str], blanks: str
-) -> dict[str, str | None]:
+def _differences(row: RowView, held: tuple[str, ...], blanks: str) -> dict[str, str | None]:
     """The fields to send: only those that really differ, formatting aside. `held` is the
-    contact's fields normalized as the roster's are (e-mail case-folded)."""
-    wanted = (row.first_name, row.last_name, row.phone_number, row.email.casefold())
-    if wanted == held:
+    contact's fields made comparable (`compare`), as the row's are."""
+    if row.comparable == held:
         return {}  # the common case: nothing differs
     after: dict[str, str | None] = {}
-    for name, want, have in zip(EDITABLE_FIELDS, wanted, held, strict=True):
+    fields = zip(FIELDS, row.comparable, held, row.values, strict=True)
+    for (name, required), want, have, sent in fields:
         if want == have:
             continue
         if want == "":
-            if blanks == "clear" and name in ("phone_number", "email"):
+            if blanks == "clear" and not required:
                 after[name] = None
             continue
-        after[name] = getattr(row, name)
+        after[name] = sent
     return after
 
 

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
+from .columns import CONTACT_FIELDS, EDITABLE_FIELDS
 from .errors import InputError
 from .outputs import (
     OVERWRITE_HINT,
@@ -34,18 +35,8 @@ RESULT_COLUMNS = (
     "trace_id",
     "attempts",
 )
-FAILED_COLUMNS = (
-    "dealer_id",
-    "site_id",
-    "external_contact_id",
-    "first_name",
-    "last_name",
-    "phone_number",
-    "email",
-    "action",
-    "contact_id",
-    "error",
-)
+# A roster (dealer, site, the contact, what to do) with the error: fixed, it is imported again.
+FAILED_COLUMNS = ("dealer_id", "site_id", *CONTACT_FIELDS, "action", "contact_id", "error")
 
 
 @dataclass(frozen=True)
@@ -110,20 +101,16 @@ class Results:
             self._failed_writer = CsvWriter(self._failed)
             self._failed_writer.writerow(FAILED_COLUMNS)
         wanted = {**change.before, **change.after}
-        self._failed_writer.writerow(
-            [
-                change.dealer_id,
-                change.site_id,
-                change.external_contact_id or "",
-                wanted.get("first_name") or "",
-                wanted.get("last_name") or "",
-                wanted.get("phone_number") or "",
-                wanted.get("email") or "",
-                "delete" if change.action == "delete" else "upsert",
-                "" if change.external_contact_id else (change.contact_id or ""),
-                outcome.error_message,
-            ]
-        )
+        row = {
+            **{name: wanted.get(name) or "" for name in EDITABLE_FIELDS},
+            "dealer_id": change.dealer_id,
+            "site_id": change.site_id,
+            "external_contact_id": change.external_contact_id or "",
+            "action": "delete" if change.action == "delete" else "upsert",
+            "contact_id": "" if change.external_contact_id else (change.contact_id or ""),
+            "error": outcome.error_message,
+        }
+        self._failed_writer.writerow(row[name] for name in FAILED_COLUMNS)
         self._failed.flush()  # type: ignore[union-attr]
 
     @property

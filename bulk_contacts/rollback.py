@@ -19,17 +19,18 @@ that copy, one change per contact.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .client import ChektClient
+from .columns import CONTACT_FIELDS, EDITABLE_FIELDS
+from .compare import ComparableValues, Comparison
 from .fetch import fetch_contacts
-from .models import CONTACT_FIELDS, EDITABLE_FIELDS, Contact
+from .models import Contact, SiteKey
 from .plan import Change, Conflict, Plan, SitePlan, fingerprint
 
-SiteKey = tuple[int, int]
 Fields = dict[str, Any]
 
 
@@ -77,22 +78,37 @@ def inverse_plan(
     journal: Path,
     force: bool = False,
     progress: Callable[[int], None] | None = None,
+    comparison: Comparison | None = None,
 ) -> Plan:
+    """The plan that undoes every write of the journal's runs. Values are compared as a plan
+    compares them (`compare`), with `comparison`'s region and phone format: a contact whose
+    phone CHeKT holds in another format has not changed since (by default, phones are read for
+    the US)."""
     steps = journal_steps(records)
     by_site: dict[SiteKey, list[Step]] = defaultdict(list)
     for step in steps:
         by_site[step.site].append(step)
     current = fetch_contacts(client, by_site, progress)
+    values = (comparison or Comparison()).values(
+        [image for step in steps for image in _images(step)],
+        [c for contacts in current.values() for c in contacts],
+    )
     sites = []
     for key in sorted(by_site):
         contacts = current[key]
         site = SitePlan(key[0], key[1], None, None, None, fingerprint(contacts), len(contacts))
-        undo = _Undo(site, contacts, force)
+        undo = _Undo(site, contacts, force, values)
         for step in reversed(by_site[key]):  # newest first
             undo.play(step)
         site.changes = sorted(undo.changes(), key=lambda c: c.sort_key)
         sites.append(site)
     return Plan(sites=sites, source=f"rollback of {journal}", options={"force": force})
+
+
+def _images(step: Step) -> list[Fields]:
+    """The contact's fields as a step records them: before, sent, and as the API returned it."""
+    image = (step.outcome or {}).get("image")
+    return [step.intent["before"], step.intent["after"], *([image] if image else [])]
 
 
 @dataclass
@@ -102,6 +118,7 @@ class _Undo:
     site: SitePlan
     contacts: list[Contact]
     force: bool
+    values: ComparableValues
     now: dict[int, Fields] = field(init=False)
     state: dict[int, Fields] = field(init=False)
     alias: dict[int, int] = field(default_factory=dict)  # a deleted contact -> its re-creation
@@ -161,7 +178,7 @@ class _Undo:
             if step.outcome is not None:
                 self._conflict(step, target, "the contact was deleted since; nothing to restore")
             return
-        if not _differ(fields, intent["before"], intent["after"]):
+        if not self.values.differ(fields, intent["before"], intent["after"]):
             return  # as it was before (never made, or undone already)
         image = (step.outcome or {}).get("image") or intent["after"]
         if self._changed_since(step, target, image, intent["after"]):
@@ -175,7 +192,7 @@ class _Undo:
             return  # never made
         before, external = intent["before"], intent.get("external_contact_id")
         again = self._by_external(external)
-        if len(again) == 1 and not _differ(self.state[again[0]], before, CONTACT_FIELDS):
+        if len(again) == 1 and not self.values.differ(self.state[again[0]], before, CONTACT_FIELDS):
             self.alias[intent["contact_id"]] = again[0]  # re-created as it was already
             return
         if again:
@@ -196,9 +213,9 @@ class _Undo:
             self.state[intent["contact_id"]] = {k: before.get(k) for k in CONTACT_FIELDS}
             self._touch(intent["contact_id"], intent)
 
-    def _changed_since(self, step: Step, target: int, image: Fields, fields) -> bool:
+    def _changed_since(self, step: Step, target: int, image: Fields, fields: Iterable[str]) -> bool:
         """A contact changed by someone else since the step: a conflict, unless forced."""
-        changed = _differ(self.state[target], image, fields)
+        changed = self.values.differ(self.state[target], image, fields)
         if not changed or self.force:
             return False
         self._conflict(
@@ -241,7 +258,8 @@ class _Undo:
                 after = {k: v for k, v in fields.items() if v not in (None, "")}
                 made.append(self._change("create", cid, None, {}, after))
                 continue
-            after = {k: fields.get(k) for k in EDITABLE_FIELDS if _differ(before, fields, [k])}
+            changed = self.values.differ(before, fields, EDITABLE_FIELDS)
+            after = {k: fields.get(k) for k in changed}
             if after:
                 made.append(self._change("update", cid, cid, before, after))
         for cid, before in self.now.items():
@@ -265,7 +283,3 @@ class _Undo:
             after,
             "rollback",
         )
-
-
-def _differ(fields: Fields, image: Fields, names) -> list[str]:
-    return [name for name in names if (fields.get(name) or None) != (image.get(name) or None)]

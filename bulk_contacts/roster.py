@@ -17,6 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from .columns import (
+    COLUMNS,
+    EXPORT_ONLY_COLUMNS,
+    REQUIRED_COLUMNS,
+    ROSTER_COLUMNS,
+    SITE_COLUMNS,
+)
 from .errors import InputError
 from .gc_pause import gc_paused
 from .models import Contact
@@ -24,66 +31,21 @@ from .spreadsheet import Cells, cell_text, column_index, column_letter, read_cel
 
 __all__ = ["Roster", "Table", "column_index", "column_letter", "read_roster"]
 
-# Canonical roster columns, each with the header spellings it is known by (compared after
-# removing case, spaces and punctuation: "E-mail", "e mail" and "EMAIL" are the same).
-COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
-    "dealer_id": ("dealer", "dealer id", "dealer number"),
-    "site_id": ("site id", "chekt site id"),
-    "external_site_id": ("external site id", "site code", "site ref", "site reference"),
-    "account_number": (
-        "account",
-        "account #",
-        "account no",
-        "acct",
-        "acct #",
-        "acct no",
-        "account num",
-        "monitoring account",
-    ),
-    "external_contact_id": (
-        "external contact id",
-        "external id",
-        "contact ref",
-        "contact reference",
-        "contact key",
-        "ext id",
-        "person id",
-    ),
-    "first_name": ("first", "first name", "given name", "forename", "fname"),
-    "last_name": ("last", "last name", "surname", "family name", "lname"),
-    "phone_number": (
-        "phone",
-        "phone number",
-        "phone #",
-        "phone no",
-        "mobile",
-        "mobile phone",
-        "mobile number",
-        "cell",
-        "cell phone",
-        "telephone",
-        "tel",
-    ),
-    "email": ("e-mail", "email address", "e-mail address", "mail"),
-    "action": ("operation",),
-    "contact_id": ("contact id", "chekt contact id"),
-}
-SITE_COLUMNS = ("site_id", "external_site_id", "account_number")
-REQUIRED_COLUMNS = ("external_contact_id", "first_name", "last_name")
-ROSTER_COLUMNS = tuple(COLUMN_ALIASES)
-# Columns an export adds for the reader's benefit: known, not reported as unknown.
-EXPORT_COLUMNS = ("site_name", "created_at")
-
 
 def header_key(header: str) -> str:
     folded = unicodedata.normalize("NFKC", header).casefold()
     return "".join(ch for ch in folded if ch.isalnum())
 
 
-ALIAS_KEYS: dict[str, str] = {}
-for _field, _aliases in COLUMN_ALIASES.items():
-    for _alias in (_field, *_aliases):
-        ALIAS_KEYS[header_key(_alias)] = _field
+# Header spellings, compared after removing case, spaces and punctuation: to the column read.
+ALIAS_KEYS: dict[str, str] = {
+    header_key(alias): column.name
+    for column in COLUMNS
+    if column.read
+    for alias in (column.name, *column.aliases)
+}
+# Columns an export adds for the reader's benefit: known, not reported as unknown.
+UNREAD_KEYS = frozenset(header_key(name) for name in EXPORT_ONLY_COLUMNS)
 
 
 @dataclass
@@ -179,15 +141,7 @@ def parse_snapshot(rows: list[list] | None) -> dict[int, Contact] | None:
         return None  # damaged: the file is then read as a plain roster
     contacts = {}
     for values in items:
-        field_values = dict(zip(header, values, strict=False))
-        contact = Contact(
-            int(field_values["contact_id"]),
-            field_values.get("first_name") or "",
-            field_values.get("last_name") or "",
-            field_values.get("external_contact_id") or None,
-            field_values.get("phone_number") or None,
-            field_values.get("email") or None,
-        )
+        contact = Contact.from_api(dict(zip(header, values, strict=False)))
         contacts[contact.contact_id] = contact
     return contacts
 
@@ -221,7 +175,7 @@ def map_columns(table: Table, column_map: dict[str, str]) -> Roster:
         key = header_key(header)
         name = extra.get(key) or ALIAS_KEYS.get(key)
         if name is None:
-            if key in EXPORT_COLUMNS or key in {header_key(c) for c in EXPORT_COLUMNS}:
+            if key in UNREAD_KEYS:
                 continue
             if header or (table.cells[position].str.strip() != "").any():
                 ignored.append((letter, header or "(no header)"))

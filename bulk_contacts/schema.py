@@ -17,51 +17,33 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from .codes import CODES, ERROR, PHONE_DATE, WARNING
+from .columns import (
+    BY_NAME,
+    COLUMNS,
+    FREE_TEXT_COLUMNS,
+    REQUIRED_COLUMNS,
+    ROSTER_COLUMNS,
+    SITE_COLUMNS,
+)
 from .gc_pause import gc_paused
-from .normalize import (
-    PHONE_DATE,
-    PHONE_EXTENSION,
-    PHONE_INVALID,
-    PHONE_SCIENTIFIC,
-    normalize_emails,
-    normalize_phones,
-    normalize_text,
-)
-from .roster import REQUIRED_COLUMNS, ROSTER_COLUMNS, SITE_COLUMNS, Roster, column_index
+from .normalize import normalize_emails, normalize_phones, normalize_text
+from .outputs import FORMULA_SIGNS
+from .roster import Roster, column_index
 
-ERROR, WARNING = "error", "warning"
 ACTIONS = {"": "upsert", "upsert": "upsert", "delete": "delete"}
-MAX_LENGTH = {
-    "external_contact_id": 255,
-    "first_name": 255,
-    "last_name": 255,
-    "external_site_id": 255,
-    "account_number": 255,
-    "email": 254,
-    "phone_number": 64,
-}
-FORMULA_LIKE = r"^'*[=+\-@]."  # a formula's start, perhaps behind a spreadsheet's apostrophe
-# Checked like names: every column that holds free text.
-FORMULA_LIKE_COLUMNS = (
-    "external_contact_id",
-    "first_name",
-    "last_name",
-    "external_site_id",
-    "account_number",
-    "email",
-)
+# A formula's start, perhaps behind a spreadsheet's apostrophe (checked in free-text columns).
+FORMULA_LIKE = rf"^'*[{re.escape(FORMULA_SIGNS)}]."
 # C0 and C1 controls and DEL (ESC, NUL, CR, LF, tab, backspace...): never part of a contact's
 # data, and a terminal acts on them. The bidirectional embeddings, overrides and isolates make
 # text show in another order than it is stored.
 # The characters themselves, not escapes: Arrow's regular expressions (RE2) read no \u escape.
 CONTROL_CHARACTERS, BIDI_OVERRIDES = "\x00-\x1f\x7f-\x9f", "\u202a-\u202e\u2066-\u2069"
 CHARACTER_CODES = (
-    ("control_character", re.compile(f"[{CONTROL_CHARACTERS}]"), ERROR),
-    ("bidi_override", re.compile(f"[{BIDI_OVERRIDES}]"), WARNING),
+    ("control_character", re.compile(f"[{CONTROL_CHARACTERS}]")),
+    ("bidi_override", re.compile(f"[{BIDI_OVERRIDES}]")),
 )
 UNSAFE_CHARACTER = f"[{CONTROL_CHARACTERS}{BIDI_OVERRIDES}]"  # either, in one scan
-# Judged on the row by `validate`, and by `plan` on the contact as the plan leaves it.
-REACHABILITY_CODES = ("no_phone", "unreachable")
 # Headers of columns that hold phone numbers the roster does not read ("Phone 1", "Home Phone").
 PHONE_LIKE_HEADER = re.compile(r"phone|mobile|\bcell|\btel\b|\bmob\b", re.IGNORECASE)
 
@@ -101,50 +83,6 @@ class ValidatedRoster:
     @property
     def valid(self) -> bool:
         return not self.errors
-
-    def valid_rows(self) -> pd.DataFrame:
-        return self.rows.drop(index=sorted(self.invalid_rows))
-
-
-MESSAGES: dict[str, str] = {
-    "missing_value": "empty: every contact needs {what}",
-    "no_site": "no site: fill in site_id, external_site_id or account_number",
-    "not_numeric": "{value!r} is not a number: {label} holds CHeKT's numeric id",
-    "bad_action": "{value!r} is not an action: write upsert or delete (blank means upsert)",
-    "too_long": "{length} characters is too long for {label} (at most {limit})",
-    PHONE_INVALID: "{value!r} is not a valid phone number (default region {region}); check the "
-    "digits, or write it with its country code, like +44 20 7946 0958",
-    PHONE_SCIENTIFIC: "{value!r} is a number in scientific notation: the spreadsheet rounded it "
-    "and digits are lost; format the column as Text and type the number again",
-    PHONE_DATE: "{value!r} is a date: the spreadsheet turned the phone number into one; format "
-    "the column as Text and type the number again",
-    "formula_no_value": "the cell holds a formula that was never calculated; open the file in "
-    "Excel and save it, or type the value itself",
-    "invalid_email": "{value!r} is not a valid e-mail address: {detail}",
-    "duplicate_external_id": "external_contact_id {value!r} is used by rows {rows} for the same "
-    "site{where}; each contact on a site needs its own id",
-    "duplicate_in_chekt": "external_contact_id {value!r} is shared by rows {rows}, distinct "
-    "contacts in CHeKT: they are left alone until the duplicate is resolved in CHeKT",
-    "duplicate_phone": "the same phone number as row {other} on this site",
-    "formula_like": "{value!r} starts like a spreadsheet formula ({start}){detail}; check that "
-    "it is what you meant",
-    "unknown_column": "column {label} is not a roster column and is ignored",
-    "control_character": "{value!r} holds a control character ({character}), which no contact "
-    "detail has and a terminal acts on; type the value again",
-    "bidi_override": "{value!r} holds a bidirectional override ({character}): it is shown in "
-    "another order than it is stored; type the value again without it",
-    PHONE_EXTENSION: "{value!r} has an extension: it is sent as {sent!r} (a dialer calls the "
-    "number, pauses at the comma, then keys in the extension); if your call handling cannot "
-    "dial that, give a direct number",
-    "no_phone": "no phone number: this person cannot be called in an alarm{unread}",
-    "unreachable": "no phone number and no e-mail: nobody can reach this person in an alarm; "
-    "fill in one of them (or pass --allow-unreachable){unread}",
-}
-WHAT = {
-    "external_contact_id": "an external_contact_id (your id for the person)",
-    "first_name": "a first name",
-    "last_name": "a last name",
-}
 
 
 @gc_paused()
@@ -231,39 +169,29 @@ def make_issue(
     name: str,
     value: str,
     code: str,
-    message: str,
-    severity: str = ERROR,
-) -> RosterIssue:
-    """An issue found outside validation (for instance a site the dealer does not have)."""
-    return RosterIssue(row, roster.column_label(name), value, code, message, severity, name)
-
-
-def _issue(
-    roster: Roster,
-    row: int | None,
-    name: str,
-    value: str,
-    code: str,
-    severity: str = ERROR,
+    variant: str = "",
     **details: object,
 ) -> RosterIssue:
+    """An issue on a cell: its column as the file writes it, its severity and message as the
+    code's registry entry says (`codes.CODES`), the message's details filled in."""
     label = roster.column_label(name)
-    message = MESSAGES[code].format(label=label, value=value, what=WHAT.get(name, name), **details)
-    return RosterIssue(row, label, value, code, message, severity, name)
+    column = BY_NAME.get(name)
+    what = column.what_is_missing if column else name
+    message = CODES[code].render(
+        variant, label=label, field=name, value=value, what=what, **details
+    )
+    return RosterIssue(row, label, value, code, message, CODES[code].severity, name)
 
 
 def _file_issues(roster: Roster) -> list[RosterIssue]:
-    return [
-        RosterIssue(
-            None,
-            f"{letter} '{header}'",
-            "",
-            "unknown_column",
-            MESSAGES["unknown_column"].format(label=f"{letter} '{header}'"),
-            WARNING,
+    code = CODES["unknown_column"]
+    issues = []
+    for letter, header in roster.ignored_columns:
+        label = f"{letter} '{header}'"
+        issues.append(
+            RosterIssue(None, label, "", code.name, code.render(label=label), code.severity)
         )
-        for letter, header in roster.ignored_columns
-    ]
+    return issues
 
 
 def _formula_cells(roster: Roster) -> set[tuple[int, str]]:
@@ -276,7 +204,7 @@ def _formula_cells(roster: Roster) -> set[tuple[int, str]]:
 
 
 def _formula_issues(roster: Roster, cells: set[tuple[int, str]]) -> list[RosterIssue]:
-    return [_issue(roster, row, name, "", "formula_no_value") for row, name in sorted(cells)]
+    return [make_issue(roster, row, name, "", "formula_no_value") for row, name in sorted(cells)]
 
 
 # column rules (pandera)
@@ -299,19 +227,19 @@ def _schema(frame: pd.DataFrame) -> pa.DataFrameSchema:
     def at_most(limit: int) -> pa.Check:
         return rule("too_long", lambda s: s.str.len() <= limit)
 
-    columns = {
-        "external_contact_id": [filled(~has_contact_id), at_most(255)],
-        "first_name": [filled(upsert), at_most(255)],
-        "last_name": [filled(upsert), at_most(255)],
-        "site_id": [numeric()],
-        "dealer_id": [numeric()],
-        "contact_id": [numeric()],
-        "external_site_id": [at_most(255)],
-        "account_number": [at_most(255)],
-        "email": [at_most(254)],
-        "phone_number": [at_most(64)],
-        "action": [rule("bad_action", lambda s: s.str.lower().isin(list(ACTIONS)))],
-    }
+    needed = {"upsert": upsert, "without_contact_id": ~has_contact_id}
+    columns: dict[str, list[pa.Check]] = {}
+    for column in COLUMNS:
+        if not column.read:
+            continue
+        checks = columns[column.name] = []
+        if column.needed:
+            checks.append(filled(needed[column.needed]))
+        if column.numeric:
+            checks.append(numeric())
+        if column.max_length:
+            checks.append(at_most(column.max_length))
+    columns["action"].append(rule("bad_action", lambda s: s.str.lower().isin(list(ACTIONS))))
     # A column left empty passes every rule but a required one: skip the rest (speed).
     blank = {
         name for name in columns if name not in REQUIRED_COLUMNS and not (frame[name] != "").any()
@@ -345,9 +273,8 @@ def _schema_issues(
         if (row, name) in formula:
             continue
         value = str(frame.at[row, name]) if name in frame else ""
-        issues.append(
-            _issue(roster, row, name, value, code, length=len(value), limit=MAX_LENGTH.get(name, 0))
-        )
+        limit = BY_NAME[name].max_length if name in BY_NAME else 0
+        issues.append(make_issue(roster, row, name, value, code, length=len(value), limit=limit))
     return issues
 
 
@@ -366,13 +293,12 @@ def _check_phones(
         problems[dated] = PHONE_DATE
         normalized[dated] = ""
     issues = [
-        _issue(
+        make_issue(
             roster,
             row,
             "phone_number",
             frame.at[row, "phone_number"],
             code,
-            WARNING if code == PHONE_EXTENSION else ERROR,
             region=region.upper(),
             sent=normalized[row],
         )
@@ -384,7 +310,7 @@ def _check_phones(
 def _check_emails(roster: Roster, frame: pd.DataFrame) -> tuple[pd.Series, list[RosterIssue]]:
     normalized, messages = normalize_emails(frame["email"])
     issues = [
-        _issue(
+        make_issue(
             roster,
             row,
             "email",
@@ -433,19 +359,10 @@ def duplicate_ids(
         listed = ", ".join(str(r) for r in group.index)
         ids = group["contact_id"]
         exported = (ids != "").all() and not ids.duplicated().any()
-        code, severity = (
-            ("duplicate_in_chekt", WARNING) if exported else ("duplicate_external_id", ERROR)
-        )
+        code = "duplicate_in_chekt" if exported else "duplicate_external_id"
         issues += [
-            _issue(
-                roster,
-                int(row),
-                "external_contact_id",
-                value,
-                code,
-                severity,
-                rows=listed,
-                where=where,
+            make_issue(
+                roster, int(row), "external_contact_id", value, code, rows=listed, where=where
             )
             for row, value in group["external_contact_id"].items()
         ]
@@ -460,17 +377,16 @@ def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
     first_row = {k: row for row, k in repeated[~repeated.duplicated()].items()}
     for row, k in repeated[repeated.duplicated()].items():
         issues.append(
-            _issue(
+            make_issue(
                 roster,
                 row,
                 "phone_number",
                 phoned.at[row, "phone_number"],
                 "duplicate_phone",
-                WARNING,
                 other=first_row[k],
             )
         )
-    for name in FORMULA_LIKE_COLUMNS:
+    for name in FREE_TEXT_COLUMNS:
         looks = rows[name].str.contains(FORMULA_LIKE, regex=True)
         for row, value in rows.loc[looks, name].items():
             start = value[: len(value) - len(value.lstrip("'")) + 1]
@@ -480,9 +396,7 @@ def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
                 else ""
             )
             issues.append(
-                _issue(
-                    roster, row, name, value, "formula_like", WARNING, start=start, detail=detail
-                )
+                make_issue(roster, row, name, value, "formula_like", start=start, detail=detail)
             )
     return issues
 
@@ -493,13 +407,11 @@ def _character_issues(roster: Roster, frame: pd.DataFrame) -> list[RosterIssue]:
     issues = []
     for name in roster.columns:  # one vectorized scan per column; the rare hits one by one
         for row, value in frame.loc[frame[name].str.contains(UNSAFE_CHARACTER), name].items():
-            for code, pattern, severity in CHARACTER_CODES:
+            for code, pattern in CHARACTER_CODES:
                 match = pattern.search(value)
                 if match:
                     unicode = f"U+{ord(match.group()):04X}"
-                    issues.append(
-                        _issue(roster, row, name, value, code, severity, character=unicode)
-                    )
+                    issues.append(make_issue(roster, row, name, value, code, character=unicode))
     return issues
 
 
@@ -528,9 +440,8 @@ def reachability_issue(
     if has_phone:
         return None
     unread = unread_phones_hint(roster)
-    if has_email or allow_unreachable:
-        return _issue(roster, row, "phone_number", "", "no_phone", WARNING, unread=unread)
-    return _issue(roster, row, "phone_number", "", "unreachable", ERROR, unread=unread)
+    code = "no_phone" if has_email or allow_unreachable else "unreachable"
+    return make_issue(roster, row, "phone_number", "", code, unread=unread)
 
 
 def _row_reachability(
@@ -542,9 +453,10 @@ def _row_reachability(
     blank = (frame["phone_number"] == "") & (rows["action"] != "delete")
     if not blank.any():
         return []
-    kinds = {
-        emailed: reachability_issue(roster, 0, False, emailed, allow_unreachable)
-        for emailed in (True, False)
-    }
+    kinds: dict[bool, RosterIssue] = {}
+    for emailed in (True, False):
+        issue = reachability_issue(roster, 0, False, emailed, allow_unreachable)
+        assert issue is not None  # no phone is always an issue
+        kinds[emailed] = issue
     emailed = (frame["email"] != "")[blank]
     return [replace(kinds[e], row=int(row)) for row, e in emailed.items()]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .errors import InputError
@@ -139,10 +140,16 @@ def xlsx_extent(xml: bytes) -> Extent:
     return _walked_extent(xml)
 
 
+def is_plain(xml: bytes) -> bool:
+    """Whether every cell tag is `<c r="LETTERS DIGITS"` (self-closing ones included), as Excel,
+    openpyxl and xlsxwriter write them: then a cell's position is its own `r`."""
+    return not (_ODD_CELL.search(xml) or _PREFIXED_CELL.search(xml))
+
+
 def _plain_extent(xml: bytes) -> Extent | None:
-    """When every cell tag is `<c r="LETTERS DIGITS"` (self-closing ones included), an extent at
-    least as large as the sheet's, or exactly its own when it is near a limit; else None."""
-    if _ODD_CELL.search(xml) or _PREFIXED_CELL.search(xml):
+    """For a plain sheet (`is_plain`), an extent at least as large as the sheet's, or exactly
+    its own when it is near a limit; else None."""
+    if not is_plain(xml):
         return None
     extent = Extent()
     letters = set(_PLAIN_COLUMN.findall(xml))
@@ -160,10 +167,19 @@ def _plain_extent(xml: bytes) -> Extent | None:
 
 
 def _walked_extent(xml: bytes) -> Extent:
-    """Every row and cell tag, positions as calamine gives them, taking the larger of the `r`
-    attribute and the position after the previous one (so an `r` calamine reads differently
-    cannot make the sheet look smaller than it is)."""
+    """Every cell that may hold a value, at the position `xlsx_cells` gives it."""
     extent = Extent()
+    for row, column, empty, _ in xlsx_cells(xml):
+        if not empty:
+            extent.reach(row, column)
+    return extent
+
+
+def xlsx_cells(xml: bytes) -> Iterator[tuple[int, int, bool, int]]:
+    """Every cell tag of a worksheet part: (row, column, written `<c .../>`, offset just past the
+    tag), both counting from 1. Positions are as calamine gives them, taking the larger of the
+    `r` attribute and the position after the previous one (so an `r` calamine reads differently
+    cannot make the sheet look smaller than it is)."""
     row = column = 0
     for tag in _ROW_OR_CELL.finditer(xml):
         name, attributes, empty = tag.groups()
@@ -174,9 +190,7 @@ def _walked_extent(xml: bytes) -> Extent:
             continue
         cell_row, cell_column = reference or (0, 0)
         row, column = max(row, cell_row, 1), max(column + 1, cell_column)
-        if not empty:
-            extent.reach(row, column)
-    return extent
+        yield row, column, bool(empty), tag.end()
 
 
 def _reference(attributes: bytes) -> tuple[int, int] | None:

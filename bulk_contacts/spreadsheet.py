@@ -9,6 +9,7 @@ thread (calamine releases the GIL) while pandas and the validation stack load.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import os
@@ -16,6 +17,7 @@ import posixpath
 import re
 import stat
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -26,7 +28,6 @@ from .gc_pause import gc_paused
 from .outputs import FORMULA_MARKED
 
 WORKBOOK_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".ods"}
-TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".tab"}
 MAX_FILE_BYTES = 200 * 1024 * 1024
 MAX_UNPACKED_BYTES = 1024 * 1024 * 1024  # a workbook's parts, unzipped
 MAX_PACKING_RATIO = 200  # XML compresses well, but not this well: past it, a zip bomb
@@ -139,7 +140,7 @@ NAMED_FORMATS = {
     **dict.fromkeys((".xlsx", ".xlsm"), "xlsx"),
     ".xls": "xls",
     ".ods": "ods",
-    **dict.fromkeys(TEXT_SUFFIXES, "csv"),
+    **dict.fromkeys((".csv", ".tsv", ".txt", ".tab"), "csv"),
 }
 FORMAT_NAMES = {
     "xlsx": "an XLSX workbook",
@@ -288,7 +289,7 @@ def _read_workbook(path: Path, handle: BinaryIO, kind: str, sheet: str | None) -
                 _checked_sheet(path, archive, workbook.sheet_names, SNAPSHOT_SHEET)
             # Looking for formulas without values in the sheet already unzipped runs beside
             # calamine's own parsing, which releases the GIL.
-            formulas = scan.submit(_formulas_without_values, xml) if b"<f" in xml else None
+            formulas = scan.submit(_formulas_without_values, xml)
         data = workbook.get_sheet_by_name(name)
         rows = data.to_python(skip_empty_area=False)
         merged = data.merged_cell_ranges or []
@@ -422,18 +423,61 @@ def cell_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-_FORMULA_CELL = re.compile(rb'<c r="([A-Z]+)(\d+)"[^>]*>(.*?)</c>', re.S)
+_FORMULA = re.compile(rb"<(?:[\w.-]+:)?f[\s/>]")
+_PLAIN_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"')
+_CELL_END = re.compile(rb"</(?:[\w.-]+:)?c\s*>")
+_VALUE = re.compile(rb"<(?:[\w.-]+:)?v(?:\s[^>]*)?>[^<]|<(?:[\w.-]+:)?is[\s>]")
+
+
+def _may_hold_formulas(xml: bytes) -> bool:
+    """A quick look (most sheets hold no formula): `<f`, or a prefixed `<x:f`."""
+    return b"<f" in xml or (b":f" in xml and _FORMULA.search(xml) is not None)
 
 
 def _formulas_without_values(xml: bytes) -> set[tuple[int, int]]:
     """Cells holding a formula whose value was never computed (files made by scripts): calamine
-    reads them as empty, but the user would see a value in Excel, so they are named as such."""
+    reads them as empty, but the user would see a value in Excel, so they are named as such.
+    Each `<f>` belongs to the cell whose start tag comes last before it: in a plain sheet that
+    is the last `<c r="` (found at C speed); otherwise the cells are walked as `sheet_limits`
+    places them."""
+    from .sheet_limits import is_plain
+
+    if not _may_hold_formulas(xml):
+        return set()
+    formulas = [match.start() for match in _FORMULA.finditer(xml)]
+    owner = _plain_owner if is_plain(xml) else _walked_owner(xml)
     found = set()
-    for match in _FORMULA_CELL.finditer(xml):
-        inner = match.group(3)
-        if b"<f" in inner and (b"<v>" not in inner or b"<v></v>" in inner):
-            found.add((int(match.group(2)), column_index(match.group(1).decode())))
+    for position in formulas:
+        row, column, content_start = owner(xml, position)
+        end = _CELL_END.search(xml, position)
+        content = xml[content_start : end.start() if end else len(xml)]
+        if not _VALUE.search(content):
+            found.add((row, column - 1))
     return found
+
+
+def _plain_owner(xml: bytes, position: int) -> tuple[int, int, int]:
+    """(row, column from 1, where its content starts) of the cell holding `position`."""
+    from .sheet_limits import column_number
+
+    start = xml.rfind(b'<c r="', 0, position)
+    reference = _PLAIN_CELL.match(xml, start)
+    assert reference is not None  # in a plain sheet, every cell starts so
+    letters, digits = reference.groups()
+    return int(digits), column_number(letters), xml.index(b">", start) + 1
+
+
+def _walked_owner(xml: bytes) -> Callable[[bytes, int], tuple[int, int, int]]:
+    from .sheet_limits import xlsx_cells
+
+    cells = [(end, row, column) for row, column, empty, end in xlsx_cells(xml) if not empty]
+    ends = [end for end, _, _ in cells]
+
+    def owner(_: bytes, position: int) -> tuple[int, int, int]:
+        end, row, column = cells[bisect.bisect_right(ends, position) - 1]
+        return row, column, end
+
+    return owner
 
 
 _SHEET_TAG = re.compile(r"<(?:[\w.-]+:)?sheet\s[^>]*>")
@@ -509,7 +553,7 @@ def written_by_the_tool(header: list[str]) -> bool:
     by its header row holding all of that file's columns (a column added in a spreadsheet is
     allowed). Only in those is a leading apostrophe the tool's own formula guard: in a user's
     file it is part of the value (and `validate` reports it, `formula_like`)."""
-    from .export import EXPORT_COLUMNS  # imported only when a value is marked
+    from .columns import EXPORT_COLUMNS  # imported only when a value is marked
     from .results import FAILED_COLUMNS
 
     names = {cell.strip() for cell in header}

@@ -7,38 +7,10 @@ from pathlib import Path
 
 import xlsxwriter
 
+from .columns import BY_NAME, TEMPLATE_COLUMNS
 from .errors import InputError
 from .outputs import SHEET_SUFFIXES, close_workbook, replacing, write_csv
 
-# The template's columns, in the order a person fills them in, with the note on each header.
-TEMPLATE_COLUMNS: dict[str, str] = {
-    "account_number": "The site's monitoring account number. Give this, external_site_id or "
-    "site_id on every row.",
-    "external_site_id": "Your own id for the site, as CHeKT knows it (optional if "
-    "account_number or site_id is given).",
-    "site_id": "CHeKT's numeric site id (optional if account_number or external_site_id is given).",
-    "external_contact_id": "Required. Your id for this person, unique on the site. It is how "
-    "a later import finds the same contact again.",
-    "first_name": "Required.",
-    "last_name": "Required.",
-    "phone_number": "Optional. Any usual format; numbers without a country code use --region "
-    "(default US). Kept as text so no digits are lost.",
-    "email": "Optional.",
-    "action": "upsert (default when blank): create or update. delete: remove this contact.",
-    "contact_id": "Leave blank. CHeKT's id, filled in by an export; it lets a row change a "
-    "contact that has no external_contact_id.",
-    "dealer_id": "Leave blank unless one file holds several dealers' sites.",
-}
-TEXT_COLUMNS = {
-    "account_number",
-    "external_site_id",
-    "site_id",
-    "external_contact_id",
-    "phone_number",
-    "contact_id",
-    "dealer_id",
-}
-WIDTHS = {"email": 30, "first_name": 16, "last_name": 16, "phone_number": 18}
 INSTRUCTIONS = [
     "How to fill in this roster",
     "",
@@ -77,12 +49,12 @@ def _write_xlsx(path: Path) -> None:
     header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
     text = workbook.add_format({"num_format": "@"})
     sheet = workbook.add_worksheet("Contacts")
-    for col, (name, note) in enumerate(TEMPLATE_COLUMNS.items()):
+    for col, name in enumerate(TEMPLATE_COLUMNS):
+        column = BY_NAME[name]
         sheet.write_string(0, col, name, header)
-        sheet.write_comment(0, col, note, {"x_scale": 2, "y_scale": 1.5})
-        width = WIDTHS.get(name, max(12, len(name) + 2))
-        sheet.set_column(col, col, width, text if name in TEXT_COLUMNS else None)
-    action = list(TEMPLATE_COLUMNS).index("action")
+        sheet.write_comment(0, col, column.note, {"x_scale": 2, "y_scale": 1.5})
+        sheet.set_column(col, col, column.width, text if column.text_format else None)
+    action = TEMPLATE_COLUMNS.index("action")
     sheet.data_validation(
         1,
         action,

@@ -7,8 +7,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .columns import EDITABLE_FIELDS
+
 if TYPE_CHECKING:  # kept light: the CLI imports this module to print anything at all
-    from .plan import Change, Plan, RowWarning, SitePlan
+    from .plan import Change, Plan, RowWarning
     from .schema import RosterIssue, ValidatedRoster
 
 EXAMPLES_PER_KIND = 3
@@ -51,7 +53,8 @@ def validation_text(result: ValidatedRoster, verbose: bool = False) -> list[tupl
     details = result.roster.table.details
     if details:
         lines.append(("  read as " + ", ".join(f"{k} {v}" for k, v in details.items()), "dim"))
-    from .schema import REACHABILITY_CODES, unread_phones_hint
+    from .codes import REACHABILITY_CODES
+    from .schema import unread_phones_hint
 
     no_phone = sum(i.code in REACHABILITY_CODES for i in result.issues)
     lines += _no_phone_line(no_phone, unread_phones_hint(result.roster))
@@ -100,6 +103,8 @@ def _by_kind(
 
 # plans
 
+# What a change line shows after the person's name.
+CONTACT_DETAILS = tuple(k for k in EDITABLE_FIELDS if k not in ("first_name", "last_name"))
 ACTION_MARK = {"create": ("+", "create"), "update": ("~", "update"), "delete": ("-", "delete")}
 SITE_TABLE_LIMIT = 20
 CHANGE_LINE_LIMIT = 40
@@ -131,7 +136,7 @@ def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list
     for refusal in plan.refusals:
         lines.append((f"REFUSED: {refusal}", "error"))
     for site in plan.refused_sites:
-        lines.append((f"REFUSED for site {_site_name(site)}: {site.refused}", "error"))
+        lines.append((f"REFUSED for site {site.label}: {site.refused}", "error"))
     if not plan.refusals:
         if not plan.has_changes:
             lines.append(("No changes: CHeKT already matches the roster.", "ok"))
@@ -142,16 +147,11 @@ def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list
     return lines
 
 
-def _site_name(site: SitePlan) -> str:
-    label = f"{site.site_id} {site.name or ''}".strip()
-    return f"{label} ({site.account_number})" if site.account_number else label
-
-
 def _site_table(plan: Plan) -> list[tuple[str, str]]:
     header = f"  {'site':<44} {'create':>6} {'update':>6} {'delete':>6} {'same':>5} {'conflict':>8}"
     lines = [("", ""), (header, "dim")]
     for site in plan.sites:
-        name = _site_name(site)[:44]
+        name = site.label[:44]
         mark = "  refused" if site.refused else ""
         lines.append(
             (
@@ -170,7 +170,7 @@ def _change_lines(plan: Plan, verbose: bool) -> list[tuple[str, str]]:
         if not site.changes:
             continue
         refused = "  (refused)" if site.refused else ""
-        lines.append((f"site {_site_name(site)}{refused}", "bold"))
+        lines.append((f"site {site.label}{refused}", "bold"))
         for change in site.changes:
             lines.append(_describe(change))
     if not lines:
@@ -197,7 +197,7 @@ def _describe(change: Change) -> tuple[str, str]:
         return f"  {mark} {change.action:<6} {row:<9} {who}  {diffs}", style
     values = change.after if change.action == "create" else change.before
     name = f"{values.get('first_name') or ''} {values.get('last_name') or ''}".strip()
-    extra = ", ".join(str(values[k]) for k in ("phone_number", "email") if values.get(k))
+    extra = ", ".join(str(values[k]) for k in CONTACT_DETAILS if values.get(k))
     why = f"  ({change.reason})" if change.reason not in ("roster", "") else ""
     return f"  {mark} {change.action:<6} {row:<9} {who}  {name}" + (
         f"  {extra}" if extra else ""

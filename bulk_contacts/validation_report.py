@@ -9,10 +9,11 @@ from pathlib import Path
 
 import xlsxwriter
 
+from .codes import ERROR, WARNING
 from .errors import InputError
 from .outputs import VALIDATION_REPORT_SUFFIXES, close_workbook, replacing, write_csv, write_text
 from .roster import column_index
-from .schema import ERROR, RosterIssue, ValidatedRoster
+from .schema import RosterIssue, ValidatedRoster
 
 ISSUE_COLUMNS = ("row", "column", "field", "value", "severity", "code", "message")
 
@@ -59,7 +60,7 @@ def _write_xlsx(result: ValidatedRoster, path: Path) -> None:
     header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "num_format": "@"})
     marks = {
         ERROR: workbook.add_format({"bg_color": "#F8CBAD", "num_format": "@"}),
-        "warning": workbook.add_format({"bg_color": "#FFE699", "num_format": "@"}),
+        WARNING: workbook.add_format({"bg_color": "#FFE699", "num_format": "@"}),
     }
     sheet = workbook.add_worksheet("Contacts")
     by_cell = _issues_by_cell(result)
@@ -95,7 +96,7 @@ def _issues_by_cell(result: ValidatedRoster) -> dict[tuple[int, int], list[Roste
 
 
 def _worst(issues: list[RosterIssue]) -> str:
-    return ERROR if any(i.severity == ERROR for i in issues) else "warning"
+    return ERROR if any(i.severity == ERROR for i in issues) else WARNING
 
 
 def _issues_sheet(workbook: xlsxwriter.Workbook, issues: list[RosterIssue], header) -> None:

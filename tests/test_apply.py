@@ -297,6 +297,23 @@ def test_rollback_leaves_contacts_changed_since_unless_forced(start_sandbox, tmp
     )
 
 
+def test_rollback_compares_values_as_a_plan_does(start_sandbox, tmp_path) -> None:
+    """Issue 14, one diff engine: a phone CHeKT now holds in another format has not changed since
+    the apply, so its create is undone (not a conflict)."""
+    server = seeded(start_sandbox)
+    before = contacts_of(server)
+    journal = tmp_path / "j.jsonl"
+    args = ["--yes", "--journal", str(journal), "--results", str(tmp_path / "r.csv")]
+    assert run(server, "apply", ROSTER, "--prune", *args).exit_code == 0
+    server.store.db.execute(
+        "UPDATE contacts SET phone_number='(202) 867-5309' WHERE external_contact_id='HD-003'"
+    )
+    result = run(server, "rollback", str(journal), "--yes", "--results", str(tmp_path / "u.csv"))
+    assert result.exit_code == 0, result.output
+    assert "changed in CHeKT since the apply" not in result.output
+    assert contacts_of(server) == before
+
+
 def test_a_stale_saved_plan_is_refused_for_its_stale_sites_only(start_sandbox, tmp_path) -> None:
     server = seeded(start_sandbox)
     plan = tmp_path / "plan.json"
@@ -338,6 +355,32 @@ def test_refresh_rebases_a_stale_site_without_duplicating(start_sandbox, tmp_pat
     ).fetchone()[0]
     assert phone == "+12028675309"  # the create became an update of what differed
     assert run(server, "plan", ROSTER, "--detailed-exitcode", "-q").exit_code == 0
+
+
+def test_refresh_compares_values_as_a_fresh_plan_does(start_sandbox, tmp_path) -> None:
+    """Issue 14, bug 2: the contact the plan would create appears meanwhile with the same phone
+    number written another way; re-basing finds nothing to change, as a fresh plan does."""
+    server = seeded(start_sandbox)
+    plan = tmp_path / "plan.json"
+    run(server, "plan", ROSTER, "-o", str(plan), "-q")
+    server.store.create_contact(
+        101,
+        {
+            "external_contact_id": "HD-003",
+            "first_name": "Kwame",
+            "last_name": "Mensah",
+            "phone_number": "(202) 867-5309",
+        },
+    )
+    results = tmp_path / "r.csv"
+    result = run(server, "apply", str(plan), "--yes", "--refresh", "--results", str(results))
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(results, dtype=str, keep_default_na=False)
+    assert "HD-003" not in set(table["external_contact_id"])
+    phone = server.store.db.execute(
+        "SELECT phone_number FROM contacts WHERE external_contact_id='HD-003'"
+    ).fetchone()[0]
+    assert phone == "(202) 867-5309"
 
 
 def test_an_edited_plan_is_refused(start_sandbox, tmp_path) -> None:

@@ -629,3 +629,62 @@ def test_a_header_only_roster_has_no_rows_exit_1(tmp_path: Path, make) -> None:
     assert result.exit_code == 1, result.output
     assert "no rows below the header (row 1)" in result.output
     assert "valid" not in result.output.replace("invalid", "")
+
+
+# a Hypothesis property: formulas without a value are found on their own cells, however the
+# cells are written (issue 14, bug 1)
+
+FORMULA_CELLS = {
+    "value": '<x:c{r} t="inlineStr"><x:is><x:t>v</x:t></x:is></x:c>',
+    "styled_empty": '<x:c{r} s="1" t="n" />',
+    "formula_no_value": "<x:c{r}><x:f>A1</x:f></x:c>",
+    "formula_empty_value": "<x:c{r}><x:f>A1</x:f><x:v /></x:c>",
+    "shared_formula_no_value": '<x:c{r}><x:f t="shared" si="0"/></x:c>',
+    "formula_with_value": "<x:c{r}><x:f>A1</x:f><x:v>3</x:v></x:c>",
+}
+UNCALCULATED = {"formula_no_value", "formula_empty_value", "shared_formula_no_value"}
+formula_rows = st.lists(
+    st.lists(
+        st.tuples(st.sampled_from(sorted(FORMULA_CELLS)), st.integers(0, 3), st.booleans()),
+        min_size=1,
+        max_size=6,
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+def formula_sheet(rows: list[list[tuple[str, int, bool]]]) -> tuple[str, set[tuple[int, int]]]:
+    """The sheet's XML, and the (row, column position) of its uncalculated formulas. Each cell
+    skips `gap` columns after the previous one, and writes its `r` or leaves it out (it then
+    lands right after the previous cell, as calamine places it)."""
+    xml, expected = "", set()
+    for number, cells in enumerate(rows, start=1):
+        xml += f'<x:row r="{number}">'
+        column = -1
+        for kind, gap, explicit in cells:
+            column = column + 1 + (gap if explicit else 0)
+            reference = f' r="{column_letter(column)}{number}"' if explicit else ""
+            xml += FORMULA_CELLS[kind].format(r=reference)
+            if kind in UNCALCULATED:
+                expected.add((number, column))
+        xml += "</x:row>"
+    return xml, expected
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=formula_rows)
+def test_uncalculated_formulas_are_found_on_their_own_cells(tmp_path: Path, rows) -> None:
+    xml, expected = formula_sheet(rows)
+    prefixed = raw_xlsx(tmp_path / "prefixed.xlsx", ("Contacts", xml))
+    assert read_cells(prefixed).formula_cells == expected
+    plain = tmp_path / "plain.xlsx"
+    with zipfile.ZipFile(prefixed) as source, zipfile.ZipFile(plain, "w") as copy:
+        for name in source.namelist():
+            data = source.read(name)
+            if name == "xl/worksheets/sheet1.xml":  # the same sheet, in the default namespace
+                data = data.replace(b"xmlns:x=", b"xmlns=").replace(b"x:", b"")
+            copy.writestr(name, data)
+    assert read_cells(plain).formula_cells == expected

@@ -152,6 +152,20 @@ def test_a_formula_without_a_value_is_named_not_called_missing(tmp_path) -> None
     assert codes(result) == [(2, "last_name", "formula_no_value")]
 
 
+def test_a_formula_after_an_empty_styled_cell_is_named_on_its_own_column(tmp_path) -> None:
+    """Issue 14, bug 1: an empty cell with a style is written `<c r="C2" s="1" t="n" />`; the
+    formula in the next cell is named there, and the empty cell is not called a formula."""
+    path = tmp_path / "f.xlsx"
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["Account #", "External ID", "Phone", "First Name", "Last Name"])
+    sheet.append(["A1", "c1", None, '=UPPER("x")', "Lee"])
+    sheet["C2"].font = openpyxl.styles.Font(bold=True)
+    workbook.save(path)
+    result = validate_roster(read_roster(path), judge_reachability=False)
+    assert codes(result) == [(2, "first_name", "formula_no_value")]
+
+
 def test_unknown_columns_are_reported_as_warnings(tmp_path) -> None:
     path = tmp_path / "r.csv"
     path.write_text("Account #,External ID,First Name,Last Name,Notes\nA,c,A,B,hi\n")

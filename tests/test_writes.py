@@ -380,7 +380,7 @@ def test_the_cli_exits_1_on_a_difference(start_sandbox, tmp_path, monkeypatch) -
 
     server = seeded(start_sandbox, tmp_path)
 
-    def one_difference(client, done, progress=None):
+    def one_difference(client, done, progress=None, comparison=None):
         change, outcome = sorted(done, key=lambda d: d[0].sort_key)[0]
         return [Difference(change, outcome, "first_name not as sent")]
 

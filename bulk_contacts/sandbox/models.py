@@ -10,15 +10,29 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from ..columns import BY_NAME
 from .config import INT64_MAX, INT64_MIN
 
 # What an SQLite INTEGER holds: a larger number would fail in the database (a 500), so it is a 422
 # naming the field instead.
 Int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
 Id = Annotated[StrictInt, Field(ge=1, le=INT64_MAX)]
-NonBlank = Annotated[StrictStr, Field(min_length=1, max_length=255, pattern=r"\S")]
-Optional64 = Annotated[StrictStr, Field(max_length=64)]
-OptionalText = Annotated[StrictStr, Field(max_length=255)]
+TEXT_LIMIT = 255  # the sites' text fields
+NonBlank = Annotated[StrictStr, Field(min_length=1, max_length=TEXT_LIMIT, pattern=r"\S")]
+OptionalText = Annotated[StrictStr, Field(max_length=TEXT_LIMIT)]
+# A contact's fields hold what the roster's columns allow (`columns.Column.max_length`).
+ExternalId = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=BY_NAME["external_contact_id"].max_length, pattern=r"\S"),
+]
+FirstName = Annotated[
+    StrictStr, Field(min_length=1, max_length=BY_NAME["first_name"].max_length, pattern=r"\S")
+]
+LastName = Annotated[
+    StrictStr, Field(min_length=1, max_length=BY_NAME["last_name"].max_length, pattern=r"\S")
+]
+Phone = Annotated[StrictStr, Field(max_length=BY_NAME["phone_number"].max_length)]
+Email = Annotated[StrictStr, Field(max_length=BY_NAME["email"].max_length)]
 
 
 class ErrorDetail(BaseModel):
@@ -37,20 +51,20 @@ class Strict(BaseModel):
 
 
 class ContactCreate(Strict):
-    external_contact_id: NonBlank
-    first_name: NonBlank
-    last_name: NonBlank
-    phone_number: Optional64 | None = None
-    email: OptionalText | None = None
+    external_contact_id: ExternalId
+    first_name: FirstName
+    last_name: LastName
+    phone_number: Phone | None = None
+    email: Email | None = None
 
 
 class ContactUpdate(Strict):
     """Partial update: only the fields sent change. Names may not be cleared (they are required)."""
 
-    first_name: NonBlank = None  # type: ignore[assignment]
-    last_name: NonBlank = None  # type: ignore[assignment]
-    phone_number: Optional64 | None = None
-    email: OptionalText | None = None
+    first_name: FirstName = None  # type: ignore[assignment]
+    last_name: LastName = None  # type: ignore[assignment]
+    phone_number: Phone | None = None
+    email: Email | None = None
 
 
 class Contact(BaseModel):

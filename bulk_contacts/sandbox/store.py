@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .. import columns
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dealers (dealer_id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS sites (
@@ -73,15 +75,7 @@ SITE_FIELDS = (
     "is_activated",
     "created_at",
 )
-CONTACT_FIELDS = (
-    "contact_id",
-    "external_contact_id",
-    "first_name",
-    "last_name",
-    "phone_number",
-    "email",
-    "created_at",
-)
+STORED_CONTACT_FIELDS = ("contact_id", *columns.CONTACT_FIELDS, "created_at")
 IDEMPOTENCY_TTL = 24 * 3600
 
 
@@ -153,21 +147,21 @@ class Store:
 
     # contacts
     def list_contacts(self, site_id: int) -> list[dict[str, Any]]:
+        fields = ", ".join(STORED_CONTACT_FIELDS)
         rows = self.db.execute(
-            f"SELECT {', '.join(CONTACT_FIELDS)} FROM contacts WHERE site_id=? ORDER BY contact_id",
-            (site_id,),
+            f"SELECT {fields} FROM contacts WHERE site_id=? ORDER BY contact_id", (site_id,)
         )
         return [dict(row) for row in rows]
 
     def get_contact(self, site_id: int, contact_id: int) -> dict[str, Any] | None:
+        fields = ", ".join(STORED_CONTACT_FIELDS)
         row = self.db.execute(
-            f"SELECT {', '.join(CONTACT_FIELDS)} FROM contacts WHERE site_id=? AND contact_id=?",
-            (site_id, contact_id),
+            f"SELECT {fields} FROM contacts WHERE site_id=? AND contact_id=?", (site_id, contact_id)
         ).fetchone()
         return dict(row) if row else None
 
     def create_contact(self, site_id: int, fields: dict[str, Any]) -> dict[str, Any]:
-        values = {key: fields.get(key) for key in CONTACT_FIELDS if key in fields}
+        values = {key: fields.get(key) for key in STORED_CONTACT_FIELDS if key in fields}
         values.setdefault("created_at", timestamp())
         values["site_id"] = site_id
         columns = ", ".join(values)

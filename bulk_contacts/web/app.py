@@ -86,7 +86,6 @@ class Pages:
             lstrip_blocks=True,
         )
         self.templates.globals.update(
-            site_label=library.site_label,
             passing_options=passing_options,
             letter=library.column_letter,
         )
@@ -492,7 +491,7 @@ class Pages:
             except BulkContactsError as error:
                 return self.failed(error, "/apply")
             if stale:
-                names = ", ".join(library.site_label(site) for site in stale)
+                names = ", ".join(site.label for site in stale)
                 ws.plan = None
                 return self.failed(
                     InputError(

@@ -14,18 +14,18 @@ from pathlib import Path
 
 from ..apply import ApplyReport, RunFiles, apply_plan, check_freshness
 from ..client import ChektClient
+from ..columns import ROSTER_COLUMNS
 from ..export import fetch_export, write_export
 from ..journal import read_journal
 from ..pipeline import plan_roster
 from ..plan import Plan, SitePlan
-from ..plan_report import change_rows, site_label, write_plan_report
+from ..plan_report import change_rows, write_plan_report
 from ..reconcile import PlanOptions
 from ..results import Outcome
 from ..rollback import inverse_plan
 from ..roster import (
     ALIAS_KEYS,
-    EXPORT_COLUMNS,
-    ROSTER_COLUMNS,
+    UNREAD_KEYS,
     Roster,
     Table,
     header_key,
@@ -49,7 +49,6 @@ __all__ = [
     "ValidatedRoster",
     "change_rows",
     "column_letter",
-    "site_label",
     "warm_up",
 ]
 
@@ -91,7 +90,7 @@ def detected_column(header: str) -> str | None:
 
 def is_export_column(header: str) -> bool:
     """Columns an export adds for the reader (site_name, created_at): known, never sent."""
-    return header_key(header) in {header_key(c) for c in EXPORT_COLUMNS}
+    return header_key(header) in UNREAD_KEYS
 
 
 def roster_of(table: Table, choices: dict[int, str | None]) -> Roster:

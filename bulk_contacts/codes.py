@@ -1,0 +1,178 @@
+"""Every problem code the tool reports on a roster's rows, each declared once: its severity and
+its message. `validate` finds most; those marked "(plan)" in the README need the dealer's sites
+and contacts, and `plan` finds them. The README's table of codes is checked against this one.
+
+A message is a template, formatted with the issue's details (the column's `label` as written in
+the file or its `field` name, the `value`, and what the code names); a code that reads differently
+in different cases has named alternatives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ERROR, WARNING = "error", "warning"
+
+
+@dataclass(frozen=True)
+class Code:
+    name: str
+    severity: str
+    message: str
+    alternatives: dict[str, str] = field(default_factory=dict)
+
+    def render(self, variant: str = "", **details: object) -> str:
+        """The message, its details filled in (a named alternative, when given)."""
+        template = self.alternatives[variant] if variant else self.message
+        return template.format(**details)
+
+
+# Phone problems, as `normalize.normalize_phones` names them.
+PHONE_INVALID = "invalid_phone"
+PHONE_SCIENTIFIC = "phone_scientific"
+PHONE_DATE = "phone_date"
+# Not a problem of the number: it has an extension, kept (see normalize.phone_by_library).
+PHONE_EXTENSION = "phone_extension"
+# Judged on the row by `validate`, and by `plan` on the contact as the plan leaves it.
+REACHABILITY_CODES = ("no_phone", "unreachable")
+_KEEP_IDS = "format the column as Text so that the spreadsheet keeps ids as they are"
+
+CODES: dict[str, Code] = {
+    code.name: code
+    for code in (
+        Code("missing_value", ERROR, "empty: every contact needs {what}"),
+        Code("no_site", ERROR, "no site: fill in site_id, external_site_id or account_number"),
+        Code(
+            "not_numeric",
+            ERROR,
+            "{value!r} is not a number: {label} holds CHeKT's numeric id",
+        ),
+        Code(
+            "bad_action",
+            ERROR,
+            "{value!r} is not an action: write upsert or delete (blank means upsert)",
+        ),
+        Code("too_long", ERROR, "{length} characters is too long for {label} (at most {limit})"),
+        Code(
+            PHONE_INVALID,
+            ERROR,
+            "{value!r} is not a valid phone number (default region {region}); check the "
+            "digits, or write it with its country code, like +44 20 7946 0958",
+        ),
+        Code(
+            PHONE_SCIENTIFIC,
+            ERROR,
+            "{value!r} is a number in scientific notation: the spreadsheet rounded it and "
+            "digits are lost; format the column as Text and type the number again",
+        ),
+        Code(
+            PHONE_DATE,
+            ERROR,
+            "{value!r} is a date: the spreadsheet turned the phone number into one; format the "
+            "column as Text and type the number again",
+        ),
+        Code(
+            "formula_no_value",
+            ERROR,
+            "the cell holds a formula that was never calculated; open the file in Excel and "
+            "save it, or type the value itself",
+        ),
+        Code("invalid_email", ERROR, "{value!r} is not a valid e-mail address: {detail}"),
+        Code(
+            "duplicate_external_id",
+            ERROR,
+            "external_contact_id {value!r} is used by rows {rows} for the same site{where}; "
+            "each contact on a site needs its own id",
+        ),
+        Code(
+            "duplicate_in_chekt",
+            WARNING,
+            "external_contact_id {value!r} is shared by rows {rows}, distinct contacts in "
+            "CHeKT: they are left alone until the duplicate is resolved in CHeKT",
+        ),
+        Code("duplicate_phone", WARNING, "the same phone number as row {other} on this site"),
+        Code(
+            "formula_like",
+            WARNING,
+            "{value!r} starts like a spreadsheet formula ({start}){detail}; check that it is "
+            "what you meant",
+        ),
+        Code("unknown_column", WARNING, "column {label} is not a roster column and is ignored"),
+        Code(
+            "control_character",
+            ERROR,
+            "{value!r} holds a control character ({character}), which no contact detail has "
+            "and a terminal acts on; type the value again",
+        ),
+        Code(
+            "bidi_override",
+            WARNING,
+            "{value!r} holds a bidirectional override ({character}): it is shown in another "
+            "order than it is stored; type the value again without it",
+        ),
+        Code(
+            PHONE_EXTENSION,
+            WARNING,
+            "{value!r} has an extension: it is sent as {sent!r} (a dialer calls the number, "
+            "pauses at the comma, then keys in the extension); if your call handling cannot "
+            "dial that, give a direct number",
+        ),
+        Code(
+            "no_phone",
+            WARNING,
+            "no phone number: this person cannot be called in an alarm{unread}",
+        ),
+        Code(
+            "unreachable",
+            ERROR,
+            "no phone number and no e-mail: nobody can reach this person in an alarm; fill in "
+            "one of them (or pass --allow-unreachable){unread}",
+        ),
+        # (plan) the row's site, through the dealer's site list
+        Code(
+            "unknown_site",
+            ERROR,
+            "{field} {value!r} is not a site of dealer {dealer}; check it, or create the site in "
+            "CHeKT first",
+        ),
+        Code(
+            "ambiguous_site",
+            ERROR,
+            "{field} {value!r} names {count} sites of dealer {dealer} (site_id {ids}); give the "
+            "site_id",
+        ),
+        Code(
+            "site_mismatch",
+            ERROR,
+            "the row's site columns name different sites ({named}); correct one of them",
+        ),
+        Code(
+            "site_id_damaged",
+            ERROR,
+            "{field} {value!r} is not a site of dealer {dealer}; did you mean {site}? A "
+            "spreadsheet changes ids this way ({damage}): format the column as Text and type "
+            "it again, or plan with --repair-ids to accept such matches",
+            {
+                "several": "{field} {value!r} is not a site of dealer {dealer}, and once a "
+                "spreadsheet's damage is undone it could be {sites}: give the site_id"
+            },
+        ),
+        Code(
+            "site_id_repaired",
+            WARNING,
+            "{field} {value!r} is taken as {site}, {why}; a spreadsheet changed it ({damage}): "
+            "format the column as Text",
+        ),
+        # (plan) the row's contact
+        Code(
+            "id_damaged",
+            WARNING,
+            "external_contact_id {value!r} is {own!r} in CHeKT ({damage}): the row's contact_id "
+            "{contact_id} names it, so CHeKT's id is kept; " + _KEEP_IDS,
+            {
+                "repair_ids": "external_contact_id {value!r} is taken as {own!r} (contact_id "
+                "{contact_id}), as --repair-ids allows ({damage}); " + _KEEP_IDS
+            },
+        ),
+    )
+}

@@ -1,0 +1,233 @@
+"""The roster's columns, each declared once: the one table every module reads.
+
+Like frictionless's `Field` objects in a `Schema`, a `Column` is data: the reader finds it by its
+aliases, the schema checks it (required, blank or not, numeric, length, formula-like text),
+reconcile compares it by its rule, the export and the template write it in their order and
+format, the failed rows and the reports carry the contact's fields, and the sandbox takes its
+limits. Adding a roster column is one entry here, plus its tests; a field CHeKT itself gains also
+needs the typed API models (`models.Contact`, the sandbox's request bodies and table), which a
+test checks against this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Compare = Literal["text", "phone", "email"]
+Need = Literal["", "upsert", "without_contact_id"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One roster column and everything the tool knows about it."""
+
+    name: str
+    # Header spellings it is known by, compared after removing case, spaces and punctuation
+    # ("E-mail", "e mail" and "EMAIL" are one).
+    aliases: tuple[str, ...] = ()
+    read: bool = True  # False: an export writes it for the reader's benefit; never read
+    required: bool = False  # the file must have the column
+    needed: Need = ""  # its cells may not be blank: on rows to upsert, or without a contact_id
+    site: bool = False  # names the row's site
+    numeric: bool = False  # holds one of CHeKT's numeric ids
+    max_length: int | None = None
+    contact: bool = False  # a field of a CHeKT contact (what a create sends)
+    editable: bool = False  # CHeKT can update it (not external_contact_id: it is the key)
+    compare: Compare = "text"  # text trimmed and NFC; phones as parsed numbers; e-mail case-folded
+    free_text: bool = False  # checked for values that start like a spreadsheet formula
+    what: str = ""  # how a message names a missing value
+    text_format: bool = False  # formatted as Text in the template, so Excel keeps every digit
+    export_order: int | None = None  # position in an export; None: not exported
+    template_order: int | None = None  # in the order a person fills them in; None: not in it
+    note: str = ""  # the template's note on its header
+    width: int = 12  # in the template and the export
+
+    @property
+    def what_is_missing(self) -> str:
+        return self.what or self.name
+
+
+# In the order of a validated roster's columns (and of its problems, row by row).
+COLUMNS: tuple[Column, ...] = (
+    Column(
+        "dealer_id",
+        ("dealer", "dealer id", "dealer number"),
+        numeric=True,
+        text_format=True,
+        template_order=110,
+        note="Leave blank unless one file holds several dealers' sites.",
+    ),
+    Column(
+        "site_id",
+        ("site id", "chekt site id"),
+        site=True,
+        numeric=True,
+        text_format=True,
+        export_order=10,
+        template_order=30,
+        note="CHeKT's numeric site id (optional if account_number or external_site_id is given).",
+    ),
+    Column(
+        "external_site_id",
+        ("external site id", "site code", "site ref", "site reference"),
+        site=True,
+        max_length=255,
+        free_text=True,
+        text_format=True,
+        export_order=30,
+        template_order=20,
+        note="Your own id for the site, as CHeKT knows it (optional if account_number or "
+        "site_id is given).",
+        width=18,
+    ),
+    Column(
+        "account_number",
+        (
+            "account",
+            "account #",
+            "account no",
+            "acct",
+            "acct #",
+            "acct no",
+            "account num",
+            "monitoring account",
+        ),
+        site=True,
+        max_length=255,
+        free_text=True,
+        text_format=True,
+        export_order=20,
+        template_order=10,
+        note="The site's monitoring account number. Give this, external_site_id or site_id on "
+        "every row.",
+        width=16,
+    ),
+    Column(
+        "external_contact_id",
+        (
+            "external contact id",
+            "external id",
+            "contact ref",
+            "contact reference",
+            "contact key",
+            "ext id",
+            "person id",
+        ),
+        required=True,
+        needed="without_contact_id",
+        max_length=255,
+        contact=True,
+        free_text=True,
+        what="an external_contact_id (your id for the person)",
+        text_format=True,
+        export_order=50,
+        template_order=40,
+        note="Required. Your id for this person, unique on the site. It is how a later import "
+        "finds the same contact again.",
+        width=20,
+    ),
+    Column(
+        "first_name",
+        ("first", "first name", "given name", "forename", "fname"),
+        required=True,
+        needed="upsert",
+        max_length=255,
+        contact=True,
+        editable=True,
+        free_text=True,
+        what="a first name",
+        export_order=70,
+        template_order=50,
+        note="Required.",
+        width=16,
+    ),
+    Column(
+        "last_name",
+        ("last", "last name", "surname", "family name", "lname"),
+        required=True,
+        needed="upsert",
+        max_length=255,
+        contact=True,
+        editable=True,
+        free_text=True,
+        what="a last name",
+        export_order=80,
+        template_order=60,
+        note="Required.",
+        width=18,
+    ),
+    Column(
+        "phone_number",
+        (
+            "phone",
+            "phone number",
+            "phone #",
+            "phone no",
+            "mobile",
+            "mobile phone",
+            "mobile number",
+            "cell",
+            "cell phone",
+            "telephone",
+            "tel",
+        ),
+        max_length=64,
+        contact=True,
+        editable=True,
+        compare="phone",
+        text_format=True,
+        export_order=90,
+        template_order=70,
+        note="Optional. Any usual format; numbers without a country code use --region "
+        "(default US). Kept as text so no digits are lost.",
+        width=18,
+    ),
+    Column(
+        "email",
+        ("e-mail", "email address", "e-mail address", "mail"),
+        max_length=254,
+        contact=True,
+        editable=True,
+        compare="email",
+        free_text=True,
+        export_order=100,
+        template_order=80,
+        note="Optional.",
+        width=32,
+    ),
+    Column(
+        "action",
+        ("operation",),
+        export_order=110,
+        template_order=90,
+        note="upsert (default when blank): create or update. delete: remove this contact.",
+    ),
+    Column(
+        "contact_id",
+        ("contact id", "chekt contact id"),
+        numeric=True,
+        text_format=True,
+        export_order=60,
+        template_order=100,
+        note="Leave blank. CHeKT's id, filled in by an export; it lets a row change a contact "
+        "that has no external_contact_id.",
+    ),
+    Column("site_name", read=False, export_order=40, width=30),
+    Column("created_at", read=False, export_order=120, width=24),
+)
+
+BY_NAME: dict[str, Column] = {column.name: column for column in COLUMNS}
+ROSTER_COLUMNS = tuple(c.name for c in COLUMNS if c.read)
+EXPORT_ONLY_COLUMNS = tuple(c.name for c in COLUMNS if not c.read)
+REQUIRED_COLUMNS = tuple(c.name for c in COLUMNS if c.required)
+SITE_COLUMNS = tuple(c.name for c in COLUMNS if c.site)
+CONTACT_FIELDS = tuple(c.name for c in COLUMNS if c.contact)
+EDITABLE_FIELDS = tuple(c.name for c in COLUMNS if c.editable)
+FREE_TEXT_COLUMNS = tuple(c.name for c in COLUMNS if c.free_text)
+EXPORT_COLUMNS = tuple(
+    c.name for c in sorted(COLUMNS, key=lambda c: c.export_order or 0) if c.export_order
+)
+TEMPLATE_COLUMNS = tuple(
+    c.name for c in sorted(COLUMNS, key=lambda c: c.template_order or 0) if c.template_order
+)

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from . import __version__, retries
+from . import __version__
 from .auth import TokenSource, read_token_response
 from .errors import ApiError, AuthError, Conflict, NotFound, TransportError, error_class
 from .models import Contact, Exchange, NewContact, Site, WriteResult
@@ -83,13 +83,20 @@ class ChektClient:
         log: RunLog | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        """`clock` (monotonic), `sleep` and `wall` (Unix time) are the client's time: pacing,
+        backoff and token lifetimes run on them. `sleep` defaults to `retries.sleep`, which
+        `retries.set_testing()` turns off."""
         self.settings = settings
         self.concurrency = concurrency
         self.retry = retry or RetryPolicy()
         self.log = log or RunLog()
-        self.pacer = Pacer(rate)
-        self.tokens = TokenSource(settings, self._fetch_token)
+        self.pacer = Pacer(rate, clock, sleep, wall)
+        self.tokens = TokenSource(settings, self._fetch_token, clock)
+        self._sleep, self._wall = self.pacer.sleep, wall
         self.http = httpx.Client(
             base_url=settings.api_url,
             transport=transport,
@@ -328,7 +335,7 @@ class ChektClient:
                 self.pacer.pause(delay)
             if not self.retry.allows(attempt, waited, delay):
                 raise self._explain(failure, attempt)
-            retries.sleep(delay)
+            self._sleep(delay)
             waited += delay
 
     def _attempt(
@@ -390,7 +397,7 @@ class ChektClient:
         if response.status_code < 400:
             return response, None
         failure = _failure(response, method, path, trace_id, attempt)
-        failure.retry_after = _retry_after(response.headers.get("retry-after"))
+        failure.retry_after = _retry_after(response.headers.get("retry-after"), self._wall())
         return response, failure
 
     @property
@@ -539,8 +546,8 @@ def _describe_non_json(response: httpx.Response) -> str:
     return f"unexpected {kind} answer (a proxy or gateway page?)" + (f": {text}" if text else "")
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds or as an HTTP date."""
+def _retry_after(value: str | None, now: float) -> float | None:
+    """Retry-After in seconds or as an HTTP date (`now`: the Unix time)."""
     if not value:
         return None
     value = value.strip()
@@ -550,4 +557,4 @@ def _retry_after(value: str | None) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - now)

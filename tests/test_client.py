@@ -193,9 +193,7 @@ def test_a_token_is_renewed_before_it_expires(connect, tmp_path) -> None:
     a new token first, without meeting a 401."""
     log = tmp_path / "requests.jsonl"
     now = [1000.0]
-    server, client = connect(
-        token_ttl=600, request_log=log, client_options={"clock": lambda: now[0]}
-    )
+    _, client = connect(token_ttl=600, request_log=log, client_options={"clock": lambda: now[0]})
     client.create_contact(DEALER, 1, person(1))
     now[0] += 539  # 600 s less a tenth: still good
     client.create_contact(DEALER, 1, person(2))

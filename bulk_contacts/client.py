@@ -32,7 +32,7 @@ from .models import Contact, Exchange, NewContact, Site, WriteResult
 from .ratelimit import Pacer
 from .retries import RetryPolicy
 from .runlog import RunLog
-from .settings import ApiKey, Settings
+from .settings import Settings
 
 DEFAULT_CONCURRENCY = 32
 RETRYABLE = {429, 500, 502, 503, 504}
@@ -402,12 +402,16 @@ class ChektClient:
 
     @property
     def _static_key(self) -> bool:
-        return isinstance(self.settings.credentials, ApiKey)
+        return self.settings.credentials.bearer is not None
 
     def _explain(self, failure: ApiError, attempt: int) -> ApiError:
         failure.attempts = attempt
         if isinstance(failure, AuthError) and failure.path and "/partner/" in failure.path:
-            what = "CHEKT_API_KEY" if self._static_key else "the client's credentials"
+            what = (
+                self.settings.credentials.check_hint
+                if self._static_key
+                else "the client's credentials"
+            )
             failure.message += f" (the API refused the access token; check {what})"
         return failure
 
@@ -419,7 +423,7 @@ class ChektClient:
             raise AuthError(
                 f"the token endpoint {token_url} refused the credentials "
                 f"({error.code or error.status}: {error.message}); "
-                f"check CHEKT_CLIENT_ID and {_secret_variable(self.settings)}",
+                f"check {self.settings.credentials.check_hint}",
                 status=error.status,
                 code=error.code,
                 request_id=error.request_id,
@@ -497,14 +501,6 @@ def _contacts_path(dealer_id: int, site_id: int) -> str:
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
-
-
-def _secret_variable(settings: Settings) -> str:
-    from .settings import PrivateKeyJwt
-
-    if isinstance(settings.credentials, PrivateKeyJwt):
-        return "CHEKT_PRIVATE_KEY_FILE"
-    return "CHEKT_CLIENT_SECRET"
 
 
 def _failure(

@@ -8,7 +8,7 @@ kept unless --prune, which deletes only what no row of the file names (whatever 
 row) and never unmanaged contacts or sites absent from the file; two contacts sharing an external
 id are a conflict, never a guess; an id a spreadsheet damaged (0042 shown as 42) is a warning when
 the row's contact_id confirms it, else a conflict, never a create plus a prune; guards refuse a
-plan that empties a site or deletes too much.
+plan that empties a site or deletes too much (`guards`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from .gc_pause import gc_paused
+from .guards import guarded
 from .models import EDITABLE_FIELDS, Contact, Site
 from .normalize import (
     PHONE_EXTENSION,
@@ -49,8 +50,6 @@ from .schema import (
     reachability_issue,
 )
 
-DEFAULT_MAX_DELETES = 10
-DEFAULT_MAX_DELETE_SHARE = 0.25
 SiteKey = tuple[int, int]  # (dealer_id, site_id)
 
 
@@ -400,8 +399,7 @@ def reconcile(
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         warnings=_plan_warnings([*extra_issues, *context.issues]),
     )
-    apply_guards(plan, options)
-    return plan
+    return guarded(plan, options)
 
 
 def _plan_warnings(issues: Sequence[RosterIssue]) -> list[RowWarning]:
@@ -963,45 +961,4 @@ def _leftovers(
                 contact.last_name,
                 why,
             )
-        )
-
-
-# guards
-
-
-EMPTY_SITE = "it would leave the site with no contacts; use --allow-empty-sites if that is meant"
-
-
-def apply_guards(plan: Plan, options: PlanOptions) -> None:
-    """Refuse, site by site, a plan that leaves a site with no contacts; and the whole plan when
-    rows are invalid (without --skip-invalid) or when it deletes more than --max-deletes
-    (default: more than 10 and more than 25% of the contacts in scope) unless --force.
-    Idempotent: apply runs the guards again, with its own flags, on a saved plan."""
-    plan.refusals = []
-    if plan.invalid and not options.skip_invalid:
-        plan.refusals.append(
-            f"{len(plan.invalid)} rows are invalid; fix them (validate shows "
-            f"each problem) or plan the valid rows with --skip-invalid"
-        )
-    for site in plan.sites:
-        if site.refused == EMPTY_SITE:
-            site.refused = ""
-        empties = site.count("delete") and site.contacts_after <= 0
-        if not site.refused and empties and not options.allow_empty_sites:
-            site.refused = EMPTY_SITE
-    deletes = sum(site.count("delete") for site in plan.sites if not site.refused)
-    in_scope = sum(site.contacts_before for site in plan.sites)
-    if options.max_deletes is not None:
-        too_many = deletes > options.max_deletes
-        limit = f"--max-deletes {options.max_deletes}"
-    else:
-        too_many = deletes > DEFAULT_MAX_DELETES and deletes > DEFAULT_MAX_DELETE_SHARE * in_scope
-        limit = (
-            f"the default limit (more than {DEFAULT_MAX_DELETES} and more than "
-            f"{DEFAULT_MAX_DELETE_SHARE:.0%} of the {in_scope} contacts in scope)"
-        )
-    if too_many and not options.force:
-        plan.refusals.append(
-            f"the plan deletes {deletes} contacts, past {limit}; review it, "
-            f"then use --force (or raise --max-deletes)"
         )

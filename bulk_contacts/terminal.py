@@ -8,10 +8,44 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # kept light: the CLI imports this module to print anything at all
+    from .guards import Refusal
     from .plan import Change, Plan, RowWarning, SitePlan
     from .schema import RosterIssue, ValidatedRoster
 
 EXAMPLES_PER_KIND = 3
+
+# The command line's flag for each setting, option and output the library names (errors'
+# `setting`, refusals' `passed_by`): the library speaks of values, the command line of flags.
+FLAGS = {
+    "api_url": "--api-url",
+    "token_url": "--token-url",
+    "dealer": "--dealer",
+    "allow_insecure_http": "--allow-insecure-http",
+    "region": "--region",
+    "sheet": "--sheet",
+    "column_map": "--map",
+    "skip_invalid": "--skip-invalid",
+    "force": "--force",
+    "max_deletes": "--max-deletes N",
+    "allow_empty_sites": "--allow-empty-sites",
+    "refresh": "--refresh",
+    "journal": "--journal",
+    "wait": "--wait",
+    "port": "--port",
+    "dealers": "--dealer",  # the sandbox's
+}
+
+
+def with_flags(message: str, *names: str) -> str:
+    """`message`, then the flags of the settings or options it is about, if they have one."""
+    flags = [FLAGS[name] for name in names if name in FLAGS]
+    return f"{message} ({', '.join(flags)})" if flags else message
+
+
+def refusal_text(refusal: Refusal) -> str:
+    """A refusal, and the flags that go past it."""
+    return with_flags(str(refusal), *refusal.passed_by)
+
 
 # Characters a terminal acts on instead of showing: the C0 and C1 controls and DEL (ESC and CSI
 # start the sequences that clear the screen, move the cursor or set the window title; CR and
@@ -128,10 +162,7 @@ def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list
             lines.append((f"  row {row.row}: {row.problems[0]}", ""))
         if len(plan.invalid) > 5 and not verbose:
             lines.append((f"  ... and {len(plan.invalid) - 5} more", "dim"))
-    for refusal in plan.refusals:
-        lines.append((f"REFUSED: {refusal}", "error"))
-    for site in plan.refused_sites:
-        lines.append((f"REFUSED for site {_site_name(site)}: {site.refused}", "error"))
+    lines += [(line, "error") for line in refusal_lines(plan)]
     if not plan.refusals:
         if not plan.has_changes:
             lines.append(("No changes: CHeKT already matches the roster.", "ok"))
@@ -140,6 +171,15 @@ def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list
         else:
             lines.append((f"{len(plan.changes)} changes planned; nothing was written.", "ok"))
     return lines
+
+
+def refusal_lines(plan: Plan, word: str = "REFUSED") -> list[str]:
+    """Each refusal of the plan, the whole plan's first, with the flags that go past it."""
+    return [f"{word}: {refusal_text(r)}" for r in plan.refusals] + [
+        f"{word} for site {_site_name(site)}: {refusal_text(site.refusal)}"
+        for site in plan.sites
+        if site.refusal is not None
+    ]
 
 
 def _site_name(site: SitePlan) -> str:

@@ -240,13 +240,21 @@ def test_flags_win_over_environment_over_defaults() -> None:
 
 
 @pytest.mark.parametrize(
-    ("env", "names"),
+    ("env", "names", "setting"),
     [
-        ({}, ["CHEKT_CLIENT_ID", "CHEKT_API_KEY"]),
-        ({"CHEKT_CLIENT_ID": "x"}, ["CHEKT_CLIENT_SECRET", "CHEKT_PRIVATE_KEY_FILE"]),
-        ({**ENV}, ["CHEKT_DEALER_ID", "--dealer"]),
-        ({**ENV, "CHEKT_DEALER_ID": "abc"}, ["CHEKT_DEALER_ID"]),
-        ({**ENV, "CHEKT_DEALER_ID": "1", "CHEKT_API_URL": "ftp://x"}, ["--api-url"]),
+        ({}, ["CHEKT_CLIENT_ID", "CHEKT_API_KEY"], "credentials"),
+        (
+            {"CHEKT_CLIENT_ID": "x"},
+            ["CHEKT_CLIENT_SECRET", "CHEKT_PRIVATE_KEY_FILE"],
+            "credentials",
+        ),
+        ({**ENV}, ["CHEKT_DEALER_ID"], "dealer"),
+        ({**ENV, "CHEKT_DEALER_ID": "abc"}, ["CHEKT_DEALER_ID", "'abc'"], "dealer"),
+        (
+            {**ENV, "CHEKT_DEALER_ID": "1", "CHEKT_API_URL": "ftp://x"},
+            ["CHEKT_API_URL", "'ftp://x'"],
+            "api_url",
+        ),
         (
             {
                 "CHEKT_CLIENT_ID": "x",
@@ -254,14 +262,19 @@ def test_flags_win_over_environment_over_defaults() -> None:
                 "CHEKT_DEALER_ID": "1",
             },
             ["CHEKT_PRIVATE_KEY_FILE", "/nonexistent.pem"],
+            "credentials",
         ),
     ],
 )
-def test_a_missing_or_bad_setting_names_what_to_set(env, names) -> None:
+def test_a_missing_or_bad_setting_names_what_to_set(env, names, setting) -> None:
+    """The library names the value and the variable; `setting` lets the command line add its
+    flag (tests/test_errors.py)."""
     with pytest.raises(ConfigError) as caught:
         resolve_settings(env=env)
     for name in names:
         assert name in str(caught.value)
+    assert "--" not in str(caught.value)
+    assert caught.value.setting == setting
 
 
 def test_private_key_and_api_key_credentials(tmp_path) -> None:

@@ -56,6 +56,10 @@ MAX_ASSERTION_LIFETIME = 3600
 
 
 class ApiError(Exception):
+    """Private to the sandbox: an error the emulated API answers with (status, code, message,
+    field), turned into the documented error body by the app. It never leaves the app; the
+    client's own `bulk_contacts.errors.ApiError` is what a caller of the tool sees."""
+
     def __init__(
         self,
         status: int,

@@ -175,9 +175,8 @@ def write_plan(plan: Plan, path: Path) -> None:
 
 
 def stale_sites(client: ChektClient, plan: Plan) -> list[SitePlan]:
-    """The sites whose contacts changed in CHeKT since the plan was made (the plan itself is not
-    changed)."""
-    return check_freshness(client, dataclasses.replace(plan, sites=list(plan.sites)), False)
+    """The sites whose contacts changed in CHeKT since the plan was made."""
+    return check_freshness(client, plan, refresh=False).stale
 
 
 # running

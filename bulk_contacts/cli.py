@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .plan import Plan
     from .runlog import RunLog
     from .settings import Settings
+    from .terminal import Bars
 
 T = TypeVar("T")
 STYLES: dict[str, dict[str, Any]] = {
@@ -266,6 +267,8 @@ class Connection:
     dealer: str | None = None
 
     def bars(self) -> Bars:
+        from .terminal import Bars
+
         return Bars(not self.no_progress and not self.quiet)
 
     def outputs(self) -> list[Output]:
@@ -435,37 +438,6 @@ def open_client(connection: Connection) -> tuple[Settings, ChektClient, RunLog]:
         settings, concurrency=connection.concurrency, rate=connection.rate, log=log
     )
     return settings, client, log
-
-
-class Bars:
-    """tqdm progress bars for the library's progress callbacks; off when asked or when stderr is
-    not a terminal."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
-        self.bars: list[Any] = []
-
-    def __call__(self, what: str, total: int) -> Callable[[int], object]:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=total,
-            desc=f"reading {what}" if what == "sites" else what,
-            unit=what.split()[0],
-            disable=not self.enabled,
-            file=sys.stderr,
-            leave=False,
-            dynamic_ncols=True,
-        )
-        self.bars.append(bar)
-        return bar.update
-
-    def __enter__(self) -> Bars:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        for bar in self.bars:
-            bar.close()
 
 
 def show_issues(validated: Any, verbose: bool) -> None:
@@ -823,94 +795,21 @@ def run_plan(
     from .apply import apply_plan
     from .errors import JournalError
     from .outputs import discard
+    from .terminal import run_text
 
     if replace_results:
         discard(files.results, files.failed_rows)
-    tally = {"ok": 0, "failed": 0, "skipped": 0, "retried": 0}
-    with connection.bars() as bars:
-        advance = bars("changes", len(plan.changes)) if plan.changes else None
-
-        def progress(outcome: Any) -> None:
-            tally[outcome.status] += 1
-            tally["retried"] += outcome.attempts > 1
-            if advance is not None:
-                advance(1)
-                bars.bars[-1].set_postfix(
-                    done=tally["ok"],
-                    failed=tally["failed"],
-                    retried=tally["retried"],
-                    refresh=False,
-                )
-
+    with connection.bars() as bars, StopOnInterrupt() as interrupt:
+        progress = bars.changes(len(plan.changes))
         try:
-            with StopOnInterrupt() as interrupt:
-                report = apply_plan(
-                    client, plan, files, progress, interrupt.event, kind, verify=writing.verify
-                )
+            report = apply_plan(
+                client, plan, files, progress, interrupt.event, kind, writing.verify
+            )
         except JournalError as error:
             raise JournalError(f"{error}: nothing was sent") from None
-    show_report(report, connection, kind)
+    for text, style, err in run_text(report, connection.quiet, kind):
+        echo(text, style, err)
     return report
-
-
-def show_report(report: ApplyReport, connection: Connection, kind: str) -> None:
-    """The run's counts, verification, files, and what went wrong."""
-    counts, files = report.counts, report.files
-    if not connection.quiet or counts["failed"]:
-        echo(
-            f"{kind}: {counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped",
-            "error" if counts["failed"] else "ok",
-        )
-    show_verification(report, connection.quiet)
-    echo(f"results: {files.results}")
-    echo(f"journal: {files.journal}  (bulk-contacts rollback {files.journal})")
-    if report.failed_rows_written:
-        echo(f"failed rows, to fix and import again: {files.failed_rows}")
-    if report.results_error:
-        warn(f"warning: the results file could not be written: {report.results_error}")
-    if report.journal_error:
-        show_journal_failure(report)
-
-
-def show_verification(report: ApplyReport, quiet: bool) -> None:
-    """What the re-read of the touched sites found: each difference, or that all holds."""
-    for outcome in report.differences:
-        who = outcome.external_contact_id or f"contact {outcome.contact_id}"
-        echo(
-            f"unverified: site {outcome.site_id}, {outcome.action} {who}: {outcome.error_message}",
-            "error",
-            err=True,
-        )
-    if report.verify_error:
-        echo(
-            f"error: the sites could not be read again to verify the run: {report.verify_error}",
-            "error",
-            err=True,
-        )
-    elif report.verified_sites and not report.unverified and not quiet:
-        echo(f"verified: {report.verified_sites} sites read again; every change holds", "ok")
-
-
-def show_journal_failure(report: ApplyReport) -> None:
-    """The journal failed: the outcomes it could not take, then one line (exit 1)."""
-    for record in report.kept:
-        who = record.get("external_contact_id") or f"contact {record.get('contact_id')}"
-        echo(
-            f"not journaled: site {record['site_id']}, {record['action']} {who}: "
-            f"{record['status']} (contact_id {record.get('contact_id')})",
-            err=True,
-        )
-    where = f"; they are in {report.fallback}" if report.fallback else ""
-    kept = (
-        f"the {len(report.kept)} writes in flight finished and are listed above{where}; "
-        if report.kept
-        else ""
-    )
-    echo(
-        f"error: {report.journal_error}: no further change was sent; {kept}"
-        f"bulk-contacts rollback {report.files.journal} undoes what was done",
-        err=True,
-    )
 
 
 @main.command()

@@ -129,6 +129,9 @@ MESSAGES: dict[str, str] = {
     "formula_like": "{value!r} starts like a spreadsheet formula ({start}){detail}; check that "
     "it is what you meant",
     "unknown_column": "column {label} is not a roster column and is ignored",
+    "snapshot_damaged": "the hidden snapshot this export was made with is damaged ({damage}): "
+    "the file is read as a plain roster, so the merge is two-way, not three-way: a value "
+    "changed in CHeKT since the export is set back to the file's; export again to be safe",
     "control_character": "{value!r} holds a control character ({character}), which no contact "
     "detail has and a terminal acts on; type the value again",
     "bidi_override": "{value!r} holds a bidirectional override ({character}): it is shown in "
@@ -253,7 +256,18 @@ def _issue(
 
 
 def _file_issues(roster: Roster) -> list[RosterIssue]:
-    return [
+    damage = roster.table.snapshot_damage
+    snapshot = [
+        RosterIssue(
+            None,
+            "the snapshot sheet",
+            "",
+            "snapshot_damaged",
+            MESSAGES["snapshot_damaged"].format(damage=damage),
+            WARNING,
+        )
+    ]
+    return (snapshot if damage else []) + [
         RosterIssue(
             None,
             f"{letter} '{header}'",

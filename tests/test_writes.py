@@ -780,9 +780,7 @@ def test_a_journal_that_cannot_be_added_to_is_refused(start_sandbox, tmp_path) -
     before = contacts_of(server)
     (tmp_path / "notes.txt").write_text("my notes\n")
     result = run(server, "apply", ROSTER, "--yes", "--journal", "notes.txt")
-    assert (
-        result.exit_code == 2 and "the journal notes.txt exists and is not one" in result.output
-    )
+    assert result.exit_code == 2 and "the journal notes.txt exists and is not one" in result.output
     other = {
         "format": "bulk-contacts-journal/1",
         "type": "run",

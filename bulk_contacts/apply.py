@@ -37,8 +37,7 @@ from .journal import JOURNAL_FORMAT, Journal, check_appendable
 from .lock import hold_journal
 from .models import CONTACT_FIELDS, EDITABLE_FIELDS, Contact, NewContact
 from .outputs import RUNS_FOLDER, files_beside
-from .plan import ACTIONS, Change, Conflict, Plan, SitePlan, fingerprint
-from .reconcile import PlanOptions
+from .plan import ACTIONS, Change, Conflict, Plan, PlanOptions, SitePlan, fingerprint
 from .results import Outcome, Results
 from .verify import verify_changes
 

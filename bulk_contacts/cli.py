@@ -23,7 +23,7 @@ import click
 from . import __version__
 from .errors import BulkContactsError, ExitCode, InputError
 from .pipeline import ReadOptions
-from .reconcile import PlanOptions
+from .plan import PlanOptions
 from .sandbox import config as sandbox_defaults
 from .terminal import printable, refusal_lines, with_flags
 
@@ -146,6 +146,7 @@ def option_group(name: str, build: Callable[..., T], *options: Callable[[Any], A
             grouped = option(grouped)
         return grouped
 
+    decorate.names = names  # type: ignore[attr-defined]  # for the README's option tables
     return decorate
 
 
@@ -180,6 +181,7 @@ roster_options = option_group(
         "--map",
         "column_map",
         type=HeaderMapping(),
+        metavar='"HEADER=column"',
         multiple=True,
         help="Read a column whose header is not recognised as a roster column; repeatable.",
     ),
@@ -459,15 +461,9 @@ def make_plan(
     """Validate, fetch and reconcile; the roster's problems are shown."""
     from .pipeline import plan_path
 
-    options = dataclasses.replace(
-        planning,
-        dealer_id=settings.dealer_id,
-        region=read.region,
-        phone_format=read.phone_format,
-        allow_unreachable=read.allow_unreachable,
-    )
+    options = dataclasses.replace(planning, dealer_id=settings.dealer_id)
     with connection.bars() as bars:
-        validated, plan = plan_path(client, roster, read, options, bars)
+        validated, plan = plan_path(client, roster, options, read, bars)
     if not connection.quiet:
         show_issues(validated, connection.verbose)
     return plan

@@ -20,8 +20,7 @@ from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from .plan import Plan, SitePlan
-    from .reconcile import PlanOptions
+    from .plan import Plan, PlanOptions, SitePlan
 
 DEFAULT_MAX_DELETES = 10
 DEFAULT_MAX_DELETE_SHARE = 0.25

@@ -20,8 +20,7 @@ from .errors import BulkContactsError, ConfigError, EmptyRoster
 
 if TYPE_CHECKING:
     from .client import ChektClient
-    from .plan import Plan
-    from .reconcile import PlanOptions
+    from .plan import Plan, PlanOptions
     from .schema import ValidatedRoster
 
 Progress = Callable[[str, int], Callable[[int], None]]  # (what, total) -> advance(n)
@@ -82,12 +81,22 @@ def load_validated(
 def plan_path(
     client: ChektClient,
     path: Path,
-    read: ReadOptions,
     options: PlanOptions,
+    read: ReadOptions = ReadOptions(),
     progress: Progress | None = None,
 ) -> tuple[ValidatedRoster, Plan]:
-    """Read, validate and plan a roster file. The access token is fetched while the roster is
-    read (its failure, if any, is reported by the first real request)."""
+    """Read, validate and plan a roster file, as `plan` does: reachability is judged on the
+    contacts as the plan leaves them, and the plan's region, phone format and reachability rule
+    are those the roster is read with. The access token is fetched while the roster is read
+    (its failure, if any, is reported by the first real request)."""
+    from dataclasses import replace
+
+    options = replace(
+        options,
+        region=read.region,
+        phone_format=read.phone_format,
+        allow_unreachable=read.allow_unreachable,
+    )
 
     def warm_up() -> None:
         try:

@@ -26,6 +26,28 @@ SUMMARY_KEYS = ("create", "update", "delete", "unchanged", "conflict", "invalid"
 
 
 @dataclass(frozen=True)
+class PlanOptions:
+    """What a plan is made with; the plan keeps them (`Plan.options`), and the guards read
+    theirs from them."""
+
+    dealer_id: int | None = None
+    region: str = "US"
+    phone_format: str = "e164"
+    blanks: str = "keep"  # keep: an empty optional cell leaves the field; clear: empties it
+    prune: bool = False
+    max_deletes: int | None = None  # None: more than 10 and more than 25% of those in scope
+    force: bool = False
+    allow_empty_sites: bool = False
+    skip_invalid: bool = False
+    exact_ids: bool = False  # 42 and 0042 are two ids: external ids are never repaired
+    repair_ids: bool = False  # use a site (or contact) id that matches one only once repaired
+    allow_unreachable: bool = False  # plan contacts with neither phone nor e-mail
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Change:
     action: str  # create, update or delete
     dealer_id: int

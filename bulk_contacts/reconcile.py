@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -37,7 +37,17 @@ from .normalize import (
     repair_keys,
     same_after_repair,
 )
-from .plan import Change, Conflict, InvalidRow, Listed, Plan, RowWarning, SitePlan, fingerprint
+from .plan import (
+    Change,
+    Conflict,
+    InvalidRow,
+    Listed,
+    Plan,
+    PlanOptions,
+    RowWarning,
+    SitePlan,
+    fingerprint,
+)
 from .roster import Roster
 from .schema import (
     ERROR,
@@ -51,25 +61,7 @@ from .schema import (
 )
 
 SiteKey = tuple[int, int]  # (dealer_id, site_id)
-
-
-@dataclass(frozen=True)
-class PlanOptions:
-    dealer_id: int | None = None
-    region: str = "US"
-    phone_format: str = "e164"
-    blanks: str = "keep"  # keep: an empty optional cell leaves the field; clear: empties it
-    prune: bool = False
-    max_deletes: int | None = None  # None: more than 10 and more than 25% of those in scope
-    force: bool = False
-    allow_empty_sites: bool = False
-    skip_invalid: bool = False
-    exact_ids: bool = False  # 42 and 0042 are two ids: external ids are never repaired
-    repair_ids: bool = False  # use a site (or contact) id that matches one only once repaired
-    allow_unreachable: bool = False  # plan contacts with neither phone nor e-mail
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["PlanOptions", "reconcile", "resolve_sites"]  # PlanOptions: kept importable from here
 
 
 class RowView(NamedTuple):

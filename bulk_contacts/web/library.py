@@ -17,9 +17,8 @@ from ..client import ChektClient
 from ..export import fetch_export, write_export
 from ..journal import read_journal
 from ..pipeline import plan_roster
-from ..plan import Plan, SitePlan
+from ..plan import Plan, PlanOptions, SitePlan
 from ..plan_report import change_rows, site_label, write_plan_report
-from ..reconcile import PlanOptions
 from ..results import Outcome
 from ..rollback import inverse_plan
 from ..roster import (

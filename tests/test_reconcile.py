@@ -276,9 +276,17 @@ def rosters(draw):
     return rows
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(remote_states(), rosters(), st.booleans(), st.sampled_from(["keep", "clear"]))
-def test_applying_a_plan_then_planning_again_changes_nothing(state, rows, prune, blanks) -> None:
+@pytest.mark.parametrize("examples", [50, pytest.param(600, marks=pytest.mark.slow)])
+def test_applying_a_plan_then_planning_again_changes_nothing(examples: int) -> None:
+    """50 examples by default, 600 with `-m slow`."""
+    settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])(
+        given(remote_states(), rosters(), st.booleans(), st.sampled_from(["keep", "clear"]))(
+            _applying_a_plan_then_planning_again_changes_nothing
+        )
+    )()
+
+
+def _applying_a_plan_then_planning_again_changes_nothing(state, rows, prune, blanks) -> None:
     validated = roster(rows)
     model = Model(state)
     untouched_site = list(model.contacts[103])

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from . import __version__
 from .client import ChektClient
@@ -35,7 +35,7 @@ from .fetch import fetch_contacts
 from .guards import StaleSite, guarded
 from .journal import JOURNAL_FORMAT, Journal, check_appendable
 from .lock import hold_journal
-from .models import CONTACT_FIELDS, EDITABLE_FIELDS, Contact, NewContact
+from .models import CONTACT_FIELDS, EDITABLE_FIELDS, Contact, NewContact, WriteResult
 from .outputs import RUNS_FOLDER, files_beside
 from .plan import ACTIONS, Change, Conflict, Plan, PlanOptions, SitePlan, fingerprint
 from .results import Outcome, Results
@@ -220,7 +220,7 @@ def rebase_site(site: SitePlan, contacts: list[Contact]) -> SitePlan:
 
 def _current_target(
     change: Change, by_id: dict[int, Contact], by_external: dict[str, list[Contact]]
-) -> Contact | bool | None:
+) -> Contact | Literal[False] | None:
     if change.action == "create":
         found = by_external.get(change.external_contact_id or "", [])
         return False if len(found) > 1 else (found[0] if found else None)
@@ -440,21 +440,35 @@ class Applier:
         )
         return outcome, contact.fields() if contact else None
 
-    def _send(self, change: Change):
+    def _send(self, change: Change) -> WriteResult:
         dealer, site = change.dealer_id, change.site_id
         if change.action == "create":
-            fields = {
-                k: change.after.get(k)
-                for k in ("external_contact_id", "first_name", "last_name", "phone_number", "email")
-            }
-            return self.client.create_contact(dealer, site, NewContact(**fields))
+            after = change.after
+            contact = NewContact(
+                after.get("external_contact_id") or "",
+                after.get("first_name") or "",
+                after.get("last_name") or "",
+                after.get("phone_number"),
+                after.get("email"),
+            )
+            return self.client.create_contact(dealer, site, contact)
+        assert change.contact_id is not None  # updates and deletes name their contact
         if change.action == "update":
             return self.client.update_contact(dealer, site, change.contact_id, change.after)
         return self.client.delete_contact(dealer, site, change.contact_id)
 
     @staticmethod
-    def _outcome(change: Change, status: str, **details: object) -> Outcome:
-        values = {"contact_id": change.contact_id, **details}
+    def _outcome(
+        change: Change,
+        status: str,
+        *,
+        contact_id: int | None = None,
+        http_status: int | None = None,
+        error_code: str = "",
+        error_message: str = "",
+        trace_id: str = "",
+        attempts: int = 0,
+    ) -> Outcome:
         return Outcome(
             change.row,
             change.dealer_id,
@@ -462,8 +476,13 @@ class Applier:
             change.external_contact_id,
             change.action,
             status,
-            **values,
-        )  # type: ignore[arg-type]
+            change.contact_id if contact_id is None else contact_id,
+            http_status,
+            error_code,
+            error_message,
+            trace_id,
+            attempts,
+        )
 
     def _failure(self, change: Change, status: str, error: ApiError, why: str = "") -> Outcome:
         message = f"{why}: {error.message}" if why else error.message

@@ -514,12 +514,13 @@ def _failure(
         body = response.json()
     except ValueError:
         body = None
-    error = body.get("error") if isinstance(body, dict) else None
+    body = body if isinstance(body, dict) else {}
+    error = body.get("error")
     if isinstance(error, dict):
         code, message = error.get("code"), str(error.get("message") or "")
         field, request_id = error.get("field"), error.get("request_id")
     elif isinstance(error, str):
-        code, message = error, str(body.get("error_description") or "")  # type: ignore[union-attr]
+        code, message = error, str(body.get("error_description") or "")
     else:
         message = _describe_non_json(response)
     return error_class(status)(

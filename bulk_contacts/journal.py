@@ -314,7 +314,7 @@ def check_appendable(path: Path, api_url: str) -> int:
             setting="journal",
         ) from None
     runs = [r for r in records if r["type"] == "run"]
-    urls = {r.get("api_url") for r in runs} - {None}
+    urls: set[str] = {r["api_url"] for r in runs if r.get("api_url")}
     if urls and urls != {api_url}:
         raise InputError(
             f"the journal {path} records runs against {', '.join(sorted(urls))}, not "

@@ -795,7 +795,7 @@ def _plan_row(row: RowView, contact: Contact | None, context: _Context, plan: Si
     if base is not None:
         after, clashes = _merge(
             row, context.remote.of(contact), context.base.of(base), context.options.blanks
-        )  # type: ignore[union-attr]
+        )  # type: ignore[union-attr]  # a base exists only with a snapshot
         if clashes:
             _conflict(
                 plan,
@@ -831,7 +831,7 @@ def _new_contact(row: RowView) -> dict[str, str | None]:
 def _gone_since_export(row: RowView, base: Contact, context: _Context, plan: SitePlan) -> None:
     """A row of an export whose contact was deleted in CHeKT since: CHeKT's deletion stands,
     unless the reviewer edited the row, which is then a conflict."""
-    edited = _differences(row, base, context.base.of(base), "keep")  # type: ignore[union-attr]
+    edited = _differences(row, base, context.base.of(base), "keep")  # type: ignore[union-attr]  # exports only
     if edited:
         _conflict(
             plan,

@@ -364,7 +364,7 @@ class Bars:
         self.enabled = enabled and sys.stderr.isatty()
         self.bars: list[Any] = []
 
-    def __call__(self, what: str, total: int) -> Callable[[int], object]:
+    def __call__(self, what: str, total: int) -> Callable[[int], None]:
         from tqdm import tqdm
 
         bar = tqdm(
@@ -377,7 +377,11 @@ class Bars:
             dynamic_ncols=True,
         )
         self.bars.append(bar)
-        return bar.update
+
+        def advance(count: int) -> None:
+            bar.update(count)
+
+        return advance
 
     def changes(self, total: int) -> Callable[[Outcome], None]:
         """A run's progress: a bar of its changes, with the tally of done, failed, retried."""

@@ -149,3 +149,11 @@ def test_the_readmes_python_examples_run(start_sandbox, tmp_path, monkeypatch, c
     assert "{'create': 46, 'update': 2, 'delete': 1" in printed  # the sample roster, no --prune
     assert "{'ok': 49, 'failed': 0" in printed  # applied
     assert "http://127.0.0.1:" in printed  # the sandbox example's URL
+
+
+def test_every_type_ignore_says_why_on_its_line() -> None:
+    """`# type: ignore[code]` is followed by `# why` on the same line."""
+    for path in (ROOT / "bulk_contacts").rglob("*.py"):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if "type: ignore" in line:
+                assert re.search(r"# type: ignore\[[a-z-, ]+\]  # \S", line), f"{path}:{number}"

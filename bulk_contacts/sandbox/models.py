@@ -47,8 +47,8 @@ class ContactCreate(Strict):
 class ContactUpdate(Strict):
     """Partial update: only the fields sent change. Names may not be cleared (they are required)."""
 
-    first_name: NonBlank = None  # type: ignore[assignment]
-    last_name: NonBlank = None  # type: ignore[assignment]
+    first_name: NonBlank = None  # type: ignore[assignment]  # absent: not sent, not cleared
+    last_name: NonBlank = None  # type: ignore[assignment]  # absent: not sent, not cleared
     phone_number: Optional64 | None = None
     email: OptionalText | None = None
 

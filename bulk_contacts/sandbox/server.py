@@ -31,9 +31,9 @@ def open_store(config: SandboxConfig) -> Store:
         store = Store(config.db)
     except Exception as error:  # sqlite3 errors: not a database, no permission
         raise SandboxError(f"database {config.db}: cannot be opened ({error})") from None
-    if seed is not None:
+    if seed is not None and config.seed is not None:
         try:
-            load_seed(store, seed, config.seed)  # type: ignore[arg-type]
+            load_seed(store, seed, config.seed)
         except SeedError:
             store.close()
             raise

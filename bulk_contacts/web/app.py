@@ -241,6 +241,7 @@ class Pages:
             except (BulkContactsError, OSError) as error:
                 self.ws.say("error", str(error))
                 return "/upload"
+        assert self.ws.upload is not None  # just loaded
         self.ws.say("ok", f"{path.name}: {len(self.ws.upload.table.cells)} rows read")
         return "/columns"
 

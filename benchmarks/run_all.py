@@ -1,6 +1,6 @@
 """Run every benchmark and print one table: figure, baseline, ratio, peak memory.
 
-    python benchmarks/run_all.py            # about 8 minutes on a 2-core machine
+    python benchmarks/run_all.py            # about 15 minutes on a 2-core machine
     python benchmarks/run_all.py --quick    # smaller workloads, same scripts (a smoke run)
 
 Each benchmark prints `RESULT {json}` lines; this collects them. The README's table comes from

@@ -789,7 +789,6 @@ def run_plan(
     is. With --overwrite, a --results file that exists (and its failed rows) goes now that the
     run starts: they are written line by line, as outcomes arrive."""
     from .apply import apply_plan
-    from .errors import JournalError
     from .outputs import discard
     from .terminal import run_text
 
@@ -797,12 +796,7 @@ def run_plan(
         discard(files.results, files.failed_rows)
     with connection.bars() as bars, StopOnInterrupt() as interrupt:
         progress = bars.changes(len(plan.changes))
-        try:
-            report = apply_plan(
-                client, plan, files, progress, interrupt.event, kind, writing.verify
-            )
-        except JournalError as error:
-            raise JournalError(f"{error}: nothing was sent") from None
+        report = apply_plan(client, plan, files, progress, interrupt.event, kind, writing.verify)
     for text, style, err in run_text(report, connection.quiet, kind):
         echo(text, style, err)
     return report

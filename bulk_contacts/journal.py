@@ -48,7 +48,8 @@ class Journal:
             self._size = _drop_partial_tail(path, self._fd)
         except OSError as error:
             raise JournalError(
-                f"the journal {path} cannot be written ({error.strerror or error})"
+                f"the journal {path} cannot be written ({error.strerror or error}): "
+                f"nothing was sent"
             ) from None
         self._lock = threading.Lock()
         self._synced = threading.Condition()

@@ -78,3 +78,25 @@ def api(sandbox: SandboxServer) -> Iterator[httpx.Client]:
     token = get_token(sandbox.url)
     with httpx.Client(base_url=sandbox.url, headers={"Authorization": f"Bearer {token}"}) as client:
         yield client
+
+
+# The files whose tests take longest (processes, a browser, many examples) are handed out first,
+# so that on two cores (`-n auto`) the short ones fill in around them instead of waiting on them
+# at the end. Within a file, the order is the file's.
+LONG_FIRST = (
+    "test_writes.py",
+    "test_writes_model.py",
+    "test_sandbox_openapi.py",
+    "test_identity.py",
+    "test_serve_e2e.py",
+    "test_reconcile.py",
+    "test_export.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONG_FIRST.index(name) if name in LONG_FIRST else len(LONG_FIRST)
+
+    items.sort(key=rank)  # stable: each file keeps its own order

@@ -83,3 +83,11 @@ def run_measured(args: list[str]) -> tuple[float, float, int]:
         raise RuntimeError(f"{args} failed: {process.stderr.read().decode()[-2000:]}")
     process.stderr.close()
     return elapsed, usage.ru_maxrss / 1024, process.returncode
+
+
+def median_of(runs: int, measure):
+    """`measure()` `runs` times: the run with the median first figure (its other figures, such
+    as its peak memory, come with it). One run can be slowed by the machine; the median is the
+    figure the README gives."""
+    results = sorted((measure() for _ in range(runs)), key=lambda result: result[0])
+    return results[len(results) // 2]

@@ -1,6 +1,6 @@
 """Run every benchmark and print one table: figure, baseline, ratio, peak memory.
 
-    python benchmarks/run_all.py            # about 8 minutes on a 2-core machine
+    python benchmarks/run_all.py            # about 15 minutes on a 2-core machine
     python benchmarks/run_all.py --quick    # smaller workloads, same scripts (a smoke run)
 
 Each benchmark prints `RESULT {json}` lines; this collects them. The README's table comes from
@@ -19,6 +19,7 @@ HERE = Path(__file__).parent
 BENCHMARKS = {
     "sandbox_bench.py": [],
     "client_bench.py": [],
+    "async_bench.py": [],
     "validate_bench.py": [],
     "plan_bench.py": [],
     "apply_bench.py": [],
@@ -28,10 +29,11 @@ BENCHMARKS = {
 QUICK = {
     "sandbox_bench.py": ["--requests", "600"],
     "client_bench.py": ["--creates", "200", "--sequential", "30", "--limited", "60"],
-    "validate_bench.py": ["--rows", "10000", "--sites", "2000"],
+    "async_bench.py": ["--creates", "200", "--runs", "1"],
+    "validate_bench.py": ["--rows", "10000", "--sites", "2000", "--runs", "1"],
     "plan_bench.py": ["--rows", "10000", "--sites", "2000", "--fetch-sites", "100"],
     "apply_bench.py": ["--creates", "200", "--limited", "60", "--big", "5000"],
-    "export_bench.py": ["--contacts", "10000", "--sites", "2000"],
+    "export_bench.py": ["--contacts", "10000", "--sites", "2000", "--runs", "1"],
     "serve_bench.py": ["--rows", "2000", "--sites", "400", "--repeat", "1"],
 }
 FIGURES = ("seconds", "requests_per_s", "per_s", "creates_per_s", "sites_per_s")
@@ -53,8 +55,13 @@ def row(result: dict) -> tuple[str, str, str, str, str]:
     name = result.get("case") or result.get("operation") or ""
     figure_key = next((k for k in FIGURES if k in result), "")
     figure = f"{result.get(figure_key, '')} {figure_key}".strip()
-    baseline_key = next((k for k in result if k.startswith("baseline")), "")
+    baseline_key = next(
+        (k for k in result if k.startswith("baseline") and k != "baseline"),
+        next((k for k in result if k.startswith("thread_pool_per_s")), ""),
+    )
     baseline = f"{result.get(baseline_key, '')} {baseline_key}".strip()
+    if "baseline" in result:  # which baseline, when a benchmark has several
+        baseline = f"{result['baseline']}: {baseline}"
     extra = (
         result.get("share_of_ceiling")
         or result.get("share_of_limit")

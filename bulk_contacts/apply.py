@@ -7,9 +7,9 @@ after; every outcome goes to the results. A stop request (Ctrl-C), or a journal 
 written any more, lets the writes in flight finish and records the rest as skipped. Afterwards,
 every site the run touched is read again and compared with what the run meant to do (`verify`).
 
-A saved plan is checked before anything is written: each site it touches is read again and its
-fingerprint compared with the plan's. Stale sites are refused, or with `refresh`, their changes
-are re-based on what the site holds now (`rebase_site`).
+A saved plan is checked before anything is written (`load_saved_plan`): each site it touches is
+read again and its fingerprint compared with the plan's. Stale sites are refused, or with
+`refresh`, their changes are re-based on what the site holds now (`rebase_site`).
 """
 
 from __future__ import annotations
@@ -23,22 +23,23 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from . import __version__
 from .client import ChektClient
 from .columns import CONTACT_FIELDS, EDITABLE_FIELDS
 from .compare import ComparableValues, Comparison
-from .errors import ApiError, JournalError, NotFound
+from .errors import ApiError, ExitCode, JournalError, NotFound
 from .fetch import fetch_contacts
+from .guards import StaleSite, guarded
 from .journal import JOURNAL_FORMAT, Journal, check_appendable
 from .lock import hold_journal
-from .models import Contact, NewContact
+from .models import Contact, NewContact, WriteResult
 from .outputs import RUNS_FOLDER, files_beside
-from .plan import ACTIONS, Change, Conflict, Plan, SitePlan, fingerprint
+from .plan import ACTIONS, Change, Conflict, Plan, PlanOptions, SitePlan, fingerprint
 from .results import Outcome, Results
 from .verify import verify_changes
 
@@ -112,33 +113,69 @@ class ApplyReport:
             or self.results_error
         )
 
+    @property
+    def exit_code(self) -> ExitCode:
+        """The command line's verdict on the run: 1 when the journal failed (whatever else),
+        130 when it was interrupted, 1 when a change failed or does not hold, else 0."""
+        if self.journal_error:
+            return ExitCode.FAILED
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        return ExitCode.OK if self.clean else ExitCode.FAILED
+
 
 # freshness
 
 
+class Freshness(NamedTuple):
+    """A saved plan checked against CHeKT: the plan to apply, and the sites found stale."""
+
+    plan: Plan
+    stale: list[SitePlan]
+
+
 def check_freshness(
     client: ChektClient, plan: Plan, refresh: bool, progress: Callable[[int], None] | None = None
-) -> list[SitePlan]:
+) -> Freshness:
     """Read every site the plan changes again. Sites whose contacts changed since the plan are
-    returned as stale; with `refresh`, their changes are re-based on what they hold now."""
+    stale: in the plan returned, their changes are refused (`StaleSite`), or with `refresh`,
+    re-based on what they hold now. The plan given is not changed."""
     touched = [site for site in plan.sites if site.changes]
     current = fetch_contacts(client, [(s.dealer_id, s.site_id) for s in touched], progress)
-    stale = []
-    for index, site in enumerate(plan.sites):
+    sites, stale = [], []
+    for site in plan.sites:
         contacts = current.get((site.dealer_id, site.site_id))
         if contacts is None or fingerprint(contacts) == site.fingerprint:
+            sites.append(site)
             continue
         stale.append(site)
-        plan.sites[index] = (
-            rebase_site(site, contacts, Comparison.of_plan(plan.options))
-            if refresh
-            else replace(
-                site,
-                refused="the site changed in CHeKT since the plan was made (stale); make a "
-                "new plan, or apply with --refresh",
-            )
-        )
-    return stale
+        refusal = StaleSite(site.contacts_before, len(contacts))
+        rebased = rebase_site(site, contacts, Comparison.of_plan(plan.options)) if refresh else None
+        sites.append(rebased or replace(site, refusal=refusal))
+    return Freshness(replace(plan, sites=sites), stale)
+
+
+def load_saved_plan(
+    client: ChektClient,
+    path: Path,
+    refresh: bool = False,
+    loosen: Callable[[PlanOptions], PlanOptions] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Freshness:
+    """A plan file, checked before it is applied: not edited (its checksum), not stale (or
+    re-based, with `refresh`), and guarded again with the options it was made with, as
+    `loosen` changes them (apply's own --force, --allow-empty-sites, --max-deletes).
+    InputError for a file that is not an intact plan."""
+    saved = Plan.read(path)
+    fresh = check_freshness(client, saved, refresh, progress)
+    options = saved_options(saved)
+    return fresh._replace(plan=guarded(fresh.plan, loosen(options) if loosen else options))
+
+
+def saved_options(plan: Plan) -> PlanOptions:
+    """The options a plan was made with (those this version knows)."""
+    known = {f.name for f in fields(PlanOptions)}
+    return PlanOptions(**{k: v for k, v in plan.options.items() if k in known})
 
 
 def rebase_site(site: SitePlan, contacts: list[Contact], comparison: Comparison) -> SitePlan:
@@ -183,7 +220,7 @@ def rebase_site(site: SitePlan, contacts: list[Contact], comparison: Comparison)
         contacts_before=len(contacts),
         changes=changes,
         conflicts=conflicts,
-        refused="",
+        refusal=None,
     )
 
 
@@ -394,6 +431,9 @@ class Applier:
             return self._failure(change, "failed", error), None
         except Exception as error:  # every change must end with an outcome, even after a bug
             message = f"unexpected error: {type(error).__name__}: {error}"
+            self.client.log.error(
+                error, step="apply", action=change.action, site_id=change.site_id, row=change.row
+            )
             return self._outcome(change, "failed", error_message=message), None
         contact = result.contact
         exchange = result.exchange
@@ -408,19 +448,29 @@ class Applier:
         )
         return outcome, contact.fields() if contact else None
 
-    def _send(self, change: Change):
+    def _send(self, change: Change) -> WriteResult:
         dealer, site = change.dealer_id, change.site_id
         if change.action == "create":
             fields = {name: change.after.get(name) for name in CONTACT_FIELDS}
             new = NewContact(**fields)  # type: ignore[arg-type]  # a create has the required ones
             return self.client.create_contact(dealer, site, new)
+        assert change.contact_id is not None  # updates and deletes name their contact
         if change.action == "update":
             return self.client.update_contact(dealer, site, change.contact_id, change.after)
         return self.client.delete_contact(dealer, site, change.contact_id)
 
     @staticmethod
-    def _outcome(change: Change, status: str, **details: object) -> Outcome:
-        values = {"contact_id": change.contact_id, **details}
+    def _outcome(
+        change: Change,
+        status: str,
+        *,
+        contact_id: int | None = None,
+        http_status: int | None = None,
+        error_code: str = "",
+        error_message: str = "",
+        trace_id: str = "",
+        attempts: int = 0,
+    ) -> Outcome:
         return Outcome(
             change.row,
             change.dealer_id,
@@ -428,8 +478,13 @@ class Applier:
             change.external_contact_id,
             change.action,
             status,
-            **values,
-        )  # type: ignore[arg-type]
+            change.contact_id if contact_id is None else contact_id,
+            http_status,
+            error_code,
+            error_message,
+            trace_id,
+            attempts,
+        )
 
     def _failure(self, change: Change, status: str, error: ApiError, why: str = "") -> Outcome:
         message = f"{why}: {error.message}" if why else error.message

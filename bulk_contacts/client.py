@@ -25,14 +25,14 @@ from typing import Any
 
 import httpx
 
-from . import __version__, retries
+from . import __version__
 from .auth import TokenSource, read_token_response
 from .errors import ApiError, AuthError, Conflict, NotFound, TransportError, error_class
 from .models import Contact, Exchange, NewContact, Site, WriteResult
 from .ratelimit import Pacer
 from .retries import RetryPolicy
 from .runlog import RunLog
-from .settings import ApiKey, Settings
+from .settings import Settings
 
 DEFAULT_CONCURRENCY = 32
 RETRYABLE = {429, 500, 502, 503, 504}
@@ -83,13 +83,20 @@ class ChektClient:
         log: RunLog | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        """`clock` (monotonic), `sleep` and `wall` (Unix time) are the client's time: pacing,
+        backoff and token lifetimes run on them. `sleep` defaults to `retries.sleep`, which
+        `retries.set_testing()` turns off."""
         self.settings = settings
         self.concurrency = concurrency
         self.retry = retry or RetryPolicy()
         self.log = log or RunLog()
-        self.pacer = Pacer(rate)
-        self.tokens = TokenSource(settings, self._fetch_token)
+        self.pacer = Pacer(rate, clock, sleep, wall)
+        self.tokens = TokenSource(settings, self._fetch_token, clock)
+        self._sleep, self._wall = self.pacer.sleep, wall
         self.http = httpx.Client(
             base_url=settings.api_url,
             transport=transport,
@@ -328,7 +335,7 @@ class ChektClient:
                 self.pacer.pause(delay)
             if not self.retry.allows(attempt, waited, delay):
                 raise self._explain(failure, attempt)
-            retries.sleep(delay)
+            self._sleep(delay)
             waited += delay
 
     def _attempt(
@@ -390,17 +397,21 @@ class ChektClient:
         if response.status_code < 400:
             return response, None
         failure = _failure(response, method, path, trace_id, attempt)
-        failure.retry_after = _retry_after(response.headers.get("retry-after"))
+        failure.retry_after = _retry_after(response.headers.get("retry-after"), self._wall())
         return response, failure
 
     @property
     def _static_key(self) -> bool:
-        return isinstance(self.settings.credentials, ApiKey)
+        return self.settings.credentials.bearer is not None
 
     def _explain(self, failure: ApiError, attempt: int) -> ApiError:
         failure.attempts = attempt
         if isinstance(failure, AuthError) and failure.path and "/partner/" in failure.path:
-            what = "CHEKT_API_KEY" if self._static_key else "the client's credentials"
+            what = (
+                self.settings.credentials.check_hint
+                if self._static_key
+                else "the client's credentials"
+            )
             failure.message += f" (the API refused the access token; check {what})"
         return failure
 
@@ -412,7 +423,7 @@ class ChektClient:
             raise AuthError(
                 f"the token endpoint {token_url} refused the credentials "
                 f"({error.code or error.status}: {error.message}); "
-                f"check CHEKT_CLIENT_ID and {_secret_variable(self.settings)}",
+                f"check {self.settings.credentials.check_hint}",
                 status=error.status,
                 code=error.code,
                 request_id=error.request_id,
@@ -492,14 +503,6 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-def _secret_variable(settings: Settings) -> str:
-    from .settings import PrivateKeyJwt
-
-    if isinstance(settings.credentials, PrivateKeyJwt):
-        return "CHEKT_PRIVATE_KEY_FILE"
-    return "CHEKT_CLIENT_SECRET"
-
-
 def _failure(
     response: httpx.Response, method: str, path: str, trace_id: str, attempt: int
 ) -> ApiError:
@@ -511,12 +514,13 @@ def _failure(
         body = response.json()
     except ValueError:
         body = None
-    error = body.get("error") if isinstance(body, dict) else None
+    body = body if isinstance(body, dict) else {}
+    error = body.get("error")
     if isinstance(error, dict):
         code, message = error.get("code"), str(error.get("message") or "")
         field, request_id = error.get("field"), error.get("request_id")
     elif isinstance(error, str):
-        code, message = error, str(body.get("error_description") or "")  # type: ignore[union-attr]
+        code, message = error, str(body.get("error_description") or "")
     else:
         message = _describe_non_json(response)
     return error_class(status)(
@@ -539,8 +543,8 @@ def _describe_non_json(response: httpx.Response) -> str:
     return f"unexpected {kind} answer (a proxy or gateway page?)" + (f": {text}" if text else "")
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds or as an HTTP date."""
+def _retry_after(value: str | None, now: float) -> float | None:
+    """Retry-After in seconds or as an HTTP date (`now`: the Unix time)."""
     if not value:
         return None
     value = value.strip()
@@ -550,4 +554,4 @@ def _retry_after(value: str | None) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - now)

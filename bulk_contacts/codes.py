@@ -99,6 +99,13 @@ CODES: dict[str, Code] = {
         ),
         Code("unknown_column", WARNING, "column {label} is not a roster column and is ignored"),
         Code(
+            "snapshot_damaged",
+            WARNING,
+            "the hidden snapshot this export was made with is damaged ({damage}): the file is "
+            "read as a plain roster, so the merge is two-way, not three-way: a value changed in "
+            "CHeKT since the export is set back to the file's; export again to be safe",
+        ),
+        Code(
             "control_character",
             ERROR,
             "{value!r} holds a control character ({character}), which no contact detail has "

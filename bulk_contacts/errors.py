@@ -1,8 +1,12 @@
-"""Every failure of the program itself, under one base class.
+"""Every failure of the program itself, under one base class, each with its exit code.
 
     BulkContactsError
     ├── ConfigError            a setting is missing or wrong (exit 2)
-    ├── InputError             a file cannot be read as a roster, plan or journal (exit 2)
+    │   └── SandboxError       the sandbox cannot start: seed file, key file, port (exit 2)
+    │       └── SeedError      the seed file cannot be loaded (exit 2)
+    ├── InputError             a file cannot be read or written as asked (exit 2)
+    │   └── OutputExists       an output is there and may not be replaced (exit 2)
+    ├── EmptyRoster            the roster has a header and no rows (exit 1)
     ├── JournalError           the journal cannot be written: nothing more is sent (exit 1)
     └── ApiError               CHeKT (or the sandbox) refused or failed a request (exit 1)
         ├── AuthError          401, or the token endpoint refused the credentials
@@ -14,22 +18,59 @@
         ├── ServerError        5xx after every retry (or a non-JSON error page)
         └── TransportError     no answer: connect/read timeout, dropped connection
 
-Problems in a roster's data are not exceptions: they are collected as values (see `schema`).
+Problems in a roster's data are not exceptions: they are collected as values (see `schema`), and
+a guard's refusal of a plan is a value on the plan (see `guards`). Messages speak of values and
+files; `setting` names the setting a message is about, so the command line can add its flag.
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """The command line's exit codes (README, "Exit codes")."""
+
+    OK = 0
+    FAILED = 1  # invalid rows, a refusal, failed operations, an API error
+    USAGE = 2  # a usage, configuration or file error: nothing was done
+    CHANGES = 3  # `plan --detailed-exitcode` with changes pending
+    INTERRUPTED = 130  # Ctrl-C; whatever finished is recorded
 
 
 class BulkContactsError(Exception):
     """Base class: catch this once to handle everything the library raises on purpose."""
 
+    exit_code = ExitCode.FAILED
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting  # the setting (or output) the message is about, if one is
+
 
 class ConfigError(BulkContactsError):
-    """A setting is missing or invalid. The message names the flag or variable to set."""
+    """A setting is missing or invalid. The message names the value and the variable to set."""
+
+    exit_code = ExitCode.USAGE
+
+
+class SandboxError(ConfigError):
+    """The sandbox cannot start: a bad seed file, a key file, a database, or a port in use."""
+
+
+class SeedError(SandboxError):
+    """The seed file cannot be loaded; the message names the file and the bad entry."""
 
 
 class InputError(BulkContactsError):
     """A file cannot be used at all. The message names the file and what to do."""
+
+    exit_code = ExitCode.USAGE
+
+
+class EmptyRoster(BulkContactsError):
+    """The roster was read, and has no rows below its header: nothing to check or send. Exit 1
+    like invalid rows: the file is readable, its content is what is wrong."""
 
 
 class JournalError(BulkContactsError):

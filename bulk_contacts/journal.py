@@ -48,7 +48,8 @@ class Journal:
             self._size = _drop_partial_tail(path, self._fd)
         except OSError as error:
             raise JournalError(
-                f"the journal {path} cannot be written ({error.strerror or error})"
+                f"the journal {path} cannot be written ({error.strerror or error}): "
+                f"nothing was sent"
             ) from None
         self._lock = threading.Lock()
         self._synced = threading.Condition()
@@ -309,14 +310,16 @@ def check_appendable(path: Path, api_url: str) -> int:
         records = read_journal(path)
     except InputError as error:
         raise InputError(
-            f"--journal {path} exists and is not a journal this run can add to ({error}); "
-            f"choose another path"
+            f"the journal {path} exists and is not one this run can add to ({error}); "
+            f"choose another path",
+            setting="journal",
         ) from None
     runs = [r for r in records if r["type"] == "run"]
-    urls = {r.get("api_url") for r in runs} - {None}
+    urls: set[str] = {r["api_url"] for r in runs if r.get("api_url")}
     if urls and urls != {api_url}:
         raise InputError(
-            f"--journal {path} records runs against {', '.join(sorted(urls))}, not {api_url}; "
-            f"choose another path"
+            f"the journal {path} records runs against {', '.join(sorted(urls))}, not "
+            f"{api_url}; choose another path",
+            setting="journal",
         )
     return len(runs)

@@ -101,7 +101,7 @@ class DealerLocks:
                 tell(
                     f"warning: another bulk-contacts run writes to dealer {dealer} ({holder}); "
                     f"going on (the idempotency keys keep the two from doubling a change; "
-                    f"--wait waits for it instead)"
+                    f"a run can wait for it instead)"
                 )
         return self
 
@@ -123,8 +123,9 @@ def hold_journal(path: Path) -> Iterator[None]:
     lock = Lock(f"journal-{digest}")
     if not lock.try_acquire():
         raise InputError(
-            f"--journal {path} is being written by another run ({lock.holder()}); choose "
-            f"another path, or wait for that run to end"
+            f"the journal {path} is being written by another run ({lock.holder()}); choose "
+            f"another path, or wait for that run to end",
+            setting="journal",
         )
     try:
         yield

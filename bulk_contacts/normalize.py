@@ -169,10 +169,10 @@ def _region_rules(region: str, length: int) -> tuple[str | None, str, str] | Non
     def pattern(desc: object) -> str | None:
         if desc is None or not getattr(desc, "national_number_pattern", None):
             return None
-        lengths = desc.possible_length  # type: ignore[attr-defined]
+        lengths = desc.possible_length  # type: ignore[attr-defined]  # phonenumbers' untyped metadata
         if lengths and length not in lengths:
             return None
-        return desc.national_number_pattern  # type: ignore[attr-defined]
+        return desc.national_number_pattern  # type: ignore[attr-defined]  # phonenumbers' metadata
 
     kinds = [
         metadata.premium_rate,

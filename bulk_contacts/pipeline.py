@@ -1,21 +1,113 @@
-"""The pipeline a command runs, as library calls: plan a roster against CHeKT.
+"""The pipeline a command runs, as library calls: read and validate a roster, plan it against CHeKT.
 
 read and validate (schema) -> fetch the sites -> resolve each row's site -> fetch the contacts of
 those sites -> reconcile into a Plan. Nothing here prints; progress goes through a callback.
+
+This module is imported before a roster is read, so it imports the heavy stack (pandas, the
+validation libraries, httpx) only inside its functions: `load_validated` parses the file in a
+thread while that stack loads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .client import ChektClient
-from .errors import ConfigError
-from .fetch import fetch_contacts, fetch_sites
-from .plan import Plan
-from .reconcile import PlanOptions, dealers_of, has_invalid_rows, reconcile, resolve_sites
-from .schema import ValidatedRoster
+from .errors import BulkContactsError, ConfigError, EmptyRoster
+
+if TYPE_CHECKING:
+    from .client import ChektClient
+    from .plan import Plan, PlanOptions
+    from .schema import ValidatedRoster
 
 Progress = Callable[[str, int], Callable[[int], None]]  # (what, total) -> advance(n)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How a roster is read and validated (`validate`, `plan` and `apply` take the same)."""
+
+    sheet: str | None = None  # None: 'Contacts', else the first visible sheet
+    column_map: Mapping[str, str] = field(default_factory=dict)  # header as written -> column
+    region: str = "US"  # for phone numbers written without a country code
+    phone_format: str = "e164"  # or "national"
+    allow_unreachable: bool = False  # neither phone nor e-mail: a warning, not an error
+
+
+def load_validated(
+    path: Path, options: ReadOptions = ReadOptions(), *, judge_reachability: bool = True
+) -> ValidatedRoster:
+    """Read and validate a roster. `plan` and `apply` judge reachability on the contacts
+    instead of the rows (judge_reachability=False).
+
+    The file is parsed in a thread while pandas and the validation stack are imported and warmed
+    up: the workbook parser releases the GIL, so on two cores the two overlap. ConfigError for a
+    region that is not one; InputError for a file that cannot be read as a roster; EmptyRoster
+    for a roster with a header and no rows."""
+    from .spreadsheet import read_cells
+
+    with ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(read_cells, path, options.sheet)
+        import phonenumbers
+
+        from .roster import roster_from_cells
+        from .schema import validate_roster, warm_up
+
+        if options.region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ConfigError(
+                f"{options.region!r} is not a region code; use a two-letter code such as US, "
+                f"CA, GB or DE",
+                setting="region",
+            )
+        warm_up(options.region, options.phone_format)
+        roster = roster_from_cells(reading.result(), dict(options.column_map))
+    if roster.frame.empty:
+        raise EmptyRoster(
+            f"{roster.source}: no rows below the header (row {roster.table.header_row}): "
+            f"nothing to check or send"
+        )
+    return validate_roster(
+        roster,
+        options.region,
+        options.phone_format,
+        allow_unreachable=options.allow_unreachable,
+        judge_reachability=judge_reachability,
+    )
+
+
+def plan_path(
+    client: ChektClient,
+    path: Path,
+    options: PlanOptions,
+    read: ReadOptions = ReadOptions(),
+    progress: Progress | None = None,
+) -> tuple[ValidatedRoster, Plan]:
+    """Read, validate and plan a roster file, as `plan` does: reachability is judged on the
+    contacts as the plan leaves them, and the plan's region, phone format and reachability rule
+    are those the roster is read with. The access token is fetched while the roster is read
+    (its failure, if any, is reported by the first real request)."""
+    from dataclasses import replace
+
+    options = replace(
+        options,
+        region=read.region,
+        phone_format=read.phone_format,
+        allow_unreachable=read.allow_unreachable,
+    )
+
+    def warm_up() -> None:
+        try:
+            client.tokens.current()
+        except BulkContactsError:  # the same error comes again, with its context, from the plan
+            return
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(warm_up)
+        validated = load_validated(path, read, judge_reachability=False)
+    return validated, plan_roster(client, validated, options, progress)
 
 
 def plan_roster(
@@ -24,14 +116,17 @@ def plan_roster(
     options: PlanOptions,
     progress: Progress | None = None,
 ) -> Plan:
-    """The plan for a validated roster. Without --skip-invalid, invalid rows stop it before any
+    """The plan for a validated roster. Without `skip_invalid`, invalid rows stop it before any
     contact is read: the plan then holds them and a refusal, and no site."""
+    from .fetch import fetch_contacts, fetch_sites
+    from .reconcile import dealers_of, has_invalid_rows, reconcile, resolve_sites
+
     rows = validated.rows
     dealers = dealers_of(rows, options.dealer_id)
     if (dealers == "").any():
         raise ConfigError(
-            "rows without a dealer: pass --dealer or set CHEKT_DEALER_ID (or fill "
-            "the dealer_id column)"
+            "rows without a dealer: set CHEKT_DEALER_ID (or fill the dealer_id column)",
+            setting="dealer",
         )
     numeric = dealers[dealers.str.fullmatch(r"[0-9]{1,18}")]
     sites_by_dealer = fetch_sites(client, {int(d) for d in numeric.unique()})
@@ -58,7 +153,7 @@ def plan_roster(
 
 
 def log_decisions(client: ChektClient, plan: Plan) -> None:
-    """With --log-file: one line per planned change, conflict and refusal (no contact values
+    """With a run log: one line per planned change, conflict and refusal (no contact values
     unless the log is verbose)."""
     log = client.log
     if not log.enabled:
@@ -86,4 +181,4 @@ def log_decisions(client: ChektClient, plan: Plan) -> None:
                 reason=conflict.message,
             )
     for refusal in plan.refusals:
-        log.decision(step="plan", action="refused", reason=refusal)
+        log.decision(step="plan", action="refused", reason=str(refusal), refusal=refusal.kind)

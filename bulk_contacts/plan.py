@@ -1,9 +1,10 @@
 """The plan: what `apply` would change, as a value.
 
-Reports and apply both consume it; neither recomputes it. It is sorted, serializable
-(`bulk-contacts-plan/1`), carries a checksum so an edited plan is refused, and a fingerprint per
-site of the contact list it was made from, so a plan applied after CHeKT changed is refused for
-the sites that changed.
+Reports and apply both consume it; neither recomputes it nor changes it: the guards, a freshness
+check and a rebase each return a new plan. It is sorted, serializable (`bulk-contacts-plan/1`),
+carries a checksum so an edited plan is refused, and a fingerprint per site of the contact list
+it was made from, so a plan applied after CHeKT changed is refused for the sites that changed.
+Its refusals are typed values (`guards`).
 """
 
 from __future__ import annotations
@@ -16,13 +17,36 @@ from pathlib import Path
 from typing import Any
 
 from .columns import CONTACT_FIELDS
-from .errors import InputError
+from .errors import ExitCode, InputError
+from .guards import Refusal, refusal_from_dict
 from .models import Contact
 from .outputs import write_text
 
 PLAN_FORMAT = "bulk-contacts-plan/1"
 ACTIONS = ("create", "update", "delete")
 SUMMARY_KEYS = ("create", "update", "delete", "unchanged", "conflict", "invalid")
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """What a plan is made with; the plan keeps them (`Plan.options`), and the guards read
+    theirs from them."""
+
+    dealer_id: int | None = None
+    region: str = "US"
+    phone_format: str = "e164"
+    blanks: str = "keep"  # keep: an empty optional cell leaves the field; clear: empties it
+    prune: bool = False
+    max_deletes: int | None = None  # None: more than 10 and more than 25% of those in scope
+    force: bool = False
+    allow_empty_sites: bool = False
+    skip_invalid: bool = False
+    exact_ids: bool = False  # 42 and 0042 are two ids: external ids are never repaired
+    repair_ids: bool = False  # use a site (or contact) id that matches one only once repaired
+    allow_unreachable: bool = False  # plan contacts with neither phone nor e-mail
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -86,7 +110,12 @@ class SitePlan:
     unchanged: int = 0
     conflicts: list[Conflict] = field(default_factory=list)
     listed: list[Listed] = field(default_factory=list)
-    refused: str = ""  # why a guard refused this site's changes
+    refusal: Refusal | None = None  # why this site's changes are refused (a guard, staleness)
+
+    @property
+    def refused(self) -> str:
+        """Why the site's changes are refused, in words; "" when they are not."""
+        return "" if self.refusal is None else str(self.refusal)
 
     @property
     def contacts_after(self) -> int:
@@ -128,9 +157,9 @@ class Plan:
     invalid: list[InvalidRow] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     source: str = ""
-    refusals: list[str] = field(default_factory=list)  # why the whole plan is refused
+    refusals: list[Refusal] = field(default_factory=list)  # why the whole plan is refused
     created_at: str = ""
-    checksum: str = ""  # of the plan file it was read from or written to; "" for a fresh plan
+    checksum: str = ""  # of the plan file it was read from; "" for a plan made in this process
     warnings: list[RowWarning] = field(default_factory=list)
 
     @property
@@ -163,6 +192,16 @@ class Plan:
     def has_changes(self) -> bool:
         return bool(self.changes)
 
+    def exit_code(self, *, pending: bool = False, conflicts_fail: bool = False) -> ExitCode:
+        """The command line's verdict on the plan: 1 when a guard refused it or part of it (or,
+        with `conflicts_fail`, as a rollback asks, when contacts are left in conflict); with
+        `pending`, 3 when changes are waiting (`plan --detailed-exitcode`); else 0."""
+        if self.refused or (conflicts_fail and self.conflicts):
+            return ExitCode.FAILED
+        if pending and self.has_changes:
+            return ExitCode.CHANGES
+        return ExitCode.OK
+
     @property
     def no_phone(self) -> int:
         """How many contacts the plan leaves with no phone number."""
@@ -181,19 +220,19 @@ class Plan:
     # serialization
 
     def to_dict(self) -> dict[str, Any]:
+        """The plan file's body, with its checksum (the plan itself is not changed)."""
         body = {
             "format": PLAN_FORMAT,
             "created_at": self.created_at,
             "source": self.source,
             "options": self.options,
             "summary": self.summary(),
-            "refusals": self.refusals,
-            "sites": [asdict(site) for site in self.sites],
+            "refusals": [refusal.to_dict() for refusal in self.refusals],
+            "sites": [_site_to_dict(site) for site in self.sites],
             "invalid": [asdict(row) for row in self.invalid],
             "warnings": [asdict(w) for w in self.warnings],
         }
         body["checksum"] = checksum_of(body)
-        self.checksum = body["checksum"]
         return body
 
     def to_json(self) -> str:
@@ -223,7 +262,7 @@ class Plan:
             invalid,
             body.get("options", {}),
             body.get("source", ""),
-            list(body.get("refusals", [])),
+            [refusal_from_dict(r) for r in body.get("refusals", [])],
             body.get("created_at", ""),
             expected,
             [RowWarning(**w) for w in body.get("warnings", [])],
@@ -261,8 +300,14 @@ def _site_from_dict(data: dict[str, Any]) -> SitePlan:
             for c in data.get("conflicts", [])
         ],
         listed=[Listed(**item) for item in data.get("listed", [])],
-        refused=data.get("refused", ""),
+        refusal=refusal_from_dict(data["refusal"]) if data.get("refusal") else None,
     )
+
+
+def _site_to_dict(site: SitePlan) -> dict[str, Any]:
+    body = asdict(site)
+    body["refusal"] = site.refusal.to_dict() if site.refusal is not None else None
+    return body
 
 
 def checksum_of(body: dict[str, Any]) -> str:

@@ -7,6 +7,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from . import retries
+
 
 class TokenBucket:
     """`rate` tokens per second, at most `capacity` saved up. Thread-safe.
@@ -67,16 +69,22 @@ class Pacer:
     answers 429 with `Retry-After`, every worker waits until then instead of each finding out
     with a 429 of its own. When the server
     advertises a limit (`X-RateLimit-Limit`, per minute) slower than our own pace, we adopt it.
+
+    Time is a parameter: `clock` (monotonic seconds) runs the bucket and the pauses, `wall` (Unix
+    time) reads `X-RateLimit-Reset`, and `sleep` waits; by default it waits through
+    `retries.sleep`, which `retries.set_testing()` turns off.
     """
 
     def __init__(
         self,
         rate: float | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
-        self.clock, self.sleep = clock, sleep
-        self.bucket = TokenBucket(rate, max(1.0, rate / 10)) if rate else None
+        self.clock, self.wall = clock, wall
+        self.sleep = sleep or _testable_sleep
+        self.bucket = TokenBucket(rate, max(1.0, rate / 10), clock) if rate else None
         self._paused_until = 0.0
         self._advertised: int | None = None
         self._lock = threading.Lock()
@@ -117,7 +125,7 @@ class Pacer:
             self._adopt(int(limit))
         if remaining is not None and remaining.strip() == "0" and reset:
             try:
-                until = float(reset) - time.time()
+                until = float(reset) - self.wall()
             except ValueError:
                 return
             if 0 < until < 3600:
@@ -133,3 +141,8 @@ class Pacer:
                 # Smooth pacing at the advertised rate: the server's own burst allowance then
                 # absorbs network jitter, and the bucket never runs dry.
                 self.bucket = TokenBucket(rate, 1, self.clock)
+
+
+def _testable_sleep(seconds: float) -> None:
+    """`retries.sleep`, looked up when called (so `set_testing` and a test's stand-in apply)."""
+    retries.sleep(seconds)

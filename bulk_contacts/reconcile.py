@@ -8,17 +8,18 @@ fields; contacts not in the file are kept unless --prune, which deletes only wha
 file names (whatever became of that row) and never unmanaged contacts or sites absent from the
 file; two contacts sharing an external id are a conflict, never a guess; an id a spreadsheet
 damaged (0042 shown as 42) is a warning when the row's contact_id confirms it, else a conflict,
-never a create plus a prune; guards refuse a plan that empties a site or deletes too much.
+never a create plus a prune; guards (`guards`) refuse a plan that empties a site or deletes too
+much.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import pandas as pd
 
@@ -26,6 +27,7 @@ from .codes import ERROR, REACHABILITY_CODES, WARNING
 from .columns import BY_NAME, EDITABLE_FIELDS, SITE_COLUMNS
 from .compare import ComparableValues, Comparison, comparable
 from .gc_pause import gc_paused
+from .guards import guarded
 from .models import Contact, Site, SiteKey
 from .normalize import (
     SCIENTIFIC_ID,
@@ -35,7 +37,17 @@ from .normalize import (
     repair_keys,
     same_after_repair,
 )
-from .plan import Change, Conflict, InvalidRow, Listed, Plan, RowWarning, SitePlan, fingerprint
+from .plan import (
+    Change,
+    Conflict,
+    InvalidRow,
+    Listed,
+    Plan,
+    PlanOptions,
+    RowWarning,
+    SitePlan,
+    fingerprint,
+)
 from .roster import Roster
 from .schema import (
     RosterIssue,
@@ -45,27 +57,7 @@ from .schema import (
     reachability_issue,
 )
 
-DEFAULT_MAX_DELETES = 10
-DEFAULT_MAX_DELETE_SHARE = 0.25
-
-
-@dataclass(frozen=True)
-class PlanOptions:
-    dealer_id: int | None = None
-    region: str = "US"
-    phone_format: str = "e164"
-    blanks: str = "keep"  # keep: an empty optional cell leaves the field; clear: empties it
-    prune: bool = False
-    max_deletes: int | None = None  # None: more than 10 and more than 25% of those in scope
-    force: bool = False
-    allow_empty_sites: bool = False
-    skip_invalid: bool = False
-    exact_ids: bool = False  # 42 and 0042 are two ids: external ids are never repaired
-    repair_ids: bool = False  # use a site (or contact) id that matches one only once repaired
-    allow_unreachable: bool = False  # plan contacts with neither phone nor e-mail
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["PlanOptions", "reconcile", "resolve_sites"]  # PlanOptions: kept importable from here
 
 
 # Each editable field: its name, and whether a contact must have it (what a blank cell means).
@@ -374,8 +366,7 @@ def reconcile(
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         warnings=_plan_warnings([*extra_issues, *context.issues]),
     )
-    apply_guards(plan, options)
-    return plan
+    return guarded(plan, options)
 
 
 def _plan_warnings(issues: Sequence[RosterIssue]) -> list[RowWarning]:
@@ -919,45 +910,4 @@ def _leftovers(
                 contact.last_name,
                 why,
             )
-        )
-
-
-# guards
-
-
-EMPTY_SITE = "it would leave the site with no contacts; use --allow-empty-sites if that is meant"
-
-
-def apply_guards(plan: Plan, options: PlanOptions) -> None:
-    """Refuse, site by site, a plan that leaves a site with no contacts; and the whole plan when
-    rows are invalid (without --skip-invalid) or when it deletes more than --max-deletes
-    (default: more than 10 and more than 25% of the contacts in scope) unless --force.
-    Idempotent: apply runs the guards again, with its own flags, on a saved plan."""
-    plan.refusals = []
-    if plan.invalid and not options.skip_invalid:
-        plan.refusals.append(
-            f"{len(plan.invalid)} rows are invalid; fix them (validate shows "
-            f"each problem) or plan the valid rows with --skip-invalid"
-        )
-    for site in plan.sites:
-        if site.refused == EMPTY_SITE:
-            site.refused = ""
-        empties = site.count("delete") and site.contacts_after <= 0
-        if not site.refused and empties and not options.allow_empty_sites:
-            site.refused = EMPTY_SITE
-    deletes = sum(site.count("delete") for site in plan.sites if not site.refused)
-    in_scope = sum(site.contacts_before for site in plan.sites)
-    if options.max_deletes is not None:
-        too_many = deletes > options.max_deletes
-        limit = f"--max-deletes {options.max_deletes}"
-    else:
-        too_many = deletes > DEFAULT_MAX_DELETES and deletes > DEFAULT_MAX_DELETE_SHARE * in_scope
-        limit = (
-            f"the default limit (more than {DEFAULT_MAX_DELETES} and more than "
-            f"{DEFAULT_MAX_DELETE_SHARE:.0%} of the {in_scope} contacts in scope)"
-        )
-    if too_many and not options.force:
-        plan.refusals.append(
-            f"the plan deletes {deletes} contacts, past {limit}; review it, "
-            f"then use --force (or raise --max-deletes)"
         )

@@ -88,7 +88,7 @@ class Results:
             self.counts[outcome.status] += 1
             if self._writer is not None:
                 self._writer.writerow(values)
-                self._csv.flush()  # type: ignore[union-attr]
+                self._csv.flush()  # type: ignore[union-attr]  # open while _writer is
             else:
                 self._rows.append(values)
             if outcome.status in ("failed", "unverified"):
@@ -111,7 +111,7 @@ class Results:
             "error": outcome.error_message,
         }
         self._failed_writer.writerow(row[name] for name in FAILED_COLUMNS)
-        self._failed.flush()  # type: ignore[union-attr]
+        self._failed.flush()  # type: ignore[union-attr]  # opened just above
 
     @property
     def has_failed_rows(self) -> bool:

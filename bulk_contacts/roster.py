@@ -60,6 +60,7 @@ class Table:
     formula_cells: set[tuple[int, int]] = field(default_factory=set)  # formulas with no value
     details: dict[str, str] = field(default_factory=dict)  # encoding, delimiter, sheet
     snapshot: dict[int, Contact] | None = None
+    snapshot_damage: str = ""  # why an export's snapshot could not be read ("" if it could)
 
 
 @dataclass
@@ -122,7 +123,10 @@ def table_from_cells(cells: Cells) -> Table:
     table = _split_header(frame, cells.source, date_cells)
     table.formula_cells = cells.formula_cells
     table.details = dict(cells.details)
-    table.snapshot = parse_snapshot(cells.snapshot)
+    try:
+        table.snapshot = parse_snapshot(cells.snapshot)
+    except DamagedSnapshot as damage:  # read as a plain roster, and said so (schema warns)
+        table.snapshot_damage = str(damage)
     return table
 
 
@@ -132,18 +136,23 @@ SNAPSHOT_FORMAT = "bulk-contacts-export/1"
 def parse_snapshot(rows: list[list] | None) -> dict[int, Contact] | None:
     """The hidden snapshot sheet of an xlsx export: a marker row, a header, then cells of JSON
     arrays, one array per contact."""
-    if not rows or len(rows) < 2 or not rows[0] or rows[0][0] != SNAPSHOT_FORMAT:
+    if not rows or not rows[0] or rows[0][0] != SNAPSHOT_FORMAT:
         return None
     try:
         header = json.loads(rows[1][0])
         items = [item for row in rows[2:] if row and row[0] for item in json.loads(row[0])]
-    except (ValueError, TypeError):
-        return None  # damaged: the file is then read as a plain roster
-    contacts = {}
-    for values in items:
-        contact = Contact.from_api(dict(zip(header, values, strict=False)))
-        contacts[contact.contact_id] = contact
+        contacts = {}
+        for values in items:
+            contact = Contact.from_api(dict(zip(header, values, strict=False)))
+            contacts[contact.contact_id] = contact
+    except (IndexError, KeyError, ValueError, TypeError) as error:
+        raise DamagedSnapshot(f"{type(error).__name__}: {error}") from None
     return contacts
+
+
+class DamagedSnapshot(ValueError):
+    """An export's snapshot sheet that cannot be read: the file is then read as a plain roster,
+    and validation warns that the merge is two-way (`snapshot_damaged`)."""
 
 
 def _split_header(frame: pd.DataFrame, source: str, date_cells: set[tuple[int, int]]) -> Table:

@@ -1,4 +1,5 @@
-"""`--log-file`: one JSON line per HTTP exchange and per decision.
+"""The run log (`--log-file`): one JSON line per HTTP exchange, per decision, and per unexpected
+error (with its traceback).
 
 Only what is passed in explicitly is written: never headers, never tokens, never secrets.
 Contact values are written only when the log is verbose.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,6 +43,18 @@ class RunLog:
 
     def decision(self, **entry: Any) -> None:
         self.write("decision", **entry)
+
+    def error(self, error: BaseException, **entry: Any) -> None:
+        """An unexpected error (a bug) the run went on after: its type, message and traceback,
+        so it can be reported and fixed (contact values only when verbose, as elsewhere)."""
+        self.write(
+            "error",
+            **entry,
+            error=f"{type(error).__name__}: {error}" if self.verbose else type(error).__name__,
+            traceback="".join(traceback.format_exception(error, limit=None))
+            if self.verbose
+            else "".join(traceback.format_tb(error.__traceback__)),
+        )
 
     def close(self) -> None:
         with self._lock:

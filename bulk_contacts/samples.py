@@ -17,6 +17,7 @@ import csv
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import xlsxwriter
 
@@ -178,7 +179,7 @@ MISTAKES = [  # one row per typical mistake; the header uses the same aliases
 def seed() -> dict:
     """CHeKT as it is before the demo's import."""
     sites = []
-    by_account = {}
+    by_account: dict[str, dict[str, Any]] = {}
     for site_id, account, external, name, tz in SITES:
         site = {
             "site_id": site_id,

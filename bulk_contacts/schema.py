@@ -184,8 +184,13 @@ def make_issue(
 
 
 def _file_issues(roster: Roster) -> list[RosterIssue]:
-    code = CODES["unknown_column"]
     issues = []
+    if roster.table.snapshot_damage:
+        code = CODES["snapshot_damaged"]
+        message = code.render(damage=roster.table.snapshot_damage)
+        label = "the snapshot sheet"
+        issues.append(RosterIssue(None, label, "", code.name, message, code.severity))
+    code = CODES["unknown_column"]
     for letter, header in roster.ignored_columns:
         label = f"{letter} '{header}'"
         issues.append(

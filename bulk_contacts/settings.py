@@ -1,7 +1,8 @@
-"""Connection settings, resolved once: flag, then environment variable, then default.
+"""Connection settings, resolved once: an argument (the command line's flag), then environment
+variable, then default.
 
 Nothing here reads the environment at import time; `resolve_settings` is given the environment.
-Secrets are wrapped in `Secret`, whose repr and str never show the value.
+Credentials are one protocol (`credentials.Credentials`); their secrets never show in a repr.
 """
 
 from __future__ import annotations
@@ -10,59 +11,30 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
+from .credentials import (
+    ApiKey,
+    ClientSecret,
+    Credentials,
+    PrivateKeyJwt,
+    Secret,
+    credentials_from,
+)
 from .errors import ConfigError
 
+__all__ = [
+    "ApiKey",
+    "ClientSecret",
+    "Credentials",
+    "PrivateKeyJwt",
+    "Secret",
+    "Settings",
+    "is_loopback",
+    "resolve_settings",
+]
+
 DEFAULT_API_URL = "https://api.chekt.com"
-
-
-class Secret:
-    """A value that must never be printed, logged or written."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-@dataclass(frozen=True)
-class ClientSecret:
-    client_id: str
-    secret: Secret
-
-
-@dataclass(frozen=True)
-class PrivateKeyJwt:
-    """A signed JWT assertion (private_key_jwt); `audience` is the optional API audience."""
-
-    client_id: str
-    private_key: Secret  # PEM text
-    key_id: str | None = None
-    audience: str | None = None
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    key: Secret
-
-
-Credentials = ClientSecret | PrivateKeyJwt | ApiKey
 
 
 @dataclass(frozen=True)
@@ -80,22 +52,31 @@ class Settings:
 
     @property
     def cleartext_urls(self) -> list[str]:
-        """The API and token URLs that are plain http:// to another machine: allowed only with
-        --allow-insecure-http, and warned about on every run."""
+        """The API and token URLs that are plain http:// to another machine: allowed only when
+        asked (`allow_insecure_http`), and warned about on every run."""
         return [url for url in dict.fromkeys((self.api_url, self.token_url)) if _cleartext(url)]
 
     @property
     def auth_kind(self) -> str:
-        return {ClientSecret: "client secret", PrivateKeyJwt: "signed JWT", ApiKey: "API key"}[
-            type(self.credentials)
-        ]
+        return self.credentials.kind
 
 
-def _clean_url(value: str, name: str) -> str:
+# Each setting as messages name it: (what it is, the variable that sets it).
+SETTINGS = {
+    "api_url": ("the API URL", "CHEKT_API_URL"),
+    "token_url": ("the token URL", "CHEKT_TOKEN_URL"),
+    "dealer": ("the dealer id", "CHEKT_DEALER_ID"),
+}
+
+
+def _clean_url(value: str, setting: str) -> str:
     value = value.strip().rstrip("/")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+        what, variable = SETTINGS[setting]
+        raise ConfigError(
+            f"{what} must be an http(s) URL, got {value!r} ({variable})", setting=setting
+        )
     return value
 
 
@@ -119,13 +100,15 @@ def _cleartext(url: str) -> bool:
     return parts.scheme == "http" and not is_loopback(parts.hostname or "")
 
 
-def _refuse_cleartext(url: str, name: str) -> None:
+def _refuse_cleartext(url: str, setting: str) -> None:
     if _cleartext(url):
         host = urlsplit(url).hostname
+        what, variable = SETTINGS[setting]
         raise ConfigError(
-            f"{name}: plain http:// to {host}, which is not this machine, would send the client "
-            f"secret, tokens and contacts in clear; use https:// (or, on a network you "
-            f"trust, pass --allow-insecure-http or set CHEKT_ALLOW_INSECURE_HTTP=1)"
+            f"{what} ({variable}): plain http:// to {host}, which is not this machine, would "
+            f"send the client secret, tokens and contacts in clear; use https:// (or, on a "
+            f"network you trust, allow it with CHEKT_ALLOW_INSECURE_HTTP=1)",
+            setting="allow_insecure_http",
         )
 
 
@@ -135,7 +118,7 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
         return False
     if value in ("1", "true", "yes", "on"):
         return True
-    raise ConfigError(f"{name} must be 1 or 0 (true or false), got {value!r}")
+    raise ConfigError(f"{name} must be 1 or 0 (true or false), got {value!r}", setting=name)
 
 
 def resolve_settings(
@@ -147,24 +130,25 @@ def resolve_settings(
     require_dealer: bool = True,
     allow_insecure_http: bool | None = None,
 ) -> Settings:
-    """Flags win over `CHEKT_*` variables, which win over defaults. Errors name what to set.
+    """Arguments win over `CHEKT_*` variables, which win over defaults. Errors name the value,
+    the variable to set, and (`ConfigError.setting`) the setting, for the caller's own words.
 
     Plain http:// is refused for any host but this machine's loopback unless
     `allow_insecure_http` (or CHEKT_ALLOW_INSECURE_HTTP=1): the token request carries the
     client secret."""
     env = os.environ if env is None else env
-    api = _clean_url(api_url or env.get("CHEKT_API_URL") or DEFAULT_API_URL, "--api-url")
+    api = _clean_url(api_url or env.get("CHEKT_API_URL") or DEFAULT_API_URL, "api_url")
     token = token_url or env.get("CHEKT_TOKEN_URL") or f"{api}/oauth/token"
-    token = _clean_url(token, "--token-url / CHEKT_TOKEN_URL")
+    token = _clean_url(token, "token_url")
     if allow_insecure_http is None:
         allow_insecure_http = _flag(env, "CHEKT_ALLOW_INSECURE_HTTP")
     if not allow_insecure_http:
-        _refuse_cleartext(api, "--api-url / CHEKT_API_URL")
-        _refuse_cleartext(token, "--token-url / CHEKT_TOKEN_URL")
+        _refuse_cleartext(api, "api_url")
+        _refuse_cleartext(token, "token_url")
     return Settings(
         api_url=api,
         token_url=token,
-        credentials=_credentials(env),
+        credentials=credentials_from(env),
         dealer_id=_dealer(
             dealer if dealer is not None else env.get("CHEKT_DEALER_ID"), require_dealer
         ),
@@ -175,54 +159,13 @@ def _dealer(value: str | int | None, required: bool) -> int | None:
     if value is None or str(value).strip() == "":
         if required:
             raise ConfigError(
-                "no dealer id: pass --dealer or set CHEKT_DEALER_ID "
-                "(or give a dealer_id column in the roster)"
+                "no dealer id: set CHEKT_DEALER_ID (or give a dealer_id column in the roster)",
+                setting="dealer",
             )
         return None
     text = str(value).strip()
     if not text.isdigit():
-        raise ConfigError(f"dealer id must be a number, got {text!r} (--dealer / CHEKT_DEALER_ID)")
+        raise ConfigError(
+            f"the dealer id must be a number, got {text!r} (CHEKT_DEALER_ID)", setting="dealer"
+        )
     return int(text)
-
-
-def _credentials(env: Mapping[str, str]) -> Credentials:
-    api_key = env.get("CHEKT_API_KEY", "").strip()
-    if api_key:
-        return ApiKey(Secret(api_key))
-    client_id = env.get("CHEKT_CLIENT_ID", "").strip()
-    if not client_id:
-        raise ConfigError(
-            "no credentials: set CHEKT_CLIENT_ID with CHEKT_CLIENT_SECRET or "
-            "CHEKT_PRIVATE_KEY_FILE, or set CHEKT_API_KEY"
-        )
-    key_file = env.get("CHEKT_PRIVATE_KEY_FILE", "").strip()
-    if key_file:
-        return PrivateKeyJwt(
-            client_id=client_id,
-            private_key=Secret(_read_private_key(Path(key_file))),
-            key_id=env.get("CHEKT_KEY_ID", "").strip() or None,
-            audience=env.get("CHEKT_AUDIENCE", "").strip() or None,
-        )
-    secret = env.get("CHEKT_CLIENT_SECRET", "")
-    if not secret:
-        raise ConfigError(
-            "CHEKT_CLIENT_ID is set but neither CHEKT_CLIENT_SECRET nor CHEKT_PRIVATE_KEY_FILE is"
-        )
-    return ClientSecret(client_id, Secret(secret))
-
-
-def _read_private_key(path: Path) -> str:
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-    try:
-        text = path.read_text()
-        load_pem_private_key(text.encode(), password=None)
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(
-            f"CHEKT_PRIVATE_KEY_FILE {path}: cannot be read ({error.__class__.__name__})"
-        ) from None
-    except (ValueError, TypeError):
-        raise ConfigError(
-            f"CHEKT_PRIVATE_KEY_FILE {path}: not an unencrypted PEM private key"
-        ) from None
-    return text

@@ -1,19 +1,57 @@
 """Text the command line prints: summaries and problem lists, as plain strings (the CLI echoes
-and colours them), and `printable`, through which the CLI passes every line it prints."""
+and colours them), `printable`, through which the CLI passes every line it prints, and the
+progress bars (tqdm, on stderr)."""
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .columns import EDITABLE_FIELDS
 
 if TYPE_CHECKING:  # kept light: the CLI imports this module to print anything at all
+    from .apply import ApplyReport
+    from .guards import Refusal
     from .plan import Change, Plan, RowWarning
+    from .results import Outcome
     from .schema import RosterIssue, ValidatedRoster
 
 EXAMPLES_PER_KIND = 3
+
+# The command line's flag for each setting, option and output the library names (errors'
+# `setting`, refusals' `passed_by`): the library speaks of values, the command line of flags.
+FLAGS = {
+    "api_url": "--api-url",
+    "token_url": "--token-url",
+    "dealer": "--dealer",
+    "allow_insecure_http": "--allow-insecure-http",
+    "region": "--region",
+    "sheet": "--sheet",
+    "column_map": "--map",
+    "skip_invalid": "--skip-invalid",
+    "force": "--force",
+    "max_deletes": "--max-deletes N",
+    "allow_empty_sites": "--allow-empty-sites",
+    "refresh": "--refresh",
+    "journal": "--journal",
+    "wait": "--wait",
+    "port": "--port",
+    "dealers": "--dealer",  # the sandbox's
+}
+
+
+def with_flags(message: str, *names: str) -> str:
+    """`message`, then the flags of the settings or options it is about, if they have one."""
+    flags = [FLAGS[name] for name in names if name in FLAGS]
+    return f"{message} ({', '.join(flags)})" if flags else message
+
+
+def refusal_text(refusal: Refusal) -> str:
+    """A refusal, and the flags that go past it."""
+    return with_flags(str(refusal), *refusal.passed_by)
+
 
 # Characters a terminal acts on instead of showing: the C0 and C1 controls and DEL (ESC and CSI
 # start the sequences that clear the screen, move the cursor or set the window title; CR and
@@ -133,10 +171,7 @@ def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list
             lines.append((f"  row {row.row}: {row.problems[0]}", ""))
         if len(plan.invalid) > 5 and not verbose:
             lines.append((f"  ... and {len(plan.invalid) - 5} more", "dim"))
-    for refusal in plan.refusals:
-        lines.append((f"REFUSED: {refusal}", "error"))
-    for site in plan.refused_sites:
-        lines.append((f"REFUSED for site {site.label}: {site.refused}", "error"))
+    lines += [(line, "error") for line in refusal_lines(plan)]
     if not plan.refusals:
         if not plan.has_changes:
             lines.append(("No changes: CHeKT already matches the roster.", "ok"))
@@ -145,6 +180,15 @@ def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list
         else:
             lines.append((f"{len(plan.changes)} changes planned; nothing was written.", "ok"))
     return lines
+
+
+def refusal_lines(plan: Plan, word: str = "REFUSED") -> list[str]:
+    """Each refusal of the plan, the whole plan's first, with the flags that go past it."""
+    return [f"{word}: {refusal_text(r)}" for r in plan.refusals] + [
+        f"{word} for site {site.label}: {refusal_text(site.refusal)}"
+        for site in plan.sites
+        if site.refusal is not None
+    ]
 
 
 def _site_table(plan: Plan) -> list[tuple[str, str]]:
@@ -246,3 +290,117 @@ def _left_alone(plan: Plan) -> list[tuple[str, str]]:
             "dim",
         ),
     ]
+
+
+# runs
+
+
+def run_text(report: ApplyReport, quiet: bool, kind: str) -> list[tuple[str, str, bool]]:
+    """(line, style, to stderr): the run's counts, verification, files, what went wrong."""
+    counts, files = report.counts, report.files
+    lines: list[tuple[str, str, bool]] = []
+    if not quiet or counts["failed"]:
+        style = "error" if counts["failed"] else "ok"
+        done = f"{counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped"
+        lines.append((f"{kind}: {done}", style, False))
+    lines += _verification_lines(report, quiet)
+    lines.append((f"results: {files.results}", "", False))
+    lines.append((f"journal: {files.journal}  (bulk-contacts rollback {files.journal})", "", False))
+    if report.failed_rows_written:
+        lines.append((f"failed rows, to fix and import again: {files.failed_rows}", "", False))
+    if report.results_error:
+        warning = f"warning: the results file could not be written: {report.results_error}"
+        lines.append((warning, "warning", True))
+    if report.journal_error:
+        lines += _journal_failure_lines(report)
+    return lines
+
+
+def _verification_lines(report: ApplyReport, quiet: bool) -> list[tuple[str, str, bool]]:
+    """What the re-read of the touched sites found: each difference, or that all holds."""
+    lines = []
+    for outcome in report.differences:
+        who = outcome.external_contact_id or f"contact {outcome.contact_id}"
+        what = f"site {outcome.site_id}, {outcome.action} {who}: {outcome.error_message}"
+        lines.append((f"unverified: {what}", "error", True))
+    if report.verify_error:
+        why = f"the sites could not be read again to verify the run: {report.verify_error}"
+        lines.append((f"error: {why}", "error", True))
+    elif report.verified_sites and not report.unverified and not quiet:
+        holds = f"verified: {report.verified_sites} sites read again; every change holds"
+        lines.append((holds, "ok", False))
+    return lines
+
+
+def _journal_failure_lines(report: ApplyReport) -> list[tuple[str, str, bool]]:
+    """The journal failed: the outcomes it could not take, then one line."""
+    lines = []
+    for record in report.kept:
+        who = record.get("external_contact_id") or f"contact {record.get('contact_id')}"
+        what = f"site {record['site_id']}, {record['action']} {who}: {record['status']}"
+        lines.append((f"not journaled: {what} (contact_id {record.get('contact_id')})", "", True))
+    where = f"; they are in {report.fallback}" if report.fallback else ""
+    kept = (
+        f"the {len(report.kept)} writes in flight finished and are listed above{where}; "
+        if report.kept
+        else ""
+    )
+    lines.append(
+        (
+            f"error: {report.journal_error}: no further change was sent; {kept}"
+            f"bulk-contacts rollback {report.files.journal} undoes what was done",
+            "",
+            True,
+        )
+    )
+    return lines
+
+
+class Bars:
+    """tqdm progress bars for the library's progress callbacks, on stderr; off when asked or
+    when stderr is not a terminal. Closed at the end of a `with` block."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bars: list[Any] = []
+
+    def __call__(self, what: str, total: int) -> Callable[[int], None]:
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=total,
+            desc=f"reading {what}" if what == "sites" else what,
+            unit=what.split()[0],
+            disable=not self.enabled,
+            file=sys.stderr,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        self.bars.append(bar)
+
+        def advance(count: int) -> None:
+            bar.update(count)
+
+        return advance
+
+    def changes(self, total: int) -> Callable[[Outcome], None]:
+        """A run's progress: a bar of its changes, with the tally of done, failed, retried."""
+        tally = {"ok": 0, "failed": 0, "skipped": 0, "retried": 0}
+        advance = self("changes", total) if total else None
+
+        def progress(outcome: Outcome) -> None:
+            tally[outcome.status] += 1
+            tally["retried"] += outcome.attempts > 1
+            if advance is not None:
+                advance(1)
+                done, failed, retried = tally["ok"], tally["failed"], tally["retried"]
+                self.bars[-1].set_postfix(done=done, failed=failed, retried=retried, refresh=False)
+
+        return progress
+
+    def __enter__(self) -> Bars:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for bar in self.bars:
+            bar.close()

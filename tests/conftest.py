@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 from bulk_contacts.sandbox import SandboxConfig, SandboxServer
 
 SandboxFactory = Callable[..., SandboxServer]
+
+# Tests run in folders of their own (below): Hypothesis keeps its examples in the checkout's.
+settings.register_profile(
+    "checkout",
+    database=DirectoryBasedExampleDatabase(
+        Path(__file__).parent.parent / ".hypothesis" / "examples"
+    ),
+)
+settings.load_profile("checkout")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -20,6 +32,14 @@ def own_state_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
         yield
+
+
+@pytest.fixture(autouse=True)
+def own_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in a folder of its own: the run folders a command makes by default
+    (bulk-contacts-runs/) and any file named relatively land there, never in the checkout, and
+    tests running side by side (pytest -n) never share one."""
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture
@@ -58,3 +78,25 @@ def api(sandbox: SandboxServer) -> Iterator[httpx.Client]:
     token = get_token(sandbox.url)
     with httpx.Client(base_url=sandbox.url, headers={"Authorization": f"Bearer {token}"}) as client:
         yield client
+
+
+# The files whose tests take longest (processes, a browser, many examples) are handed out first,
+# so that on two cores (`-n auto`) the short ones fill in around them instead of waiting on them
+# at the end. Within a file, the order is the file's.
+LONG_FIRST = (
+    "test_writes.py",
+    "test_writes_model.py",
+    "test_sandbox_openapi.py",
+    "test_identity.py",
+    "test_serve_e2e.py",
+    "test_reconcile.py",
+    "test_export.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONG_FIRST.index(name) if name in LONG_FIRST else len(LONG_FIRST)
+
+    items.sort(key=rank)  # stable: each file keeps its own order

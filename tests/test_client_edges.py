@@ -240,13 +240,21 @@ def test_flags_win_over_environment_over_defaults() -> None:
 
 
 @pytest.mark.parametrize(
-    ("env", "names"),
+    ("env", "names", "setting"),
     [
-        ({}, ["CHEKT_CLIENT_ID", "CHEKT_API_KEY"]),
-        ({"CHEKT_CLIENT_ID": "x"}, ["CHEKT_CLIENT_SECRET", "CHEKT_PRIVATE_KEY_FILE"]),
-        ({**ENV}, ["CHEKT_DEALER_ID", "--dealer"]),
-        ({**ENV, "CHEKT_DEALER_ID": "abc"}, ["CHEKT_DEALER_ID"]),
-        ({**ENV, "CHEKT_DEALER_ID": "1", "CHEKT_API_URL": "ftp://x"}, ["--api-url"]),
+        ({}, ["CHEKT_CLIENT_ID", "CHEKT_API_KEY"], "credentials"),
+        (
+            {"CHEKT_CLIENT_ID": "x"},
+            ["CHEKT_CLIENT_SECRET", "CHEKT_PRIVATE_KEY_FILE"],
+            "credentials",
+        ),
+        ({**ENV}, ["CHEKT_DEALER_ID"], "dealer"),
+        ({**ENV, "CHEKT_DEALER_ID": "abc"}, ["CHEKT_DEALER_ID", "'abc'"], "dealer"),
+        (
+            {**ENV, "CHEKT_DEALER_ID": "1", "CHEKT_API_URL": "ftp://x"},
+            ["CHEKT_API_URL", "'ftp://x'"],
+            "api_url",
+        ),
         (
             {
                 "CHEKT_CLIENT_ID": "x",
@@ -254,14 +262,19 @@ def test_flags_win_over_environment_over_defaults() -> None:
                 "CHEKT_DEALER_ID": "1",
             },
             ["CHEKT_PRIVATE_KEY_FILE", "/nonexistent.pem"],
+            "credentials",
         ),
     ],
 )
-def test_a_missing_or_bad_setting_names_what_to_set(env, names) -> None:
+def test_a_missing_or_bad_setting_names_what_to_set(env, names, setting) -> None:
+    """The library names the value and the variable; `setting` lets the command line add its
+    flag (tests/test_errors.py)."""
     with pytest.raises(ConfigError) as caught:
         resolve_settings(env=env)
     for name in names:
         assert name in str(caught.value)
+    assert "--" not in str(caught.value)
+    assert caught.value.setting == setting
 
 
 def test_private_key_and_api_key_credentials(tmp_path) -> None:
@@ -287,3 +300,38 @@ def test_private_key_and_api_key_credentials(tmp_path) -> None:
         resolve_settings(env={**env, "CHEKT_PRIVATE_KEY_FILE": str(bad)}, require_dealer=False)
     creds = resolve_settings(env={"CHEKT_API_KEY": "chekt_live_zz"}, require_dealer=False)
     assert isinstance(creds.credentials, ApiKey) and "chekt_live_zz" not in repr(creds)
+
+
+def test_credentials_are_one_protocol_the_client_only_asks() -> None:
+    """Any object answering the protocol works (here a bearer token issued elsewhere); settings,
+    auth and client never ask the credentials' type."""
+    import ast
+    from dataclasses import replace
+    from pathlib import Path
+
+    from bulk_contacts.credentials import Credentials
+
+    class IssuedToken:
+        kind = "issued token"
+        check_hint = "the issued token"
+        bearer = "issued-abc"
+
+        def token_request(self, audience: str) -> dict[str, str]:
+            raise AssertionError("not asked")
+
+    issued: Credentials = IssuedToken()
+    handler = Recorder(httpx.Response(200, json=[]))
+    settings = replace(
+        resolve_settings(api_url="https://api.test", dealer=1, env=ENV), credentials=issued
+    )
+    with ChektClient(settings, transport=httpx.MockTransport(handler)) as client:
+        client.list_sites(1)
+        assert "issued token" in repr(client)
+    assert [r.headers["authorization"] for r in handler.requests] == ["Bearer issued-abc"]
+    package = Path(__file__).parent.parent / "bulk_contacts"
+    for name in ("settings.py", "auth.py", "client.py"):
+        tree = ast.parse((package / name).read_text(encoding="utf-8"))
+        kinds = {"ApiKey", "ClientSecret", "PrivateKeyJwt"}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "isinstance":
+                assert not kinds & {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}, name

@@ -12,7 +12,16 @@ import pandas as pd
 
 
 def test_the_demo_runs_the_whole_pipeline_and_says_where_everything_is(tmp_path) -> None:
+    """Also with the user's own CHEKT_* settings in the environment: the demo's steps get the
+    sandbox's settings passed to them, and never read those (`chekt.invalid` never resolves)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHEKT_")}
+    env |= {
+        "CHEKT_API_URL": "https://chekt.invalid",
+        "CHEKT_CLIENT_ID": "real-client",
+        "CHEKT_CLIENT_SECRET": "Real-Secret-Of-The-User",
+        "CHEKT_DEALER_ID": "777",
+        "CHEKT_API_KEY": "real-api-key",
+    }
     result = subprocess.run(
         [sys.executable, "-m", "bulk_contacts", "demo", "--no-progress"],
         cwd=tmp_path,
@@ -50,3 +59,4 @@ def test_the_demo_runs_the_whole_pipeline_and_says_where_everything_is(tmp_path)
     exported = openpyxl.load_workbook(out / "contacts-after.xlsx")["Contacts"]
     assert exported.max_row - 1 == 9 + 46 - 2  # the seed, plus creates, less deletes
     assert "sandbox-secret" not in (out / "apply" / "journal.jsonl").read_text()
+    assert "chekt.invalid" not in result.stdout + result.stderr

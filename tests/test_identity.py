@@ -484,9 +484,15 @@ def named_by(rows: list[list[str]], state: dict[int, list[Contact]], repair_ids:
     return named
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data(), st.booleans())
-def test_prune_never_deletes_a_contact_any_row_names(data, repair_ids) -> None:
+@pytest.mark.parametrize("examples", [80, pytest.param(1000, marks=pytest.mark.slow)])
+def test_prune_never_deletes_a_contact_any_row_names(examples: int) -> None:
+    """80 examples by default, 1000 with `-m slow`."""
+    settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])(
+        given(st.data(), st.booleans())(_prune_never_deletes_a_contact_any_row_names)
+    )()
+
+
+def _prune_never_deletes_a_contact_any_row_names(data, repair_ids) -> None:
     state = data.draw(states())
     contact_ids = [c.contact_id for found in state.values() for c in found] + [9999]
     rows = data.draw(files(contact_ids))

@@ -36,13 +36,14 @@ def test_plain_http_to_another_host_is_refused_naming_https(url: str) -> None:
     with pytest.raises(ConfigError) as caught:
         resolve_settings(api_url=url, env=CREDENTIALS, require_dealer=False)
     message = str(caught.value)
-    assert "https://" in message and "--allow-insecure-http" in message
+    assert "https://" in message and "CHEKT_ALLOW_INSECURE_HTTP=1" in message
+    assert "API URL" in message and caught.value.setting == "allow_insecure_http"
     assert "Sup3r-Secret-Value" not in message
 
 
 @pytest.mark.parametrize("url", REMOTE)
 def test_a_plain_http_token_url_is_refused_too(url: str) -> None:
-    with pytest.raises(ConfigError, match="--token-url"):
+    with pytest.raises(ConfigError, match="token URL"):
         resolve_settings(
             api_url="https://chekt.invalid",
             token_url=url + "/oauth/token",
@@ -138,6 +139,7 @@ def test_every_command_refuses_before_any_request(tmp_path, command: str) -> Non
     )
     assert result.exit_code == 2, result.output
     assert "https://" in result.output and "Traceback" not in result.output
+    assert "--allow-insecure-http" in result.output
     assert "Sup3r-Secret-Value" not in result.output
 
 

@@ -98,9 +98,11 @@ def test_guards_refuse_with_exit_code_1(env, tmp_path) -> None:
     )
     result = run(env, "plan", str(path))
     assert result.exit_code == 1 and "would leave the site with no contacts" in result.output
+    assert "(--allow-empty-sites)" in result.output  # the command line names the flag
     assert run(env, "plan", str(path), "--allow-empty-sites").exit_code == 0
     result = run(env, "plan", str(SAMPLES / "roster.csv"), "--prune", "--max-deletes", "1")
-    assert result.exit_code == 1 and "past --max-deletes 1" in result.output
+    assert result.exit_code == 1 and "deletes 2 contacts, past the limit of 1" in result.output
+    assert "(--force, --max-deletes N)" in result.output
     assert (
         run(
             env, "plan", str(SAMPLES / "roster.csv"), "--prune", "--max-deletes", "1", "--force"

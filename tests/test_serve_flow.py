@@ -160,7 +160,7 @@ def test_a_refusal_names_the_option_that_passes_it(web, client, start_sandbox) -
     upload(client, web, "roster.xlsx", (SAMPLES / "roster.xlsx").read_bytes())
     post(client, web, "/plan", data={"prune": "yes", "max_deletes": "1"})
     page = client.get("/plan").text
-    assert "Refused: the plan deletes 2 contacts, past --max-deletes 1" in page
+    assert "Refused: the plan deletes 2 contacts, past the limit of 1" in page
     assert '<a href="#opt-force">Force past the delete guard (--force)</a>' in page
     assert 'id="opt-force"' in page and 'id="to-apply"' not in page
     assert client.post("/apply", headers=csrf(web)).headers["hx-redirect"] == "/plan"

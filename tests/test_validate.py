@@ -315,9 +315,17 @@ EMAIL_TEXT = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(EMAIL_TEXT, min_size=1, max_size=30))
-def test_email_fast_path_agrees_with_email_validator(values) -> None:
+@pytest.mark.parametrize("examples", [100, pytest.param(1000, marks=pytest.mark.slow)])
+def test_email_fast_path_agrees_with_email_validator(examples: int) -> None:
+    """100 examples by default, 1000 with `-m slow`."""
+    settings(max_examples=examples, deadline=None)(
+        given(st.lists(EMAIL_TEXT, min_size=1, max_size=30))(
+            _email_fast_path_agrees_with_email_validator
+        )
+    )()
+
+
+def _email_fast_path_agrees_with_email_validator(values) -> None:
     fast = email_fast_path(pd.Series(values, dtype="str"))
     for value, decided in zip(values, fast, strict=True):
         if isinstance(decided, str):

@@ -780,9 +780,7 @@ def test_a_journal_that_cannot_be_added_to_is_refused(start_sandbox, tmp_path) -
     before = contacts_of(server)
     (tmp_path / "notes.txt").write_text("my notes\n")
     result = run(server, "apply", ROSTER, "--yes", "--journal", "notes.txt")
-    assert (
-        result.exit_code == 2 and "--journal notes.txt exists and is not a journal" in result.output
-    )
+    assert result.exit_code == 2 and "the journal notes.txt exists and is not one" in result.output
     other = {
         "format": "bulk-contacts-journal/1",
         "type": "run",
@@ -823,7 +821,8 @@ def test_a_journal_another_run_is_writing_is_refused(start_sandbox, tmp_path) ->
         holder.kill()
         finish(holder)
     assert result.exit_code == 2, result.output
-    assert f"--journal j.jsonl is being written by another run (pid {holder.pid}" in result.output
+    assert f"the journal j.jsonl is being written by another run (pid {holder.pid}" in result.output
+    assert result.output.rstrip().endswith("(--journal)")
     assert contacts_of(server) == before
 
 

@@ -1,6 +1,8 @@
 """A local emulation of CHeKT's Partner API, kept in SQLite, for rehearsals and tests.
 
 Names are imported on first use, so that commands that never serve do not load the web stack.
+Its errors are the tool's (`SandboxError` and `SeedError`, under `errors.ConfigError`); the
+`app.ApiError` the emulated API answers with is private to `app`: it becomes an error body.
 """
 
 from importlib import import_module
@@ -9,9 +11,9 @@ from typing import Any
 _EXPORTS = {
     "Faults": ".config",
     "SandboxConfig": ".config",
-    "SandboxError": ".server",
+    "SandboxError": "..errors",
     "SandboxServer": ".server",
-    "SeedError": ".seed",
+    "SeedError": "..errors",
     "Store": ".store",
     "create_app": ".app",
     "serve": ".server",

@@ -56,6 +56,10 @@ MAX_ASSERTION_LIFETIME = 3600
 
 
 class ApiError(Exception):
+    """Private to the sandbox: an error the emulated API answers with (status, code, message,
+    field), turned into the documented error body by the app. It never leaves the app; the
+    client's own `bulk_contacts.errors.ApiError` is what a caller of the tool sees."""
+
     def __init__(
         self,
         status: int,
@@ -292,8 +296,10 @@ class Frontdoor:
 class Gate:
     """Authenticates `/partner/` calls, applies the client's rate limit and the dealer scope."""
 
-    def __init__(self, app: ASGIApp, store: Store, config: SandboxConfig) -> None:
-        self.app, self.store, self.config = app, store, config
+    def __init__(
+        self, app: Callable[..., Awaitable[None]], store: Store, config: SandboxConfig
+    ) -> None:
+        self.app, self.store, self.config = app, store, config  # the FastAPI application
         self.scope_ids = {str(d) for d in config.dealers}
         self.buckets: dict[str, TokenBucket] = {}
 
@@ -529,6 +535,7 @@ class PartnerApi:
         return client_id
 
     def _decode_assertion(self, assertion: str, audiences: list[str]) -> dict[str, Any]:
+        assert self.public_key is not None  # the assertion form is enabled only with a key
         try:
             return jwt.decode(
                 assertion,
@@ -697,7 +704,7 @@ def create_app(config: SandboxConfig, store: Store, log: RequestLog | None = Non
     )
     _install_error_handlers(app)
     _add_routes(app, api)
-    app.openapi = lambda: _describe(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _describe(app)  # type: ignore[method-assign]  # FastAPI's documented hook
     faults = FaultPlan(config.faults) if config.faults.any else None
     limits = BodyLimits(config.max_body_bytes, config.body_timeout)
     return Frontdoor(Gate(app, store, config), faults, log or RequestLog(None), limits)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import SandboxError
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 DEFAULT_CLIENT_ID = "sandbox-client"
@@ -30,11 +32,15 @@ class Faults:
         for name in ("error_rate", "drop_rate", "ack_loss_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name.replace('_', '-')} must be between 0 and 1, got {value}")
+                raise SandboxError(f"{name} must be between 0 and 1, got {value}", setting=name)
         if self.error_rate + self.drop_rate > 1.0:
-            raise ValueError("error-rate and drop-rate together must not exceed 1")
+            raise SandboxError(
+                "error_rate and drop_rate together must not exceed 1", setting="error_rate"
+            )
         if self.latency_ms < 0 or self.jitter_ms < 0:
-            raise ValueError("latency-ms and jitter-ms must not be negative")
+            raise SandboxError(
+                "latency_ms and jitter_ms must not be negative", setting="latency_ms"
+            )
 
     @property
     def any(self) -> bool:
@@ -68,19 +74,24 @@ class SandboxConfig:
     def __post_init__(self) -> None:
         for dealer in self.dealers:
             if not 1 <= dealer <= INT64_MAX:
-                raise ValueError(f"--dealer {dealer}: a dealer id is between 1 and {INT64_MAX}")
+                raise SandboxError(
+                    f"dealer id {dealer}: a dealer id is between 1 and {INT64_MAX}",
+                    setting="dealers",
+                )
         if self.max_body_bytes < 1 or self.body_timeout <= 0:
-            raise ValueError("max_body_bytes and body_timeout must be positive")
+            raise SandboxError("max_body_bytes and body_timeout must be positive")
         if self.token_ttl < 1:
-            raise ValueError("token-ttl must be at least 1 second")
+            raise SandboxError("token_ttl must be at least 1 second", setting="token_ttl")
         if self.rate_limit is not None and self.rate_limit < 1:
-            raise ValueError("rate-limit must be at least 1 request per minute")
+            raise SandboxError(
+                "rate_limit must be at least 1 request per minute", setting="rate_limit"
+            )
         if self.burst is not None and self.burst < 1:
-            raise ValueError("burst must be at least 1")
+            raise SandboxError("burst must be at least 1", setting="burst")
 
     @property
     def bucket_capacity(self) -> int:
-        """Burst size; without `--burst`, one second's worth of the limit."""
+        """Burst size; without `burst`, one second's worth of the limit."""
         if self.burst is not None:
             return self.burst
         return max(1, -(-(self.rate_limit or 60) // 60))

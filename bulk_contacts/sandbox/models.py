@@ -61,8 +61,8 @@ class ContactCreate(Strict):
 class ContactUpdate(Strict):
     """Partial update: only the fields sent change. Names may not be cleared (they are required)."""
 
-    first_name: FirstName = None  # type: ignore[assignment]
-    last_name: LastName = None  # type: ignore[assignment]
+    first_name: FirstName = None  # type: ignore[assignment]  # absent: not sent, not cleared
+    last_name: LastName = None  # type: ignore[assignment]  # absent: not sent, not cleared
     phone_number: Phone | None = None
     email: Email | None = None
 

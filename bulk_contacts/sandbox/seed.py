@@ -1,4 +1,4 @@
-"""Loading a seed file (`--seed`) into an empty sandbox database."""
+"""Loading a seed file into an empty sandbox database."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
+from ..errors import SeedError
 from .models import Id, Int64
 from .store import Store
 
-
-class SeedError(ValueError):
-    """The seed file cannot be loaded; the message names the file and the bad entry."""
+__all__ = ["SeedError", "load_seed", "read_seed"]
 
 
 class _Seeded(BaseModel):

@@ -12,15 +12,14 @@ from typing import Any
 
 import uvicorn
 
+from ..errors import SandboxError, SeedError
 from .app import create_app
 from .config import SandboxConfig
 from .requestlog import RequestLog
-from .seed import SeedError, load_seed, read_seed
+from .seed import load_seed, read_seed
 from .store import Store
 
-
-class SandboxError(Exception):
-    """The sandbox cannot start: a bad seed file, a key file, or a port in use."""
+__all__ = ["SandboxError", "SandboxServer", "serve"]
 
 
 def open_store(config: SandboxConfig) -> Store:
@@ -32,9 +31,9 @@ def open_store(config: SandboxConfig) -> Store:
         store = Store(config.db)
     except Exception as error:  # sqlite3 errors: not a database, no permission
         raise SandboxError(f"database {config.db}: cannot be opened ({error})") from None
-    if seed is not None:
+    if seed is not None and config.seed is not None:
         try:
-            load_seed(store, seed, config.seed)  # type: ignore[arg-type]
+            load_seed(store, seed, config.seed)
         except SeedError:
             store.close()
             raise
@@ -62,7 +61,8 @@ def bind(host: str, port: int) -> socket.socket:
         if error.errno == errno.EADDRINUSE:
             raise SandboxError(
                 f"port {port} on {host} is already in use: stop what holds it or choose "
-                f"another with --port"
+                f"another port",
+                setting="port",
             ) from None
         raise SandboxError(f"cannot listen on {host}:{port}: {error.strerror}") from None
     sock.listen(2048)

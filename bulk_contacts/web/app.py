@@ -21,6 +21,7 @@ from jinja2 import Environment, PackageLoader
 from starlette.staticfiles import StaticFiles
 
 from ..errors import BulkContactsError, InputError
+from ..guards import Refusal
 from . import library
 from .connection import check_connection, sandbox_connection, settings_connection
 from .runs import find_run, past_runs, start_run
@@ -40,12 +41,13 @@ STEPS = (
 )
 PLAN_REPORTS = {"json": "plan.json", "xlsx": "plan.xlsx", "html": "plan.html", "csv": "plan.csv"}
 RUN_FILES = {"results": "results", "journal": "journal", "failed": "failed_rows"}
+# The plan options a refusal can name (`Refusal.passed_by`): (flag, form control id, label).
 PLAN_FLAGS = {
-    "--prune": ("prune-yes", "Delete contacts not in the roster (prune)"),
-    "--skip-invalid": ("opt-skip-invalid", "Skip invalid rows"),
-    "--force": ("opt-force", "Force past the delete guard"),
-    "--max-deletes": ("opt-max-deletes", "Refuse more deletes than"),
-    "--allow-empty-sites": ("opt-allow-empty-sites", "Allow empty sites"),
+    "prune": ("--prune", "prune-yes", "Delete contacts not in the roster (prune)"),
+    "skip_invalid": ("--skip-invalid", "opt-skip-invalid", "Skip invalid rows"),
+    "force": ("--force", "opt-force", "Force past the delete guard"),
+    "max_deletes": ("--max-deletes", "opt-max-deletes", "Refuse more deletes than"),
+    "allow_empty_sites": ("--allow-empty-sites", "opt-allow-empty-sites", "Allow empty sites"),
 }
 CHANGES_SHOWN = 1000  # change rows rendered on a page; the reports hold them all
 SITES_SHOWN = 500
@@ -67,13 +69,9 @@ def redirect(url: str) -> Response:
     return Response(status_code=200, headers={"HX-Redirect": url})
 
 
-def passing_options(text: str) -> list[tuple[str, str, str]]:
-    """The plan options a refusal names, as (flag, form control id, label)."""
-    return [
-        (flag, *PLAN_FLAGS[flag])
-        for flag in dict.fromkeys(re.findall(r"--[a-z-]+", text))
-        if flag in PLAN_FLAGS
-    ]
+def passing_options(refusal: Refusal) -> list[tuple[str, str, str]]:
+    """The plan options that go past a refusal, as (flag, form control id, label)."""
+    return [PLAN_FLAGS[name] for name in refusal.passed_by if name in PLAN_FLAGS]
 
 
 class Pages:
@@ -242,6 +240,7 @@ class Pages:
             except (BulkContactsError, OSError) as error:
                 self.ws.say("error", str(error))
                 return "/upload"
+        assert self.ws.upload is not None  # just loaded
         self.ws.say("ok", f"{path.name}: {len(self.ws.upload.table.cells)} rows read")
         return "/columns"
 

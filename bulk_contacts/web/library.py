@@ -18,9 +18,8 @@ from ..columns import ROSTER_COLUMNS
 from ..export import fetch_export, write_export
 from ..journal import read_journal
 from ..pipeline import plan_roster
-from ..plan import Plan, SitePlan
+from ..plan import Plan, PlanOptions, SitePlan
 from ..plan_report import change_rows, write_plan_report
-from ..reconcile import PlanOptions
 from ..results import Outcome
 from ..rollback import inverse_plan
 from ..roster import (
@@ -174,9 +173,8 @@ def write_plan(plan: Plan, path: Path) -> None:
 
 
 def stale_sites(client: ChektClient, plan: Plan) -> list[SitePlan]:
-    """The sites whose contacts changed in CHeKT since the plan was made (the plan itself is not
-    changed)."""
-    return check_freshness(client, dataclasses.replace(plan, sites=list(plan.sites)), False)
+    """The sites whose contacts changed in CHeKT since the plan was made."""
+    return check_freshness(client, plan, refresh=False).stale
 
 
 # running

@@ -1,0 +1,164 @@
+"""One error boundary: the library's errors become one line and their exit code at the command
+line (input and configuration 2, API errors and refusals 1, Ctrl-C 130), with the flag of the
+setting they are about; and no error is swallowed on the way."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import openpyxl
+from click.testing import CliRunner
+
+from bulk_contacts import errors
+from bulk_contacts.apply import RunFiles, apply_plan
+from bulk_contacts.cli import main
+from bulk_contacts.client import ChektClient
+from bulk_contacts.errors import ExitCode
+from bulk_contacts.plan import Change, Plan, SitePlan
+from bulk_contacts.runlog import RunLog
+from bulk_contacts.settings import resolve_settings
+
+SAMPLES = Path(__file__).parent.parent / "sample_data"
+DEALER = 12345
+
+
+def environment(server=None, **more: str) -> dict[str, str]:
+    env = {
+        "CHEKT_CLIENT_ID": "sandbox-client",
+        "CHEKT_CLIENT_SECRET": "sandbox-secret",
+        "CHEKT_DEALER_ID": str(DEALER),
+        **more,
+    }
+    if server is not None:
+        env["CHEKT_API_URL"] = server.url
+    return env
+
+
+def run(env: dict[str, str], *args: str):
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def error_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+def test_every_error_class_has_its_exit_code() -> None:
+    usage = {errors.ConfigError, errors.InputError, errors.SandboxError, errors.SeedError}
+    for cls in [errors.BulkContactsError, *_subclasses(errors.BulkContactsError)]:
+        expected = ExitCode.USAGE if cls in usage or issubclass(cls, tuple(usage)) else 1
+        assert cls.exit_code == expected, cls
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [sub for child in cls.__subclasses__() for sub in (child, *_subclasses(child))]
+
+
+def test_a_bad_setting_is_one_line_with_its_flag_and_exit_2(tmp_path) -> None:
+    roster = tmp_path / "r.csv"
+    roster.write_text("Account #,External ID,First Name,Last Name\nA1,c1,Ann,Lee\n")
+    result = run(environment(CHEKT_DEALER_ID="abc"), "plan", str(roster))
+    assert result.exit_code == 2
+    assert error_lines(result) == [
+        "error: the dealer id must be a number, got 'abc' (CHEKT_DEALER_ID) (--dealer)"
+    ]
+    result = run(environment(), "validate", str(roster), "--region", "XX")
+    assert result.exit_code == 2 and error_lines(result) == [
+        "error: 'XX' is not a region code; use a two-letter code such as US, CA, GB or DE "
+        "(--region)"
+    ]
+
+
+def test_an_unreadable_file_is_2_and_an_empty_roster_is_1(tmp_path) -> None:
+    result = run(environment(), "validate", str(tmp_path / "missing.csv"))
+    assert result.exit_code == 2 and len(error_lines(result)) == 1
+    empty = tmp_path / "empty.csv"
+    empty.write_text("Account #,External ID,First Name,Last Name\n")
+    result = run(environment(), "validate", str(empty))
+    assert result.exit_code == 1
+    assert error_lines(result) == [
+        f"error: {empty}: no rows below the header (row 1): nothing to check or send"
+    ]
+    assert "Traceback" not in result.output
+
+
+def test_an_api_error_is_1(start_sandbox, tmp_path) -> None:
+    server = start_sandbox()
+    result = run(
+        environment(server, CHEKT_DEALER_ID="999"), "export", "-o", str(tmp_path / "x.csv")
+    )
+    assert result.exit_code == 1 and len(error_lines(result)) == 1
+    assert "HTTP 403" in result.stderr
+
+
+def test_ctrl_c_outside_a_run_is_130(monkeypatch, tmp_path) -> None:
+    """Ctrl-C while the roster is being read (a KeyboardInterrupt anywhere but in a run, which
+    stops by itself and records what it did): one line, exit 130."""
+    import bulk_contacts.pipeline
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bulk_contacts.pipeline, "load_validated", interrupted)
+    result = run(environment(), "validate", str(SAMPLES / "roster.csv"))
+    assert result.exit_code == 130 and error_lines(result) == []
+    assert result.stderr.strip() == "interrupted"
+
+
+def test_an_unexpected_error_in_apply_keeps_its_traceback_in_the_log(tmp_path) -> None:
+    """A bug met while sending a change (here the transport itself breaks with a ValueError, as
+    no sandbox can): the change fails with its own outcome, the run goes on, and the log file has
+    the traceback to report."""
+
+    def broken(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
+        raise ValueError("a bug in the transport")
+
+    settings = resolve_settings(
+        api_url="https://api.test",
+        env={"CHEKT_CLIENT_ID": "c", "CHEKT_CLIENT_SECRET": "s"},
+        require_dealer=False,
+    )
+    change = Change("create", DEALER, 101, 2, "x1", None, {}, {"first_name": "A", "last_name": "B"})
+    site = SitePlan(DEALER, 101, "S", None, None, "f", 0, changes=[change])
+    log_path = tmp_path / "log.jsonl"
+    with (
+        RunLog(log_path) as log,
+        ChektClient(settings, transport=httpx.MockTransport(broken), log=log) as client,
+    ):
+        files = RunFiles.choose(tmp_path / "results.csv", tmp_path / "journal.jsonl")
+        report = apply_plan(client, Plan([site]), files, verify=False)
+    assert report.counts["failed"] == 1 and report.exit_code == ExitCode.FAILED
+    entries = [json.loads(line) for line in log_path.read_text().splitlines()]
+    (error,) = [e for e in entries if e["kind"] == "error"]
+    assert error["error"] == "ValueError" and error["site_id"] == 101
+    assert "raise ValueError" in error["traceback"] and "_send_and_judge" in error["traceback"]
+
+
+def test_a_damaged_export_snapshot_is_a_warning_that_the_merge_is_two_way(
+    start_sandbox, tmp_path
+) -> None:
+    """With its snapshot, an export whose contact changed in CHeKT since plans no change (the
+    reviewer did not touch it); with the snapshot damaged, the file is read as a plain roster, so
+    the file's older value would be sent back: the user is told, not left to find out."""
+    server = start_sandbox(seed=SAMPLES / "sandbox-seed.json")
+    env = environment(server)
+    path = tmp_path / "contacts.xlsx"
+    assert run(env, "export", "-o", str(path)).exit_code == 0
+    server.store.db.execute(
+        "UPDATE contacts SET first_name='Jon' WHERE external_contact_id='HD-001'"
+    )
+    intact = run(env, "plan", str(path), "--detailed-exitcode")
+    assert intact.exit_code == 0, intact.output
+    workbook = openpyxl.load_workbook(path)
+    workbook["bulk-contacts snapshot"]["A3"] = '[[1, "Jo'  # cut short: not JSON any more
+    workbook.save(path)
+    validated = run(env, "validate", str(path))
+    assert validated.exit_code == 0, validated.output
+    assert "warning snapshot_damaged: 1" in validated.output
+    assert "two-way" in validated.output
+    damaged = run(env, "plan", str(path), "--detailed-exitcode")
+    assert damaged.exit_code == 3 and "snapshot_damaged" in damaged.output
+    assert "'Jon' -> 'John'" in damaged.output

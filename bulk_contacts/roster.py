@@ -23,6 +23,7 @@ from .columns import (
     REQUIRED_COLUMNS,
     ROSTER_COLUMNS,
     SITE_COLUMNS,
+    SITE_NAME_COLUMNS,
 )
 from .errors import InputError
 from .gc_pause import gc_paused
@@ -61,6 +62,9 @@ class Table:
     details: dict[str, str] = field(default_factory=dict)  # encoding, delimiter, sheet
     snapshot: dict[int, Contact] | None = None
     snapshot_damage: str = ""  # why an export's snapshot could not be read ("" if it could)
+    # With --all-sheets, the sheets read (rows are numbered sheet * SHEET_ROWS + row: see
+    # `site_layouts.row_label`); () for one sheet or a CSV file.
+    sheets: tuple[str, ...] = ()
 
 
 @dataclass
@@ -78,9 +82,14 @@ class Roster:
         """For an xlsx export: the contacts as CHeKT held them when it was made."""
         return self.table.snapshot
 
-    def column_label(self, name: str) -> str:
+    def column_label(self, name: str, row: int | None = None) -> str:
         letter, header = self.columns.get(name, ("", name))
-        return f"{letter} '{header}'" if letter else name
+        label = f"{letter} '{header}'" if letter else name
+        if self.table.sheets and row:  # --all-sheets: the sheet's name, as Excel writes it
+            from .site_layouts import sheet_of
+
+            return f"'{sheet_of(row, self.table.sheets)}'!{label}"
+        return label
 
 
 # entry points
@@ -218,8 +227,8 @@ def _custom_aliases(column_map: dict[str, str]) -> dict[str, str]:
 
 def _require_columns(table: Table, fields: dict[str, int]) -> None:
     missing = [name for name in REQUIRED_COLUMNS if name not in fields]
-    if not any(name in fields for name in SITE_COLUMNS):
-        missing.append(" or ".join(SITE_COLUMNS))
+    if not any(name in fields for name in (*SITE_COLUMNS, *SITE_NAME_COLUMNS)):
+        missing.append(" or ".join((*SITE_COLUMNS, *SITE_NAME_COLUMNS)))
     if not missing:
         return
     found = (
@@ -243,4 +252,22 @@ def _require_columns(table: Table, fields: dict[str, int]) -> None:
     )
     if hints:
         message += " " + "; ".join(hints) + "."
+    message += _layout_hints(missing)
     raise InputError(message)
+
+
+def _layout_hints(missing: list[str]) -> str:
+    """What to do when a file has no id or no site column (`site_layouts` does the rest)."""
+    hints = []
+    if "external_contact_id" in missing:
+        hints.append(
+            "without an id column, pass --match-by name to match the contacts of each site by "
+            "first and last name (and give created contacts a generated id)"
+        )
+    if any(name.startswith(SITE_COLUMNS[0]) for name in missing):
+        hints.append(
+            "without a site column, give the file's one site with --site ID, --account NUMBER "
+            "or --external-site-id ID, or read a workbook with one tab per site with "
+            "--all-sheets"
+        )
+    return "".join(f" {hint[0].upper()}{hint[1:]}." for hint in hints)

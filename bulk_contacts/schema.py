@@ -25,6 +25,7 @@ from .columns import (
     REQUIRED_COLUMNS,
     ROSTER_COLUMNS,
     SITE_COLUMNS,
+    SITE_NAME_COLUMNS,
 )
 from .gc_pause import gc_paused
 from .normalize import normalize_emails, normalize_phones, normalize_text
@@ -174,7 +175,7 @@ def make_issue(
 ) -> RosterIssue:
     """An issue on a cell: its column as the file writes it, its severity and message as the
     code's registry entry says (`codes.CODES`), the message's details filled in."""
-    label = roster.column_label(name)
+    label = roster.column_label(name, row)
     column = BY_NAME.get(name)
     what = column.what_is_missing if column else name
     message = CODES[code].render(
@@ -249,7 +250,7 @@ def _schema(frame: pd.DataFrame) -> pa.DataFrameSchema:
     blank = {
         name for name in columns if name not in REQUIRED_COLUMNS and not (frame[name] != "").any()
     }
-    site_given = frame[list(SITE_COLUMNS)].ne("").any(axis=1)
+    site_given = frame[[*SITE_COLUMNS, *SITE_NAME_COLUMNS]].ne("").any(axis=1)
     return pa.DataFrameSchema(
         {name: pa.Column(str, checks) for name, checks in columns.items() if name not in blank},
         checks=[pa.Check(lambda f: site_given, name="no_site")],
@@ -273,7 +274,7 @@ def _schema_issues(
             if row in seen_no_site:
                 continue
             seen_no_site.add(row)
-            given = [n for n in SITE_COLUMNS if n in roster.columns]
+            given = [n for n in (*SITE_COLUMNS, *SITE_NAME_COLUMNS) if n in roster.columns]
             name = min(given, key=lambda n: column_index(roster.columns[n][0]))
         if (row, name) in formula:
             continue
@@ -342,6 +343,8 @@ def site_keys(rows: pd.DataFrame) -> pd.Series:
         + rows["external_site_id"]
         + "|"
         + rows["account_number"]
+        + "|"
+        + rows["site_name"]
     )
 
 

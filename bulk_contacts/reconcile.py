@@ -582,6 +582,8 @@ def _site_plan(
             continue  # a conflict was recorded
         if contact is not None:
             matched[contact.contact_id] = row.row
+            if context.options.match_by == "name":
+                row = _names_as_held(row, context.remote.of_contact(contact), contact)
             own = contact.external_contact_id
             if own and own != row.external_contact_id:
                 # A damaged id matched anyway: CHeKT's id is kept, and changes carry it.
@@ -744,6 +746,19 @@ def _by_name(row: RowView, held: _SiteContacts, plan: SitePlan) -> Contact | Lit
             f"the one it means",
         )
     return found[0] if found else None
+
+
+def _names_as_held(row: RowView, held: tuple[str, ...], contact: Contact) -> RowView:
+    """--match-by name: a name that is CHeKT's once normalized ("ann", "LEE" for Ann Lee) is
+    no change: the row takes CHeKT's spelling."""
+    from .sites import normalize_name
+
+    values, comparable = list(row.values), list(row.comparable)
+    for name in ("first_name", "last_name"):
+        at = EDITABLE_FIELDS.index(name)
+        if normalize_name(values[at]) == normalize_name(getattr(contact, name) or ""):
+            values[at], comparable[at] = getattr(contact, name) or "", held[at]
+    return row._replace(values=tuple(values), comparable=tuple(comparable))
 
 
 def _shared(row: RowView, external: str, found: list[Contact], plan: SitePlan) -> Literal[False]:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .columns import COLUMNS, SITE_COLUMNS, SITE_NAME_COLUMNS
 from .errors import InputError
+from .gc_pause import gc_paused
 from .spreadsheet import SNAPSHOT_SHEET, Cells, read_cells
 
 if TYPE_CHECKING:
@@ -127,6 +128,7 @@ def read_layout(path: Path, options: ReadOptions) -> Layout:
 # turning the sheets into one roster
 
 
+@gc_paused()
 def roster_from_layout(layout: Layout, options: ReadOptions) -> tuple[Roster, list[RosterIssue]]:
     """The roster the layout holds, and the file-level warnings about it."""
     from .roster import map_columns, table_from_cells

@@ -431,4 +431,4 @@ def test_sandbox_clone_copies_another_sandbox_exactly(seeded, tmp_path) -> None:
     finally:
         clone.close()
     assert copied == dump(seeded)
-    assert "other-secret" not in "".join(lines)
+    assert "other-secret" not in "".join(lines) and "sandbox-secret" not in "".join(lines)

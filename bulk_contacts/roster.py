@@ -82,6 +82,14 @@ class Roster:
         """For an xlsx export: the contacts as CHeKT held them when it was made."""
         return self.table.snapshot
 
+    def row_text(self, row: int) -> str:
+        """A row as messages name it: `5`, or with --all-sheets `5 of sheet 'AC-1001'`."""
+        if not self.table.sheets:
+            return str(row)
+        from .site_layouts import SHEET_ROWS, sheet_of
+
+        return f"{row % SHEET_ROWS} of sheet '{sheet_of(row, self.table.sheets)}'"
+
     def column_label(self, name: str, row: int | None = None) -> str:
         letter, header = self.columns.get(name, ("", name))
         label = f"{letter} '{header}'" if letter else name

@@ -364,7 +364,7 @@ def duplicate_ids(
     repeated = keyed[key.duplicated(keep=False)]
     issues = []
     for _, group in repeated.groupby(key[repeated.index], sort=False):
-        listed = ", ".join(str(r) for r in group.index)
+        listed = ", ".join(roster.row_text(int(r)) for r in group.index)
         ids = group["contact_id"]
         exported = (ids != "").all() and not ids.duplicated().any()
         code = "duplicate_in_chekt" if exported else "duplicate_external_id"
@@ -391,7 +391,7 @@ def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
                 "phone_number",
                 phoned.at[row, "phone_number"],
                 "duplicate_phone",
-                other=first_row[k],
+                other=roster.row_text(int(first_row[k])),
             )
         )
     for name in FREE_TEXT_COLUMNS:

@@ -171,11 +171,12 @@ def test_messages_name_the_sheet_and_its_own_row(tmp_path) -> None:
         tmp_path / "tabs.xlsx",
         {
             "AC-1001": [PEOPLE, ["Kim", "Keep", "2025550109", "keep1"]],
-            "AC-1003": [PEOPLE, ["Ann", "Lee", "2025550100", "a1"], ["Bo", "Ng", "12", "b1"]],
+            "AC-1003": [PEOPLE, ["Ann", "Lee", "2025550100", "a1"], ["Bo", "Ng", "12", "a1"]],
         },
     )
     result = run(None, "validate", roster, "--all-sheets", "--report", "r.xlsx")
     assert result.exit_code == 1
+    assert "used by rows 2 of sheet 'AC-1003', 3 of sheet 'AC-1003'" in result.output
     assert "sheet 2 row 3, 'AC-1003'!C 'Phone': '12' is not a valid phone number" in result.output
     report = openpyxl.load_workbook("r.xlsx")
     assert report.sheetnames == ["AC-1001", "AC-1003", "Issues"]

@@ -151,6 +151,7 @@ def roster_from_layout(layout: Layout, options: ReadOptions) -> tuple[Roster, li
         tables.append(table)
     table = _combined(layout, tables, column_map) if several else tables[0]
     roster = map_columns(table, column_map)
+    _names_only_where_used(roster)
     if options.match_by == "name":
         _provisional_ids(roster, added_ids)
     said = roster.table.details
@@ -162,6 +163,17 @@ def roster_from_layout(layout: Layout, options: ReadOptions) -> tuple[Roster, li
     if options.match_by == "name":
         said["ids"] = "matched by first and last name, created ones generated (--match-by name)"
     return roster, _layout_warnings(layout, roster)
+
+
+def _names_only_where_used(roster: Roster) -> None:
+    """A site_name beside another site column is not read (an export writes both): it is
+    neither checked nor compared, so an export imports as it always did."""
+    frame = roster.frame
+    if "site_name" not in roster.columns:
+        return
+    other = frame[list(SITE_COLUMNS)].ne("").any(axis=1)
+    if other.any():
+        frame["site_name"] = frame["site_name"].where(~other, "")
 
 
 def _mapped(table: Table, column_map: dict[str, str]) -> set[str]:

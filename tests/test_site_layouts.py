@@ -351,6 +351,16 @@ def test_site_names_resolve_after_normalization(seeded, tmp_path) -> None:
     assert result.exit_code == 0, result.output
 
 
+def test_a_site_name_beside_another_site_column_is_not_read(tmp_path) -> None:
+    roster = csv_file(
+        tmp_path / "r.csv",
+        [["Account", "Site", *PEOPLE], ["AC-1001", "=Zeta\x1b", "Kim", "Keep", "2025550109", "k1"]],
+    )
+    result = run(None, "validate", roster)
+    assert result.exit_code == 0, result.output
+    assert "0 warnings" in result.output
+
+
 def test_unknown_and_ambiguous_site_names_are_invalid_rows(seeded, tmp_path) -> None:
     roster = csv_file(
         tmp_path / "r.csv",
@@ -399,7 +409,10 @@ def test_a_seed_that_is_not_an_export_is_refused(tmp_path) -> None:
     assert "not an xlsx export made by `bulk-contacts export`" in result.output
 
 
-def test_sandbox_clone_copies_another_sandbox_exactly(seeded, tmp_path) -> None:
+def test_sandbox_clone_copies_another_sandbox_exactly(start_sandbox, tmp_path) -> None:
+    seed, log = tmp_path / "seed.json", tmp_path / "source-requests.jsonl"
+    seed.write_text(json.dumps(SEED), encoding="utf-8")
+    seeded = start_sandbox(seed=seed, request_log=log)
     database = tmp_path / "clone.db"
     env = {**os.environ, **env_for(seeded), "SANDBOX_CLIENT_SECRET": "other-secret"}
     command = [sys.executable, "-m", "bulk_contacts", "sandbox", "--clone", "--port", "0"]
@@ -432,4 +445,11 @@ def test_sandbox_clone_copies_another_sandbox_exactly(seeded, tmp_path) -> None:
     finally:
         clone.close()
     assert copied == dump(seeded)
+    # read-only: the source was asked for a token, then only listed
+    requests = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {(r["method"], r["path"].split("/")[-1]) for r in requests} == {
+        ("POST", "token"),
+        ("GET", "sites"),
+        ("GET", "contacts"),
+    }
     assert "other-secret" not in "".join(lines) and "sandbox-secret" not in "".join(lines)

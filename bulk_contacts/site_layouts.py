@@ -21,6 +21,7 @@ name`).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -150,7 +151,14 @@ def roster_from_layout(layout: Layout, options: ReadOptions) -> tuple[Roster, li
             added_ids = True
         tables.append(table)
     table = _combined(layout, tables, column_map) if several else tables[0]
-    roster = map_columns(table, column_map)
+    try:
+        roster = map_columns(table, column_map)
+    except InputError as error:
+        if not added_ids:
+            raise
+        # The headers found are the file's: not the id column added for --match-by name.
+        found = re.sub(r", [A-Z]+ 'external_contact_id'", "", str(error))
+        raise InputError(found) from None
     _names_only_where_used(roster)
     if options.match_by == "name":
         _provisional_ids(roster, added_ids)

@@ -321,6 +321,14 @@ def test_match_by_name_several_matches_are_a_conflict(seeded, tmp_path) -> None:
     assert "create 0   update 0" in result.output
 
 
+def test_match_by_name_still_needs_a_site(tmp_path) -> None:
+    roster = csv_file(tmp_path / "r.csv", [*NO_IDS, ["Ann", "Lee", "2025550100"]])
+    result = run(None, "validate", roster, "--match-by", "name")
+    assert result.exit_code == 2
+    assert "Headers found: A 'First Name', B 'Last Name', C 'Phone'." in result.output
+    assert "--site ID" in result.output
+
+
 def test_match_by_name_refuses_prune(seeded, tmp_path) -> None:
     roster = csv_file(tmp_path / "r.csv", [*NO_IDS, ["Ann", "Lee", "2025550100"]])
     result = run(seeded, "plan", roster, "--site", "1002", "--match-by", "name", "--prune")

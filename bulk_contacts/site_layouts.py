@@ -131,10 +131,15 @@ def read_layout(path: Path, options: ReadOptions) -> Layout:
 
 @gc_paused()
 def roster_from_layout(layout: Layout, options: ReadOptions) -> tuple[Roster, list[RosterIssue]]:
-    """The roster the layout holds, and the file-level warnings about it."""
-    from .roster import map_columns, table_from_cells
+    """The roster the layout holds, and the file-level warnings about it. One sheet read with
+    none of these options is read exactly as `roster.roster_from_cells` reads it."""
+    from .roster import map_columns, roster_from_cells, table_from_cells
 
     column_map = dict(options.column_map)
+    if len(layout.sheets) == 1 and options.site is None and options.match_by is None:
+        roster = roster_from_cells(layout.sheets[0], column_map)
+        _names_only_where_used(roster)
+        return roster, _layout_warnings(layout, roster)
     tables = []
     several = len(layout.sheets) > 1
     added_ids = False

@@ -108,13 +108,15 @@ def contacts_of(server, site_id: int) -> list[tuple]:
     return [tuple(row) for row in rows]
 
 
-def workbook(path: Path, sheets: dict[str, list[list[str]]]) -> str:
+def workbook(path: Path, sheets: dict[str, list[list[str]]], hidden: tuple[str, ...] = ()) -> str:
     book = openpyxl.Workbook()
     book.remove(book.active)
     for name, rows in sheets.items():
         sheet = book.create_sheet(name)
         for row in rows:
             sheet.append(row)
+        if name in hidden:
+            sheet.sheet_state = "hidden"
     book.save(path)
     return str(path)
 
@@ -166,6 +168,39 @@ def test_all_sheets_reads_every_tab_its_name_naming_the_site(seeded, tmp_path) -
     assert again.exit_code == 0, again.output
 
 
+@pytest.mark.parametrize("suffix", [".xls", ".ods"])
+def test_all_sheets_reads_xls_and_ods_workbooks_too(tmp_path, suffix) -> None:
+    path = tmp_path / f"tabs{suffix}"
+    if suffix == ".xls":
+        import xlwt
+
+        book = xlwt.Workbook()
+        for name, rows in (
+            ("AC-1001", [PEOPLE, ["Kim", "Keep", "2025550109", "k1"]]),
+            ("AC-1003", [PEOPLE, ["Ann", "Lee", "2025550100", "a1"]]),
+        ):
+            sheet = book.add_sheet(name)
+            for r, row in enumerate(rows):
+                for c, value in enumerate(row):
+                    sheet.write(r, c, value)
+        book.save(str(path))
+    else:
+        import pandas as pd
+
+        with pd.ExcelWriter(path, engine="odf") as writer:
+            for name, person_ in (
+                ("AC-1001", ["Kim", "Keep", "2025550109", "k1"]),
+                ("AC-1003", ["Ann", "Lee", "2025550100", "a1"]),
+            ):
+                pd.DataFrame([person_], columns=PEOPLE).to_excel(
+                    writer, sheet_name=name, index=False
+                )
+    result = run(None, "validate", str(path), "--all-sheets")
+    assert result.exit_code == 0, result.output
+    assert "2 contact rows" in result.output
+    assert "site from the sheet's name 'AC-1001', 'AC-1003'" in result.output
+
+
 def test_messages_name_the_sheet_and_its_own_row(tmp_path) -> None:
     roster = workbook(
         tmp_path / "tabs.xlsx",
@@ -205,7 +240,9 @@ def test_without_all_sheets_a_warning_names_the_other_roster_tabs(tmp_path) -> N
             "East": [header, ["AC-1001", "Kim", "Keep", "2025550109", "keep1"]],
             "West": [header, ["AC-1003", "Ann", "Lee", "2025550100", "E100"]],
             "Notes": [["Call the office first"]],
+            "Old": [header, ["AC-1001", "Old", "Timer", "2025550109", "old1"]],
         },
+        hidden=("Old",),
     )
     result = run(None, "validate", roster)
     assert result.exit_code == 0, result.output
@@ -214,6 +251,8 @@ def test_without_all_sheets_a_warning_names_the_other_roster_tabs(tmp_path) -> N
     assert "--all-sheets" in result.output
     chosen = run(None, "validate", roster, "--sheet", "West")
     assert "other_sheets" not in chosen.output
+    every = run(None, "validate", roster, "--all-sheets")  # visible ones: not the hidden Old
+    assert "2 contact rows" in every.output and "sheets East, West" in every.output
 
 
 def test_an_export_is_not_warned_about_its_sites_sheet(seeded, tmp_path) -> None:

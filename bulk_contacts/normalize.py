@@ -105,6 +105,11 @@ def normalize_phones(
     return found.per_row()
 
 
+# A dial string after the number: pauses (a comma, or p as phones write one) and the digits
+# to key in after them (an extension, then perhaps a code): ",,12", ",12,34", "p12", ",12#".
+DIAL_SUFFIX = re.compile(r"(?<=[\d)])\s*((?:[,pP]\s*)+[\d*#](?:[\d*#,pP]|\s)*?)[\s,pP]*$")
+
+
 @lru_cache(maxsize=100_000)
 def phone_by_library(text: str, region: str, phone_format: str = "e164") -> tuple[str, str]:
     """phonenumbers itself: parse with the default region, validate, format.
@@ -113,7 +118,18 @@ def phone_by_library(text: str, region: str, phone_format: str = "e164") -> tupl
     a comma (a pause), then the extension's digits: `+16175550124,12`. An auto-dialer needs one
     dialable string; dropping the extension would ring a switchboard instead of the person, and
     refusing the number would leave the person off the call list. phonenumbers reads that form
-    back as the same number and extension, so it compares equal when CHeKT returns it."""
+    back as the same number and extension, so it compares equal when CHeKT returns it.
+
+    A dial string the row writes itself (`,,12`: two pauses, for a switchboard that answers
+    slowly; `,12,34`: an extension, then a code; `p12`) is kept as written, each pause a comma:
+    a pause dropped would key the extension in before the switchboard listens."""
+    suffix = DIAL_SUFFIX.search(text)
+    if suffix is not None and not _vanity(text):
+        formatted, problem = phone_by_library(text[: suffix.start()], region, phone_format)
+        if problem not in ("", PHONE_EXTENSION):
+            return formatted, problem
+        dialed = re.sub(r"[pP]", ",", re.sub(r"\s", "", suffix.group(1)))
+        return f"{formatted}{dialed}", PHONE_EXTENSION
     try:
         number = phonenumbers.parse(text, region.upper())
     except phonenumbers.NumberParseException:
@@ -129,6 +145,11 @@ def phone_by_library(text: str, region: str, phone_format: str = "e164") -> tupl
     if extension:
         return f"{formatted},{extension}", PHONE_EXTENSION
     return formatted, ""
+
+
+def _vanity(text: str) -> bool:
+    """Letters in the number itself (1-800-FLOWERS): a P there is a digit, not a pause."""
+    return re.search(r"[A-OQ-Za-oq-z]", text) is not None
 
 
 def nanp_candidates(values: pd.Series) -> pd.Series:

@@ -118,6 +118,19 @@ CODES: dict[str, Code] = {
             "order than it is stored; type the value again without it",
         ),
         Code(
+            "invisible_in_id",
+            ERROR,
+            "{value!r} holds an invisible character ({character}): two ids that look the same "
+            "would then differ, and one contact be made twice, or deleted; type the id again "
+            "without it",
+        ),
+        Code(
+            "invisible_character",
+            WARNING,
+            "{value!r} holds an invisible character ({character}), which is sent with it; type "
+            "the value again without it, unless its script needs it (a joiner)",
+        ),
+        Code(
             PHONE_EXTENSION,
             WARNING,
             "{value!r} has an extension: it is sent as {sent!r} (a dialer calls the number, "

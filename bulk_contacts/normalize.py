@@ -10,6 +10,7 @@ agree with the libraries.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Context, Decimal
 from functools import cache, lru_cache
@@ -216,28 +217,92 @@ def _region_rules(region: str, length: int) -> tuple[str | None, str, str] | Non
 
 # ids a spreadsheet damaged
 
+
+# Every Unicode format character (category Cf: zero-width space, byte order mark, joiners, word
+# joiner, soft hyphen...) but the bidirectional embeddings, overrides and isolates, which have a
+# code of their own. Invisible: a value holding one looks like the value without it, and is
+# another. Python's escapes, so the string holds the characters themselves (Arrow's regular
+# expressions, RE2, read no such escape). tests/test_identity_qa.py checks the ranges against
+# unicodedata (U+13439 to U+1343F are Unicode 15's).
+INVISIBLE_CHARACTERS = (
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f"
+    "\u2060-\u2064\u206a-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f"
+)
+INVISIBLE = re.compile(f"[{INVISIBLE_CHARACTERS}]")
+
 _DIGITS = re.compile(r"0*(\d+?)(?:\.0+)?")
+# A number Excel shows with thousands separators: groups of three digits, one separator
+# throughout (a comma; a space, non-breaking, narrow or thin, as French Excel writes it; an
+# apostrophe, as Swiss Excel does). Not a dot: 1.234 is a decimal.
+_THOUSANDS = re.compile(r"(\d{1,3})([, \u00a0\u202f\u2009'])(\d{3}(?:\2\d{3})*)(\.0+)?")
 SCIENTIFIC_ID = r"(\d)(?:[.,](\d+))?[eE]\+?(\d{1,3})"  # 1.23457E+11: a long number, rounded
 _SCIENTIFIC_ID = re.compile(SCIENTIFIC_ID)
+# Ids that no repair changes: printable ASCII without spaces, starting with neither a digit nor
+# an apostrophe (repair_keys leaves them as they are without a look).
+_PLAIN_ID = r"[!-&(-/:-~][!-~]*"
 
 
+def id_text(value: str | None) -> str:
+    """An id as CHeKT holds it, in Unicode NFC as a roster's cells are: the same text, however
+    it is composed (é, or e and a combining accent), is the same id. Spaces around it are kept:
+    they are damage a roster's trimmed cell does not have (`repair_key`)."""
+    if not value:
+        return ""
+    return value if value.isascii() else unicodedata.normalize("NFC", value)
+
+
+def _undone(value: str) -> tuple[str, list[str]]:
+    """The text of an id with a spreadsheet's damage undone but for leading zeros, and the
+    damage found, in words."""
+    found = []
+    text = unicodedata.normalize("NFC", value)
+    invisible = sorted(set(INVISIBLE.findall(text)))
+    if invisible:
+        named = ", ".join(f"U+{ord(c):04X}" for c in invisible)
+        found.append(f"an invisible character ({named})")
+        text = INVISIBLE.sub("", text)
+    text = text.strip()
+    if text.startswith("'") and len(text) > 1 and text[1] != "'":
+        found.append("a leading apostrophe kept")
+        text = text[1:]
+    grouped = _THOUSANDS.fullmatch(text)
+    if grouped:
+        found.append("thousands separators")
+        text = grouped.group(1) + grouped.group(3).replace(grouped.group(2), "")
+        text += grouped.group(4) or ""
+    if re.fullmatch(r"\d+\.0+", text):
+        found.append("'.0' added")
+    return text, found
+
+
+@lru_cache(maxsize=100_000)
 def repair_key(value: str) -> str:
-    """An id as it was before a spreadsheet damaged it, as far as that can be undone: without
-    surrounding spaces, without a `.0` the spreadsheet added, and, for an all-digit id, without
-    leading zeros (which it dropped). Two ids with the same key may be one id, damaged."""
-    text = value.strip()
+    """An id as it was before a spreadsheet damaged it, as far as that can be undone: in NFC,
+    without invisible characters (category Cf), surrounding spaces, a leading apostrophe, a `.0`
+    or thousands separators the spreadsheet added, and, for an all-digit id, without leading
+    zeros (which it dropped). Two ids with the same key may be one id, damaged."""
+    text, _ = _undone(value)
     digits = _DIGITS.fullmatch(text)
     return digits.group(1) if digits else text
 
 
 def repair_keys(values: pd.Series) -> pd.Series:
-    """`repair_key` of every value, vectorized (the plan computes it for every row)."""
-    text = values.str.strip()
-    digits = text.str.fullmatch(r"\d+(?:\.0+)?")
-    if not digits.any():
-        return text
-    stripped = text[digits].str.replace(r"\.0+$", "", regex=True).str.lstrip("0")
-    return text.mask(digits, stripped.where(stripped != "", "0"))
+    """`repair_key` of every value, vectorized (the plan computes it for every row): plain ids
+    and plain numbers without a look at each, the rest one distinct value at a time."""
+    if values.empty:
+        return values
+    plain = values.str.fullmatch(_PLAIN_ID)
+    digits = values.str.fullmatch(r"\d+(?:\.0+)?")
+    keys = values
+    if digits.any():
+        stripped = values[digits].str.replace(r"\.0+$", "", regex=True).str.lstrip("0")
+        keys = keys.mask(digits, stripped.where(stripped != "", "0"))
+    rest = ~(plain | digits) & (values != "")
+    if rest.any():
+        keys = keys.mask(rest, values[rest].map(repair_key))
+    return keys
 
 
 def is_scientific(value: str) -> bool:
@@ -245,9 +310,8 @@ def is_scientific(value: str) -> bool:
 
 
 def same_after_repair(written: str, held: str) -> bool:
-    """Whether two ids are one once a spreadsheet's damage is undone: leading zeros dropped,
-    `.0` added, surrounding spaces, or a long number shown in scientific notation (rounded: it
-    matches every id that rounds to it)."""
+    """Whether two ids are one once a spreadsheet's damage is undone (`repair_key`), or a long
+    number shown in scientific notation (rounded: it matches every id that rounds to it)."""
     return repair_key(written) == repair_key(held) or (
         _rounds_to(written, held) or _rounds_to(held, written)
     )
@@ -255,25 +319,23 @@ def same_after_repair(written: str, held: str) -> bool:
 
 def _rounds_to(scientific: str, value: str) -> bool:
     shown = _SCIENTIFIC_ID.fullmatch(scientific.strip())
-    digits = _DIGITS.fullmatch(value.strip())
-    if shown is None or digits is None:
+    digits = repair_key(value)
+    if shown is None or not re.fullmatch(r"[0-9]+", digits):
         return False
     significant = len(shown.group(1) + (shown.group(2) or ""))
-    rounded = Context(prec=significant, rounding=ROUND_HALF_UP).create_decimal(digits.group(1))
+    rounded = Context(prec=significant, rounding=ROUND_HALF_UP).create_decimal(digits)
     return rounded == Decimal(scientific.strip().replace(",", "."))
 
 
 def describe_damage(written: str, held: str) -> str:
     """How two ids that are one once repaired differ, in words for a message."""
-    first, second = written.strip(), held.strip()
-    if is_scientific(first) or is_scientific(second):
+    if is_scientific(written) or is_scientific(held):
         return "a long number shown in scientific notation"
-    found = []
-    if re.fullmatch(r"\d+\.0+", first) or re.fullmatch(r"\d+\.0+", second):
-        found.append("'.0' added")
+    (first, one), (second, other) = _undone(written), _undone(held)
+    found = list(dict.fromkeys(one + other))
     if re.sub(r"\.0+$", "", first) != re.sub(r"\.0+$", "", second):
         found.append("leading zeros dropped")
-    if written != first or held != second:
+    if any(INVISIBLE.sub("", v) != INVISIBLE.sub("", v).strip() for v in (written, held)):
         found.append("spaces around it")
     return ", ".join(found)
 

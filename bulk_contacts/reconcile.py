@@ -32,6 +32,7 @@ from .models import Contact, Site, SiteKey
 from .normalize import (
     SCIENTIFIC_ID,
     describe_damage,
+    id_text,
     is_scientific,
     repair_key,
     repair_keys,
@@ -147,9 +148,9 @@ class _SiteIndex:
         }
         for site in sites:
             for name in self.REPAIRABLE:
-                value = getattr(site, name)
+                value = id_text(getattr(site, name)).strip()
                 if value:
-                    self.exact[name][value.strip()].append(site)
+                    self.exact[name][value].append(site)
 
     @cached_property
     def repaired(self) -> dict[str, dict[str, list[Site]]]:
@@ -175,7 +176,7 @@ class _SiteIndex:
                 for site in self.sites
                 if site not in found
                 and getattr(site, name)
-                and same_after_repair(value, getattr(site, name))
+                and same_after_repair(value, id_text(getattr(site, name)))
             ]
         return found
 
@@ -443,7 +444,7 @@ class _Names:
         ]
 
     def protects(self, key: SiteKey, contact: Contact) -> bool:
-        held = contact.external_contact_id
+        held = id_text(contact.external_contact_id)
         if contact.contact_id in self.contact_ids:
             return True
         if not held:
@@ -512,8 +513,8 @@ def _maybe_scientific(value: str) -> bool:
 
 
 class _SiteContacts:
-    """A site's contacts, found by contact_id, by external id, and by external id once
-    repaired (only for the rows that match no id exactly)."""
+    """A site's contacts, found by contact_id, by external id (in NFC, as a roster's cells are),
+    and by external id once repaired (only for the rows that match no id exactly)."""
 
     def __init__(self, remote: list[Contact]) -> None:
         self.remote = remote
@@ -521,40 +522,46 @@ class _SiteContacts:
         self.by_external: dict[str, list[Contact]] = defaultdict(list)
         for contact in remote:
             if contact.external_contact_id:
-                self.by_external[contact.external_contact_id].append(contact)
+                self.by_external[id_text(contact.external_contact_id)].append(contact)
 
     @cached_property
-    def numeric(self) -> list[tuple[str, Contact]]:
-        """The contacts whose id a spreadsheet could take for a number (0042, 42.0, 1.2E+11),
-        with their repaired id."""
+    def repaired(self) -> dict[str, list[tuple[str, Contact]]]:
+        """The contacts by repaired id (`repair_key`), with their id as compared."""
+        found: dict[str, list[tuple[str, Contact]]] = defaultdict(list)
+        for held, contacts in self.by_external.items():
+            found[repair_key(held)] += [(held, c) for c in contacts]
+        return found
+
+    @cached_property
+    def scientific(self) -> list[tuple[str, Contact]]:
+        """The contacts whose id is a number a spreadsheet could show in scientific notation,
+        or is shown so."""
         return [
-            (repair_key(held), c)
-            for held, found in self.by_external.items()
-            if held.strip()[:1].isdigit()
-            for c in found
+            (held, c)
+            for held, contacts in self.by_external.items()
+            if held[:1].isdigit()
+            for c in contacts
         ]
 
     def repairs(self, written: str) -> list[Contact]:
         """Contacts whose external id is not `written` but is once a spreadsheet's damage is
-        undone. Only ids that look like numbers lose zeros, gain a `.0` or turn scientific;
-        any id may gain spaces."""
-        if not written[:1].isdigit():
-            return [
+        undone (`normalize.repair_key`, or a long number in scientific notation)."""
+        found = [c for held, c in self.repaired.get(repair_key(written), []) if held != written]
+        if _maybe_scientific(written) or written[:1].isdigit():
+            shown = _maybe_scientific(written)
+            found += [
                 c
-                for held, found in self.by_external.items()
-                if held != written and held.strip() == written
-                for c in found
+                for held, c in self.scientific
+                if held != written
+                and c not in found
+                and (shown or _maybe_scientific(held))
+                and same_after_repair(written, held)
             ]
-        key, shown = repair_key(written), _maybe_scientific(written)
-        return [
-            c
-            for repaired, c in self.numeric
-            if (held := c.external_contact_id or "") != written
-            and (
-                repaired == key
-                or ((shown or _maybe_scientific(held)) and same_after_repair(written, held))
-            )
-        ]
+        return found
+
+    def own(self, contact: Contact) -> str:
+        """The contact's external id as compared."""
+        return id_text(contact.external_contact_id)
 
 
 def _site_plan(
@@ -636,7 +643,7 @@ def _by_contact_id(
             f"another site); nothing is created for this row: to create the contact anew, "
             f"clear its contact_id",
         )
-    own = contact.external_contact_id or ""
+    own = held.own(contact)
     if row.external_contact_id != own and not _same_contact(row, contact, plan, context):
         return False
     if own and len(held.by_external[own]) > 1:
@@ -647,7 +654,11 @@ def _by_contact_id(
 def _same_contact(row: RowView, contact: Contact, plan: SitePlan, context: _Context) -> bool:
     """A row whose contact_id names a contact with another external id: the same id once a
     spreadsheet's damage is undone is that contact (a warning); anything else is a conflict."""
-    written, own, cid = row.external_contact_id, contact.external_contact_id, contact.contact_id
+    written, own, cid = (
+        row.external_contact_id,
+        id_text(contact.external_contact_id),
+        contact.contact_id,
+    )
     if not written:
         message = f"contact_id {cid} has external_contact_id {own!r}: put it in the row"
     elif not own:
@@ -691,7 +702,7 @@ def _by_external_id(
     repairs = [] if context.options.exact_ids else held.repairs(written)
     if not repairs:
         return None
-    own = repairs[0].external_contact_id or ""
+    own = held.own(repairs[0])
     if len(repairs) == 1 and context.options.repair_ids and len(held.by_external[own]) == 1:
         context.warn(
             row,

@@ -10,17 +10,30 @@ QA 17: `--map` of a header the file does not have; dial strings (pauses) in phon
 
 from __future__ import annotations
 
+import json
+import sys
+import unicodedata
+
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bulk_contacts.cli import main
 from bulk_contacts.errors import InputError
-from bulk_contacts.models import Contact
-from bulk_contacts.normalize import normalize_phones
+from bulk_contacts.models import Contact, Site
+from bulk_contacts.normalize import (
+    INVISIBLE,
+    describe_damage,
+    normalize_phones,
+    repair_key,
+    repair_keys,
+    same_after_repair,
+)
 from bulk_contacts.roster import read_roster
 
-from .planning import roster
+from .planning import DEALER, roster
 from .test_identity import FULL, ZETA, contacts_of, line, plan_with, run, seeded, write
 
 __all__ = ["seeded"]  # the fixture, shared with test_identity
@@ -122,3 +135,233 @@ def test_cli_a_double_pause_is_sent_as_written(seeded, tmp_path) -> None:
     assert contacts_of(seeded, 1001)[-1][3] == "+16175550124,,12"
     again = run(seeded, "plan", path, "--detailed-exitcode")
     assert again.exit_code == 0 and "No changes" in again.output, again.output
+
+
+# QA 4: invisible characters and Unicode forms in ids
+
+SOME_INVISIBLE = ["\u200b", "\ufeff", "\u200d", "\u2060", "\u00ad", "\u200c", "\u180e"]
+
+
+@pytest.mark.parametrize("character", SOME_INVISIBLE)
+@pytest.mark.parametrize(
+    ("where", "column"),
+    [
+        ({"ext": "E1{c}00"}, "external_contact_id"),
+        ({"ext": "E100", "account": "{c}001234"}, "account_number"),
+        ({"ext": "E100", "external": "ext-1002{c}"}, "external_site_id"),
+        ({"ext": "E100", "site": "1002{c}"}, "site_id"),
+        ({"ext": "E100", "site": "1002", "cid": "10{c}0"}, "contact_id"),
+    ],
+)
+def test_an_invisible_character_in_an_id_is_an_error_showing_it(where, column, character) -> None:
+    cells = {name: value.format(c=character) for name, value in where.items()}
+    validated = roster([line(**cells)], FULL)
+    found = [i for i in validated.issues if i.code == "invisible_in_id"]
+    assert [(i.row, i.field, i.severity) for i in found] == [(2, column, "error")]
+    escaped = f"\\u{ord(character):04x}" if ord(character) > 0xFF else f"\\x{ord(character):02x}"
+    assert escaped in found[0].message and f"U+{ord(character):04X}" in found[0].message
+
+
+@pytest.mark.parametrize("character", SOME_INVISIBLE)
+def test_an_invisible_character_in_a_name_is_a_warning(character) -> None:
+    validated = roster([line("E100", f"An{character}n", "Lee", site="1002")], FULL)
+    assert [(i.field, i.code, i.severity) for i in validated.issues] == [
+        ("first_name", "invisible_character", "warning")
+    ]
+    assert f"U+{ord(character):04X}" in validated.issues[0].message
+
+
+def test_a_bidi_override_is_still_its_own_code_not_an_invisible_one() -> None:
+    validated = roster([line("E100", "An\u202en", site="1002")], FULL)
+    assert [i.code for i in validated.issues] == ["bidi_override"]
+
+
+ZERO = Site(1002, "Zero Site", "ext-1002", "001234")
+E100 = Contact(100, "Ann", "Lee", "E100", "+12025550100")
+E101 = Contact(101, "Bob", "Ng", "E101", "+12025550101")
+
+
+def codes_of(plan) -> list[tuple[int | None, str]]:
+    return [(w.row, w.code) for w in plan.warnings]
+
+
+def test_a_row_id_with_an_invisible_character_is_never_a_create_and_a_prune() -> None:
+    rows = [
+        line("E100\u200b", "Ann", "Lee", "2025550100", site="1002"),
+        line("E101", "Bob", "Ng", "2025550101", site="1002"),
+    ]
+    plan = plan_with(rows, [ZERO], {1002: [E100, E101]}, prune=True, skip_invalid=True)
+    assert not plan.changes and [r.row for r in plan.invalid] == [2]
+    assert {i.contact_id: i.why for i in plan.sites[0].listed} == {100: "protected"}
+
+
+def test_an_id_in_chekt_with_an_invisible_character_is_a_conflict_never_create_and_prune():
+    held = Contact(100, "Ann", "Lee", "E100\u200b", "+12025550100")
+    rows = [
+        line("E100", "Ann", "Lee", "2025550100", site="1002"),
+        line("E101", "Bob", "Ng", "2025550101", site="1002"),
+    ]
+    plan = plan_with(rows, [ZERO], {1002: [held, E101]}, prune=True, force=True)
+    assert not plan.changes
+    [conflict] = plan.conflicts
+    assert "invisible character (U+200B)" in conflict.message
+    assert "'E100\\u200b'" in conflict.message
+    by_id = plan_with(
+        [line("E100", "Ann", "Lee", "2025550100", site="1002", cid="100"), *rows[1:]],
+        [ZERO],
+        {1002: [held, E101]},
+        prune=True,
+    )
+    assert not by_id.changes and codes_of(by_id) == [(2, "id_damaged")]
+    repaired = plan_with(rows, [ZERO], {1002: [held, E101]}, prune=True, repair_ids=True)
+    assert not repaired.changes and codes_of(repaired) == [(2, "id_damaged")]
+
+
+def test_ids_are_compared_in_nfc_on_both_sides() -> None:
+    """CHeKT may hold an id decomposed (e + a combining accent) that a roster writes composed:
+    one id, matched exactly, no warning."""
+    held = Contact(100, "Ann", "Lee", "Jose\u0301", "+12025550100")
+    site = Site(1002, "Zero Site", "ext-Jose\u0301", "Aca\u0308t")
+    rows = [line("Jos\u00e9", "Ann", "Lee", "2025550100", external="ext-Jos\u00e9")]
+    plan = plan_with(rows, [site], {1002: [held]}, prune=True, force=True)
+    assert not plan.changes and not plan.invalid and not plan.warnings
+    assert plan.summary()["unchanged"] == 1
+    by_account = plan_with(
+        [line("Jos\u00e9", "Ann", "Lee", "2025550100", account="Ac\u00e4t")],
+        [site],
+        {1002: [held]},
+    )
+    assert not by_account.changes and not by_account.invalid
+
+
+# QA 4: more of the forms Excel gives ids
+
+
+@pytest.mark.parametrize(
+    ("written", "held", "damage"),
+    [
+        ("1,234", "1234", "thousands separators"),
+        ("1,234", "001234", "thousands separators, leading zeros dropped"),
+        ("1,234,567", "1234567", "thousands separators"),
+        ("1\u00a0234", "1234", "thousands separators"),  # French Excel: a non-breaking space
+        ("1\u202f234", "1234", "thousands separators"),  # a narrow one
+        ("1 234", "1234", "thousands separators"),
+        ("1'234", "1234", "thousands separators"),  # Swiss
+        ("1,234.0", "1234", "thousands separators, '.0' added"),
+        ("'0042", "0042", "a leading apostrophe kept"),
+        ("'0042", "42", "a leading apostrophe kept, leading zeros dropped"),
+        ("'E100", "E100", "a leading apostrophe kept"),
+        ("\u00a00042\u00a0", "42", "leading zeros dropped, spaces around it"),
+        ("E100\u200b", "E100", "an invisible character (U+200B)"),
+        ("\ufeff42", "0042", "an invisible character (U+FEFF), leading zeros dropped"),
+    ],
+)
+def test_more_of_what_excel_does_to_ids_is_repaired(written, held, damage) -> None:
+    assert same_after_repair(written, held) and same_after_repair(held, written)
+    assert describe_damage(written, held) == damage
+
+
+@pytest.mark.parametrize(
+    ("written", "held"),
+    [
+        ("1,23", "123"),  # not groups of three: not a number Excel wrote
+        ("12,34", "1234"),
+        ("1,234", "1243"),
+        ("1,23,456", "123456"),
+        ("1,234 567", "1234567"),  # two kinds of separator
+        ("1.234", "1234"),  # a dot is a decimal point: 1.234 is not 1234
+        ("A'B", "AB"),  # an apostrophe inside an id is part of it
+        ("''42", "42"),
+        ("E10\u200b0", "E1000"),
+    ],
+)
+def test_what_is_not_excels_damage_is_not_repaired(written, held) -> None:
+    assert not same_after_repair(written, held) and not same_after_repair(held, written)
+
+
+ID_TEXT = st.text(
+    alphabet=st.sampled_from("0123456789,.' E+-aZ\u00a0\u202f\u200b\ufeff\u00ad"), max_size=12
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ID_TEXT, max_size=20))
+def test_repair_keys_is_repair_key_vectorized(values) -> None:
+    assert repair_keys(pd.Series(values, dtype="str")).tolist() == list(map(repair_key, values))
+
+
+def test_cli_an_export_saved_with_thousands_separators_and_invisible_ids(start_sandbox, tmp_path):
+    """CHeKT holds 1234 and E100 with a zero-width space; Excel shows the first as 1,234 and a
+    roster types the second without it."""
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps(SEED_4))
+    server = start_sandbox(seed=seed)
+    exported = tmp_path / "x.csv"
+    assert run(server, "export", "-o", str(exported), "--site", "1002").exit_code == 0
+    text = exported.read_text(encoding="utf-8-sig").replace(",1234,", ',"1,234",')
+    text = text.replace("E100\u200b", "E100")  # typed again without it, as validate asks
+    exported.write_text(text, encoding="utf-8")
+    checked = run(server, "plan", str(exported), "--prune", "--detailed-exitcode")
+    assert checked.exit_code == 0, checked.output
+    assert "id_damaged" in checked.output and "thousands separators" in checked.output
+    typed = write(
+        tmp_path / "typed.csv",
+        "site_id,external_contact_id,first_name,last_name,phone_number\n"
+        "1002,1234,Al,One,2025550100\n1002,E100,Ann,Lee,2025550101\n",
+    )
+    plan = run(server, "plan", typed, "--prune")
+    assert "create 0   update 0   delete 0" in plan.output, plan.output
+    assert "invisible character (U+200B)" in plan.output
+    invalid = write(
+        tmp_path / "invalid.csv",
+        "account_number,external_contact_id,first_name,last_name,phone_number\n"
+        "001234,1234,Al,One,2025550100\n\u200b001234,E100\u200b,Ann,Lee,2025550101\n",
+    )
+    checked = run(server, "validate", invalid)
+    assert checked.exit_code == 1 and "invisible_in_id" in checked.output, checked.output
+    assert "'\\u200b001234'" in checked.output and "'E100\\u200b'" in checked.output
+    applied = run(server, "apply", invalid, "--skip-invalid", "--prune", "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert [c[1] for c in contacts_of(server, 1002)] == ["1234", "E100\u200b"]
+
+
+SEED_4 = {
+    "dealers": [
+        {
+            "dealer_id": DEALER,
+            "sites": [
+                {
+                    "site_id": 1002,
+                    "name": "Zero Site",
+                    "account_number": "001234",
+                    "external_site_id": "ext-1002",
+                    "timezone": "America/New_York",
+                    "contacts": [
+                        {
+                            "contact_id": 100,
+                            "external_contact_id": "1234",
+                            "first_name": "Al",
+                            "last_name": "One",
+                            "phone_number": "+12025550100",
+                        },
+                        {
+                            "contact_id": 101,
+                            "external_contact_id": "E100\u200b",
+                            "first_name": "Ann",
+                            "last_name": "Lee",
+                            "phone_number": "+12025550101",
+                        },
+                    ],
+                }
+            ],
+        }
+    ]
+}
+
+
+def test_the_invisible_characters_are_unicodes_format_characters() -> None:
+    bidi = {*range(0x202A, 0x202F), *range(0x2066, 0x206A)}
+    every = [chr(c) for c in range(sys.maxunicode + 1) if c not in bidi]
+    assert {c for c in every if unicodedata.category(c) == "Cf"} == {
+        c for c in every if INVISIBLE.fullmatch(c) and unicodedata.category(c) != "Cn"
+    }

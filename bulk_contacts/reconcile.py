@@ -138,6 +138,11 @@ class _Verdict(NamedTuple):
 
 
 class _SiteIndex:
+    """A dealer's sites by id, and by account number and external site id: as CHeKT holds them
+    (in NFC, as a roster's cells are), then trimmed, then repaired. A row's value is looked up
+    in that order, and the first that finds a site decides: an exact match always wins over a
+    trimmed or repaired one elsewhere, and is never ambiguous with it."""
+
     REPAIRABLE = ("external_site_id", "account_number")
 
     def __init__(self, sites: list[Site]) -> None:
@@ -146,11 +151,15 @@ class _SiteIndex:
         self.exact: dict[str, dict[str, list[Site]]] = {
             f: defaultdict(list) for f in self.REPAIRABLE
         }
+        self.trimmed: dict[str, dict[str, list[Site]]] = {
+            f: defaultdict(list) for f in self.REPAIRABLE
+        }
         for site in sites:
             for name in self.REPAIRABLE:
-                value = id_text(getattr(site, name)).strip()
-                if value:
+                value = id_text(getattr(site, name))
+                if value.strip():
                     self.exact[name][value].append(site)
+                    self.trimmed[name][value.strip()].append(site)
 
     @cached_property
     def repaired(self) -> dict[str, dict[str, list[Site]]]:
@@ -165,7 +174,7 @@ class _SiteIndex:
         if name == "site_id":
             site = self.by_id.get(int(value)) if value.isdigit() else None
             return [site] if site else []
-        return self.exact[name].get(value, [])
+        return self.exact[name].get(value) or self.trimmed[name].get(value, [])
 
     def repairs(self, name: str, value: str) -> list[Site]:
         """Sites whose id is not `value` but is once a spreadsheet's damage is undone."""

@@ -31,6 +31,8 @@ from bulk_contacts.normalize import (
     repair_keys,
     same_after_repair,
 )
+from bulk_contacts.plan import Plan
+from bulk_contacts.reconcile import resolve_sites
 from bulk_contacts.roster import read_roster
 
 from .planning import DEALER, roster
@@ -365,3 +367,124 @@ def test_the_invisible_characters_are_unicodes_format_characters() -> None:
     assert {c for c in every if unicodedata.category(c) == "Cf"} == {
         c for c in every if INVISIBLE.fullmatch(c) and unicodedata.category(c) != "Cn"
     }
+
+
+# QA 13: an exact site match always wins over a repaired one
+
+
+def placed(rows, sites, **options):
+    """(placement, [(row, code)]) of the rows, as `plan` resolves their sites."""
+    validated = roster(rows, FULL)
+    placement, issues = resolve_sites(validated, {DEALER: sites}, DEALER, **options)
+    return {row: site for row, (_, site) in placement.items()}, [(i.row, i.code) for i in issues]
+
+
+@pytest.mark.parametrize("repair_ids", [False, True])
+@pytest.mark.parametrize(
+    ("accounts", "written", "site"),
+    [
+        (["1234", "001234"], "1234", 1),
+        (["1234", "001234"], "001234", 2),
+        (["001234", "1234"], "1234", 2),
+        (["1234", " 1234"], "1234", 1),  # spaces around it in CHeKT: a repair, not a tie
+        ([" 1234", "1234"], "1234", 2),
+        (["1234\u200b", "1234"], "1234", 2),
+        (["1234", "1234.0", "1,234", "'1234"], "1234", 1),
+        (["1,234", "1234"], "1,234", 1),
+        (["'1234", "1234"], "'1234", 1),
+        (["123456789012", "1.23457E+11"], "1.23457E+11", 2),
+        (["1.23457E+11", "123456789012"], "123456789012", 2),
+        (["Ac\u00e4t", "Aca\u0308t "], "Ac\u00e4t", 1),
+    ],
+)
+def test_an_exact_site_match_wins_over_a_repaired_one(accounts, written, site, repair_ids):
+    sites = [Site(i, f"S{i}", f"ext-{i}", a) for i, a in enumerate(accounts, 1)]
+    externals = [Site(i, f"S{i}", a, f"acc-{i}") for i, a in enumerate(accounts, 1)]
+    for listed, where in ((sites, "account"), (externals, "external")):
+        found, issues = placed([line("E1", **{where: written})], listed, repair_ids=repair_ids)
+        assert (found, issues) == ({2: site}, []), (listed, where)
+
+
+def test_a_site_matched_only_by_spaces_in_chekt_is_still_found_as_before() -> None:
+    """A roster's cell is trimmed, so CHeKT's ' 1234 ' cannot be written exactly: with no exact
+    match, the trimmed one is taken silently (as before), and is not a repair."""
+    found, issues = placed([line("E1", account="1234")], [Site(1, "S1", "e1", " 1234 ")])
+    assert (found, issues) == ({2: 1}, [])
+    tie = [Site(1, "S1", "e1", " 1234"), Site(2, "S2", "e2", "1234 ")]
+    assert placed([line("E1", account="1234")], tie)[1] == [(2, "ambiguous_site")]
+
+
+@pytest.mark.parametrize("repair_ids", [False, True])
+def test_a_repaired_site_is_never_used_when_another_column_matches_exactly(repair_ids) -> None:
+    sites = [Site(1, "S1", "ext-1", "1234"), Site(2, "S2", "ext-2", "001235")]
+    found, issues = placed(
+        [line("E1", account="1235", external="ext-1")], sites, repair_ids=repair_ids
+    )
+    assert found == {} and issues == [(2, "site_id_damaged")]
+
+
+SITE_IDS = st.sampled_from(
+    ["1234", "001234", " 1234", "1234.0", "1,234", "'1234", "1234\u200b", "01234", "x1234"]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(SITE_IDS, min_size=1, max_size=5), SITE_IDS, st.booleans())
+def test_a_site_written_exactly_is_that_site_and_no_other(accounts, written, repair_ids):
+    """For any sites: a row naming a site's account exactly (as a roster writes it: trimmed)
+    resolves to that site, without a word, when no other site has that exact account; it is
+    ambiguous when several have; and a repaired match is never taken for it."""
+    written = written.strip()
+    sites = [Site(i, f"S{i}", f"ext-{i}", a) for i, a in enumerate(accounts, 1)]
+    exact = [s.site_id for s in sites if s.account_number == written]
+    found, issues = placed([line("E1", account=written)], sites, repair_ids=repair_ids)
+    if len(exact) == 1:
+        assert (found, issues) == ({2: exact[0]}, [])
+    elif exact:
+        assert found == {} and issues == [(2, "ambiguous_site")]
+    else:
+        assert set(found.values()) <= {s.site_id for s in sites if s.account_number != written}
+
+
+def sites_seed(*accounts: str) -> dict:
+    return {
+        "dealers": [
+            {
+                "dealer_id": DEALER,
+                "sites": [
+                    {
+                        "site_id": 2000 + i,
+                        "name": f"Site {i}",
+                        "account_number": account,
+                        "external_site_id": f"ext-{i}",
+                        "timezone": "America/New_York",
+                        "contacts": [],
+                    }
+                    for i, account in enumerate(accounts, 1)
+                ],
+            }
+        ]
+    }
+
+
+@pytest.mark.parametrize("repair", [[], ["--repair-ids"]])
+def test_cli_exact_accounts_win_over_repaired_ones(start_sandbox, tmp_path, repair) -> None:
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps(sites_seed("1234", "001234", " 5678", "5678")))
+    server = start_sandbox(seed=seed)
+    path = write(
+        tmp_path / "r.csv",
+        "account_number,external_contact_id,first_name,last_name,phone_number\n"
+        "1234,a,A,One,2025550101\n001234,b,B,Two,2025550102\n5678,c,C,Three,2025550103\n",
+    )
+    out = tmp_path / "plan.json"
+    result = run(server, "plan", path, *repair, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "site_id_repaired" not in result.output and "ambiguous" not in result.output
+    plan = Plan.read(out)
+    assert [(c.site_id, c.external_contact_id) for c in plan.creates] == [
+        (2001, "a"),
+        (2002, "b"),
+        (2004, "c"),
+    ]
+    assert not plan.warnings

@@ -290,7 +290,7 @@ def _duplicates_on_resolved_sites(
     reported the rows that write all of it the same way; rows that each carry their own
     contact_id are told apart by it."""
     placed = validated.rows.loc[list(placement), "external_contact_id"]
-    ids = placed if exact_ids else repair_keys(placed)
+    ids = placed if exact_ids else _rounded_keys(placement, repair_keys(placed))
     named = [(site, i) for site, i in zip(placement.values(), ids.tolist(), strict=True) if i]
     repeated = {pair for pair, count in Counter(named).items() if count > 1}
     if not repeated:
@@ -311,6 +311,22 @@ def _duplicates_on_resolved_sites(
         for issue in duplicate_ids(validated.roster, rows, key, where)
         if issue.code == "duplicate_external_id" and (issue.row, issue.code) not in known
     ]
+
+
+def _rounded_keys(placement: dict[int, SiteKey], keys: pd.Series) -> pd.Series:
+    """Repaired ids, where a long number shown in scientific notation (1.23457E+11) takes the
+    key of a row on its site whose id rounds to it (123456789012): one id, once repaired."""
+    shown = keys.str.fullmatch(SCIENTIFIC_ID)
+    if not shown.any():
+        return keys  # the common case
+    keys = keys.copy()
+    numbers = keys[keys.str.fullmatch(r"[0-9]+")]
+    for row, value in keys[shown].items():
+        for other, number in numbers.items():
+            if placement[other] == placement[row] and same_after_repair(value, number):
+                keys[row] = number
+                break
+    return keys
 
 
 def has_invalid_rows(validated: ValidatedRoster, extra_issues: Sequence[RosterIssue]) -> bool:

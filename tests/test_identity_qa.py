@@ -488,3 +488,88 @@ def test_cli_exact_accounts_win_over_repaired_ones(start_sandbox, tmp_path, repa
         (2004, "c"),
     ]
     assert not plan.warnings
+
+
+# QA 16: rows whose ids are one once repaired are duplicates, in either order
+
+TWIN = Contact(3, "M", "D", "0042", "+12025550142")
+
+
+@pytest.mark.parametrize("order", [("42", "0042"), ("0042", "42"), ("1,234", "1234")])
+@pytest.mark.parametrize(
+    "held",
+    [[], [TWIN], [Contact(3, "M", "D", "42", "+12025550142")], [Contact(3, "M", "D", "1234")]],
+)
+def test_ids_one_once_repaired_are_duplicates_in_either_order(order, held) -> None:
+    rows = [line(ext, "A", "B", site="1001") for ext in order]
+    plan = plan_with(rows, [ZETA], {1001: held}, skip_invalid=True)
+    assert not plan.changes and [r.row for r in plan.invalid] == [2, 3]
+    assert all("rows 2, 3" in r.problems[0] for r in plan.invalid)
+
+
+def test_a_long_id_and_its_scientific_form_are_duplicates() -> None:
+    rows = [line(ext, "A", "B", site="1001") for ext in ("123456789012", "1.23457E+11")]
+    for held in ([], [Contact(7, "L", "N", "123456789012")]):
+        plan = plan_with(rows, [ZETA], {1001: held}, skip_invalid=True)
+        assert not plan.changes and [r.row for r in plan.invalid] == [2, 3], held
+
+
+PLAN_IDS = st.sampled_from(
+    [
+        *("42", "0042", "42.0", "'42", "4\u200b2", "1,234", "1234", "001234", "a", "'a"),
+        *("a\u00ad", "123456789012", "1.23457E+11", "123457000000"),
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(PLAN_IDS, st.sampled_from(["1001", "01001"])), max_size=6),
+    st.lists(PLAN_IDS, max_size=4),
+    st.booleans(),
+    st.booleans(),
+)
+def test_no_two_changes_are_about_one_repaired_id_on_a_site(rows, held, exact_ids, repair_ids):
+    """For any roster: the plan never holds two creates or updates about one (site, repaired
+    id), and never creates a contact whose id is an existing contact's once repaired (unless
+    --exact-ids)."""
+    contacts = [Contact(i, "P", "Q", ext, "+12025550143") for i, ext in enumerate(held, 1)]
+    cells = [line(ext, "A", "B", site=site) for ext, site in rows]
+    plan = plan_with(
+        cells,
+        [ZETA],
+        {1001: contacts},
+        skip_invalid=True,
+        exact_ids=exact_ids,
+        repair_ids=repair_ids,
+    )
+    same = (lambda a, b: a == b) if exact_ids else same_after_repair
+    changed = [c for c in plan.changes if c.action in ("create", "update")]
+    for i, one in enumerate(changed):
+        for other in changed[i + 1 :]:
+            assert not same(one.external_contact_id, other.external_contact_id), (one, other)
+    if not exact_ids:
+        for create in plan.creates:
+            assert not any(
+                same_after_repair(create.external_contact_id, c.external_contact_id)
+                for c in contacts
+            ), create
+
+
+@pytest.mark.parametrize("order", [("42", "0042"), ("0042", "42"), ("77", "077")])
+def test_cli_42_and_0042_are_duplicates_in_either_order(seeded, tmp_path, order) -> None:
+    """Site 1003 holds 0042 (and 0043), and no 77."""
+    path = write(
+        tmp_path / "r.csv",
+        "site_id,external_contact_id,first_name,last_name,phone_number\n"
+        f"1003,{order[0]},Maria,Diaz,2025550142\n1003,{order[1]},Mary,Diaz,2025550144\n"
+        "1003,0043,Luis,Diaz,2025550143\n",
+    )
+    before = contacts_of(seeded, 1003)
+    result = run(seeded, "plan", path)
+    assert result.exit_code == 1, result.output
+    assert "is used by rows 2, 3 for the same site" in result.output, result.output
+    prune = ["--prune"] if "0042" in order else []  # else no row names 0042: pruned
+    applied = run(seeded, "apply", path, "--skip-invalid", *prune, "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert contacts_of(seeded, 1003) == before

@@ -24,7 +24,14 @@ import pyarrow.compute as pc
 from phonenumbers import PhoneMetadata, PhoneNumberFormat
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
-from .codes import PHONE_DATE, PHONE_EXTENSION, PHONE_INVALID, PHONE_SCIENTIFIC
+from .codes import (
+    PHONE_DATE,
+    PHONE_EXTENSION,
+    PHONE_INVALID,
+    PHONE_PLUS_AMBIGUOUS,
+    PHONE_PLUS_DROPPED,
+    PHONE_SCIENTIFIC,
+)
 
 SCIENTIFIC = r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+"
 DATE_LIKE = r"\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}/\d{1,2}/\d{2,4}"
@@ -103,7 +110,55 @@ def normalize_phones(
         found.decide(valid, "+1" + national)
         found.decide(~valid, "", PHONE_INVALID)
     found.decide_each(lambda v: phone_by_library(v, region, phone_format))
+    _plus_dropped(found, region, phone_format)
     return found.per_row()
+
+
+def _plus_dropped(found: _Decisions, region: str, phone_format: str) -> None:
+    """Numbers written as digits alone, as a spreadsheet shows a number it took from
+    `+44 20 7946 0958`: `442079460958`. Read in the default region, such digits are an invalid
+    number, or a wrong one. When they are no valid number of the region but are one with a `+`,
+    that is sent, with a warning (PHONE_PLUS_DROPPED). When they are both, different numbers,
+    and longer than the region's own numbers are, nothing is sent (PHONE_PLUS_AMBIGUOUS). Digits
+    as long as the region's numbers, valid there, are read as a number of the region (as a
+    typed number usually is), without a word."""
+    digits = found.unique.str.fullmatch(r"[1-9][0-9]{6,14}")
+    problem = pd.Series(found.problem, dtype="str")
+    long = found.unique.str.len() > usual_length(region)
+    candidates = found.unique[digits & ((problem == PHONE_INVALID) | ((problem == "") & long))]
+    for index, value in candidates.items():
+        international = phone_by_library("+" + value, region, phone_format)
+        if international[1] != "":
+            continue  # no number with a + either
+        if found.problem[index] == PHONE_INVALID:
+            found.value[index], found.problem[index] = international[0], PHONE_PLUS_DROPPED
+        elif _e164(found.value[index], region) != _e164(international[0], region):
+            found.value[index], found.problem[index] = "", PHONE_PLUS_AMBIGUOUS
+
+
+def plus_readings(value: str, region: str, phone_format: str = "e164") -> tuple[str, str]:
+    """The two readings of digits whose + may have been dropped: (in the region, with a +)."""
+    return (
+        phone_by_library(value, region, phone_format)[0],
+        phone_by_library("+" + value, region, phone_format)[0],
+    )
+
+
+def _e164(text: str, region: str) -> str:
+    number = phonenumbers.parse(text, region)
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+@cache
+def usual_length(region: str) -> int:
+    """How many digits the region's numbers have, written nationally: its example fixed-line and
+    mobile numbers' (phonenumbers'), the longest; 10 when it has none."""
+    lengths = [
+        len(phonenumbers.national_significant_number(example))
+        for kind in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE)
+        if (example := phonenumbers.example_number_for_type(region, kind)) is not None
+    ]
+    return max(lengths, default=10)
 
 
 # A dial string after the number: pauses (a comma, or p as phones write one) and the digits

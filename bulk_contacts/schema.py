@@ -18,7 +18,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from .codes import CODES, ERROR, PHONE_DATE, WARNING
+from .codes import CODES, ERROR, PHONE_DATE, PHONE_PLUS_AMBIGUOUS, WARNING
 from .columns import (
     BY_NAME,
     COLUMNS,
@@ -34,6 +34,7 @@ from .normalize import (
     normalize_emails,
     normalize_phones,
     normalize_text,
+    plus_readings,
 )
 from .outputs import FORMULA_SIGNS
 from .roster import Roster, column_index
@@ -310,18 +311,25 @@ def _check_phones(
         ]
         problems[dated] = PHONE_DATE
         normalized[dated] = ""
-    issues = [
-        make_issue(
-            roster,
-            row,
-            "phone_number",
-            frame.at[row, "phone_number"],
-            code,
-            region=region.upper(),
-            sent=normalized[row],
+    issues = []
+    for row, code in problems[problems != ""].items():
+        value = frame.at[row, "phone_number"]
+        readings: dict[str, str] = {}
+        if code == PHONE_PLUS_AMBIGUOUS:
+            national, international = plus_readings(value.strip(), region.upper(), phone_format)
+            readings = {"national": national, "international": international}
+        issues.append(
+            make_issue(
+                roster,
+                row,
+                "phone_number",
+                value,
+                code,
+                region=region.upper(),
+                sent=normalized[row],
+                **readings,
+            )
         )
-        for row, code in problems[problems != ""].items()
-    ]
     return normalized, issues
 
 

@@ -15,6 +15,7 @@ import sys
 import unicodedata
 
 import pandas as pd
+import phonenumbers
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
@@ -30,10 +31,12 @@ from bulk_contacts.normalize import (
     repair_key,
     repair_keys,
     same_after_repair,
+    usual_length,
 )
 from bulk_contacts.plan import Plan
 from bulk_contacts.reconcile import resolve_sites
 from bulk_contacts.roster import read_roster
+from bulk_contacts.schema import validate_roster
 
 from .planning import DEALER, roster
 from .test_identity import FULL, ZETA, contacts_of, line, plan_with, run, seeded, write
@@ -573,3 +576,86 @@ def test_cli_42_and_0042_are_duplicates_in_either_order(seeded, tmp_path, order)
     applied = run(seeded, "apply", path, "--skip-invalid", *prune, "--yes")
     assert applied.exit_code == 0, applied.output
     assert contacts_of(seeded, 1003) == before
+
+
+# QA 5: international numbers whose + a spreadsheet dropped
+
+
+@pytest.mark.parametrize(
+    ("written", "region", "sent", "code"),
+    [
+        ("442079460958", "US", "+442079460958", "phone_plus_dropped"),  # +44 20 7946 0958
+        ("525512345678", "US", "+525512345678", "phone_plus_dropped"),  # +52 55 1234 5678
+        ("525512345678", "GB", "+525512345678", "phone_plus_dropped"),
+        ("441212345678", "DE", "", "phone_plus_ambiguous"),  # valid in DE too: never guessed
+        ("4915123456789", "DE", "", "phone_plus_ambiguous"),  # DE's own, + dropped
+        ("2025550142", "US", "+12025550142", ""),  # a national number, as typed
+        ("12025550142", "US", "+12025550142", ""),  # +1 dropped: the same number
+        ("02079460958", "GB", "+442079460958", ""),
+        ("+442079460958", "US", "+442079460958", ""),
+        ("44207946", "US", "", "invalid_phone"),  # no number either way
+    ],
+)
+def test_a_dropped_plus_is_put_back_only_when_unambiguous(written, region, sent, code) -> None:
+    assert phones(written, region=region) == [(sent, code)]
+
+
+def test_a_dropped_plus_in_national_format_and_in_validate() -> None:
+    assert phones("442079460958", phone_format="national") == [
+        ("+44 20 7946 0958", "phone_plus_dropped")
+    ]
+    validated = roster([line("p1", phone="442079460958", site="1001")], FULL)
+    [issue] = validated.issues
+    assert (issue.code, issue.severity) == ("phone_plus_dropped", "warning")
+    assert "'+442079460958'" in issue.message and "Text" in issue.message
+    german = validate_roster(
+        roster([line("p1", phone="441212345678", site="1001")], FULL).roster, "DE"
+    )
+    [issue] = german.issues
+    assert (issue.code, issue.severity) == ("phone_plus_ambiguous", "error")
+    assert "'+49441212345678'" in issue.message and "'+441212345678'" in issue.message
+
+
+REGIONS = ["US", "GB", "MX", "DE", "FR", "AU", "IN", "BR", "JP", "ES", "IT", "NL", "ZA", "CN"]
+KINDS = [phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(REGIONS),
+    st.sampled_from(KINDS),
+    st.sampled_from(["US", "GB", "DE", "MX", "FR", "AU"]),
+)
+def test_a_number_whose_plus_was_dropped_is_never_sent_wrong(home, kind, region) -> None:
+    """phonenumbers' example number of a region, its + dropped, read with another default
+    region: sent only as that very number, or refused; never as another number, silently or
+    not, but for digits of the default region's own length that are a valid number there (read
+    as typed: the documented limit)."""
+    number = phonenumbers.example_number_for_type(home, kind)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    digits = e164[1:]
+    [(sent, code)] = phones(digits, region=region)
+    if code in ("", "phone_plus_dropped") and sent != e164:
+        assert code == "" and len(digits) <= usual_length(region), (digits, region, sent)
+    if code == "phone_plus_dropped":
+        assert sent == e164
+
+
+def test_cli_a_dropped_plus_is_put_back_with_a_warning(seeded, tmp_path) -> None:
+    path = write(
+        tmp_path / "r.csv",
+        "site_id,external_contact_id,first_name,last_name,phone_number\n"
+        "1001,keep1,Kim,Keep,2025550109\n1001,uk1,Ann,Smith,442079460958\n"
+        "1001,mx1,Ana,Ruiz,525512345678\n",
+    )
+    checked = run(seeded, "validate", path)
+    assert checked.exit_code == 0, checked.output
+    assert "phone_plus_dropped: 2" in checked.output
+    plan = run(seeded, "plan", path)
+    assert "+442079460958" in plan.output and "+525512345678" in plan.output, plan.output
+    assert run(seeded, "apply", path, "--yes").exit_code == 0
+    assert [c[3] for c in contacts_of(seeded, 1001)][1:] == ["+442079460958", "+525512345678"]
+    again = run(seeded, "plan", path, "--detailed-exitcode")
+    assert again.exit_code == 0 and "No changes" in again.output, again.output
+    german = run(seeded, "validate", path, "--region", "DE")
+    assert german.exit_code == 1 and "phone_plus_ambiguous" in german.output, german.output

@@ -31,6 +31,9 @@ class Code:
 PHONE_INVALID = "invalid_phone"
 PHONE_SCIENTIFIC = "phone_scientific"
 PHONE_DATE = "phone_date"
+# Digits alone, a number once a + is put back (normalize._plus_dropped).
+PHONE_PLUS_DROPPED = "phone_plus_dropped"
+PHONE_PLUS_AMBIGUOUS = "phone_plus_ambiguous"
 # Not a problem of the number: it has an extension, kept (see normalize.phone_by_library).
 PHONE_EXTENSION = "phone_extension"
 # Judged on the row by `validate`, and by `plan` on the contact as the plan leaves it.
@@ -64,6 +67,20 @@ CODES: dict[str, Code] = {
             ERROR,
             "{value!r} is a number in scientific notation: the spreadsheet rounded it and "
             "digits are lost; format the column as Text and type the number again",
+        ),
+        Code(
+            PHONE_PLUS_DROPPED,
+            WARNING,
+            "{value!r} is no phone number of region {region}, but is one with a +: it is sent "
+            "as {sent!r}. A spreadsheet drops the + of a number it stores as a number: format "
+            "the column as Text and write the +",
+        ),
+        Code(
+            PHONE_PLUS_AMBIGUOUS,
+            ERROR,
+            "{value!r} could be {national!r} (a number of region {region}) or {international!r} "
+            "(if a spreadsheet dropped its +): nothing is sent; write it with its + and country "
+            "code, or as a national number with its leading 0",
         ),
         Code(
             PHONE_DATE,
@@ -116,6 +133,19 @@ CODES: dict[str, Code] = {
             WARNING,
             "{value!r} holds a bidirectional override ({character}): it is shown in another "
             "order than it is stored; type the value again without it",
+        ),
+        Code(
+            "invisible_in_id",
+            ERROR,
+            "{value!r} holds an invisible character ({character}): two ids that look the same "
+            "would then differ, and one contact be made twice, or deleted; type the id again "
+            "without it",
+        ),
+        Code(
+            "invisible_character",
+            WARNING,
+            "{value!r} holds an invisible character ({character}), which is sent with it; type "
+            "the value again without it, unless its script needs it (a joiner)",
         ),
         Code(
             PHONE_EXTENSION,

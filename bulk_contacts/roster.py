@@ -176,6 +176,7 @@ def _split_header(frame: pd.DataFrame, source: str, date_cells: set[tuple[int, i
 
 def map_columns(table: Table, column_map: dict[str, str]) -> Roster:
     extra = _custom_aliases(column_map)
+    _require_mapped_headers(table, column_map)
     fields: dict[str, int] = {}
     labels: dict[str, tuple[str, str]] = {}
     ignored: list[tuple[str, str]] = []
@@ -216,15 +217,32 @@ def _custom_aliases(column_map: dict[str, str]) -> dict[str, str]:
     return aliases
 
 
+def _require_mapped_headers(table: Table, column_map: dict[str, str]) -> None:
+    """A --map whose header the file does not have would be ignored, and the column it was
+    meant to read silently missing: an error, naming the headers the file has."""
+    present = {header_key(h) for h in table.headers}
+    for header, name in column_map.items():
+        if header_key(header) not in present:
+            raise InputError(
+                f'{table.source}: --map "{header}={name}": no header {header!r} in the file '
+                f"(header row {table.header_row}). Headers found: {_headers_found(table)}. "
+                f"Write the header as the file does (case, spaces and punctuation aside)."
+            )
+
+
+def _headers_found(table: Table) -> str:
+    return (
+        ", ".join(f"{column_letter(i)} '{h}'" for i, h in enumerate(table.headers) if h) or "none"
+    )
+
+
 def _require_columns(table: Table, fields: dict[str, int]) -> None:
     missing = [name for name in REQUIRED_COLUMNS if name not in fields]
     if not any(name in fields for name in SITE_COLUMNS):
         missing.append(" or ".join(SITE_COLUMNS))
     if not missing:
         return
-    found = (
-        ", ".join(f"{column_letter(i)} '{h}'" for i, h in enumerate(table.headers) if h) or "none"
-    )
+    found = _headers_found(table)
     hints = []
     unused = [h for i, h in enumerate(table.headers) if h and i not in fields.values()]
     for name in missing:

@@ -9,6 +9,7 @@ the spreadsheet's own row number, the column as written in the file, the value a
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -17,7 +18,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from .codes import CODES, ERROR, PHONE_DATE, WARNING
+from .codes import CODES, ERROR, PHONE_DATE, PHONE_PLUS_AMBIGUOUS, WARNING
 from .columns import (
     BY_NAME,
     COLUMNS,
@@ -27,7 +28,14 @@ from .columns import (
     SITE_COLUMNS,
 )
 from .gc_pause import gc_paused
-from .normalize import normalize_emails, normalize_phones, normalize_text
+from .normalize import (
+    INVISIBLE,
+    INVISIBLE_CHARACTERS,
+    normalize_emails,
+    normalize_phones,
+    normalize_text,
+    plus_readings,
+)
 from .outputs import FORMULA_SIGNS
 from .roster import Roster, column_index
 
@@ -43,7 +51,13 @@ CHARACTER_CODES = (
     ("control_character", re.compile(f"[{CONTROL_CHARACTERS}]")),
     ("bidi_override", re.compile(f"[{BIDI_OVERRIDES}]")),
 )
-UNSAFE_CHARACTER = f"[{CONTROL_CHARACTERS}{BIDI_OVERRIDES}]"  # either, in one scan
+# Any of them, or an invisible character (`normalize.INVISIBLE`), in one scan.
+UNSAFE_CHARACTER = f"[{CONTROL_CHARACTERS}{BIDI_OVERRIDES}{INVISIBLE_CHARACTERS}]"
+# The columns that hold ids: an invisible character there makes two ids that look the same
+# differ (an error); elsewhere (names, phone, e-mail) it is a warning.
+ID_COLUMNS = frozenset(
+    c.name for c in COLUMNS if c.numeric or c.site or c.name == "external_contact_id"
+)
 # Headers of columns that hold phone numbers the roster does not read ("Phone 1", "Home Phone").
 PHONE_LIKE_HEADER = re.compile(r"phone|mobile|\bcell|\btel\b|\bmob\b", re.IGNORECASE)
 
@@ -297,18 +311,25 @@ def _check_phones(
         ]
         problems[dated] = PHONE_DATE
         normalized[dated] = ""
-    issues = [
-        make_issue(
-            roster,
-            row,
-            "phone_number",
-            frame.at[row, "phone_number"],
-            code,
-            region=region.upper(),
-            sent=normalized[row],
+    issues = []
+    for row, code in problems[problems != ""].items():
+        value = frame.at[row, "phone_number"]
+        readings: dict[str, str] = {}
+        if code == PHONE_PLUS_AMBIGUOUS:
+            national, international = plus_readings(value.strip(), region.upper(), phone_format)
+            readings = {"national": national, "international": international}
+        issues.append(
+            make_issue(
+                roster,
+                row,
+                "phone_number",
+                value,
+                code,
+                region=region.upper(),
+                sent=normalized[row],
+                **readings,
+            )
         )
-        for row, code in problems[problems != ""].items()
-    ]
     return normalized, issues
 
 
@@ -407,17 +428,26 @@ def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
 
 
 def _character_issues(roster: Roster, frame: pd.DataFrame) -> list[RosterIssue]:
-    """Control characters (an error) and bidirectional overrides (a warning), in every column
-    read. Columns that are not read are not checked: their cells go nowhere."""
+    """Control characters (an error), bidirectional overrides (a warning) and invisible
+    characters (an error in an id, else a warning), in every column read. Columns that are not
+    read are not checked: their cells go nowhere."""
     issues = []
     for name in roster.columns:  # one vectorized scan per column; the rare hits one by one
+        invisible = "invisible_in_id" if name in ID_COLUMNS else "invisible_character"
+        codes = (*CHARACTER_CODES, (invisible, INVISIBLE))
         for row, value in frame.loc[frame[name].str.contains(UNSAFE_CHARACTER), name].items():
-            for code, pattern in CHARACTER_CODES:
-                match = pattern.search(value)
-                if match:
-                    unicode = f"U+{ord(match.group()):04X}"
-                    issues.append(make_issue(roster, row, name, value, code, character=unicode))
+            for code, pattern in codes:
+                found = dict.fromkeys(pattern.findall(value))
+                if found:
+                    named = ", ".join(_character_name(c) for c in found)
+                    issues.append(make_issue(roster, row, name, value, code, character=named))
     return issues
+
+
+def _character_name(character: str) -> str:
+    """U+200B ZERO WIDTH SPACE"""
+    name = unicodedata.name(character, "")
+    return f"U+{ord(character):04X} {name}" if name else f"U+{ord(character):04X}"
 
 
 # reachability

@@ -88,6 +88,7 @@ LONG_FIRST = (
     "test_writes_model.py",
     "test_sandbox_openapi.py",
     "test_identity.py",
+    "test_identity_qa.py",
     "test_serve_e2e.py",
     "test_reconcile.py",
     "test_export.py",

@@ -201,6 +201,15 @@ def _split_header(frame: pd.DataFrame, source: str, date_cells: set[tuple[int, i
 
 # columns
 
+LISTED = 10  # a message lists this many headers, then says how many more there are
+
+
+def listed(items: list[str], limit: int = LISTED) -> str:
+    """'A, B, C' or, past `limit` items, 'A, B, C and 199,990 more' (or 'none')."""
+    if len(items) <= limit:
+        return ", ".join(items) or "none"
+    return f"{', '.join(items[:limit])} and {len(items) - limit:,} more"
+
 
 def map_columns(table: Table, column_map: dict[str, str]) -> Roster:
     extra = _custom_aliases(column_map)
@@ -250,9 +259,7 @@ def _require_columns(table: Table, fields: dict[str, int]) -> None:
         missing.append(" or ".join(SITE_COLUMNS))
     if not missing:
         return
-    found = (
-        ", ".join(f"{column_letter(i)} '{h}'" for i, h in enumerate(table.headers) if h) or "none"
-    )
+    found = listed([f"{column_letter(i)} '{h}'" for i, h in enumerate(table.headers) if h])
     hints = []
     unused = [h for i, h in enumerate(table.headers) if h and i not in fields.values()]
     for name in missing:

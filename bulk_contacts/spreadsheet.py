@@ -327,6 +327,7 @@ def _read_workbook(path: Path, handle: BinaryIO, kind: str, sheet: str | None) -
         raise InputError(f"{path}: cannot be read as a workbook ({error})") from None
     finally:
         scan.shutdown(wait=False)
+    rows = _within_column_limit(f"{path} (sheet {name})", rows)
     _fill_merged(rows, merged)
     return Cells(
         source=f"{path} (sheet {name})",
@@ -613,6 +614,16 @@ def _without_trailing_blanks(source: object, row: list[Any], number: int) -> lis
             f"have ({MAX_COLUMNS:,}); delete the columns past the roster's and try again"
         )
     return row[:last]
+
+
+def _within_column_limit(source: str, rows: list[list[Any]]) -> list[list[Any]]:
+    """The rows, refused (or cut, when all past the limit is empty) past `MAX_COLUMNS`."""
+    if max(map(len, rows), default=0) <= MAX_COLUMNS:
+        return rows
+    return [
+        _without_trailing_blanks(source, row, number) if len(row) > MAX_COLUMNS else row
+        for number, row in enumerate(rows, start=1)
+    ]
 
 
 class _ColumnBuilder:

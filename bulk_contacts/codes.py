@@ -114,7 +114,12 @@ CODES: dict[str, Code] = {
             "{value!r} starts like a spreadsheet formula ({start}){detail}; check that it is "
             "what you meant",
         ),
-        Code("unknown_column", WARNING, "column {label} is not a roster column and is ignored"),
+        Code(
+            "unknown_column",
+            WARNING,
+            "column {label} is not a roster column and is ignored",
+            {"more": "{count:,} more columns ({label}) are not roster columns and are ignored"},
+        ),
         Code(
             "snapshot_damaged",
             WARNING,

@@ -46,6 +46,8 @@ def normalize_text(values: pd.Series) -> pd.Series:
     if unusual.any():
         stripped = stripped.copy()
         stripped[unusual] = stripped[unusual].str.normalize("NFC")
+    if (stripped == values).all():  # the column as it was: not held twice (memory)
+        return values
     return stripped
 
 
@@ -55,13 +57,14 @@ def is_nanp_region(region: str) -> bool:
 
 class _Decisions:
     """The distinct values of a column, and what was decided for each: every value is decided
-    once, then spread back to its rows."""
+    once, then spread back to its rows. Decided values are kept as the Arrow arrays they come
+    in (not a Python string each): a million phone numbers cost megabytes, not hundreds."""
 
     def __init__(self, values: pd.Series) -> None:
-        self.text = values.str.strip()
-        self.codes, uniques = pd.factorize(self.text)
+        self.index = values.index
+        self.codes, uniques = pd.factorize(values.str.strip())
         self.unique = pd.Series(uniques, dtype="str")
-        self.value = np.full(len(uniques), "", dtype=object)
+        self.parts: list[tuple[np.ndarray, pa.Array]] = []  # (unique positions, their values)
         self.problem = np.full(len(uniques), "", dtype=object)
         self.open = (self.unique != "").to_numpy(copy=True)
 
@@ -71,22 +74,41 @@ class _Decisions:
 
     def decide(self, where: pd.Series, value: pd.Series | str, problem: str = "") -> None:
         index = where[where].index.to_numpy()
-        self.value[index] = value if isinstance(value, str) else value[index].to_numpy()
+        if isinstance(value, str):
+            decided = pa.repeat(pa.scalar(value, pa.large_string()), len(index))
+        else:
+            decided = pa.array(value[index], pa.large_string())
+        self.parts.append((index, decided))
         self.problem[index] = problem
         self.open[index] = False
 
     def decide_each(self, decide: Callable[[str], tuple[str, str]]) -> None:
         rest = self.undecided
+        values = []
         for index, value in zip(rest.index, rest.tolist(), strict=True):
-            self.value[index], self.problem[index] = decide(value)
+            text, self.problem[index] = decide(value)
+            values.append(text)
+        self.parts.append((rest.index.to_numpy(), pa.array(values, pa.large_string())))
         self.open[rest.index.to_numpy()] = False
 
     def per_row(self) -> tuple[pd.Series, pd.Series]:
-        def spread(decided: np.ndarray) -> pd.Series:
-            taken = decided[self.codes] if len(decided) else np.full(len(self.codes), "")
-            return pd.Series(taken, index=self.text.index, dtype="str")
-
-        return spread(self.value), spread(self.problem)
+        """(value, problem) per row; "" where nothing was decided (blank cells)."""
+        count = len(self.unique)
+        where = np.full(count, -1, dtype=np.int64)  # each distinct value's place in `decided`
+        arrays, offset = [], 0
+        for index, values in self.parts:
+            where[index] = np.arange(offset, offset + len(index))
+            arrays.append(values)
+            offset += len(index)
+        arrays.append(pa.array([""], pa.large_string()))
+        where[where < 0] = offset
+        decided = pa.concat_arrays(arrays).take(pa.array(where))
+        rows = pa.array(self.codes) if count else pa.array(np.zeros(len(self.codes), np.int64))
+        if not count:
+            decided = pa.array([""], pa.large_string())
+        value = pd.Series(decided.take(rows), index=self.index, dtype="str")
+        problems = self.problem[self.codes] if count else np.full(len(self.codes), "")
+        return value, pd.Series(problems, index=self.index, dtype="str")
 
 
 # phones
@@ -402,6 +424,7 @@ _SPECIAL_USE = r"(?:^|\.)(?:%s)$" % "|".join(  # noqa: UP031 - a regex, not a me
 )
 # Arrow's (RE2) syntax: letters and numbers of any script, and _%+-, in dot-separated atoms.
 _LOCAL = r"^[\p{L}\p{N}_%+\-]+(?:\.[\p{L}\p{N}_%+\-]+)*$"
+_PARTS = r"(?s)^(?P<local>[^@]*)(?P<at>@?)(?P<domain>.*)$"
 _DOMAIN = r"(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
 
 
@@ -420,10 +443,15 @@ def email_fast_path(values: pd.Series) -> pd.Series:
     the local part in NFC, the domain in lower case. NA where the library must decide."""
     if values.empty:
         return pd.Series(pd.NA, index=values.index, dtype="str")
-    parts = values.str.partition("@")
-    local, at, domain = parts[0], parts[1], parts[2].str.lower()
+    # Split at the first @ by Arrow (pandas' partition makes a Python tuple per value).
+    parts = pc.extract_regex(pa.array(values, pa.large_string()), _PARTS)
+
+    def part(name: str) -> pd.Series:
+        return pd.Series(parts.field(name), index=values.index, dtype="str")
+
+    local, at, domain = part("local"), part("at"), part("domain").str.lower()
     plain_local = pd.Series(
-        pc.match_substring_regex(pa.array(local.tolist(), pa.string()), _LOCAL).to_pylist(),
+        pc.match_substring_regex(parts.field("local"), _LOCAL).to_numpy(zero_copy_only=False),
         index=values.index,
     )
     labels_ok = ~domain.str.contains(r"(?:^|\.)[a-z0-9]{2}--", regex=True)

@@ -27,7 +27,14 @@ from .columns import (
 from .errors import InputError
 from .gc_pause import gc_paused
 from .models import Contact
-from .spreadsheet import Cells, cell_text, column_index, column_letter, read_cells
+from .spreadsheet import (
+    Cells,
+    TextColumns,
+    cell_text,
+    column_index,
+    column_letter,
+    read_cells,
+)
 
 __all__ = ["Roster", "Table", "column_index", "column_letter", "read_roster"]
 
@@ -104,6 +111,10 @@ def read_table(path: Path, sheet: str | None = None) -> Table:
 
 def table_from_cells(cells: Cells) -> Table:
     """Every cell as the text the user sees, the header found, blank rows dropped."""
+    if cells.columns is not None:  # a CSV file, read by column
+        table = _split_header(_text_frame(cells.source, cells.columns), cells.source, set())
+        table.details = dict(cells.details)
+        return table
     rows = cells.rows
     width = max(map(len, rows), default=0)
     if any(len(row) != width for row in rows):  # CSV lines may be ragged
@@ -155,6 +166,21 @@ class DamagedSnapshot(ValueError):
     and validation warns that the merge is two-way (`snapshot_damaged`)."""
 
 
+def _text_frame(source: str, columns: TextColumns) -> pd.DataFrame:
+    """The columns as pandas text Series over the Arrow arrays (not copied), indexed by row
+    number."""
+    if not columns.columns and columns.blank_rows:
+        raise InputError(f"{source}: every cell is empty; the first row must be the header")
+    index = pd.Index(columns.row_numbers.to_numpy(), dtype="int64")
+    return pd.DataFrame(
+        {
+            position: pd.Series(values, index=index, dtype="str", copy=False)
+            for position, values in enumerate(columns.columns)
+        },
+        copy=False,
+    )
+
+
 def _split_header(frame: pd.DataFrame, source: str, date_cells: set[tuple[int, int]]) -> Table:
     if frame.empty:
         raise InputError(f"{source}: holds no rows at all; the first row must be the header")
@@ -167,11 +193,22 @@ def _split_header(frame: pd.DataFrame, source: str, date_cells: set[tuple[int, i
     header_row = int(filled.idxmax())
     headers = [h.strip() for h in frame.loc[header_row]]
     body = frame.loc[header_row + 1 :]
-    body = body[filled.loc[header_row + 1 :]]  # blank rows are skipped, numbers kept
+    kept = filled.loc[header_row + 1 :]
+    if not kept.all():  # blank rows are skipped, numbers kept (a copy only when there are some)
+        body = body[kept]
     return Table(source, headers, body, header_row, date_cells)
 
 
 # columns
+
+LISTED = 10  # a message lists this many headers, then says how many more there are
+
+
+def listed(items: list[str], limit: int = LISTED) -> str:
+    """'A, B, C' or, past `limit` items, 'A, B, C and 199,990 more' (or 'none')."""
+    if len(items) <= limit:
+        return ", ".join(items) or "none"
+    return f"{', '.join(items[:limit])} and {len(items) - limit:,} more"
 
 
 def map_columns(table: Table, column_map: dict[str, str]) -> Roster:
@@ -231,9 +268,7 @@ def _require_mapped_headers(table: Table, column_map: dict[str, str]) -> None:
 
 
 def _headers_found(table: Table) -> str:
-    return (
-        ", ".join(f"{column_letter(i)} '{h}'" for i, h in enumerate(table.headers) if h) or "none"
-    )
+    return listed([f"{column_letter(i)} '{h}'" for i, h in enumerate(table.headers) if h]) or "none"
 
 
 def _require_columns(table: Table, fields: dict[str, int]) -> None:

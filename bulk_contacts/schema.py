@@ -37,7 +37,8 @@ from .normalize import (
     plus_readings,
 )
 from .outputs import FORMULA_SIGNS
-from .roster import Roster, column_index
+from .roster import LISTED, Roster, column_index
+from .roster import listed as bounded_list
 
 ACTIONS = {"": "upsert", "upsert": "upsert", "delete": "delete"}
 # A formula's start, perhaps behind a spreadsheet's apostrophe (checked in free-text columns).
@@ -205,11 +206,16 @@ def _file_issues(roster: Roster) -> list[RosterIssue]:
         label = "the snapshot sheet"
         issues.append(RosterIssue(None, label, "", code.name, message, code.severity))
     code = CODES["unknown_column"]
-    for letter, header in roster.ignored_columns:
+    ignored = roster.ignored_columns
+    for letter, header in ignored[:LISTED]:
         label = f"{letter} '{header}'"
         issues.append(
             RosterIssue(None, label, "", code.name, code.render(label=label), code.severity)
         )
+    if len(ignored) > LISTED:  # one warning for the rest, however many there are
+        label = f"{ignored[LISTED][0]} to {ignored[-1][0]}"
+        message = code.render("more", label=label, count=len(ignored) - LISTED)
+        issues.append(RosterIssue(None, label, "", code.name, message, code.severity))
     return issues
 
 
@@ -382,7 +388,7 @@ def duplicate_ids(
     repeated = keyed[key.duplicated(keep=False)]
     issues = []
     for _, group in repeated.groupby(key[repeated.index], sort=False):
-        listed = ", ".join(str(r) for r in group.index)
+        listed = bounded_list([str(r) for r in group.index])  # bounded: 1M rows, one id
         ids = group["contact_id"]
         exported = (ids != "").all() and not ids.duplicated().any()
         code = "duplicate_in_chekt" if exported else "duplicate_external_id"
@@ -463,7 +469,7 @@ def unread_phones_hint(roster: Roster) -> str:
     unread = unread_phone_columns(roster)
     if not unread:
         return ""
-    named = ", ".join(f"{header!r} (column {letter})" for letter, header in unread)
+    named = bounded_list([f"{header!r} (column {letter})" for letter, header in unread])
     return f'; not read: {named}; use --map "{unread[0][1]}=phone_number"'
 
 

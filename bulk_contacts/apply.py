@@ -53,6 +53,7 @@ class RunFiles:
     results: Path
     journal: Path
     failed_rows: Path
+    folder: Path | None = None  # the run folder made for it, if any (removed if left empty)
 
     @classmethod
     def choose(
@@ -63,11 +64,24 @@ class RunFiles:
         kind: str = "apply",
     ) -> RunFiles:
         """The paths given, else a new run folder of its own (created here, never shared)."""
+        folder = None
         if results is None:
             folder = new_run_folder(base or Path(RUNS_FOLDER), kind)
             results, journal = folder / "results.csv", journal or folder / "journal.jsonl"
         failed_rows, beside = files_beside(results)
-        return cls(results=results, journal=journal or beside, failed_rows=failed_rows)
+        return cls(results, journal or beside, failed_rows, folder)
+
+    def discard_unused(self) -> None:
+        """A run that sent nothing leaves no run folder behind: its files (a results header, a
+        journal with no write in it) and the folder go. Anything else in it stays."""
+        if self.folder is None:
+            return
+        for path in (self.results, self.failed_rows, self.journal):
+            if path.parent == self.folder:
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.folder.rmdir()
 
 
 def new_run_folder(base: Path, kind: str) -> Path:
@@ -101,6 +115,9 @@ class ApplyReport:
     kept: list[dict[str, object]] = field(default_factory=list)  # outcomes not journaled
     fallback: Path | None = None  # where `kept` was written
     results_error: str = ""
+    # Sites where a change failed, was skipped or did not verify; None: the run's outcome
+    # could not be checked (the verification failed).
+    troubled: set[tuple[int, int]] | None = field(default_factory=set)
 
     @property
     def clean(self) -> bool:
@@ -345,6 +362,8 @@ class Applier:
         self.journal_error: JournalError | None = None
         self.results_error: OSError | None = None
         self.kept: list[dict[str, object]] = []
+        self.troubled: set[tuple[int, int]] = set()
+        self.announced = 0  # intents written: writes that may have been sent
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -393,6 +412,8 @@ class Applier:
         announced = not not_started  # its intent may be in the journal: its outcome must be too
         if announced:
             try:
+                with self._lock:
+                    self.announced += 1
                 self.journal.write(
                     {"type": "intent", "run": self.run_id, "n": number, **_change_record(change)},
                     durable=True,
@@ -519,9 +540,11 @@ class Applier:
             self.results.add(outcome, change)
         except OSError as error:  # the journal (or the fallback) has it; the run goes on
             self.results_error = self.results_error or error
-        if outcome.status == "ok":
-            with self._lock:
+        with self._lock:
+            if outcome.status == "ok":
                 self.done.append((change, outcome))
+            else:
+                self.troubled.add((change.dealer_id, change.site_id))
         self.client.log.decision(
             step="apply",
             action=change.action,
@@ -567,18 +590,25 @@ def apply_plan(
     The journal may be an existing one (a resumed run): this run's records are appended under
     its own run id. A journal another process is writing, or one of runs against another API,
     is refused (InputError) before anything is sent."""
-    with hold_journal(files.journal):
-        check_appendable(files.journal, client.settings.api_url)
-        results = Results(files.results, files.failed_rows)
-        try:
-            with Journal(files.journal) as journal:
-                applier = Applier(client, journal, results, progress, stop)
-                report = _run(applier, plan, kind, files)
-                if verify and not report.interrupted and not report.journal_error:
-                    _verify(applier, report, Comparison.of_plan(plan.options))
-        finally:
-            closing_error = _close(results)
+    applier: Applier | None = None
+    try:
+        with hold_journal(files.journal):
+            check_appendable(files.journal, client.settings.api_url)
+            results = Results(files.results, files.failed_rows)
+            try:
+                with Journal(files.journal) as journal:
+                    applier = Applier(client, journal, results, progress, stop)
+                    report = _run(applier, plan, kind, files)
+                    if verify and not report.interrupted and not report.journal_error:
+                        _verify(applier, report, Comparison.of_plan(plan.options))
+            finally:
+                closing_error = _close(results)
+    finally:
+        if applier is None or not applier.announced:
+            files.discard_unused()
     report.counts = dict(results.counts)
+    if report.troubled is not None:
+        report.troubled |= applier.troubled
     report.failed_rows_written = results.has_failed_rows
     trouble = applier.results_error or closing_error
     if trouble is not None:
@@ -606,8 +636,11 @@ def _verify(applier: Applier, report: ApplyReport, comparison: Comparison) -> No
         differences = verify_changes(applier.client, applier.done, comparison=comparison)
     except ApiError as error:
         report.verify_error = str(error)
+        report.troubled = None
         return
     report.unverified = len(differences)
+    assert report.troubled is not None
+    report.troubled |= {(d.change.dealer_id, d.change.site_id) for d in differences}
     for difference in differences:
         outcome = replace(
             difference.outcome,

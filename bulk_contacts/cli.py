@@ -853,7 +853,13 @@ def export(
 
 
 @main.command()
-@click.argument("journal_file", metavar="JOURNAL", type=click.Path(path_type=Path))
+@click.argument(
+    "journal_files",
+    metavar="JOURNAL_OR_RUN_FOLDER...",
+    nargs=-1,
+    required=True,
+    type=click.Path(path_type=Path),
+)
 @click.option("--yes", is_flag=True, help="Roll back without asking (required off a terminal).")
 @click.option(
     "--force",
@@ -874,7 +880,7 @@ def export(
 @connection_options(dealer=False)
 @overwrite_option("a --results file (and its failed rows; a journal is added to, never replaced)")
 def rollback(
-    journal_file: Path,
+    journal_files: tuple[Path, ...],
     yes: bool,
     force: bool,
     results: Path | None,
@@ -883,36 +889,118 @@ def rollback(
     connection: Connection,
     overwrite: bool,
 ) -> ExitCode:
-    """Undo an earlier apply from its journal: delete what it created, restore what it
-    updated, re-create what it deleted (also writes it may have made before a crash), every run
-    in the journal, newest first. Contacts changed since are left alone (conflicts) unless
-    --force."""
-    from .apply import RunFiles
-    from .journal import read_journal
+    """Undo earlier applies from their journals (or run folders): delete what they created,
+    restore what they updated, re-create what they deleted (also writes they may have made
+    before a crash), every run in them, newest first. Contacts changed since are left alone
+    (conflicts) unless --force; what an earlier rollback of the journal undid is left alone."""
     from .outputs import run_outputs
-    from .rollback import inverse_plan
-    from .terminal import plan_text
+    from .rollback import journal_files as find_journals
 
-    check_outputs(
-        run_outputs(results, journal, "rollback") + connection.outputs(), overwrite, journal_file
-    )
-    records = read_journal(journal_file)
+    paths = find_journals(journal_files)
+    outputs = run_outputs(results, journal, "rollback") + connection.outputs()
+    for path in paths:
+        check_outputs(outputs, overwrite, path)
+    if journal is not None and any(journal.resolve() == p.resolve() for p in paths):
+        raise InputError(
+            f"--journal {journal}: that is a journal being rolled back; the rollback keeps a "
+            f"journal of its own",
+            setting="journal",
+        )
     settings, client, log = open_client(connection)
     check_journal(journal, results, settings.api_url)
+    with client, log, contextlib.ExitStack() as held:
+        for path in paths:  # no run may be writing a journal while it is rolled back
+            held.enter_context(hold_source_journal(path, writing.wait))
+        return undo_journals(
+            paths, settings, client, force, yes, (results, journal), writing, connection, overwrite
+        )
+
+
+def hold_source_journal(path: Path, wait: bool) -> Any:
+    """The lock of a journal to roll back: a run still writing it is refused (exit 1), or
+    waited for with --wait; never interleaved with."""
+    from .errors import RunInProgress
+    from .lock import hold_journal
+
+    def busy(holder: str) -> Exception:
+        return RunInProgress(
+            f"{path} belongs to a run still in progress ({holder}): nothing was rolled back; "
+            f"roll back once it has ended, or pass --wait to wait for it"
+        )
+
+    return hold_journal(path, wait, warn, busy)
+
+
+def undo_journals(
+    paths: list[Path],
+    settings: Settings,
+    client: ChektClient,
+    force: bool,
+    yes: bool,
+    outputs: tuple[Path | None, Path | None],
+    writing: Writing,
+    connection: Connection,
+    overwrite: bool,
+) -> ExitCode:
+    """The rollback itself, the source journals held: read them (after any run writing them
+    has ended), check their API URL, build the inverse plan, apply it, record what it undid."""
+    from .apply import RunFiles
+    from .rollback import (
+        check_api_url,
+        inverse_plan,
+        journal_steps,
+        read_journals,
+        record_undone,
+        settled_steps,
+    )
+    from .terminal import plan_text
+
+    results, journal = outputs
+    journals = read_journals(paths)
+    check_api_url(journals, settings.api_url)
+    records = [record for _, found in journals for record in found]
+    named = paths[0] if len(paths) == 1 else Path(", ".join(str(p) for p in paths))
+    if not journal_steps(records) and any(r["type"] == "undone" for r in records):
+        if not connection.quiet:
+            echo(f"already rolled back: nothing of {named} is left to undo")
+        return ExitCode.OK
     dealers = {r["dealer_id"] for r in records if r["type"] == "intent"}
-    with client, log, lock_dealers(dealers, writing.wait):
+    with lock_dealers(dealers, writing.wait):
         with connection.bars() as bars:
-            plan = inverse_plan(client, records, journal_file, force, bars("sites", 0))
+            plan = inverse_plan(client, records, named, force, bars("sites", 0))
         if not connection.quiet:
             echo_lines(plan_text(plan, connection.verbose, applying=True))
-        if not plan.changes:
-            return plan.exit_code(conflicts_fail=True)
-        if not confirmed(f"Undo {len(plan.changes)} changes in CHeKT at {settings.api_url}?", yes):
-            return ExitCode.OK
-        files = RunFiles.choose(results, journal, kind="rollback")
-        report = run_plan(
-            client, plan, files, connection, writing, overwrite and results is not None, "rollback"
-        )
+        report = None
+        if plan.changes:
+            question = f"Undo {len(plan.changes)} changes in CHeKT at {settings.api_url}?"
+            if not confirmed(question, yes):
+                return ExitCode.OK
+            files = RunFiles.choose(results, journal, kind="rollback")
+            report = run_plan(
+                client,
+                plan,
+                files,
+                connection,
+                writing,
+                overwrite and results is not None,
+                "rollback",
+            )
+        troubled = set() if report is None else report.troubled
+        for path, found in journals:
+            try:
+                record_undone(
+                    path,
+                    settled_steps(found, plan, troubled),
+                    report.run_id if report else "",
+                    report.files.journal if report else None,
+                )
+            except BulkContactsError as error:
+                warn(
+                    f"warning: {path}: could not record what was undone ({error}); a later "
+                    f"rollback of it may undo what was made since"
+                )
+    if report is None:
+        return plan.exit_code(conflicts_fail=True)
     return report.exit_code or plan.exit_code(conflicts_fail=True)
 
 
@@ -1059,6 +1147,14 @@ def faults(**values: Any) -> Any:
     "--request-log",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Append one JSON line per request (trace id, request id, status) here.",
+)
+@click.option(
+    "--unmarked-replays",
+    "mark_replays",
+    is_flag=True,
+    flag_value=False,
+    default=True,
+    help="Replay a stored answer without the Idempotency-Replayed header, as some servers do.",
 )
 def sandbox(dealers: tuple[int, ...], **options: Any) -> None:
     """Run a local emulation of the CHeKT Partner API, kept in SQLite."""

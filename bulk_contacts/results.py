@@ -26,6 +26,8 @@ RESULT_COLUMNS = (
     "dealer_id",
     "site_id",
     "external_contact_id",
+    "first_name",
+    "last_name",
     "action",
     "status",
     "contact_id",
@@ -83,7 +85,9 @@ class Results:
         self._closed = False
 
     def add(self, outcome: Outcome, change: Change) -> None:
-        values = tuple("" if v is None else v for v in asdict(outcome).values())
+        named = {**change.before, **change.after}  # a contact's name as held, or as sent
+        fields = {**asdict(outcome), **{k: named.get(k) for k in ("first_name", "last_name")}}
+        values = tuple("" if fields[name] is None else fields[name] for name in RESULT_COLUMNS)
         with self._lock:
             self.counts[outcome.status] += 1
             if self._writer is not None:

@@ -304,6 +304,9 @@ def run_text(report: ApplyReport, quiet: bool, kind: str) -> list[tuple[str, str
         done = f"{counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped"
         lines.append((f"{kind}: {done}", style, False))
     lines += _verification_lines(report, quiet)
+    if files.folder is not None and not files.folder.exists():
+        lines.append(("nothing was sent, so no run folder was kept", "", False))
+        return lines
     lines.append((f"results: {files.results}", "", False))
     lines.append((f"journal: {files.journal}  (bulk-contacts rollback {files.journal})", "", False))
     if report.failed_rows_written:

@@ -137,7 +137,11 @@ class ChektClient:
 
     # writes
 
-    def create_contact(self, dealer_id: int, site_id: int, contact: NewContact) -> WriteResult:
+    def create_contact(
+        self, dealer_id: int, site_id: int, contact: NewContact, generation: int = 0
+    ) -> WriteResult:
+        """`generation`: the key's first generation (a later one sends the create again after
+        the verification found an answer under an earlier one did nothing)."""
         external_id = contact.external_contact_id
 
         def recover() -> Contact | None:
@@ -151,6 +155,7 @@ class ChektClient:
             recover=recover,
             confirm=lambda created: self._still_there(dealer_id, site_id, created),
             keyed_by_identity=True,
+            first_generation=generation,
         )
 
     def update_contact(
@@ -159,8 +164,10 @@ class ChektClient:
         site_id: int,
         contact_id: int,
         changes: Mapping[str, str | None],
+        generation: int = 0,
     ) -> WriteResult:
-        """Send only the fields given; a PUT of the same fields is safe to retry as it is."""
+        """Send only the fields given; a PUT of the same fields is safe to retry as it is.
+        `generation` as for `create_contact`."""
         payload = dict(changes)
 
         def confirm(updated: WriteResult) -> WriteResult | None:
@@ -174,6 +181,7 @@ class ChektClient:
             (dealer_id, site_id, contact_id, "update"),
             payload,
             confirm=confirm,
+            first_generation=generation,
         )
 
     def delete_contact(self, dealer_id: int, site_id: int, contact_id: int) -> WriteResult:
@@ -206,6 +214,7 @@ class ChektClient:
         confirm: Callable[[WriteResult], WriteResult | None],
         recover: Callable[[], Any] | None = None,
         keyed_by_identity: bool = False,
+        first_generation: int = 0,
     ) -> WriteResult:
         """One write under its idempotency key. A replayed answer is confirmed by reading the
         contact back; when the change is no longer in effect, it is sent again under the key's
@@ -216,7 +225,7 @@ class ChektClient:
         another request made this contact with other values. When `recover` finds it, it is
         the result, as made (the verification then reports the values that differ); when it is
         gone, the create is sent again under the next generation."""
-        for generation in range(MAX_GENERATIONS):
+        for generation in range(first_generation, first_generation + MAX_GENERATIONS):
             key = idempotency_key(*identity, None if keyed_by_identity else payload, generation)
             try:
                 sent = self._send(method, path, body=payload, key=key, recover=recover)
@@ -233,9 +242,11 @@ class ChektClient:
                     error.attempts,
                     True,
                     "made by another request with other values; not changed",
+                    generation,
                 )
                 return WriteResult(found, exchange)
             result = self._write_result(sent)
+            result = WriteResult(result.contact, replace(result.exchange, generation=generation))
             if sent.response is None or not _replayed(sent.response, result.contact, method):
                 return result
             confirmed = confirm(result)

@@ -136,6 +136,8 @@ def test_results_journal_and_order_per_site(start_sandbox, tmp_path) -> None:
         "dealer_id",
         "site_id",
         "external_contact_id",
+        "first_name",
+        "last_name",
         "action",
         "status",
         "contact_id",

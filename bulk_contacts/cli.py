@@ -80,16 +80,27 @@ class Cli(click.Group):
         except BulkContactsError as error:
             echo(f"error: {with_flags(str(error), error.setting or '')}", err=True)
             code = error.exit_code
-        except KeyboardInterrupt:
-            echo("interrupted", err=True)
+        except (KeyboardInterrupt, click.exceptions.Abort):  # Ctrl-C, also at a prompt
+            echo(f"interrupted: {ctx.meta.get(INTERRUPT_NOTE, 'nothing was written')}", err=True)
             code = ExitCode.INTERRUPTED
         ctx.exit(int(code or 0))
+
+
+INTERRUPT_NOTE = "bulk_contacts.interrupt_note"
+
+
+def on_interrupt(note: str) -> None:
+    """What the one line printed after Ctrl-C says from here on (what was done, how to go on)."""
+    click.get_current_context().meta[INTERRUPT_NOTE] = note
 
 
 def run() -> None:
     """The console script."""
     try:
         main()
+    except KeyboardInterrupt:  # before a command started, or after it ended
+        echo("interrupted: nothing was written", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
     finally:
         # Exit without the interpreter's last garbage collection over everything the command
         # built (about 0.4 s after a 100,000-row roster): the OS takes the memory back, and
@@ -581,6 +592,7 @@ def plan(
     files = [Output("-o", output, PLAN_FILE_SUFFIXES)] if output is not None else []
     files += [Output("--report", r, PLAN_REPORT_SUFFIXES) for r in reports]
     check_outputs(files + connection.outputs(), overwrite, roster)
+    on_interrupt("nothing was written (plan never writes to CHeKT)")
     settings, client, log = open_client(connection)
     with client, log:
         result = make_plan(roster, read, planning, connection, client, settings)
@@ -645,6 +657,7 @@ def apply(
     from .outputs import run_outputs
 
     check_outputs(run_outputs(results, journal, "apply") + connection.outputs(), overwrite, target)
+    on_interrupt("nothing was written: no change was sent to CHeKT")
     settings, client, log = open_client(connection)
     check_journal(journal, results, settings.api_url)
 
@@ -763,12 +776,16 @@ class StopOnInterrupt:
 
     def _handle(self, *_: object) -> None:
         if self.event.is_set():
+            import threading
+
+            # Stopping at once: the workers still running meet a closed journal and results
+            # file as the process ends; what they did is in the journal, their errors are noise.
+            threading.excepthook = lambda _: None
             raise KeyboardInterrupt
         self.event.set()
         echo(err=True)
         echo(
-            "interrupted: finishing the changes in flight, then stopping "
-            "(Ctrl-C again to stop at once)",
+            "stopping: finishing the changes in flight (Ctrl-C again to stop at once)",
             err=True,
         )
 
@@ -794,9 +811,14 @@ def run_plan(
 
     if replace_results:
         discard(files.results, files.failed_rows)
+    on_interrupt(
+        f"stopped at once; writes in flight may have been made: run the same command again to "
+        f"finish, or `bulk-contacts rollback {files.journal}` to undo what was done"
+    )
     with connection.bars() as bars, StopOnInterrupt() as interrupt:
         progress = bars.changes(len(plan.changes))
         report = apply_plan(client, plan, files, progress, interrupt.event, kind, writing.verify)
+    on_interrupt("the run had ended; everything it did is written")
     for text, style, err in run_text(report, connection.quiet, kind):
         echo(text, style, err)
     return report
@@ -841,6 +863,7 @@ def export(
     from .outputs import SHEET_SUFFIXES, Output
 
     check_outputs([Output("-o", output, SHEET_SUFFIXES), *connection.outputs()], overwrite)
+    on_interrupt(f"nothing was written; {output} was left as it was")
     settings, client, log = open_client(connection)
     if settings.dealer_id is None:
         raise ConfigError("no dealer id: set CHEKT_DEALER_ID", setting="dealer")
@@ -896,6 +919,7 @@ def rollback(
     from .outputs import run_outputs
     from .rollback import journal_files as find_journals
 
+    on_interrupt("nothing was written: no change was sent to CHeKT")
     paths = find_journals(journal_files)
     outputs = run_outputs(results, journal, "rollback") + connection.outputs()
     for path in paths:

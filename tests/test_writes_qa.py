@@ -23,6 +23,7 @@ import pytest
 
 from bulk_contacts import retries
 from bulk_contacts.journal import read_journal
+from bulk_contacts.sandbox import Faults
 from tests.test_writes import (
     JOURNAL_HOLDER,
     ROSTER,
@@ -359,3 +360,121 @@ def test_a_concurrent_edit_is_reported_not_sent_again(start_sandbox, tmp_path, m
     )
     table = pd.read_csv(tmp_path / "r.csv", dtype=str, keep_default_na=False)
     assert not table["error_message"].str.startswith("sent again").any()
+
+
+# 6. Ctrl-C anywhere: one line, no traceback, 130
+
+
+def interrupt_when(process: subprocess.Popen, ready, what: str) -> tuple[int, str, str]:
+    """A real SIGINT once `ready()` holds; the exit code, stdout and stderr."""
+    from tests.test_writes import poll
+
+    try:
+        poll(ready, seconds=60, what=what)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.communicate()
+    return process.returncode, out, err
+
+
+def requests_seen(log: Path, method: str = "GET") -> int:
+    if not log.exists():
+        return 0
+    return sum(json.loads(line)["method"] == method for line in log.read_text().splitlines())
+
+
+def one_interrupted_line(out: str, err: str) -> str:
+    assert "Traceback" not in out + err and "Exception in thread" not in err, out + err
+    lines = [line for line in (out + err).splitlines() if line.startswith("interrupted")]
+    assert len(lines) == 1, out + err
+    return lines[0]
+
+
+@pytest.mark.parametrize("name", ["plan", "export"])
+def test_ctrl_c_while_reading_is_one_line_and_130(start_sandbox, tmp_path, name) -> None:
+    server = seeded(start_sandbox, tmp_path, faults=Faults(latency_ms=400, seed=1))
+    args = ["plan", ROSTER] if name == "plan" else ["export", "-o", "e.xlsx"]
+    process = command(server, *args, "--no-progress", "--concurrency", "1", cwd=tmp_path)
+    log = tmp_path / "requests.jsonl"
+    code, out, err = interrupt_when(
+        process, lambda: requests_seen(log) >= 2, "the command's first reads"
+    )
+    assert code == 130, out + err
+    line = one_interrupted_line(out, err)
+    assert "nothing was written" in line
+    assert not (tmp_path / "e.xlsx").exists()
+
+
+def test_ctrl_c_during_apply_says_what_was_done_and_how_to_resume(start_sandbox, tmp_path) -> None:
+    from tests.test_writes import big_roster, journal_count
+
+    server = seeded(start_sandbox, tmp_path, faults=Faults(latency_ms=150, seed=2))
+    roster = big_roster(tmp_path / "big.csv", 40)
+    journal = tmp_path / "j.jsonl"
+    args = ["apply", str(roster), "--yes", "--no-progress", "--concurrency", "2"]
+    process = command(server, *args, "--journal", str(journal), cwd=tmp_path)
+    code, out, err = interrupt_when(
+        process, lambda: journal_count(journal, "outcome") >= 3, "the apply's first writes"
+    )
+    assert code == 130, out + err
+    line = one_interrupted_line(out, err)
+    made = count(server, "external_contact_id LIKE 'K-%'")
+    assert 0 < made < 40
+    assert f"{made} changes made" in line and "not started" in line
+    assert "run the same command again to finish" in line
+    assert f"bulk-contacts rollback {journal}" in line
+    resumed = command(server, *args, "--journal", str(journal), cwd=tmp_path)
+    assert finish(resumed)[0] == 0
+    assert count(server, "external_contact_id LIKE 'K-%'") == 40
+
+
+def test_ctrl_c_twice_during_apply_stops_at_once_without_tracebacks(
+    start_sandbox, tmp_path
+) -> None:
+    from tests.test_writes import big_roster, journal_count, poll, settle
+
+    server = seeded(start_sandbox, tmp_path, faults=Faults(latency_ms=300, seed=3))
+    before = contacts_of(server)
+    roster = big_roster(tmp_path / "big.csv", 60)
+    journal = tmp_path / "j.jsonl"
+    args = ["apply", str(roster), "--yes", "--no-progress", "--concurrency", "8"]
+    process = command(server, *args, "--journal", str(journal), cwd=tmp_path)
+    try:
+        poll(lambda: journal_count(journal, "outcome") >= 3, seconds=60, what="the writes")
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == 130, out + err
+    line = one_interrupted_line(out, err)
+    assert "stopped at once" in line and f"bulk-contacts rollback {journal}" in line
+    settle(tmp_path / "requests.jsonl")
+    undo = run(server, "rollback", str(journal), "--yes", "--journal", "u.jsonl")
+    assert undo.exit_code == 0, undo.output
+    assert contacts_of(server) == before
+
+
+def test_ctrl_c_during_rollback_says_how_to_finish(start_sandbox, tmp_path) -> None:
+    from tests.test_writes import big_roster, journal_count
+
+    server = seeded(start_sandbox, tmp_path, faults=Faults(latency_ms=150, seed=4))
+    before = contacts_of(server)
+    roster = big_roster(tmp_path / "big.csv", 40)
+    assert run(server, "apply", str(roster), "--yes", "--journal", "j.jsonl").exit_code == 0
+    undo_journal = tmp_path / "u.jsonl"
+    args = ["rollback", "j.jsonl", "--yes", "--no-progress", "--concurrency", "2"]
+    process = command(server, *args, "--journal", str(undo_journal), cwd=tmp_path)
+    code, out, err = interrupt_when(
+        process, lambda: journal_count(undo_journal, "outcome") >= 3, "the rollback's writes"
+    )
+    assert code == 130, out + err
+    line = one_interrupted_line(out, err)
+    assert "changes made" in line and "run the same command again to finish" in line
+    again = run(server, "rollback", "j.jsonl", "--yes", "--journal", "u2.jsonl")
+    assert again.exit_code == 0, again.output
+    assert contacts_of(server) == before

@@ -80,16 +80,27 @@ class Cli(click.Group):
         except BulkContactsError as error:
             echo(f"error: {with_flags(str(error), error.setting or '')}", err=True)
             code = error.exit_code
-        except KeyboardInterrupt:
-            echo("interrupted", err=True)
+        except (KeyboardInterrupt, click.exceptions.Abort):  # Ctrl-C, also at a prompt
+            echo(f"interrupted: {ctx.meta.get(INTERRUPT_NOTE, 'nothing was written')}", err=True)
             code = ExitCode.INTERRUPTED
         ctx.exit(int(code or 0))
+
+
+INTERRUPT_NOTE = "bulk_contacts.interrupt_note"
+
+
+def on_interrupt(note: str) -> None:
+    """What the one line printed after Ctrl-C says from here on (what was done, how to go on)."""
+    click.get_current_context().meta[INTERRUPT_NOTE] = note
 
 
 def run() -> None:
     """The console script."""
     try:
         main()
+    except KeyboardInterrupt:  # before a command started, or after it ended
+        echo("interrupted: nothing was written", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
     finally:
         # Exit without the interpreter's last garbage collection over everything the command
         # built (about 0.4 s after a 100,000-row roster): the OS takes the memory back, and
@@ -581,6 +592,7 @@ def plan(
     files = [Output("-o", output, PLAN_FILE_SUFFIXES)] if output is not None else []
     files += [Output("--report", r, PLAN_REPORT_SUFFIXES) for r in reports]
     check_outputs(files + connection.outputs(), overwrite, roster)
+    on_interrupt("nothing was written (plan never writes to CHeKT)")
     settings, client, log = open_client(connection)
     with client, log:
         result = make_plan(roster, read, planning, connection, client, settings)
@@ -645,6 +657,7 @@ def apply(
     from .outputs import run_outputs
 
     check_outputs(run_outputs(results, journal, "apply") + connection.outputs(), overwrite, target)
+    on_interrupt("nothing was written: no change was sent to CHeKT")
     settings, client, log = open_client(connection)
     check_journal(journal, results, settings.api_url)
 
@@ -763,12 +776,16 @@ class StopOnInterrupt:
 
     def _handle(self, *_: object) -> None:
         if self.event.is_set():
+            import threading
+
+            # Stopping at once: the workers still running meet a closed journal and results
+            # file as the process ends; what they did is in the journal, their errors are noise.
+            threading.excepthook = lambda _: None
             raise KeyboardInterrupt
         self.event.set()
         echo(err=True)
         echo(
-            "interrupted: finishing the changes in flight, then stopping "
-            "(Ctrl-C again to stop at once)",
+            "stopping: finishing the changes in flight (Ctrl-C again to stop at once)",
             err=True,
         )
 
@@ -794,9 +811,14 @@ def run_plan(
 
     if replace_results:
         discard(files.results, files.failed_rows)
+    on_interrupt(
+        f"stopped at once; writes in flight may have been made: run the same command again to "
+        f"finish, or `bulk-contacts rollback {files.journal}` to undo what was done"
+    )
     with connection.bars() as bars, StopOnInterrupt() as interrupt:
         progress = bars.changes(len(plan.changes))
         report = apply_plan(client, plan, files, progress, interrupt.event, kind, writing.verify)
+    on_interrupt("the run had ended; everything it did is written")
     for text, style, err in run_text(report, connection.quiet, kind):
         echo(text, style, err)
     return report
@@ -841,6 +863,7 @@ def export(
     from .outputs import SHEET_SUFFIXES, Output
 
     check_outputs([Output("-o", output, SHEET_SUFFIXES), *connection.outputs()], overwrite)
+    on_interrupt(f"nothing was written; {output} was left as it was")
     settings, client, log = open_client(connection)
     if settings.dealer_id is None:
         raise ConfigError("no dealer id: set CHEKT_DEALER_ID", setting="dealer")
@@ -853,7 +876,13 @@ def export(
 
 
 @main.command()
-@click.argument("journal_file", metavar="JOURNAL", type=click.Path(path_type=Path))
+@click.argument(
+    "journal_files",
+    metavar="JOURNAL_OR_RUN_FOLDER...",
+    nargs=-1,
+    required=True,
+    type=click.Path(path_type=Path),
+)
 @click.option("--yes", is_flag=True, help="Roll back without asking (required off a terminal).")
 @click.option(
     "--force",
@@ -874,7 +903,7 @@ def export(
 @connection_options(dealer=False)
 @overwrite_option("a --results file (and its failed rows; a journal is added to, never replaced)")
 def rollback(
-    journal_file: Path,
+    journal_files: tuple[Path, ...],
     yes: bool,
     force: bool,
     results: Path | None,
@@ -883,36 +912,119 @@ def rollback(
     connection: Connection,
     overwrite: bool,
 ) -> ExitCode:
-    """Undo an earlier apply from its journal: delete what it created, restore what it
-    updated, re-create what it deleted (also writes it may have made before a crash), every run
-    in the journal, newest first. Contacts changed since are left alone (conflicts) unless
-    --force."""
-    from .apply import RunFiles
-    from .journal import read_journal
+    """Undo earlier applies from their journals (or run folders): delete what they created,
+    restore what they updated, re-create what they deleted (also writes they may have made
+    before a crash), every run in them, newest first. Contacts changed since are left alone
+    (conflicts) unless --force; what an earlier rollback of the journal undid is left alone."""
     from .outputs import run_outputs
-    from .rollback import inverse_plan
-    from .terminal import plan_text
+    from .rollback import journal_files as find_journals
 
-    check_outputs(
-        run_outputs(results, journal, "rollback") + connection.outputs(), overwrite, journal_file
-    )
-    records = read_journal(journal_file)
+    on_interrupt("nothing was written: no change was sent to CHeKT")
+    paths = find_journals(journal_files)
+    outputs = run_outputs(results, journal, "rollback") + connection.outputs()
+    for path in paths:
+        check_outputs(outputs, overwrite, path)
+    if journal is not None and any(journal.resolve() == p.resolve() for p in paths):
+        raise InputError(
+            f"--journal {journal}: that is a journal being rolled back; the rollback keeps a "
+            f"journal of its own",
+            setting="journal",
+        )
     settings, client, log = open_client(connection)
     check_journal(journal, results, settings.api_url)
+    with client, log, contextlib.ExitStack() as held:
+        for path in paths:  # no run may be writing a journal while it is rolled back
+            held.enter_context(hold_source_journal(path, writing.wait))
+        return undo_journals(
+            paths, settings, client, force, yes, (results, journal), writing, connection, overwrite
+        )
+
+
+def hold_source_journal(path: Path, wait: bool) -> Any:
+    """The lock of a journal to roll back: a run still writing it is refused (exit 1), or
+    waited for with --wait; never interleaved with."""
+    from .errors import RunInProgress
+    from .lock import hold_journal
+
+    def busy(holder: str) -> Exception:
+        return RunInProgress(
+            f"{path} belongs to a run still in progress ({holder}): nothing was rolled back; "
+            f"roll back once it has ended, or pass --wait to wait for it"
+        )
+
+    return hold_journal(path, wait, warn, busy)
+
+
+def undo_journals(
+    paths: list[Path],
+    settings: Settings,
+    client: ChektClient,
+    force: bool,
+    yes: bool,
+    outputs: tuple[Path | None, Path | None],
+    writing: Writing,
+    connection: Connection,
+    overwrite: bool,
+) -> ExitCode:
+    """The rollback itself, the source journals held: read them (after any run writing them
+    has ended), check their API URL, build the inverse plan, apply it, record what it undid."""
+    from .apply import RunFiles
+    from .rollback import (
+        check_api_url,
+        inverse_plan,
+        journal_steps,
+        read_journals,
+        record_undone,
+        settled_steps,
+    )
+    from .terminal import plan_text
+
+    results, journal = outputs
+    journals = read_journals(paths)
+    check_api_url(journals, settings.api_url)
+    records = [record for _, found in journals for record in found]
+    named = paths[0] if len(paths) == 1 else Path(", ".join(str(p) for p in paths))
+    if not journal_steps(records) and any(r["type"] == "undone" for r in records):
+        if not connection.quiet:
+            echo(f"already rolled back: nothing of {named} is left to undo")
+        return ExitCode.OK
     dealers = {r["dealer_id"] for r in records if r["type"] == "intent"}
-    with client, log, lock_dealers(dealers, writing.wait):
+    with lock_dealers(dealers, writing.wait):
         with connection.bars() as bars:
-            plan = inverse_plan(client, records, journal_file, force, bars("sites", 0))
+            plan = inverse_plan(client, records, named, force, bars("sites", 0))
         if not connection.quiet:
             echo_lines(plan_text(plan, connection.verbose, applying=True))
-        if not plan.changes:
-            return plan.exit_code(conflicts_fail=True)
-        if not confirmed(f"Undo {len(plan.changes)} changes in CHeKT at {settings.api_url}?", yes):
-            return ExitCode.OK
-        files = RunFiles.choose(results, journal, kind="rollback")
-        report = run_plan(
-            client, plan, files, connection, writing, overwrite and results is not None, "rollback"
-        )
+        report = None
+        if plan.changes:
+            question = f"Undo {len(plan.changes)} changes in CHeKT at {settings.api_url}?"
+            if not confirmed(question, yes):
+                return ExitCode.OK
+            files = RunFiles.choose(results, journal, kind="rollback")
+            report = run_plan(
+                client,
+                plan,
+                files,
+                connection,
+                writing,
+                overwrite and results is not None,
+                "rollback",
+            )
+        troubled = set() if report is None else report.troubled
+        for path, found in journals:
+            try:
+                record_undone(
+                    path,
+                    settled_steps(found, plan, troubled),
+                    report.run_id if report else "",
+                    report.files.journal if report else None,
+                )
+            except BulkContactsError as error:
+                warn(
+                    f"warning: {path}: could not record what was undone ({error}); a later "
+                    f"rollback of it may undo what was made since"
+                )
+    if report is None:
+        return plan.exit_code(conflicts_fail=True)
     return report.exit_code or plan.exit_code(conflicts_fail=True)
 
 
@@ -1059,6 +1171,14 @@ def faults(**values: Any) -> Any:
     "--request-log",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Append one JSON line per request (trace id, request id, status) here.",
+)
+@click.option(
+    "--unmarked-replays",
+    "mark_replays",
+    is_flag=True,
+    flag_value=False,
+    default=True,
+    help="Replay a stored answer without the Idempotency-Replayed header, as some servers do.",
 )
 def sandbox(dealers: tuple[int, ...], **options: Any) -> None:
     """Run a local emulation of the CHeKT Partner API, kept in SQLite."""

@@ -3,10 +3,11 @@
 It is thread-safe: callers run its methods from a pool of `concurrency` threads sharing one
 connection pool (measured faster here than an asyncio client; see the README). Every request
 carries a fresh `x-partner-trace-id`; every write an `Idempotency-Key` derived from the intended
-change alone, so a retry, or another run making the same change at the same moment, is replayed
-rather than repeated. A replayed answer is confirmed by reading the contact back: when the change
-is no longer in effect (it was undone since), it is sent again under the key's next generation.
-Because a server may ignore that header, a create whose answer was lost is looked up by
+change alone (a create's from the contact's identity alone, not its values), so a retry, or
+another run making the same change at the same moment, is replayed rather than repeated. A
+replayed answer is confirmed by reading the contact back: when the change is no longer in
+effect (it was undone since), it is sent again under the key's next generation. Because a
+server may ignore that header, a create whose answer was lost is looked up by
 `external_contact_id` before it is retried: one row never makes two contacts.
 """
 
@@ -45,9 +46,10 @@ IN_PROGRESS_CODES = {"idempotency_in_progress", "idempotency_key_in_use", "reque
 # How many times a change is sent again under a new key after replayed answers that are no longer
 # in effect: each generation is replayed only if an earlier run used it and was then undone.
 MAX_GENERATIONS = 16
-# A created contact older than the answer that reports its creation, by the server's own clock:
-# the answer is a replay even when the server does not say so.
-REPLAY_AGE = timedelta(seconds=30)
+# A created contact older than the request that reports its creation, by the server's own clock
+# (its `Date`, to the second, less the time the request took, less this margin for rounding): the
+# answer is a replay even when the server does not say so.
+REPLAY_MARGIN = timedelta(seconds=1)
 
 
 def idempotency_key(
@@ -56,6 +58,8 @@ def idempotency_key(
     """Derived from the intended change alone (dealer, site, the external id or contact id,
     action, payload), never from time or from the state it was planned from: every run meaning
     the same change sends the same key, so the server makes it once however many runs send it.
+    A create's payload is None: its key names the contact (its external id on a site), so two
+    runs creating it with different values send one key and the server makes one contact.
     `generation` gives the next key when a replayed answer turns out to be stale."""
     identity = json.dumps(
         [dealer_id, site_id, str(subject), action, payload, generation], sort_keys=True, default=str
@@ -133,7 +137,11 @@ class ChektClient:
 
     # writes
 
-    def create_contact(self, dealer_id: int, site_id: int, contact: NewContact) -> WriteResult:
+    def create_contact(
+        self, dealer_id: int, site_id: int, contact: NewContact, generation: int = 0
+    ) -> WriteResult:
+        """`generation`: the key's first generation (a later one sends the create again after
+        the verification found an answer under an earlier one did nothing)."""
         external_id = contact.external_contact_id
 
         def recover() -> Contact | None:
@@ -146,6 +154,8 @@ class ChektClient:
             contact.payload(),
             recover=recover,
             confirm=lambda created: self._still_there(dealer_id, site_id, created),
+            keyed_by_identity=True,
+            first_generation=generation,
         )
 
     def update_contact(
@@ -154,8 +164,10 @@ class ChektClient:
         site_id: int,
         contact_id: int,
         changes: Mapping[str, str | None],
+        generation: int = 0,
     ) -> WriteResult:
-        """Send only the fields given; a PUT of the same fields is safe to retry as it is."""
+        """Send only the fields given; a PUT of the same fields is safe to retry as it is.
+        `generation` as for `create_contact`."""
         payload = dict(changes)
 
         def confirm(updated: WriteResult) -> WriteResult | None:
@@ -169,6 +181,7 @@ class ChektClient:
             (dealer_id, site_id, contact_id, "update"),
             payload,
             confirm=confirm,
+            first_generation=generation,
         )
 
     def delete_contact(self, dealer_id: int, site_id: int, contact_id: int) -> WriteResult:
@@ -200,14 +213,40 @@ class ChektClient:
         *,
         confirm: Callable[[WriteResult], WriteResult | None],
         recover: Callable[[], Any] | None = None,
+        keyed_by_identity: bool = False,
+        first_generation: int = 0,
     ) -> WriteResult:
         """One write under its idempotency key. A replayed answer is confirmed by reading the
         contact back; when the change is no longer in effect, it is sent again under the key's
-        next generation (a stale replay would otherwise report a change that is not there)."""
-        for generation in range(MAX_GENERATIONS):
-            key = idempotency_key(*identity, payload, generation)
-            sent = self._send(method, path, body=payload, key=key, recover=recover)
+        next generation (a stale replay would otherwise report a change that is not there).
+
+        With `keyed_by_identity` (creates), the key leaves the values out: a server refusing
+        the key for a body other than its first request's (409 `idempotency_conflict`) means
+        another request made this contact with other values. When `recover` finds it, it is
+        the result, as made (the verification then reports the values that differ); when it is
+        gone, the create is sent again under the next generation."""
+        for generation in range(first_generation, first_generation + MAX_GENERATIONS):
+            key = idempotency_key(*identity, None if keyed_by_identity else payload, generation)
+            try:
+                sent = self._send(method, path, body=payload, key=key, recover=recover)
+            except Conflict as error:
+                if not (keyed_by_identity and recover and error.code == "idempotency_conflict"):
+                    raise
+                found = recover()
+                if found is None:
+                    continue  # made under this key, then removed: the next generation
+                exchange = Exchange(
+                    error.status,
+                    error.trace_id,
+                    error.request_id,
+                    error.attempts,
+                    True,
+                    "made by another request with other values; not changed",
+                    generation,
+                )
+                return WriteResult(found, exchange)
             result = self._write_result(sent)
+            result = WriteResult(result.contact, replace(result.exchange, generation=generation))
             if sent.response is None or not _replayed(sent.response, result.contact, method):
                 return result
             confirmed = confirm(result)
@@ -480,8 +519,9 @@ def _exchange(response: httpx.Response, trace_id: str, attempt: int) -> Exchange
 def _replayed(response: httpx.Response, contact: Contact | None, method: str) -> bool:
     """Whether an answer repeats one stored for an earlier request with the same key: the server
     says so (`Idempotency-Replayed`), or the contact it reports as just created is older than the
-    answer, by the server's own clock (its `Date` header), so a server that does not mark its
-    replays is caught for creates too."""
+    request, by the server's own clock (its `Date` header less the time the request took), so a
+    server that does not mark its replays is caught for creates too, unless the replayed create
+    is younger than a second or two (then the verification reports it)."""
     if response.headers.get("idempotency-replayed", "").strip().lower() in ("true", "1", "yes"):
         return True
     if method != "POST" or contact is None or contact.created_at is None:
@@ -492,7 +532,7 @@ def _replayed(response: httpx.Response, contact: Contact | None, method: str) ->
         return False
     if answered.tzinfo is None:
         return False
-    return contact.created_at < answered - REPLAY_AGE
+    return contact.created_at < answered - response.elapsed - REPLAY_MARGIN
 
 
 def _contacts_path(dealer_id: int, site_id: int) -> str:

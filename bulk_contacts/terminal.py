@@ -304,6 +304,11 @@ def run_text(report: ApplyReport, quiet: bool, kind: str) -> list[tuple[str, str
         done = f"{counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped"
         lines.append((f"{kind}: {done}", style, False))
     lines += _verification_lines(report, quiet)
+    if files.folder is not None and not files.folder.exists():
+        if report.interrupted:
+            return [(_interrupted_line(report), "warning", True)]
+        lines.append(("nothing was sent, so no run folder was kept", "", False))
+        return lines
     lines.append((f"results: {files.results}", "", False))
     lines.append((f"journal: {files.journal}  (bulk-contacts rollback {files.journal})", "", False))
     if report.failed_rows_written:
@@ -313,7 +318,27 @@ def run_text(report: ApplyReport, quiet: bool, kind: str) -> list[tuple[str, str
         lines.append((warning, "warning", True))
     if report.journal_error:
         lines += _journal_failure_lines(report)
+    elif report.interrupted:
+        lines.append((_interrupted_line(report), "warning", True))
     return lines
+
+
+def _interrupted_line(report: ApplyReport) -> str:
+    """After Ctrl-C: what was done, and how to finish or undo it."""
+    counts = report.counts
+    made = _plural(counts["ok"], "change") + " made"
+    left = f"{counts['skipped']} not started" if counts["skipped"] else "none left"
+    undo = f"`bulk-contacts rollback {report.files.journal}` to undo what was done"
+    if report.files.folder is not None and not report.files.folder.exists():
+        return "interrupted before any change was sent: nothing was written"
+    return (
+        f"interrupted: {made}, {counts['failed']} failed, {left}; run the same command again "
+        f"to finish, or {undo}"
+    )
+
+
+def _plural(number: int, word: str) -> str:
+    return f"{number} {word}" if number == 1 else f"{number} {word}s"
 
 
 def _verification_lines(report: ApplyReport, quiet: bool) -> list[tuple[str, str, bool]]:

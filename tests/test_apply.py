@@ -136,6 +136,8 @@ def test_results_journal_and_order_per_site(start_sandbox, tmp_path) -> None:
         "dealer_id",
         "site_id",
         "external_contact_id",
+        "first_name",
+        "last_name",
         "action",
         "status",
         "contact_id",
@@ -502,7 +504,8 @@ def test_ctrl_c_finishes_what_is_in_flight_and_writes_everything(start_sandbox, 
     finally:
         process.kill()
     assert process.returncode == 130, stderr
-    assert "interrupted: finishing the changes in flight" in stderr
+    assert "stopping: finishing the changes in flight" in stderr
+    assert "interrupted: " in stderr and "run the same command again to finish" in stderr
     table = pd.read_csv(tmp_path / "r.csv", dtype=str, keep_default_na=False)
     assert len(table) == 150  # every change has its line
     assert set(table["status"]) == {"ok", "skipped"}

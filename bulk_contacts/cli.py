@@ -443,11 +443,11 @@ def open_client(connection: Connection) -> tuple[Settings, ChektClient, RunLog]:
 
 
 def show_issues(validated: Any, verbose: bool) -> None:
-    """The roster's problems found while planning (its row count and verdict aside)."""
+    """The roster's problems found while planning; the plan says what becomes of them."""
     from .terminal import validation_text
 
     if validated.issues:
-        echo_lines([line for line in validation_text(validated, verbose) if line[1] != "ok"])
+        echo_lines(validation_text(validated, verbose, verdict=False))
 
 
 def make_plan(

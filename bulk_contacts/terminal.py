@@ -78,8 +78,11 @@ def printable(text: str) -> str:
     return text.translate(_ESCAPED)
 
 
-def validation_text(result: ValidatedRoster, verbose: bool = False) -> list[tuple[str, str]]:
-    """(line, style) pairs: style is "", "error", "warning", "ok" or "dim"."""
+def validation_text(
+    result: ValidatedRoster, verbose: bool = False, verdict: bool = True
+) -> list[tuple[str, str]]:
+    """(line, style) pairs: style is "", "error", "warning", "ok" or "dim". Without `verdict`
+    (plan and apply, whose plan says what becomes of invalid rows), no closing line."""
     rows, invalid = len(result.rows), len(result.invalid_rows)
     lines: list[tuple[str, str]] = [
         (
@@ -98,7 +101,9 @@ def validation_text(result: ValidatedRoster, verbose: bool = False) -> list[tupl
     lines += _no_phone_line(no_phone, unread_phones_hint(result.roster))
     for severity, issues in (("error", result.errors), ("warning", result.warnings)):
         lines += _by_kind(issues, severity, verbose)
-    if result.valid:
+    if not verdict:
+        pass
+    elif result.valid:
         lines.append(("valid: every row can be planned", "ok"))
     else:
         lines.append(
@@ -159,7 +164,8 @@ def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list
     lines += _no_phone_line(plan.no_phone)
     if plan.sites and len(plan.sites) <= SITE_TABLE_LIMIT:
         lines += _site_table(plan)
-    lines += _change_lines(plan, verbose)
+    # plan has --report; apply and rollback do not (their plan is shown to be confirmed)
+    lines += _change_lines(plan, verbose, "" if applying else "; --report plan.html shows all")
     if plan.warnings:
         lines += [("", ""), (f"Warnings ({len(plan.warnings)}):", "warning")]
         lines += _by_kind(plan.warnings, "warning", verbose)
@@ -208,7 +214,7 @@ def _site_table(plan: Plan) -> list[tuple[str, str]]:
     return lines
 
 
-def _change_lines(plan: Plan, verbose: bool) -> list[tuple[str, str]]:
+def _change_lines(plan: Plan, verbose: bool, report_hint: str) -> list[tuple[str, str]]:
     lines: list[tuple[str, str]] = []
     for site in plan.sites:
         if not site.changes:
@@ -223,9 +229,7 @@ def _change_lines(plan: Plan, verbose: bool) -> list[tuple[str, str]]:
     more = len(lines) - len(shown)
     result = [("", ""), ("Changes:", "bold"), *shown]
     if more:
-        result.append(
-            (f"  ... {more} more lines (-v prints all; --report plan.html shows all)", "dim")
-        )
+        result.append((f"  ... {more} more lines (-v prints all{report_hint})", "dim"))
     return result
 
 

@@ -26,9 +26,10 @@ from .pipeline import ReadOptions
 from .plan import PlanOptions
 from .sandbox import config as sandbox_defaults
 from .terminal import printable, refusal_lines, with_flags
+from .words import plural
 
 if TYPE_CHECKING:
-    from .apply import ApplyReport, RunFiles
+    from .apply import ApplyReport, Freshness, RunFiles
     from .client import ChektClient
     from .outputs import Output
     from .plan import Plan
@@ -648,13 +649,21 @@ def apply(
     settings, client, log = open_client(connection)
     check_journal(journal, results, settings.api_url)
 
+    applied: list[Any] = []
+
     def plan_now() -> Plan:
         if target.suffix.lower() == ".json":
-            return load_saved(client, target, refresh, planning, connection)
+            fresh = load_saved(client, target, refresh, planning, connection)
+            applied[:] = fresh.applied
+            return fresh.plan
         return make_plan(target, read, planning, connection, client, settings)
 
     with client, log:
         plan = plan_now()
+        if applied and not plan.changes and not plan.refused:
+            if not connection.quiet:
+                echo(f"already applied: CHeKT holds every change of {target}", "ok")
+            return ExitCode.OK
         with lock_dealers(
             {site.dealer_id for site in plan.sites if site.changes}, writing.wait
         ) as locks:
@@ -684,7 +693,7 @@ def apply(
 
 def load_saved(
     client: ChektClient, path: Path, refresh: bool, planning: PlanOptions, connection: Connection
-) -> Plan:
+) -> Freshness:
     """A saved plan checked: not edited, not stale (or re-based), guarded again with the
     guards' flags given to apply."""
     from .apply import load_saved_plan
@@ -699,14 +708,23 @@ def load_saved(
 
     with connection.bars() as bars:
         fresh = load_saved_plan(client, path, refresh, loosen, bars("sites", 0))
-    if fresh.stale and not connection.quiet:
+    if connection.quiet:
+        return fresh
+    if fresh.applied and (fresh.plan.changes or fresh.plan.refused):
+        echo(
+            f"{plural(len(fresh.applied), 'site')} already "
+            f"{'holds its' if len(fresh.applied) == 1 else 'hold their'} changes (already "
+            "applied): " + ", ".join(str(s.site_id) for s in fresh.applied),
+            "ok",
+        )
+    if fresh.stale:
         verb = "re-based on their current contacts" if refresh else "refused"
         echo(
-            f"{len(fresh.stale)} sites changed since the plan was made, {verb}: "
+            f"{plural(len(fresh.stale), 'site')} changed since the plan was made, {verb}: "
             + ", ".join(str(s.site_id) for s in fresh.stale),
             "warning",
         )
-    return fresh.plan
+    return fresh
 
 
 def check_journal(journal: Path | None, results: Path | None, api_url: str) -> None:

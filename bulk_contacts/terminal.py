@@ -180,7 +180,8 @@ def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list
     lines += [(line, "error") for line in refusal_lines(plan)]
     if not plan.refusals:
         if not plan.has_changes:
-            lines.append(("No changes: CHeKT already matches the roster.", "ok"))
+            if not plan.refused_sites:  # else the refusals above say why nothing is done
+                lines.append(("No changes: CHeKT already matches the roster.", "ok"))
         elif applying:
             lines.append((f"{len(plan.changes)} changes to make.", "bold"))
         else:

@@ -101,6 +101,7 @@ class ApplyReport:
     kept: list[dict[str, object]] = field(default_factory=list)  # outcomes not journaled
     fallback: Path | None = None  # where `kept` was written
     results_error: str = ""
+    refused: int = 0  # changes of sites a guard refused: not done, not in the results
 
     @property
     def clean(self) -> bool:
@@ -598,6 +599,7 @@ def apply_plan(
 
 def _run(applier: Applier, plan: Plan, kind: str, files: RunFiles) -> ApplyReport:
     report = ApplyReport({}, files, run_id=applier.run_id)
+    report.refused = sum(len(site.changes) for site in plan.sites if site.refused)
     try:
         report.interrupted = applier.run(plan, kind)
     except JournalError as error:  # not even the run record: nothing was sent

@@ -685,8 +685,16 @@ def apply(
             ):
                 return ExitCode.OK
             files = RunFiles.choose(results, journal)
+            saved = target.suffix.lower() == ".json"
+            again = f"bulk-contacts apply {target}" + (" --refresh" if saved else "")
             report = run_plan(
-                client, plan, files, connection, writing, overwrite and results is not None
+                client,
+                plan,
+                files,
+                connection,
+                writing,
+                overwrite and results is not None,
+                again=again,
             )
     return report.exit_code or plan.exit_code()
 
@@ -747,8 +755,15 @@ def confirmed(question: str, yes: bool) -> bool:
         raise InputError(
             "not on a terminal, so nothing is asked: pass --yes to go ahead without confirmation"
         )
-    if click.confirm(printable(question), default=False):
-        return True
+    try:
+        if click.confirm(printable(question), default=False):
+            return True
+    except click.Abort as abort:  # Ctrl-C (exit 130, as documented) or the input closed
+        echo()
+        echo("Nothing was changed.")
+        if isinstance(abort.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        return False
     echo("Nothing was changed.")
     return False
 
@@ -802,6 +817,7 @@ def run_plan(
     writing: Writing,
     replace_results: bool,
     kind: str = "apply",
+    again: str = "",
 ) -> ApplyReport:
     """Apply with a progress bar and Ctrl-C handling; print the outcome and where everything
     is. With --overwrite, a --results file that exists (and its failed rows) goes now that the
@@ -815,7 +831,7 @@ def run_plan(
     with connection.bars() as bars, StopOnInterrupt() as interrupt:
         progress = bars.changes(len(plan.changes))
         report = apply_plan(client, plan, files, progress, interrupt.event, kind, writing.verify)
-    for text, style, err in run_text(report, connection.quiet, kind):
+    for text, style, err in run_text(report, connection.quiet, kind, again):
         echo(text, style, err)
     return report
 
@@ -929,7 +945,14 @@ def rollback(
             return ExitCode.OK
         files = RunFiles.choose(results, journal, kind="rollback")
         report = run_plan(
-            client, plan, files, connection, writing, overwrite and results is not None, "rollback"
+            client,
+            plan,
+            files,
+            connection,
+            writing,
+            overwrite and results is not None,
+            "rollback",
+            again=f"bulk-contacts rollback {journal_file}",
         )
     return report.exit_code or plan.exit_code(conflicts_fail=True)
 

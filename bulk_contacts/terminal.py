@@ -300,17 +300,37 @@ def _left_alone(plan: Plan) -> list[tuple[str, str]]:
 # runs
 
 
-def run_text(report: ApplyReport, quiet: bool, kind: str) -> list[tuple[str, str, bool]]:
-    """(line, style, to stderr): the run's counts, verification, files, what went wrong."""
+def run_text(
+    report: ApplyReport, quiet: bool, kind: str, again: str = ""
+) -> list[tuple[str, str, bool]]:
+    """(line, style, to stderr): the run's counts, verification, files, what went wrong.
+    `again` is the command that finishes an interrupted run (the same command, or for a saved
+    plan, with --refresh)."""
     counts, files = report.counts, report.files
     lines: list[tuple[str, str, bool]] = []
     if not quiet or counts["failed"]:
         style = "error" if counts["failed"] else "ok"
         done = f"{counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped"
+        if report.refused:
+            done += f", {report.refused} not done (site refused)"
         lines.append((f"{kind}: {done}", style, False))
     lines += _verification_lines(report, quiet)
     lines.append((f"results: {files.results}", "", False))
-    lines.append((f"journal: {files.journal}  (bulk-contacts rollback {files.journal})", "", False))
+    if kind == "rollback":  # rolling the rollback back is possible, but never the advice
+        lines.append((f"journal: {files.journal}", "", False))
+    else:
+        undo = f"  (bulk-contacts rollback {files.journal})"
+        lines.append((f"journal: {files.journal}{undo}", "", False))
+    if report.interrupted and again:
+        rest = "to undo the rest" if kind == "rollback" else "to make the rest"
+        lines.append(
+            (
+                f"interrupted: the changes not started are recorded as skipped; {rest}, run "
+                f"the same command again: {again}",
+                "warning",
+                True,
+            )
+        )
     if report.failed_rows_written:
         lines.append((f"failed rows, to fix and import again: {files.failed_rows}", "", False))
     if report.results_error:

@@ -599,7 +599,7 @@ def apply_plan(
 
 def _run(applier: Applier, plan: Plan, kind: str, files: RunFiles) -> ApplyReport:
     report = ApplyReport({}, files, run_id=applier.run_id)
-    report.refused = sum(len(site.changes) for site in plan.sites if site.refused)
+    report.refused = plan.refused_changes
     try:
         report.interrupted = applier.run(plan, kind)
     except JournalError as error:  # not even the run record: nothing was sent

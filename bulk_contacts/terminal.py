@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .columns import EDITABLE_FIELDS
+from .words import plural
 
 if TYPE_CHECKING:  # kept light: the CLI imports this module to print anything at all
     from .apply import ApplyReport
@@ -178,14 +179,16 @@ def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list
         if len(plan.invalid) > 5 and not verbose:
             lines.append((f"  ... and {len(plan.invalid) - 5} more", "dim"))
     lines += [(line, "error") for line in refusal_lines(plan)]
+    held = f" ({plan.refused_changes} more refused)" if plan.refused_changes else ""
     if not plan.refusals:
         if not plan.has_changes:
             if not plan.refused_sites:  # else the refusals above say why nothing is done
                 lines.append(("No changes: CHeKT already matches the roster.", "ok"))
         elif applying:
-            lines.append((f"{len(plan.changes)} changes to make.", "bold"))
+            lines.append((f"{plural(len(plan.changes), 'change')} to make{held}.", "bold"))
         else:
-            lines.append((f"{len(plan.changes)} changes planned; nothing was written.", "ok"))
+            planned = f"{plural(len(plan.changes), 'change')} planned{held}"
+            lines.append((f"{planned}; nothing was written.", "ok"))
     return lines
 
 

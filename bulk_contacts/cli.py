@@ -645,6 +645,7 @@ def apply(
     from .apply import RunFiles
     from .outputs import run_outputs
 
+    check_saved_plan_options(target, refresh)
     check_outputs(run_outputs(results, journal, "apply") + connection.outputs(), overwrite, target)
     settings, client, log = open_client(connection)
     check_journal(journal, results, settings.api_url)
@@ -697,6 +698,43 @@ def apply(
                 again=again,
             )
     return report.exit_code or plan.exit_code()
+
+
+# What a saved plan is applied with: the guards' options may loosen it; the options that made
+# it cannot change it.
+SAVED_PLAN_LOOSENED_BY = ("force", "allow_empty_sites", "max_deletes")
+
+
+def check_saved_plan_options(target: Path, refresh: bool) -> None:
+    """A saved plan with roster or plan options on the command line (--map, --skip-invalid,
+    --prune...) is an error naming them, before anything is read or sent: they would be
+    ignored. So is --refresh with a roster."""
+    ctx = click.get_current_context()
+    saved = target.suffix.lower() == ".json"
+    if not saved:
+        if refresh:
+            raise InputError(
+                f"--refresh is for a saved plan (PLAN.json); {target} is a roster, planned "
+                f"afresh against what CHeKT holds now"
+            )
+        return
+    names = [
+        *roster_options.names,  # type: ignore[attr-defined]
+        *plan_options.names,  # type: ignore[attr-defined]
+    ]
+    given = sorted(
+        max(param.opts, key=len)
+        for param in ctx.command.params
+        if param.name in names
+        and param.name not in SAVED_PLAN_LOOSENED_BY
+        and ctx.get_parameter_source(param.name or "") == click.core.ParameterSource.COMMANDLINE
+    )
+    if given:
+        raise InputError(
+            f"{target} is a saved plan, made with its own roster and plan options: "
+            f"{', '.join(given)} cannot change it; make a new plan with them (bulk-contacts "
+            f"plan ROSTER {' '.join(given)} ... -o {target}), or apply the roster directly"
+        )
 
 
 def load_saved(

@@ -63,6 +63,9 @@ class Cells:
     snapshot: list[list[Any]] | None = None  # an export's hidden snapshot sheet, as rows
 
 
+# A plan file (`plan -o`), as `Plan.to_json` begins it.
+PLAN_FILE = re.compile(rb'\s*\{\s*"format":\s*"bulk-contacts-plan/')
+
 # The hidden sheet in which an xlsx export keeps what CHeKT held when it was made.
 SNAPSHOT_SHEET = "bulk-contacts snapshot"
 
@@ -74,6 +77,11 @@ def read_cells(path: Path, sheet: str | None = None) -> Cells:
     do. Needs no pandas, so a caller can run it in a thread while pandas loads."""
     with _open_regular(path) as handle:
         head = handle.read(HEAD_BYTES)
+        if PLAN_FILE.match(head):
+            raise InputError(
+                f"{path} is a plan file: apply it with `bulk-contacts apply {path}` (plan and "
+                f"validate read a roster: .xlsx, .xls, .ods or .csv)"
+            )
         kind = real_format(path, head, handle)
         handle.seek(0)
         if kind == "csv":

@@ -719,8 +719,8 @@ def check_saved_plan_options(target: Path, refresh: bool) -> None:
             )
         return
     names = [
-        *roster_options.names,  # type: ignore[attr-defined]
-        *plan_options.names,  # type: ignore[attr-defined]
+        *roster_options.names,
+        *plan_options.names,
     ]
     given = sorted(
         max(param.opts, key=len)

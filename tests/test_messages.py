@@ -322,7 +322,7 @@ def test_a_dealer_out_of_scope_is_an_invalid_row(start_sandbox, tmp_path) -> Non
     env = {k: v for k, v in environment(server).items() if k != "CHEKT_DEALER_ID"}
     refused = CliRunner().invoke(main, ["plan", roster], env=env)
     assert refused.exit_code == 1, refused.output
-    assert "row 3: dealer_id '999': dealer 999 is outside the scope of these credentials" in (
+    assert "row 3: A 'dealer_id': dealer 999 is outside the scope of these credentials" in (
         refused.output
     )
     skipped = CliRunner().invoke(main, ["plan", roster, "--skip-invalid"], env=env)

@@ -680,8 +680,9 @@ def apply(
                 return plan.exit_code()
             summary = plan.summary()
             if not confirmed(
-                f"Apply {summary['create']} creates, {summary['update']} updates and "
-                f"{summary['delete']} deletes to CHeKT at {settings.api_url}?",
+                f"Apply {plural(summary['create'], 'create')}, "
+                f"{plural(summary['update'], 'update')} and "
+                f"{plural(summary['delete'], 'delete')} to CHeKT at {settings.api_url}?",
                 yes,
             ):
                 return ExitCode.OK
@@ -921,7 +922,8 @@ def export(
     with writing_to("-o", output):
         count = write_export(found, output, overwrite)
     if not connection.quiet:
-        echo(f"{count} contacts of {len(found.sites)} sites written: {output}")
+        sites = plural(len(found.sites), "site")
+        echo(f"{plural(count, 'contact')} of {sites} written: {output}")
 
 
 @main.command()
@@ -979,7 +981,8 @@ def rollback(
             echo_lines(plan_text(plan, connection.verbose, applying=True))
         if not plan.changes:
             return plan.exit_code(conflicts_fail=True)
-        if not confirmed(f"Undo {len(plan.changes)} changes in CHeKT at {settings.api_url}?", yes):
+        undo = f"Undo {plural(len(plan.changes), 'change')} in CHeKT at {settings.api_url}?"
+        if not confirmed(undo, yes):
             return ExitCode.OK
         files = RunFiles.choose(results, journal, kind="rollback")
         report = run_plan(

@@ -87,8 +87,8 @@ def validation_text(
     rows, invalid = len(result.rows), len(result.invalid_rows)
     lines: list[tuple[str, str]] = [
         (
-            f"{result.roster.source}: {rows} contact rows, {invalid} invalid, "
-            f"{len(result.warnings)} warnings",
+            f"{result.roster.source}: {plural(rows, 'contact row')}, {invalid} invalid, "
+            f"{plural(len(result.warnings), 'warning')}",
             "",
         )
     ]
@@ -108,7 +108,10 @@ def validation_text(
         lines.append(("valid: every row can be planned", "ok"))
     else:
         lines.append(
-            (f"invalid: fix the {invalid} rows above (or plan with --skip-invalid)", "error")
+            (
+                f"invalid: fix the {plural(invalid, 'row')} above (or plan with --skip-invalid)",
+                "error",
+            )
         )
     return lines
 
@@ -159,7 +162,7 @@ def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list
     diffs (truncated past a screenful unless verbose), conflicts, what is left alone, refusals."""
     counts = plan.summary()
     lines: list[tuple[str, str]] = [
-        (f"Plan for {plan.source}: {len(plan.sites)} sites", ""),
+        (f"Plan for {plan.source}: {plural(len(plan.sites), 'site')}", ""),
         ("  " + "   ".join(f"{key} {counts[key]}" for key in counts), "bold"),
     ]
     lines += _no_phone_line(plan.no_phone)
@@ -233,7 +236,7 @@ def _change_lines(plan: Plan, verbose: bool, report_hint: str) -> list[tuple[str
     more = len(lines) - len(shown)
     result = [("", ""), ("Changes:", "bold"), *shown]
     if more:
-        result.append((f"  ... {more} more lines (-v prints all{report_hint})", "dim"))
+        result.append((f"  ... {plural(more, 'more line')} (-v prints all{report_hint})", "dim"))
     return result
 
 
@@ -355,7 +358,8 @@ def _verification_lines(report: ApplyReport, quiet: bool) -> list[tuple[str, str
         why = f"the sites could not be read again to verify the run: {report.verify_error}"
         lines.append((f"error: {why}", "error", True))
     elif report.verified_sites and not report.unverified and not quiet:
-        holds = f"verified: {report.verified_sites} sites read again; every change holds"
+        sites = plural(report.verified_sites, "site")
+        holds = f"verified: {sites} read again; every change holds"
         lines.append((holds, "ok", False))
     return lines
 

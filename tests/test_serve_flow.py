@@ -180,7 +180,7 @@ def test_a_plan_gone_stale_applies_nothing(web, client, start_sandbox) -> None:
     sandbox.store.db.commit()
     assert post(client, web, "/apply").headers["hx-redirect"] == "/plan"
     shown = " ".join(messages(client.get("/plan").text))
-    assert "1 sites changed in CHeKT since the plan was made" in shown
+    assert "1 site changed in CHeKT since the plan was made" in shown
     assert "nothing was applied" in shown and web.workspace.run is None
 
 

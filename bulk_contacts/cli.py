@@ -70,10 +70,34 @@ def warn(message: str) -> None:
 # the boundary
 
 
+# `--help` lists the commands in the order of the work; one not named here comes last.
+WORKFLOW = (
+    "template",
+    "validate",
+    "plan",
+    "apply",
+    "export",
+    "rollback",
+    "check",
+    "login",
+    "logout",
+    "profiles",
+    "sandbox",
+    "demo",
+    "serve",
+)
+
+
 class Cli(click.Group):
     """The one error boundary: a command returns its exit code; an error of the library is one
     line on stderr (with the flag of the setting it is about) and its exit code; Ctrl-C is 130.
     Anything else is a bug, and keeps its traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        def rank(name: str) -> tuple[int, str]:
+            return (WORKFLOW.index(name) if name in WORKFLOW else len(WORKFLOW), name)
+
+        return sorted(super().list_commands(ctx), key=rank)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -471,17 +495,67 @@ def make_plan(
 
 
 @click.group(
-    cls=Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+    cls=Cli,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="\b\nThe commands are listed in the order of the work; `bulk-contacts COMMAND --help`"
+    "\nshows each one's examples and the environment variables it reads."
+    "\n\n\bShell completion (bash, zsh, fish; the README has each shell's line):"
+    '\n  eval "$(_BULK_CONTACTS_COMPLETE=bash_source bulk-contacts)"',
 )
 @click.version_option(__version__, prog_name="bulk-contacts")
 def main() -> None:
     """Move site-contact rosters between spreadsheets and the CHeKT Partner API, safely."""
 
 
+# each command's --help ends with its examples and the environment variables it reads
+
+# What the commands that connect to CHeKT read (flags win over them; secrets only from here).
+CONNECTION_ENV = (
+    ("CHEKT_API_URL", "API base URL (--api-url); default https://api.chekt.com"),
+    ("CHEKT_TOKEN_URL", "OAuth token URL (--token-url); default <api-url>/oauth/token"),
+    ("CHEKT_DEALER_ID", "dealer id (--dealer), unless the roster has a dealer_id column"),
+    ("CHEKT_CLIENT_ID", "client id, with one of:"),
+    ("CHEKT_CLIENT_SECRET", "  its secret (never a flag), or"),
+    ("CHEKT_PRIVATE_KEY_FILE", "  a PEM key for a signed JWT assertion (CHEKT_KEY_ID,"),
+    ("", "  CHEKT_AUDIENCE optional)"),
+    ("CHEKT_API_KEY", "or a long-lived API key instead"),
+    ("CHEKT_ALLOW_INSECURE_HTTP", "=1: allow http:// to another machine (--allow-insecure-http)"),
+    ("HTTPS_PROXY, NO_PROXY", "a proxy (read by httpx; SSL_CERT_FILE: a CA bundle)"),
+)
+# Where apply and rollback keep their run locks (platformdirs' user state folder).
+LOCK_ENV = (("XDG_STATE_HOME", "Linux: the run locks' folder (Windows: %LOCALAPPDATA%)"),)
+NO_ENV = "none: nothing is sent anywhere"
+
+
+def epilog(examples: tuple[str, ...], environment: tuple[tuple[str, str], ...] | str) -> str:
+    """The end of a command's --help: examples, then the environment variables it reads (kept
+    as written: click does not rewrap a paragraph that starts with \b)."""
+    if isinstance(environment, str):
+        variables = [f"  {environment}"]
+    else:
+        width = max(len(name) for name, _ in environment)
+        variables = [f"  {name:<{width}}  {what}".rstrip() for name, what in environment]
+    return "\n\n".join(
+        [
+            "\b\nExamples:\n" + "\n".join(f"  {line}" for line in examples),
+            "\b\nEnvironment:\n" + "\n".join(variables),
+        ]
+    )
+
+
 # the commands
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts validate roster.xlsx",
+            "bulk-contacts validate roster.csv --report problems.xlsx   # an annotated copy",
+            'bulk-contacts validate roster.xlsx --map "Cell=phone_number" -q',
+        ),
+        NO_ENV,
+    )
+)
 @click.argument("roster", type=click.Path(path_type=Path))
 @roster_options
 @report_option(
@@ -521,7 +595,15 @@ def validate(
     return ExitCode.OK if result.valid else ExitCode.FAILED
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts template                  # roster.xlsx, here",
+            "bulk-contacts template -o header.csv    # a CSV header line",
+        ),
+        NO_ENV,
+    )
+)
 @click.option(
     "-o",
     "--output",
@@ -543,7 +625,16 @@ def template(output: Path, overwrite: bool) -> None:
     echo(f"template written: {output}")
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts plan roster.xlsx",
+            "bulk-contacts plan roster.xlsx --prune --report plan.html -o plan.json",
+            "bulk-contacts plan roster.xlsx --detailed-exitcode -q   # 0 same, 3 changes, 1 errors",
+        ),
+        CONNECTION_ENV,
+    )
+)
 @click.argument("roster", type=click.Path(path_type=Path))
 @roster_options
 @plan_options
@@ -603,7 +694,16 @@ def plan(
     return result.exit_code(pending=detailed_exitcode)
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts apply roster.xlsx                  # plan, show, ask, apply",
+            "bulk-contacts apply plan.json --yes              # a saved plan, checked first",
+            "bulk-contacts apply plan.json --yes --refresh    # re-base sites changed since",
+        ),
+        CONNECTION_ENV + LOCK_ENV,
+    )
+)
 @click.argument("target", metavar="ROSTER_OR_PLAN", type=click.Path(path_type=Path))
 @roster_options
 @plan_options
@@ -875,7 +975,15 @@ def run_plan(
     return report
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts export -o contacts.xlsx",
+            "bulk-contacts export -o harbor.csv --account 10-4471",
+        ),
+        CONNECTION_ENV,
+    )
+)
 @click.option(
     "-o",
     "--output",
@@ -926,7 +1034,15 @@ def export(
         echo(f"{plural(count, 'contact')} of {sites} written: {output}")
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts rollback bulk-contacts-runs/<run>/journal.jsonl",
+            "bulk-contacts rollback journal.jsonl --yes --force   # also contacts changed since",
+        ),
+        tuple(v for v in CONNECTION_ENV if v[0] != "CHEKT_DEALER_ID") + LOCK_ENV,
+    )
+)
 @click.argument("journal_file", metavar="JOURNAL", type=click.Path(path_type=Path))
 @click.option("--yes", is_flag=True, help="Roll back without asking (required off a terminal).")
 @click.option(
@@ -998,7 +1114,16 @@ def rollback(
     return report.exit_code or plan.exit_code(conflicts_fail=True)
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts demo",
+            "bulk-contacts demo --out demo-files --no-progress",
+        ),
+        "none: the demo's steps run with the sandbox's settings (CHEKT_* are neither read nor "
+        "changed)",
+    )
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -1041,7 +1166,16 @@ def faults(**values: Any) -> Any:
     return Faults(**values)
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts sandbox --seed sample_data/sandbox-seed.json",
+            "bulk-contacts sandbox --db rehearsal.sqlite --port 8787",
+            "bulk-contacts sandbox --error-rate 0.1 --latency-ms 50 --fault-seed 1",
+        ),
+        (("SANDBOX_CLIENT_SECRET", "the client's secret (--client-secret)"),),
+    )
+)
 @click.option(
     "--host", default=sandbox_defaults.DEFAULT_HOST, show_default=True, help="Address to listen on."
 )
@@ -1172,7 +1306,15 @@ def sandbox(dealers: tuple[int, ...], **options: Any) -> None:
     serve(config, announce)
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts serve",
+            "bulk-contacts serve --port 0 --no-browser   # print the URL, any free port",
+        ),
+        CONNECTION_ENV + LOCK_ENV,
+    )
+)
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),

@@ -93,6 +93,10 @@ class Cli(click.Group):
     line on stderr (with the flag of the setting it is about) and its exit code; Ctrl-C is 130.
     Anything else is a bug, and keeps its traceback."""
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        tolerate_any_console()
+        return super().main(*args, **kwargs)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         def rank(name: str) -> tuple[int, str]:
             return (WORKFLOW.index(name) if name in WORKFLOW else len(WORKFLOW), name)
@@ -109,6 +113,16 @@ class Cli(click.Group):
             echo("interrupted", err=True)
             code = ExitCode.INTERRUPTED
         ctx.exit(int(code or 0))
+
+
+def tolerate_any_console() -> None:
+    """A character the console's encoding cannot show (a Windows console or redirected output in
+    cp1252, a name in Vietnamese or Chinese) is printed as a \\u escape, never a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):  # a closed or detached stream
+                reconfigure(errors="backslashreplace")
 
 
 def run() -> None:
@@ -919,7 +933,9 @@ def lock_dealers(dealers: set[int], wait: bool) -> Any:
 
 class StopOnInterrupt:
     """Ctrl-C stops starting new changes; the ones in flight finish and everything is written.
-    A second Ctrl-C stops at once."""
+    A second Ctrl-C stops at once. SIGTERM (a service manager's stop, `kill`) and, on Windows,
+    Ctrl-Break do the same; SIGKILL (Windows: End task, `taskkill /F`) cannot be handled: the
+    journal, written before each write, is what keeps that safe."""
 
     def __init__(self) -> None:
         import signal
@@ -927,25 +943,40 @@ class StopOnInterrupt:
 
         self.event = threading.Event()
         self._signal = signal
-        self._previous: Any = None
+        self._signals = [
+            getattr(signal, name)
+            for name in ("SIGINT", "SIGTERM", "SIGBREAK")
+            if hasattr(signal, name)
+        ]
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopOnInterrupt:
-        self._previous = self._signal.signal(self._signal.SIGINT, self._handle)
+        for number in self._signals:
+            self._previous[number] = self._signal.signal(number, self._handle)
         return self
 
-    def _handle(self, *_: object) -> None:
+    def _handle(self, number: int, _: object) -> None:
         if self.event.is_set():
             raise KeyboardInterrupt
         self.event.set()
         echo(err=True)
-        echo(
-            "interrupted: finishing the changes in flight, then stopping "
-            "(Ctrl-C again to stop at once)",
-            err=True,
-        )
+        if number == self._signal.SIGINT:
+            echo(
+                "interrupted: finishing the changes in flight, then stopping "
+                "(Ctrl-C again to stop at once)",
+                err=True,
+            )
+        else:
+            name = self._signal.Signals(number).name
+            echo(
+                f"{name} received, stopping: finishing the changes in flight (a second one "
+                f"stops at once)",
+                err=True,
+            )
 
     def __exit__(self, *_: object) -> None:
-        self._signal.signal(self._signal.SIGINT, self._previous)
+        for number, previous in self._previous.items():
+            self._signal.signal(number, previous)
 
 
 def run_plan(

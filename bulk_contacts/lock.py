@@ -119,7 +119,8 @@ class DealerLocks:
 @contextlib.contextmanager
 def hold_journal(path: Path) -> Iterator[None]:
     """One writer per journal: a journal another process is writing is refused."""
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:20]
+    # one file, one lock: on Windows J.jsonl and j.jsonl, C:\\ and c:\\ are the same file
+    digest = hashlib.sha256(os.path.normcase(str(path.resolve())).encode()).hexdigest()[:20]
     lock = Lock(f"journal-{digest}")
     if not lock.try_acquire():
         raise InputError(

@@ -373,7 +373,8 @@ def _journal_failure_lines(report: ApplyReport) -> list[tuple[str, str, bool]]:
         lines.append((f"not journaled: {what} (contact_id {record.get('contact_id')})", "", True))
     where = f"; they are in {report.fallback}" if report.fallback else ""
     kept = (
-        f"the {len(report.kept)} writes in flight finished and are listed above{where}; "
+        f"the {plural(len(report.kept), 'write')} in flight finished and "
+        f"{'is' if len(report.kept) == 1 else 'are'} listed above{where}; "
         if report.kept
         else ""
     )

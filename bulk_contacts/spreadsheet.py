@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, NoReturn
 
 from .errors import InputError
 from .gc_pause import gc_paused
-from .outputs import FORMULA_MARKED
+from .outputs import FORMULA_MARKED, O_BINARY
 
 WORKBOOK_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".ods"}
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -101,7 +101,7 @@ def _open_regular(path: Path) -> BinaryIO:
     nothing swapped in between is read."""
     try:
         _refuse_irregular(path, os.stat(path).st_mode)
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        descriptor = os.open(path, os.O_RDONLY | O_BINARY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except OSError as error:

@@ -137,3 +137,34 @@ def test_the_journal_lock_ignores_case_where_the_file_system_does(tmp_path, monk
         lock.hold_journal(tmp_path / "JOURNAL.JSONL"),
     ):
         pass
+
+
+def test_every_file_descriptor_is_opened_in_binary_mode() -> None:
+    """On Windows a descriptor from os.open is in text mode unless O_BINARY is given: reads stop
+    at a 0x1A byte and turn CR LF into LF (an xlsx is damaged), writes double the CR of every CSV
+    line. Every os.open of the package passes O_BINARY (0 elsewhere)."""
+    import ast
+
+    missing = []
+    for path in sorted((ROOT / "bulk_contacts").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        constants = {  # module-level NAME = ...: a flags expression may be one
+            target.id: ast.unparse(node.value)
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "open"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "os"
+            ):
+                flags = ast.unparse(node.args[1]) if len(node.args) > 1 else ""
+                flags = constants.get(flags, flags)
+                if "BINARY" not in flags:
+                    missing.append(f"{path.name}:{node.lineno}: {flags}")
+    assert not missing, missing

@@ -118,6 +118,7 @@ class ApplyReport:
     # Sites where a change failed, was skipped or did not verify; None: the run's outcome
     # could not be checked (the verification failed).
     troubled: set[tuple[int, int]] | None = field(default_factory=set)
+    refused: int = 0  # changes of sites a guard refused: not done, not in the results
 
     @property
     def clean(self) -> bool:
@@ -145,31 +146,41 @@ class ApplyReport:
 
 
 class Freshness(NamedTuple):
-    """A saved plan checked against CHeKT: the plan to apply, and the sites found stale."""
+    """A saved plan checked against CHeKT: the plan to apply, the sites found stale (changed
+    since, and not as the plan would leave them), and those already applied (changed since, and
+    holding every change the plan makes to them: nothing is left to do there)."""
 
     plan: Plan
     stale: list[SitePlan]
+    applied: list[SitePlan] = []  # noqa: RUF012 - a NamedTuple's default, never mutated
 
 
 def check_freshness(
     client: ChektClient, plan: Plan, refresh: bool, progress: Callable[[int], None] | None = None
 ) -> Freshness:
-    """Read every site the plan changes again. Sites whose contacts changed since the plan are
+    """Read every site the plan changes again. A site whose contacts changed since the plan
+    and already hold each of its changes (this plan applied before, or the same changes made
+    by hand) is already applied: nothing is left to do there. The other sites that changed are
     stale: in the plan returned, their changes are refused (`StaleSite`), or with `refresh`,
     re-based on what they hold now. The plan given is not changed."""
     touched = [site for site in plan.sites if site.changes]
     current = fetch_contacts(client, [(s.dealer_id, s.site_id) for s in touched], progress)
-    sites, stale = [], []
+    comparison = Comparison.of_plan(plan.options)
+    sites, stale, applied = [], [], []
     for site in plan.sites:
         contacts = current.get((site.dealer_id, site.site_id))
         if contacts is None or fingerprint(contacts) == site.fingerprint:
             sites.append(site)
             continue
+        rebased = rebase_site(site, contacts, comparison)
+        if not rebased.changes and len(rebased.conflicts) == len(site.conflicts):
+            applied.append(site)
+            sites.append(rebased)
+            continue
         stale.append(site)
         refusal = StaleSite(site.contacts_before, len(contacts))
-        rebased = rebase_site(site, contacts, Comparison.of_plan(plan.options)) if refresh else None
-        sites.append(rebased or replace(site, refusal=refusal))
-    return Freshness(replace(plan, sites=sites), stale)
+        sites.append(rebased if refresh else replace(site, refusal=refusal))
+    return Freshness(replace(plan, sites=sites), stale, applied)
 
 
 def load_saved_plan(
@@ -638,6 +649,7 @@ def apply_plan(
 
 def _run(applier: Applier, plan: Plan, kind: str, files: RunFiles) -> ApplyReport:
     report = ApplyReport({}, files, run_id=applier.run_id)
+    report.refused = plan.refused_changes
     try:
         report.interrupted = applier.run(plan, kind)
     except JournalError as error:  # not even the run record: nothing was sent

@@ -26,9 +26,10 @@ from .pipeline import ReadOptions
 from .plan import PlanOptions
 from .sandbox import config as sandbox_defaults
 from .terminal import printable, refusal_lines, with_flags
+from .words import plural
 
 if TYPE_CHECKING:
-    from .apply import ApplyReport, RunFiles
+    from .apply import ApplyReport, Freshness, RunFiles
     from .client import ChektClient
     from .outputs import Output
     from .plan import Plan
@@ -69,10 +70,38 @@ def warn(message: str) -> None:
 # the boundary
 
 
+# `--help` lists the commands in the order of the work; one not named here comes last.
+WORKFLOW = (
+    "template",
+    "validate",
+    "plan",
+    "apply",
+    "export",
+    "rollback",
+    "check",
+    "login",
+    "logout",
+    "profiles",
+    "sandbox",
+    "demo",
+    "serve",
+)
+
+
 class Cli(click.Group):
     """The one error boundary: a command returns its exit code; an error of the library is one
     line on stderr (with the flag of the setting it is about) and its exit code; Ctrl-C is 130.
     Anything else is a bug, and keeps its traceback."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        tolerate_any_console()
+        return super().main(*args, **kwargs)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        def rank(name: str) -> tuple[int, str]:
+            return (WORKFLOW.index(name) if name in WORKFLOW else len(WORKFLOW), name)
+
+        return sorted(super().list_commands(ctx), key=rank)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -92,6 +121,16 @@ INTERRUPT_NOTE = "bulk_contacts.interrupt_note"
 def on_interrupt(note: str) -> None:
     """What the one line printed after Ctrl-C says from here on (what was done, how to go on)."""
     click.get_current_context().meta[INTERRUPT_NOTE] = note
+
+
+def tolerate_any_console() -> None:
+    """A character the console's encoding cannot show (a Windows console or redirected output in
+    cp1252, a name in Vietnamese or Chinese) is printed as a \\u escape, never a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):  # a closed or detached stream
+                reconfigure(errors="backslashreplace")
 
 
 def run() -> None:
@@ -454,11 +493,11 @@ def open_client(connection: Connection) -> tuple[Settings, ChektClient, RunLog]:
 
 
 def show_issues(validated: Any, verbose: bool) -> None:
-    """The roster's problems found while planning (its row count and verdict aside)."""
+    """The roster's problems found while planning; the plan says what becomes of them."""
     from .terminal import validation_text
 
     if validated.issues:
-        echo_lines([line for line in validation_text(validated, verbose) if line[1] != "ok"])
+        echo_lines(validation_text(validated, verbose, verdict=False))
 
 
 def make_plan(
@@ -481,17 +520,67 @@ def make_plan(
 
 
 @click.group(
-    cls=Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+    cls=Cli,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="\b\nThe commands are listed in the order of the work; `bulk-contacts COMMAND --help`"
+    "\nshows each one's examples and the environment variables it reads."
+    "\n\n\bShell completion (bash, zsh, fish; the README has each shell's line):"
+    '\n  eval "$(_BULK_CONTACTS_COMPLETE=bash_source bulk-contacts)"',
 )
 @click.version_option(__version__, prog_name="bulk-contacts")
 def main() -> None:
     """Move site-contact rosters between spreadsheets and the CHeKT Partner API, safely."""
 
 
+# each command's --help ends with its examples and the environment variables it reads
+
+# What the commands that connect to CHeKT read (flags win over them; secrets only from here).
+CONNECTION_ENV = (
+    ("CHEKT_API_URL", "API base URL (--api-url); default https://api.chekt.com"),
+    ("CHEKT_TOKEN_URL", "OAuth token URL (--token-url); default <api-url>/oauth/token"),
+    ("CHEKT_DEALER_ID", "dealer id (--dealer), unless the roster has a dealer_id column"),
+    ("CHEKT_CLIENT_ID", "client id, with one of:"),
+    ("CHEKT_CLIENT_SECRET", "  its secret (never a flag), or"),
+    ("CHEKT_PRIVATE_KEY_FILE", "  a PEM key for a signed JWT assertion (CHEKT_KEY_ID,"),
+    ("", "  CHEKT_AUDIENCE optional)"),
+    ("CHEKT_API_KEY", "or a long-lived API key instead"),
+    ("CHEKT_ALLOW_INSECURE_HTTP", "=1: allow http:// to another machine (--allow-insecure-http)"),
+    ("HTTPS_PROXY, NO_PROXY", "a proxy (read by httpx; SSL_CERT_FILE: a CA bundle)"),
+)
+# Where apply and rollback keep their run locks (platformdirs' user state folder).
+LOCK_ENV = (("XDG_STATE_HOME", "Linux: the run locks' folder (Windows: %LOCALAPPDATA%)"),)
+NO_ENV = "none: nothing is sent anywhere"
+
+
+def epilog(examples: tuple[str, ...], environment: tuple[tuple[str, str], ...] | str) -> str:
+    """The end of a command's --help: examples, then the environment variables it reads (kept
+    as written: click does not rewrap a paragraph that starts with \b)."""
+    if isinstance(environment, str):
+        variables = [f"  {environment}"]
+    else:
+        width = max(len(name) for name, _ in environment)
+        variables = [f"  {name:<{width}}  {what}".rstrip() for name, what in environment]
+    return "\n\n".join(
+        [
+            "\b\nExamples:\n" + "\n".join(f"  {line}" for line in examples),
+            "\b\nEnvironment:\n" + "\n".join(variables),
+        ]
+    )
+
+
 # the commands
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts validate roster.xlsx",
+            "bulk-contacts validate roster.csv --report problems.xlsx   # an annotated copy",
+            'bulk-contacts validate roster.xlsx --map "Cell=phone_number" -q',
+        ),
+        NO_ENV,
+    )
+)
 @click.argument("roster", type=click.Path(path_type=Path))
 @roster_options
 @report_option(
@@ -531,7 +620,15 @@ def validate(
     return ExitCode.OK if result.valid else ExitCode.FAILED
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts template                  # roster.xlsx, here",
+            "bulk-contacts template -o header.csv    # a CSV header line",
+        ),
+        NO_ENV,
+    )
+)
 @click.option(
     "-o",
     "--output",
@@ -553,7 +650,16 @@ def template(output: Path, overwrite: bool) -> None:
     echo(f"template written: {output}")
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts plan roster.xlsx",
+            "bulk-contacts plan roster.xlsx --prune --report plan.html -o plan.json",
+            "bulk-contacts plan roster.xlsx --detailed-exitcode -q   # 0 same, 3 changes, 1 errors",
+        ),
+        CONNECTION_ENV,
+    )
+)
 @click.argument("roster", type=click.Path(path_type=Path))
 @roster_options
 @plan_options
@@ -614,7 +720,16 @@ def plan(
     return result.exit_code(pending=detailed_exitcode)
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts apply roster.xlsx                  # plan, show, ask, apply",
+            "bulk-contacts apply plan.json --yes              # a saved plan, checked first",
+            "bulk-contacts apply plan.json --yes --refresh    # re-base sites changed since",
+        ),
+        CONNECTION_ENV + LOCK_ENV,
+    )
+)
 @click.argument("target", metavar="ROSTER_OR_PLAN", type=click.Path(path_type=Path))
 @roster_options
 @plan_options
@@ -656,18 +771,27 @@ def apply(
     from .apply import RunFiles
     from .outputs import run_outputs
 
+    check_saved_plan_options(target, refresh)
     check_outputs(run_outputs(results, journal, "apply") + connection.outputs(), overwrite, target)
     on_interrupt("nothing was written: no change was sent to CHeKT")
     settings, client, log = open_client(connection)
     check_journal(journal, results, settings.api_url)
 
+    applied: list[Any] = []
+
     def plan_now() -> Plan:
         if target.suffix.lower() == ".json":
-            return load_saved(client, target, refresh, planning, connection)
+            fresh = load_saved(client, target, refresh, planning, connection)
+            applied[:] = fresh.applied
+            return fresh.plan
         return make_plan(target, read, planning, connection, client, settings)
 
     with client, log:
         plan = plan_now()
+        if applied and not plan.changes and not plan.refused:
+            if not connection.quiet:
+                echo(f"already applied: CHeKT holds every change of {target}", "ok")
+            return ExitCode.OK
         with lock_dealers(
             {site.dealer_id for site in plan.sites if site.changes}, writing.wait
         ) as locks:
@@ -683,21 +807,67 @@ def apply(
                 return plan.exit_code()
             summary = plan.summary()
             if not confirmed(
-                f"Apply {summary['create']} creates, {summary['update']} updates and "
-                f"{summary['delete']} deletes to CHeKT at {settings.api_url}?",
+                f"Apply {plural(summary['create'], 'create')}, "
+                f"{plural(summary['update'], 'update')} and "
+                f"{plural(summary['delete'], 'delete')} to CHeKT at {settings.api_url}?",
                 yes,
             ):
                 return ExitCode.OK
             files = RunFiles.choose(results, journal)
+            saved = target.suffix.lower() == ".json"
+            again = f"bulk-contacts apply {target}" + (" --refresh" if saved else "")
             report = run_plan(
-                client, plan, files, connection, writing, overwrite and results is not None
+                client,
+                plan,
+                files,
+                connection,
+                writing,
+                overwrite and results is not None,
+                again=again,
             )
     return report.exit_code or plan.exit_code()
 
 
+# What a saved plan is applied with: the guards' options may loosen it; the options that made
+# it cannot change it.
+SAVED_PLAN_LOOSENED_BY = ("force", "allow_empty_sites", "max_deletes")
+
+
+def check_saved_plan_options(target: Path, refresh: bool) -> None:
+    """A saved plan with roster or plan options on the command line (--map, --skip-invalid,
+    --prune...) is an error naming them, before anything is read or sent: they would be
+    ignored. So is --refresh with a roster."""
+    ctx = click.get_current_context()
+    saved = target.suffix.lower() == ".json"
+    if not saved:
+        if refresh:
+            raise InputError(
+                f"--refresh is for a saved plan (PLAN.json); {target} is a roster, planned "
+                f"afresh against what CHeKT holds now"
+            )
+        return
+    names = [
+        *roster_options.names,
+        *plan_options.names,
+    ]
+    given = sorted(
+        max(param.opts, key=len)
+        for param in ctx.command.params
+        if param.name in names
+        and param.name not in SAVED_PLAN_LOOSENED_BY
+        and ctx.get_parameter_source(param.name or "") == click.core.ParameterSource.COMMANDLINE
+    )
+    if given:
+        raise InputError(
+            f"{target} is a saved plan, made with its own roster and plan options: "
+            f"{', '.join(given)} cannot change it; make a new plan with them (bulk-contacts "
+            f"plan ROSTER {' '.join(given)} ... -o {target}), or apply the roster directly"
+        )
+
+
 def load_saved(
     client: ChektClient, path: Path, refresh: bool, planning: PlanOptions, connection: Connection
-) -> Plan:
+) -> Freshness:
     """A saved plan checked: not edited, not stale (or re-based), guarded again with the
     guards' flags given to apply."""
     from .apply import load_saved_plan
@@ -712,14 +882,23 @@ def load_saved(
 
     with connection.bars() as bars:
         fresh = load_saved_plan(client, path, refresh, loosen, bars("sites", 0))
-    if fresh.stale and not connection.quiet:
+    if connection.quiet:
+        return fresh
+    if fresh.applied and (fresh.plan.changes or fresh.plan.refused):
+        echo(
+            f"{plural(len(fresh.applied), 'site')} already "
+            f"{'holds its' if len(fresh.applied) == 1 else 'hold their'} changes (already "
+            "applied): " + ", ".join(str(s.site_id) for s in fresh.applied),
+            "ok",
+        )
+    if fresh.stale:
         verb = "re-based on their current contacts" if refresh else "refused"
         echo(
-            f"{len(fresh.stale)} sites changed since the plan was made, {verb}: "
+            f"{plural(len(fresh.stale), 'site')} changed since the plan was made, {verb}: "
             + ", ".join(str(s.site_id) for s in fresh.stale),
             "warning",
         )
-    return fresh.plan
+    return fresh
 
 
 def check_journal(journal: Path | None, results: Path | None, api_url: str) -> None:
@@ -742,8 +921,15 @@ def confirmed(question: str, yes: bool) -> bool:
         raise InputError(
             "not on a terminal, so nothing is asked: pass --yes to go ahead without confirmation"
         )
-    if click.confirm(printable(question), default=False):
-        return True
+    try:
+        if click.confirm(printable(question), default=False):
+            return True
+    except click.Abort as abort:  # Ctrl-C (exit 130, as documented) or the input closed
+        echo()
+        echo("Nothing was changed.")
+        if isinstance(abort.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        return False
     echo("Nothing was changed.")
     return False
 
@@ -760,7 +946,9 @@ def lock_dealers(dealers: set[int], wait: bool) -> Any:
 
 class StopOnInterrupt:
     """Ctrl-C stops starting new changes; the ones in flight finish and everything is written.
-    A second Ctrl-C stops at once."""
+    A second Ctrl-C stops at once. SIGTERM (a service manager's stop, `kill`) and, on Windows,
+    Ctrl-Break do the same; SIGKILL (Windows: End task, `taskkill /F`) cannot be handled: the
+    journal, written before each write, is what keeps that safe."""
 
     def __init__(self) -> None:
         import signal
@@ -768,13 +956,19 @@ class StopOnInterrupt:
 
         self.event = threading.Event()
         self._signal = signal
-        self._previous: Any = None
+        self._signals = [
+            getattr(signal, name)
+            for name in ("SIGINT", "SIGTERM", "SIGBREAK")
+            if hasattr(signal, name)
+        ]
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopOnInterrupt:
-        self._previous = self._signal.signal(self._signal.SIGINT, self._handle)
+        for number in self._signals:
+            self._previous[number] = self._signal.signal(number, self._handle)
         return self
 
-    def _handle(self, *_: object) -> None:
+    def _handle(self, number: int, _: object) -> None:
         if self.event.is_set():
             import threading
 
@@ -784,13 +978,22 @@ class StopOnInterrupt:
             raise KeyboardInterrupt
         self.event.set()
         echo(err=True)
-        echo(
-            "stopping: finishing the changes in flight (Ctrl-C again to stop at once)",
-            err=True,
-        )
+        if number == self._signal.SIGINT:
+            echo(
+                "stopping: finishing the changes in flight (Ctrl-C again to stop at once)",
+                err=True,
+            )
+        else:
+            name = self._signal.Signals(number).name
+            echo(
+                f"{name} received, stopping: finishing the changes in flight (a second one "
+                f"stops at once)",
+                err=True,
+            )
 
     def __exit__(self, *_: object) -> None:
-        self._signal.signal(self._signal.SIGINT, self._previous)
+        for number, previous in self._previous.items():
+            self._signal.signal(number, previous)
 
 
 def run_plan(
@@ -801,6 +1004,7 @@ def run_plan(
     writing: Writing,
     replace_results: bool,
     kind: str = "apply",
+    again: str = "",
 ) -> ApplyReport:
     """Apply with a progress bar and Ctrl-C handling; print the outcome and where everything
     is. With --overwrite, a --results file that exists (and its failed rows) goes now that the
@@ -819,12 +1023,20 @@ def run_plan(
         progress = bars.changes(len(plan.changes))
         report = apply_plan(client, plan, files, progress, interrupt.event, kind, writing.verify)
     on_interrupt("the run had ended; everything it did is written")
-    for text, style, err in run_text(report, connection.quiet, kind):
+    for text, style, err in run_text(report, connection.quiet, kind, again):
         echo(text, style, err)
     return report
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts export -o contacts.xlsx",
+            "bulk-contacts export -o harbor.csv --account 10-4471",
+        ),
+        CONNECTION_ENV,
+    )
+)
 @click.option(
     "-o",
     "--output",
@@ -872,10 +1084,20 @@ def export(
     with writing_to("-o", output):
         count = write_export(found, output, overwrite)
     if not connection.quiet:
-        echo(f"{count} contacts of {len(found.sites)} sites written: {output}")
+        sites = plural(len(found.sites), "site")
+        echo(f"{plural(count, 'contact')} of {sites} written: {output}")
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts rollback bulk-contacts-runs/<run>/",
+            "bulk-contacts rollback journal.jsonl --yes --force   # also contacts changed since",
+            "bulk-contacts rollback first/journal.jsonl resumed/journal.jsonl   # several runs",
+        ),
+        tuple(v for v in CONNECTION_ENV if v[0] != "CHEKT_DEALER_ID") + LOCK_ENV,
+    )
+)
 @click.argument(
     "journal_files",
     metavar="JOURNAL_OR_RUN_FOLDER...",
@@ -996,7 +1218,7 @@ def undo_journals(
             echo_lines(plan_text(plan, connection.verbose, applying=True))
         report = None
         if plan.changes:
-            question = f"Undo {len(plan.changes)} changes in CHeKT at {settings.api_url}?"
+            question = f"Undo {plural(len(plan.changes), 'change')} in CHeKT at {settings.api_url}?"
             if not confirmed(question, yes):
                 return ExitCode.OK
             files = RunFiles.choose(results, journal, kind="rollback")
@@ -1008,6 +1230,7 @@ def undo_journals(
                 writing,
                 overwrite and results is not None,
                 "rollback",
+                again="bulk-contacts rollback " + " ".join(str(p) for p in paths),
             )
         troubled = set() if report is None else report.troubled
         for path, found in journals:
@@ -1028,7 +1251,16 @@ def undo_journals(
     return report.exit_code or plan.exit_code(conflicts_fail=True)
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts demo",
+            "bulk-contacts demo --out demo-files --no-progress",
+        ),
+        "none: the demo's steps run with the sandbox's settings (CHEKT_* are neither read nor "
+        "changed)",
+    )
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -1071,7 +1303,16 @@ def faults(**values: Any) -> Any:
     return Faults(**values)
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts sandbox --seed sample_data/sandbox-seed.json",
+            "bulk-contacts sandbox --db rehearsal.sqlite --port 8787",
+            "bulk-contacts sandbox --error-rate 0.1 --latency-ms 50 --fault-seed 1",
+        ),
+        (("SANDBOX_CLIENT_SECRET", "the client's secret (--client-secret)"),),
+    )
+)
 @click.option(
     "--host", default=sandbox_defaults.DEFAULT_HOST, show_default=True, help="Address to listen on."
 )
@@ -1210,7 +1451,15 @@ def sandbox(dealers: tuple[int, ...], **options: Any) -> None:
     serve(config, announce)
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts serve",
+            "bulk-contacts serve --port 0 --no-browser   # print the URL, any free port",
+        ),
+        CONNECTION_ENV + LOCK_ENV,
+    )
+)
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),

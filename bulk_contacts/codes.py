@@ -170,7 +170,13 @@ CODES: dict[str, Code] = {
             "no phone number and no e-mail: nobody can reach this person in an alarm; fill in "
             "one of them (or pass --allow-unreachable){unread}",
         ),
-        # (plan) the row's site, through the dealer's site list
+        # (plan) the row's dealer, and its site through the dealer's site list
+        Code(
+            "dealer_out_of_scope",
+            ERROR,
+            "dealer {dealer} is outside the scope of these credentials (CHeKT answered 403); "
+            "check the dealer_id, or use credentials that reach it",
+        ),
         Code(
             "unknown_site",
             ERROR,

@@ -129,7 +129,8 @@ def hold_journal(
 ) -> Iterator[None]:
     """One writer per journal: a journal another process is writing is refused (`busy` makes
     the error from the holder's description), or with `wait`, waited for."""
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:20]
+    # one file, one lock: on Windows J.jsonl and j.jsonl, C:\\ and c:\\ are the same file
+    digest = hashlib.sha256(os.path.normcase(str(path.resolve())).encode()).hexdigest()[:20]
     lock = Lock(f"journal-{digest}")
     if not lock.try_acquire():
         holder = lock.holder()

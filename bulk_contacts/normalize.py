@@ -91,6 +91,27 @@ class _Decisions:
         self.parts.append((rest.index.to_numpy(), pa.array(values, pa.large_string())))
         self.open[rest.index.to_numpy()] = False
 
+    def values_of(self, indexes: list[int]) -> dict[int, str]:
+        """The values decided so far for these distinct values (a later decision wins)."""
+        wanted = np.asarray(indexes, dtype=np.int64)
+        found: dict[int, str] = {}
+        for positions, values in self.parts:
+            mask = np.isin(positions, wanted)
+            if mask.any():
+                chosen = values.filter(pa.array(mask)).to_pylist()
+                found.update(zip(positions[mask].tolist(), chosen, strict=True))
+        return found
+
+    def redecide(self, decisions: dict[int, tuple[str, str]]) -> None:
+        """Replace what was decided for these distinct values: {index: (value, problem)}."""
+        if not decisions:
+            return
+        index = np.fromiter(decisions, dtype=np.int64, count=len(decisions))
+        values = [value for value, _ in decisions.values()]
+        self.parts.append((index, pa.array(values, pa.large_string())))
+        for where, (_, problem) in decisions.items():
+            self.problem[where] = problem
+
     def per_row(self) -> tuple[pd.Series, pd.Series]:
         """(value, problem) per row; "" where nothing was decided (blank cells)."""
         count = len(self.unique)
@@ -148,14 +169,17 @@ def _plus_dropped(found: _Decisions, region: str, phone_format: str) -> None:
     problem = pd.Series(found.problem, dtype="str")
     long = found.unique.str.len() > usual_length(region)
     candidates = found.unique[digits & ((problem == PHONE_INVALID) | ((problem == "") & long))]
+    current = found.values_of(candidates.index.tolist())
+    changed: dict[int, tuple[str, str]] = {}
     for index, value in candidates.items():
         international = phone_by_library("+" + value, region, phone_format)
         if international[1] != "":
             continue  # no number with a + either
         if found.problem[index] == PHONE_INVALID:
-            found.value[index], found.problem[index] = international[0], PHONE_PLUS_DROPPED
-        elif _e164(found.value[index], region) != _e164(international[0], region):
-            found.value[index], found.problem[index] = "", PHONE_PLUS_AMBIGUOUS
+            changed[index] = (international[0], PHONE_PLUS_DROPPED)
+        elif _e164(current.get(index, ""), region) != _e164(international[0], region):
+            changed[index] = ("", PHONE_PLUS_AMBIGUOUS)
+    found.redecide(changed)
 
 
 def plus_readings(value: str, region: str, phone_format: str = "e164") -> tuple[str, str]:

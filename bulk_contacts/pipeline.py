@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import BulkContactsError, ConfigError, EmptyRoster
+from .errors import BulkContactsError, ConfigError, EmptyRoster, PermissionDenied
 
 if TYPE_CHECKING:
     from .client import ChektClient
+    from .models import Site
     from .plan import Plan, PlanOptions
     from .schema import ValidatedRoster
 
@@ -129,13 +130,22 @@ def plan_roster(
             setting="dealer",
         )
     numeric = dealers[dealers.str.fullmatch(r"[0-9]{1,18}")]
-    sites_by_dealer = fetch_sites(client, {int(d) for d in numeric.unique()})
+    sites_by_dealer: dict[int, list[Site]] = {}
+    out_of_scope: set[int] = set()
+    for dealer in sorted({int(d) for d in numeric.unique()}):
+        try:
+            sites_by_dealer.update(fetch_sites(client, [dealer]))
+        except PermissionDenied:
+            if dealer == options.dealer_id:  # the dealer of every row without its own
+                raise
+            out_of_scope.add(dealer)  # named by rows: those rows are invalid
     placement, site_issues = resolve_sites(
         validated,
         sites_by_dealer,
         options.dealer_id,
         repair_ids=options.repair_ids,
         exact_ids=options.exact_ids,
+        out_of_scope=frozenset(out_of_scope),
     )
     if has_invalid_rows(validated, site_issues) and not options.skip_invalid:
         return reconcile(validated, {}, {}, {}, options, site_issues)  # refused: invalid rows

@@ -207,7 +207,15 @@ class Plan:
         """How many contacts the plan leaves with no phone number."""
         return sum(w.code == "no_phone" for w in self.warnings)
 
+    @property
+    def refused_changes(self) -> int:
+        """How many changes a refusal of their site holds back (listed, not made)."""
+        return sum(len(site.changes) for site in self.refused_sites)
+
     def summary(self) -> dict[str, int]:
+        """The counts every view shows the same way (terminal, HTML, xlsx, the browser): the
+        changes to make by action, then `refused` (changes of refused sites, not among those;
+        only when there are some), unchanged contacts, conflicts and invalid rows."""
         counts = {action: 0 for action in SUMMARY_KEYS}
         for change in self.changes:
             counts[change.action] += 1
@@ -215,7 +223,11 @@ class Plan:
             counts["unchanged"] += site.unchanged
             counts["conflict"] += len(site.conflicts)
         counts["invalid"] = len(self.invalid)
-        return counts
+        refused = self.refused_changes
+        if not refused:
+            return counts
+        ordered = {key: counts[key] for key in ACTIONS}
+        return {**ordered, "refused": refused, **counts}
 
     # serialization
 

@@ -11,6 +11,7 @@ from .columns import BY_NAME, EDITABLE_FIELDS
 from .errors import InputError
 from .outputs import PLAN_REPORT_SUFFIXES, close_workbook, replacing, write_csv
 from .plan import Change, Plan
+from .words import plural
 
 CHANGE_COLUMNS = (
     "action",
@@ -255,6 +256,15 @@ def _list_sheet(
 # html
 
 
+def counted(plan: Plan) -> str:
+    """The changes as the terminal counts them: those to make, then those a refusal of their
+    site holds back (listed below too, marked refused)."""
+    text = f"{plural(len(plan.changes), 'change')} to make"
+    if plan.refused_changes:
+        text += f", {plan.refused_changes} refused (listed, marked refused; not made)"
+    return text + "."
+
+
 def _write_html(plan: Plan, path: Path) -> None:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -269,5 +279,6 @@ def _write_html(plan: Plan, path: Path) -> None:
         rows=change_rows(plan),
         sites=plan.sites,
         fields=EDITABLE_FIELDS,
+        counted=counted(plan),
     )
     path.write_text(page, encoding="utf-8")

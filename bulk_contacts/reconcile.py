@@ -93,13 +93,15 @@ def resolve_sites(
     *,
     repair_ids: bool = False,
     exact_ids: bool = False,
+    out_of_scope: frozenset[int] = frozenset(),
 ) -> tuple[dict[int, SiteKey], list[RosterIssue]]:
     """Which site each row names, through the dealer's site list. Rows that name no site of
     their dealer, or name it ambiguously, get an issue (and are then invalid). A site id that a
     spreadsheet damaged (account 001234 shown as 1234) is never used silently: it is an error
     naming the likely site, unless the row's other site columns confirm it, or --repair-ids
     accepts a unique repair (a warning, each time). Then rows that name one contact on one site,
-    however they write the site, the dealer or the id, are duplicates."""
+    however they write the site, the dealer or the id, are duplicates. A row whose dealer is
+    `out_of_scope` (the credentials cannot reach it) is invalid."""
     index = {dealer: _SiteIndex(sites) for dealer, sites in sites_by_dealer.items()}
     rows = validated.rows
     placement: dict[int, SiteKey] = {}
@@ -116,7 +118,11 @@ def resolve_sites(
     for row, dealer, site_id, external, account in identity:
         key = (dealer, site_id, external, account)
         if key not in cache:
-            cache[key] = _resolve_one(index, *key, repair_ids)
+            cache[key] = (
+                _error("dealer_id", "dealer_out_of_scope", dealer=int(dealer))
+                if dealer.isdigit() and int(dealer) in out_of_scope
+                else _resolve_one(index, *key, repair_ids)
+            )
         verdict = cache[key]
         if verdict.site is not None:
             placement[row] = verdict.site

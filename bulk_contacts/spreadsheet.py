@@ -27,7 +27,7 @@ from typing import Any, BinaryIO, NoReturn
 
 from .errors import InputError
 from .gc_pause import gc_paused
-from .outputs import FORMULA_MARKED
+from .outputs import FORMULA_MARKED, O_BINARY
 
 WORKBOOK_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".ods"}
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -84,6 +84,9 @@ MAX_COLUMNS = 1_000
 MAX_BLANK_ROWS = 1_048_576
 
 
+# A plan file (`plan -o`), as `Plan.to_json` begins it.
+PLAN_FILE = re.compile(rb'\s*\{\s*"format":\s*"bulk-contacts-plan/')
+
 # The hidden sheet in which an xlsx export keeps what CHeKT held when it was made.
 SNAPSHOT_SHEET = "bulk-contacts snapshot"
 
@@ -95,6 +98,11 @@ def read_cells(path: Path, sheet: str | None = None) -> Cells:
     do. Needs no pandas, so a caller can run it in a thread while pandas loads."""
     with _open_regular(path) as handle:
         head = handle.read(HEAD_BYTES)
+        if PLAN_FILE.match(head):
+            raise InputError(
+                f"{path} is a plan file: apply it with `bulk-contacts apply {path}` (plan and "
+                f"validate read a roster: .xlsx, .xls, .ods or .csv)"
+            )
         kind = real_format(path, head, handle)
         handle.seek(0)
         if kind == "csv":
@@ -114,7 +122,7 @@ def _open_regular(path: Path) -> BinaryIO:
     nothing swapped in between is read."""
     try:
         _refuse_irregular(path, os.stat(path).st_mode)
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        descriptor = os.open(path, os.O_RDONLY | O_BINARY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except OSError as error:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .columns import EDITABLE_FIELDS
+from .words import plural
 
 if TYPE_CHECKING:  # kept light: the CLI imports this module to print anything at all
     from .apply import ApplyReport
@@ -78,13 +79,16 @@ def printable(text: str) -> str:
     return text.translate(_ESCAPED)
 
 
-def validation_text(result: ValidatedRoster, verbose: bool = False) -> list[tuple[str, str]]:
-    """(line, style) pairs: style is "", "error", "warning", "ok" or "dim"."""
+def validation_text(
+    result: ValidatedRoster, verbose: bool = False, verdict: bool = True
+) -> list[tuple[str, str]]:
+    """(line, style) pairs: style is "", "error", "warning", "ok" or "dim". Without `verdict`
+    (plan and apply, whose plan says what becomes of invalid rows), no closing line."""
     rows, invalid = len(result.rows), len(result.invalid_rows)
     lines: list[tuple[str, str]] = [
         (
-            f"{result.roster.source}: {rows} contact rows, {invalid} invalid, "
-            f"{len(result.warnings)} warnings",
+            f"{result.roster.source}: {plural(rows, 'contact row')}, {invalid} invalid, "
+            f"{plural(len(result.warnings), 'warning')}",
             "",
         )
     ]
@@ -98,11 +102,16 @@ def validation_text(result: ValidatedRoster, verbose: bool = False) -> list[tupl
     lines += _no_phone_line(no_phone, unread_phones_hint(result.roster))
     for severity, issues in (("error", result.errors), ("warning", result.warnings)):
         lines += _by_kind(issues, severity, verbose)
-    if result.valid:
+    if not verdict:
+        pass
+    elif result.valid:
         lines.append(("valid: every row can be planned", "ok"))
     else:
         lines.append(
-            (f"invalid: fix the {invalid} rows above (or plan with --skip-invalid)", "error")
+            (
+                f"invalid: fix the {plural(invalid, 'row')} above (or plan with --skip-invalid)",
+                "error",
+            )
         )
     return lines
 
@@ -153,13 +162,14 @@ def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list
     diffs (truncated past a screenful unless verbose), conflicts, what is left alone, refusals."""
     counts = plan.summary()
     lines: list[tuple[str, str]] = [
-        (f"Plan for {plan.source}: {len(plan.sites)} sites", ""),
+        (f"Plan for {plan.source}: {plural(len(plan.sites), 'site')}", ""),
         ("  " + "   ".join(f"{key} {counts[key]}" for key in counts), "bold"),
     ]
     lines += _no_phone_line(plan.no_phone)
     if plan.sites and len(plan.sites) <= SITE_TABLE_LIMIT:
         lines += _site_table(plan)
-    lines += _change_lines(plan, verbose)
+    # plan has --report; apply and rollback do not (their plan is shown to be confirmed)
+    lines += _change_lines(plan, verbose, "" if applying else "; --report plan.html shows all")
     if plan.warnings:
         lines += [("", ""), (f"Warnings ({len(plan.warnings)}):", "warning")]
         lines += _by_kind(plan.warnings, "warning", verbose)
@@ -172,13 +182,16 @@ def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list
         if len(plan.invalid) > 5 and not verbose:
             lines.append((f"  ... and {len(plan.invalid) - 5} more", "dim"))
     lines += [(line, "error") for line in refusal_lines(plan)]
+    held = f" ({plan.refused_changes} more refused)" if plan.refused_changes else ""
     if not plan.refusals:
         if not plan.has_changes:
-            lines.append(("No changes: CHeKT already matches the roster.", "ok"))
+            if not plan.refused_sites:  # else the refusals above say why nothing is done
+                lines.append(("No changes: CHeKT already matches the roster.", "ok"))
         elif applying:
-            lines.append((f"{len(plan.changes)} changes to make.", "bold"))
+            lines.append((f"{plural(len(plan.changes), 'change')} to make{held}.", "bold"))
         else:
-            lines.append((f"{len(plan.changes)} changes planned; nothing was written.", "ok"))
+            planned = f"{plural(len(plan.changes), 'change')} planned{held}"
+            lines.append((f"{planned}; nothing was written.", "ok"))
     return lines
 
 
@@ -208,7 +221,7 @@ def _site_table(plan: Plan) -> list[tuple[str, str]]:
     return lines
 
 
-def _change_lines(plan: Plan, verbose: bool) -> list[tuple[str, str]]:
+def _change_lines(plan: Plan, verbose: bool, report_hint: str) -> list[tuple[str, str]]:
     lines: list[tuple[str, str]] = []
     for site in plan.sites:
         if not site.changes:
@@ -223,9 +236,7 @@ def _change_lines(plan: Plan, verbose: bool) -> list[tuple[str, str]]:
     more = len(lines) - len(shown)
     result = [("", ""), ("Changes:", "bold"), *shown]
     if more:
-        result.append(
-            (f"  ... {more} more lines (-v prints all; --report plan.html shows all)", "dim")
-        )
+        result.append((f"  ... {plural(more, 'more line')} (-v prints all{report_hint})", "dim"))
     return result
 
 
@@ -295,13 +306,19 @@ def _left_alone(plan: Plan) -> list[tuple[str, str]]:
 # runs
 
 
-def run_text(report: ApplyReport, quiet: bool, kind: str) -> list[tuple[str, str, bool]]:
-    """(line, style, to stderr): the run's counts, verification, files, what went wrong."""
+def run_text(
+    report: ApplyReport, quiet: bool, kind: str, again: str = ""
+) -> list[tuple[str, str, bool]]:
+    """(line, style, to stderr): the run's counts, verification, files, what went wrong.
+    `again` is the command that finishes an interrupted run (the same command, or for a saved
+    plan, with --refresh)."""
     counts, files = report.counts, report.files
     lines: list[tuple[str, str, bool]] = []
     if not quiet or counts["failed"]:
         style = "error" if counts["failed"] else "ok"
         done = f"{counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped"
+        if report.refused:
+            done += f", {report.refused} not done (site refused)"
         lines.append((f"{kind}: {done}", style, False))
     lines += _verification_lines(report, quiet)
     if files.folder is not None and not files.folder.exists():
@@ -310,7 +327,21 @@ def run_text(report: ApplyReport, quiet: bool, kind: str) -> list[tuple[str, str
         lines.append(("nothing was sent, so no run folder was kept", "", False))
         return lines
     lines.append((f"results: {files.results}", "", False))
-    lines.append((f"journal: {files.journal}  (bulk-contacts rollback {files.journal})", "", False))
+    if kind == "rollback":  # rolling the rollback back is possible, but never the advice
+        lines.append((f"journal: {files.journal}", "", False))
+    else:
+        undo = f"  (bulk-contacts rollback {files.journal})"
+        lines.append((f"journal: {files.journal}{undo}", "", False))
+    if report.interrupted and again:
+        rest = "to undo the rest" if kind == "rollback" else "to make the rest"
+        lines.append(
+            (
+                f"interrupted: the changes not started are recorded as skipped; {rest}, run "
+                f"the same command again: {again}",
+                "warning",
+                True,
+            )
+        )
     if report.failed_rows_written:
         lines.append((f"failed rows, to fix and import again: {files.failed_rows}", "", False))
     if report.results_error:
@@ -352,7 +383,8 @@ def _verification_lines(report: ApplyReport, quiet: bool) -> list[tuple[str, str
         why = f"the sites could not be read again to verify the run: {report.verify_error}"
         lines.append((f"error: {why}", "error", True))
     elif report.verified_sites and not report.unverified and not quiet:
-        holds = f"verified: {report.verified_sites} sites read again; every change holds"
+        sites = plural(report.verified_sites, "site")
+        holds = f"verified: {sites} read again; every change holds"
         lines.append((holds, "ok", False))
     return lines
 
@@ -366,7 +398,8 @@ def _journal_failure_lines(report: ApplyReport) -> list[tuple[str, str, bool]]:
         lines.append((f"not journaled: {what} (contact_id {record.get('contact_id')})", "", True))
     where = f"; they are in {report.fallback}" if report.fallback else ""
     kept = (
-        f"the {len(report.kept)} writes in flight finished and are listed above{where}; "
+        f"the {plural(len(report.kept), 'write')} in flight finished and "
+        f"{'is' if len(report.kept) == 1 else 'are'} listed above{where}; "
         if report.kept
         else ""
     )

@@ -335,7 +335,7 @@ def test_a_stale_saved_plan_is_refused_for_its_stale_sites_only(start_sandbox, t
         server, "apply", str(plan), "--yes", "--no-progress", "--results", str(tmp_path / "r.csv")
     )
     assert result.exit_code == 1, result.output
-    assert "1 sites changed since the plan was made, refused: 101" in result.output
+    assert "1 site changed since the plan was made, refused: 101" in result.output
     table = pd.read_csv(tmp_path / "r.csv", dtype=str, keep_default_na=False)
     assert "101" not in set(table["site_id"]) and len(table) > 40
     assert duplicates(server) == [(102, "NW-001", 2)]

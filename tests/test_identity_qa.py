@@ -654,7 +654,8 @@ def test_cli_a_dropped_plus_is_put_back_with_a_warning(seeded, tmp_path) -> None
     plan = run(seeded, "plan", path)
     assert "+442079460958" in plan.output and "+525512345678" in plan.output, plan.output
     assert run(seeded, "apply", path, "--yes").exit_code == 0
-    assert [c[3] for c in contacts_of(seeded, 1001)][1:] == ["+442079460958", "+525512345678"]
+    phones = {c[3] for c in contacts_of(seeded, 1001)}
+    assert {"+442079460958", "+525512345678"} <= phones
     again = run(seeded, "plan", path, "--detailed-exitcode")
     assert again.exit_code == 0 and "No changes" in again.output, again.output
     german = run(seeded, "validate", path, "--region", "DE")

@@ -180,8 +180,29 @@ def test_a_plan_gone_stale_applies_nothing(web, client, start_sandbox) -> None:
     sandbox.store.db.commit()
     assert post(client, web, "/apply").headers["hx-redirect"] == "/plan"
     shown = " ".join(messages(client.get("/plan").text))
-    assert "1 sites changed in CHeKT since the plan was made" in shown
+    assert "1 site changed in CHeKT since the plan was made" in shown
     assert "nothing was applied" in shown and web.workspace.run is None
+
+
+def test_a_plan_applied_meanwhile_is_not_applied_again(web, client, start_sandbox) -> None:
+    """Site 101 changes meanwhile into exactly what the plan makes of it (the CLI's 'already
+    applied'): the page, which applies the plan as made, must not send its creates again."""
+    sandbox = start_sandbox(seed=SAMPLES / "sandbox-seed.json")
+    connect_to(client, web, sandbox)
+    upload(client, web, "roster.xlsx", (SAMPLES / "roster.xlsx").read_bytes())
+    post(client, web, "/plan", data={"prune": "no"})
+    site = next(s for s in web.workspace.plan.sites if s.site_id == 101)
+    for change in site.changes:
+        if change.action == "create":
+            sandbox.store.create_contact(101, dict(change.after))
+        elif change.action == "update":
+            sandbox.store.update_contact(101, change.contact_id, dict(change.after))
+    before = sandbox.store.db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
+    assert post(client, web, "/apply").headers["hx-redirect"] == "/plan"
+    shown = " ".join(messages(client.get("/plan").text))
+    assert "1 site changed in CHeKT since the plan was made" in shown
+    assert web.workspace.run is None
+    assert sandbox.store.db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0] == before
 
 
 def slow_sandbox(start_sandbox):

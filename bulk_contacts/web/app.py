@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..errors import BulkContactsError, InputError
 from ..guards import Refusal
+from ..words import plural
 from . import library
 from .connection import check_connection, sandbox_connection, settings_connection
 from .runs import find_run, past_runs, start_run
@@ -86,6 +87,7 @@ class Pages:
         self.templates.globals.update(
             passing_options=passing_options,
             letter=library.column_letter,
+            plural=plural,
         )
 
     def routes(self) -> list[tuple[str, Any, str]]:
@@ -241,7 +243,7 @@ class Pages:
                 self.ws.say("error", str(error))
                 return "/upload"
         assert self.ws.upload is not None  # just loaded
-        self.ws.say("ok", f"{path.name}: {len(self.ws.upload.table.cells)} rows read")
+        self.ws.say("ok", f"{path.name}: {plural(len(self.ws.upload.table.cells), 'row')} read")
         return "/columns"
 
     def upload_sample(self) -> Response:
@@ -494,7 +496,8 @@ class Pages:
                 ws.plan = None
                 return self.failed(
                     InputError(
-                        f"{len(stale)} sites changed in CHeKT since the plan was made ({names}): "
+                        f"{plural(len(stale), 'site')} changed in CHeKT since the plan was made "
+                        f"({names}): "
                         f"nothing was applied; make the plan again"
                     ),
                     "/plan",

@@ -173,8 +173,11 @@ def write_plan(plan: Plan, path: Path) -> None:
 
 
 def stale_sites(client: ChektClient, plan: Plan) -> list[SitePlan]:
-    """The sites whose contacts changed in CHeKT since the plan was made."""
-    return check_freshness(client, plan, refresh=False).stale
+    """The sites whose contacts changed in CHeKT since the plan was made: the stale ones and
+    those already holding the plan's changes (the page applies the plan as it was made, so
+    neither may be applied again)."""
+    fresh = check_freshness(client, plan, refresh=False)
+    return fresh.stale + fresh.applied
 
 
 # running

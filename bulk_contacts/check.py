@@ -176,7 +176,7 @@ def _proxy_for(url: str) -> str | None:
     """The proxy httpx would use for `url` (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY)."""
     parts = urlsplit(url)
     proxies = urllib.request.getproxies_environment()
-    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # untyped
     if not proxies or bypass(parts.hostname or "", proxies):
         return None
     return proxies.get(parts.scheme) or proxies.get("all")

@@ -349,7 +349,7 @@ def connection_settings(connection: Connection) -> Settings:
 
 def connection_options(dealer: bool = True):
     """Options of the commands that talk to CHeKT (rollback takes its dealers from the
-    journal). Secrets come only from the environment."""
+    journal). Secrets come only from the environment, the keychain or a key file."""
     return option_group(
         "connection",
         Connection,

@@ -6,7 +6,7 @@ folder's `.env`, which never overrides a variable already set), then the active 
 settings, and its secret from the keychain), then the default.
 
 The settings file is TOML in the user's config folder (`platformdirs`: on Linux
-`$XDG_CONFIG_HOME/bulk-contacts/settings.toml`, on Windows `%APPDATA%\\bulk-contacts\\...`, on
+`$XDG_CONFIG_HOME/bulk-contacts/settings.toml`, on Windows `%LOCALAPPDATA%\\bulk-contacts\\...`, on
 macOS `~/Library/Application Support/bulk-contacts/...`). It holds no secret: a client secret or
 API key goes to the keychain (`keyring`: Windows Credential Manager, macOS Keychain, Secret
 Service), under the service `bulk-contacts` and the profile's name. Where no keychain exists (a

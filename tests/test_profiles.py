@@ -27,7 +27,7 @@ SECRET = "sandbox-secret"
 class MemoryKeyring(keyring.backend.KeyringBackend):
     """A keychain in this process's memory: keyring's backend interface, nothing of ours."""
 
-    priority = 1  # type: ignore[assignment]
+    priority = 1  # type: ignore[assignment]  # a classproperty in the base
 
     def __init__(self) -> None:
         super().__init__()

@@ -171,12 +171,39 @@ def find_profile(name: str, path: Path | None = None) -> Profile:
 
 def dotenv_values(folder: Path | None = None) -> dict[str, str]:
     """The working folder's `.env` (python-dotenv's syntax), if there is one."""
+    return read_dotenv(folder)[0]
+
+
+def read_dotenv(folder: Path | None = None) -> tuple[dict[str, str], list[str]]:
+    """The working folder's `.env`: its variables, and a line for each line that is not
+    `NAME=value` (ignored). A file that cannot be read is an error naming it."""
+    import io
+    import logging
+
     from dotenv import dotenv_values as read
+    from dotenv.parser import parse_stream
 
     path = (folder or Path.cwd()) / ".env"
     if not path.is_file():
-        return {}
-    return {key: value for key, value in read(path).items() if value is not None}
+        return {}, []
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    problems = [
+        f"{path} line {binding.original.line}: not NAME=value, ignored"
+        for binding in parse_stream(io.StringIO(text))
+        if binding.error
+    ]
+    quiet = logging.getLogger("dotenv.main")
+    level, quiet.level = quiet.level, logging.ERROR  # its warnings are `problems`, said once
+    try:
+        values = read(stream=io.StringIO(text))
+    finally:
+        quiet.level = level
+    return {key: value for key, value in values.items() if value is not None}, problems
 
 
 def layered_environ(env: Mapping[str, str], folder: Path | None = None) -> dict[str, str]:

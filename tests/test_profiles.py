@@ -18,7 +18,13 @@ from click.testing import CliRunner
 from keyring.errors import PasswordDeleteError
 
 from bulk_contacts.cli import main
-from bulk_contacts.profiles import Layered, load_profiles, settings_path, with_profile
+from bulk_contacts.profiles import (
+    Layered,
+    load_profiles,
+    read_dotenv,
+    settings_path,
+    with_profile,
+)
 from bulk_contacts.settings import resolve_settings
 
 SECRET = "sandbox-secret"
@@ -238,3 +244,21 @@ def test_a_profile_for_a_signed_jwt_keeps_a_key_path_and_has_nothing_to_log_in(
 def test_settings_path_is_per_user(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "elsewhere"))
     assert settings_path() == Path(tmp_path / "elsewhere" / "bulk-contacts" / "settings.toml")
+
+
+def test_a_dot_env_that_cannot_be_read_is_one_line_naming_it(tmp_path) -> None:
+    (tmp_path / ".env").write_bytes(b"CHEKT_DEALER_ID=\xff\xfe\n")
+    result = run("check")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{tmp_path / '.env'}: not UTF-8 text; save it as UTF-8" in result.output
+    (tmp_path / ".env").write_text("just words\nCHEKT_DEALER_ID=5\n")
+    values, problems = read_dotenv(tmp_path)
+    assert values == {"CHEKT_DEALER_ID": "5"}
+    assert problems == [f"{tmp_path / '.env'} line 1: not NAME=value, ignored"]
+
+
+def test_a_profile_without_a_client_id_asks_for_one_not_for_a_login(sandbox) -> None:
+    result = run("profiles", "add", "bare", "--api-url", sandbox.url)
+    assert result.exit_code == 0
+    checked = run("check", "--profile", "bare")
+    assert checked.exit_code == 2 and "no credentials: set CHEKT_CLIENT_ID" in checked.output

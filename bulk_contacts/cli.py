@@ -1204,9 +1204,12 @@ def check(connection: Connection) -> ExitCode:
     offset. Exit 0 when every step passes; else the failing step, its likely cause and fix."""
     from .check import clock_note, run_check
     from .client import ChektClient
+    from .profiles import active_name
 
     settings = connection_settings(connection)
-    echo(f"Checking {settings.api_url} (dealer {settings.dealer_id or 'not set'}):", "bold")
+    profile = active_name(connection.profile, environ())
+    where = f"profile {profile}, " if profile else ""
+    echo(f"Checking {settings.api_url} ({where}dealer {settings.dealer_id or 'not set'}):", "bold")
     client = ChektClient(settings, concurrency=1, timeout=10.0)
     with client:
         report = run_check(settings, client)

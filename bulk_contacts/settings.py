@@ -54,6 +54,8 @@ class Settings:
         """The TLS context every connection uses: the CA bundle if one is set."""
         if self.ca_bundle:
             return ssl.create_default_context(cafile=self.ca_bundle)
+        if os.environ.get("SSL_CERT_DIR"):  # as httpx's default honours it
+            return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
         import certifi
 
         return ssl.create_default_context(cafile=certifi.where())

@@ -168,6 +168,7 @@ def test_precedence_flag_then_environment_then_profile_then_default(sandbox, key
     keychain.set_password("bulk-contacts", "rehearsal", SECRET)
     profile_only = run("check", "--profile", "rehearsal")
     assert profile_only.exit_code == 0 and "dealer 12345" in profile_only.output
+    assert f"Checking {sandbox.url} (profile rehearsal, dealer 12345)" in profile_only.output
     env_wins = run("check", "--profile", "rehearsal", env={"CHEKT_DEALER_ID": "999"})
     assert env_wins.exit_code == 1 and "dealer 999 is not reachable" in env_wins.output
     flag_wins = run(

@@ -1273,7 +1273,9 @@ def login(profile: str | None) -> ExitCode:
             setting="keychain",
         )
     word = SECRET_WORDS[chosen.auth]
-    secret = click.prompt(f"{word} for profile {chosen.name}", hide_input=True, default="")
+    secret = click.prompt(
+        printable(f"{word} for profile {chosen.name}"), hide_input=True, default=""
+    )
     if not secret.strip():
         raise ConfigError(f"no {word} given: nothing was stored")
     store_secret(chosen.name, secret.strip())

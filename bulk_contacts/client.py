@@ -22,12 +22,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
 from . import __version__
 from .auth import TokenSource, read_token_response
+from .diagnose import cause_of, html_message, transport_message
 from .errors import ApiError, AuthError, Conflict, NotFound, TransportError, error_class
 from .models import Contact, Exchange, NewContact, Site, WriteResult
 from .ratelimit import Pacer
@@ -101,9 +102,14 @@ class ChektClient:
         self.pacer = Pacer(rate, clock, sleep, wall)
         self.tokens = TokenSource(settings, self._fetch_token, clock)
         self._sleep, self._wall = self.pacer.sleep, wall
+        # Whether the server has answered (with something other than an HTML page) yet: until
+        # then, a refused connection or a proxy's page is not a blip to retry, but the setting
+        # to fix. A name that does not resolve and an untrusted certificate never are.
+        self.reached = False
         self.http = httpx.Client(
             base_url=settings.api_url,
             transport=transport,
+            verify=settings.ssl_context(),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0), pool=None),
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             headers={"User-Agent": f"bulk-contacts/{__version__}", "Accept": "application/json"},
@@ -126,6 +132,14 @@ class ChektClient:
     def list_sites(self, dealer_id: int) -> list[Site]:
         sent = self._send("GET", f"/partner/v1/dealers/{dealer_id}/sites")
         return [Site.from_api(item) for item in self._json_list(sent)]
+
+    def list_sites_with_headers(self, dealer_id: int) -> tuple[list[Site], dict[str, str]]:
+        """The site list and its answer's headers (names in lower case): the rate limit and
+        the server's Date, for `check`."""
+        sent = self._send("GET", f"/partner/v1/dealers/{dealer_id}/sites")
+        assert sent.response is not None
+        headers = {k.lower(): v for k, v in sent.response.headers.items()}
+        return [Site.from_api(item) for item in self._json_list(sent)], headers
 
     def list_contacts(self, dealer_id: int, site_id: int) -> list[Contact]:
         sent = self._send("GET", _contacts_path(dealer_id, site_id))
@@ -337,6 +351,8 @@ class ChektClient:
             if failure is None:
                 assert response is not None
                 return _Sent(response, _exchange(response, trace_id, attempt))
+            if self._hopeless(failure):
+                raise self._explain(failure, attempt)
             status = failure.status
             if status == 401 and authorized and not refreshed and not self._static_key:
                 self.tokens.rejected(token or "")
@@ -406,20 +422,23 @@ class ChektClient:
             response = self.http.request(method, url, json=body, data=form, headers=headers)
         except httpx.TransportError as error:
             kind = "timeout" if isinstance(error, httpx.TimeoutException) else "connection"
+            cause = cause_of(error)
             self.log.exchange(
                 **entry,
                 status=None,
-                error=f"{kind}: {type(error).__name__}",
+                error=f"{kind}: {type(error).__name__} ({cause})",
                 duration_ms=_ms(started),
                 values=body,
             )
-            return None, TransportError(
-                f"no answer ({kind} failed: {type(error).__name__})",
-                trace_id=trace_id,
-                attempts=attempt,
-                method=method,
-                path=path,
+            if cause in ("refused", "dns", "tls"):
+                message = transport_message(cause, str(self.http.base_url.join(url)), error)
+            else:
+                message = f"no answer ({kind} failed: {type(error).__name__})"
+            lost = TransportError(
+                message, trace_id=trace_id, attempts=attempt, method=method, path=path
             )
+            lost.cause = cause
+            return None, lost
         self.pacer.observe(
             response.headers.get("x-ratelimit-limit"),
             response.headers.get("x-ratelimit-remaining"),
@@ -433,11 +452,35 @@ class ChektClient:
             duration_ms=_ms(started),
             values=body,
         )
+        if _is_html(response):
+            page = error_class(response.status_code) if response.status_code >= 400 else ApiError
+            return response, page(
+                html_message(
+                    str(self.http.base_url.join(url)), response.status_code, _title(response)
+                ),
+                status=response.status_code,
+                code="html_page",
+                request_id=request_id,
+                trace_id=trace_id,
+                attempts=attempt,
+                method=method,
+                path=path,
+            )
+        self.reached = True
         if response.status_code < 400:
             return response, None
         failure = _failure(response, method, path, trace_id, attempt)
         failure.retry_after = _retry_after(response.headers.get("retry-after"), self._wall())
         return response, failure
+
+    def _hopeless(self, failure: ApiError) -> bool:
+        """A failure no retry mends: a name that does not resolve, an untrusted certificate, and
+        before the server ever answered, a refused connection or an HTML page (a proxy's)."""
+        if isinstance(failure, TransportError):
+            if failure.cause in ("dns", "tls"):
+                return True
+            return failure.cause == "refused" and not self.reached
+        return failure.code == "html_page" and (not self.reached or failure.status not in RETRYABLE)
 
     @property
     def _static_key(self) -> bool:
@@ -445,7 +488,12 @@ class ChektClient:
 
     def _explain(self, failure: ApiError, attempt: int) -> ApiError:
         failure.attempts = attempt
-        if isinstance(failure, AuthError) and failure.path and "/partner/" in failure.path:
+        if (
+            isinstance(failure, AuthError)
+            and failure.code != "html_page"
+            and failure.path
+            and "/partner/" in failure.path
+        ):
             what = (
                 self.settings.credentials.check_hint
                 if self._static_key
@@ -458,7 +506,16 @@ class ChektClient:
         token_url = self.settings.token_url
         try:
             sent = self._send("POST", token_url, form=form)
-        except AuthError as error:
+        except ApiError as error:
+            if error.code == "html_page" or getattr(error, "cause", "other") != "other":
+                raise  # its own words, naming the URL: no "refused the credentials"
+            self._token_refused(error)
+        assert sent.response is not None
+        return read_token_response(sent.response, token_url)
+
+    def _token_refused(self, error: ApiError) -> NoReturn:
+        token_url = self.settings.token_url
+        if isinstance(error, AuthError):
             raise AuthError(
                 f"the token endpoint {token_url} refused the credentials "
                 f"({error.code or error.status}: {error.message}); "
@@ -469,19 +526,16 @@ class ChektClient:
                 trace_id=error.trace_id,
                 attempts=error.attempts,
             ) from None
-        except ApiError as error:
-            if error.status in (400, 403):
-                raise AuthError(
-                    f"the token endpoint {token_url} refused the request "
-                    f"({error.code or error.status}: {error.message})",
-                    status=error.status,
-                    code=error.code,
-                    trace_id=error.trace_id,
-                ) from None
-            error.message = f"token endpoint {token_url}: {error.message}"
-            raise
-        assert sent.response is not None
-        return read_token_response(sent.response, token_url)
+        if error.status in (400, 403):
+            raise AuthError(
+                f"the token endpoint {token_url} refused the request "
+                f"({error.code or error.status}: {error.message})",
+                status=error.status,
+                code=error.code,
+                trace_id=error.trace_id,
+            ) from None
+        error.message = f"token endpoint {token_url}: {error.message}"
+        raise error
 
     @staticmethod
     def _json(sent: _Sent) -> Any:
@@ -574,6 +628,18 @@ def _failure(
         method=method,
         path=path,
     )
+
+
+def _is_html(response: httpx.Response) -> bool:
+    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind in ("text/html", "application/xhtml+xml")
+
+
+def _title(response: httpx.Response) -> str:
+    """The page's title, else the start of its text."""
+    found = re.search(r"<title[^>]*>(.*?)</title>", response.text[:5000], flags=re.I | re.S)
+    text = found.group(1) if found else re.sub(r"<[^>]+>", " ", response.text[:2000])
+    return " ".join(text.split())[:80]
 
 
 def _describe_non_json(response: httpx.Response) -> str:

@@ -156,7 +156,8 @@ class ServerError(ApiError):
 
 
 class TransportError(ApiError):
-    pass
+    # What the OS said (`diagnose.cause_of`): refused, dns, tls, timeout or other.
+    cause = "other"
 
 
 ERRORS_BY_STATUS: dict[int, type[ApiError]] = {

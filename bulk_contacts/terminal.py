@@ -40,6 +40,8 @@ FLAGS = {
     "wait": "--wait",
     "port": "--port",
     "dealers": "--dealer",  # the sandbox's
+    "ca_bundle": "--ca-bundle",
+    "profile": "--profile",
 }
 
 

@@ -140,7 +140,10 @@ def test_the_token_endpoint_down_is_a_transport_error_naming_it(sleeps) -> None:
     client = client_for(handler, retry=RetryPolicy(max_attempts=2))
     with client, pytest.raises(TransportError) as caught:
         client.list_sites(1)
-    assert "token endpoint https://api.test/oauth/token" in str(caught.value)
+    # a refused connection before any answer: not retried, and named with the fix
+    message = str(caught.value)
+    assert "POST /oauth/token: nothing is listening at https://api.test" in message
+    assert "check the API URL" in message and caught.value.attempts == 1 and sleeps == []
 
 
 def test_one_token_refresh_at_a_time_however_many_requests_are_in_flight() -> None:

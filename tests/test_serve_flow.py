@@ -66,7 +66,7 @@ def connect_to(client, web, sandbox) -> None:
 def test_the_embedded_sandbox_and_its_sample_roster(web, client) -> None:
     post(client, web, "/connect/sandbox")
     page = client.get("/connect").text
-    assert "dealer 12345: 13 sites" in page and page.count("passed") == 2
+    assert "dealer 12345: 13 sites" in page and page.count("passed") == 4  # DNS, TCP, token, sites
     assert web.workspace.connection.sandbox.url.startswith("http://127.0.0.1:")
     assert post(client, web, "/upload/sample").headers["hx-redirect"] == "/columns"
     post(client, web, "/plan", data={"prune": "yes"})

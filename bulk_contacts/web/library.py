@@ -113,6 +113,12 @@ def validate(roster: Roster, region: str, phone_format: str) -> ValidatedRoster:
     return validate_roster(roster, region, phone_format)
 
 
+def validate_for_plan(roster: Roster, region: str, phone_format: str) -> ValidatedRoster:
+    """As `plan` validates: reachability is judged on each contact as the plan leaves it (with
+    --blanks keep a blank cell keeps CHeKT's phone), and --allow-unreachable is the plan's."""
+    return validate_roster(roster, region, phone_format, judge_reachability=False)
+
+
 def column_index_of(roster: Roster, name: str) -> int:
     """The position in the file of a roster column."""
     return column_index(roster.columns[name][0])

@@ -609,7 +609,13 @@ CONNECTION_ENV = (
     ("", "  CHEKT_AUDIENCE optional)"),
     ("CHEKT_API_KEY", "or a long-lived API key instead"),
     ("CHEKT_ALLOW_INSECURE_HTTP", "=1: allow http:// to another machine (--allow-insecure-http)"),
-    ("HTTPS_PROXY, NO_PROXY", "a proxy (read by httpx; SSL_CERT_FILE: a CA bundle)"),
+    ("CHEKT_PROFILE", "the settings file's profile to use (--profile)"),
+    ("CHEKT_CA_BUNDLE", "a CA bundle to trust (--ca-bundle); else SSL_CERT_FILE"),
+    ("HTTPS_PROXY, NO_PROXY", "a proxy (read by httpx)"),
+)
+PROFILE_ENV = (
+    ("CHEKT_PROFILE", "the profile, when --profile is not given"),
+    ("XDG_CONFIG_HOME", "Linux: the settings file's folder (Windows: %APPDATA%)"),
 )
 # Where apply and rollback keep their run locks (platformdirs' user state folder).
 LOCK_ENV = (("XDG_STATE_HOME", "Linux: the run locks' folder (Windows: %LOCALAPPDATA%)"),)
@@ -1565,7 +1571,16 @@ def serve(port: int, no_browser: bool) -> ExitCode:
 # profiles, the keychain and the connection check
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts check",
+            "bulk-contacts check --profile production",
+            "bulk-contacts check --api-url http://127.0.0.1:8787   # a sandbox",
+        ),
+        CONNECTION_ENV,
+    )
+)
 @connection_options()
 def check(connection: Connection) -> ExitCode:
     """Can I work? Reach the API URL (DNS, TCP, TLS), get a token, read the dealer's site list:
@@ -1617,7 +1632,9 @@ def chosen_profile(flag: str | None) -> Any:
     return find_profile(name)
 
 
-@main.command()
+@main.command(
+    epilog=epilog(("bulk-contacts login", "bulk-contacts login --profile production"), PROFILE_ENV)
+)
 @profile_option("The profile whose secret to store (default: CHEKT_PROFILE).")
 def login(profile: str | None) -> ExitCode:
     """Ask for the profile's client secret (or API key), unseen, and keep it in the operating
@@ -1658,7 +1675,11 @@ def keychain_name() -> str:
     return type(keyring.get_keyring()).__module__.rsplit(".", 1)[-1]
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        ("bulk-contacts logout", "bulk-contacts logout --profile production"), PROFILE_ENV
+    )
+)
 @profile_option("The profile whose secret to remove (default: CHEKT_PROFILE).")
 def logout(profile: str | None) -> ExitCode:
     """Remove the profile's secret from the keychain."""
@@ -1672,7 +1693,17 @@ def logout(profile: str | None) -> ExitCode:
     return ExitCode.OK
 
 
-@main.group(invoke_without_command=True)
+@main.group(
+    invoke_without_command=True,
+    epilog=epilog(
+        (
+            "bulk-contacts profiles",
+            "bulk-contacts profiles add production --dealer 12345 --client-id abc",
+            "bulk-contacts profiles remove production",
+        ),
+        PROFILE_ENV,
+    ),
+)
 @click.pass_context
 def profiles(ctx: click.Context) -> None:
     """List the connection profiles of the settings file (never a secret) and the active one;

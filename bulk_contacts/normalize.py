@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from phonenumbers import PhoneMetadata, PhoneNumberFormat
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
-from .codes import PHONE_DATE, PHONE_EXTENSION, PHONE_INVALID, PHONE_SCIENTIFIC
+from .codes import PHONE_DATE, PHONE_EXTENSION, PHONE_FLOAT, PHONE_INVALID, PHONE_SCIENTIFIC
 
 SCIENTIFIC = r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+"
 DATE_LIKE = r"\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}/\d{1,2}/\d{2,4}"
@@ -96,6 +96,7 @@ def normalize_phones(
     found = _Decisions(values)
     found.decide(found.undecided.str.fullmatch(SCIENTIFIC), "", PHONE_SCIENTIFIC)
     found.decide(found.undecided.str.fullmatch(DATE_LIKE), "", PHONE_DATE)
+    _decide_floats(found, region, phone_format)
     if phone_format == "e164" and is_nanp_region(region):
         national = nanp_candidates(found.undecided)
         valid = nanp_valid(national)
@@ -103,6 +104,23 @@ def normalize_phones(
         found.decide(~valid, "", PHONE_INVALID)
     found.decide_each(lambda v: phone_by_library(v, region, phone_format))
     return found.per_row()
+
+
+FLOAT_PHONE = r"\+?[0-9]{5,15}\.0+"
+
+
+def _decide_floats(found: _Decisions, region: str, phone_format: str) -> None:
+    """A number a script wrote as a float (2125550111.0): without its '.0', it is sent, with its
+    own warning (PHONE_FLOAT); if even then it is no number, it is invalid. Values ending in
+    .0 are rare, so the pattern runs only on them."""
+    undecided = found.undecided
+    ends = undecided[undecided.str.endswith(".0")]
+    floats = ends[ends.str.fullmatch(FLOAT_PHONE)]
+    for index, value in floats.items():
+        number, _ = phone_by_library(value.partition(".")[0], region, phone_format)
+        found.value[index] = number
+        found.problem[index] = PHONE_FLOAT if number else PHONE_INVALID
+        found.open[index] = False
 
 
 @lru_cache(maxsize=100_000)

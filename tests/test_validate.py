@@ -168,7 +168,7 @@ def test_a_formula_after_an_empty_styled_cell_is_named_on_its_own_column(tmp_pat
 
 def test_unknown_columns_are_reported_as_warnings(tmp_path) -> None:
     path = tmp_path / "r.csv"
-    path.write_text("Account #,External ID,First Name,Last Name,Notes\nA,c,A,B,hi\n")
+    path.write_text("Account #,External ID,First Name,Last Name,Colour\nA,c,A,B,hi\n")
     result = validate_roster(read_roster(path), judge_reachability=False)
     assert codes(result) == [(None, "", "unknown_column")] and result.valid
 

@@ -386,11 +386,17 @@ def _derived_notes(roster: Roster) -> list[RosterIssue]:
             )
         )
     if facts.not_sent:
-        columns = ", ".join(
-            f"{letter} '{header}' ({why})" for letter, header, why in facts.not_sent
-        )
+        columns = ", ".join(_not_sent_label(*column) for column in facts.not_sent)
         notes.append(note("not_sent", "columns", columns=columns))
     return notes
+
+
+def _not_sent_label(letter: str, header: str, why: str) -> str:
+    if why in SECRET_KINDS:
+        return f"{letter} '{header}' (a {why}: its values are never copied anywhere)"
+    if header_key(header) == header_key(why):
+        return f"{letter} '{header}'"
+    return f"{letter} '{header}' ({why})"
 
 
 def phone_counts(roster: Roster) -> str:

@@ -240,7 +240,7 @@ def map_columns(
     facts = LayoutFacts(table.header_row, table.header_found, table.skipped)
     facts.name_case = layout.name_case
     keys = [header_key(header) for header in table.headers]
-    facts.export = known_export(set(keys))
+    facts.export = "a vCard file" if "vcard" in table.details else known_export(set(keys))
     wanted_phones = {header_key(h) for h in layout.phone_columns}
     phones: list[tuple[int, str, str, float]] = []  # (position, letter, header, rank)
     full_names: list[tuple[int, str, str]] = []
@@ -328,6 +328,11 @@ def _derive_names(
     return {name: parts[name].astype("str") for name in missing}
 
 
+def _several_in_a_cell(table: Table, position: int) -> bool:
+    """Google's and the vCard reader's "a ::: b": two numbers in one cell."""
+    return bool(table.cells[position].str.contains(":::", regex=False).any())
+
+
 def _derive_phone(
     table: Table,
     phones: list[tuple[int, str, str, float]],
@@ -346,7 +351,7 @@ def _derive_phone(
     for letter_header in rest:
         facts.not_sent.append((letter_header[1], letter_header[2], PHONE_LEFT_OUT))
     labels["phone_number"] = order[0][1:]
-    if len(order) == 1:
+    if len(order) == 1 and not (facts.export and _several_in_a_cell(table, order[0][0])):
         fields["phone_number"] = order[0][0]
         return {}
     phone, source, not_sent = take_phones(table.cells, order)

@@ -123,6 +123,7 @@ def validate_roster(
     issues += duplicate_ids(roster, rows)
     issues += _warnings(roster, rows)
     issues += _character_issues(roster, frame)
+    issues = _without_repeats(issues)
     if judge_reachability:
         issues += _row_reachability(roster, frame, rows, allow_unreachable)
     issues.sort(
@@ -133,6 +134,18 @@ def validate_roster(
         )
     )
     return ValidatedRoster(roster, rows, issues)
+
+
+def _without_repeats(issues: list[RosterIssue]) -> list[RosterIssue]:
+    """A whole name of one word is `name_one_word`, not also an empty last name."""
+    one_word = {i.row for i in issues if i.code == "name_one_word"}
+    if not one_word:
+        return issues
+    return [
+        i
+        for i in issues
+        if not (i.code == "missing_value" and i.field == "last_name" and i.row in one_word)
+    ]
 
 
 def warm_up(region: str = "US", phone_format: str = "e164") -> None:

@@ -248,7 +248,9 @@ def test_a_missing_column_names_the_headers_found_and_the_closest(tmp_path) -> N
 def test_two_columns_meaning_the_same_field_is_refused(tmp_path) -> None:
     path = tmp_path / "twice.csv"
     path.write_text("Account #,External ID,First Name,Last Name,Surname\n1,c,A,B,C\n")
-    with pytest.raises(InputError, match="columns D 'Last Name' and E 'Surname' both mean last_name"):
+    with pytest.raises(
+        InputError, match="columns D 'Last Name' and E 'Surname' both mean last_name"
+    ):
         read_roster(path)
     # Several phone columns are not refused: the first non-empty one is taken (test_layouts.py)
 

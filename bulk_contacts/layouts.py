@@ -9,7 +9,6 @@ where a derivation may be wrong. The columns themselves are declared in `columns
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -426,6 +425,8 @@ def name_case_issues(
         upper = letters & values.str.isupper()
         lower = letters & values.str.islower()
         odd = upper | lower
+        if odd.any():  # a name's words only: not '=x', not 300 letters
+            odd &= values.str.fullmatch(NAME_WORDS) & (values.str.len() <= 60)
         if not odd.any():
             continue
         fixed = values[odd].map(lambda v, n=name: title_case(v, n))
@@ -454,6 +455,9 @@ def name_case_issues(
             )
         )
     return rows, issues
+
+
+NAME_WORDS = r"[^\W\d_]+(?:[ '’.-]+[^\W\d_]+)*\.?"
 
 
 @lru_cache(maxsize=100_000)
@@ -488,9 +492,6 @@ COMMON_DOMAINS = (
     "cox.net",
     "charter.net",
     "protonmail.com",
-    "yahoo.ca",
-    "yahoo.co.uk",
-    "hotmail.co.uk",
     "googlemail.com",
 )
 # Real domains a near-miss test would take for typos of the common ones.
@@ -534,8 +535,26 @@ def likely_domain(domain: str) -> str:
     """The common provider a domain is a near miss of ("gmial.com": gmail.com), or ""."""
     if domain in REAL_DOMAINS or len(domain) < 6:
         return ""
-    close = difflib.get_close_matches(domain, COMMON_DOMAINS, n=1, cutoff=0.8)
-    return close[0] if close else ""
+    for common in COMMON_DOMAINS:
+        if abs(len(common) - len(domain)) <= 1 and one_edit_apart(domain, common):
+            return common
+    return ""
+
+
+def one_edit_apart(a: str, b: str) -> bool:
+    """Whether one typing slip turns a into b: a letter added, dropped, changed, or two
+    neighbours swapped ("gmial", "yaho", "gmail.con"). "dbmail.com" is two from gmail.com:
+    another domain, not a typo."""
+    if a == b:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        if len(diff) == 1:
+            return True
+        i, j = [*diff, 0, 0][:2]
+        return len(diff) == 2 and j == i + 1 and a[i] == b[j] and a[j] == b[i]
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(short == long[:i] + long[i + 1 :] for i in range(len(long)))
 
 
 def email_typo_issues(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
@@ -637,7 +656,7 @@ def phone_region_issues(
         site = sites.get(key)
         country = country_of_timezone(site.timezone if site is not None else None)
         if country and country != region:
-            foreign[row] = (country, site.timezone or "")  # type: ignore[union-attr]
+            foreign[row] = (country, site.timezone or "")  # type: ignore[union-attr]  # a country means a site
     if not foreign:
         return []
     raw = roster.frame["phone_number"]

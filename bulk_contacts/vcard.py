@@ -35,7 +35,7 @@ PHONE_TYPES = (
 
 def vcard_rows(text: str, path: Path) -> list[list[Any]]:
     """The header, then one row per card. InputError naming the card that cannot be read."""
-    import vobject  # type: ignore[import-untyped]  # no stubs
+    import vobject
 
     rows: list[list[Any]] = [list(VCARD_HEADER)]
     try:

@@ -91,7 +91,18 @@ NUMBERED_RANK = float(
 _NUMBERED = re.compile(NUMBERED_PHONE)
 OTHER_RANK = float(len(PHONE_COLUMN_ORDER))
 _PHONE_WORD = re.compile(r"(?<![a-z])(?:tele?phone|cellphone|phone|mobile|cell|tel)(?![a-z])")
-_NOT_A_NUMBER = ("type", "label", "ext", "extension", "notes", "note", "carrier", "provider")
+# "Phone 1 - Type", "Phone (not sent)" (a column `serve` was told not to send): no numbers
+_NOT_A_NUMBER = (
+    "type",
+    "label",
+    "ext",
+    "extension",
+    "notes",
+    "note",
+    "carrier",
+    "provider",
+    "notsent",
+)
 FULL_NAME_KEYS = frozenset(_key(alias) for alias in (FULL_NAME, *FULL_NAME_ALIASES))
 NOT_SENT_KEYS: dict[str, str] = {
     _key(alias): kind.kind for kind in NOT_SENT_COLUMNS for alias in kind.aliases
@@ -673,6 +684,8 @@ def phone_region_issues(
         read_as = phonenumbers.region_code_for_number(number) or ""
         if not read_as or read_as == country:
             continue
+        if phonenumbers.country_code_for_region(country) == number.country_code:
+            continue  # one numbering plan (US and Canada: +1): dialed the same from the site
         local = _as_in(written, country)
         issues.append(
             make_issue(

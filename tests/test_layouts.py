@@ -245,6 +245,35 @@ def test_the_first_non_empty_phone_is_taken_in_the_documented_order(tmp_path) ->
     assert no_phone.row == 5 and "not read" not in no_phone.message
 
 
+def test_a_number_s_problem_names_the_column_it_came_from(tmp_path) -> None:
+    path = write_csv(
+        tmp_path / "bad.csv",
+        [PHONES, ["AC-1", "c1", "Ann", "Lee", "12345", "", ""],
+         ["AC-1", "c2", "Bo", "Ng", "", "2125550111.0", ""]],
+    )  # fmt: skip
+    result = validated(path)
+    found = {i.code: (i.row, i.column) for i in result.issues if i.field == "phone_number"}
+    assert found["invalid_phone"] == (2, "E 'Home Phone'")
+    assert found["phone_float"] == (3, "F 'Mobile'")
+
+
+def test_a_phone_column_serve_was_told_not_to_send_is_not_read() -> None:
+    import pandas as pd
+
+    from bulk_contacts.roster import Table
+    from bulk_contacts.web.library import roster_of
+
+    cells = pd.DataFrame(
+        {0: ["AC-1"], 1: ["c1"], 2: ["Ann"], 3: ["Lee"], 4: ["2025550100"], 5: ["2025550200"]},
+        index=pd.RangeIndex(2, 3),
+    )
+    table = Table("t.csv", ["Account", "External ID", "First", "Last", "Home Phone", "Mobile"],
+                  cells)  # fmt: skip
+    roster = roster_of(table, {5: None})
+    assert roster.frame.loc[2, "phone_number"] == "2025550100"
+    assert roster.facts.phone_source is None  # one phone column left
+
+
 def test_phone_columns_overrides_the_order_and_names_a_phone_left_out(tmp_path) -> None:
     path = phones_file(tmp_path)
     result = validated(path, phone_columns=("Home Phone", "mobile"))
@@ -613,7 +642,7 @@ def test_phone_region_warns_at_plan_time_with_the_number_as_the_site_reads_it(
     assert result.exit_code == 0, result.output
     plan = json.loads(out.read_text(encoding="utf-8"))
     (warning,) = [w for w in plan["warnings"] if w["code"] == "phone_region"]
-    assert warning["row"] == 2
+    assert warning["row"] == 2  # not the number written with +52
     assert "'5512345678' is read as a number of United States (+15512345678" in warning["message"]
     assert "site is in Mexico (its timezone America/Mexico_City)" in warning["message"]
     assert "as a number of Mexico it reads +525512345678" in warning["message"]

@@ -579,12 +579,12 @@ def email_typo_issues(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
     emails = rows["email"]
     if not (emails != "").any():
         return []
-    array = pa.array(emails.tolist(), pa.string())
+    array = pa.array(emails.array)  # Arrow-backed strings: no copy
     domains = pc.struct_field(pc.extract_regex(array, r"@(?P<d>[^@]+)$"), [0])
     typos = [d for d in pc.unique(domains).to_pylist() if d and likely_domain(d)]
     if not typos:
         return []
-    hit = pc.fill_null(pc.is_in(domains, pa.array(typos, pa.string())), False)
+    hit = pc.fill_null(pc.is_in(domains, pa.array(typos, domains.type)), False)
     issues = []
     for row, value in emails[hit.to_numpy(zero_copy_only=False)].items():
         local, _, domain = value.rpartition("@")

@@ -307,9 +307,10 @@ def _check_phones(
 ) -> tuple[pd.Series, list[RosterIssue]]:
     normalized, problems = normalize_phones(frame["phone_number"], region, phone_format)
     if "phone_number" in roster.columns:
-        position = column_index(roster.columns["phone_number"][0])
         dated = [
-            row for row, col in roster.table.date_cells if col == position and row in problems.index
+            row
+            for row, col in roster.table.date_cells
+            if row in problems.index and col == roster.cell_position("phone_number", row)
         ]
         problems[dated] = PHONE_DATE
         normalized[dated] = ""

@@ -257,6 +257,23 @@ def test_a_number_s_problem_names_the_column_it_came_from(tmp_path) -> None:
     assert found["phone_float"] == (3, "F 'Mobile'")
 
 
+def test_a_date_in_the_phone_column_a_number_came_from_is_phone_date(tmp_path) -> None:
+    import datetime
+
+    book = xlsxwriter.Workbook(str(tmp_path / "dated.xlsx"))
+    sheet = book.add_worksheet("Contacts")
+    sheet.write_row(0, 0, ["Account", "External ID", "First", "Last", "Mobile", "Home Phone"])
+    sheet.write_row(1, 0, ["AC-1", "c1", "Ann", "Lee", "", ""])
+    sheet.write_datetime(
+        1, 5, datetime.datetime(2025, 5, 1), book.add_format({"num_format": "d/m/yy"})
+    )
+    sheet.write_row(2, 0, ["AC-1", "c2", "Bo", "Ng", "2025550100", ""])
+    book.close()
+    result = validated(str(tmp_path / "dated.xlsx"))
+    found = [(i.row, i.code, i.column) for i in result.issues if i.field == "phone_number"]
+    assert (2, "phone_date", "F 'Home Phone'") in found
+
+
 def test_a_phone_column_serve_was_told_not_to_send_is_not_read() -> None:
     import pandas as pd
 

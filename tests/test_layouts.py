@@ -291,6 +291,14 @@ def test_a_phone_column_serve_was_told_not_to_send_is_not_read() -> None:
     assert roster.facts.phone_source is None  # one phone column left
 
 
+def test_serve_shows_what_the_reader_reads() -> None:
+    from bulk_contacts.web.library import detected_column, read_by_itself
+
+    assert detected_column("Home Phone") == detected_column("Cell Nr") == "phone_number"
+    assert detected_column("Phone 1 - Type") is None
+    assert read_by_itself("Name") and not read_by_itself("Rufnummer")
+
+
 def test_phone_columns_overrides_the_order_and_names_a_phone_left_out(tmp_path) -> None:
     path = phones_file(tmp_path)
     result = validated(path, phone_columns=("Home Phone", "mobile"))

@@ -404,7 +404,7 @@ def _derived_notes(roster: Roster) -> list[RosterIssue]:
 def _not_sent_label(letter: str, header: str, why: str) -> str:
     if why in SECRET_KINDS:
         return f"{letter} '{header}' (a {why}: its values are never copied anywhere)"
-    if header_key(header) == header_key(why):
+    if not why or header_key(header) == header_key(why):
         return f"{letter} '{header}'"
     return f"{letter} '{header}' ({why})"
 

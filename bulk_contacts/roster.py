@@ -275,12 +275,7 @@ def map_columns(
             _both_mean(table, labels[name], (letter, header), name)
         fields[name] = position
         labels[name] = (letter, header)
-    if unread:
-        facts.not_sent.append(
-            (unread[0][0], unread[0][1], f"and {len(unread) - 1} more columns of the export")
-            if len(unread) > 1
-            else (*unread[0], "not a roster column")
-        )
+    facts.not_sent += [(letter, header, "") for letter, header in unread]  # all named
     derived = _derive_names(table, full_names, fields, labels, facts)
     derived |= _derive_phone(table, phones, layout, fields, labels, facts)
     _require_columns(table, fields, derived)

@@ -297,6 +297,11 @@ def test_normalize_phones_agrees_with_phonenumbers(values, region, phone_format)
     for value, got, problem in zip(values, normalized, problems, strict=True):
         if problem in ("phone_scientific", "phone_date") or not value.strip():
             continue
+        if problem == "phone_float":  # 2125550111.0: the number without its '.0' (issue 15)
+            assert (got, "") == phone_by_library(
+                value.strip().partition(".")[0], region, phone_format
+            )
+            continue
         assert (got, problem) == phone_by_library(value.strip(), region, phone_format)
 
 

@@ -236,8 +236,11 @@ class HeaderMapping(click.ParamType):
         return header.strip(), column.strip()
 
 
-def _read_options(column_map: tuple[tuple[str, str], ...], **values: Any) -> ReadOptions:
-    return ReadOptions(column_map=dict(column_map), **values)
+def _read_options(
+    column_map: tuple[tuple[str, str], ...], phone_columns: str | None, **values: Any
+) -> ReadOptions:
+    phones = tuple(h.strip() for h in (phone_columns or "").split(",") if h.strip())
+    return ReadOptions(column_map=dict(column_map), phone_columns=phones, **values)
 
 
 roster_options = option_group(
@@ -254,7 +257,29 @@ roster_options = option_group(
         type=HeaderMapping(),
         metavar='"HEADER=column"',
         multiple=True,
-        help="Read a column whose header is not recognised as a roster column; repeatable.",
+        help="Read a column whose header is not recognised as a roster column; repeatable "
+        '("Name=full_name": a whole name, split into first and last).',
+    ),
+    click.option(
+        "--header-row",
+        type=click.IntRange(1),
+        metavar="N",
+        help="The row holding the column names (default: the first of the first 30 rows that "
+        "names at least two roster columns).",
+    ),
+    click.option(
+        "--phone-columns",
+        metavar='"HEADER,HEADER,..."',
+        help="With several phone columns, the order in which the first non-empty one is taken "
+        "(default: phone, mobile, numbered, home, business, other).",
+    ),
+    click.option(
+        "--name-case",
+        type=click.Choice(["keep", "title"]),
+        default="keep",
+        show_default=True,
+        help="title: send names written all in capitals or lower case in title case "
+        "(McDonald, O'Neil, van der Berg).",
     ),
     click.option(
         "--region",

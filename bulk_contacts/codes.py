@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 ERROR, WARNING = "error", "warning"
+# Not a problem: something the reader did to the file (the header row it found, names split, the
+# phone column taken, columns not sent), said once in the summary and kept in the reports.
+DERIVED = "derived"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ PHONE_DATE = "phone_date"
 # Digits alone, a number once a + is put back (normalize._plus_dropped).
 PHONE_PLUS_DROPPED = "phone_plus_dropped"
 PHONE_PLUS_AMBIGUOUS = "phone_plus_ambiguous"
+PHONE_FLOAT = "phone_float"  # 2125550111.0: a number a script wrote as a float
 # Not a problem of the number: it has an extension, kept (see normalize.phone_by_library).
 PHONE_EXTENSION = "phone_extension"
 # Judged on the row by `validate`, and by `plan` on the contact as the plan leaves it.
@@ -178,6 +182,70 @@ CODES: dict[str, Code] = {
             "check the dealer_id, or use credentials that reach it",
         ),
         Code(
+            PHONE_FLOAT,
+            WARNING,
+            "{value!r} is a phone number written as a decimal (a script stored it as a float): "
+            "it is sent as {sent!r}, without the '.0'; format the column as Text so that the "
+            "file keeps the number as typed",
+        ),
+        Code(
+            "name_one_word",
+            ERROR,
+            '{value!r} is one word: no last name to send; write the whole name ("Ann Lee"), '
+            "or give First Name and Last Name columns",
+        ),
+        Code(
+            "name_split",
+            WARNING,
+            "{value!r} is read as first_name {first!r}, last_name {last!r}{dropped}; if that is "
+            'wrong, write it "Last, First" or give First Name and Last Name columns',
+        ),
+        Code(
+            "name_case",
+            WARNING,
+            "{value!r} is written all in {case}: --name-case title sends it as {fixed!r}",
+        ),
+        Code(
+            "email_typo",
+            WARNING,
+            "{value!r}: {domain!r} looks like a typo of {likely!r}; if so, write {fixed!r}",
+        ),
+        # what the reader did, said once (severity "derived"; no row unless one is named)
+        Code(
+            "header_row",
+            DERIVED,
+            "the header is row {row}, the first row that names at least two roster columns"
+            "{skipped}; --header-row N chooses another",
+            {"chosen": "the header is row {row}, as --header-row says{skipped}"},
+        ),
+        Code(
+            "name_from_full",
+            DERIVED,
+            "first_name and last_name are split from {label} ({count} rows)",
+        ),
+        Code(
+            "phone_from_columns",
+            DERIVED,
+            "phone_number is the first non-empty of {order} ({given}): {counts}",
+        ),
+        Code(
+            "phones_not_sent",
+            DERIVED,
+            "not sent (CHeKT holds one number per contact): {numbers}",
+        ),
+        Code(
+            "not_sent",
+            DERIVED,
+            "not sent: CHeKT contacts have no field for it: {columns}",
+        ),
+        Code("known_export", DERIVED, "read as {export}"),
+        Code(
+            "name_case_fixed",
+            DERIVED,
+            "{count} names written all in capitals or all in lower case are sent in title case "
+            "(--name-case title)",
+        ),
+        Code(
             "unknown_site",
             ERROR,
             "{field} {value!r} is not a site of dealer {dealer}; check it, or create the site in "
@@ -210,6 +278,13 @@ CODES: dict[str, Code] = {
             WARNING,
             "{field} {value!r} is taken as {site}, {why}; a spreadsheet changed it ({damage}): "
             "format the column as Text",
+        ),
+        Code(
+            "phone_region",
+            WARNING,
+            "{value!r} is read as a number of {read_as} ({sent}, region {region}), but the site "
+            "is in {country} (its timezone {timezone}){local}; write the number with its "
+            "country code",
         ),
         # (plan) the row's contact
         Code(

@@ -27,6 +27,7 @@ from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 from .codes import (
     PHONE_DATE,
     PHONE_EXTENSION,
+    PHONE_FLOAT,
     PHONE_INVALID,
     PHONE_PLUS_AMBIGUOUS,
     PHONE_PLUS_DROPPED,
@@ -147,6 +148,7 @@ def normalize_phones(
     found = _Decisions(values)
     found.decide(found.undecided.str.fullmatch(SCIENTIFIC), "", PHONE_SCIENTIFIC)
     found.decide(found.undecided.str.fullmatch(DATE_LIKE), "", PHONE_DATE)
+    _decide_floats(found, region, phone_format)
     if phone_format == "e164" and is_nanp_region(region):
         national = nanp_candidates(found.undecided)
         valid = nanp_valid(national)
@@ -210,6 +212,24 @@ def usual_length(region: str) -> int:
 # A dial string after the number: pauses (a comma, or p as phones write one) and the digits
 # to key in after them (an extension, then perhaps a code): ",,12", ",12,34", "p12", ",12#".
 DIAL_SUFFIX = re.compile(r"(?<=[\d)])\s*((?:[,pP]\s*)+[\d*#](?:[\d*#,pP]|\s)*?)[\s,pP]*$")
+
+
+FLOAT_PHONE = r"\+?[0-9]{5,15}\.0+"
+
+
+def _decide_floats(found: _Decisions, region: str, phone_format: str) -> None:
+    """A number a script wrote as a float (2125550111.0): without its '.0', it is sent, with its
+    own warning (PHONE_FLOAT); if even then it is no number, it is invalid. Values ending in
+    .0 are rare, so the pattern runs only on them."""
+    undecided = found.undecided
+    ends = undecided[undecided.str.endswith(".0")]
+    floats = ends[ends.str.fullmatch(FLOAT_PHONE)]
+    decided: dict[int, tuple[str, str]] = {}
+    for index, value in floats.items():
+        number, _ = phone_by_library(value.partition(".")[0], region, phone_format)
+        decided[index] = (number, PHONE_FLOAT if number else PHONE_INVALID)
+    found.redecide(decided)
+    found.open[list(decided)] = False
 
 
 @lru_cache(maxsize=100_000)

@@ -20,6 +20,7 @@ from .errors import BulkContactsError, ConfigError, EmptyRoster, PermissionDenie
 
 if TYPE_CHECKING:
     from .client import ChektClient
+    from .layouts import Layout
     from .models import Site
     from .plan import Plan, PlanOptions
     from .schema import ValidatedRoster
@@ -36,6 +37,15 @@ class ReadOptions:
     region: str = "US"  # for phone numbers written without a country code
     phone_format: str = "e164"  # or "national"
     allow_unreachable: bool = False  # neither phone nor e-mail: a warning, not an error
+    header_row: int | None = None  # None: the first of the first 30 rows naming two columns
+    phone_columns: tuple[str, ...] = ()  # phone headers, in the order the first is taken
+    name_case: str = "keep"  # or "title": names in capitals or lower case are fixed
+
+    @property
+    def layout(self) -> Layout:
+        from .layouts import Layout
+
+        return Layout(self.header_row, tuple(self.phone_columns), self.name_case)
 
 
 def load_validated(
@@ -64,7 +74,7 @@ def load_validated(
                 setting="region",
             )
         warm_up(options.region, options.phone_format)
-        roster = roster_from_cells(reading.result(), dict(options.column_map))
+        roster = roster_from_cells(reading.result(), dict(options.column_map), options.layout)
     if roster.frame.empty:
         raise EmptyRoster(
             f"{roster.source}: no rows below the header (row {roster.table.header_row}): "
@@ -154,12 +164,33 @@ def plan_roster(
         for dealer, listed in sites_by_dealer.items()
         for site in listed
     }
+    site_issues = [*site_issues, *_site_phone_issues(validated, placement, sites, options)]
     wanted = set(placement.values())
     advance = progress("sites", len(wanted)) if progress else None
     contacts = fetch_contacts(client, wanted, advance)
     plan = reconcile(validated, placement, sites, contacts, options, site_issues)
+    plan.not_sent = phones_not_sent(validated)
     log_decisions(client, plan)
     return plan
+
+
+def _site_phone_issues(
+    validated: ValidatedRoster, placement: dict, sites: dict, options: PlanOptions
+) -> list:
+    """`phone_region`: numbers read in the default region whose country is not their site's
+    (the site's timezone tells it); found here, where each row's site is known."""
+    from .layouts import phone_region_issues
+
+    return phone_region_issues(validated.roster, validated.rows, placement, sites, options.region)
+
+
+def phones_not_sent(validated: ValidatedRoster) -> dict[int, str]:
+    """Per row, the numbers of the other phone columns (CHeKT holds one): the plan's reports
+    list them in a "not sent" column."""
+    found = validated.roster.facts.phones_not_sent
+    if found is None:
+        return {}
+    return {int(row): text for row, text in found[found != ""].items()}
 
 
 def log_decisions(client: ChektClient, plan: Plan) -> None:

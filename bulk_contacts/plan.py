@@ -161,6 +161,8 @@ class Plan:
     created_at: str = ""
     checksum: str = ""  # of the plan file it was read from; "" for a plan made in this process
     warnings: list[RowWarning] = field(default_factory=list)
+    # Per roster row, the numbers of its other phone columns: not sent (CHeKT holds one).
+    not_sent: dict[int, str] = field(default_factory=dict)
 
     @property
     def changes(self) -> list[Change]:
@@ -244,6 +246,8 @@ class Plan:
             "invalid": [asdict(row) for row in self.invalid],
             "warnings": [asdict(w) for w in self.warnings],
         }
+        if self.not_sent:
+            body["not_sent"] = {str(row): text for row, text in self.not_sent.items()}
         body["checksum"] = checksum_of(body)
         return body
 
@@ -278,6 +282,7 @@ class Plan:
             body.get("created_at", ""),
             expected,
             [RowWarning(**w) for w in body.get("warnings", [])],
+            {int(row): str(text) for row, text in body.get("not_sent", {}).items()},
         )
 
     @classmethod

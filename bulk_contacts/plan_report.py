@@ -23,6 +23,7 @@ CHANGE_COLUMNS = (
     "contact_id",
     "reason",
     *EDITABLE_FIELDS,
+    "not_sent",  # the numbers of the row's other phone columns (CHeKT holds one)
     "changed",
 )
 
@@ -61,6 +62,7 @@ def change_rows(plan: Plan) -> list[dict[str, Any]]:
                     "contact_id": change.contact_id or "",
                     "reason": change.reason + (" (site refused)" if site.refused else ""),
                     **{name: values.get(name) or "" for name in EDITABLE_FIELDS},
+                    "not_sent": plan.not_sent.get(change.row, "") if change.row else "",
                     "changed": _changed_text(change),
                     "before": {k: change.before.get(k) or "" for k in change.after}
                     if change.action == "update"
@@ -225,7 +227,7 @@ def _changes_sheet(workbook: xlsxwriter.Workbook, plan: Plan, styles: dict[str, 
                 sheet.write_string(line, col, "" if value is None else str(value), style)
             if changed:
                 sheet.write_comment(line, col, f"was: {row['before'][name] or '(empty)'}")
-    widths = {"site": 32, "reason": 14}
+    widths = {"site": 32, "reason": 14, "not_sent": 40}
     for col, name in enumerate(columns):
         column = BY_NAME.get(name)
         sheet.set_column(col, col, widths.get(name, column.width if column else 14))

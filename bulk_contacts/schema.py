@@ -28,6 +28,7 @@ from .columns import (
     SITE_COLUMNS,
 )
 from .gc_pause import gc_paused
+from .layouts import PHONE_LEFT_OUT, email_typo_issues, layout_issues, name_case_issues
 from .normalize import (
     INVISIBLE,
     INVISIBLE_CHARACTERS,
@@ -132,9 +133,12 @@ def validate_roster(
         email=emails,
         action=frame["action"].str.lower().map(ACTIONS).fillna(frame["action"]),
     )
+    rows, case_issues = name_case_issues(roster, rows, roster.facts.name_case)
+    issues += layout_issues(roster, rows) + case_issues + email_typo_issues(roster, rows)
     issues += duplicate_ids(roster, rows)
     issues += _warnings(roster, rows)
     issues += _character_issues(roster, frame)
+    issues = _without_repeats(issues)
     if judge_reachability:
         issues += _row_reachability(roster, frame, rows, allow_unreachable)
     issues.sort(
@@ -145,6 +149,18 @@ def validate_roster(
         )
     )
     return ValidatedRoster(roster, rows, issues)
+
+
+def _without_repeats(issues: list[RosterIssue]) -> list[RosterIssue]:
+    """A whole name of one word is `name_one_word`, not also an empty last name."""
+    one_word = {i.row for i in issues if i.code == "name_one_word"}
+    if not one_word:
+        return issues
+    return [
+        i
+        for i in issues
+        if not (i.code == "missing_value" and i.field == "last_name" and i.row in one_word)
+    ]
 
 
 def warm_up(region: str = "US", phone_format: str = "e164") -> None:
@@ -189,7 +205,7 @@ def make_issue(
 ) -> RosterIssue:
     """An issue on a cell: its column as the file writes it, its severity and message as the
     code's registry entry says (`codes.CODES`), the message's details filled in."""
-    label = roster.column_label(name)
+    label = roster.cell_label(name, row)
     column = BY_NAME.get(name)
     what = column.what_is_missing if column else name
     message = CODES[code].render(
@@ -311,9 +327,10 @@ def _check_phones(
 ) -> tuple[pd.Series, list[RosterIssue]]:
     normalized, problems = normalize_phones(frame["phone_number"], region, phone_format)
     if "phone_number" in roster.columns:
-        position = column_index(roster.columns["phone_number"][0])
         dated = [
-            row for row, col in roster.table.date_cells if col == position and row in problems.index
+            row
+            for row, col in roster.table.date_cells
+            if row in problems.index and col == roster.cell_position("phone_number", row)
         ]
         problems[dated] = PHONE_DATE
         normalized[dated] = ""
@@ -460,16 +477,21 @@ def _character_name(character: str) -> str:
 
 
 def unread_phone_columns(roster: Roster) -> list[tuple[str, str]]:
-    """Columns the roster does not read whose header looks like a phone's: (letter, header)."""
-    return [(c, h) for c, h in roster.ignored_columns if PHONE_LIKE_HEADER.search(h)]
+    """Phone columns the roster does not read: (letter, header). Every column whose header
+    says phone, mobile, cell or tel is read (the first non-empty one per row); only those left
+    out of --phone-columns, or an unknown header that still looks like a phone's, are not."""
+    left_out = [(c, h) for c, h, why in roster.facts.not_sent if why == PHONE_LEFT_OUT]
+    return left_out + [(c, h) for c, h in roster.ignored_columns if PHONE_LIKE_HEADER.search(h)]
 
 
 def unread_phones_hint(roster: Roster) -> str:
-    """'; not read: 'Phone 1' (column E); use --map "Phone 1=phone_number"', or ""."""
+    """'; not read: 'Home Phone' (column E); add it to --phone-columns', or ""."""
     unread = unread_phone_columns(roster)
     if not unread:
         return ""
     named = bounded_list([f"{header!r} (column {letter})" for letter, header in unread])
+    if any(c == unread[0][0] for c, _, why in roster.facts.not_sent if why == PHONE_LEFT_OUT):
+        return f"; not read: {named}; add it to --phone-columns"
     return f'; not read: {named}; use --map "{unread[0][1]}=phone_number"'
 
 

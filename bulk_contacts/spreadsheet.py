@@ -107,6 +107,8 @@ def read_cells(path: Path, sheet: str | None = None) -> Cells:
         handle.seek(0)
         if kind == "csv":
             cells = _read_csv(path, handle.read())
+        elif kind == "vcf":
+            cells = _read_vcard(path, handle.read())
         else:
             cells = _read_workbook(path, handle, kind, sheet)
     named = NAMED_FORMATS.get(path.suffix.lower())
@@ -170,12 +172,14 @@ NAMED_FORMATS = {
     ".xls": "xls",
     ".ods": "ods",
     **dict.fromkeys((".csv", ".tsv", ".txt", ".tab"), "csv"),
+    **dict.fromkeys((".vcf", ".vcard"), "vcf"),
 }
 FORMAT_NAMES = {
     "xlsx": "an XLSX workbook",
     "xls": "an XLS workbook (Excel 97-2003)",
     "ods": "an ODS spreadsheet",
     "csv": "a text (CSV) file",
+    "vcf": "a vCard file",
 }
 KNOWN_MAGIC = {
     b"%PDF": "a PDF document",
@@ -202,6 +206,10 @@ def real_format(path: Path, head: bytes, handle: BinaryIO) -> str:
         if head.startswith(magic):
             _refuse(path, kind)
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"begin:vcard") or text.replace(b"\x00", b"").startswith(
+        b"\xff\xfebegin:vcard"
+    ):
+        return "vcf"
     if text.startswith(b"<?xml"):
         if b"urn:schemas-microsoft-com:office:spreadsheet" in head:
             _refuse(path, "an Excel 2003 XML spreadsheet")
@@ -557,6 +565,18 @@ def _read_csv(path: Path, data: bytes) -> Cells:
         rows=[],
         details={"encoding": encoding, "delimiter": {"\t": "tab"}.get(delimiter, delimiter)},
         columns=columns,
+    )
+
+
+def _read_vcard(path: Path, data: bytes) -> Cells:
+    from .vcard import vcard_rows
+
+    text, encoding = decode_text(data, path)
+    rows = vcard_rows(text, path)
+    return Cells(
+        source=str(path),
+        rows=rows,
+        details={"encoding": encoding, "vcard": f"{len(rows) - 1} cards; row 2 is the first"},
     )
 
 

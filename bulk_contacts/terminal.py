@@ -97,6 +97,7 @@ def validation_text(
     details = result.roster.table.details
     if details:
         lines.append(("  read as " + ", ".join(f"{k} {v}" for k, v in details.items()), "dim"))
+    lines += derived_lines(result)
     from .codes import REACHABILITY_CODES
     from .schema import unread_phones_hint
 
@@ -113,6 +114,26 @@ def validation_text(
             (
                 f"invalid: fix the {plural(invalid, 'row')} above (or plan with --skip-invalid)",
                 "error",
+            )
+        )
+    return lines
+
+
+def derived_lines(result: ValidatedRoster) -> list[tuple[str, str]]:
+    """What the reader did to the file (the header row it found, names split, the phone column
+    each number came from, the columns not sent): said once, up front, not among warnings."""
+    from .codes import DERIVED
+
+    derived = [i for i in result.issues if i.severity == DERIVED]
+    lines = [(f"  {i.message}", "") for i in derived if i.row is None]
+    rows = sum(1 for i in derived if i.row is not None and i.code == "phones_not_sent")
+    if rows:
+        noun = "row has" if rows == 1 else "rows have"
+        lines.append(
+            (
+                f"  {rows} {noun} numbers not sent (CHeKT holds one per contact): --report "
+                f"lists them",
+                "",
             )
         )
     return lines

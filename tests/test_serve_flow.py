@@ -93,16 +93,16 @@ def test_a_missing_setting_is_named_and_nothing_is_connected(web, client, monkey
 
 
 def test_columns_remapped_not_sent_refused_saved_and_reused(web, client) -> None:
-    body = (SAMPLES / "roster.csv").read_bytes().replace(b"Phone", b"Cell Nr", 1)
+    body = (SAMPLES / "roster.csv").read_bytes().replace(b"Phone", b"Rufnummer", 1)
     assert upload(client, web, "roster.csv", body) == "/columns"
     ws = web.workspace
     assert ws.choices[4] is None and ws.roster.columns.get("phone_number") is None
     post(client, web, "/columns", data={"col-4": "phone_number"})
-    assert ws.roster.columns["phone_number"] == ("E", "Cell Nr")
+    assert ws.roster.columns["phone_number"] == ("E", "Rufnummer")
     assert ws.counts()["errors"] == 0
     post(client, web, "/columns/save", data={"name": "dealer 7"})
     saved = json.loads(ws.mappings_file.read_text())
-    assert saved["dealer 7"]["Cell Nr"] == "phone_number"
+    assert saved["dealer 7"]["Rufnummer"] == "phone_number"
 
     post(client, web, "/columns", data={"col-5": ""})  # e-mail: not sent
     assert "email" not in ws.roster.columns
@@ -116,7 +116,7 @@ def test_columns_remapped_not_sent_refused_saved_and_reused(web, client) -> None
 
     assert upload(client, web, "again.csv", body) == "/columns"
     post(client, web, "/columns/use", data={"name": "dealer 7"})
-    assert ws.roster.columns["phone_number"] == ("E", "Cell Nr")
+    assert ws.roster.columns["phone_number"] == ("E", "Rufnummer")
 
 
 def test_an_unreadable_file_gets_the_readers_message(web, client) -> None:

@@ -83,8 +83,22 @@ def sheet_names(path: Path) -> list[str]:
 
 
 def detected_column(header: str) -> str | None:
-    """The roster column the reader finds under this header by itself, if any."""
-    return ALIAS_KEYS.get(header_key(header))
+    """The roster column the reader finds under this header by itself, if any (every phone
+    column is a phone_number: the reader takes each row's first non-empty one)."""
+    from ..layouts import phone_rank
+
+    key = header_key(header)
+    found = ALIAS_KEYS.get(key)
+    if found is None and phone_rank(key, header) is not None:
+        return "phone_number"
+    return found
+
+
+def read_by_itself(header: str) -> bool:
+    """Whether the reader uses this column unless told not to (a whole name is split)."""
+    from ..layouts import FULL_NAME_KEYS
+
+    return detected_column(header) is not None or header_key(header) in FULL_NAME_KEYS
 
 
 def is_export_column(header: str) -> bool:
@@ -102,7 +116,7 @@ def roster_of(table: Table, choices: dict[int, str | None]) -> Roster:
     column_map: dict[str, str] = {}
     for position, choice in choices.items():
         header = headers[position]
-        if choice is None and detected_column(header) is not None:
+        if choice is None and read_by_itself(header):
             headers[position] = header + NOT_SENT_SUFFIX
         elif choice is not None and choice != detected_column(header):
             column_map[header] = choice

@@ -255,7 +255,7 @@ def safe_file_name(name: str) -> str:
 def issue_map(validated: library.ValidatedRoster) -> IssueMap:
     issues: IssueMap = {}
     for issue in validated.issues:
-        if issue.row is None:
+        if issue.row is None or issue.severity == "derived":  # what the reader did: no problem
             continue
         cell = issues.setdefault(issue.row, {}).setdefault(issue.field or "_row", [])
         cell.append([issue.severity, issue.message])

@@ -346,7 +346,7 @@ def run_text(
     lines += _verification_lines(report, quiet)
     if files.folder is not None and not files.folder.exists():
         if report.interrupted:
-            return [(_interrupted_line(report), "warning", True)]
+            return [(_interrupted_line(report, kind, again), "warning", True)]
         lines.append(("nothing was sent, so no run folder was kept", "", False))
         return lines
     lines.append((f"results: {files.results}", "", False))
@@ -355,16 +355,6 @@ def run_text(
     else:
         undo = f"  (bulk-contacts rollback {files.journal})"
         lines.append((f"journal: {files.journal}{undo}", "", False))
-    if report.interrupted and again:
-        rest = "to undo the rest" if kind == "rollback" else "to make the rest"
-        lines.append(
-            (
-                f"interrupted: the changes not started are recorded as skipped; {rest}, run "
-                f"the same command again: {again}",
-                "warning",
-                True,
-            )
-        )
     if report.failed_rows_written:
         lines.append((f"failed rows, to fix and import again: {files.failed_rows}", "", False))
     if report.results_error:
@@ -373,22 +363,23 @@ def run_text(
     if report.journal_error:
         lines += _journal_failure_lines(report)
     elif report.interrupted:
-        lines.append((_interrupted_line(report), "warning", True))
+        lines.append((_interrupted_line(report, kind, again), "warning", True))
     return lines
 
 
-def _interrupted_line(report: ApplyReport) -> str:
-    """After Ctrl-C: what was done, and how to finish or undo it."""
+def _interrupted_line(report: ApplyReport, kind: str = "apply", again: str = "") -> str:
+    """After Ctrl-C: what was done, and how to finish (the same command: `again`) or undo it
+    (never the advice after a rollback: that would undo the rollback)."""
     counts = report.counts
     made = _plural(counts["ok"], "change") + " made"
     left = f"{counts['skipped']} not started" if counts["skipped"] else "none left"
-    undo = f"`bulk-contacts rollback {report.files.journal}` to undo what was done"
     if report.files.folder is not None and not report.files.folder.exists():
         return "interrupted before any change was sent: nothing was written"
-    return (
-        f"interrupted: {made}, {counts['failed']} failed, {left}; run the same command again "
-        f"to finish, or {undo}"
-    )
+    finish = "run the same command again to finish" + (f": {again}" if again else "")
+    if kind == "rollback":
+        return f"interrupted: {made}, {counts['failed']} failed, {left}; {finish}"
+    undo = f"`bulk-contacts rollback {report.files.journal}` to undo what was done"
+    return f"interrupted: {made}, {counts['failed']} failed, {left}; {finish}; or {undo}"
 
 
 def _plural(number: int, word: str) -> str:

@@ -170,8 +170,7 @@ def test_after_ctrl_c_in_a_rollback_the_advice_is_the_same_command(start_sandbox
     assert process.returncode == 130, stderr
     output = stdout + stderr
     assert (
-        "interrupted: the changes not started are recorded as skipped; to undo the rest, run "
-        "the same command again: bulk-contacts rollback a-journal.jsonl" in output
+        "run the same command again to finish: bulk-contacts rollback a-journal.jsonl" in output
     ), output
     assert "bulk-contacts rollback rb.jsonl" not in output  # that would undo the rollback
     finished = run(server, "rollback", "a-journal.jsonl", "--yes", "--results", "again.csv")

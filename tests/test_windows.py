@@ -119,7 +119,7 @@ def test_sigterm_stops_a_run_like_ctrl_c(start_sandbox, tmp_path) -> None:
         process.kill()
     assert process.returncode == 130, stderr
     assert "stopping: finishing the changes in flight" in stderr
-    assert f"to make the rest, run the same command again: bulk-contacts apply {roster}" in stderr
+    assert f"run the same command again to finish: bulk-contacts apply {roster}" in stderr
     table = pd.read_csv(tmp_path / "r.csv", dtype=str, keep_default_na=False)
     assert len(table) == 120 and set(table["status"]) == {"ok", "skipped"}
     records = read_journal(journal)

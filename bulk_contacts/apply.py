@@ -41,7 +41,7 @@ from .models import Contact, NewContact, WriteResult
 from .outputs import RUNS_FOLDER, files_beside
 from .plan import ACTIONS, Change, Conflict, Plan, PlanOptions, SitePlan, fingerprint
 from .results import Outcome, Results
-from .verify import verify_changes
+from .verify import NOT_ON_SITE, Difference, verify_changes
 
 Progress = Callable[[Outcome], None]
 
@@ -53,6 +53,7 @@ class RunFiles:
     results: Path
     journal: Path
     failed_rows: Path
+    folder: Path | None = None  # the run folder made for it, if any (removed if left empty)
 
     @classmethod
     def choose(
@@ -63,11 +64,24 @@ class RunFiles:
         kind: str = "apply",
     ) -> RunFiles:
         """The paths given, else a new run folder of its own (created here, never shared)."""
+        folder = None
         if results is None:
             folder = new_run_folder(base or Path(RUNS_FOLDER), kind)
             results, journal = folder / "results.csv", journal or folder / "journal.jsonl"
         failed_rows, beside = files_beside(results)
-        return cls(results=results, journal=journal or beside, failed_rows=failed_rows)
+        return cls(results, journal or beside, failed_rows, folder)
+
+    def discard_unused(self) -> None:
+        """A run that sent nothing leaves no run folder behind: its files (a results header, a
+        journal with no write in it) and the folder go. Anything else in it stays."""
+        if self.folder is None:
+            return
+        for path in (self.results, self.failed_rows, self.journal):
+            if path.parent == self.folder:
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.folder.rmdir()
 
 
 def new_run_folder(base: Path, kind: str) -> Path:
@@ -101,6 +115,10 @@ class ApplyReport:
     kept: list[dict[str, object]] = field(default_factory=list)  # outcomes not journaled
     fallback: Path | None = None  # where `kept` was written
     results_error: str = ""
+    # Sites where a change failed, was skipped or did not verify; None: the run's outcome
+    # could not be checked (the verification failed).
+    troubled: set[tuple[int, int]] | None = field(default_factory=set)
+    refused: int = 0  # changes of sites a guard refused: not done, not in the results
 
     @property
     def clean(self) -> bool:
@@ -128,31 +146,41 @@ class ApplyReport:
 
 
 class Freshness(NamedTuple):
-    """A saved plan checked against CHeKT: the plan to apply, and the sites found stale."""
+    """A saved plan checked against CHeKT: the plan to apply, the sites found stale (changed
+    since, and not as the plan would leave them), and those already applied (changed since, and
+    holding every change the plan makes to them: nothing is left to do there)."""
 
     plan: Plan
     stale: list[SitePlan]
+    applied: list[SitePlan] = []  # noqa: RUF012 - a NamedTuple's default, never mutated
 
 
 def check_freshness(
     client: ChektClient, plan: Plan, refresh: bool, progress: Callable[[int], None] | None = None
 ) -> Freshness:
-    """Read every site the plan changes again. Sites whose contacts changed since the plan are
+    """Read every site the plan changes again. A site whose contacts changed since the plan
+    and already hold each of its changes (this plan applied before, or the same changes made
+    by hand) is already applied: nothing is left to do there. The other sites that changed are
     stale: in the plan returned, their changes are refused (`StaleSite`), or with `refresh`,
     re-based on what they hold now. The plan given is not changed."""
     touched = [site for site in plan.sites if site.changes]
     current = fetch_contacts(client, [(s.dealer_id, s.site_id) for s in touched], progress)
-    sites, stale = [], []
+    comparison = Comparison.of_plan(plan.options)
+    sites, stale, applied = [], [], []
     for site in plan.sites:
         contacts = current.get((site.dealer_id, site.site_id))
         if contacts is None or fingerprint(contacts) == site.fingerprint:
             sites.append(site)
             continue
+        rebased = rebase_site(site, contacts, comparison)
+        if not rebased.changes and len(rebased.conflicts) == len(site.conflicts):
+            applied.append(site)
+            sites.append(rebased)
+            continue
         stale.append(site)
         refusal = StaleSite(site.contacts_before, len(contacts))
-        rebased = rebase_site(site, contacts, Comparison.of_plan(plan.options)) if refresh else None
-        sites.append(rebased or replace(site, refusal=refusal))
-    return Freshness(replace(plan, sites=sites), stale)
+        sites.append(rebased if refresh else replace(site, refusal=refusal))
+    return Freshness(replace(plan, sites=sites), stale, applied)
 
 
 def load_saved_plan(
@@ -345,6 +373,9 @@ class Applier:
         self.journal_error: JournalError | None = None
         self.results_error: OSError | None = None
         self.kept: list[dict[str, object]] = []
+        self.troubled: set[tuple[int, int]] = set()
+        self.generations: dict[int, int] = {}  # id(change) -> the key generation it went under
+        self.announced = 0  # intents written: writes that may have been sent
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -387,12 +418,21 @@ class Applier:
             finally:
                 queue.done(site)
 
-    def _execute(self, change: Change, site: SitePlan) -> None:
+    def send_again(self, change: Change) -> None:
+        """Send a change once more, under its key's next generation (its first answer, the
+        verification found, did nothing): journaled as any write; its row is not counted."""
+        self._execute(change, None, self.generations.get(id(change), 0) + 1, counted=False)
+
+    def _execute(
+        self, change: Change, site: SitePlan | None, generation: int = 0, counted: bool = True
+    ) -> None:
         number = next(self._numbers)
         not_started = self._why_not_start()
         announced = not not_started  # its intent may be in the journal: its outcome must be too
         if announced:
             try:
+                with self._lock:
+                    self.announced += 1
                 self.journal.write(
                     {"type": "intent", "run": self.run_id, "n": number, **_change_record(change)},
                     durable=True,
@@ -402,10 +442,10 @@ class Applier:
                 not_started = self._why_not_start()
         if not_started:
             skipped = self._outcome(change, "skipped", error_message=not_started)
-            self._record(number, change, skipped, keep=announced)
+            self._record(number, change, skipped, keep=announced, counted=counted)
             return
-        outcome, image = self._send_and_judge(change)
-        self._record(number, change, outcome, image, keep=True)
+        outcome, image = self._send_and_judge(change, generation)
+        self._record(number, change, outcome, image, keep=True, counted=counted)
 
     def _why_not_start(self) -> str:
         if self.journal_error is not None:
@@ -419,10 +459,12 @@ class Applier:
             if self.journal_error is None:
                 self.journal_error = error
 
-    def _send_and_judge(self, change: Change) -> tuple[Outcome, dict[str, str | None] | None]:
+    def _send_and_judge(
+        self, change: Change, generation: int = 0
+    ) -> tuple[Outcome, dict[str, str | None] | None]:
         """Send the change; its outcome, and the contact as the API returned it."""
         try:
-            result = self._send(change)
+            result = self._send(change, generation)
         except NotFound as error:
             status = "failed" if change.action == "create" else "skipped"
             why = "the contact is no longer there (deleted by someone else)"
@@ -437,6 +479,13 @@ class Applier:
             return self._outcome(change, "failed", error_message=message), None
         contact = result.contact
         exchange = result.exchange
+        with self._lock:
+            self.generations[id(change)] = exchange.generation
+        note = exchange.note if exchange.recovered else ""
+        if generation and not note:
+            note = (
+                f"sent again (key generation {exchange.generation}): the first answer did nothing"
+            )
         outcome = self._outcome(
             change,
             "ok",
@@ -444,19 +493,21 @@ class Applier:
             http_status=exchange.http_status,
             trace_id=exchange.trace_id or "",
             attempts=exchange.attempts,
-            error_message=exchange.note if exchange.recovered else "",
+            error_message=note,
         )
         return outcome, contact.fields() if contact else None
 
-    def _send(self, change: Change) -> WriteResult:
+    def _send(self, change: Change, generation: int = 0) -> WriteResult:
         dealer, site = change.dealer_id, change.site_id
         if change.action == "create":
             fields = {name: change.after.get(name) for name in CONTACT_FIELDS}
             new = NewContact(**fields)  # type: ignore[arg-type]  # a create has the required ones
-            return self.client.create_contact(dealer, site, new)
+            return self.client.create_contact(dealer, site, new, generation)
         assert change.contact_id is not None  # updates and deletes name their contact
         if change.action == "update":
-            return self.client.update_contact(dealer, site, change.contact_id, change.after)
+            return self.client.update_contact(
+                dealer, site, change.contact_id, change.after, generation
+            )
         return self.client.delete_contact(dealer, site, change.contact_id)
 
     @staticmethod
@@ -505,6 +556,7 @@ class Applier:
         outcome: Outcome,
         image: dict[str, str | None] | None = None,
         keep: bool = False,
+        counted: bool = True,
     ) -> None:
         record = {"type": "outcome", "run": self.run_id, "n": number, **asdict(outcome)}
         record["image"] = image
@@ -516,12 +568,14 @@ class Applier:
                 with self._lock:
                     self.kept.append(record)
         try:
-            self.results.add(outcome, change)
+            self.results.add(outcome, change, counted)
         except OSError as error:  # the journal (or the fallback) has it; the run goes on
             self.results_error = self.results_error or error
-        if outcome.status == "ok":
-            with self._lock:
+        with self._lock:
+            if outcome.status == "ok":
                 self.done.append((change, outcome))
+            else:
+                self.troubled.add((change.dealer_id, change.site_id))
         self.client.log.decision(
             step="apply",
             action=change.action,
@@ -567,18 +621,25 @@ def apply_plan(
     The journal may be an existing one (a resumed run): this run's records are appended under
     its own run id. A journal another process is writing, or one of runs against another API,
     is refused (InputError) before anything is sent."""
-    with hold_journal(files.journal):
-        check_appendable(files.journal, client.settings.api_url)
-        results = Results(files.results, files.failed_rows)
-        try:
-            with Journal(files.journal) as journal:
-                applier = Applier(client, journal, results, progress, stop)
-                report = _run(applier, plan, kind, files)
-                if verify and not report.interrupted and not report.journal_error:
-                    _verify(applier, report, Comparison.of_plan(plan.options))
-        finally:
-            closing_error = _close(results)
+    applier: Applier | None = None
+    try:
+        with hold_journal(files.journal):
+            check_appendable(files.journal, client.settings.api_url)
+            results = Results(files.results, files.failed_rows)
+            try:
+                with Journal(files.journal) as journal:
+                    applier = Applier(client, journal, results, progress, stop)
+                    report = _run(applier, plan, kind, files)
+                    if verify and not report.interrupted and not report.journal_error:
+                        _verify(applier, report, Comparison.of_plan(plan.options))
+            finally:
+                closing_error = _close(results)
+    finally:
+        if applier is None or not applier.announced:
+            files.discard_unused()
     report.counts = dict(results.counts)
+    if report.troubled is not None:
+        report.troubled |= applier.troubled
     report.failed_rows_written = results.has_failed_rows
     trouble = applier.results_error or closing_error
     if trouble is not None:
@@ -588,6 +649,7 @@ def apply_plan(
 
 def _run(applier: Applier, plan: Plan, kind: str, files: RunFiles) -> ApplyReport:
     report = ApplyReport({}, files, run_id=applier.run_id)
+    report.refused = plan.refused_changes
     try:
         report.interrupted = applier.run(plan, kind)
     except JournalError as error:  # not even the run record: nothing was sent
@@ -604,10 +666,14 @@ def _verify(applier: Applier, report: ApplyReport, comparison: Comparison) -> No
     report.verified_sites = len({(c.dealer_id, c.site_id) for c, _ in applier.done})
     try:
         differences = verify_changes(applier.client, applier.done, comparison=comparison)
+        differences = _send_again(applier, differences, comparison)
     except ApiError as error:
         report.verify_error = str(error)
+        report.troubled = None
         return
     report.unverified = len(differences)
+    assert report.troubled is not None
+    report.troubled |= {(d.change.dealer_id, d.change.site_id) for d in differences}
     for difference in differences:
         outcome = replace(
             difference.outcome,
@@ -629,6 +695,42 @@ def _verify(applier: Applier, report: ApplyReport, comparison: Comparison) -> No
             },
             durable=True,
         )
+
+
+def _send_again(
+    applier: Applier, differences: list[Difference], comparison: Comparison
+) -> list[Difference]:
+    """The differences that may be answers a server replayed without saying so, for a change
+    undone since (a create whose contact is not on the site; an update whose contact holds the
+    values it had before, not a third one someone else wrote): each change is sent once more,
+    under its key's next generation, and checked again. The differences left."""
+    again = [d for d in differences if _did_nothing(applier.client, d, comparison)]
+    if not again or applier.stop.is_set():
+        return differences
+    first = len(applier.done)
+    for difference in again:
+        applier.send_again(difference.change)
+    resent = applier.done[first:]
+    made = {id(change) for change, _ in resent}
+    still = verify_changes(applier.client, resent, comparison=comparison) if resent else []
+    kept = [d for d in differences if d not in again or id(d.change) not in made]
+    return kept + still
+
+
+def _did_nothing(client: ChektClient, difference: Difference, comparison: Comparison) -> bool:
+    change, outcome = difference.change, difference.outcome
+    if outcome.error_message:  # an answer confirmed, found, or already sent again
+        return False
+    if change.action == "create":
+        return difference.message == NOT_ON_SITE
+    if change.action != "update" or change.contact_id is None:
+        return False
+    try:
+        current = client.get_contact(change.dealer_id, change.site_id, change.contact_id)
+    except NotFound:
+        return False
+    values = comparison.values([change.before], [current])
+    return not values.differ(current.fields(), change.before, change.after)
 
 
 def _close(results: Results) -> OSError | None:

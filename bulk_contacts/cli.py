@@ -26,9 +26,10 @@ from .pipeline import ReadOptions
 from .plan import PlanOptions
 from .sandbox import config as sandbox_defaults
 from .terminal import printable, refusal_lines, with_flags
+from .words import plural
 
 if TYPE_CHECKING:
-    from .apply import ApplyReport, RunFiles
+    from .apply import ApplyReport, Freshness, RunFiles
     from .client import ChektClient
     from .outputs import Output
     from .plan import Plan
@@ -69,10 +70,38 @@ def warn(message: str) -> None:
 # the boundary
 
 
+# `--help` lists the commands in the order of the work; one not named here comes last.
+WORKFLOW = (
+    "template",
+    "validate",
+    "plan",
+    "apply",
+    "export",
+    "rollback",
+    "check",
+    "login",
+    "logout",
+    "profiles",
+    "sandbox",
+    "demo",
+    "serve",
+)
+
+
 class Cli(click.Group):
     """The one error boundary: a command returns its exit code; an error of the library is one
     line on stderr (with the flag of the setting it is about) and its exit code; Ctrl-C is 130.
     Anything else is a bug, and keeps its traceback."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        tolerate_any_console()
+        return super().main(*args, **kwargs)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        def rank(name: str) -> tuple[int, str]:
+            return (WORKFLOW.index(name) if name in WORKFLOW else len(WORKFLOW), name)
+
+        return sorted(super().list_commands(ctx), key=rank)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -80,16 +109,38 @@ class Cli(click.Group):
         except BulkContactsError as error:
             echo(f"error: {with_flags(str(error), error.setting or '')}", err=True)
             code = error.exit_code
-        except KeyboardInterrupt:
-            echo("interrupted", err=True)
+        except (KeyboardInterrupt, click.exceptions.Abort):  # Ctrl-C, also at a prompt
+            echo(f"interrupted: {ctx.meta.get(INTERRUPT_NOTE, 'nothing was written')}", err=True)
             code = ExitCode.INTERRUPTED
         ctx.exit(int(code or 0))
 
 
+INTERRUPT_NOTE = "bulk_contacts.interrupt_note"
+
+
+def on_interrupt(note: str) -> None:
+    """What the one line printed after Ctrl-C says from here on (what was done, how to go on)."""
+    click.get_current_context().meta[INTERRUPT_NOTE] = note
+
+
+def tolerate_any_console() -> None:
+    """A character the console's encoding cannot show (a Windows console or redirected output in
+    cp1252, a name in Vietnamese or Chinese) is printed as a \\u escape, never a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):  # a closed or detached stream
+                reconfigure(errors="backslashreplace")
+
+
 def run() -> None:
     """The console script."""
+    load_dotenv()
     try:
         main()
+    except KeyboardInterrupt:  # before a command started, or after it ended
+        echo("interrupted: nothing was written", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
     finally:
         # Exit without the interpreter's last garbage collection over everything the command
         # built (about 0.4 s after a 100,000-row roster): the OS takes the memory back, and
@@ -116,11 +167,31 @@ class Invocation:
 
 
 def environ() -> Mapping[str, str]:
-    """Where settings come from: the process's environment, unless `invoke` was given one."""
+    """Where settings come from: the process's environment with the working folder's .env
+    beneath it, unless `invoke` was given one."""
     invocation = click.get_current_context().find_object(Invocation)
     if invocation is None or invocation.environ is None:
-        return os.environ
+        from .profiles import layered_environ
+
+        return layered_environ(os.environ)
     return invocation.environ
+
+
+def load_dotenv() -> None:
+    """The working folder's .env into the process's environment, a variable already set
+    winning: what it sets (HTTPS_PROXY too) reaches everything the command runs."""
+    from .errors import ConfigError
+    from .profiles import read_dotenv
+
+    try:
+        values, problems = read_dotenv()
+    except ConfigError as error:  # said again, as an error, by a command that needs settings
+        warn(f"warning: {error}")
+        return
+    for problem in problems:
+        warn(f"warning: {problem}")
+    for name, value in values.items():
+        os.environ.setdefault(name, value)
 
 
 # option groups: declared once, delivered to the command as one typed value
@@ -167,6 +238,7 @@ class HeaderMapping(click.ParamType):
 
 def _read_options(
     column_map: tuple[tuple[str, str], ...],
+    phone_columns: str | None,
     site_id: int | None,
     account: str | None,
     external_site_id: str | None,
@@ -185,7 +257,13 @@ def _read_options(
         raise click.UsageError(
             "give the file's site once, with one of --site, --account or --external-site-id"
         )
-    return ReadOptions(column_map=dict(column_map), site=given[0] if given else None, **values)
+    phones = tuple(h.strip() for h in (phone_columns or "").split(",") if h.strip())
+    return ReadOptions(
+        column_map=dict(column_map),
+        phone_columns=phones,
+        site=given[0] if given else None,
+        **values,
+    )
 
 
 roster_options = option_group(
@@ -232,7 +310,29 @@ roster_options = option_group(
         type=HeaderMapping(),
         metavar='"HEADER=column"',
         multiple=True,
-        help="Read a column whose header is not recognised as a roster column; repeatable.",
+        help="Read a column whose header is not recognised as a roster column; repeatable "
+        '("Name=full_name": a whole name, split into first and last).',
+    ),
+    click.option(
+        "--header-row",
+        type=click.IntRange(1),
+        metavar="N",
+        help="The row holding the column names (default: the first of the first 30 rows that "
+        "names at least two roster columns).",
+    ),
+    click.option(
+        "--phone-columns",
+        metavar='"HEADER,HEADER,..."',
+        help="With several phone columns, the order in which the first non-empty one is taken "
+        "(default: phone, mobile, numbered, home, business, other).",
+    ),
+    click.option(
+        "--name-case",
+        type=click.Choice(["keep", "title"]),
+        default="keep",
+        show_default=True,
+        help="title: send names written all in capitals or lower case in title case "
+        "(McDonald, O'Neil, van der Berg).",
     ),
     click.option(
         "--region",
@@ -316,6 +416,8 @@ class Connection:
     quiet: bool
     verbose: bool
     dealer: str | None = None
+    profile: str | None = None
+    ca_bundle: str | None = None
 
     def bars(self) -> Bars:
         from .terminal import Bars
@@ -333,9 +435,57 @@ class Connection:
         )
 
 
+def profile_options() -> list[Callable[[Any], Any]]:
+    """--profile and --ca-bundle: the connection options of the profiles work."""
+    return [
+        click.option(
+            "--profile",
+            metavar="NAME",
+            help="Use this profile of the settings file (CHEKT_PROFILE; see `profiles`).",
+        ),
+        click.option(
+            "--ca-bundle",
+            metavar="FILE",
+            help="PEM file of the certificate authorities to trust, e.g. a proxy's that "
+            "inspects HTTPS (CHEKT_CA_BUNDLE; else SSL_CERT_FILE).",
+        ),
+    ]
+
+
+def connection_settings(connection: Connection) -> Settings:
+    """Flag, then environment (with .env beneath it), then the active profile (its secret from
+    the keychain), then default; what was corrected is printed as a note."""
+    from .errors import ConfigError
+    from .profiles import missing_secret_hint, with_profile
+    from .settings import resolve_settings
+
+    layered = with_profile(environ(), connection.profile)
+    try:
+        settings = resolve_settings(
+            api_url=connection.api_url,
+            token_url=connection.token_url,
+            dealer=connection.dealer,
+            env=layered.environ,
+            require_dealer=False,
+            allow_insecure_http=connection.allow_insecure_http or None,
+            ca_bundle=connection.ca_bundle,
+        )
+    except ConfigError as error:
+        hint = missing_secret_hint(layered)
+        if error.setting == "credentials" and hint and layered.environ.get("CHEKT_CLIENT_ID"):
+            raise ConfigError(
+                f"profile {layered.profile.name if layered.profile else ''}: no secret; {hint}",
+                setting="credentials",
+            ) from None
+        raise
+    for note in settings.notes:
+        warn(note)
+    return settings
+
+
 def connection_options(dealer: bool = True):
     """Options of the commands that talk to CHeKT (rollback takes its dealers from the
-    journal). Secrets come only from the environment."""
+    journal). Secrets come only from the environment, the keychain or a key file."""
     return option_group(
         "connection",
         Connection,
@@ -361,6 +511,7 @@ def connection_options(dealer: bool = True):
             if dealer
             else []
         ),
+        *profile_options(),
         click.option(
             "--concurrency",
             type=click.IntRange(1, 256),
@@ -466,19 +617,11 @@ def writing_to(option: str, path: Path) -> Iterator[None]:
 
 
 def open_client(connection: Connection) -> tuple[Settings, ChektClient, RunLog]:
-    """Settings resolved once (flag, environment, default), and the client."""
+    """Settings resolved once (flag, environment, profile, default), and the client."""
     from .client import ChektClient
     from .runlog import RunLog
-    from .settings import resolve_settings
 
-    settings = resolve_settings(
-        api_url=connection.api_url,
-        token_url=connection.token_url,
-        dealer=connection.dealer,
-        env=environ(),
-        require_dealer=False,
-        allow_insecure_http=connection.allow_insecure_http or None,
-    )
+    settings = connection_settings(connection)
     for url in settings.cleartext_urls:
         warn(
             f"warning: {url} is plain http:// to another machine (--allow-insecure-http): "
@@ -492,11 +635,11 @@ def open_client(connection: Connection) -> tuple[Settings, ChektClient, RunLog]:
 
 
 def show_issues(validated: Any, verbose: bool) -> None:
-    """The roster's problems found while planning (its row count and verdict aside)."""
+    """The roster's problems found while planning; the plan says what becomes of them."""
     from .terminal import validation_text
 
     if validated.issues:
-        echo_lines([line for line in validation_text(validated, verbose) if line[1] != "ok"])
+        echo_lines(validation_text(validated, verbose, verdict=False))
 
 
 def make_plan(
@@ -519,17 +662,73 @@ def make_plan(
 
 
 @click.group(
-    cls=Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+    cls=Cli,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="\b\nThe commands are listed in the order of the work; `bulk-contacts COMMAND --help`"
+    "\nshows each one's examples and the environment variables it reads."
+    "\n\n\bShell completion (bash, zsh, fish; the README has each shell's line):"
+    '\n  eval "$(_BULK_CONTACTS_COMPLETE=bash_source bulk-contacts)"',
 )
 @click.version_option(__version__, prog_name="bulk-contacts")
 def main() -> None:
     """Move site-contact rosters between spreadsheets and the CHeKT Partner API, safely."""
 
 
+# each command's --help ends with its examples and the environment variables it reads
+
+# What the commands that connect to CHeKT read (flags win over them; secrets only from here).
+CONNECTION_ENV = (
+    ("CHEKT_API_URL", "API base URL (--api-url); default https://api.chekt.com"),
+    ("CHEKT_TOKEN_URL", "OAuth token URL (--token-url); default <api-url>/oauth/token"),
+    ("CHEKT_DEALER_ID", "dealer id (--dealer), unless the roster has a dealer_id column"),
+    ("CHEKT_CLIENT_ID", "client id, with one of:"),
+    ("CHEKT_CLIENT_SECRET", "  its secret (never a flag), or"),
+    ("CHEKT_PRIVATE_KEY_FILE", "  a PEM key for a signed JWT assertion (CHEKT_KEY_ID,"),
+    ("", "  CHEKT_AUDIENCE optional)"),
+    ("CHEKT_API_KEY", "or a long-lived API key instead"),
+    ("CHEKT_ALLOW_INSECURE_HTTP", "=1: allow http:// to another machine (--allow-insecure-http)"),
+    ("CHEKT_PROFILE", "the settings file's profile to use (--profile)"),
+    ("CHEKT_CA_BUNDLE", "a CA bundle to trust (--ca-bundle); else SSL_CERT_FILE"),
+    ("HTTPS_PROXY, NO_PROXY", "a proxy (read by httpx)"),
+)
+PROFILE_ENV = (
+    ("CHEKT_PROFILE", "the profile, when --profile is not given"),
+    ("XDG_CONFIG_HOME", "Linux: the settings file's folder (Windows: %APPDATA%)"),
+)
+# Where apply and rollback keep their run locks (platformdirs' user state folder).
+LOCK_ENV = (("XDG_STATE_HOME", "Linux: the run locks' folder (Windows: %LOCALAPPDATA%)"),)
+NO_ENV = "none: nothing is sent anywhere"
+
+
+def epilog(examples: tuple[str, ...], environment: tuple[tuple[str, str], ...] | str) -> str:
+    """The end of a command's --help: examples, then the environment variables it reads (kept
+    as written: click does not rewrap a paragraph that starts with \b)."""
+    if isinstance(environment, str):
+        variables = [f"  {environment}"]
+    else:
+        width = max(len(name) for name, _ in environment)
+        variables = [f"  {name:<{width}}  {what}".rstrip() for name, what in environment]
+    return "\n\n".join(
+        [
+            "\b\nExamples:\n" + "\n".join(f"  {line}" for line in examples),
+            "\b\nEnvironment:\n" + "\n".join(variables),
+        ]
+    )
+
+
 # the commands
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts validate roster.xlsx",
+            "bulk-contacts validate roster.csv --report problems.xlsx   # an annotated copy",
+            'bulk-contacts validate roster.xlsx --map "Cell=phone_number" -q',
+        ),
+        NO_ENV,
+    )
+)
 @click.argument("roster", type=click.Path(path_type=Path))
 @roster_options
 @report_option(
@@ -569,7 +768,15 @@ def validate(
     return ExitCode.OK if result.valid else ExitCode.FAILED
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts template                  # roster.xlsx, here",
+            "bulk-contacts template -o header.csv    # a CSV header line",
+        ),
+        NO_ENV,
+    )
+)
 @click.option(
     "-o",
     "--output",
@@ -591,7 +798,16 @@ def template(output: Path, overwrite: bool) -> None:
     echo(f"template written: {output}")
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts plan roster.xlsx",
+            "bulk-contacts plan roster.xlsx --prune --report plan.html -o plan.json",
+            "bulk-contacts plan roster.xlsx --detailed-exitcode -q   # 0 same, 3 changes, 1 errors",
+        ),
+        CONNECTION_ENV,
+    )
+)
 @click.argument("roster", type=click.Path(path_type=Path))
 @roster_options
 @plan_options
@@ -630,6 +846,7 @@ def plan(
     files = [Output("-o", output, PLAN_FILE_SUFFIXES)] if output is not None else []
     files += [Output("--report", r, PLAN_REPORT_SUFFIXES) for r in reports]
     check_outputs(files + connection.outputs(), overwrite, roster)
+    on_interrupt("nothing was written (plan never writes to CHeKT)")
     settings, client, log = open_client(connection)
     with client, log:
         result = make_plan(roster, read, planning, connection, client, settings)
@@ -651,7 +868,16 @@ def plan(
     return result.exit_code(pending=detailed_exitcode)
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts apply roster.xlsx                  # plan, show, ask, apply",
+            "bulk-contacts apply plan.json --yes              # a saved plan, checked first",
+            "bulk-contacts apply plan.json --yes --refresh    # re-base sites changed since",
+        ),
+        CONNECTION_ENV + LOCK_ENV,
+    )
+)
 @click.argument("target", metavar="ROSTER_OR_PLAN", type=click.Path(path_type=Path))
 @roster_options
 @plan_options
@@ -693,17 +919,27 @@ def apply(
     from .apply import RunFiles
     from .outputs import run_outputs
 
+    check_saved_plan_options(target, refresh)
     check_outputs(run_outputs(results, journal, "apply") + connection.outputs(), overwrite, target)
+    on_interrupt("nothing was written: no change was sent to CHeKT")
     settings, client, log = open_client(connection)
     check_journal(journal, results, settings.api_url)
 
+    applied: list[Any] = []
+
     def plan_now() -> Plan:
         if target.suffix.lower() == ".json":
-            return load_saved(client, target, refresh, planning, connection)
+            fresh = load_saved(client, target, refresh, planning, connection)
+            applied[:] = fresh.applied
+            return fresh.plan
         return make_plan(target, read, planning, connection, client, settings)
 
     with client, log:
         plan = plan_now()
+        if applied and not plan.changes and not plan.refused:
+            if not connection.quiet:
+                echo(f"already applied: CHeKT holds every change of {target}", "ok")
+            return ExitCode.OK
         with lock_dealers(
             {site.dealer_id for site in plan.sites if site.changes}, writing.wait
         ) as locks:
@@ -719,21 +955,67 @@ def apply(
                 return plan.exit_code()
             summary = plan.summary()
             if not confirmed(
-                f"Apply {summary['create']} creates, {summary['update']} updates and "
-                f"{summary['delete']} deletes to CHeKT at {settings.api_url}?",
+                f"Apply {plural(summary['create'], 'create')}, "
+                f"{plural(summary['update'], 'update')} and "
+                f"{plural(summary['delete'], 'delete')} to CHeKT at {settings.api_url}?",
                 yes,
             ):
                 return ExitCode.OK
             files = RunFiles.choose(results, journal)
+            saved = target.suffix.lower() == ".json"
+            again = f"bulk-contacts apply {target}" + (" --refresh" if saved else "")
             report = run_plan(
-                client, plan, files, connection, writing, overwrite and results is not None
+                client,
+                plan,
+                files,
+                connection,
+                writing,
+                overwrite and results is not None,
+                again=again,
             )
     return report.exit_code or plan.exit_code()
 
 
+# What a saved plan is applied with: the guards' options may loosen it; the options that made
+# it cannot change it.
+SAVED_PLAN_LOOSENED_BY = ("force", "allow_empty_sites", "max_deletes")
+
+
+def check_saved_plan_options(target: Path, refresh: bool) -> None:
+    """A saved plan with roster or plan options on the command line (--map, --skip-invalid,
+    --prune...) is an error naming them, before anything is read or sent: they would be
+    ignored. So is --refresh with a roster."""
+    ctx = click.get_current_context()
+    saved = target.suffix.lower() == ".json"
+    if not saved:
+        if refresh:
+            raise InputError(
+                f"--refresh is for a saved plan (PLAN.json); {target} is a roster, planned "
+                f"afresh against what CHeKT holds now"
+            )
+        return
+    names = [
+        *roster_options.names,
+        *plan_options.names,
+    ]
+    given = sorted(
+        max(param.opts, key=len)
+        for param in ctx.command.params
+        if param.name in names
+        and param.name not in SAVED_PLAN_LOOSENED_BY
+        and ctx.get_parameter_source(param.name or "") == click.core.ParameterSource.COMMANDLINE
+    )
+    if given:
+        raise InputError(
+            f"{target} is a saved plan, made with its own roster and plan options: "
+            f"{', '.join(given)} cannot change it; make a new plan with them (bulk-contacts "
+            f"plan ROSTER {' '.join(given)} ... -o {target}), or apply the roster directly"
+        )
+
+
 def load_saved(
     client: ChektClient, path: Path, refresh: bool, planning: PlanOptions, connection: Connection
-) -> Plan:
+) -> Freshness:
     """A saved plan checked: not edited, not stale (or re-based), guarded again with the
     guards' flags given to apply."""
     from .apply import load_saved_plan
@@ -748,14 +1030,23 @@ def load_saved(
 
     with connection.bars() as bars:
         fresh = load_saved_plan(client, path, refresh, loosen, bars("sites", 0))
-    if fresh.stale and not connection.quiet:
+    if connection.quiet:
+        return fresh
+    if fresh.applied and (fresh.plan.changes or fresh.plan.refused):
+        echo(
+            f"{plural(len(fresh.applied), 'site')} already "
+            f"{'holds its' if len(fresh.applied) == 1 else 'hold their'} changes (already "
+            "applied): " + ", ".join(str(s.site_id) for s in fresh.applied),
+            "ok",
+        )
+    if fresh.stale:
         verb = "re-based on their current contacts" if refresh else "refused"
         echo(
-            f"{len(fresh.stale)} sites changed since the plan was made, {verb}: "
+            f"{plural(len(fresh.stale), 'site')} changed since the plan was made, {verb}: "
             + ", ".join(str(s.site_id) for s in fresh.stale),
             "warning",
         )
-    return fresh.plan
+    return fresh
 
 
 def check_journal(journal: Path | None, results: Path | None, api_url: str) -> None:
@@ -778,8 +1069,15 @@ def confirmed(question: str, yes: bool) -> bool:
         raise InputError(
             "not on a terminal, so nothing is asked: pass --yes to go ahead without confirmation"
         )
-    if click.confirm(printable(question), default=False):
-        return True
+    try:
+        if click.confirm(printable(question), default=False):
+            return True
+    except click.Abort as abort:  # Ctrl-C (exit 130, as documented) or the input closed
+        echo()
+        echo("Nothing was changed.")
+        if isinstance(abort.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        return False
     echo("Nothing was changed.")
     return False
 
@@ -796,7 +1094,9 @@ def lock_dealers(dealers: set[int], wait: bool) -> Any:
 
 class StopOnInterrupt:
     """Ctrl-C stops starting new changes; the ones in flight finish and everything is written.
-    A second Ctrl-C stops at once."""
+    A second Ctrl-C stops at once. SIGTERM (a service manager's stop, `kill`) and, on Windows,
+    Ctrl-Break do the same; SIGKILL (Windows: End task, `taskkill /F`) cannot be handled: the
+    journal, written before each write, is what keeps that safe."""
 
     def __init__(self) -> None:
         import signal
@@ -804,25 +1104,44 @@ class StopOnInterrupt:
 
         self.event = threading.Event()
         self._signal = signal
-        self._previous: Any = None
+        self._signals = [
+            getattr(signal, name)
+            for name in ("SIGINT", "SIGTERM", "SIGBREAK")
+            if hasattr(signal, name)
+        ]
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopOnInterrupt:
-        self._previous = self._signal.signal(self._signal.SIGINT, self._handle)
+        for number in self._signals:
+            self._previous[number] = self._signal.signal(number, self._handle)
         return self
 
-    def _handle(self, *_: object) -> None:
+    def _handle(self, number: int, _: object) -> None:
         if self.event.is_set():
+            import threading
+
+            # Stopping at once: the workers still running meet a closed journal and results
+            # file as the process ends; what they did is in the journal, their errors are noise.
+            threading.excepthook = lambda _: None
             raise KeyboardInterrupt
         self.event.set()
         echo(err=True)
-        echo(
-            "interrupted: finishing the changes in flight, then stopping "
-            "(Ctrl-C again to stop at once)",
-            err=True,
-        )
+        if number == self._signal.SIGINT:
+            echo(
+                "stopping: finishing the changes in flight (Ctrl-C again to stop at once)",
+                err=True,
+            )
+        else:
+            name = self._signal.Signals(number).name
+            echo(
+                f"{name} received, stopping: finishing the changes in flight (a second one "
+                f"stops at once)",
+                err=True,
+            )
 
     def __exit__(self, *_: object) -> None:
-        self._signal.signal(self._signal.SIGINT, self._previous)
+        for number, previous in self._previous.items():
+            self._signal.signal(number, previous)
 
 
 def run_plan(
@@ -833,6 +1152,7 @@ def run_plan(
     writing: Writing,
     replace_results: bool,
     kind: str = "apply",
+    again: str = "",
 ) -> ApplyReport:
     """Apply with a progress bar and Ctrl-C handling; print the outcome and where everything
     is. With --overwrite, a --results file that exists (and its failed rows) goes now that the
@@ -843,15 +1163,28 @@ def run_plan(
 
     if replace_results:
         discard(files.results, files.failed_rows)
+    on_interrupt(
+        f"stopped at once; writes in flight may have been made: run the same command again to "
+        f"finish, or `bulk-contacts rollback {files.journal}` to undo what was done"
+    )
     with connection.bars() as bars, StopOnInterrupt() as interrupt:
         progress = bars.changes(len(plan.changes))
         report = apply_plan(client, plan, files, progress, interrupt.event, kind, writing.verify)
-    for text, style, err in run_text(report, connection.quiet, kind):
+    on_interrupt("the run had ended; everything it did is written")
+    for text, style, err in run_text(report, connection.quiet, kind, again):
         echo(text, style, err)
     return report
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts export -o contacts.xlsx",
+            "bulk-contacts export -o harbor.csv --account 10-4471",
+        ),
+        CONNECTION_ENV,
+    )
+)
 @click.option(
     "-o",
     "--output",
@@ -890,6 +1223,7 @@ def export(
     from .outputs import SHEET_SUFFIXES, Output
 
     check_outputs([Output("-o", output, SHEET_SUFFIXES), *connection.outputs()], overwrite)
+    on_interrupt(f"nothing was written; {output} was left as it was")
     settings, client, log = open_client(connection)
     if settings.dealer_id is None:
         raise ConfigError("no dealer id: set CHEKT_DEALER_ID", setting="dealer")
@@ -898,11 +1232,27 @@ def export(
     with writing_to("-o", output):
         count = write_export(found, output, overwrite)
     if not connection.quiet:
-        echo(f"{count} contacts of {len(found.sites)} sites written: {output}")
+        sites = plural(len(found.sites), "site")
+        echo(f"{plural(count, 'contact')} of {sites} written: {output}")
 
 
-@main.command()
-@click.argument("journal_file", metavar="JOURNAL", type=click.Path(path_type=Path))
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts rollback bulk-contacts-runs/<run>/",
+            "bulk-contacts rollback journal.jsonl --yes --force   # also contacts changed since",
+            "bulk-contacts rollback first/journal.jsonl resumed/journal.jsonl   # several runs",
+        ),
+        tuple(v for v in CONNECTION_ENV if v[0] != "CHEKT_DEALER_ID") + LOCK_ENV,
+    )
+)
+@click.argument(
+    "journal_files",
+    metavar="JOURNAL_OR_RUN_FOLDER...",
+    nargs=-1,
+    required=True,
+    type=click.Path(path_type=Path),
+)
 @click.option("--yes", is_flag=True, help="Roll back without asking (required off a terminal).")
 @click.option(
     "--force",
@@ -923,7 +1273,7 @@ def export(
 @connection_options(dealer=False)
 @overwrite_option("a --results file (and its failed rows; a journal is added to, never replaced)")
 def rollback(
-    journal_file: Path,
+    journal_files: tuple[Path, ...],
     yes: bool,
     force: bool,
     results: Path | None,
@@ -932,40 +1282,133 @@ def rollback(
     connection: Connection,
     overwrite: bool,
 ) -> ExitCode:
-    """Undo an earlier apply from its journal: delete what it created, restore what it
-    updated, re-create what it deleted (also writes it may have made before a crash), every run
-    in the journal, newest first. Contacts changed since are left alone (conflicts) unless
-    --force."""
-    from .apply import RunFiles
-    from .journal import read_journal
+    """Undo earlier applies from their journals (or run folders): delete what they created,
+    restore what they updated, re-create what they deleted (also writes they may have made
+    before a crash), every run in them, newest first. Contacts changed since are left alone
+    (conflicts) unless --force; what an earlier rollback of the journal undid is left alone."""
     from .outputs import run_outputs
-    from .rollback import inverse_plan
-    from .terminal import plan_text
+    from .rollback import journal_files as find_journals
 
-    check_outputs(
-        run_outputs(results, journal, "rollback") + connection.outputs(), overwrite, journal_file
-    )
-    records = read_journal(journal_file)
+    on_interrupt("nothing was written: no change was sent to CHeKT")
+    paths = find_journals(journal_files)
+    outputs = run_outputs(results, journal, "rollback") + connection.outputs()
+    for path in paths:
+        check_outputs(outputs, overwrite, path)
+    if journal is not None and any(journal.resolve() == p.resolve() for p in paths):
+        raise InputError(
+            f"--journal {journal}: that is a journal being rolled back; the rollback keeps a "
+            f"journal of its own",
+            setting="journal",
+        )
     settings, client, log = open_client(connection)
     check_journal(journal, results, settings.api_url)
+    with client, log, contextlib.ExitStack() as held:
+        for path in paths:  # no run may be writing a journal while it is rolled back
+            held.enter_context(hold_source_journal(path, writing.wait))
+        return undo_journals(
+            paths, settings, client, force, yes, (results, journal), writing, connection, overwrite
+        )
+
+
+def hold_source_journal(path: Path, wait: bool) -> Any:
+    """The lock of a journal to roll back: a run still writing it is refused (exit 1), or
+    waited for with --wait; never interleaved with."""
+    from .errors import RunInProgress
+    from .lock import hold_journal
+
+    def busy(holder: str) -> Exception:
+        return RunInProgress(
+            f"{path} belongs to a run still in progress ({holder}): nothing was rolled back; "
+            f"roll back once it has ended, or pass --wait to wait for it"
+        )
+
+    return hold_journal(path, wait, warn, busy)
+
+
+def undo_journals(
+    paths: list[Path],
+    settings: Settings,
+    client: ChektClient,
+    force: bool,
+    yes: bool,
+    outputs: tuple[Path | None, Path | None],
+    writing: Writing,
+    connection: Connection,
+    overwrite: bool,
+) -> ExitCode:
+    """The rollback itself, the source journals held: read them (after any run writing them
+    has ended), check their API URL, build the inverse plan, apply it, record what it undid."""
+    from .apply import RunFiles
+    from .rollback import (
+        check_api_url,
+        inverse_plan,
+        journal_steps,
+        read_journals,
+        record_undone,
+        settled_steps,
+    )
+    from .terminal import plan_text
+
+    results, journal = outputs
+    journals = read_journals(paths)
+    check_api_url(journals, settings.api_url)
+    records = [record for _, found in journals for record in found]
+    named = paths[0] if len(paths) == 1 else Path(", ".join(str(p) for p in paths))
+    if not journal_steps(records) and any(r["type"] == "undone" for r in records):
+        if not connection.quiet:
+            echo(f"already rolled back: nothing of {named} is left to undo")
+        return ExitCode.OK
     dealers = {r["dealer_id"] for r in records if r["type"] == "intent"}
-    with client, log, lock_dealers(dealers, writing.wait):
+    with lock_dealers(dealers, writing.wait):
         with connection.bars() as bars:
-            plan = inverse_plan(client, records, journal_file, force, bars("sites", 0))
+            plan = inverse_plan(client, records, named, force, bars("sites", 0))
         if not connection.quiet:
             echo_lines(plan_text(plan, connection.verbose, applying=True))
-        if not plan.changes:
-            return plan.exit_code(conflicts_fail=True)
-        if not confirmed(f"Undo {len(plan.changes)} changes in CHeKT at {settings.api_url}?", yes):
-            return ExitCode.OK
-        files = RunFiles.choose(results, journal, kind="rollback")
-        report = run_plan(
-            client, plan, files, connection, writing, overwrite and results is not None, "rollback"
-        )
+        report = None
+        if plan.changes:
+            question = f"Undo {plural(len(plan.changes), 'change')} in CHeKT at {settings.api_url}?"
+            if not confirmed(question, yes):
+                return ExitCode.OK
+            files = RunFiles.choose(results, journal, kind="rollback")
+            report = run_plan(
+                client,
+                plan,
+                files,
+                connection,
+                writing,
+                overwrite and results is not None,
+                "rollback",
+                again="bulk-contacts rollback " + " ".join(str(p) for p in paths),
+            )
+        troubled = set() if report is None else report.troubled
+        for path, found in journals:
+            try:
+                record_undone(
+                    path,
+                    settled_steps(found, plan, troubled),
+                    report.run_id if report else "",
+                    report.files.journal if report else None,
+                )
+            except BulkContactsError as error:
+                warn(
+                    f"warning: {path}: could not record what was undone ({error}); a later "
+                    f"rollback of it may undo what was made since"
+                )
+    if report is None:
+        return plan.exit_code(conflicts_fail=True)
     return report.exit_code or plan.exit_code(conflicts_fail=True)
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts demo",
+            "bulk-contacts demo --out demo-files --no-progress",
+        ),
+        "none: the demo's steps run with the sandbox's settings (CHEKT_* are neither read nor "
+        "changed)",
+    )
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -1008,7 +1451,16 @@ def faults(**values: Any) -> Any:
     return Faults(**values)
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts sandbox --seed sample_data/sandbox-seed.json",
+            "bulk-contacts sandbox --db rehearsal.sqlite --port 8787",
+            "bulk-contacts sandbox --error-rate 0.1 --latency-ms 50 --fault-seed 1",
+        ),
+        (("SANDBOX_CLIENT_SECRET", "the client's secret (--client-secret)"),),
+    )
+)
 @click.option(
     "--host", default=sandbox_defaults.DEFAULT_HOST, show_default=True, help="Address to listen on."
 )
@@ -1116,6 +1568,14 @@ def faults(**values: Any) -> Any:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Append one JSON line per request (trace id, request id, status) here.",
 )
+@click.option(
+    "--unmarked-replays",
+    "mark_replays",
+    is_flag=True,
+    flag_value=False,
+    default=True,
+    help="Replay a stored answer without the Idempotency-Replayed header, as some servers do.",
+)
 def sandbox(dealers: tuple[int, ...], clone: bool, **options: Any) -> None:
     """Run a local emulation of the CHeKT Partner API, kept in SQLite."""
     from .outputs import LINES_SUFFIXES, Output
@@ -1175,7 +1635,15 @@ def cloned() -> tuple[Any, int]:
     return seed, settings.dealer_id
 
 
-@main.command()
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts serve",
+            "bulk-contacts serve --port 0 --no-browser   # print the URL, any free port",
+        ),
+        CONNECTION_ENV + LOCK_ENV,
+    )
+)
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
@@ -1211,4 +1679,240 @@ def serve(port: int, no_browser: bool) -> ExitCode:
         )
         return ExitCode.INTERRUPTED
     echo("stopped; the uploaded files were removed")
+    return ExitCode.OK
+
+
+# profiles, the keychain and the connection check
+
+
+@main.command(
+    epilog=epilog(
+        (
+            "bulk-contacts check",
+            "bulk-contacts check --profile production",
+            "bulk-contacts check --api-url http://127.0.0.1:8787   # a sandbox",
+        ),
+        CONNECTION_ENV,
+    )
+)
+@connection_options()
+def check(connection: Connection) -> ExitCode:
+    """Can I work? Reach the API URL (DNS, TCP, TLS), get a token, read the dealer's site list:
+    each step with its outcome and time, then the number of sites, the rate limit and the clock
+    offset. Exit 0 when every step passes; else the failing step, its likely cause and fix."""
+    from .check import clock_note, run_check
+    from .client import ChektClient
+    from .profiles import active_name
+
+    settings = connection_settings(connection)
+    profile = active_name(connection.profile, environ())
+    where = f"profile {profile}, " if profile else ""
+    echo(f"Checking {settings.api_url} ({where}dealer {settings.dealer_id or 'not set'}):", "bold")
+    client = ChektClient(settings, concurrency=1, timeout=10.0)
+    with client:
+        report = run_check(settings, client)
+    for step in report.steps:
+        mark, style = ("ok  ", "ok") if step.ok else ("FAIL", "error")
+        echo(f"  {mark} {step.name:<10} {step.seconds * 1000:7.0f} ms  {step.detail}", style)
+        if step.fix:
+            echo(f"       fix: {step.fix}", "warning")
+    if not report.ok:
+        failed = report.failed
+        echo(f"check failed at: {failed.name if failed else '?'}", "error", err=True)
+        return ExitCode.FAILED
+    echo(f"sites: {report.sites}")
+    echo(f"rate limit: {report.rate_limit or 'not advertised (no X-RateLimit-* headers)'}")
+    echo(clock_note(report.clock_offset))
+    echo("All checks passed.", "done")
+    return ExitCode.OK
+
+
+def profile_option(help: str):
+    return click.option("--profile", metavar="NAME", help=help)
+
+
+def chosen_profile(flag: str | None) -> Any:
+    """The profile `login`/`logout` are about: --profile, else CHEKT_PROFILE."""
+    from .errors import ConfigError
+    from .profiles import active_name, find_profile
+
+    name = active_name(flag, environ())
+    if name is None:
+        raise ConfigError(
+            "which profile? give --profile NAME (or set CHEKT_PROFILE); `bulk-contacts "
+            "profiles` lists them",
+            setting="profile",
+        )
+    return find_profile(name)
+
+
+@main.command(
+    epilog=epilog(("bulk-contacts login", "bulk-contacts login --profile production"), PROFILE_ENV)
+)
+@profile_option("The profile whose secret to store (default: CHEKT_PROFILE).")
+def login(profile: str | None) -> ExitCode:
+    """Ask for the profile's client secret (or API key), unseen, and keep it in the operating
+    system's keychain (Windows Credential Manager, macOS Keychain, Secret Service). Never in
+    the settings file. Without a keychain (a headless server), set it in the environment."""
+    from .errors import ConfigError
+    from .profiles import SECRET_VARIABLE, SECRET_WORDS, keychain_problem, store_secret
+
+    chosen = chosen_profile(profile)
+    if chosen.auth not in SECRET_VARIABLE:
+        echo(
+            f"profile {chosen.name} signs a JWT with its key file ({chosen.private_key_file}): "
+            f"there is no secret to store"
+        )
+        return ExitCode.OK
+    variable = SECRET_VARIABLE[chosen.auth]
+    problem = keychain_problem()
+    if problem:
+        raise ConfigError(
+            f"{problem}: nothing was stored; set {variable} in the environment (or in a .env "
+            f"file in the working folder) instead",
+            setting="keychain",
+        )
+    word = SECRET_WORDS[chosen.auth]
+    secret = click.prompt(
+        printable(f"{word} for profile {chosen.name}"), hide_input=True, default=""
+    )
+    if not secret.strip():
+        raise ConfigError(f"no {word} given: nothing was stored")
+    store_secret(chosen.name, secret.strip())
+    echo(f"{word} of profile {chosen.name} stored in the keychain ({keychain_name()})")
+    return ExitCode.OK
+
+
+def keychain_name() -> str:
+    import keyring
+
+    return type(keyring.get_keyring()).__module__.rsplit(".", 1)[-1]
+
+
+@main.command(
+    epilog=epilog(
+        ("bulk-contacts logout", "bulk-contacts logout --profile production"), PROFILE_ENV
+    )
+)
+@profile_option("The profile whose secret to remove (default: CHEKT_PROFILE).")
+def logout(profile: str | None) -> ExitCode:
+    """Remove the profile's secret from the keychain."""
+    from .profiles import delete_secret
+
+    chosen = chosen_profile(profile)
+    if delete_secret(chosen.name):
+        echo(f"the secret of profile {chosen.name} was removed from the keychain")
+    else:
+        echo(f"no secret of profile {chosen.name} was in the keychain")
+    return ExitCode.OK
+
+
+@main.group(
+    invoke_without_command=True,
+    epilog=epilog(
+        (
+            "bulk-contacts profiles",
+            "bulk-contacts profiles add production --dealer 12345 --client-id abc",
+            "bulk-contacts profiles remove production",
+        ),
+        PROFILE_ENV,
+    ),
+)
+@click.pass_context
+def profiles(ctx: click.Context) -> None:
+    """List the connection profiles of the settings file (never a secret) and the active one;
+    `profiles add` and `profiles remove` change them."""
+    if ctx.invoked_subcommand is None:
+        list_profiles()
+
+
+def list_profiles() -> None:
+    from .profiles import active_name, keychain_problem, load_profiles, read_secret, settings_path
+
+    path = settings_path()
+    found = load_profiles(path)
+    env = environ()
+    active = active_name(None, env)
+    echo(f"settings file: {path}{'' if path.exists() else ' (not written yet)'}")
+    if not found:
+        echo("no profiles yet: bulk-contacts profiles add NAME --api-url URL --dealer ID ...")
+    no_keychain = keychain_problem()
+    for name, profile in sorted(found.items()):
+        values = ", ".join(f"{k}={v}" for k, v in profile.values().items())
+        if profile.auth == "private_key_jwt":
+            secret = "key file"
+        elif no_keychain:
+            secret = "secret: environment only (no keychain)"
+        else:
+            secret = "secret in keychain" if read_secret(name) else "no secret stored"
+        echo(f"{'*' if name == active else ' '} {name}: {values} ({secret})")
+    if active:
+        source = "CHEKT_PROFILE"
+        missing = "" if active in found else " (no such profile!)"
+        echo(f"active: {active} (from {source}){missing}; --profile NAME picks another")
+    else:
+        echo("active: none (CHEKT_* variables and defaults); --profile NAME or CHEKT_PROFILE")
+
+
+@profiles.command("add")
+@click.argument("name")
+@click.option("--api-url", metavar="URL", help="API base URL.")
+@click.option("--token-url", metavar="URL", help="OAuth token URL (default <api-url>/oauth/token).")
+@click.option("--dealer", metavar="ID", help="Dealer id.")
+@click.option("--client-id", metavar="ID", help="OAuth client id.")
+@click.option(
+    "--auth",
+    type=click.Choice(["client_secret", "private_key_jwt", "api_key"]),
+    help="How the tool proves who it is (default client_secret).",
+)
+@click.option(
+    "--private-key-file",
+    metavar="FILE",
+    help="PEM private key, for --auth private_key_jwt (a path: the key stays in its file).",
+)
+def profiles_add(name: str, **given: str | None) -> ExitCode:
+    """Write profile NAME (a new one, or the given settings of an existing one). Its secret:
+    `bulk-contacts login --profile NAME`."""
+    import dataclasses as dc
+
+    from .errors import ConfigError
+    from .profiles import Profile, check_name, load_profiles, save_profiles
+    from .settings import _clean_url, _dealer
+
+    check_name(name)
+    values = {k: v.strip() for k, v in given.items() if v is not None and v.strip()}
+    for key in ("api_url", "token_url"):
+        if key in values:
+            values[key] = _clean_url(values[key], key)
+    if "dealer" in values:
+        _dealer(values["dealer"], True)
+    found = load_profiles()
+    existing = found.get(name)
+    profile = dc.replace(existing, **values) if existing else Profile(name, **values)
+    if profile.auth == "private_key_jwt" and not profile.private_key_file:
+        raise ConfigError("--auth private_key_jwt needs --private-key-file FILE")
+    path = save_profiles({**found, name: profile})
+    echo(f"profile {name} {'updated' if existing else 'added'} in {path}")
+    if profile.auth != "private_key_jwt" and not existing:
+        echo(f"store its secret with: bulk-contacts login --profile {name}")
+    return ExitCode.OK
+
+
+@profiles.command("remove")
+@click.argument("name")
+def profiles_remove(name: str) -> ExitCode:
+    """Remove profile NAME from the settings file, and its secret from the keychain."""
+    import contextlib as cl
+
+    from .errors import ConfigError
+    from .profiles import delete_secret, find_profile, load_profiles, save_profiles
+
+    find_profile(name)
+    found = load_profiles()
+    del found[name]
+    path = save_profiles(found)
+    removed = False
+    with cl.suppress(ConfigError):  # no keychain: there was nothing in it
+        removed = delete_secret(name)
+    echo(f"profile {name} removed from {path}" + (" (and its secret)" if removed else ""))
     return ExitCode.OK

@@ -3,10 +3,11 @@
 It is thread-safe: callers run its methods from a pool of `concurrency` threads sharing one
 connection pool (measured faster here than an asyncio client; see the README). Every request
 carries a fresh `x-partner-trace-id`; every write an `Idempotency-Key` derived from the intended
-change alone, so a retry, or another run making the same change at the same moment, is replayed
-rather than repeated. A replayed answer is confirmed by reading the contact back: when the change
-is no longer in effect (it was undone since), it is sent again under the key's next generation.
-Because a server may ignore that header, a create whose answer was lost is looked up by
+change alone (a create's from the contact's identity alone, not its values), so a retry, or
+another run making the same change at the same moment, is replayed rather than repeated. A
+replayed answer is confirmed by reading the contact back: when the change is no longer in
+effect (it was undone since), it is sent again under the key's next generation. Because a
+server may ignore that header, a create whose answer was lost is looked up by
 `external_contact_id` before it is retried: one row never makes two contacts.
 """
 
@@ -21,12 +22,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
 from . import __version__
 from .auth import TokenSource, read_token_response
+from .diagnose import cause_of, html_message, transport_message
 from .errors import ApiError, AuthError, Conflict, NotFound, TransportError, error_class
 from .models import Contact, Exchange, NewContact, Site, WriteResult
 from .ratelimit import Pacer
@@ -45,9 +47,10 @@ IN_PROGRESS_CODES = {"idempotency_in_progress", "idempotency_key_in_use", "reque
 # How many times a change is sent again under a new key after replayed answers that are no longer
 # in effect: each generation is replayed only if an earlier run used it and was then undone.
 MAX_GENERATIONS = 16
-# A created contact older than the answer that reports its creation, by the server's own clock:
-# the answer is a replay even when the server does not say so.
-REPLAY_AGE = timedelta(seconds=30)
+# A created contact older than the request that reports its creation, by the server's own clock
+# (its `Date`, to the second, less the time the request took, less this margin for rounding): the
+# answer is a replay even when the server does not say so.
+REPLAY_MARGIN = timedelta(seconds=1)
 
 
 def idempotency_key(
@@ -56,6 +59,8 @@ def idempotency_key(
     """Derived from the intended change alone (dealer, site, the external id or contact id,
     action, payload), never from time or from the state it was planned from: every run meaning
     the same change sends the same key, so the server makes it once however many runs send it.
+    A create's payload is None: its key names the contact (its external id on a site), so two
+    runs creating it with different values send one key and the server makes one contact.
     `generation` gives the next key when a replayed answer turns out to be stale."""
     identity = json.dumps(
         [dealer_id, site_id, str(subject), action, payload, generation], sort_keys=True, default=str
@@ -97,9 +102,14 @@ class ChektClient:
         self.pacer = Pacer(rate, clock, sleep, wall)
         self.tokens = TokenSource(settings, self._fetch_token, clock)
         self._sleep, self._wall = self.pacer.sleep, wall
+        # Whether the server has answered (with something other than an HTML page) yet: until
+        # then, a refused connection or a proxy's page is not a blip to retry, but the setting
+        # to fix. A name that does not resolve and an untrusted certificate never are.
+        self.reached = False
         self.http = httpx.Client(
             base_url=settings.api_url,
             transport=transport,
+            verify=settings.ssl_context(),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0), pool=None),
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             headers={"User-Agent": f"bulk-contacts/{__version__}", "Accept": "application/json"},
@@ -123,6 +133,14 @@ class ChektClient:
         sent = self._send("GET", f"/partner/v1/dealers/{dealer_id}/sites")
         return [Site.from_api(item) for item in self._json_list(sent)]
 
+    def list_sites_with_headers(self, dealer_id: int) -> tuple[list[Site], dict[str, str]]:
+        """The site list and its answer's headers (names in lower case): the rate limit and
+        the server's Date, for `check`."""
+        sent = self._send("GET", f"/partner/v1/dealers/{dealer_id}/sites")
+        assert sent.response is not None
+        headers = {k.lower(): v for k, v in sent.response.headers.items()}
+        return [Site.from_api(item) for item in self._json_list(sent)], headers
+
     def list_contacts(self, dealer_id: int, site_id: int) -> list[Contact]:
         sent = self._send("GET", _contacts_path(dealer_id, site_id))
         return [Contact.from_api(item) for item in self._json_list(sent)]
@@ -133,7 +151,11 @@ class ChektClient:
 
     # writes
 
-    def create_contact(self, dealer_id: int, site_id: int, contact: NewContact) -> WriteResult:
+    def create_contact(
+        self, dealer_id: int, site_id: int, contact: NewContact, generation: int = 0
+    ) -> WriteResult:
+        """`generation`: the key's first generation (a later one sends the create again after
+        the verification found an answer under an earlier one did nothing)."""
         external_id = contact.external_contact_id
 
         def recover() -> Contact | None:
@@ -146,6 +168,8 @@ class ChektClient:
             contact.payload(),
             recover=recover,
             confirm=lambda created: self._still_there(dealer_id, site_id, created),
+            keyed_by_identity=True,
+            first_generation=generation,
         )
 
     def update_contact(
@@ -154,8 +178,10 @@ class ChektClient:
         site_id: int,
         contact_id: int,
         changes: Mapping[str, str | None],
+        generation: int = 0,
     ) -> WriteResult:
-        """Send only the fields given; a PUT of the same fields is safe to retry as it is."""
+        """Send only the fields given; a PUT of the same fields is safe to retry as it is.
+        `generation` as for `create_contact`."""
         payload = dict(changes)
 
         def confirm(updated: WriteResult) -> WriteResult | None:
@@ -169,6 +195,7 @@ class ChektClient:
             (dealer_id, site_id, contact_id, "update"),
             payload,
             confirm=confirm,
+            first_generation=generation,
         )
 
     def delete_contact(self, dealer_id: int, site_id: int, contact_id: int) -> WriteResult:
@@ -200,14 +227,40 @@ class ChektClient:
         *,
         confirm: Callable[[WriteResult], WriteResult | None],
         recover: Callable[[], Any] | None = None,
+        keyed_by_identity: bool = False,
+        first_generation: int = 0,
     ) -> WriteResult:
         """One write under its idempotency key. A replayed answer is confirmed by reading the
         contact back; when the change is no longer in effect, it is sent again under the key's
-        next generation (a stale replay would otherwise report a change that is not there)."""
-        for generation in range(MAX_GENERATIONS):
-            key = idempotency_key(*identity, payload, generation)
-            sent = self._send(method, path, body=payload, key=key, recover=recover)
+        next generation (a stale replay would otherwise report a change that is not there).
+
+        With `keyed_by_identity` (creates), the key leaves the values out: a server refusing
+        the key for a body other than its first request's (409 `idempotency_conflict`) means
+        another request made this contact with other values. When `recover` finds it, it is
+        the result, as made (the verification then reports the values that differ); when it is
+        gone, the create is sent again under the next generation."""
+        for generation in range(first_generation, first_generation + MAX_GENERATIONS):
+            key = idempotency_key(*identity, None if keyed_by_identity else payload, generation)
+            try:
+                sent = self._send(method, path, body=payload, key=key, recover=recover)
+            except Conflict as error:
+                if not (keyed_by_identity and recover and error.code == "idempotency_conflict"):
+                    raise
+                found = recover()
+                if found is None:
+                    continue  # made under this key, then removed: the next generation
+                exchange = Exchange(
+                    error.status,
+                    error.trace_id,
+                    error.request_id,
+                    error.attempts,
+                    True,
+                    "made by another request with other values; not changed",
+                    generation,
+                )
+                return WriteResult(found, exchange)
             result = self._write_result(sent)
+            result = WriteResult(result.contact, replace(result.exchange, generation=generation))
             if sent.response is None or not _replayed(sent.response, result.contact, method):
                 return result
             confirmed = confirm(result)
@@ -298,6 +351,8 @@ class ChektClient:
             if failure is None:
                 assert response is not None
                 return _Sent(response, _exchange(response, trace_id, attempt))
+            if self._hopeless(failure):
+                raise self._explain(failure, attempt)
             status = failure.status
             if status == 401 and authorized and not refreshed and not self._static_key:
                 self.tokens.rejected(token or "")
@@ -367,20 +422,23 @@ class ChektClient:
             response = self.http.request(method, url, json=body, data=form, headers=headers)
         except httpx.TransportError as error:
             kind = "timeout" if isinstance(error, httpx.TimeoutException) else "connection"
+            cause = cause_of(error)
             self.log.exchange(
                 **entry,
                 status=None,
-                error=f"{kind}: {type(error).__name__}",
+                error=f"{kind}: {type(error).__name__} ({cause})",
                 duration_ms=_ms(started),
                 values=body,
             )
-            return None, TransportError(
-                f"no answer ({kind} failed: {type(error).__name__})",
-                trace_id=trace_id,
-                attempts=attempt,
-                method=method,
-                path=path,
+            if cause in ("refused", "dns", "tls"):
+                message = transport_message(cause, str(self.http.base_url.join(url)), error)
+            else:
+                message = f"no answer ({kind} failed: {type(error).__name__})"
+            lost = TransportError(
+                message, trace_id=trace_id, attempts=attempt, method=method, path=path
             )
+            lost.cause = cause
+            return None, lost
         self.pacer.observe(
             response.headers.get("x-ratelimit-limit"),
             response.headers.get("x-ratelimit-remaining"),
@@ -394,11 +452,35 @@ class ChektClient:
             duration_ms=_ms(started),
             values=body,
         )
+        if _is_html(response):
+            page = error_class(response.status_code) if response.status_code >= 400 else ApiError
+            return response, page(
+                html_message(
+                    str(self.http.base_url.join(url)), response.status_code, _title(response)
+                ),
+                status=response.status_code,
+                code="html_page",
+                request_id=request_id,
+                trace_id=trace_id,
+                attempts=attempt,
+                method=method,
+                path=path,
+            )
+        self.reached = True
         if response.status_code < 400:
             return response, None
         failure = _failure(response, method, path, trace_id, attempt)
         failure.retry_after = _retry_after(response.headers.get("retry-after"), self._wall())
         return response, failure
+
+    def _hopeless(self, failure: ApiError) -> bool:
+        """A failure no retry mends: a name that does not resolve, an untrusted certificate, and
+        before the server ever answered, a refused connection or an HTML page (a proxy's)."""
+        if isinstance(failure, TransportError):
+            if failure.cause in ("dns", "tls"):
+                return True
+            return failure.cause == "refused" and not self.reached
+        return failure.code == "html_page" and (not self.reached or failure.status not in RETRYABLE)
 
     @property
     def _static_key(self) -> bool:
@@ -406,7 +488,12 @@ class ChektClient:
 
     def _explain(self, failure: ApiError, attempt: int) -> ApiError:
         failure.attempts = attempt
-        if isinstance(failure, AuthError) and failure.path and "/partner/" in failure.path:
+        if (
+            isinstance(failure, AuthError)
+            and failure.code != "html_page"
+            and failure.path
+            and "/partner/" in failure.path
+        ):
             what = (
                 self.settings.credentials.check_hint
                 if self._static_key
@@ -419,7 +506,16 @@ class ChektClient:
         token_url = self.settings.token_url
         try:
             sent = self._send("POST", token_url, form=form)
-        except AuthError as error:
+        except ApiError as error:
+            if error.code == "html_page" or getattr(error, "cause", "other") != "other":
+                raise  # its own words, naming the URL: no "refused the credentials"
+            self._token_refused(error)
+        assert sent.response is not None
+        return read_token_response(sent.response, token_url)
+
+    def _token_refused(self, error: ApiError) -> NoReturn:
+        token_url = self.settings.token_url
+        if isinstance(error, AuthError):
             raise AuthError(
                 f"the token endpoint {token_url} refused the credentials "
                 f"({error.code or error.status}: {error.message}); "
@@ -430,19 +526,16 @@ class ChektClient:
                 trace_id=error.trace_id,
                 attempts=error.attempts,
             ) from None
-        except ApiError as error:
-            if error.status in (400, 403):
-                raise AuthError(
-                    f"the token endpoint {token_url} refused the request "
-                    f"({error.code or error.status}: {error.message})",
-                    status=error.status,
-                    code=error.code,
-                    trace_id=error.trace_id,
-                ) from None
-            error.message = f"token endpoint {token_url}: {error.message}"
-            raise
-        assert sent.response is not None
-        return read_token_response(sent.response, token_url)
+        if error.status in (400, 403):
+            raise AuthError(
+                f"the token endpoint {token_url} refused the request "
+                f"({error.code or error.status}: {error.message})",
+                status=error.status,
+                code=error.code,
+                trace_id=error.trace_id,
+            ) from None
+        error.message = f"token endpoint {token_url}: {error.message}"
+        raise error
 
     @staticmethod
     def _json(sent: _Sent) -> Any:
@@ -480,8 +573,9 @@ def _exchange(response: httpx.Response, trace_id: str, attempt: int) -> Exchange
 def _replayed(response: httpx.Response, contact: Contact | None, method: str) -> bool:
     """Whether an answer repeats one stored for an earlier request with the same key: the server
     says so (`Idempotency-Replayed`), or the contact it reports as just created is older than the
-    answer, by the server's own clock (its `Date` header), so a server that does not mark its
-    replays is caught for creates too."""
+    request, by the server's own clock (its `Date` header less the time the request took), so a
+    server that does not mark its replays is caught for creates too, unless the replayed create
+    is younger than a second or two (then the verification reports it)."""
     if response.headers.get("idempotency-replayed", "").strip().lower() in ("true", "1", "yes"):
         return True
     if method != "POST" or contact is None or contact.created_at is None:
@@ -492,7 +586,7 @@ def _replayed(response: httpx.Response, contact: Contact | None, method: str) ->
         return False
     if answered.tzinfo is None:
         return False
-    return contact.created_at < answered - REPLAY_AGE
+    return contact.created_at < answered - response.elapsed - REPLAY_MARGIN
 
 
 def _contacts_path(dealer_id: int, site_id: int) -> str:
@@ -534,6 +628,18 @@ def _failure(
         method=method,
         path=path,
     )
+
+
+def _is_html(response: httpx.Response) -> bool:
+    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind in ("text/html", "application/xhtml+xml")
+
+
+def _title(response: httpx.Response) -> str:
+    """The page's title, else the start of its text."""
+    found = re.search(r"<title[^>]*>(.*?)</title>", response.text[:5000], flags=re.I | re.S)
+    text = found.group(1) if found else re.sub(r"<[^>]+>", " ", response.text[:2000])
+    return " ".join(text.split())[:80]
 
 
 def _describe_non_json(response: httpx.Response) -> str:

@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 ERROR, WARNING = "error", "warning"
+# Not a problem: something the reader did to the file (the header row it found, names split, the
+# phone column taken, columns not sent), said once in the summary and kept in the reports.
+DERIVED = "derived"
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,10 @@ class Code:
 PHONE_INVALID = "invalid_phone"
 PHONE_SCIENTIFIC = "phone_scientific"
 PHONE_DATE = "phone_date"
+# Digits alone, a number once a + is put back (normalize._plus_dropped).
+PHONE_PLUS_DROPPED = "phone_plus_dropped"
+PHONE_PLUS_AMBIGUOUS = "phone_plus_ambiguous"
+PHONE_FLOAT = "phone_float"  # 2125550111.0: a number a script wrote as a float
 # Not a problem of the number: it has an extension, kept (see normalize.phone_by_library).
 PHONE_EXTENSION = "phone_extension"
 # Judged on the row by `validate`, and by `plan` on the contact as the plan leaves it.
@@ -78,6 +85,20 @@ CODES: dict[str, Code] = {
             "digits are lost; format the column as Text and type the number again",
         ),
         Code(
+            PHONE_PLUS_DROPPED,
+            WARNING,
+            "{value!r} is no phone number of region {region}, but is one with a +: it is sent "
+            "as {sent!r}. A spreadsheet drops the + of a number it stores as a number: format "
+            "the column as Text and write the +",
+        ),
+        Code(
+            PHONE_PLUS_AMBIGUOUS,
+            ERROR,
+            "{value!r} could be {national!r} (a number of region {region}) or {international!r} "
+            "(if a spreadsheet dropped its +): nothing is sent; write it with its + and country "
+            "code, or as a national number with its leading 0",
+        ),
+        Code(
             PHONE_DATE,
             ERROR,
             "{value!r} is a date: the spreadsheet turned the phone number into one; format the "
@@ -109,7 +130,12 @@ CODES: dict[str, Code] = {
             "{value!r} starts like a spreadsheet formula ({start}){detail}; check that it is "
             "what you meant",
         ),
-        Code("unknown_column", WARNING, "column {label} is not a roster column and is ignored"),
+        Code(
+            "unknown_column",
+            WARNING,
+            "column {label} is not a roster column and is ignored",
+            {"more": "{count:,} more columns ({label}) are not roster columns and are ignored"},
+        ),
         Code(
             "snapshot_damaged",
             WARNING,
@@ -130,6 +156,19 @@ CODES: dict[str, Code] = {
             "order than it is stored; type the value again without it",
         ),
         Code(
+            "invisible_in_id",
+            ERROR,
+            "{value!r} holds an invisible character ({character}): two ids that look the same "
+            "would then differ, and one contact be made twice, or deleted; type the id again "
+            "without it",
+        ),
+        Code(
+            "invisible_character",
+            WARNING,
+            "{value!r} holds an invisible character ({character}), which is sent with it; type "
+            "the value again without it, unless its script needs it (a joiner)",
+        ),
+        Code(
             PHONE_EXTENSION,
             WARNING,
             "{value!r} has an extension: it is sent as {sent!r} (a dialer calls the number, "
@@ -147,7 +186,77 @@ CODES: dict[str, Code] = {
             "no phone number and no e-mail: nobody can reach this person in an alarm; fill in "
             "one of them (or pass --allow-unreachable){unread}",
         ),
-        # (plan) the row's site, through the dealer's site list
+        # (plan) the row's dealer, and its site through the dealer's site list
+        Code(
+            "dealer_out_of_scope",
+            ERROR,
+            "dealer {dealer} is outside the scope of these credentials (CHeKT answered 403); "
+            "check the dealer_id, or use credentials that reach it",
+        ),
+        Code(
+            PHONE_FLOAT,
+            WARNING,
+            "{value!r} is a phone number written as a decimal (a script stored it as a float): "
+            "it is sent as {sent!r}, without the '.0'; format the column as Text so that the "
+            "file keeps the number as typed",
+        ),
+        Code(
+            "name_one_word",
+            ERROR,
+            '{value!r} is one word: no last name to send; write the whole name ("Ann Lee"), '
+            "or give First Name and Last Name columns",
+        ),
+        Code(
+            "name_split",
+            WARNING,
+            "{value!r} is read as first_name {first!r}, last_name {last!r}{dropped}; if that is "
+            'wrong, write it "Last, First" or give First Name and Last Name columns',
+        ),
+        Code(
+            "name_case",
+            WARNING,
+            "{value!r} is written all in {case}: --name-case title sends it as {fixed!r}",
+        ),
+        Code(
+            "email_typo",
+            WARNING,
+            "{value!r}: {domain!r} looks like a typo of {likely!r}; if so, write {fixed!r}",
+        ),
+        # what the reader did, said once (severity "derived"; no row unless one is named)
+        Code(
+            "header_row",
+            DERIVED,
+            "the header is row {row}, the first row that names at least two roster columns"
+            "{skipped}; --header-row N chooses another",
+            {"chosen": "the header is row {row}, as --header-row says{skipped}"},
+        ),
+        Code(
+            "name_from_full",
+            DERIVED,
+            "first_name and last_name are split from {label} ({count} rows)",
+        ),
+        Code(
+            "phone_from_columns",
+            DERIVED,
+            "phone_number is the first non-empty of {order} ({given}): {counts}",
+        ),
+        Code(
+            "phones_not_sent",
+            DERIVED,
+            "not sent (CHeKT holds one number per contact): {numbers}",
+        ),
+        Code(
+            "not_sent",
+            DERIVED,
+            "not sent: CHeKT contacts have no field for it: {columns}",
+        ),
+        Code("known_export", DERIVED, "read as {export}"),
+        Code(
+            "name_case_fixed",
+            DERIVED,
+            "{count} names written all in capitals or all in lower case are sent in title case "
+            "(--name-case title)",
+        ),
         Code(
             "unknown_site",
             ERROR,
@@ -193,6 +302,13 @@ CODES: dict[str, Code] = {
             ERROR,
             "{value!r} names {count} sites of dealer {dealer} ({sites}); give the site's "
             "account_number or site_id instead",
+        ),
+        Code(
+            "phone_region",
+            WARNING,
+            "{value!r} is read as a number of {read_as} ({sent}, region {region}), but the site "
+            "is in {country} (its timezone {timezone}){local}; write the number with its "
+            "country code",
         ),
         # (plan) the row's contact
         Code(

@@ -48,6 +48,100 @@ class Column:
         return self.what or self.name
 
 
+# Phone columns, in the order the reader takes the first non-empty one when a file has several
+# (CHeKT holds one number per contact; `--phone-columns` gives another order). Numbered columns
+# ("Phone 1", "Phone 2 - Value", "Tel 3") come between mobiles and home phones, in their numbers'
+# order. Every spelling here is also an alias of phone_number (one such column alone is simply
+# the phone). The numbers not taken are listed as not sent.
+PHONE_COLUMN_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "phone",
+        ("phone", "phone number", "phone #", "phone no", "telephone", "tel", "primary phone"),
+    ),
+    (
+        "mobile",
+        (
+            "mobile",
+            "mobile phone",
+            "mobile number",
+            "mobile #",
+            "cell",
+            "cell phone",
+            "cell number",
+            "cell #",
+            "cellular",
+        ),
+    ),
+    ("numbered", ()),  # phone 1, phone 2 - value, telephone 3, tel 4 (see NUMBERED_PHONE)
+    ("home", ("home phone", "home", "home number", "home phone 2", "home tel")),
+    (
+        "business",
+        (
+            "business phone",
+            "business phone 2",
+            "business",
+            "work phone",
+            "work",
+            "work number",
+            "office phone",
+            "office",
+            "company main phone",
+        ),
+    ),
+    (
+        "other",
+        ("other phone", "car phone", "pager", "assistant's phone", "radio phone", "callback"),
+    ),
+)
+# A numbered phone column, as a header key (letters and digits only): "Phone 1 - Value" is
+# phone1value (Google Contacts), "Phone 2" phone2, "Tel 3" tel3.
+NUMBERED_PHONE = r"(?:phone|phonenumber|telephone|tel)([0-9]{1,2})(?:value)?"
+
+# A column holding a whole name, split into first_name and last_name when the file has no
+# separate columns for them (`--map "Header=full_name"` names one).
+FULL_NAME = "full_name"
+FULL_NAME_ALIASES = ("full name", "name", "contact name", "contact", "display name", "fn")
+
+
+@dataclass(frozen=True)
+class NotSent:
+    """A kind of column CHeKT's contacts have no field for: read by nobody, named once, up front.
+    A secret one (a passcode) is never copied into any report, log or results file."""
+
+    kind: str
+    aliases: tuple[str, ...]
+    secret: bool = False
+
+
+NOT_SENT_COLUMNS: tuple[NotSent, ...] = (
+    NotSent(
+        "call order",
+        ("call order", "order", "priority", "call priority", "sequence", "call sequence", "seq"),
+    ),
+    NotSent("relation", ("relation", "relationship", "relation to owner", "role")),
+    NotSent("notes", ("notes", "note", "comments", "comment", "remarks", "instructions")),
+    NotSent(
+        "second e-mail",
+        (
+            "e-mail 2",
+            "e-mail 2 - value",
+            "e-mail 3 - value",
+            "e-mail 2 address",
+            "e-mail 3 address",
+            "email 2",
+            "secondary email",
+        ),
+    ),
+    NotSent(
+        "passcode",
+        ("passcode", "pass code", "password", "pin", "pin code", "verbal passcode"),
+        secret=True,
+    ),
+)
+# Any header with one of these words is a secret (a passcode), whatever else it says
+# ("Alarm PIN", "Verbal password", "Pass-code #"): its cells are never copied anywhere.
+SECRET_HEADER = r"(?i)pass[\s_-]*code|pass[\s_-]*word|passwd|(?<![a-z])pins?(?![a-z])"
+
 # In the order of a validated roster's columns (and of its problems, row by row).
 COLUMNS: tuple[Column, ...] = (
     Column(
@@ -171,19 +265,7 @@ COLUMNS: tuple[Column, ...] = (
     ),
     Column(
         "phone_number",
-        (
-            "phone",
-            "phone number",
-            "phone #",
-            "phone no",
-            "mobile",
-            "mobile phone",
-            "mobile number",
-            "cell",
-            "cell phone",
-            "telephone",
-            "tel",
-        ),
+        tuple(alias for _, aliases in PHONE_COLUMN_ORDER for alias in aliases),
         max_length=64,
         contact=True,
         editable=True,
@@ -197,7 +279,7 @@ COLUMNS: tuple[Column, ...] = (
     ),
     Column(
         "email",
-        ("e-mail", "email address", "e-mail address", "mail"),
+        ("e-mail", "email address", "e-mail address", "mail", "e-mail 1 - value", "e-mail 1"),
         max_length=254,
         contact=True,
         editable=True,

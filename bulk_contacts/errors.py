@@ -73,6 +73,11 @@ class EmptyRoster(BulkContactsError):
     like invalid rows: the file is readable, its content is what is wrong."""
 
 
+class RunInProgress(BulkContactsError):
+    """Another run is writing the journal this one must read and add to (a rollback of a run
+    still in progress): exit 1; try again once it has ended, or `--wait`."""
+
+
 class JournalError(BulkContactsError):
     """The journal cannot be written (a full disk, an I/O error): no write may be sent without
     its durable intent, so the run stops."""
@@ -151,7 +156,8 @@ class ServerError(ApiError):
 
 
 class TransportError(ApiError):
-    pass
+    # What the OS said (`diagnose.cause_of`): refused, dns, tls, timeout or other.
+    cause = "other"
 
 
 ERRORS_BY_STATUS: dict[int, type[ApiError]] = {

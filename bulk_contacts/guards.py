@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .words import plural
+
 if TYPE_CHECKING:
     from .plan import Plan, PlanOptions, SitePlan
 
@@ -56,8 +58,9 @@ class InvalidRows(Refusal):
     @property
     def message(self) -> str:
         return (
-            f"{self.rows} rows are invalid; fix them (validate shows each problem) or plan "
-            f"the valid rows only"
+            f"{plural(self.rows, 'row')} {'is' if self.rows == 1 else 'are'} invalid; fix "
+            f"{'it' if self.rows == 1 else 'them'} (validate shows each problem) or plan the "
+            f"valid rows only"
         )
 
 
@@ -77,11 +80,12 @@ class TooMuchChange(Refusal):
         else:
             limit = (
                 f"the default limit (more than {DEFAULT_MAX_DELETES} and more than "
-                f"{DEFAULT_MAX_DELETE_SHARE:.0%} of the {self.in_scope} contacts in scope)"
+                f"{DEFAULT_MAX_DELETE_SHARE:.0%} of the {plural(self.in_scope, 'contact')} in "
+                f"scope)"
             )
         return (
-            f"the plan deletes {self.deletes} contacts, past {limit}; review it, then force "
-            f"it (or raise the limit)"
+            f"the plan deletes {plural(self.deletes, 'contact')}, past {limit}; review it, "
+            f"then force it (or raise the limit)"
         )
 
 
@@ -112,9 +116,9 @@ class StaleSite(Refusal):
     @property
     def message(self) -> str:
         return (
-            f"the site changed in CHeKT since the plan was made (stale: {self.contacts_then} "
-            f"contacts then, {self.contacts_now} now); make a new plan, or re-base its changes "
-            f"on what it holds now"
+            f"the site changed in CHeKT since the plan was made (stale: "
+            f"{plural(self.contacts_then, 'contact')} then, {self.contacts_now} now); make a new "
+            f"plan, or re-base its changes on what it holds now"
         )
 
 

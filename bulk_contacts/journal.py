@@ -232,10 +232,23 @@ class NoteRecord(_Record):
     run: str | None = None
 
 
+class UndoneRecord(_Record):
+    """Written by a rollback into the journal it undid: the writes (`[run id, n]`) it found
+    undone, so a later rollback of the journal leaves them alone (and what was made since)."""
+
+    type: Literal["undone"]
+    run: str | None = None  # the rollback's run id
+    steps: list[Annotated[list[str | int], Field(min_length=2, max_length=2)]]
+    journal: str | None = None  # the rollback's own journal
+
+
 RECORD = TypeAdapter(
-    Annotated[RunRecord | IntentRecord | OutcomeRecord | NoteRecord, Field(discriminator="type")]
+    Annotated[
+        RunRecord | IntentRecord | OutcomeRecord | NoteRecord | UndoneRecord,
+        Field(discriminator="type"),
+    ]
 )
-RECORD_TYPES = ("run", "intent", "outcome", "note")
+RECORD_TYPES = ("run", "intent", "outcome", "note", "undone")
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:

@@ -4,8 +4,10 @@ or waits its turn) and one per journal (one writer at a time).
 They are OS locks (filelock: `fcntl.flock` on POSIX, `msvcrt.locking` on Windows) on files in the
 user's state folder (platformdirs), so the system releases them when their process ends, even by
 `kill -9`: no pid file to go stale. A small JSON note beside each lock names its holder, for the
-messages only. Across machines, the server's idempotency keys keep concurrent runs from doubling
-anything; these locks only make one machine's runs polite to each other.
+messages only. These locks only tell one machine's runs about each other (and `--wait` orders
+them); they guarantee nothing across machines. What holds everywhere is the server's: its
+idempotency keys keep two runs from making one contact twice; they do not keep one run from
+overwriting or deleting what another writes (each run's verification reports that).
 """
 
 from __future__ import annotations
@@ -100,8 +102,10 @@ class DealerLocks:
             else:
                 tell(
                     f"warning: another bulk-contacts run writes to dealer {dealer} ({holder}); "
-                    f"going on (the idempotency keys keep the two from doubling a change; "
-                    f"a run can wait for it instead)"
+                    f"going on at the same time: the two cannot make a contact twice (the "
+                    f"server's idempotency keys), but one may overwrite or delete what the other "
+                    f"writes, and each run verifies its own changes only; to run after it "
+                    f"instead, wait for it"
                 )
         return self
 
@@ -117,16 +121,30 @@ class DealerLocks:
 
 
 @contextlib.contextmanager
-def hold_journal(path: Path) -> Iterator[None]:
-    """One writer per journal: a journal another process is writing is refused."""
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:20]
+def hold_journal(
+    path: Path,
+    wait: bool = False,
+    tell: Callable[[str], None] | None = None,
+    busy: Callable[[str], Exception] | None = None,
+) -> Iterator[None]:
+    """One writer per journal: a journal another process is writing is refused (`busy` makes
+    the error from the holder's description), or with `wait`, waited for."""
+    # one file, one lock: on Windows J.jsonl and j.jsonl, C:\\ and c:\\ are the same file
+    digest = hashlib.sha256(os.path.normcase(str(path.resolve())).encode()).hexdigest()[:20]
     lock = Lock(f"journal-{digest}")
     if not lock.try_acquire():
-        raise InputError(
-            f"the journal {path} is being written by another run ({lock.holder()}); choose "
-            f"another path, or wait for that run to end",
-            setting="journal",
-        )
+        holder = lock.holder()
+        if not wait:
+            if busy is not None:
+                raise busy(holder)
+            raise InputError(
+                f"the journal {path} is being written by another run ({holder}); choose "
+                f"another path, or wait for that run to end",
+                setting="journal",
+            )
+        if tell is not None:
+            tell(f"the journal {path} is being written by another run ({holder}): waiting")
+        lock.acquire()
     try:
         yield
     finally:

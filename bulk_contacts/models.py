@@ -130,6 +130,7 @@ class Exchange:
     attempts: int = 1
     recovered: bool = False  # the answer was lost and the result was found by looking it up
     note: str = ""
+    generation: int = 0  # of the idempotency key the answer came under
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ agree with the libraries.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Context, Decimal
 from functools import cache, lru_cache
@@ -23,7 +24,15 @@ import pyarrow.compute as pc
 from phonenumbers import PhoneMetadata, PhoneNumberFormat
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
-from .codes import PHONE_DATE, PHONE_EXTENSION, PHONE_INVALID, PHONE_SCIENTIFIC
+from .codes import (
+    PHONE_DATE,
+    PHONE_EXTENSION,
+    PHONE_FLOAT,
+    PHONE_INVALID,
+    PHONE_PLUS_AMBIGUOUS,
+    PHONE_PLUS_DROPPED,
+    PHONE_SCIENTIFIC,
+)
 
 SCIENTIFIC = r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+"
 DATE_LIKE = r"\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}/\d{1,2}/\d{2,4}"
@@ -38,6 +47,8 @@ def normalize_text(values: pd.Series) -> pd.Series:
     if unusual.any():
         stripped = stripped.copy()
         stripped[unusual] = stripped[unusual].str.normalize("NFC")
+    if (stripped == values).all():  # the column as it was: not held twice (memory)
+        return values
     return stripped
 
 
@@ -47,13 +58,14 @@ def is_nanp_region(region: str) -> bool:
 
 class _Decisions:
     """The distinct values of a column, and what was decided for each: every value is decided
-    once, then spread back to its rows."""
+    once, then spread back to its rows. Decided values are kept as the Arrow arrays they come
+    in (not a Python string each): a million phone numbers cost megabytes, not hundreds."""
 
     def __init__(self, values: pd.Series) -> None:
-        self.text = values.str.strip()
-        self.codes, uniques = pd.factorize(self.text)
+        self.index = values.index
+        self.codes, uniques = pd.factorize(values.str.strip())
         self.unique = pd.Series(uniques, dtype="str")
-        self.value = np.full(len(uniques), "", dtype=object)
+        self.parts: list[tuple[np.ndarray, pa.Array]] = []  # (unique positions, their values)
         self.problem = np.full(len(uniques), "", dtype=object)
         self.open = (self.unique != "").to_numpy(copy=True)
 
@@ -63,22 +75,62 @@ class _Decisions:
 
     def decide(self, where: pd.Series, value: pd.Series | str, problem: str = "") -> None:
         index = where[where].index.to_numpy()
-        self.value[index] = value if isinstance(value, str) else value[index].to_numpy()
+        if isinstance(value, str):
+            decided = pa.repeat(pa.scalar(value, pa.large_string()), len(index))
+        else:
+            decided = pa.array(value[index], pa.large_string())
+        self.parts.append((index, decided))
         self.problem[index] = problem
         self.open[index] = False
 
     def decide_each(self, decide: Callable[[str], tuple[str, str]]) -> None:
         rest = self.undecided
+        values = []
         for index, value in zip(rest.index, rest.tolist(), strict=True):
-            self.value[index], self.problem[index] = decide(value)
+            text, self.problem[index] = decide(value)
+            values.append(text)
+        self.parts.append((rest.index.to_numpy(), pa.array(values, pa.large_string())))
         self.open[rest.index.to_numpy()] = False
 
-    def per_row(self) -> tuple[pd.Series, pd.Series]:
-        def spread(decided: np.ndarray) -> pd.Series:
-            taken = decided[self.codes] if len(decided) else np.full(len(self.codes), "")
-            return pd.Series(taken, index=self.text.index, dtype="str")
+    def values_of(self, indexes: list[int]) -> dict[int, str]:
+        """The values decided so far for these distinct values (a later decision wins)."""
+        wanted = np.asarray(indexes, dtype=np.int64)
+        found: dict[int, str] = {}
+        for positions, values in self.parts:
+            mask = np.isin(positions, wanted)
+            if mask.any():
+                chosen = values.filter(pa.array(mask)).to_pylist()
+                found.update(zip(positions[mask].tolist(), chosen, strict=True))
+        return found
 
-        return spread(self.value), spread(self.problem)
+    def redecide(self, decisions: dict[int, tuple[str, str]]) -> None:
+        """Replace what was decided for these distinct values: {index: (value, problem)}."""
+        if not decisions:
+            return
+        index = np.fromiter(decisions, dtype=np.int64, count=len(decisions))
+        values = [value for value, _ in decisions.values()]
+        self.parts.append((index, pa.array(values, pa.large_string())))
+        for where, (_, problem) in decisions.items():
+            self.problem[where] = problem
+
+    def per_row(self) -> tuple[pd.Series, pd.Series]:
+        """(value, problem) per row; "" where nothing was decided (blank cells)."""
+        count = len(self.unique)
+        where = np.full(count, -1, dtype=np.int64)  # each distinct value's place in `decided`
+        arrays, offset = [], 0
+        for index, values in self.parts:
+            where[index] = np.arange(offset, offset + len(index))
+            arrays.append(values)
+            offset += len(index)
+        arrays.append(pa.array([""], pa.large_string()))
+        where[where < 0] = offset
+        decided = pa.concat_arrays(arrays).take(pa.array(where))
+        rows = pa.array(self.codes) if count else pa.array(np.zeros(len(self.codes), np.int64))
+        if not count:
+            decided = pa.array([""], pa.large_string())
+        value = pd.Series(decided.take(rows), index=self.index, dtype="str")
+        problems = self.problem[self.codes] if count else np.full(len(self.codes), "")
+        return value, pd.Series(problems, index=self.index, dtype="str")
 
 
 # phones
@@ -96,13 +148,88 @@ def normalize_phones(
     found = _Decisions(values)
     found.decide(found.undecided.str.fullmatch(SCIENTIFIC), "", PHONE_SCIENTIFIC)
     found.decide(found.undecided.str.fullmatch(DATE_LIKE), "", PHONE_DATE)
+    _decide_floats(found, region, phone_format)
     if phone_format == "e164" and is_nanp_region(region):
         national = nanp_candidates(found.undecided)
         valid = nanp_valid(national)
         found.decide(valid, "+1" + national)
         found.decide(~valid, "", PHONE_INVALID)
     found.decide_each(lambda v: phone_by_library(v, region, phone_format))
+    _plus_dropped(found, region, phone_format)
     return found.per_row()
+
+
+def _plus_dropped(found: _Decisions, region: str, phone_format: str) -> None:
+    """Numbers written as digits alone, as a spreadsheet shows a number it took from
+    `+44 20 7946 0958`: `442079460958`. Read in the default region, such digits are an invalid
+    number, or a wrong one. When they are no valid number of the region but are one with a `+`,
+    that is sent, with a warning (PHONE_PLUS_DROPPED). When they are both, different numbers,
+    and longer than the region's own numbers are, nothing is sent (PHONE_PLUS_AMBIGUOUS). Digits
+    as long as the region's numbers, valid there, are read as a number of the region (as a
+    typed number usually is), without a word."""
+    digits = found.unique.str.fullmatch(r"[1-9][0-9]{6,14}")
+    problem = pd.Series(found.problem, dtype="str")
+    long = found.unique.str.len() > usual_length(region)
+    candidates = found.unique[digits & ((problem == PHONE_INVALID) | ((problem == "") & long))]
+    current = found.values_of(candidates.index.tolist())
+    changed: dict[int, tuple[str, str]] = {}
+    for index, value in candidates.items():
+        international = phone_by_library("+" + value, region, phone_format)
+        if international[1] != "":
+            continue  # no number with a + either
+        if found.problem[index] == PHONE_INVALID:
+            changed[index] = (international[0], PHONE_PLUS_DROPPED)
+        elif _e164(current.get(index, ""), region) != _e164(international[0], region):
+            changed[index] = ("", PHONE_PLUS_AMBIGUOUS)
+    found.redecide(changed)
+
+
+def plus_readings(value: str, region: str, phone_format: str = "e164") -> tuple[str, str]:
+    """The two readings of digits whose + may have been dropped: (in the region, with a +)."""
+    return (
+        phone_by_library(value, region, phone_format)[0],
+        phone_by_library("+" + value, region, phone_format)[0],
+    )
+
+
+def _e164(text: str, region: str) -> str:
+    number = phonenumbers.parse(text, region)
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+@cache
+def usual_length(region: str) -> int:
+    """How many digits the region's numbers have, written nationally: its example fixed-line and
+    mobile numbers' (phonenumbers'), the longest; 10 when it has none."""
+    lengths = [
+        len(phonenumbers.national_significant_number(example))
+        for kind in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE)
+        if (example := phonenumbers.example_number_for_type(region, kind)) is not None
+    ]
+    return max(lengths, default=10)
+
+
+# A dial string after the number: pauses (a comma, or p as phones write one) and the digits
+# to key in after them (an extension, then perhaps a code): ",,12", ",12,34", "p12", ",12#".
+DIAL_SUFFIX = re.compile(r"(?<=[\d)])\s*((?:[,pP]\s*)+[\d*#](?:[\d*#,pP]|\s)*?)[\s,pP]*$")
+
+
+FLOAT_PHONE = r"\+?[0-9]{5,15}\.0+"
+
+
+def _decide_floats(found: _Decisions, region: str, phone_format: str) -> None:
+    """A number a script wrote as a float (2125550111.0): without its '.0', it is sent, with its
+    own warning (PHONE_FLOAT); if even then it is no number, it is invalid. Values ending in
+    .0 are rare, so the pattern runs only on them."""
+    undecided = found.undecided
+    ends = undecided[undecided.str.endswith(".0")]
+    floats = ends[ends.str.fullmatch(FLOAT_PHONE)]
+    decided: dict[int, tuple[str, str]] = {}
+    for index, value in floats.items():
+        number, _ = phone_by_library(value.partition(".")[0], region, phone_format)
+        decided[index] = (number, PHONE_FLOAT if number else PHONE_INVALID)
+    found.redecide(decided)
+    found.open[list(decided)] = False
 
 
 @lru_cache(maxsize=100_000)
@@ -113,7 +240,18 @@ def phone_by_library(text: str, region: str, phone_format: str = "e164") -> tupl
     a comma (a pause), then the extension's digits: `+16175550124,12`. An auto-dialer needs one
     dialable string; dropping the extension would ring a switchboard instead of the person, and
     refusing the number would leave the person off the call list. phonenumbers reads that form
-    back as the same number and extension, so it compares equal when CHeKT returns it."""
+    back as the same number and extension, so it compares equal when CHeKT returns it.
+
+    A dial string the row writes itself (`,,12`: two pauses, for a switchboard that answers
+    slowly; `,12,34`: an extension, then a code; `p12`) is kept as written, each pause a comma:
+    a pause dropped would key the extension in before the switchboard listens."""
+    suffix = DIAL_SUFFIX.search(text)
+    if suffix is not None and not _vanity(text):
+        formatted, problem = phone_by_library(text[: suffix.start()], region, phone_format)
+        if problem not in ("", PHONE_EXTENSION):
+            return formatted, problem
+        dialed = re.sub(r"[pP]", ",", re.sub(r"\s", "", suffix.group(1)))
+        return f"{formatted}{dialed}", PHONE_EXTENSION
     try:
         number = phonenumbers.parse(text, region.upper())
     except phonenumbers.NumberParseException:
@@ -129,6 +267,11 @@ def phone_by_library(text: str, region: str, phone_format: str = "e164") -> tupl
     if extension:
         return f"{formatted},{extension}", PHONE_EXTENSION
     return formatted, ""
+
+
+def _vanity(text: str) -> bool:
+    """Letters in the number itself (1-800-FLOWERS): a P there is a digit, not a pause."""
+    return re.search(r"[A-OQ-Za-oq-z]", text) is not None
 
 
 def nanp_candidates(values: pd.Series) -> pd.Series:
@@ -195,28 +338,92 @@ def _region_rules(region: str, length: int) -> tuple[str | None, str, str] | Non
 
 # ids a spreadsheet damaged
 
+
+# Every Unicode format character (category Cf: zero-width space, byte order mark, joiners, word
+# joiner, soft hyphen...) but the bidirectional embeddings, overrides and isolates, which have a
+# code of their own. Invisible: a value holding one looks like the value without it, and is
+# another. Python's escapes, so the string holds the characters themselves (Arrow's regular
+# expressions, RE2, read no such escape). tests/test_identity_qa.py checks the ranges against
+# unicodedata (U+13439 to U+1343F are Unicode 15's).
+INVISIBLE_CHARACTERS = (
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f"
+    "\u2060-\u2064\u206a-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f"
+)
+INVISIBLE = re.compile(f"[{INVISIBLE_CHARACTERS}]")
+
 _DIGITS = re.compile(r"0*(\d+?)(?:\.0+)?")
+# A number Excel shows with thousands separators: groups of three digits, one separator
+# throughout (a comma; a space, non-breaking, narrow or thin, as French Excel writes it; an
+# apostrophe, as Swiss Excel does). Not a dot: 1.234 is a decimal.
+_THOUSANDS = re.compile(r"(\d{1,3})([, \u00a0\u202f\u2009'])(\d{3}(?:\2\d{3})*)(\.0+)?")
 SCIENTIFIC_ID = r"(\d)(?:[.,](\d+))?[eE]\+?(\d{1,3})"  # 1.23457E+11: a long number, rounded
 _SCIENTIFIC_ID = re.compile(SCIENTIFIC_ID)
+# Ids that no repair changes: printable ASCII without spaces, starting with neither a digit nor
+# an apostrophe (repair_keys leaves them as they are without a look).
+_PLAIN_ID = r"[!-&(-/:-~][!-~]*"
 
 
+def id_text(value: str | None) -> str:
+    """An id as CHeKT holds it, in Unicode NFC as a roster's cells are: the same text, however
+    it is composed (é, or e and a combining accent), is the same id. Spaces around it are kept:
+    they are damage a roster's trimmed cell does not have (`repair_key`)."""
+    if not value:
+        return ""
+    return value if value.isascii() else unicodedata.normalize("NFC", value)
+
+
+def _undone(value: str) -> tuple[str, list[str]]:
+    """The text of an id with a spreadsheet's damage undone but for leading zeros, and the
+    damage found, in words."""
+    found = []
+    text = unicodedata.normalize("NFC", value)
+    invisible = sorted(set(INVISIBLE.findall(text)))
+    if invisible:
+        named = ", ".join(f"U+{ord(c):04X}" for c in invisible)
+        found.append(f"an invisible character ({named})")
+        text = INVISIBLE.sub("", text)
+    text = text.strip()
+    if text.startswith("'") and len(text) > 1 and text[1] != "'":
+        found.append("a leading apostrophe kept")
+        text = text[1:]
+    grouped = _THOUSANDS.fullmatch(text)
+    if grouped:
+        found.append("thousands separators")
+        text = grouped.group(1) + grouped.group(3).replace(grouped.group(2), "")
+        text += grouped.group(4) or ""
+    if re.fullmatch(r"\d+\.0+", text):
+        found.append("'.0' added")
+    return text, found
+
+
+@lru_cache(maxsize=100_000)
 def repair_key(value: str) -> str:
-    """An id as it was before a spreadsheet damaged it, as far as that can be undone: without
-    surrounding spaces, without a `.0` the spreadsheet added, and, for an all-digit id, without
-    leading zeros (which it dropped). Two ids with the same key may be one id, damaged."""
-    text = value.strip()
+    """An id as it was before a spreadsheet damaged it, as far as that can be undone: in NFC,
+    without invisible characters (category Cf), surrounding spaces, a leading apostrophe, a `.0`
+    or thousands separators the spreadsheet added, and, for an all-digit id, without leading
+    zeros (which it dropped). Two ids with the same key may be one id, damaged."""
+    text, _ = _undone(value)
     digits = _DIGITS.fullmatch(text)
     return digits.group(1) if digits else text
 
 
 def repair_keys(values: pd.Series) -> pd.Series:
-    """`repair_key` of every value, vectorized (the plan computes it for every row)."""
-    text = values.str.strip()
-    digits = text.str.fullmatch(r"\d+(?:\.0+)?")
-    if not digits.any():
-        return text
-    stripped = text[digits].str.replace(r"\.0+$", "", regex=True).str.lstrip("0")
-    return text.mask(digits, stripped.where(stripped != "", "0"))
+    """`repair_key` of every value, vectorized (the plan computes it for every row): plain ids
+    and plain numbers without a look at each, the rest one distinct value at a time."""
+    if values.empty:
+        return values
+    plain = values.str.fullmatch(_PLAIN_ID)
+    digits = values.str.fullmatch(r"\d+(?:\.0+)?")
+    keys = values
+    if digits.any():
+        stripped = values[digits].str.replace(r"\.0+$", "", regex=True).str.lstrip("0")
+        keys = keys.mask(digits, stripped.where(stripped != "", "0"))
+    rest = ~(plain | digits) & (values != "")
+    if rest.any():
+        keys = keys.mask(rest, values[rest].map(repair_key))
+    return keys
 
 
 def is_scientific(value: str) -> bool:
@@ -224,9 +431,8 @@ def is_scientific(value: str) -> bool:
 
 
 def same_after_repair(written: str, held: str) -> bool:
-    """Whether two ids are one once a spreadsheet's damage is undone: leading zeros dropped,
-    `.0` added, surrounding spaces, or a long number shown in scientific notation (rounded: it
-    matches every id that rounds to it)."""
+    """Whether two ids are one once a spreadsheet's damage is undone (`repair_key`), or a long
+    number shown in scientific notation (rounded: it matches every id that rounds to it)."""
     return repair_key(written) == repair_key(held) or (
         _rounds_to(written, held) or _rounds_to(held, written)
     )
@@ -234,25 +440,23 @@ def same_after_repair(written: str, held: str) -> bool:
 
 def _rounds_to(scientific: str, value: str) -> bool:
     shown = _SCIENTIFIC_ID.fullmatch(scientific.strip())
-    digits = _DIGITS.fullmatch(value.strip())
-    if shown is None or digits is None:
+    digits = repair_key(value)
+    if shown is None or not re.fullmatch(r"[0-9]+", digits):
         return False
     significant = len(shown.group(1) + (shown.group(2) or ""))
-    rounded = Context(prec=significant, rounding=ROUND_HALF_UP).create_decimal(digits.group(1))
+    rounded = Context(prec=significant, rounding=ROUND_HALF_UP).create_decimal(digits)
     return rounded == Decimal(scientific.strip().replace(",", "."))
 
 
 def describe_damage(written: str, held: str) -> str:
     """How two ids that are one once repaired differ, in words for a message."""
-    first, second = written.strip(), held.strip()
-    if is_scientific(first) or is_scientific(second):
+    if is_scientific(written) or is_scientific(held):
         return "a long number shown in scientific notation"
-    found = []
-    if re.fullmatch(r"\d+\.0+", first) or re.fullmatch(r"\d+\.0+", second):
-        found.append("'.0' added")
+    (first, one), (second, other) = _undone(written), _undone(held)
+    found = list(dict.fromkeys(one + other))
     if re.sub(r"\.0+$", "", first) != re.sub(r"\.0+$", "", second):
         found.append("leading zeros dropped")
-    if written != first or held != second:
+    if any(INVISIBLE.sub("", v) != INVISIBLE.sub("", v).strip() for v in (written, held)):
         found.append("spaces around it")
     return ", ".join(found)
 
@@ -264,6 +468,7 @@ _SPECIAL_USE = r"(?:^|\.)(?:%s)$" % "|".join(  # noqa: UP031 - a regex, not a me
 )
 # Arrow's (RE2) syntax: letters and numbers of any script, and _%+-, in dot-separated atoms.
 _LOCAL = r"^[\p{L}\p{N}_%+\-]+(?:\.[\p{L}\p{N}_%+\-]+)*$"
+_PARTS = r"(?s)^(?P<local>[^@]*)(?P<at>@?)(?P<domain>.*)$"
 _DOMAIN = r"(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
 
 
@@ -282,10 +487,15 @@ def email_fast_path(values: pd.Series) -> pd.Series:
     the local part in NFC, the domain in lower case. NA where the library must decide."""
     if values.empty:
         return pd.Series(pd.NA, index=values.index, dtype="str")
-    parts = values.str.partition("@")
-    local, at, domain = parts[0], parts[1], parts[2].str.lower()
+    # Split at the first @ by Arrow (pandas' partition makes a Python tuple per value).
+    parts = pc.extract_regex(pa.array(values, pa.large_string()), _PARTS)
+
+    def part(name: str) -> pd.Series:
+        return pd.Series(parts.field(name), index=values.index, dtype="str")
+
+    local, at, domain = part("local"), part("at"), part("domain").str.lower()
     plain_local = pd.Series(
-        pc.match_substring_regex(pa.array(local.tolist(), pa.string()), _LOCAL).to_pylist(),
+        pc.match_substring_regex(parts.field("local"), _LOCAL).to_numpy(zero_copy_only=False),
         index=values.index,
     )
     labels_ok = ~domain.str.contains(r"(?:^|\.)[a-z0-9]{2}--", regex=True)

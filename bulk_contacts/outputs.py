@@ -105,6 +105,10 @@ def _listed(suffixes: tuple[str, ...]) -> str:
 
 # whole files: temporary name, fsync, rename
 
+# Windows opens a descriptor in text mode unless told (reads stop at 0x1A and turn CR LF into LF,
+# writes turn LF into CR LF): every descriptor here is binary. 0 elsewhere.
+O_BINARY: int = getattr(os, "O_BINARY", 0)
+
 
 @contextlib.contextmanager
 def replacing(path: Path, overwrite: bool = False) -> Iterator[Path]:
@@ -150,14 +154,16 @@ def _create_exclusive(folder: Path, prefix: str) -> tuple[int, Path]:
     for _ in range(100):
         candidate = folder / f"{prefix}.{secrets.token_hex(4)}.tmp"
         try:
-            return os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), candidate
+            return os.open(
+                candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_BINARY, 0o666
+            ), candidate
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name in {folder}")
 
 
 def _fsync_file(path: Path) -> None:
-    handle = os.open(path, os.O_RDONLY)
+    handle = os.open(path, os.O_RDONLY | O_BINARY)
     try:
         os.fsync(handle)
     finally:
@@ -165,9 +171,12 @@ def _fsync_file(path: Path) -> None:
 
 
 def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable; some file systems cannot fsync a folder, which is no error."""
+    """Make the rename durable; some file systems cannot fsync a folder, which is no error.
+    Windows cannot open a folder as a file at all (NTFS journals the rename itself)."""
+    if os.name == "nt":
+        return
     with contextlib.suppress(OSError):
-        handle = os.open(folder, os.O_RDONLY)
+        handle = os.open(folder, os.O_RDONLY | O_BINARY)
         try:
             os.fsync(handle)
         finally:
@@ -214,7 +223,7 @@ def close_workbook(workbook: Any) -> None:
 def open_new(path: Path, encoding: str = "utf-8", newline: str | None = None) -> IO[str]:
     """A new file, written line by line as things happen (OutputExists if it is there)."""
     try:
-        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_BINARY, 0o666)
     except FileExistsError:
         raise OutputExists(f"{path}: exists (left untouched); {OVERWRITE_HINT}") from None
     return os.fdopen(handle, "w", encoding=encoding, newline=newline)

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import BulkContactsError, ConfigError, EmptyRoster
+from .errors import BulkContactsError, ConfigError, EmptyRoster, PermissionDenied
 
 if TYPE_CHECKING:
     from .client import ChektClient
+    from .layouts import Layout
+    from .models import Site
     from .plan import Plan, PlanOptions
     from .schema import ValidatedRoster
 
@@ -38,6 +40,15 @@ class ReadOptions:
     all_sheets: bool = False  # every visible sheet that looks like a roster (one tab per site)
     site: tuple[str, str] | None = None  # (site column, value): every row on that one site
     match_by: str | None = None  # "name": rows without an id are matched by first and last name
+    header_row: int | None = None  # None: the first of the first 30 rows naming two columns
+    phone_columns: tuple[str, ...] = ()  # phone headers, in the order the first is taken
+    name_case: str = "keep"  # or "title": names in capitals or lower case are fixed
+
+    @property
+    def layout(self) -> Layout:
+        from .layouts import Layout
+
+        return Layout(self.header_row, tuple(self.phone_columns), self.name_case)
 
 
 def load_validated(
@@ -143,7 +154,15 @@ def plan_roster(
             setting="dealer",
         )
     numeric = dealers[dealers.str.fullmatch(r"[0-9]{1,18}")]
-    sites_by_dealer = fetch_sites(client, {int(d) for d in numeric.unique()})
+    sites_by_dealer: dict[int, list[Site]] = {}
+    out_of_scope: set[int] = set()
+    for dealer in sorted({int(d) for d in numeric.unique()}):
+        try:
+            sites_by_dealer.update(fetch_sites(client, [dealer]))
+        except PermissionDenied:
+            if dealer == options.dealer_id:  # the dealer of every row without its own
+                raise
+            out_of_scope.add(dealer)  # named by rows: those rows are invalid
     from .sites import place_by_name, settle_generated_ids
 
     name_issues = place_by_name(validated, sites_by_dealer, options.dealer_id)
@@ -153,6 +172,7 @@ def plan_roster(
         options.dealer_id,
         repair_ids=options.repair_ids,
         exact_ids=options.exact_ids,
+        out_of_scope=frozenset(out_of_scope),
     )
     site_issues = [*name_issues, *site_issues]
     settle_generated_ids(validated, placement)
@@ -163,12 +183,33 @@ def plan_roster(
         for dealer, listed in sites_by_dealer.items()
         for site in listed
     }
+    site_issues = [*site_issues, *_site_phone_issues(validated, placement, sites, options)]
     wanted = set(placement.values())
     advance = progress("sites", len(wanted)) if progress else None
     contacts = fetch_contacts(client, wanted, advance)
     plan = reconcile(validated, placement, sites, contacts, options, site_issues)
+    plan.not_sent = phones_not_sent(validated)
     log_decisions(client, plan)
     return plan
+
+
+def _site_phone_issues(
+    validated: ValidatedRoster, placement: dict, sites: dict, options: PlanOptions
+) -> list:
+    """`phone_region`: numbers read in the default region whose country is not their site's
+    (the site's timezone tells it); found here, where each row's site is known."""
+    from .layouts import phone_region_issues
+
+    return phone_region_issues(validated.roster, validated.rows, placement, sites, options.region)
+
+
+def phones_not_sent(validated: ValidatedRoster) -> dict[int, str]:
+    """Per row, the numbers of the other phone columns (CHeKT holds one): the plan's reports
+    list them in a "not sent" column."""
+    found = validated.roster.facts.phones_not_sent
+    if found is None:
+        return {}
+    return {int(row): text for row, text in found[found != ""].items()}
 
 
 def log_decisions(client: ChektClient, plan: Plan) -> None:

@@ -162,6 +162,8 @@ class Plan:
     created_at: str = ""
     checksum: str = ""  # of the plan file it was read from; "" for a plan made in this process
     warnings: list[RowWarning] = field(default_factory=list)
+    # Per roster row, the numbers of its other phone columns: not sent (CHeKT holds one).
+    not_sent: dict[int, str] = field(default_factory=dict)
 
     @property
     def changes(self) -> list[Change]:
@@ -208,7 +210,15 @@ class Plan:
         """How many contacts the plan leaves with no phone number."""
         return sum(w.code == "no_phone" for w in self.warnings)
 
+    @property
+    def refused_changes(self) -> int:
+        """How many changes a refusal of their site holds back (listed, not made)."""
+        return sum(len(site.changes) for site in self.refused_sites)
+
     def summary(self) -> dict[str, int]:
+        """The counts every view shows the same way (terminal, HTML, xlsx, the browser): the
+        changes to make by action, then `refused` (changes of refused sites, not among those;
+        only when there are some), unchanged contacts, conflicts and invalid rows."""
         counts = {action: 0 for action in SUMMARY_KEYS}
         for change in self.changes:
             counts[change.action] += 1
@@ -216,7 +226,11 @@ class Plan:
             counts["unchanged"] += site.unchanged
             counts["conflict"] += len(site.conflicts)
         counts["invalid"] = len(self.invalid)
-        return counts
+        refused = self.refused_changes
+        if not refused:
+            return counts
+        ordered = {key: counts[key] for key in ACTIONS}
+        return {**ordered, "refused": refused, **counts}
 
     # serialization
 
@@ -233,6 +247,8 @@ class Plan:
             "invalid": [asdict(row) for row in self.invalid],
             "warnings": [asdict(w) for w in self.warnings],
         }
+        if self.not_sent:
+            body["not_sent"] = {str(row): text for row, text in self.not_sent.items()}
         body["checksum"] = checksum_of(body)
         return body
 
@@ -267,6 +283,7 @@ class Plan:
             body.get("created_at", ""),
             expected,
             [RowWarning(**w) for w in body.get("warnings", [])],
+            {int(row): str(text) for row, text in body.get("not_sent", {}).items()},
         )
 
     @classmethod

@@ -11,6 +11,7 @@ from .columns import BY_NAME, EDITABLE_FIELDS
 from .errors import InputError
 from .outputs import PLAN_REPORT_SUFFIXES, close_workbook, replacing, write_csv
 from .plan import Change, Plan
+from .words import plural
 
 CHANGE_COLUMNS = (
     "action",
@@ -22,6 +23,7 @@ CHANGE_COLUMNS = (
     "contact_id",
     "reason",
     *EDITABLE_FIELDS,
+    "not_sent",  # the numbers of the row's other phone columns (CHeKT holds one)
     "changed",
 )
 
@@ -60,6 +62,7 @@ def change_rows(plan: Plan) -> list[dict[str, Any]]:
                     "contact_id": change.contact_id or "",
                     "reason": change.reason + (" (site refused)" if site.refused else ""),
                     **{name: values.get(name) or "" for name in EDITABLE_FIELDS},
+                    "not_sent": plan.not_sent.get(change.row, "") if change.row else "",
                     "changed": _changed_text(change),
                     "before": {k: change.before.get(k) or "" for k in change.after}
                     if change.action == "update"
@@ -224,7 +227,7 @@ def _changes_sheet(workbook: xlsxwriter.Workbook, plan: Plan, styles: dict[str, 
                 sheet.write_string(line, col, "" if value is None else str(value), style)
             if changed:
                 sheet.write_comment(line, col, f"was: {row['before'][name] or '(empty)'}")
-    widths = {"site": 32, "reason": 14}
+    widths = {"site": 32, "reason": 14, "not_sent": 40}
     for col, name in enumerate(columns):
         column = BY_NAME.get(name)
         sheet.set_column(col, col, widths.get(name, column.width if column else 14))
@@ -255,6 +258,15 @@ def _list_sheet(
 # html
 
 
+def counted(plan: Plan) -> str:
+    """The changes as the terminal counts them: those to make, then those a refusal of their
+    site holds back (listed below too, marked refused)."""
+    text = f"{plural(len(plan.changes), 'change')} to make"
+    if plan.refused_changes:
+        text += f", {plan.refused_changes} refused (listed, marked refused; not made)"
+    return text + "."
+
+
 def _write_html(plan: Plan, path: Path) -> None:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -269,5 +281,6 @@ def _write_html(plan: Plan, path: Path) -> None:
         rows=change_rows(plan),
         sites=plan.sites,
         fields=EDITABLE_FIELDS,
+        counted=counted(plan),
     )
     path.write_text(page, encoding="utf-8")

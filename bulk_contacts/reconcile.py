@@ -32,6 +32,7 @@ from .models import Contact, Site, SiteKey
 from .normalize import (
     SCIENTIFIC_ID,
     describe_damage,
+    id_text,
     is_scientific,
     repair_key,
     repair_keys,
@@ -92,13 +93,15 @@ def resolve_sites(
     *,
     repair_ids: bool = False,
     exact_ids: bool = False,
+    out_of_scope: frozenset[int] = frozenset(),
 ) -> tuple[dict[int, SiteKey], list[RosterIssue]]:
     """Which site each row names, through the dealer's site list. Rows that name no site of
     their dealer, or name it ambiguously, get an issue (and are then invalid). A site id that a
     spreadsheet damaged (account 001234 shown as 1234) is never used silently: it is an error
     naming the likely site, unless the row's other site columns confirm it, or --repair-ids
     accepts a unique repair (a warning, each time). Then rows that name one contact on one site,
-    however they write the site, the dealer or the id, are duplicates."""
+    however they write the site, the dealer or the id, are duplicates. A row whose dealer is
+    `out_of_scope` (the credentials cannot reach it) is invalid."""
     index = {dealer: _SiteIndex(sites) for dealer, sites in sites_by_dealer.items()}
     rows = validated.rows
     placement: dict[int, SiteKey] = {}
@@ -115,7 +118,11 @@ def resolve_sites(
     for row, dealer, site_id, external, account in identity:
         key = (dealer, site_id, external, account)
         if key not in cache:
-            cache[key] = _resolve_one(index, *key, repair_ids)
+            cache[key] = (
+                _error("dealer_id", "dealer_out_of_scope", dealer=int(dealer))
+                if dealer.isdigit() and int(dealer) in out_of_scope
+                else _resolve_one(index, *key, repair_ids)
+            )
         verdict = cache[key]
         if verdict.site is not None:
             placement[row] = verdict.site
@@ -137,6 +144,11 @@ class _Verdict(NamedTuple):
 
 
 class _SiteIndex:
+    """A dealer's sites by id, and by account number and external site id: as CHeKT holds them
+    (in NFC, as a roster's cells are), then trimmed, then repaired. A row's value is looked up
+    in that order, and the first that finds a site decides: an exact match always wins over a
+    trimmed or repaired one elsewhere, and is never ambiguous with it."""
+
     REPAIRABLE = ("external_site_id", "account_number")
 
     def __init__(self, sites: list[Site]) -> None:
@@ -145,11 +157,15 @@ class _SiteIndex:
         self.exact: dict[str, dict[str, list[Site]]] = {
             f: defaultdict(list) for f in self.REPAIRABLE
         }
+        self.trimmed: dict[str, dict[str, list[Site]]] = {
+            f: defaultdict(list) for f in self.REPAIRABLE
+        }
         for site in sites:
             for name in self.REPAIRABLE:
-                value = getattr(site, name)
-                if value:
-                    self.exact[name][value.strip()].append(site)
+                value = id_text(getattr(site, name))
+                if value.strip():
+                    self.exact[name][value].append(site)
+                    self.trimmed[name][value.strip()].append(site)
 
     @cached_property
     def repaired(self) -> dict[str, dict[str, list[Site]]]:
@@ -164,7 +180,7 @@ class _SiteIndex:
         if name == "site_id":
             site = self.by_id.get(int(value)) if value.isdigit() else None
             return [site] if site else []
-        return self.exact[name].get(value, [])
+        return self.exact[name].get(value) or self.trimmed[name].get(value, [])
 
     def repairs(self, name: str, value: str) -> list[Site]:
         """Sites whose id is not `value` but is once a spreadsheet's damage is undone."""
@@ -175,7 +191,7 @@ class _SiteIndex:
                 for site in self.sites
                 if site not in found
                 and getattr(site, name)
-                and same_after_repair(value, getattr(site, name))
+                and same_after_repair(value, id_text(getattr(site, name)))
             ]
         return found
 
@@ -280,7 +296,7 @@ def _duplicates_on_resolved_sites(
     reported the rows that write all of it the same way; rows that each carry their own
     contact_id are told apart by it."""
     placed = validated.rows.loc[list(placement), "external_contact_id"]
-    ids = placed if exact_ids else repair_keys(placed)
+    ids = placed if exact_ids else _rounded_keys(placement, repair_keys(placed))
     named = [(site, i) for site, i in zip(placement.values(), ids.tolist(), strict=True) if i]
     repeated = {pair for pair, count in Counter(named).items() if count > 1}
     if not repeated:
@@ -301,6 +317,22 @@ def _duplicates_on_resolved_sites(
         for issue in duplicate_ids(validated.roster, rows, key, where)
         if issue.code == "duplicate_external_id" and (issue.row, issue.code) not in known
     ]
+
+
+def _rounded_keys(placement: dict[int, SiteKey], keys: pd.Series) -> pd.Series:
+    """Repaired ids, where a long number shown in scientific notation (1.23457E+11) takes the
+    key of a row on its site whose id rounds to it (123456789012): one id, once repaired."""
+    shown = keys.str.fullmatch(SCIENTIFIC_ID)
+    if not shown.any():
+        return keys  # the common case
+    keys = keys.copy()
+    numbers = keys[keys.str.fullmatch(r"[0-9]+")]
+    for row, value in keys[shown].items():
+        for other, number in numbers.items():
+            if placement[other] == placement[row] and same_after_repair(value, number):
+                keys[row] = number
+                break
+    return keys
 
 
 def has_invalid_rows(validated: ValidatedRoster, extra_issues: Sequence[RosterIssue]) -> bool:
@@ -443,7 +475,7 @@ class _Names:
         ]
 
     def protects(self, key: SiteKey, contact: Contact) -> bool:
-        held = contact.external_contact_id
+        held = id_text(contact.external_contact_id)
         if contact.contact_id in self.contact_ids:
             return True
         if not held:
@@ -512,8 +544,8 @@ def _maybe_scientific(value: str) -> bool:
 
 
 class _SiteContacts:
-    """A site's contacts, found by contact_id, by external id, and by external id once
-    repaired (only for the rows that match no id exactly)."""
+    """A site's contacts, found by contact_id, by external id (in NFC, as a roster's cells are),
+    and by external id once repaired (only for the rows that match no id exactly)."""
 
     def __init__(self, remote: list[Contact]) -> None:
         self.remote = remote
@@ -521,40 +553,46 @@ class _SiteContacts:
         self.by_external: dict[str, list[Contact]] = defaultdict(list)
         for contact in remote:
             if contact.external_contact_id:
-                self.by_external[contact.external_contact_id].append(contact)
+                self.by_external[id_text(contact.external_contact_id)].append(contact)
 
     @cached_property
-    def numeric(self) -> list[tuple[str, Contact]]:
-        """The contacts whose id a spreadsheet could take for a number (0042, 42.0, 1.2E+11),
-        with their repaired id."""
+    def repaired(self) -> dict[str, list[tuple[str, Contact]]]:
+        """The contacts by repaired id (`repair_key`), with their id as compared."""
+        found: dict[str, list[tuple[str, Contact]]] = defaultdict(list)
+        for held, contacts in self.by_external.items():
+            found[repair_key(held)] += [(held, c) for c in contacts]
+        return found
+
+    @cached_property
+    def scientific(self) -> list[tuple[str, Contact]]:
+        """The contacts whose id is a number a spreadsheet could show in scientific notation,
+        or is shown so."""
         return [
-            (repair_key(held), c)
-            for held, found in self.by_external.items()
-            if held.strip()[:1].isdigit()
-            for c in found
+            (held, c)
+            for held, contacts in self.by_external.items()
+            if held[:1].isdigit()
+            for c in contacts
         ]
 
     def repairs(self, written: str) -> list[Contact]:
         """Contacts whose external id is not `written` but is once a spreadsheet's damage is
-        undone. Only ids that look like numbers lose zeros, gain a `.0` or turn scientific;
-        any id may gain spaces."""
-        if not written[:1].isdigit():
-            return [
+        undone (`normalize.repair_key`, or a long number in scientific notation)."""
+        found = [c for held, c in self.repaired.get(repair_key(written), []) if held != written]
+        if _maybe_scientific(written) or written[:1].isdigit():
+            shown = _maybe_scientific(written)
+            found += [
                 c
-                for held, found in self.by_external.items()
-                if held != written and held.strip() == written
-                for c in found
+                for held, c in self.scientific
+                if held != written
+                and c not in found
+                and (shown or _maybe_scientific(held))
+                and same_after_repair(written, held)
             ]
-        key, shown = repair_key(written), _maybe_scientific(written)
-        return [
-            c
-            for repaired, c in self.numeric
-            if (held := c.external_contact_id or "") != written
-            and (
-                repaired == key
-                or ((shown or _maybe_scientific(held)) and same_after_repair(written, held))
-            )
-        ]
+        return found
+
+    def own(self, contact: Contact) -> str:
+        """The contact's external id as compared."""
+        return id_text(contact.external_contact_id)
 
 
 def _site_plan(
@@ -640,7 +678,7 @@ def _by_contact_id(
             f"another site); nothing is created for this row: to create the contact anew, "
             f"clear its contact_id",
         )
-    own = contact.external_contact_id or ""
+    own = held.own(contact)
     if row.external_contact_id != own and not _same_contact(row, contact, plan, context):
         return False
     if own and len(held.by_external[own]) > 1:
@@ -651,7 +689,11 @@ def _by_contact_id(
 def _same_contact(row: RowView, contact: Contact, plan: SitePlan, context: _Context) -> bool:
     """A row whose contact_id names a contact with another external id: the same id once a
     spreadsheet's damage is undone is that contact (a warning); anything else is a conflict."""
-    written, own, cid = row.external_contact_id, contact.external_contact_id, contact.contact_id
+    written, own, cid = (
+        row.external_contact_id,
+        id_text(contact.external_contact_id),
+        contact.contact_id,
+    )
     if not written:
         message = f"contact_id {cid} has external_contact_id {own!r}: put it in the row"
     elif not own:
@@ -695,7 +737,7 @@ def _by_external_id(
     repairs = [] if context.options.exact_ids else held.repairs(written)
     if not repairs:
         return None
-    own = repairs[0].external_contact_id or ""
+    own = held.own(repairs[0])
     if len(repairs) == 1 and context.options.repair_ids and len(held.by_external[own]) == 1:
         context.warn(
             row,

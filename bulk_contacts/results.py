@@ -26,6 +26,8 @@ RESULT_COLUMNS = (
     "dealer_id",
     "site_id",
     "external_contact_id",
+    "first_name",
+    "last_name",
     "action",
     "status",
     "contact_id",
@@ -82,10 +84,14 @@ class Results:
         self.counts = {"ok": 0, "failed": 0, "skipped": 0, "unverified": 0}
         self._closed = False
 
-    def add(self, outcome: Outcome, change: Change) -> None:
-        values = tuple("" if v is None else v for v in asdict(outcome).values())
+    def add(self, outcome: Outcome, change: Change, counted: bool = True) -> None:
+        """A row for the outcome; `counted` False for a row about a change already counted (a
+        change sent again after the verification)."""
+        named = {**change.before, **change.after}  # a contact's name as held, or as sent
+        fields = {**asdict(outcome), **{k: named.get(k) for k in ("first_name", "last_name")}}
+        values = tuple("" if fields[name] is None else fields[name] for name in RESULT_COLUMNS)
         with self._lock:
-            self.counts[outcome.status] += 1
+            self.counts[outcome.status] += counted
             if self._writer is not None:
                 self._writer.writerow(values)
                 self._csv.flush()  # type: ignore[union-attr]  # open while _writer is

@@ -14,6 +14,10 @@ Records are paired by run id and counter, and a journal several runs wrote (a re
 undone completely, newest first: the undo of each write is played, newest first, on a copy of
 each site's current contacts, and the inverse plan is the difference between the site now and
 that copy, one change per contact.
+
+A rollback records in each journal it undid the writes it found undone once it has run (an
+`undone` record): a later rollback of the same journal leaves those alone, so it never undoes
+what was made since (a later apply making the same contact again), and says so.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from typing import Any
 from .client import ChektClient
 from .columns import CONTACT_FIELDS, EDITABLE_FIELDS
 from .compare import ComparableValues, Comparison
+from .errors import InputError
 from .fetch import fetch_contacts
+from .journal import Journal, read_journal
 from .models import Contact, SiteKey
 from .plan import Change, Conflict, Plan, SitePlan, fingerprint
 
@@ -56,14 +62,99 @@ def journal_steps(records: list[dict[str, Any]]) -> list[Step]:
         if record["type"] in ("intent", "outcome"):
             kind = intents if record["type"] == "intent" else outcomes
             kind[(record["run"], record["n"])] = record
+    undone = undone_steps(records)
     steps = []
     for key, intent in intents.items():
+        if key in undone:
+            continue
         outcome = outcomes.get(key)
         if outcome is None or _uncertain(outcome):
             steps.append(Step(intent, None))
         elif outcome["status"] == "ok":
             steps.append(Step(intent, outcome))
     return steps
+
+
+def undone_steps(records: list[dict[str, Any]]) -> set[tuple[str, int]]:
+    """The writes (run id, n) an earlier rollback recorded as undone."""
+    return {(str(run), int(n)) for r in records if r["type"] == "undone" for run, n in r["steps"]}
+
+
+def step_key(step: Step) -> tuple[str, int]:
+    return (step.intent["run"], step.intent["n"])
+
+
+def journal_files(paths: Iterable[Path]) -> list[Path]:
+    """The journals named: a file, or a run folder (its `journal.jsonl`); each once."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            journal = path / "journal.jsonl"
+            if not journal.is_file():
+                raise InputError(
+                    f"{path}: a folder with no journal.jsonl in it; name a run folder "
+                    f"(bulk-contacts-runs/<run>/) or a journal file"
+                )
+            path = journal
+        if all(path.resolve() != other.resolve() for other in found):
+            found.append(path)
+    return found
+
+
+def read_journals(paths: Iterable[Path]) -> list[tuple[Path, list[dict[str, Any]]]]:
+    """Each journal's records, the journals oldest first (by their first run's time), so that
+    their writes together are oldest first and a rollback undoes the newest first."""
+    journals = [(path, read_journal(path)) for path in paths]
+
+    def started(item: tuple[Path, list[dict[str, Any]]]) -> float:
+        times = [r.get("time") or 0.0 for r in item[1] if r["type"] == "run"]
+        return min(times) if times else 0.0
+
+    return sorted(journals, key=started)
+
+
+def check_api_url(journals: list[tuple[Path, list[dict[str, Any]]]], api_url: str) -> None:
+    """A rollback goes to the server its journal's runs wrote to, never another: a journal of
+    runs against another API URL is refused, naming the URL to give with --api-url."""
+    for path, records in journals:
+        urls = sorted({r["api_url"] for r in records if r["type"] == "run" and r.get("api_url")})
+        if urls and urls != [api_url]:
+            raise InputError(
+                f"{path} records runs against {', '.join(urls)}, not {api_url}: nothing was "
+                f"rolled back; to roll back there, pass --api-url {urls[0]}",
+                setting="api_url",
+            )
+
+
+def settled_steps(
+    records: list[dict[str, Any]], plan: Plan, troubled: set[SiteKey] | None
+) -> list[tuple[str, int]]:
+    """The journal's writes a rollback (`plan`, run or not) leaves undone: those on sites where
+    the inverse plan has no conflict and the run had no change that failed, was skipped or did
+    not verify (`troubled`; None: the run could not be checked, nothing is settled)."""
+    if troubled is None:
+        return []
+    unsettled = {
+        (site.dealer_id, site.site_id) for site in plan.sites if site.conflicts or site.refused
+    }
+    unsettled |= troubled
+    return [step_key(s) for s in journal_steps(records) if s.site not in unsettled]
+
+
+def record_undone(path: Path, steps: list[tuple[str, int]], run_id: str, own: Path | None) -> None:
+    """Append to the journal undone the writes the rollback `run_id` leaves undone."""
+    if not steps:
+        return
+    with Journal(path) as journal:
+        journal.write(
+            {
+                "type": "undone",
+                "run": run_id,
+                "steps": [list(key) for key in steps],
+                "journal": str(own) if own else None,
+            },
+            durable=True,
+        )
 
 
 def _uncertain(outcome: dict[str, Any]) -> bool:

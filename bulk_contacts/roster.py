@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, time
 from pathlib import Path
@@ -27,15 +26,35 @@ from .columns import (
 )
 from .errors import InputError
 from .gc_pause import gc_paused
+from .layouts import (
+    DEFAULT_LAYOUT,
+    FULL_NAME,
+    FULL_NAME_KEYS,
+    PHONE_LEFT_OUT,
+    SECRET_KINDS,
+    Layout,
+    LayoutFacts,
+    header_key,
+    header_row,
+    known_export,
+    not_sent_kind,
+    phone_order,
+    phone_rank,
+    rows_above,
+    split_full_names,
+    take_phones,
+)
 from .models import Contact
-from .spreadsheet import Cells, cell_text, column_index, column_letter, read_cells
+from .spreadsheet import (
+    Cells,
+    TextColumns,
+    cell_text,
+    column_index,
+    column_letter,
+    read_cells,
+)
 
 __all__ = ["Roster", "Table", "column_index", "column_letter", "read_roster"]
-
-
-def header_key(header: str) -> str:
-    folded = unicodedata.normalize("NFKC", header).casefold()
-    return "".join(ch for ch in folded if ch.isalnum())
 
 
 # Header spellings, compared after removing case, spaces and punctuation: to the column read.
@@ -65,6 +84,8 @@ class Table:
     # With --all-sheets, the sheets read (rows are numbered sheet * SHEET_ROWS + row: see
     # `site_layouts.row_label`); () for one sheet or a CSV file.
     sheets: tuple[str, ...] = ()
+    header_found: str = ""  # "detected" or "chosen" (--header-row) when not the first row
+    skipped: list[str] = field(default_factory=list)  # what the rows above the header hold
 
 
 @dataclass
@@ -76,6 +97,7 @@ class Roster:
     columns: dict[str, tuple[str, str]]  # field -> (column letter, header as written)
     ignored_columns: list[tuple[str, str]]  # unknown columns: (letter, header)
     table: Table
+    facts: LayoutFacts = field(default_factory=LayoutFacts)  # what the reader derived
 
     @property
     def snapshot(self) -> dict[int, Contact] | None:
@@ -99,28 +121,65 @@ class Roster:
             return f"'{sheet_of(row, self.table.sheets)}'!{label}"
         return label
 
+    def cell_position(self, name: str, row: int | None) -> int | None:
+        """Where a row's value of a column is in the file: with several phone columns, the
+        one its number came from."""
+        source = self.facts.phone_source
+        if name == "phone_number" and source is not None and row is not None:
+            position = int(source.get(row, -1))
+            if position >= 0:
+                return position
+        if name not in self.columns:
+            return None
+        return column_index(self.columns[name][0])
+
+    def cell_label(self, name: str, row: int | None) -> str:
+        """`column_label`, for one row (its phone's own column, when there are several)."""
+        source = self.facts.phone_source
+        if name == "phone_number" and source is not None and row is not None:
+            position = int(source.get(row, -1))
+            if position >= 0:
+                return f"{column_letter(position)} '{self.table.headers[position]}'"
+        return self.column_label(name, row)
+
 
 # entry points
 
 
 def read_roster(
-    path: Path, sheet: str | None = None, column_map: dict[str, str] | None = None
+    path: Path,
+    sheet: str | None = None,
+    column_map: dict[str, str] | None = None,
+    layout: Layout = DEFAULT_LAYOUT,
 ) -> Roster:
     """Read a roster and name its columns. Raises InputError with the file and what to do."""
-    return roster_from_cells(read_cells(path, sheet), column_map)
+    return roster_from_cells(read_cells(path, sheet), column_map, layout)
 
 
 @gc_paused()
-def roster_from_cells(cells: Cells, column_map: dict[str, str] | None = None) -> Roster:
-    return map_columns(table_from_cells(cells), column_map or {})
+def roster_from_cells(
+    cells: Cells, column_map: dict[str, str] | None = None, layout: Layout = DEFAULT_LAYOUT
+) -> Roster:
+    column_map = column_map or {}
+    table = table_from_cells(cells, layout.header_row, column_map)
+    return map_columns(table, column_map, layout)
 
 
 def read_table(path: Path, sheet: str | None = None) -> Table:
     return table_from_cells(read_cells(path, sheet))
 
 
-def table_from_cells(cells: Cells) -> Table:
-    """Every cell as the text the user sees, the header found, blank rows dropped."""
+def table_from_cells(
+    cells: Cells, header: int | None = None, column_map: dict[str, str] | None = None
+) -> Table:
+    """Every cell as the text the user sees, the header found (`header`: its row number, else
+    the first of the first rows naming two roster columns), blank rows dropped."""
+    if cells.columns is not None:  # a CSV file, read by column
+        custom = {header_key(h): name for h, name in (column_map or {}).items()}
+        frame = _text_frame(cells.source, cells.columns)
+        table = _split_header(frame, cells.source, set(), header, custom)
+        table.details = dict(cells.details)
+        return table
     rows = cells.rows
     width = max(map(len, rows), default=0)
     if any(len(row) != width for row in rows):  # CSV lines may be ragged
@@ -137,7 +196,8 @@ def table_from_cells(cells: Cells) -> Table:
             values[i] = cell_text(values[i])
         frame[position] = values
     frame.index = pd.RangeIndex(1, len(frame) + 1)  # spreadsheet row numbers
-    table = _split_header(frame, cells.source, date_cells)
+    custom = {header_key(h): name for h, name in (column_map or {}).items()}
+    table = _split_header(frame, cells.source, date_cells, header, custom)
     table.formula_cells = cells.formula_cells
     table.details = dict(cells.details)
     try:
@@ -172,7 +232,28 @@ class DamagedSnapshot(ValueError):
     and validation warns that the merge is two-way (`snapshot_damaged`)."""
 
 
-def _split_header(frame: pd.DataFrame, source: str, date_cells: set[tuple[int, int]]) -> Table:
+def _text_frame(source: str, columns: TextColumns) -> pd.DataFrame:
+    """The columns as pandas text Series over the Arrow arrays (not copied), indexed by row
+    number."""
+    if not columns.columns and columns.blank_rows:
+        raise InputError(f"{source}: every cell is empty; the first row must be the header")
+    index = pd.Index(columns.row_numbers.to_numpy(), dtype="int64")
+    return pd.DataFrame(
+        {
+            position: pd.Series(values, index=index, dtype="str", copy=False)
+            for position, values in enumerate(columns.columns)
+        },
+        copy=False,
+    )
+
+
+def _split_header(
+    frame: pd.DataFrame,
+    source: str,
+    date_cells: set[tuple[int, int]],
+    chosen: int | None = None,
+    custom: dict[str, str] | None = None,
+) -> Table:
     if frame.empty:
         raise InputError(f"{source}: holds no rows at all; the first row must be the header")
     frame = frame.fillna("").astype("str")
@@ -181,67 +262,192 @@ def _split_header(frame: pd.DataFrame, source: str, date_cells: set[tuple[int, i
         filled |= frame[position].str.strip() != ""
     if not filled.any():
         raise InputError(f"{source}: every cell is empty; the first row must be the header")
-    header_row = int(filled.idxmax())
-    headers = [h.strip() for h in frame.loc[header_row]]
-    body = frame.loc[header_row + 1 :]
-    body = body[filled.loc[header_row + 1 :]]  # blank rows are skipped, numbers kept
-    return Table(source, headers, body, header_row, date_cells)
+    row, found = header_row(frame, filled, source, chosen, custom or {})
+    headers = [h.strip() for h in frame.loc[row]]
+    body = frame.loc[row + 1 :]
+    kept = filled.loc[row + 1 :]
+    if not kept.all():  # blank rows are skipped, numbers kept (a copy only when there are some)
+        body = body[kept]
+    table = Table(source, headers, body, row, date_cells, header_found=found)
+    if found:
+        table.skipped = rows_above(frame, row)
+    return table
 
 
 # columns
 
+LISTED = 10  # a message lists this many headers, then says how many more there are
 
-def map_columns(table: Table, column_map: dict[str, str]) -> Roster:
+
+def listed(items: list[str], limit: int = LISTED) -> str:
+    """'A, B, C' or, past `limit` items, 'A, B, C and 199,990 more' (or 'none')."""
+    if len(items) <= limit:
+        return ", ".join(items) or "none"
+    return f"{', '.join(items[:limit])} and {len(items) - limit:,} more"
+
+
+def map_columns(
+    table: Table, column_map: dict[str, str], layout: Layout = DEFAULT_LAYOUT
+) -> Roster:
     extra = _custom_aliases(column_map)
+    _require_mapped_headers(table, column_map)
     fields: dict[str, int] = {}
     labels: dict[str, tuple[str, str]] = {}
     ignored: list[tuple[str, str]] = []
-    for position, header in enumerate(table.headers):
+    facts = LayoutFacts(table.header_row, table.header_found, table.skipped)
+    facts.name_case = layout.name_case
+    keys = [header_key(header) for header in table.headers]
+    facts.export = "a vCard file" if "vcard" in table.details else known_export(set(keys))
+    wanted_phones = {header_key(h) for h in layout.phone_columns}
+    phones: list[tuple[int, str, str, float]] = []  # (position, letter, header, rank)
+    full_names: list[tuple[int, str, str]] = []
+    unread: list[tuple[str, str]] = []  # columns no rule names, of a known export
+    for position, (header, key) in enumerate(zip(table.headers, keys, strict=True)):
         letter = column_letter(position)
-        key = header_key(header)
-        name = extra.get(key) or ALIAS_KEYS.get(key)
+        name = extra.get(key)
+        kind = not_sent_kind(header) if name is None else None
+        if kind in SECRET_KINDS:  # a passcode is never read, whatever its header also says
+            facts.secret_positions.add(position)
+            facts.not_sent.append((letter, header, kind))
+            continue
+        rank = (
+            phone_rank(key, header) if name is None else (0.0 if name == "phone_number" else None)
+        )
+        if rank is not None or key in wanted_phones:
+            phones.append((position, letter, header, rank if rank is not None else 99.0))
+            continue
+        if name == FULL_NAME or (name is None and key in FULL_NAME_KEYS):
+            full_names.append((position, letter, header))
+            continue
+        name = name or ALIAS_KEYS.get(key)
         if name is None:
             if key in UNREAD_KEYS:
                 continue
-            if header or (table.cells[position].str.strip() != "").any():
-                ignored.append((letter, header or "(no header)"))
+            if kind is not None:
+                facts.not_sent.append((letter, header, kind))
+            elif header or (table.cells[position].str.strip() != "").any():
+                (unread if facts.export else ignored).append((letter, header or "(no header)"))
             continue
         if name in fields:
-            first_letter, first_header = labels[name]
-            raise InputError(
-                f"{table.source}: columns {first_letter} '{first_header}' and {letter} "
-                f"'{header}' both mean {name}; rename or delete one of them"
-            )
+            _both_mean(table, labels[name], (letter, header), name)
         fields[name] = position
         labels[name] = (letter, header)
-    _require_columns(table, fields)
+    facts.not_sent += [(letter, header, "") for letter, header in unread]  # all named
+    derived = _derive_names(table, full_names, fields, labels, facts)
+    derived |= _derive_phone(table, phones, layout, fields, labels, facts)
+    _require_columns(table, fields, derived)
     frame = pd.DataFrame(index=table.cells.index)
     for name in ROSTER_COLUMNS:
-        frame[name] = table.cells[fields[name]] if name in fields else ""
-    return Roster(table.source, frame, labels, ignored, table)
+        frame[name] = (
+            derived[name]
+            if name in derived
+            else (table.cells[fields[name]] if name in fields else "")
+        )
+    return Roster(table.source, frame, labels, ignored, table, facts)
+
+
+def _both_mean(table: Table, first: tuple[str, str], second: tuple[str, str], name: str) -> None:
+    raise InputError(
+        f"{table.source}: columns {first[0]} '{first[1]}' and {second[0]} '{second[1]}' both "
+        f"mean {name}; rename or delete one of them"
+    )
+
+
+def _derive_names(
+    table: Table,
+    full_names: list[tuple[int, str, str]],
+    fields: dict[str, int],
+    labels: dict[str, tuple[str, str]],
+    facts: LayoutFacts,
+) -> dict[str, pd.Series]:
+    """first_name and last_name split from a whole-name column, when the file lacks them."""
+    if not full_names:
+        return {}
+    if len(full_names) > 1:
+        (_, *first), (_, *second) = full_names[:2]
+        _both_mean(table, (first[0], first[1]), (second[0], second[1]), FULL_NAME)
+    position, letter, header = full_names[0]
+    missing = [name for name in ("first_name", "last_name") if name not in fields]
+    if not missing:
+        facts.not_sent.append((letter, header, "first and last names have their own columns"))
+        return {}
+    split = split_full_names(table.cells[position].str.strip())
+    facts.full_name = (letter, header)
+    facts.name_problems = split
+    for name in missing:
+        labels[name] = (letter, header)
+    parts = {"first_name": split["first"], "last_name": split["last"]}
+    return {name: parts[name].astype("str") for name in missing}
+
+
+def _several_in_a_cell(table: Table, position: int) -> bool:
+    """Google's and the vCard reader's "a ::: b": two numbers in one cell."""
+    return bool(table.cells[position].str.contains(":::", regex=False).any())
+
+
+def _derive_phone(
+    table: Table,
+    phones: list[tuple[int, str, str, float]],
+    layout: Layout,
+    fields: dict[str, int],
+    labels: dict[str, tuple[str, str]],
+    facts: LayoutFacts,
+) -> dict[str, pd.Series]:
+    """One phone column is the phone; of several, each row's first non-empty one, in the
+    documented order or --phone-columns'; the others are listed as not sent."""
+    if not phones:
+        if layout.phone_columns:
+            phone_order([], layout.phone_columns, table.source)  # names what is missing
+        return {}
+    order, rest, given = phone_order(phones, layout.phone_columns, table.source)
+    for letter_header in rest:
+        facts.not_sent.append((letter_header[1], letter_header[2], PHONE_LEFT_OUT))
+    labels["phone_number"] = order[0][1:]
+    if len(order) == 1 and not (facts.export and _several_in_a_cell(table, order[0][0])):
+        fields["phone_number"] = order[0][0]
+        return {}
+    phone, source, not_sent = take_phones(table.cells, order)
+    facts.phone_order, facts.phone_given = order, given
+    facts.phone_source, facts.phones_not_sent = source, not_sent
+    return {"phone_number": phone}
 
 
 def _custom_aliases(column_map: dict[str, str]) -> dict[str, str]:
     aliases = {}
     for header, name in column_map.items():
-        if name not in ROSTER_COLUMNS:
+        if name not in (*ROSTER_COLUMNS, FULL_NAME):
             raise InputError(
                 f"--map {header}={name}: {name!r} is not a roster column; use one of "
-                f"{', '.join(ROSTER_COLUMNS)}"
+                f"{', '.join(ROSTER_COLUMNS)} (or {FULL_NAME}: a whole name, split)"
             )
         aliases[header_key(header)] = name
     return aliases
 
 
-def _require_columns(table: Table, fields: dict[str, int]) -> None:
-    missing = [name for name in REQUIRED_COLUMNS if name not in fields]
+def _require_mapped_headers(table: Table, column_map: dict[str, str]) -> None:
+    """A --map whose header the file does not have would be ignored, and the column it was
+    meant to read silently missing: an error, naming the headers the file has."""
+    present = {header_key(h) for h in table.headers}
+    for header, name in column_map.items():
+        if header_key(header) not in present:
+            raise InputError(
+                f'{table.source}: --map "{header}={name}": no header {header!r} in the file '
+                f"(header row {table.header_row}). Headers found: {_headers_found(table)}. "
+                f"Write the header as the file does (case, spaces and punctuation aside)."
+            )
+
+
+def _headers_found(table: Table) -> str:
+    return listed([f"{column_letter(i)} '{h}'" for i, h in enumerate(table.headers) if h]) or "none"
+
+
+def _require_columns(table: Table, fields: dict[str, int], derived: dict[str, pd.Series]) -> None:
+    missing = [name for name in REQUIRED_COLUMNS if name not in fields and name not in derived]
     if not any(name in fields for name in (*SITE_COLUMNS, *SITE_NAME_COLUMNS)):
         missing.append(" or ".join((*SITE_COLUMNS, *SITE_NAME_COLUMNS)))
     if not missing:
         return
-    found = (
-        ", ".join(f"{column_letter(i)} '{h}'" for i, h in enumerate(table.headers) if h) or "none"
-    )
+    found = _headers_found(table)
     hints = []
     unused = [h for i, h in enumerate(table.headers) if h and i not in fields.values()]
     for name in missing:

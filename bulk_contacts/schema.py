@@ -9,6 +9,7 @@ the spreadsheet's own row number, the column as written in the file, the value a
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -17,7 +18,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from .codes import CODES, ERROR, PHONE_DATE, WARNING
+from .codes import CODES, ERROR, PHONE_DATE, PHONE_PLUS_AMBIGUOUS, WARNING
 from .columns import (
     BY_NAME,
     COLUMNS,
@@ -28,9 +29,18 @@ from .columns import (
     SITE_NAME_COLUMNS,
 )
 from .gc_pause import gc_paused
-from .normalize import normalize_emails, normalize_phones, normalize_text
+from .layouts import PHONE_LEFT_OUT, email_typo_issues, layout_issues, name_case_issues
+from .normalize import (
+    INVISIBLE,
+    INVISIBLE_CHARACTERS,
+    normalize_emails,
+    normalize_phones,
+    normalize_text,
+    plus_readings,
+)
 from .outputs import FORMULA_SIGNS
-from .roster import Roster, column_index
+from .roster import LISTED, Roster, column_index
+from .roster import listed as bounded_list
 
 ACTIONS = {"": "upsert", "upsert": "upsert", "delete": "delete"}
 # A formula's start, perhaps behind a spreadsheet's apostrophe (checked in free-text columns).
@@ -44,7 +54,13 @@ CHARACTER_CODES = (
     ("control_character", re.compile(f"[{CONTROL_CHARACTERS}]")),
     ("bidi_override", re.compile(f"[{BIDI_OVERRIDES}]")),
 )
-UNSAFE_CHARACTER = f"[{CONTROL_CHARACTERS}{BIDI_OVERRIDES}]"  # either, in one scan
+# Any of them, or an invisible character (`normalize.INVISIBLE`), in one scan.
+UNSAFE_CHARACTER = f"[{CONTROL_CHARACTERS}{BIDI_OVERRIDES}{INVISIBLE_CHARACTERS}]"
+# The columns that hold ids: an invisible character there makes two ids that look the same
+# differ (an error); elsewhere (names, phone, e-mail) it is a warning.
+ID_COLUMNS = frozenset(
+    c.name for c in COLUMNS if c.numeric or c.site or c.name == "external_contact_id"
+)
 # Headers of columns that hold phone numbers the roster does not read ("Phone 1", "Home Phone").
 PHONE_LIKE_HEADER = re.compile(r"phone|mobile|\bcell|\btel\b|\bmob\b", re.IGNORECASE)
 
@@ -118,9 +134,12 @@ def validate_roster(
         email=emails,
         action=frame["action"].str.lower().map(ACTIONS).fillna(frame["action"]),
     )
+    rows, case_issues = name_case_issues(roster, rows, roster.facts.name_case)
+    issues += layout_issues(roster, rows) + case_issues + email_typo_issues(roster, rows)
     issues += duplicate_ids(roster, rows)
     issues += _warnings(roster, rows)
     issues += _character_issues(roster, frame)
+    issues = _without_repeats(issues)
     if judge_reachability:
         issues += _row_reachability(roster, frame, rows, allow_unreachable)
     issues.sort(
@@ -131,6 +150,18 @@ def validate_roster(
         )
     )
     return ValidatedRoster(roster, rows, issues)
+
+
+def _without_repeats(issues: list[RosterIssue]) -> list[RosterIssue]:
+    """A whole name of one word is `name_one_word`, not also an empty last name."""
+    one_word = {i.row for i in issues if i.code == "name_one_word"}
+    if not one_word:
+        return issues
+    return [
+        i
+        for i in issues
+        if not (i.code == "missing_value" and i.field == "last_name" and i.row in one_word)
+    ]
 
 
 def warm_up(region: str = "US", phone_format: str = "e164") -> None:
@@ -175,7 +206,7 @@ def make_issue(
 ) -> RosterIssue:
     """An issue on a cell: its column as the file writes it, its severity and message as the
     code's registry entry says (`codes.CODES`), the message's details filled in."""
-    label = roster.column_label(name, row)
+    label = roster.cell_label(name, row)
     column = BY_NAME.get(name)
     what = column.what_is_missing if column else name
     message = CODES[code].render(
@@ -192,11 +223,16 @@ def _file_issues(roster: Roster) -> list[RosterIssue]:
         label = "the snapshot sheet"
         issues.append(RosterIssue(None, label, "", code.name, message, code.severity))
     code = CODES["unknown_column"]
-    for letter, header in roster.ignored_columns:
+    ignored = roster.ignored_columns
+    for letter, header in ignored[:LISTED]:
         label = f"{letter} '{header}'"
         issues.append(
             RosterIssue(None, label, "", code.name, code.render(label=label), code.severity)
         )
+    if len(ignored) > LISTED:  # one warning for the rest, however many there are
+        label = f"{ignored[LISTED][0]} to {ignored[-1][0]}"
+        message = code.render("more", label=label, count=len(ignored) - LISTED)
+        issues.append(RosterIssue(None, label, "", code.name, message, code.severity))
     return issues
 
 
@@ -292,24 +328,32 @@ def _check_phones(
 ) -> tuple[pd.Series, list[RosterIssue]]:
     normalized, problems = normalize_phones(frame["phone_number"], region, phone_format)
     if "phone_number" in roster.columns:
-        position = column_index(roster.columns["phone_number"][0])
         dated = [
-            row for row, col in roster.table.date_cells if col == position and row in problems.index
+            row
+            for row, col in roster.table.date_cells
+            if row in problems.index and col == roster.cell_position("phone_number", row)
         ]
         problems[dated] = PHONE_DATE
         normalized[dated] = ""
-    issues = [
-        make_issue(
-            roster,
-            row,
-            "phone_number",
-            frame.at[row, "phone_number"],
-            code,
-            region=region.upper(),
-            sent=normalized[row],
+    issues = []
+    for row, code in problems[problems != ""].items():
+        value = frame.at[row, "phone_number"]
+        readings: dict[str, str] = {}
+        if code == PHONE_PLUS_AMBIGUOUS:
+            national, international = plus_readings(value.strip(), region.upper(), phone_format)
+            readings = {"national": national, "international": international}
+        issues.append(
+            make_issue(
+                roster,
+                row,
+                "phone_number",
+                value,
+                code,
+                region=region.upper(),
+                sent=normalized[row],
+                **readings,
+            )
         )
-        for row, code in problems[problems != ""].items()
-    ]
     return normalized, issues
 
 
@@ -364,7 +408,7 @@ def duplicate_ids(
     repeated = keyed[key.duplicated(keep=False)]
     issues = []
     for _, group in repeated.groupby(key[repeated.index], sort=False):
-        listed = ", ".join(roster.row_text(int(r)) for r in group.index)
+        listed = bounded_list([roster.row_text(int(r)) for r in group.index])  # bounded
         ids = group["contact_id"]
         exported = (ids != "").all() and not ids.duplicated().any()
         code = "duplicate_in_chekt" if exported else "duplicate_external_id"
@@ -410,33 +454,47 @@ def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
 
 
 def _character_issues(roster: Roster, frame: pd.DataFrame) -> list[RosterIssue]:
-    """Control characters (an error) and bidirectional overrides (a warning), in every column
-    read. Columns that are not read are not checked: their cells go nowhere."""
+    """Control characters (an error), bidirectional overrides (a warning) and invisible
+    characters (an error in an id, else a warning), in every column read. Columns that are not
+    read are not checked: their cells go nowhere."""
     issues = []
     for name in roster.columns:  # one vectorized scan per column; the rare hits one by one
+        invisible = "invisible_in_id" if name in ID_COLUMNS else "invisible_character"
+        codes = (*CHARACTER_CODES, (invisible, INVISIBLE))
         for row, value in frame.loc[frame[name].str.contains(UNSAFE_CHARACTER), name].items():
-            for code, pattern in CHARACTER_CODES:
-                match = pattern.search(value)
-                if match:
-                    unicode = f"U+{ord(match.group()):04X}"
-                    issues.append(make_issue(roster, row, name, value, code, character=unicode))
+            for code, pattern in codes:
+                found = dict.fromkeys(pattern.findall(value))
+                if found:
+                    named = ", ".join(_character_name(c) for c in found)
+                    issues.append(make_issue(roster, row, name, value, code, character=named))
     return issues
+
+
+def _character_name(character: str) -> str:
+    """U+200B ZERO WIDTH SPACE"""
+    name = unicodedata.name(character, "")
+    return f"U+{ord(character):04X} {name}" if name else f"U+{ord(character):04X}"
 
 
 # reachability
 
 
 def unread_phone_columns(roster: Roster) -> list[tuple[str, str]]:
-    """Columns the roster does not read whose header looks like a phone's: (letter, header)."""
-    return [(c, h) for c, h in roster.ignored_columns if PHONE_LIKE_HEADER.search(h)]
+    """Phone columns the roster does not read: (letter, header). Every column whose header
+    says phone, mobile, cell or tel is read (the first non-empty one per row); only those left
+    out of --phone-columns, or an unknown header that still looks like a phone's, are not."""
+    left_out = [(c, h) for c, h, why in roster.facts.not_sent if why == PHONE_LEFT_OUT]
+    return left_out + [(c, h) for c, h in roster.ignored_columns if PHONE_LIKE_HEADER.search(h)]
 
 
 def unread_phones_hint(roster: Roster) -> str:
-    """'; not read: 'Phone 1' (column E); use --map "Phone 1=phone_number"', or ""."""
+    """'; not read: 'Home Phone' (column E); add it to --phone-columns', or ""."""
     unread = unread_phone_columns(roster)
     if not unread:
         return ""
-    named = ", ".join(f"{header!r} (column {letter})" for letter, header in unread)
+    named = bounded_list([f"{header!r} (column {letter})" for letter, header in unread])
+    if any(c == unread[0][0] for c, _, why in roster.facts.not_sent if why == PHONE_LEFT_OUT):
+        return f"; not read: {named}; add it to --phone-columns"
     return f'; not read: {named}; use --map "{unread[0][1]}=phone_number"'
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -43,6 +44,21 @@ class Settings:
     token_url: str
     credentials: Credentials
     dealer_id: int | None = None
+    # A PEM file of the certificate authorities to trust (--ca-bundle, CHEKT_CA_BUNDLE, else
+    # SSL_CERT_FILE); None: the certifi bundle, as httpx's default.
+    ca_bundle: str | None = None
+    # What was corrected while resolving, for the command line to print.
+    notes: tuple[str, ...] = ()
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context every connection uses: the CA bundle if one is set."""
+        if self.ca_bundle:
+            return ssl.create_default_context(cafile=self.ca_bundle)
+        if os.environ.get("SSL_CERT_DIR"):  # as httpx's default honours it
+            return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+        import certifi
+
+        return ssl.create_default_context(cafile=certifi.where())
 
     @property
     def assertion_audience(self) -> str:
@@ -66,7 +82,10 @@ SETTINGS = {
     "api_url": ("the API URL", "CHEKT_API_URL"),
     "token_url": ("the token URL", "CHEKT_TOKEN_URL"),
     "dealer": ("the dealer id", "CHEKT_DEALER_ID"),
+    "ca_bundle": ("the CA bundle", "CHEKT_CA_BUNDLE"),
 }
+# The reference's paths start with /partner/v1; the API URL is the host before them.
+API_PATH_SUFFIX = "/partner/v1"
 
 
 def _clean_url(value: str, setting: str) -> str:
@@ -129,6 +148,7 @@ def resolve_settings(
     env: Mapping[str, str] | None = None,
     require_dealer: bool = True,
     allow_insecure_http: bool | None = None,
+    ca_bundle: str | None = None,
 ) -> Settings:
     """Arguments win over `CHEKT_*` variables, which win over defaults. Errors name the value,
     the variable to set, and (`ConfigError.setting`) the setting, for the caller's own words.
@@ -138,6 +158,14 @@ def resolve_settings(
     client secret."""
     env = os.environ if env is None else env
     api = _clean_url(api_url or env.get("CHEKT_API_URL") or DEFAULT_API_URL, "api_url")
+    notes: list[str] = []
+    if api.lower().endswith(API_PATH_SUFFIX):
+        corrected = api[: -len(API_PATH_SUFFIX)]
+        notes.append(
+            f"note: the API URL is the host without {API_PATH_SUFFIX} (the tool adds the "
+            f"paths): using {corrected} instead of {api}"
+        )
+        api = corrected
     token = token_url or env.get("CHEKT_TOKEN_URL") or f"{api}/oauth/token"
     token = _clean_url(token, "token_url")
     if allow_insecure_http is None:
@@ -152,7 +180,34 @@ def resolve_settings(
         dealer_id=_dealer(
             dealer if dealer is not None else env.get("CHEKT_DEALER_ID"), require_dealer
         ),
+        ca_bundle=_ca_bundle(ca_bundle, env),
+        notes=tuple(notes),
     )
+
+
+def _ca_bundle(flag: str | None, env: Mapping[str, str]) -> str | None:
+    """--ca-bundle, else CHEKT_CA_BUNDLE, else SSL_CERT_FILE: a PEM file that must exist."""
+    for value, name in (
+        (flag, "--ca-bundle"),
+        (env.get("CHEKT_CA_BUNDLE"), "CHEKT_CA_BUNDLE"),
+        (env.get("SSL_CERT_FILE"), "SSL_CERT_FILE"),
+    ):
+        if value and value.strip():
+            path = value.strip()
+            if not os.path.isfile(path):
+                raise ConfigError(
+                    f"{name} {path}: no such file (it must be a PEM file of the certificate "
+                    f"authorities to trust)",
+                    setting="ca_bundle",
+                )
+            try:
+                ssl.create_default_context(cafile=path)
+            except (ssl.SSLError, OSError, ValueError):
+                raise ConfigError(
+                    f"{name} {path}: not a PEM file of certificates", setting="ca_bundle"
+                ) from None
+            return path
+    return None
 
 
 def _dealer(value: str | int | None, required: bool) -> int | None:

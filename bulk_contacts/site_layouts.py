@@ -137,7 +137,7 @@ def roster_from_layout(layout: Layout, options: ReadOptions) -> tuple[Roster, li
 
     column_map = dict(options.column_map)
     if len(layout.sheets) == 1 and options.site is None and options.match_by is None:
-        roster = roster_from_cells(layout.sheets[0], column_map)
+        roster = roster_from_cells(layout.sheets[0], column_map, options.layout)
         _names_only_where_used(roster)
         return roster, _layout_warnings(layout, roster)
     tables = []
@@ -145,7 +145,7 @@ def roster_from_layout(layout: Layout, options: ReadOptions) -> tuple[Roster, li
     added_ids = False
     named_by_sheet: list[str] = []
     for cells in layout.sheets:
-        table = table_from_cells(cells)
+        table = table_from_cells(cells, options.header_row, column_map)
         if several and not _mapped(table, column_map) & _SITE_NAMES and not options.site:
             table = _with_column(table, "site_name", cells.details.get("sheet", ""))
             named_by_sheet.append(cells.details.get("sheet", ""))
@@ -157,7 +157,7 @@ def roster_from_layout(layout: Layout, options: ReadOptions) -> tuple[Roster, li
         tables.append(table)
     table = _combined(layout, tables, column_map) if several else tables[0]
     try:
-        roster = map_columns(table, column_map)
+        roster = map_columns(table, column_map, options.layout)
     except InputError as error:
         if not added_ids:
             raise

@@ -10,8 +10,10 @@ thread (calamine releases the GIL) while pandas and the validation stack load.
 from __future__ import annotations
 
 import bisect
+import codecs
 import csv
 import io
+import itertools
 import os
 import posixpath
 import re
@@ -25,7 +27,7 @@ from typing import Any, BinaryIO, NoReturn
 
 from .errors import InputError
 from .gc_pause import gc_paused
-from .outputs import FORMULA_MARKED
+from .outputs import FORMULA_MARKED, O_BINARY
 
 WORKBOOK_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".ods"}
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -63,7 +65,29 @@ class Cells:
     snapshot: list[list[Any]] | None = None  # an export's hidden snapshot sheet, as rows
     # A workbook's visible worksheets, in order (the one read among them); [] for a CSV file.
     visible_sheets: list[str] = field(default_factory=list)
+    columns: TextColumns | None = None  # a CSV file: its cells by column (then `rows` is [])
 
+
+@dataclass
+class TextColumns:
+    """A CSV file's cells by column, as Arrow text arrays: no Python object per cell, so a
+    million rows cost about the file's size, not ten times it. Blank rows (every cell empty or
+    spaces) are left out; `row_numbers` keeps each row's number as a spreadsheet counts it."""
+
+    columns: list[Any]  # one pyarrow.ChunkedArray (large_string) per column position
+    row_numbers: Any  # pyarrow.ChunkedArray (int64), from 1
+    blank_rows: int = 0  # rows left out
+
+
+# A roster has a dozen columns; past this many, a file is refused before any work per column.
+MAX_COLUMNS = 1_000
+# Blank lines are skipped without being kept; past this many (a sheet's height), the file is
+# refused rather than read on.
+MAX_BLANK_ROWS = 1_048_576
+
+
+# A plan file (`plan -o`), as `Plan.to_json` begins it.
+PLAN_FILE = re.compile(rb'\s*\{\s*"format":\s*"bulk-contacts-plan/')
 
 # The hidden sheet in which an xlsx export keeps what CHeKT held when it was made.
 SNAPSHOT_SHEET = "bulk-contacts snapshot"
@@ -76,10 +100,17 @@ def read_cells(path: Path, sheet: str | None = None) -> Cells:
     do. Needs no pandas, so a caller can run it in a thread while pandas loads."""
     with _open_regular(path) as handle:
         head = handle.read(HEAD_BYTES)
+        if PLAN_FILE.match(head):
+            raise InputError(
+                f"{path} is a plan file: apply it with `bulk-contacts apply {path}` (plan and "
+                f"validate read a roster: .xlsx, .xls, .ods or .csv)"
+            )
         kind = real_format(path, head, handle)
         handle.seek(0)
         if kind == "csv":
             cells = _read_csv(path, handle.read())
+        elif kind == "vcf":
+            cells = _read_vcard(path, handle.read())
         else:
             cells = _read_workbook(path, handle, kind, sheet)
     named = NAMED_FORMATS.get(path.suffix.lower())
@@ -95,7 +126,7 @@ def _open_regular(path: Path) -> BinaryIO:
     nothing swapped in between is read."""
     try:
         _refuse_irregular(path, os.stat(path).st_mode)
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        descriptor = os.open(path, os.O_RDONLY | O_BINARY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except OSError as error:
@@ -143,12 +174,14 @@ NAMED_FORMATS = {
     ".xls": "xls",
     ".ods": "ods",
     **dict.fromkeys((".csv", ".tsv", ".txt", ".tab"), "csv"),
+    **dict.fromkeys((".vcf", ".vcard"), "vcf"),
 }
 FORMAT_NAMES = {
     "xlsx": "an XLSX workbook",
     "xls": "an XLS workbook (Excel 97-2003)",
     "ods": "an ODS spreadsheet",
     "csv": "a text (CSV) file",
+    "vcf": "a vCard file",
 }
 KNOWN_MAGIC = {
     b"%PDF": "a PDF document",
@@ -175,6 +208,10 @@ def real_format(path: Path, head: bytes, handle: BinaryIO) -> str:
         if head.startswith(magic):
             _refuse(path, kind)
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"begin:vcard") or text.replace(b"\x00", b"").startswith(
+        b"\xff\xfebegin:vcard"
+    ):
+        return "vcf"
     if text.startswith(b"<?xml"):
         if b"urn:schemas-microsoft-com:office:spreadsheet" in head:
             _refuse(path, "an Excel 2003 XML spreadsheet")
@@ -309,6 +346,7 @@ def _read_workbook(path: Path, handle: BinaryIO, kind: str, sheet: str | None) -
         raise InputError(f"{path}: cannot be read as a workbook ({error})") from None
     finally:
         scan.shutdown(wait=False)
+    rows = _within_column_limit(f"{path} (sheet {name})", rows)
     _fill_merged(rows, merged)
     return Cells(
         source=f"{path} (sheet {name})",
@@ -528,38 +566,159 @@ def _sheet_part(archive: zipfile.ZipFile, sheet_index: int) -> str | None:
 
 
 def _read_csv(path: Path, data: bytes) -> Cells:
-    text, encoding = decode_text(data, path)
-    del data
-    delimiter = sniff_delimiter(text)
-    rows = _csv_rows(path, text, delimiter)
-    if FORMULA_MARKED.search(text) and rows and written_by_the_tool(rows[0]):
-        rows = [[unquote_formula(value) for value in row] for row in rows]
+    """The file's rows by column (`TextColumns`), decoded and parsed a piece at a time: neither
+    the whole text nor a Python object per cell is ever held."""
+    encoding, codec, errors = text_encoding(data, path)
+    try:
+        delimiter = sniff_delimiter(_text_stream(data, codec, errors).read(65536))
+        columns = _csv_columns(path, _text_stream(data, codec, errors), delimiter)
+    except UnicodeDecodeError:  # only UTF-16 is read strictly without being checked first
+        raise InputError(f"{path}: damaged UTF-16 text; save it again as CSV UTF-8") from None
     return Cells(
         source=str(path),
-        rows=rows,
+        rows=[],
         details={"encoding": encoding, "delimiter": {"\t": "tab"}.get(delimiter, delimiter)},
+        columns=columns,
     )
 
 
-def _csv_rows(path: Path, text: str, delimiter: str) -> list[list[Any]]:
-    """The records, or a one-line error naming the row (a record, as a spreadsheet counts rows)
-    that the csv module refuses: a cell past its field limit of 131,072 characters, above all."""
-    rows: list[list[Any]] = []
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+def _read_vcard(path: Path, data: bytes) -> Cells:
+    from .vcard import vcard_rows
+
+    text, encoding = decode_text(data, path)
+    rows = vcard_rows(text, path)
+    return Cells(
+        source=str(path),
+        rows=rows,
+        details={"encoding": encoding, "vcard": f"{len(rows) - 1} cards; row 2 is the first"},
+    )
+
+
+def _text_stream(data: bytes, codec: str, errors: str) -> io.TextIOWrapper:
+    return io.TextIOWrapper(io.BytesIO(data), codec, errors, newline="")
+
+
+CHUNK_ROWS = 65_536  # rows parsed into Python lists before they become Arrow columns
+
+
+def _csv_columns(path: Path, text: io.TextIOWrapper, delimiter: str) -> TextColumns:
+    """The records by column, or a one-line error naming the row (a record, as a spreadsheet
+    counts rows) that the csv module refuses: a cell past its field limit of 131,072
+    characters, above all. Blank rows are counted, not kept (`MAX_BLANK_ROWS`); a row of more
+    than `MAX_COLUMNS` cells is refused at once."""
+    builder = _ColumnBuilder()
+    reader = csv.reader(text, delimiter=delimiter)
+    number = blank = 0
+    unquote = None
     try:
-        rows.extend(reader)
+        for row in reader:
+            number += 1
+            if not ((row and row[0].strip()) or any(map(str.strip, row))):
+                blank += 1
+                if blank > MAX_BLANK_ROWS:
+                    raise InputError(
+                        f"{path}: refused: more than {MAX_BLANK_ROWS:,} blank lines (by line "
+                        f"{reader.line_num:,}), which no roster holds; delete the empty lines "
+                        f"and try again"
+                    )
+                continue
+            if len(row) > MAX_COLUMNS:
+                row = _without_trailing_blanks(path, row, number)
+            if unquote is None:  # the first row kept: the header
+                unquote = written_by_the_tool(row)
+            if unquote:
+                row = [unquote_formula(value) for value in row]
+            builder.add(number, row)
+        builder.blank = blank
     except csv.Error as error:
-        row = len(rows) + 1
+        row_number = number + 1
         if "field larger than field limit" in str(error):
             raise InputError(
-                f"{path}: row {row} (line {reader.line_num}) has a cell longer than "
+                f"{path}: row {row_number} (line {reader.line_num}) has a cell longer than "
                 f"{csv.field_size_limit():,} characters, which no roster holds (a cell is at "
                 f"most 255); check the row's quotes, or fix the cell"
             ) from None
         raise InputError(
-            f"{path}: row {row} (line {reader.line_num}) cannot be read as CSV ({error})"
+            f"{path}: row {row_number} (line {reader.line_num}) cannot be read as CSV ({error})"
         ) from None
-    return rows
+    return builder.finish()
+
+
+def _without_trailing_blanks(source: object, row: list[Any], number: int) -> list[Any]:
+    """A row cut to `MAX_COLUMNS` cells when all past them are empty; else a refusal naming the
+    row and the limit."""
+    last = len(row)
+    while last > MAX_COLUMNS and (row[last - 1] is None or not str(row[last - 1]).strip()):
+        last -= 1
+    if last > MAX_COLUMNS:
+        raise InputError(
+            f"{source}: refused: row {number} has {last:,} columns, more than a roster can "
+            f"have ({MAX_COLUMNS:,}); delete the columns past the roster's and try again"
+        )
+    return row[:last]
+
+
+def _within_column_limit(source: str, rows: list[list[Any]]) -> list[list[Any]]:
+    """The rows, refused (or cut, when all past the limit is empty) past `MAX_COLUMNS`."""
+    if max(map(len, rows), default=0) <= MAX_COLUMNS:
+        return rows
+    return [
+        _without_trailing_blanks(source, row, number) if len(row) > MAX_COLUMNS else row
+        for number, row in enumerate(rows, start=1)
+    ]
+
+
+class _ColumnBuilder:
+    """Rows in, Arrow text columns out, `CHUNK_ROWS` rows at a time (short rows padded with
+    empty cells, as a spreadsheet shows them)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[list[Any]] = []  # per column position, its Arrow arrays
+        self.numbers: list[Any] = []
+        self.pending: list[list[Any]] = []
+        self.pending_numbers: list[int] = []
+        self.done = 0  # rows already turned into arrays
+        self.blank = 0
+
+    def add(self, number: int, row: list[Any]) -> None:
+        self.pending.append(row)
+        self.pending_numbers.append(number)
+        if len(self.pending) >= CHUNK_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+
+        if not self.pending:
+            return
+        count, width = len(self.pending), max(map(len, self.pending))
+        while len(self.chunks) < width:  # a column first seen now: empty in the rows before
+            self.chunks.append([_blank_array(self.done)] if self.done else [])
+        by_column = itertools.zip_longest(*self.pending, fillvalue="")
+        self.pending = []
+        for position, values in enumerate(by_column):
+            self.chunks[position].append(pa.array(values, pa.large_string()))
+        for position in range(width, len(self.chunks)):
+            self.chunks[position].append(_blank_array(count))
+        self.numbers.append(pa.array(self.pending_numbers, pa.int64()))
+        self.pending_numbers = []
+        self.done += count
+
+    def finish(self) -> TextColumns:
+        import pyarrow as pa
+
+        self.flush()
+        return TextColumns(
+            [pa.chunked_array(chunks, pa.large_string()) for chunks in self.chunks],
+            pa.chunked_array(self.numbers, pa.int64()),
+            self.blank,
+        )
+
+
+def _blank_array(count: int) -> Any:
+    import pyarrow as pa
+
+    return pa.repeat(pa.scalar("", pa.large_string()), count)
 
 
 def written_by_the_tool(header: list[str]) -> bool:
@@ -578,6 +737,36 @@ def unquote_formula(value: str) -> str:
     """Take off the apostrophe that `outputs.formula_safe` put before a value a spreadsheet
     would run as a formula."""
     return value[1:] if FORMULA_MARKED.match(value) else value
+
+
+def text_encoding(data: bytes, path: Path) -> tuple[str, str, str]:
+    """(the encoding's name for messages, the codec to read with, its error handling), as
+    `decode_text` decides it, checked a piece at a time rather than by decoding the whole."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig", "utf-8-sig", "replace"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16", "utf-16", "strict"
+    if b"\x00" in data[:4096]:
+        raise InputError(
+            f"{path}: not a text file (it holds binary data); a roster must be CSV, XLSX, XLSM, "
+            f"XLS or ODS"
+        )
+    for codec in ("utf-8", "cp1252"):
+        if _decodes(data, codec):
+            return {"cp1252": "windows-1252"}.get(codec, codec), codec, "strict"
+    return "latin-1", "latin-1", "strict"
+
+
+def _decodes(data: bytes, codec: str, piece: int = 1 << 20) -> bool:
+    decoder = codecs.getincrementaldecoder(codec)()
+    view = memoryview(data)
+    try:
+        for start in range(0, len(view), piece):
+            decoder.decode(view[start : start + piece])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def decode_text(data: bytes, path: Path) -> tuple[str, str]:

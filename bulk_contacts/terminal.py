@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .columns import EDITABLE_FIELDS
 from .site_layouts import row_label
+from .words import plural
 
 if TYPE_CHECKING:  # kept light: the CLI imports this module to print anything at all
     from .apply import ApplyReport
@@ -41,6 +42,8 @@ FLAGS = {
     "port": "--port",
     "dealers": "--dealer",  # the sandbox's
     "match_by": "--match-by name",
+    "ca_bundle": "--ca-bundle",
+    "profile": "--profile",
 }
 
 
@@ -80,19 +83,23 @@ def printable(text: str) -> str:
     return text.translate(_ESCAPED)
 
 
-def validation_text(result: ValidatedRoster, verbose: bool = False) -> list[tuple[str, str]]:
-    """(line, style) pairs: style is "", "error", "warning", "ok" or "dim"."""
+def validation_text(
+    result: ValidatedRoster, verbose: bool = False, verdict: bool = True
+) -> list[tuple[str, str]]:
+    """(line, style) pairs: style is "", "error", "warning", "ok" or "dim". Without `verdict`
+    (plan and apply, whose plan says what becomes of invalid rows), no closing line."""
     rows, invalid = len(result.rows), len(result.invalid_rows)
     lines: list[tuple[str, str]] = [
         (
-            f"{result.roster.source}: {rows} contact rows, {invalid} invalid, "
-            f"{len(result.warnings)} warnings",
+            f"{result.roster.source}: {plural(rows, 'contact row')}, {invalid} invalid, "
+            f"{plural(len(result.warnings), 'warning')}",
             "",
         )
     ]
     details = result.roster.table.details
     if details:
         lines.append(("  read as " + ", ".join(f"{k} {v}" for k, v in details.items()), "dim"))
+    lines += derived_lines(result)
     from .codes import REACHABILITY_CODES
     from .schema import unread_phones_hint
 
@@ -100,11 +107,36 @@ def validation_text(result: ValidatedRoster, verbose: bool = False) -> list[tupl
     lines += _no_phone_line(no_phone, unread_phones_hint(result.roster))
     for severity, issues in (("error", result.errors), ("warning", result.warnings)):
         lines += _by_kind(issues, severity, verbose)
-    if result.valid:
+    if not verdict:
+        pass
+    elif result.valid:
         lines.append(("valid: every row can be planned", "ok"))
     else:
         lines.append(
-            (f"invalid: fix the {invalid} rows above (or plan with --skip-invalid)", "error")
+            (
+                f"invalid: fix the {plural(invalid, 'row')} above (or plan with --skip-invalid)",
+                "error",
+            )
+        )
+    return lines
+
+
+def derived_lines(result: ValidatedRoster) -> list[tuple[str, str]]:
+    """What the reader did to the file (the header row it found, names split, the phone column
+    each number came from, the columns not sent): said once, up front, not among warnings."""
+    from .codes import DERIVED
+
+    derived = [i for i in result.issues if i.severity == DERIVED]
+    lines = [(f"  {i.message}", "") for i in derived if i.row is None]
+    rows = sum(1 for i in derived if i.row is not None and i.code == "phones_not_sent")
+    if rows:
+        noun = "row has" if rows == 1 else "rows have"
+        lines.append(
+            (
+                f"  {rows} {noun} numbers not sent (CHeKT holds one per contact): --report "
+                f"lists them",
+                "",
+            )
         )
     return lines
 
@@ -155,13 +187,14 @@ def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list
     diffs (truncated past a screenful unless verbose), conflicts, what is left alone, refusals."""
     counts = plan.summary()
     lines: list[tuple[str, str]] = [
-        (f"Plan for {plan.source}: {len(plan.sites)} sites", ""),
+        (f"Plan for {plan.source}: {plural(len(plan.sites), 'site')}", ""),
         ("  " + "   ".join(f"{key} {counts[key]}" for key in counts), "bold"),
     ]
     lines += _no_phone_line(plan.no_phone)
     if plan.sites and len(plan.sites) <= SITE_TABLE_LIMIT:
         lines += _site_table(plan)
-    lines += _change_lines(plan, verbose)
+    # plan has --report; apply and rollback do not (their plan is shown to be confirmed)
+    lines += _change_lines(plan, verbose, "" if applying else "; --report plan.html shows all")
     if plan.warnings:
         lines += [("", ""), (f"Warnings ({len(plan.warnings)}):", "warning")]
         lines += _by_kind(plan.warnings, "warning", verbose)
@@ -174,13 +207,16 @@ def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list
         if len(plan.invalid) > 5 and not verbose:
             lines.append((f"  ... and {len(plan.invalid) - 5} more", "dim"))
     lines += [(line, "error") for line in refusal_lines(plan)]
+    held = f" ({plan.refused_changes} more refused)" if plan.refused_changes else ""
     if not plan.refusals:
         if not plan.has_changes:
-            lines.append(("No changes: CHeKT already matches the roster.", "ok"))
+            if not plan.refused_sites:  # else the refusals above say why nothing is done
+                lines.append(("No changes: CHeKT already matches the roster.", "ok"))
         elif applying:
-            lines.append((f"{len(plan.changes)} changes to make.", "bold"))
+            lines.append((f"{plural(len(plan.changes), 'change')} to make{held}.", "bold"))
         else:
-            lines.append((f"{len(plan.changes)} changes planned; nothing was written.", "ok"))
+            planned = f"{plural(len(plan.changes), 'change')} planned{held}"
+            lines.append((f"{planned}; nothing was written.", "ok"))
     return lines
 
 
@@ -210,7 +246,7 @@ def _site_table(plan: Plan) -> list[tuple[str, str]]:
     return lines
 
 
-def _change_lines(plan: Plan, verbose: bool) -> list[tuple[str, str]]:
+def _change_lines(plan: Plan, verbose: bool, report_hint: str) -> list[tuple[str, str]]:
     lines: list[tuple[str, str]] = []
     for site in plan.sites:
         if not site.changes:
@@ -225,9 +261,7 @@ def _change_lines(plan: Plan, verbose: bool) -> list[tuple[str, str]]:
     more = len(lines) - len(shown)
     result = [("", ""), ("Changes:", "bold"), *shown]
     if more:
-        result.append(
-            (f"  ... {more} more lines (-v prints all; --report plan.html shows all)", "dim")
-        )
+        result.append((f"  ... {plural(more, 'more line')} (-v prints all{report_hint})", "dim"))
     return result
 
 
@@ -297,17 +331,32 @@ def _left_alone(plan: Plan) -> list[tuple[str, str]]:
 # runs
 
 
-def run_text(report: ApplyReport, quiet: bool, kind: str) -> list[tuple[str, str, bool]]:
-    """(line, style, to stderr): the run's counts, verification, files, what went wrong."""
+def run_text(
+    report: ApplyReport, quiet: bool, kind: str, again: str = ""
+) -> list[tuple[str, str, bool]]:
+    """(line, style, to stderr): the run's counts, verification, files, what went wrong.
+    `again` is the command that finishes an interrupted run (the same command, or for a saved
+    plan, with --refresh)."""
     counts, files = report.counts, report.files
     lines: list[tuple[str, str, bool]] = []
     if not quiet or counts["failed"]:
         style = "error" if counts["failed"] else "ok"
         done = f"{counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped"
+        if report.refused:
+            done += f", {report.refused} not done (site refused)"
         lines.append((f"{kind}: {done}", style, False))
     lines += _verification_lines(report, quiet)
+    if files.folder is not None and not files.folder.exists():
+        if report.interrupted:
+            return [(_interrupted_line(report, kind, again), "warning", True)]
+        lines.append(("nothing was sent, so no run folder was kept", "", False))
+        return lines
     lines.append((f"results: {files.results}", "", False))
-    lines.append((f"journal: {files.journal}  (bulk-contacts rollback {files.journal})", "", False))
+    if kind == "rollback":  # rolling the rollback back is possible, but never the advice
+        lines.append((f"journal: {files.journal}", "", False))
+    else:
+        undo = f"  (bulk-contacts rollback {files.journal})"
+        lines.append((f"journal: {files.journal}{undo}", "", False))
     if report.failed_rows_written:
         lines.append((f"failed rows, to fix and import again: {files.failed_rows}", "", False))
     if report.results_error:
@@ -315,7 +364,28 @@ def run_text(report: ApplyReport, quiet: bool, kind: str) -> list[tuple[str, str
         lines.append((warning, "warning", True))
     if report.journal_error:
         lines += _journal_failure_lines(report)
+    elif report.interrupted:
+        lines.append((_interrupted_line(report, kind, again), "warning", True))
     return lines
+
+
+def _interrupted_line(report: ApplyReport, kind: str = "apply", again: str = "") -> str:
+    """After Ctrl-C: what was done, and how to finish (the same command: `again`) or undo it
+    (never the advice after a rollback: that would undo the rollback)."""
+    counts = report.counts
+    made = _plural(counts["ok"], "change") + " made"
+    left = f"{counts['skipped']} not started" if counts["skipped"] else "none left"
+    if report.files.folder is not None and not report.files.folder.exists():
+        return "interrupted before any change was sent: nothing was written"
+    finish = "run the same command again to finish" + (f": {again}" if again else "")
+    if kind == "rollback":
+        return f"interrupted: {made}, {counts['failed']} failed, {left}; {finish}"
+    undo = f"`bulk-contacts rollback {report.files.journal}` to undo what was done"
+    return f"interrupted: {made}, {counts['failed']} failed, {left}; {finish}; or {undo}"
+
+
+def _plural(number: int, word: str) -> str:
+    return f"{number} {word}" if number == 1 else f"{number} {word}s"
 
 
 def _verification_lines(report: ApplyReport, quiet: bool) -> list[tuple[str, str, bool]]:
@@ -329,7 +399,8 @@ def _verification_lines(report: ApplyReport, quiet: bool) -> list[tuple[str, str
         why = f"the sites could not be read again to verify the run: {report.verify_error}"
         lines.append((f"error: {why}", "error", True))
     elif report.verified_sites and not report.unverified and not quiet:
-        holds = f"verified: {report.verified_sites} sites read again; every change holds"
+        sites = plural(report.verified_sites, "site")
+        holds = f"verified: {sites} read again; every change holds"
         lines.append((holds, "ok", False))
     return lines
 
@@ -343,7 +414,8 @@ def _journal_failure_lines(report: ApplyReport) -> list[tuple[str, str, bool]]:
         lines.append((f"not journaled: {what} (contact_id {record.get('contact_id')})", "", True))
     where = f"; they are in {report.fallback}" if report.fallback else ""
     kept = (
-        f"the {len(report.kept)} writes in flight finished and are listed above{where}; "
+        f"the {plural(len(report.kept), 'write')} in flight finished and "
+        f"{'is' if len(report.kept) == 1 else 'are'} listed above{where}; "
         if report.kept
         else ""
     )

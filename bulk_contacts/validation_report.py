@@ -9,14 +9,14 @@ from pathlib import Path
 
 import xlsxwriter
 
-from .codes import ERROR, WARNING
+from .codes import DERIVED, ERROR, WARNING
 from .errors import InputError
 from .outputs import VALIDATION_REPORT_SUFFIXES, close_workbook, replacing, write_csv, write_text
-from .roster import column_index
 from .schema import RosterIssue, ValidatedRoster
 from .site_layouts import SHEET_ROWS
 
 ISSUE_COLUMNS = ("row", "column", "field", "value", "severity", "code", "message")
+NOT_SENT_HEADER = "not sent (other phones)"  # the annotated copy's column of numbers not sent
 
 
 def write_validation_report(result: ValidatedRoster, path: Path, overwrite: bool = False) -> None:
@@ -40,14 +40,21 @@ def write_validation_report(result: ValidatedRoster, path: Path, overwrite: bool
 
 
 def summary(result: ValidatedRoster) -> dict[str, object]:
-    return {
+    facts = result.roster.facts
+    body: dict[str, object] = {
         "source": result.roster.source,
         "rows": len(result.rows),
         "invalid_rows": len(result.invalid_rows),
         "errors": len(result.errors),
         "warnings": len(result.warnings),
         "by_code": dict(Counter(i.code for i in result.issues)),
+        "header_row": facts.header_row,
+        "derived": [i.message for i in result.issues if i.severity == DERIVED and i.row is None],
     }
+    if facts.phone_source is not None:
+        counts = facts.phone_source.value_counts()
+        body["phone_from"] = {h: int(counts.get(p, 0)) for p, _, h in facts.phone_order}
+    return body
 
 
 def _write_xlsx(result: ValidatedRoster, path: Path) -> None:
@@ -65,19 +72,31 @@ def _write_xlsx(result: ValidatedRoster, path: Path) -> None:
     }
     by_cell = _issues_by_cell(result)
     top = table.header_row - 1
+    secret = result.roster.facts.secret_positions  # a passcode is never copied
     # One sheet, or with --all-sheets one per sheet read, each row at its own row number.
     names = table.sheets or ("Contacts",)
     sheets = {}
+    not_sent = result.roster.facts.phones_not_sent
+    extra = len(table.headers)
     for number, name in enumerate(names, start=1 if table.sheets else 0):
         sheet = sheets[number] = workbook.add_worksheet(name[:31])
         for col, title in enumerate(table.headers):
             sheet.write_string(top, col, title, header)
             sheet.set_column(col, col, max(12, min(40, len(title) + 4)), text)
+        if not_sent is not None:  # the numbers of the other phone columns, beside the roster
+            sheet.write_string(top, extra, NOT_SENT_HEADER, header)
+            sheet.set_column(extra, extra, 40, text)
         sheet.freeze_panes(table.header_row, 0)
+    if not_sent is not None:
+        for row_number, numbers in not_sent[not_sent != ""].items():
+            number, own = divmod(int(row_number), SHEET_ROWS)
+            sheets[number].write_string(own - 1, extra, numbers, text)
     for row_number, values in table.cells.iterrows():
         number, own = divmod(int(row_number), SHEET_ROWS)
         sheet = sheets[number]
         for col, value in enumerate(values):
+            if col in secret:
+                continue
             issues = by_cell.get((int(row_number), col))
             style = marks[_worst(issues)] if issues else text
             sheet.write_string(own - 1, col, str(value), style)
@@ -95,9 +114,11 @@ def _write_xlsx(result: ValidatedRoster, path: Path) -> None:
 def _issues_by_cell(result: ValidatedRoster) -> dict[tuple[int, int], list[RosterIssue]]:
     cells: dict[tuple[int, int], list[RosterIssue]] = {}
     for issue in result.issues:
-        if issue.row is None or issue.field not in result.roster.columns:
+        if issue.row is None or issue.severity == DERIVED:
             continue
-        col = column_index(result.roster.columns[issue.field][0])
+        col = result.roster.cell_position(issue.field, issue.row)
+        if col is None:
+            continue
         cells.setdefault((issue.row, col), []).append(issue)
     return cells
 

@@ -19,6 +19,8 @@ from .models import Contact
 from .plan import Change
 from .results import Outcome
 
+NOT_ON_SITE = "the created contact is not on the site"
+
 
 @dataclass(frozen=True)
 class Difference:
@@ -58,7 +60,7 @@ def difference(
     if change.action == "create":
         found = [c for c in contacts if c.external_contact_id == change.external_contact_id]
         if not found:
-            return "the created contact is not on the site"
+            return NOT_ON_SITE
         if len(found) > 1:
             return f"{len(found)} contacts on the site have this external_contact_id"
         return _fields_differ(found[0], change.after, values)

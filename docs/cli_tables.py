@@ -49,3 +49,9 @@ def command_table(command: str) -> str:
         name for group in SHARED.values() if set(group) - {"dealer"} <= names for name in group
     }
     return table([o for o in own if o.name not in shared])
+
+
+def subcommand_table(group: str, command: str) -> str:
+    """The options of a group's command (`profiles add`)."""
+    params = cli.main.commands[group].commands[command].params  # type: ignore[attr-defined]
+    return table([p for p in params if isinstance(p, click.Option) and p.name != "help"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -40,6 +41,25 @@ def own_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (bulk-contacts-runs/) and any file named relatively land there, never in the checkout, and
     tests running side by side (pytest -n) never share one."""
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def own_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test reads or writes the user's settings file or keychain: the config folder is the
+    test's own (XDG_CONFIG_HOME, which platformdirs reads), and the keychain is keyring's
+    documented no-backend one (`keyring.set_keyring`) unless a test sets another. No CHEKT_*
+    variable of the shell running the tests reaches them."""
+    import keyring
+    from keyring.backends import fail
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config-home"))
+    for name in list(os.environ):
+        if name.startswith("CHEKT_"):
+            monkeypatch.delenv(name)
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    yield
+    keyring.set_keyring(previous)
 
 
 @pytest.fixture
@@ -88,6 +108,7 @@ LONG_FIRST = (
     "test_writes_model.py",
     "test_sandbox_openapi.py",
     "test_identity.py",
+    "test_identity_qa.py",
     "test_serve_e2e.py",
     "test_reconcile.py",
     "test_export.py",

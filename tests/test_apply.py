@@ -136,6 +136,8 @@ def test_results_journal_and_order_per_site(start_sandbox, tmp_path) -> None:
         "dealer_id",
         "site_id",
         "external_contact_id",
+        "first_name",
+        "last_name",
         "action",
         "status",
         "contact_id",
@@ -333,7 +335,7 @@ def test_a_stale_saved_plan_is_refused_for_its_stale_sites_only(start_sandbox, t
         server, "apply", str(plan), "--yes", "--no-progress", "--results", str(tmp_path / "r.csv")
     )
     assert result.exit_code == 1, result.output
-    assert "1 sites changed since the plan was made, refused: 101" in result.output
+    assert "1 site changed since the plan was made, refused: 101" in result.output
     table = pd.read_csv(tmp_path / "r.csv", dtype=str, keep_default_na=False)
     assert "101" not in set(table["site_id"]) and len(table) > 40
     assert duplicates(server) == [(102, "NW-001", 2)]
@@ -502,7 +504,8 @@ def test_ctrl_c_finishes_what_is_in_flight_and_writes_everything(start_sandbox, 
     finally:
         process.kill()
     assert process.returncode == 130, stderr
-    assert "interrupted: finishing the changes in flight" in stderr
+    assert "stopping: finishing the changes in flight" in stderr
+    assert "interrupted: " in stderr and "run the same command again to finish" in stderr
     table = pd.read_csv(tmp_path / "r.csv", dtype=str, keep_default_na=False)
     assert len(table) == 150  # every change has its line
     assert set(table["status"]) == {"ok", "skipped"}

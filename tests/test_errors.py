@@ -103,7 +103,7 @@ def test_ctrl_c_outside_a_run_is_130(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(bulk_contacts.pipeline, "load_validated", interrupted)
     result = run(environment(), "validate", str(SAMPLES / "roster.csv"))
     assert result.exit_code == 130 and error_lines(result) == []
-    assert result.stderr.strip() == "interrupted"
+    assert result.stderr.strip() == "interrupted: nothing was written"
 
 
 def test_an_unexpected_error_in_apply_keeps_its_traceback_in_the_log(tmp_path) -> None:

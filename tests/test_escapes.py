@@ -88,7 +88,8 @@ def test_a_column_that_is_not_read_is_not_checked(tmp_path) -> None:
         encoding="utf-8",
     )
     validated = validate_roster(read_roster(path))
-    assert validated.valid and {i.code for i in validated.issues} == {"unknown_column"}
+    # Notes is a column CHeKT has no field for: named once as not sent (issue 15), not checked
+    assert validated.valid and {i.code for i in validated.issues} == {"not_sent"}
 
 
 def assert_escaped(output: str) -> None:

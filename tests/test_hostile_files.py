@@ -688,3 +688,87 @@ def test_uncalculated_formulas_are_found_on_their_own_cells(tmp_path: Path, rows
                 data = data.replace(b"xmlns:x=", b"xmlns=").replace(b"x:", b"")
             copy.writestr(name, data)
     assert read_cells(plain).formula_cells == expected
+
+
+# blank lines by the million, and columns by the hundred thousand (QA 8 and 9)
+
+
+def test_millions_of_blank_lines_are_refused_in_one_line_quickly(tmp_path: Path) -> None:
+    """Blank lines are counted, never kept: past a sheet's height of them, the file is refused
+    (20 million lines took minutes and gigabytes when each was a row)."""
+    from bulk_contacts.spreadsheet import MAX_BLANK_ROWS
+
+    path = tmp_path / "blank.csv"
+    with path.open("w") as out:
+        out.write(",".join(HEADER) + "\n" + ",".join(ROW) + "\n")
+        out.write("\n" * (MAX_BLANK_ROWS // 2) + " , ,\t\n" * (MAX_BLANK_ROWS // 2 + 10))
+    result = read_in_child(path, timeout=60)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert_refused(result, str(path), f"more than {MAX_BLANK_ROWS:,} blank lines")
+
+
+def test_many_blank_and_space_lines_under_the_limit_are_skipped_row_numbers_kept(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gaps.csv"
+    with path.open("w") as out:
+        out.write("\n" * 3 + ",".join(HEADER) + "\n" + ",".join(ROW) + "\n")
+        out.write("\n" * 200_000 + "  ,\t, \n" * 100_000)
+        out.write("A1,c2,Bo,Li,not a phone\n")
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "row 300006" in result.output and "not a valid phone number" in result.output
+    assert ": 2 contact rows, 1 invalid" in result.output
+
+
+def test_200000_columns_are_refused_naming_the_file_and_the_limit(tmp_path: Path) -> None:
+    from bulk_contacts.spreadsheet import MAX_COLUMNS
+
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join([*HEADER, *(f"h{n}" for n in range(200_000))]) + "\n")
+    result = run_validate(path, timeout=60)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines() + result.stdout.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, lines
+    assert str(path) in lines[0] and f"({MAX_COLUMNS:,})" in lines[0]
+    assert "200,005 columns" in lines[0] and len(lines[0]) < 400
+
+
+def test_trailing_empty_cells_past_the_column_limit_are_not_columns(tmp_path: Path) -> None:
+    path = tmp_path / "commas.csv"
+    path.write_text(",".join(HEADER) + "," * 5000 + "\n" + ",".join(ROW) + "\n")
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_workbook_past_the_column_limit_is_refused(tmp_path: Path) -> None:
+    from bulk_contacts.spreadsheet import MAX_COLUMNS
+
+    path = tmp_path / "wide.xlsx"
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append([*HEADER, *(f"h{n}" for n in range(MAX_COLUMNS))])
+    sheet.append(ROW)
+    workbook.save(path)
+    result = read_in_child(path)
+    assert_refused(result, str(path), f"({MAX_COLUMNS:,})", "row 1")
+
+
+def test_messages_listing_headers_are_bounded(tmp_path: Path) -> None:
+    """No roster column among 900 headers: the message names the first ten, and how many
+    more; unknown columns are ten warnings and one for the rest."""
+    headers = [f"Notes {n}" for n in range(900)]
+    path = tmp_path / "none.csv"
+    path.write_text(",".join(headers) + "\n" + ",".join("x" * len(headers)) + "\n")
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output[-2000:]
+    assert "'Notes 9' and 890 more" in result.output and len(result.output) < 1000
+
+    path = tmp_path / "many.csv"
+    path.write_text(",".join([*HEADER, *headers]) + "\n" + ",".join(ROW) + ",x" * 900 + "\n")
+    from bulk_contacts.roster import read_roster
+    from bulk_contacts.schema import validate_roster
+
+    issues = [i for i in validate_roster(read_roster(path)).issues if i.code == "unknown_column"]
+    assert len(issues) == 11 and issues[0].column == "F 'Notes 0'"
+    assert issues[-1].message.startswith("890 more columns (P to AHU)")

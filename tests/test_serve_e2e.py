@@ -173,7 +173,7 @@ def test_the_whole_job_in_a_browser(web, seeded, browser, start_sandbox, tmp_pat
     shoot(browser, "plan", tmp_path)
     browser.find_element(By.ID, "to-apply").click()
     assert (
-        "Apply 46 creates, 2 updates and 1 deletes"
+        "Apply 46 creates, 2 updates and 1 delete"
         in browser.find_element(By.ID, "confirm-text").text
     )
     browser.find_element(By.ID, "apply-confirm").click()

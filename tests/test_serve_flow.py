@@ -66,7 +66,7 @@ def connect_to(client, web, sandbox) -> None:
 def test_the_embedded_sandbox_and_its_sample_roster(web, client) -> None:
     post(client, web, "/connect/sandbox")
     page = client.get("/connect").text
-    assert "dealer 12345: 13 sites" in page and page.count("passed") == 2
+    assert "dealer 12345: 13 sites" in page and page.count("passed") == 4  # DNS, TCP, token, sites
     assert web.workspace.connection.sandbox.url.startswith("http://127.0.0.1:")
     assert post(client, web, "/upload/sample").headers["hx-redirect"] == "/columns"
     post(client, web, "/plan", data={"prune": "yes"})
@@ -93,16 +93,16 @@ def test_a_missing_setting_is_named_and_nothing_is_connected(web, client, monkey
 
 
 def test_columns_remapped_not_sent_refused_saved_and_reused(web, client) -> None:
-    body = (SAMPLES / "roster.csv").read_bytes().replace(b"Phone", b"Cell Nr", 1)
+    body = (SAMPLES / "roster.csv").read_bytes().replace(b"Phone", b"Rufnummer", 1)
     assert upload(client, web, "roster.csv", body) == "/columns"
     ws = web.workspace
     assert ws.choices[4] is None and ws.roster.columns.get("phone_number") is None
     post(client, web, "/columns", data={"col-4": "phone_number"})
-    assert ws.roster.columns["phone_number"] == ("E", "Cell Nr")
+    assert ws.roster.columns["phone_number"] == ("E", "Rufnummer")
     assert ws.counts()["errors"] == 0
     post(client, web, "/columns/save", data={"name": "dealer 7"})
     saved = json.loads(ws.mappings_file.read_text())
-    assert saved["dealer 7"]["Cell Nr"] == "phone_number"
+    assert saved["dealer 7"]["Rufnummer"] == "phone_number"
 
     post(client, web, "/columns", data={"col-5": ""})  # e-mail: not sent
     assert "email" not in ws.roster.columns
@@ -116,7 +116,7 @@ def test_columns_remapped_not_sent_refused_saved_and_reused(web, client) -> None
 
     assert upload(client, web, "again.csv", body) == "/columns"
     post(client, web, "/columns/use", data={"name": "dealer 7"})
-    assert ws.roster.columns["phone_number"] == ("E", "Cell Nr")
+    assert ws.roster.columns["phone_number"] == ("E", "Rufnummer")
 
 
 def test_an_unreadable_file_gets_the_readers_message(web, client) -> None:
@@ -180,8 +180,29 @@ def test_a_plan_gone_stale_applies_nothing(web, client, start_sandbox) -> None:
     sandbox.store.db.commit()
     assert post(client, web, "/apply").headers["hx-redirect"] == "/plan"
     shown = " ".join(messages(client.get("/plan").text))
-    assert "1 sites changed in CHeKT since the plan was made" in shown
+    assert "1 site changed in CHeKT since the plan was made" in shown
     assert "nothing was applied" in shown and web.workspace.run is None
+
+
+def test_a_plan_applied_meanwhile_is_not_applied_again(web, client, start_sandbox) -> None:
+    """Site 101 changes meanwhile into exactly what the plan makes of it (the CLI's 'already
+    applied'): the page, which applies the plan as made, must not send its creates again."""
+    sandbox = start_sandbox(seed=SAMPLES / "sandbox-seed.json")
+    connect_to(client, web, sandbox)
+    upload(client, web, "roster.xlsx", (SAMPLES / "roster.xlsx").read_bytes())
+    post(client, web, "/plan", data={"prune": "no"})
+    site = next(s for s in web.workspace.plan.sites if s.site_id == 101)
+    for change in site.changes:
+        if change.action == "create":
+            sandbox.store.create_contact(101, dict(change.after))
+        elif change.action == "update":
+            sandbox.store.update_contact(101, change.contact_id, dict(change.after))
+    before = sandbox.store.db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
+    assert post(client, web, "/apply").headers["hx-redirect"] == "/plan"
+    shown = " ".join(messages(client.get("/plan").text))
+    assert "1 site changed in CHeKT since the plan was made" in shown
+    assert web.workspace.run is None
+    assert sandbox.store.db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0] == before
 
 
 def slow_sandbox(start_sandbox):

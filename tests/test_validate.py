@@ -168,7 +168,7 @@ def test_a_formula_after_an_empty_styled_cell_is_named_on_its_own_column(tmp_pat
 
 def test_unknown_columns_are_reported_as_warnings(tmp_path) -> None:
     path = tmp_path / "r.csv"
-    path.write_text("Account #,External ID,First Name,Last Name,Notes\nA,c,A,B,hi\n")
+    path.write_text("Account #,External ID,First Name,Last Name,Colour\nA,c,A,B,hi\n")
     result = validate_roster(read_roster(path), judge_reachability=False)
     assert codes(result) == [(None, "", "unknown_column")] and result.valid
 
@@ -297,6 +297,11 @@ def test_normalize_phones_agrees_with_phonenumbers(values, region, phone_format)
     normalized, problems = normalize_phones(pd.Series(values), region, phone_format)
     for value, got, problem in zip(values, normalized, problems, strict=True):
         if problem in ("phone_scientific", "phone_date") or not value.strip():
+            continue
+        if problem == "phone_float":  # 2125550111.0: the number without its '.0' (issue 15)
+            assert (got, "") == phone_by_library(
+                value.strip().partition(".")[0], region, phone_format
+            )
             continue
         assert (got, problem) == phone_by_library(value.strip(), region, phone_format)
 

@@ -670,14 +670,14 @@ class PartnerApi:
             if key:
                 found = self.store.find_idempotent(client_id, endpoint, key)
                 if found is not None:
-                    return self._replay(found, digest)
+                    return self._replay(found, digest, self.config.mark_replays)
             status, result = perform()
             if key:
                 self.store.save_idempotent(client_id, endpoint, key, digest, status, result)
         return json_response(status, result)
 
     @staticmethod
-    def _replay(found: tuple[str, int, str | None], digest: str) -> Response:
+    def _replay(found: tuple[str, int, str | None], digest: str, mark: bool) -> Response:
         stored_digest, status, stored = found
         if stored_digest != digest:
             raise ApiError(
@@ -687,7 +687,7 @@ class PartnerApi:
                 "Idempotency-Key",
             )
         payload = None if stored is None else json.loads(stored)
-        return json_response(status, payload, {"Idempotency-Replayed": "true"})
+        return json_response(status, payload, {"Idempotency-Replayed": "true"} if mark else None)
 
 
 def create_app(config: SandboxConfig, store: Store, log: RequestLog | None = None) -> Frontdoor:

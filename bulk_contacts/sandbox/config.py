@@ -70,6 +70,7 @@ class SandboxConfig:
     request_log: Path | None = None
     max_body_bytes: int = MAX_BODY_BYTES
     body_timeout: float = BODY_TIMEOUT
+    mark_replays: bool = True  # False: replays carry no Idempotency-Replayed (as some servers)
 
     def __post_init__(self) -> None:
         for dealer in self.dealers:

@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..errors import BulkContactsError, InputError
 from ..guards import Refusal
+from ..words import plural
 from . import library
 from .connection import check_connection, sandbox_connection, settings_connection
 from .runs import find_run, past_runs, start_run
@@ -86,6 +87,7 @@ class Pages:
         self.templates.globals.update(
             passing_options=passing_options,
             letter=library.column_letter,
+            plural=plural,
         )
 
     def routes(self) -> list[tuple[str, Any, str]]:
@@ -164,9 +166,23 @@ class Pages:
         return Response(status_code=303, headers={"Location": "/connect"})
 
     def connect_page(self) -> HTMLResponse:
-        env = {name: os.environ.get(name, "") for name in ENV_FIELDS}
-        secret_set = bool(os.environ.get("CHEKT_CLIENT_SECRET") or os.environ.get("CHEKT_API_KEY"))
-        return self.page("connect.html.j2", "connect", env=env, env_secret=secret_set)
+        from ..profiles import active_name, layered_environ
+
+        environ = layered_environ(os.environ)
+        env = {name: environ.get(name, "") for name in ENV_FIELDS}
+        secret_set = bool(environ.get("CHEKT_CLIENT_SECRET") or environ.get("CHEKT_API_KEY"))
+        profiles, problem = profile_rows()
+        chosen = self.ws.connection.profile if self.ws.connection else None
+        return self.page(
+            "connect.html.j2",
+            "connect",
+            env=env,
+            env_secret=secret_set,
+            profiles=profiles,
+            profiles_problem=problem,
+            chosen_profile=chosen or active_name(None, environ) or "",
+            report=self.ws.check_report,
+        )
 
     def connect_sandbox(self) -> Response:
         with self.ws.lock:
@@ -186,6 +202,7 @@ class Pages:
         dealer: str = Form(""),
         client_id: str = Form(""),
         client_secret: str = Form(""),
+        profile: str = Form(""),
     ) -> Response:
         overrides = {
             "CHEKT_API_URL": api_url.strip(),
@@ -195,17 +212,21 @@ class Pages:
         }
         with self.ws.lock:
             try:
-                connection = settings_connection(overrides, client_secret or None)
+                connection = settings_connection(
+                    overrides, client_secret or None, profile=profile.strip() or None
+                )
                 self.ws.connect(connection, check_connection(connection))
             except BulkContactsError as error:
                 return self.failed(error, "/connect")
+            if connection.secret_note:
+                self.ws.say("ok", connection.secret_note)
         return redirect("/connect")
 
     def connect_check(self) -> Response:
         with self.ws.lock:
             if self.ws.connection is None:
                 return self.failed(InputError("not connected"), "/connect")
-            self.ws.checks = check_connection(self.ws.connection)
+            self.ws.checked(check_connection(self.ws.connection))
         return redirect("/connect")
 
     # 2. upload
@@ -241,7 +262,7 @@ class Pages:
                 self.ws.say("error", str(error))
                 return "/upload"
         assert self.ws.upload is not None  # just loaded
-        self.ws.say("ok", f"{path.name}: {len(self.ws.upload.table.cells)} rows read")
+        self.ws.say("ok", f"{path.name}: {plural(len(self.ws.upload.table.cells), 'row')} read")
         return "/columns"
 
     def upload_sample(self) -> Response:
@@ -414,6 +435,9 @@ class Pages:
         max_deletes: str = Form(""),
         force: str = Form(""),
         allow_empty_sites: str = Form(""),
+        allow_unreachable: str = Form(""),
+        exact_ids: str = Form(""),
+        repair_ids: str = Form(""),
     ) -> Response:
         ws = self.ws
         with ws.lock:
@@ -424,6 +448,9 @@ class Pages:
                 "max_deletes": max_deletes.strip(),
                 "force": bool(force),
                 "allow_empty_sites": bool(allow_empty_sites),
+                "allow_unreachable": bool(allow_unreachable),
+                "exact_ids": bool(exact_ids),
+                "repair_ids": bool(repair_ids),
             }
             if ws.connection is None:
                 return self.failed(InputError("not connected: connect first"), "/connect")
@@ -432,7 +459,8 @@ class Pages:
             if not re.fullmatch(r"[0-9]{0,9}", ws.plan_form["max_deletes"]):
                 return self.failed(InputError("max deletes: a whole number, or empty"), "/plan")
             try:
-                ws.plan = library.make_plan(ws.connection.client, ws.validated, self.options())
+                validated = library.validate_for_plan(ws.roster, ws.region, ws.phone_format)
+                ws.plan = library.make_plan(ws.connection.client, validated, self.options())
             except BulkContactsError as error:
                 return self.failed(error, "/plan")
         return redirect("/plan")
@@ -450,6 +478,9 @@ class Pages:
             force=form["force"],
             allow_empty_sites=form["allow_empty_sites"],
             skip_invalid=form["skip_invalid"],
+            allow_unreachable=form.get("allow_unreachable", False),
+            exact_ids=form.get("exact_ids", False),
+            repair_ids=form.get("repair_ids", False),
         )
 
     def plan_download(self, kind: str) -> Response:
@@ -494,7 +525,8 @@ class Pages:
                 ws.plan = None
                 return self.failed(
                     InputError(
-                        f"{len(stale)} sites changed in CHeKT since the plan was made ({names}): "
+                        f"{plural(len(stale), 'site')} changed in CHeKT since the plan was made "
+                        f"({names}): "
                         f"nothing was applied; make the plan again"
                     ),
                     "/plan",
@@ -626,6 +658,35 @@ class Pages:
             ws.say("error", str(error))
             return Response(status_code=303, headers={"Location": "/export"})
         return FileResponse(path, filename=path.name)
+
+
+def profile_rows() -> tuple[list[dict[str, str]], str]:
+    """The settings file's profiles as the Connect page lists them (never a secret: whether
+    the keychain holds one), and a problem reading the file, if any."""
+    from ..profiles import keychain_problem, load_profiles, read_secret
+
+    try:
+        found = load_profiles()
+    except BulkContactsError as error:
+        return [], str(error)
+    no_keychain = keychain_problem()
+    rows = []
+    for name, profile in sorted(found.items()):
+        if profile.auth == "private_key_jwt":
+            secret = "signs with a key file"
+        elif no_keychain:
+            secret = "secret from the environment (no keychain)"
+        else:
+            secret = "secret in the keychain" if read_secret(name) else "no secret stored"
+        rows.append(
+            {
+                "name": name,
+                "api_url": profile.api_url or "(default)",
+                "dealer": profile.dealer or "(none)",
+                "secret": secret,
+            }
+        )
+    return rows, ""
 
 
 ENV_FIELDS = ("CHEKT_API_URL", "CHEKT_TOKEN_URL", "CHEKT_DEALER_ID", "CHEKT_CLIENT_ID")

@@ -1,23 +1,33 @@
 """Where the web interface sends its requests: an embedded sandbox seeded with the sample data,
-or CHeKT as the environment's settings (CHEKT_*) say, with non-secret settings changed in the
-page. A secret typed in the page stays in this process's memory; nothing here is ever rendered
-into a page but the API URL, the dealer and the kind of credentials.
+or CHeKT as a profile and the environment's settings (CHEKT_*, the working folder's .env) say,
+with non-secret settings changed in the page, in the command line's order: the page's fields,
+then the environment, then the profile, then the defaults. A secret typed in the page goes to
+the keychain under the chosen profile (without a keychain, or without a profile, it stays in
+this process's memory); nothing here is ever rendered into a page but the API URL, the dealer
+and the kind of credentials.
 
-`check_connection` is the one place that tests a connection (token, site list, timings); the
-`check` command of the profiles work is meant to replace it.
+`check_connection` is the `check` command's check (`check.run_check`): DNS, TCP, TLS, token,
+site list, each timed.
 """
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..check import CheckReport, run_check
 from ..client import ChektClient
 from ..errors import BulkContactsError
+from ..profiles import (
+    SECRET_VARIABLE,
+    keychain_problem,
+    layered_environ,
+    store_secret,
+    with_profile,
+)
 from ..runlog import RunLog
 from ..samples import write_samples
 from ..settings import Settings, resolve_settings
@@ -64,11 +74,14 @@ class Connection:
     pacer: PacerCounter
     samples: dict[str, Path] = field(default_factory=dict)
     sandbox: Any = None  # the SandboxServer started for it
+    profile: str | None = None  # the settings file's profile it was made with
+    secret_note: str = ""  # where a secret typed in the page went
 
     @property
     def description(self) -> str:
         where = "the embedded sandbox" if self.kind == "sandbox" else "CHeKT"
-        return f"{where} at {self.settings.api_url}"
+        profile = f" (profile {self.profile})" if self.profile else ""
+        return f"{where} at {self.settings.api_url}{profile}"
 
     def close(self) -> None:
         self.client.close()
@@ -108,57 +121,57 @@ def sandbox_connection(folder: Path) -> Connection:
 
 
 def settings_connection(
-    overrides: Mapping[str, str], secret: str | None, env: Mapping[str, str] | None = None
+    overrides: Mapping[str, str],
+    secret: str | None,
+    env: Mapping[str, str] | None = None,
+    profile: str | None = None,
 ) -> Connection:
-    """CHEKT_* from the environment, with the page's non-secret fields (API URL, token URL,
-    dealer, client id) over them, and a secret typed in the page, if any, over
-    CHEKT_CLIENT_SECRET. The same `resolve_settings` as the CLI decides, and says what is
-    missing."""
-    merged = dict(os.environ if env is None else env)
+    """The page's non-secret fields (API URL, token URL, dealer, client id) over CHEKT_* from
+    the environment (with the working folder's .env beneath it), over `profile`'s settings and
+    its keychain secret. A secret typed in the page goes to the keychain under `profile`, when
+    there are both; otherwise it stays in memory. The same `resolve_settings` as the CLI
+    decides, and says what is missing."""
+    base = layered_environ(os.environ) if env is None else dict(env)
+    note = ""
+    if secret and profile:
+        note = _keep_secret(profile, secret, overrides, base)
+    layered = with_profile(base, profile or None)
+    merged = dict(layered.environ)
     merged.update({name: value for name, value in overrides.items() if value})
     if secret:
         merged["CHEKT_CLIENT_SECRET"] = secret
         merged.pop("CHEKT_API_KEY", None)
         merged.pop("CHEKT_PRIVATE_KEY_FILE", None)
+        note = note or "the secret stays in this program's memory until serve stops"
     settings = resolve_settings(env=merged, require_dealer=False)
-    return open_connection("settings", settings)
+    connection = open_connection("settings", settings, profile=profile or None)
+    connection.secret_note = note
+    return connection
 
 
-@dataclass(frozen=True)
-class CheckStep:
-    name: str
-    ok: bool
-    seconds: float
-    detail: str
+def _keep_secret(
+    profile: str, secret: str, overrides: Mapping[str, str], env: Mapping[str, str]
+) -> str:
+    """Store a typed secret under `profile` in the keychain; where it went, in words."""
+    from ..profiles import find_profile
+
+    chosen = find_profile(profile)
+    if chosen.auth not in SECRET_VARIABLE:
+        return "profile signs with a key file: the typed secret was used for this session only"
+    other_client = overrides.get("CHEKT_CLIENT_ID") or env.get("CHEKT_CLIENT_ID")
+    if chosen.client_id and other_client and other_client != chosen.client_id:
+        return (
+            f"the client id is not profile {profile}'s: the secret stays in this program's "
+            f"memory, not in the keychain"
+        )
+    problem = keychain_problem()
+    if problem:
+        return f"{problem}: the secret stays in this program's memory until serve stops"
+    store_secret(profile, secret)
+    return f"the secret was stored in the keychain for profile {profile}"
 
 
-def check_connection(connection: Connection) -> list[CheckStep]:
-    """Can we work? An access token, then the dealer's site list; each step timed. Stops at
-    the first failure, whose message names what to fix."""
-    client, dealer = connection.client, connection.settings.dealer_id
-    steps = [_timed("access token", lambda: _token_detail(client))]
-    if not steps[-1].ok:
-        return steps
-    if dealer is None:
-        return [*steps, CheckStep("site list", False, 0.0, "no dealer id: fill in the dealer")]
-    steps.append(_timed("site list", lambda: _sites_detail(client, dealer)))
-    return steps
-
-
-def _token_detail(client: ChektClient) -> str:
-    client.tokens.current()
-    return f"granted ({client.settings.auth_kind}, {client.settings.token_url})"
-
-
-def _sites_detail(client: ChektClient, dealer: int) -> str:
-    sites = client.list_sites(dealer)
-    return f"dealer {dealer}: {len(sites)} site{'s' if len(sites) != 1 else ''}"
-
-
-def _timed(name: str, step: Callable[[], str]) -> CheckStep:
-    started = time.perf_counter()
-    try:
-        detail = step()
-    except BulkContactsError as error:
-        return CheckStep(name, False, time.perf_counter() - started, str(error))
-    return CheckStep(name, True, time.perf_counter() - started, detail)
+def check_connection(connection: Connection) -> CheckReport:
+    """The `check` command's steps (DNS, TCP, TLS, token, site list), each timed; stops at the
+    first failure, whose message names what to fix."""
+    return run_check(connection.settings, connection.client)

@@ -83,8 +83,22 @@ def sheet_names(path: Path) -> list[str]:
 
 
 def detected_column(header: str) -> str | None:
-    """The roster column the reader finds under this header by itself, if any."""
-    return ALIAS_KEYS.get(header_key(header))
+    """The roster column the reader finds under this header by itself, if any (every phone
+    column is a phone_number: the reader takes each row's first non-empty one)."""
+    from ..layouts import phone_rank
+
+    key = header_key(header)
+    found = ALIAS_KEYS.get(key)
+    if found is None and phone_rank(key, header) is not None:
+        return "phone_number"
+    return found
+
+
+def read_by_itself(header: str) -> bool:
+    """Whether the reader uses this column unless told not to (a whole name is split)."""
+    from ..layouts import FULL_NAME_KEYS
+
+    return detected_column(header) is not None or header_key(header) in FULL_NAME_KEYS
 
 
 def is_export_column(header: str) -> bool:
@@ -102,7 +116,7 @@ def roster_of(table: Table, choices: dict[int, str | None]) -> Roster:
     column_map: dict[str, str] = {}
     for position, choice in choices.items():
         header = headers[position]
-        if choice is None and detected_column(header) is not None:
+        if choice is None and read_by_itself(header):
             headers[position] = header + NOT_SENT_SUFFIX
         elif choice is not None and choice != detected_column(header):
             column_map[header] = choice
@@ -111,6 +125,12 @@ def roster_of(table: Table, choices: dict[int, str | None]) -> Roster:
 
 def validate(roster: Roster, region: str, phone_format: str) -> ValidatedRoster:
     return validate_roster(roster, region, phone_format)
+
+
+def validate_for_plan(roster: Roster, region: str, phone_format: str) -> ValidatedRoster:
+    """As `plan` validates: reachability is judged on each contact as the plan leaves it (with
+    --blanks keep a blank cell keeps CHeKT's phone), and --allow-unreachable is the plan's."""
+    return validate_roster(roster, region, phone_format, judge_reachability=False)
 
 
 def column_index_of(roster: Roster, name: str) -> int:
@@ -173,8 +193,11 @@ def write_plan(plan: Plan, path: Path) -> None:
 
 
 def stale_sites(client: ChektClient, plan: Plan) -> list[SitePlan]:
-    """The sites whose contacts changed in CHeKT since the plan was made."""
-    return check_freshness(client, plan, refresh=False).stale
+    """The sites whose contacts changed in CHeKT since the plan was made: the stale ones and
+    those already holding the plan's changes (the page applies the plan as it was made, so
+    neither may be applied again)."""
+    fresh = check_freshness(client, plan, refresh=False)
+    return fresh.stale + fresh.applied
 
 
 # running

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..check import CheckReport, CheckStep
 from ..errors import InputError
 from . import library
-from .connection import CheckStep, Connection
+from .connection import Connection
 from .runs import Run
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
@@ -41,6 +42,7 @@ class Workspace:
     mappings_file: Path
     connection: Connection | None = None
     checks: list[CheckStep] = field(default_factory=list)
+    check_report: CheckReport | None = None
     upload: Upload | None = None
     region: str = "US"
     phone_format: str = "e164"
@@ -71,13 +73,17 @@ class Workspace:
 
     # connection
 
-    def connect(self, connection: Connection, checks: list[CheckStep]) -> None:
+    def connect(self, connection: Connection, report: CheckReport) -> None:
         if self.run is not None and self.run.running:
             connection.close()
             raise InputError("a run is in progress: wait for it to finish, or stop it")
         if self.connection is not None:
             self.connection.close()
-        self.connection, self.checks, self.plan = connection, checks, None
+        self.connection, self.plan = connection, None
+        self.checked(report)
+
+    def checked(self, report: CheckReport) -> None:
+        self.checks, self.check_report = report.steps, report
 
     def close(self) -> None:
         """At exit: a run in progress is stopped as Ctrl-C stops one (the changes in flight
@@ -249,7 +255,7 @@ def safe_file_name(name: str) -> str:
 def issue_map(validated: library.ValidatedRoster) -> IssueMap:
     issues: IssueMap = {}
     for issue in validated.issues:
-        if issue.row is None:
+        if issue.row is None or issue.severity == "derived":  # what the reader did: no problem
             continue
         cell = issues.setdefault(issue.row, {}).setdefault(issue.field or "_row", [])
         cell.append([issue.severity, issue.message])

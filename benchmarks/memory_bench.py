@@ -1,0 +1,163 @@
+"""Peak memory (max RSS) of `validate`, `plan` and `apply` on a large CSV roster, each a whole
+process, against plain `pandas.read_csv` of the same file (every cell as text) measured in the
+same run: the least any reader that holds the file as a table needs.
+
+The roster is generated: 1,000,000 rows (about 72 MB) over 2,000 sites by default, names drawn
+from a seeded pool, phones in the shapes people type (about 8% blank, a few foreign), 20% of the
+rows without an e-mail. `plan` runs against a sandbox seeded with the sites (which hold no
+contacts: every row is a create) with `--skip-invalid`; `apply` is the same without `--yes` off a
+terminal, so it plans, prints the plan and stops before sending anything (exit 2).
+
+    python benchmarks/memory_bench.py [--rows 1000000] [--sites 2000] [--skip plan,apply]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import report, sandbox_process
+
+DEALER = 12345
+HEADER = ["Account #", "External Contact ID", "First Name", "Last Name", "Phone", "E-mail"]
+AREA_CODES = ["202", "212", "305", "312", "415", "503", "617", "646", "702", "713", "718", "801"]
+DOMAINS = ["gmail.com", "yahoo.com", "hotmail.com", "outlook.com", "web.de", "orange.fr"]
+
+
+def name_pools(seed: int) -> tuple[list[str], list[str]]:
+    from faker import Faker
+
+    fake = Faker(["en_US", "es_MX", "fr_FR", "de_DE"])
+    fake.seed_instance(seed)
+    firsts = sorted({fake.first_name() for _ in range(3000)})
+    lasts = sorted({fake.last_name() for _ in range(3000)})
+    return firsts, lasts
+
+
+def phone(rng: random.Random) -> str:
+    area, exchange, line = rng.choice(AREA_CODES), rng.randint(200, 999), rng.randint(0, 9999)
+    shape = rng.random()
+    if shape < 0.3:
+        return f"({area}) {exchange}-{line:04d}"
+    if shape < 0.5:
+        return f"{area}-{exchange}-{line:04d}"
+    if shape < 0.65:
+        return f"+1 {area} {exchange} {line:04d}"
+    if shape < 0.8:
+        return f"{area}{exchange}{line:04d}"
+    if shape < 0.92:
+        return ""
+    return rng.choice(["+44 20 7946 0958", "+33 1 42 68 53 00", "+49 30 901820"])
+
+
+def write_csv_roster(path: Path, rows: int, sites: int, seed: int = 7) -> Path:
+    """A CSV roster of `rows` rows over `sites` sites (ACCT-00000...)."""
+    rng = random.Random(seed)
+    firsts, lasts = name_pools(seed)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        for n in range(1, rows + 1):
+            first, last = rng.choice(firsts), rng.choice(lasts)
+            local = f"{first}.{last}{n}".replace(" ", "").replace("'", "").lower()
+            email = "" if rng.random() < 0.2 else f"{local}@{rng.choice(DOMAINS)}"
+            writer.writerow([f"ACCT-{n % sites:05d}", f"C{n:07d}", first, last, phone(rng), email])
+    return path
+
+
+def write_seed(path: Path, sites: int) -> Path:
+    seed = {
+        "dealers": [
+            {
+                "dealer_id": DEALER,
+                "sites": [
+                    {"account_number": f"ACCT-{n:05d}", "name": f"Site {n}", "contacts": []}
+                    for n in range(sites)
+                ],
+            }
+        ]
+    }
+    path.write_text(json.dumps(seed))
+    return path
+
+
+def measure(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS in MB, exit code) of one process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=Path(__file__).parent
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    error = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    if process.stderr:
+        process.stderr.close()
+    if code not in (0, 1, 2, 3) or "Traceback" in error:
+        raise RuntimeError(f"{args} failed ({code}): {error[-2000:]}")
+    return elapsed, usage.ru_maxrss / 1024, code
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--sites", type=int, default=2_000)
+    parser.add_argument("--skip", default="", help="commands not to run: plan, apply")
+    parser.add_argument("--keep", type=Path, help="write the roster here and keep it")
+    args = parser.parse_args()
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        roster = write_csv_roster(args.keep or folder / "roster.csv", args.rows, args.sites)
+        size_mb = roster.stat().st_size / 2**20
+        python = sys.executable
+        read_csv = (
+            "import sys, pandas; "
+            "pandas.read_csv(sys.argv[1], dtype=str, keep_default_na=False, na_filter=False)"
+        )
+        baseline = measure([python, "-c", read_csv, str(roster)])
+        cli = [python, "-m", "bulk_contacts"]
+        results = {"validate": measure([*cli, "validate", str(roster), "-q"])}
+        if not {"plan", "apply"} <= skip:
+            seed = write_seed(folder / "seed.json", args.sites)
+            with sandbox_process(seed=seed) as url:
+                env = {
+                    **os.environ,
+                    "CHEKT_API_URL": url,
+                    "CHEKT_CLIENT_ID": "sandbox-client",
+                    "CHEKT_CLIENT_SECRET": "sandbox-secret",
+                    "CHEKT_DEALER_ID": str(DEALER),
+                }
+                common = [str(roster), "-q", "--no-progress", "--skip-invalid"]
+                for command in ("plan", "apply"):
+                    if command not in skip:
+                        results[command] = measure([*cli, command, *common], env)
+    report(
+        f"memory: a {args.rows:,}-row CSV ({size_mb:.0f} MB) over {args.sites:,} sites, "
+        f"whole process",
+        [
+            {
+                "case": command,
+                "seconds": round(seconds, 1),
+                "peak_mb": round(peak),
+                "exit_code": code,
+                "file_mb": round(size_mb),
+                "baseline": "pandas.read_csv(dtype=str) of the file",
+                "baseline_peak_mb": round(baseline[1]),
+                "ratio": round(peak / baseline[1], 2),
+            }
+            for command, (seconds, peak, code) in results.items()
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()

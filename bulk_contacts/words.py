@@ -1,0 +1,9 @@
+"""Counts in words: "1 site", "2 sites"."""
+
+from __future__ import annotations
+
+
+def plural(count: int, noun: str, many: str = "") -> str:
+    """`count` and the noun, singular for exactly one: plural(1, "site") is "1 site",
+    plural(3, "entry", "entries") is "3 entries"."""
+    return f"{count} {noun if count == 1 else many or noun + 's'}"

@@ -1,0 +1,359 @@
+"""Messages that must point the right way (issue 16): what the command line says after each
+step, against a seeded sandbox over 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bulk_contacts import retries
+from bulk_contacts.cli import main
+from bulk_contacts.sandbox import Faults, SandboxServer
+
+ROOT = Path(__file__).parent.parent
+SAMPLES = ROOT / "sample_data"
+ROSTER = str(SAMPLES / "roster.csv")
+MISTAKES = str(SAMPLES / "roster-with-mistakes.csv")
+
+
+@pytest.fixture(autouse=True)
+def no_backoff_sleeps():
+    retries.set_testing(True)
+    yield
+    retries.set_testing(False)
+
+
+@pytest.fixture
+def server(start_sandbox) -> SandboxServer:
+    return start_sandbox(seed=SAMPLES / "sandbox-seed.json")
+
+
+def environment(server: SandboxServer) -> dict[str, str]:
+    return {
+        "CHEKT_CLIENT_ID": "sandbox-client",
+        "CHEKT_CLIENT_SECRET": "sandbox-secret",
+        "CHEKT_API_URL": server.url,
+        "CHEKT_DEALER_ID": "12345",
+    }
+
+
+def run(server: SandboxServer, *args: str):
+    return CliRunner().invoke(main, list(args), env=environment(server))
+
+
+def write(path: Path, text: str) -> str:
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+# Site 104 holds two contacts: deleting both is refused (it would leave the site empty), while
+# the create on site 101 goes ahead.
+EMPTIES_104 = (
+    "Account #,External ID,First Name,Last Name,Phone,Action\n"
+    "10-4471,HD-003,Kwame,Mensah,+1 202 867 5309,\n"
+    "10-4474,RX-009,,,,delete\n"
+    "10-4474,RX-002,,,,delete\n"
+)
+
+
+# --report
+
+
+def test_apply_does_not_point_to_a_report_option_it_does_not_have(server, tmp_path) -> None:
+    planned = run(server, "plan", ROSTER, "--no-progress")
+    assert "--report plan.html shows all" in planned.output  # plan has --report
+    applied = run(server, "apply", ROSTER, "--yes", "--no-progress", "--results", "r.csv")
+    assert applied.exit_code == 0, applied.output
+    assert "more lines (-v prints all)" in applied.output
+    assert "--report" not in applied.output
+    rolled = run(server, "rollback", "r-journal.jsonl", "--yes", "--no-progress")
+    assert rolled.exit_code == 0, rolled.output
+    assert "more lines (-v prints all)" in rolled.output
+    assert "--report" not in rolled.output
+
+
+# --skip-invalid
+
+
+def test_skip_invalid_is_not_suggested_to_whoever_gave_it(server) -> None:
+    skipped = run(server, "plan", MISTAKES, "--skip-invalid", "--no-progress")
+    assert skipped.exit_code == 0, skipped.output
+    assert "--skip-invalid" not in skipped.output
+    assert "Invalid rows (11), not planned" in skipped.output
+    refused = run(server, "plan", MISTAKES, "--no-progress")
+    assert refused.exit_code == 1
+    assert "REFUSED: 10 rows are invalid" in refused.output
+    assert refused.output.count("--skip-invalid") == 1  # the refusal names it, once
+    validated = CliRunner().invoke(main, ["validate", MISTAKES])
+    assert "invalid: fix the 11 rows above (or plan with --skip-invalid)" in validated.output
+
+
+# an applied plan applied again
+
+
+def test_a_plan_applied_again_is_recognised_as_already_applied(server, tmp_path) -> None:
+    assert run(server, "plan", ROSTER, "-o", "plan.json", "-q").exit_code == 0
+    first = run(server, "apply", "plan.json", "--yes", "--no-progress", "--results", "1.csv")
+    assert first.exit_code == 0, first.output
+    again = run(server, "apply", "plan.json", "--yes", "--no-progress", "--results", "2.csv")
+    assert again.exit_code == 0, again.output
+    assert "already applied: CHeKT holds every change of plan.json" in again.output
+    assert "REFUSED" not in again.output and "stale" not in again.output
+    assert not Path("2.csv").exists()  # nothing was run
+
+
+def test_a_plan_applied_in_part_is_stale_for_the_rest(server, tmp_path) -> None:
+    """Only a site whose changes all hold is 'already applied'; one changed otherwise since
+    stays refused as stale."""
+    assert run(server, "plan", ROSTER, "-o", "plan.json", "-q").exit_code == 0
+    assert run(server, "apply", "plan.json", "--yes", "--results", "1.csv").exit_code == 0
+    server.store.db.execute(
+        "UPDATE contacts SET phone_number = '+12025550111' WHERE external_contact_id = 'HD-002'"
+    )
+    again = run(server, "apply", "plan.json", "--yes", "--no-progress", "--results", "2.csv")
+    assert again.exit_code == 1, again.output
+    assert "11 sites already hold their changes (already applied)" in again.output
+    assert "1 site changed since the plan was made, refused: 101" in again.output
+    assert "REFUSED for site 101" in again.output
+    assert "No changes" not in again.output
+
+
+# Ctrl-C
+
+
+def big_roster(path: Path, count: int) -> Path:
+    lines = ["Account #,External ID,First Name,Last Name,Phone"]
+    lines += [
+        f"10-44{71 + n % 12},K-{n:04d},Kim,Number {n},+1 202 555 {n % 10000:04d}"
+        for n in range(count)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def wait_for(journal: Path, text: str, count: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if journal.exists() and journal.read_text().count(text) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{journal}: fewer than {count} {text}")
+
+
+def test_after_ctrl_c_in_a_rollback_the_advice_is_the_same_command(start_sandbox, tmp_path) -> None:
+    server = start_sandbox(seed=SAMPLES / "sandbox-seed.json", faults=Faults(latency_ms=40, seed=1))
+    roster = big_roster(tmp_path / "big.csv", 120)
+    applied = run(server, "apply", str(roster), "--yes", "--results", "a.csv")
+    assert applied.exit_code == 0, applied.output
+    command = [sys.executable, "-m", "bulk_contacts", "rollback", "a-journal.jsonl", "--yes"]
+    process = subprocess.Popen(
+        [*command, "--no-progress", "--concurrency", "2", "--journal", "rb.jsonl"],
+        env={**os.environ, **environment(server)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(tmp_path / "rb.jsonl", '"type": "outcome"', 5)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    output = stdout + stderr
+    assert (
+        "run the same command again to finish: bulk-contacts rollback a-journal.jsonl" in output
+    ), output
+    assert "bulk-contacts rollback rb.jsonl" not in output  # that would undo the rollback
+    finished = run(server, "rollback", "a-journal.jsonl", "--yes", "--results", "again.csv")
+    assert finished.exit_code == 0, finished.output
+    left = server.store.db.execute(
+        "SELECT COUNT(*) FROM contacts WHERE external_contact_id LIKE 'K-%'"
+    ).fetchone()[0]
+    assert left == 0
+
+
+def run_on_a_terminal(server, args: list[str], seconds: float = 60) -> tuple[int, str]:
+    """Run the command with a pseudo-terminal as its stdin and stdout; at its prompt, press
+    Ctrl-C (the terminal's SIGINT)."""
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bulk_contacts", *args],
+        env={**os.environ, **environment(server)},
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        close_fds=True,
+    )
+    os.close(follower)
+    seen, interrupted = b"", False
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+                if not interrupted and b"[y/N]" in seen:
+                    process.send_signal(signal.SIGINT)
+                    interrupted = True
+            elif process.poll() is not None:
+                break
+        return process.wait(timeout=10), seen.decode(errors="replace")
+    finally:
+        process.kill()
+        os.close(leader)
+
+
+def test_ctrl_c_at_the_confirmation_exits_130(server, tmp_path) -> None:
+    code, output = run_on_a_terminal(server, ["apply", ROSTER, "--no-progress"])
+    assert code == 130, output
+    assert "interrupted" in output and "Nothing was changed." in output
+    assert "Aborted" not in output
+    assert not Path("bulk-contacts-runs").exists()
+
+
+# counts
+
+
+def test_a_refused_sites_changes_are_counted_as_not_done(server, tmp_path) -> None:
+    roster = write(tmp_path / "r.csv", EMPTIES_104)
+    result = run(server, "apply", roster, "--yes", "--no-progress", "--results", "out.csv")
+    assert result.exit_code == 1, result.output  # part of the plan was refused
+    assert "apply: 1 done, 0 failed, 0 skipped, 2 not done (site refused)" in result.output
+
+
+def summary_of_terminal(output: str) -> dict[str, int]:
+    line = next(line for line in output.splitlines() if line.strip().startswith("create "))
+    return {key: int(value) for key, value in re.findall(r"(\w+) (\d+)", line)}
+
+
+def summary_of_html(page: str) -> dict[str, int]:
+    return {
+        key: int(value) for value, key in re.findall(r'data-count="\w+"><b>(\d+)</b>(\w+)', page)
+    }
+
+
+def test_the_html_report_and_the_terminal_count_changes_the_same_way(server, tmp_path) -> None:
+    roster = write(tmp_path / "r.csv", EMPTIES_104)
+    result = run(server, "plan", roster, "--no-progress", "--report", "plan.html")
+    assert result.exit_code == 1, result.output
+    terminal = summary_of_terminal(result.output)
+    assert terminal == {
+        "create": 1,
+        "update": 0,
+        "delete": 0,
+        "refused": 2,
+        "unchanged": 0,
+        "conflict": 0,
+        "invalid": 0,
+    }
+    page = Path("plan.html").read_text(encoding="utf-8")
+    assert summary_of_html(page) == terminal
+    assert "1 change to make, 2 refused" in page
+    assert "1 change planned" in result.output
+
+
+# plan files and roster options
+
+
+def test_plan_given_a_plan_file_says_it_is_for_apply(server, tmp_path) -> None:
+    assert run(server, "plan", ROSTER, "-o", "plan.json", "-q").exit_code == 0
+    result = run(server, "plan", "plan.json")
+    assert result.exit_code == 2
+    assert "plan.json is a plan file: apply it with `bulk-contacts apply plan.json`" in (
+        result.output
+    )
+    assert "Traceback" not in result.output
+
+
+def test_roster_options_with_a_saved_plan_are_an_error_naming_them(server, tmp_path) -> None:
+    assert run(server, "plan", ROSTER, "-o", "plan.json", "-q").exit_code == 0
+    result = run(
+        server,
+        "apply",
+        "plan.json",
+        "--yes",
+        "--map",
+        "Cell=phone_number",
+        "--skip-invalid",
+        "--prune",
+    )
+    assert result.exit_code == 2, result.output
+    assert (
+        "plan.json is a saved plan, made with its own roster and plan options: --map, "
+        "--prune, --skip-invalid cannot change it" in result.output
+    )
+    assert not Path("bulk-contacts-runs").exists()
+    # the guards' options may loosen a saved plan, as before
+    loosened = run(server, "apply", "plan.json", "--yes", "--force", "--results", "r.csv")
+    assert loosened.exit_code == 0, loosened.output
+    # and --refresh is for a saved plan only
+    refreshed = run(server, "apply", ROSTER, "--yes", "--refresh")
+    assert refreshed.exit_code == 2 and "--refresh is for a saved plan" in refreshed.output
+
+
+def test_a_dealer_out_of_scope_is_an_invalid_row(start_sandbox, tmp_path) -> None:
+    server = start_sandbox(dealers=(12345,))
+    server.store.create_site(12345, {"site_id": 1, "name": "S1", "timezone": "UTC"})
+    roster = write(
+        tmp_path / "r.csv",
+        "dealer_id,site_id,external_contact_id,first_name,last_name,phone\n"
+        "12345,1,a,Ann,Lee,2025550143\n"
+        "999,2,b,Bo,Ng,2025550144\n",
+    )
+    env = {k: v for k, v in environment(server).items() if k != "CHEKT_DEALER_ID"}
+    refused = CliRunner().invoke(main, ["plan", roster], env=env)
+    assert refused.exit_code == 1, refused.output
+    assert "row 3: A 'dealer_id': dealer 999 is outside the scope of these credentials" in (
+        refused.output
+    )
+    skipped = CliRunner().invoke(main, ["plan", roster, "--skip-invalid"], env=env)
+    assert skipped.exit_code == 0, skipped.output
+    assert "create 1" in skipped.output and "invalid 1" in skipped.output
+
+
+# plurals
+
+NAME = {"first_name": "Ann", "last_name": "Other"}
+
+
+def test_one_is_singular(server, tmp_path) -> None:
+    roster = write(
+        tmp_path / "one.csv",
+        "Account #,External ID,First Name,Last Name,Phone\n10-4473,CB-9,Ann,Lee,2025550143\n",
+    )
+    validated = CliRunner().invoke(main, ["validate", roster])
+    assert "1 contact row, 0 invalid, 0 warnings" in validated.output, validated.output
+    planned = run(server, "plan", roster, "-o", "plan.json")
+    assert "1 site\n" in planned.output and "1 change planned" in planned.output
+    applied = run(server, "apply", "plan.json", "--yes", "--results", "r.csv")
+    assert "apply: 1 done" in applied.output
+    assert "verified: 1 site read again" in applied.output, applied.output
+    server.store.create_contact(103, {"external_contact_id": "CB-8", **NAME})
+    write(tmp_path / "one.csv", Path(roster).read_text().replace("2025550143", "2025550199"))
+    assert run(server, "plan", roster, "-o", "plan2.json", "-q").exit_code == 0
+    server.store.create_contact(103, {"external_contact_id": "CB-7", **NAME})
+    stale = run(server, "apply", "plan2.json", "--yes", "--results", "r2.csv")
+    assert "1 site changed since the plan was made" in stale.output, stale.output
+    exported = run(server, "export", "-o", "e.csv", "--site", "103")
+    assert "3 contacts of 1 site written" in exported.output, exported.output
+    plural = ("1 sites", "1 rows", "1 contacts", "1 changes")
+    for output in (validated.output, planned.output, applied.output, stale.output):
+        assert not any(wrong in output for wrong in plural), output

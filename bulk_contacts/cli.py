@@ -237,10 +237,33 @@ class HeaderMapping(click.ParamType):
 
 
 def _read_options(
-    column_map: tuple[tuple[str, str], ...], phone_columns: str | None, **values: Any
+    column_map: tuple[tuple[str, str], ...],
+    phone_columns: str | None,
+    site_id: int | None,
+    account: str | None,
+    external_site_id: str | None,
+    **values: Any,
 ) -> ReadOptions:
+    given = [
+        (column, str(value).strip())
+        for column, value in (
+            ("site_id", site_id),
+            ("account_number", account),
+            ("external_site_id", external_site_id),
+        )
+        if value is not None
+    ]
+    if len(given) > 1 or any(not value for _, value in given):
+        raise click.UsageError(
+            "give the file's site once, with one of --site, --account or --external-site-id"
+        )
     phones = tuple(h.strip() for h in (phone_columns or "").split(",") if h.strip())
-    return ReadOptions(column_map=dict(column_map), phone_columns=phones, **values)
+    return ReadOptions(
+        column_map=dict(column_map),
+        phone_columns=phones,
+        site=given[0] if given else None,
+        **values,
+    )
 
 
 roster_options = option_group(
@@ -250,6 +273,36 @@ roster_options = option_group(
         "--sheet",
         metavar="NAME",
         help="Sheet to read (default: 'Contacts', else the first visible sheet).",
+    ),
+    click.option(
+        "--all-sheets",
+        is_flag=True,
+        help="Read every visible sheet that looks like a roster (one tab per site): a sheet "
+        "whose rows have no site column names their site (account number, external site id or "
+        "site name).",
+    ),
+    click.option(
+        "--site",
+        "site_id",
+        type=click.IntRange(1),
+        metavar="ID",
+        help="Every row of the file is on this site (CHeKT's site_id).",
+    ),
+    click.option(
+        "--account",
+        metavar="NUMBER",
+        help="Every row of the file is on the site with this account number.",
+    ),
+    click.option(
+        "--external-site-id",
+        metavar="ID",
+        help="Every row of the file is on the site with this external site id.",
+    ),
+    click.option(
+        "--match-by",
+        type=click.Choice(["name"]),
+        help="name: rows without an external_contact_id match a contact of their site by "
+        "first and last name (several: a conflict); created contacts get a generated id.",
     ),
     click.option(
         "--map",
@@ -1426,7 +1479,14 @@ def faults(**values: Any) -> Any:
 @click.option(
     "--seed",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="JSON seed file loaded into an empty database (format in the README).",
+    help="Seed file loaded into an empty database: JSON (format in the README), or an xlsx "
+    "export made by `bulk-contacts export` (its sites and contacts).",
+)
+@click.option(
+    "--clone",
+    is_flag=True,
+    help="Copy the dealer's sites and contacts from the live API (CHEKT_* settings, read-only) "
+    "into the empty database first, ids and all, to rehearse on a faithful copy.",
 )
 @click.option(
     "--client-id",
@@ -1516,13 +1576,18 @@ def faults(**values: Any) -> Any:
     default=True,
     help="Replay a stored answer without the Idempotency-Replayed header, as some servers do.",
 )
-def sandbox(dealers: tuple[int, ...], **options: Any) -> None:
+def sandbox(dealers: tuple[int, ...], clone: bool, **options: Any) -> None:
     """Run a local emulation of the CHeKT Partner API, kept in SQLite."""
     from .outputs import LINES_SUFFIXES, Output
     from .sandbox import SandboxConfig, serve
 
     if options["request_log"] is not None:
         check_outputs([Output("--request-log", options["request_log"], LINES_SUFFIXES, "append")])
+    if clone and options["seed"] is not None:
+        raise click.UsageError("give --seed FILE or --clone, not both")
+    preloaded, cloned_dealer = cloned() if clone else (None, None)
+    if cloned_dealer is not None and not dealers:
+        dealers = (cloned_dealer,)
     config = SandboxConfig(dealers=dealers or (sandbox_defaults.DEFAULT_DEALER,), **options)
     source = click.get_current_context().get_parameter_source("client_secret")
     secret = (
@@ -1543,7 +1608,31 @@ def sandbox(dealers: tuple[int, ...], **options: Any) -> None:
         echo(f"  database:      {config.db or 'in memory'}")
         echo("Press Ctrl-C to stop.")
 
-    serve(config, announce)
+    serve(config, announce, preloaded)
+
+
+def cloned() -> tuple[Any, int]:
+    """`sandbox --clone`: the dealer's sites and contacts read from the API the CHEKT_*
+    settings name (lists only), with a progress bar."""
+    from .errors import ConfigError
+    from .sandbox.clone import clone_seed
+    from .settings import resolve_settings
+    from .terminal import Bars
+
+    settings = resolve_settings(env=environ())
+    if settings.dealer_id is None:
+        raise ConfigError("no dealer id: set CHEKT_DEALER_ID", setting="dealer")
+    from .client import ChektClient
+
+    with ChektClient(settings) as client, Bars(True) as bars:
+        seed = clone_seed(client, settings.dealer_id, bars)
+    sites = seed.dealers[0].sites
+    count = sum(len(site.contacts) for site in sites)
+    echo(
+        f"cloned {len(sites)} sites and {count} contacts of dealer {settings.dealer_id} from "
+        f"{settings.api_url}"
+    )
+    return seed, settings.dealer_id
 
 
 @main.command(

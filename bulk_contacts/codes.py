@@ -48,7 +48,19 @@ CODES: dict[str, Code] = {
     code.name: code
     for code in (
         Code("missing_value", ERROR, "empty: every contact needs {what}"),
-        Code("no_site", ERROR, "no site: fill in site_id, external_site_id or account_number"),
+        Code(
+            "no_site",
+            ERROR,
+            "no site: fill in site_id, external_site_id, account_number or site_name (or give "
+            "the whole file's site with --site, --account or --external-site-id)",
+        ),
+        Code(
+            "other_sheets",
+            WARNING,
+            "only sheet {sheet!r} is read, but {others} look like rosters too (their first rows "
+            "name roster columns): pass --all-sheets to read every visible sheet, or --sheet "
+            "NAME to choose one",
+        ),
         Code(
             "not_numeric",
             ERROR,
@@ -278,6 +290,18 @@ CODES: dict[str, Code] = {
             WARNING,
             "{field} {value!r} is taken as {site}, {why}; a spreadsheet changed it ({damage}): "
             "format the column as Text",
+        ),
+        Code(
+            "unknown_site_name",
+            ERROR,
+            "{value!r} names no site of dealer {dealer} (by name, account number or external "
+            "site id){closest}; check it, or give the site's account_number or site_id",
+        ),
+        Code(
+            "ambiguous_site_name",
+            ERROR,
+            "{value!r} names {count} sites of dealer {dealer} ({sites}); give the site's "
+            "account_number or site_id instead",
         ),
         Code(
             "phone_region",

@@ -198,6 +198,18 @@ COLUMNS: tuple[Column, ...] = (
         width=16,
     ),
     Column(
+        "site_name",
+        ("site", "site name", "location", "location name"),
+        max_length=255,
+        free_text=True,
+        export_order=40,
+        template_order=25,
+        note="Or name the site: its name as CHeKT holds it (case, accents and spacing aside), "
+        "or its account number or external site id. Used when the row has no other site column "
+        "filled in.",
+        width=30,
+    ),
+    Column(
         "external_contact_id",
         (
             "external contact id",
@@ -295,7 +307,6 @@ COLUMNS: tuple[Column, ...] = (
         note="Leave blank. CHeKT's id, filled in by an export; it lets a row change a contact "
         "that has no external_contact_id.",
     ),
-    Column("site_name", read=False, export_order=40, width=30),
     Column("created_at", read=False, export_order=120, width=24),
 )
 
@@ -304,6 +315,9 @@ ROSTER_COLUMNS = tuple(c.name for c in COLUMNS if c.read)
 EXPORT_ONLY_COLUMNS = tuple(c.name for c in COLUMNS if not c.read)
 REQUIRED_COLUMNS = tuple(c.name for c in COLUMNS if c.required)
 SITE_COLUMNS = tuple(c.name for c in COLUMNS if c.site)
+# Columns that name a site by name (or any of its ids): resolved against the dealer's sites by
+# `sites.place_by_name` before the site columns are (a row with any of SITE_COLUMNS ignores it).
+SITE_NAME_COLUMNS = ("site_name",)
 CONTACT_FIELDS = tuple(c.name for c in COLUMNS if c.contact)
 EDITABLE_FIELDS = tuple(c.name for c in COLUMNS if c.editable)
 FREE_TEXT_COLUMNS = tuple(c.name for c in COLUMNS if c.free_text)

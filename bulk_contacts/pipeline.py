@@ -37,6 +37,9 @@ class ReadOptions:
     region: str = "US"  # for phone numbers written without a country code
     phone_format: str = "e164"  # or "national"
     allow_unreachable: bool = False  # neither phone nor e-mail: a warning, not an error
+    all_sheets: bool = False  # every visible sheet that looks like a roster (one tab per site)
+    site: tuple[str, str] | None = None  # (site column, value): every row on that one site
+    match_by: str | None = None  # "name": rows without an id are matched by first and last name
     header_row: int | None = None  # None: the first of the first 30 rows naming two columns
     phone_columns: tuple[str, ...] = ()  # phone headers, in the order the first is taken
     name_case: str = "keep"  # or "title": names in capitals or lower case are fixed
@@ -58,14 +61,14 @@ def load_validated(
     up: the workbook parser releases the GIL, so on two cores the two overlap. ConfigError for a
     region that is not one; InputError for a file that cannot be read as a roster; EmptyRoster
     for a roster with a header and no rows."""
-    from .spreadsheet import read_cells
+    from .site_layouts import read_layout
 
     with ThreadPoolExecutor(1) as pool:
-        reading = pool.submit(read_cells, path, options.sheet)
+        reading = pool.submit(read_layout, path, options)
         import phonenumbers
 
-        from .roster import roster_from_cells
         from .schema import validate_roster, warm_up
+        from .site_layouts import roster_from_layout
 
         if options.region.upper() not in phonenumbers.SUPPORTED_REGIONS:
             raise ConfigError(
@@ -74,19 +77,21 @@ def load_validated(
                 setting="region",
             )
         warm_up(options.region, options.phone_format)
-        roster = roster_from_cells(reading.result(), dict(options.column_map), options.layout)
+        roster, layout_warnings = roster_from_layout(reading.result(), options)
     if roster.frame.empty:
         raise EmptyRoster(
             f"{roster.source}: no rows below the header (row {roster.table.header_row}): "
             f"nothing to check or send"
         )
-    return validate_roster(
+    validated = validate_roster(
         roster,
         options.region,
         options.phone_format,
         allow_unreachable=options.allow_unreachable,
         judge_reachability=judge_reachability,
     )
+    validated.issues[:0] = layout_warnings
+    return validated
 
 
 def plan_path(
@@ -107,6 +112,7 @@ def plan_path(
         region=read.region,
         phone_format=read.phone_format,
         allow_unreachable=read.allow_unreachable,
+        match_by=read.match_by,
     )
 
     def warm_up() -> None:
@@ -132,6 +138,14 @@ def plan_roster(
     from .fetch import fetch_contacts, fetch_sites
     from .reconcile import dealers_of, has_invalid_rows, reconcile, resolve_sites
 
+    if options.match_by and options.prune:
+        # A contact matched by name to a row that turns out invalid is named by no id: prune
+        # could delete it. Matching by name and pruning are two runs.
+        raise ConfigError(
+            "prune is refused when rows are matched by name: plan without prune first, then "
+            "prune from an export (whose rows carry every contact's id)",
+            setting="match_by",
+        )
     rows = validated.rows
     dealers = dealers_of(rows, options.dealer_id)
     if (dealers == "").any():
@@ -149,6 +163,9 @@ def plan_roster(
             if dealer == options.dealer_id:  # the dealer of every row without its own
                 raise
             out_of_scope.add(dealer)  # named by rows: those rows are invalid
+    from .sites import place_by_name, settle_generated_ids
+
+    name_issues = place_by_name(validated, sites_by_dealer, options.dealer_id)
     placement, site_issues = resolve_sites(
         validated,
         sites_by_dealer,
@@ -157,6 +174,8 @@ def plan_roster(
         exact_ids=options.exact_ids,
         out_of_scope=frozenset(out_of_scope),
     )
+    site_issues = [*name_issues, *site_issues]
+    settle_generated_ids(validated, placement)
     if has_invalid_rows(validated, site_issues) and not options.skip_invalid:
         return reconcile(validated, {}, {}, {}, options, site_issues)  # refused: invalid rows
     sites = {

@@ -44,6 +44,7 @@ class PlanOptions:
     exact_ids: bool = False  # 42 and 0042 are two ids: external ids are never repaired
     repair_ids: bool = False  # use a site (or contact) id that matches one only once repaired
     allow_unreachable: bool = False  # plan contacts with neither phone nor e-mail
+    match_by: str | None = None  # "name": a row without its own id matches a contact by name
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

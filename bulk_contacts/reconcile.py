@@ -620,6 +620,8 @@ def _site_plan(
             continue  # a conflict was recorded
         if contact is not None:
             matched[contact.contact_id] = row.row
+            if context.options.match_by == "name":
+                row = _names_as_held(row, context.remote.of_contact(contact), contact)
             own = contact.external_contact_id
             if own and own != row.external_contact_id:
                 # A damaged id matched anyway: CHeKT's id is kept, and changes carry it.
@@ -645,6 +647,8 @@ def _match(
         contact = _by_contact_id(row, held, plan, context)
     else:
         contact = _by_external_id(row, held, plan, context)
+        if contact is None and context.options.match_by == "name":
+            contact = _by_name(row, held, plan)
     if isinstance(contact, Contact) and contact.contact_id in matched:
         return _conflict(
             plan,
@@ -756,6 +760,47 @@ def _by_external_id(
         f"CHeKT holds it (format the column as Text), or plan with --repair-ids to match it, or "
         f"with --exact-ids if they are different people",
     )
+
+
+def _by_name(row: RowView, held: _SiteContacts, plan: SitePlan) -> Contact | Literal[False] | None:
+    """--match-by name: a row whose id was generated (the file has none) and that no contact
+    holds yet is the one contact of the site with its first and last name, normalized (case,
+    accents, spacing); several are a conflict, never a guess; none, a create under the
+    generated id."""
+    from .sites import GENERATED_PREFIX, person_key
+
+    if not row.external_contact_id.startswith(GENERATED_PREFIX):
+        return None
+    first, last = (
+        row.values[EDITABLE_FIELDS.index("first_name")],
+        row.values[EDITABLE_FIELDS.index("last_name")],
+    )
+    key = person_key(first, last)
+    found = [c for c in held.remote if person_key(c.first_name, c.last_name) == key]
+    if len(found) > 1:
+        ids = tuple(sorted(c.contact_id for c in found))
+        return _conflict(
+            plan,
+            row,
+            ids,
+            f"{first} {last} matches {len(found)} contacts of the site by name (contact_id "
+            f"{', '.join(map(str, ids))}); give the row the external_contact_id or contact_id of "
+            f"the one it means",
+        )
+    return found[0] if found else None
+
+
+def _names_as_held(row: RowView, held: tuple[str, ...], contact: Contact) -> RowView:
+    """--match-by name: a name that is CHeKT's once normalized ("ann", "LEE" for Ann Lee) is
+    no change: the row takes CHeKT's spelling."""
+    from .sites import normalize_name
+
+    values, comparable = list(row.values), list(row.comparable)
+    for name in ("first_name", "last_name"):
+        at = EDITABLE_FIELDS.index(name)
+        if normalize_name(values[at]) == normalize_name(getattr(contact, name) or ""):
+            values[at], comparable[at] = getattr(contact, name) or "", held[at]
+    return row._replace(values=tuple(values), comparable=tuple(comparable))
 
 
 def _shared(row: RowView, external: str, found: list[Contact], plan: SitePlan) -> Literal[False]:

@@ -22,6 +22,7 @@ from .columns import (
     REQUIRED_COLUMNS,
     ROSTER_COLUMNS,
     SITE_COLUMNS,
+    SITE_NAME_COLUMNS,
 )
 from .errors import InputError
 from .gc_pause import gc_paused
@@ -80,6 +81,9 @@ class Table:
     details: dict[str, str] = field(default_factory=dict)  # encoding, delimiter, sheet
     snapshot: dict[int, Contact] | None = None
     snapshot_damage: str = ""  # why an export's snapshot could not be read ("" if it could)
+    # With --all-sheets, the sheets read (rows are numbered sheet * SHEET_ROWS + row: see
+    # `site_layouts.row_label`); () for one sheet or a CSV file.
+    sheets: tuple[str, ...] = ()
     header_found: str = ""  # "detected" or "chosen" (--header-row) when not the first row
     skipped: list[str] = field(default_factory=list)  # what the rows above the header hold
 
@@ -100,9 +104,22 @@ class Roster:
         """For an xlsx export: the contacts as CHeKT held them when it was made."""
         return self.table.snapshot
 
-    def column_label(self, name: str) -> str:
+    def row_text(self, row: int) -> str:
+        """A row as messages name it: `5`, or with --all-sheets `5 of sheet 'AC-1001'`."""
+        if not self.table.sheets:
+            return str(row)
+        from .site_layouts import SHEET_ROWS, sheet_of
+
+        return f"{row % SHEET_ROWS} of sheet '{sheet_of(row, self.table.sheets)}'"
+
+    def column_label(self, name: str, row: int | None = None) -> str:
         letter, header = self.columns.get(name, ("", name))
-        return f"{letter} '{header}'" if letter else name
+        label = f"{letter} '{header}'" if letter else name
+        if self.table.sheets and row:  # --all-sheets: the sheet's name, as Excel writes it
+            from .site_layouts import sheet_of
+
+            return f"'{sheet_of(row, self.table.sheets)}'!{label}"
+        return label
 
     def cell_position(self, name: str, row: int | None) -> int | None:
         """Where a row's value of a column is in the file: with several phone columns, the
@@ -123,7 +140,7 @@ class Roster:
             position = int(source.get(row, -1))
             if position >= 0:
                 return f"{column_letter(position)} '{self.table.headers[position]}'"
-        return self.column_label(name)
+        return self.column_label(name, row)
 
 
 # entry points
@@ -426,8 +443,8 @@ def _headers_found(table: Table) -> str:
 
 def _require_columns(table: Table, fields: dict[str, int], derived: dict[str, pd.Series]) -> None:
     missing = [name for name in REQUIRED_COLUMNS if name not in fields and name not in derived]
-    if not any(name in fields for name in SITE_COLUMNS):
-        missing.append(" or ".join(SITE_COLUMNS))
+    if not any(name in fields for name in (*SITE_COLUMNS, *SITE_NAME_COLUMNS)):
+        missing.append(" or ".join((*SITE_COLUMNS, *SITE_NAME_COLUMNS)))
     if not missing:
         return
     found = _headers_found(table)
@@ -449,4 +466,22 @@ def _require_columns(table: Table, fields: dict[str, int], derived: dict[str, pd
     )
     if hints:
         message += " " + "; ".join(hints) + "."
+    message += _layout_hints(missing)
     raise InputError(message)
+
+
+def _layout_hints(missing: list[str]) -> str:
+    """What to do when a file has no id or no site column (`site_layouts` does the rest)."""
+    hints = []
+    if "external_contact_id" in missing:
+        hints.append(
+            "without an id column, pass --match-by name to match the contacts of each site by "
+            "first and last name (and give created contacts a generated id)"
+        )
+    if any(name.startswith(SITE_COLUMNS[0]) for name in missing):
+        hints.append(
+            "without a site column, give the file's one site with --site ID, --account NUMBER "
+            "or --external-site-id ID, or read a workbook with one tab per site with "
+            "--all-sheets"
+        )
+    return "".join(f" {hint[0].upper()}{hint[1:]}." for hint in hints)

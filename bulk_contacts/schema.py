@@ -26,6 +26,7 @@ from .columns import (
     REQUIRED_COLUMNS,
     ROSTER_COLUMNS,
     SITE_COLUMNS,
+    SITE_NAME_COLUMNS,
 )
 from .gc_pause import gc_paused
 from .layouts import PHONE_LEFT_OUT, email_typo_issues, layout_issues, name_case_issues
@@ -285,7 +286,7 @@ def _schema(frame: pd.DataFrame) -> pa.DataFrameSchema:
     blank = {
         name for name in columns if name not in REQUIRED_COLUMNS and not (frame[name] != "").any()
     }
-    site_given = frame[list(SITE_COLUMNS)].ne("").any(axis=1)
+    site_given = frame[[*SITE_COLUMNS, *SITE_NAME_COLUMNS]].ne("").any(axis=1)
     return pa.DataFrameSchema(
         {name: pa.Column(str, checks) for name, checks in columns.items() if name not in blank},
         checks=[pa.Check(lambda f: site_given, name="no_site")],
@@ -309,7 +310,7 @@ def _schema_issues(
             if row in seen_no_site:
                 continue
             seen_no_site.add(row)
-            given = [n for n in SITE_COLUMNS if n in roster.columns]
+            given = [n for n in (*SITE_COLUMNS, *SITE_NAME_COLUMNS) if n in roster.columns]
             name = min(given, key=lambda n: column_index(roster.columns[n][0]))
         if (row, name) in formula:
             continue
@@ -386,6 +387,8 @@ def site_keys(rows: pd.DataFrame) -> pd.Series:
         + rows["external_site_id"]
         + "|"
         + rows["account_number"]
+        + "|"
+        + rows["site_name"]
     )
 
 
@@ -405,7 +408,7 @@ def duplicate_ids(
     repeated = keyed[key.duplicated(keep=False)]
     issues = []
     for _, group in repeated.groupby(key[repeated.index], sort=False):
-        listed = bounded_list([str(r) for r in group.index])  # bounded: 1M rows, one id
+        listed = bounded_list([roster.row_text(int(r)) for r in group.index])  # bounded
         ids = group["contact_id"]
         exported = (ids != "").all() and not ids.duplicated().any()
         code = "duplicate_in_chekt" if exported else "duplicate_external_id"
@@ -432,7 +435,7 @@ def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
                 "phone_number",
                 phoned.at[row, "phone_number"],
                 "duplicate_phone",
-                other=first_row[k],
+                other=roster.row_text(int(first_row[k])),
             )
         )
     for name in FREE_TEXT_COLUMNS:

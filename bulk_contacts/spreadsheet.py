@@ -63,6 +63,8 @@ class Cells:
     formula_cells: set[tuple[int, int]] = field(default_factory=set)  # (row, column position)
     details: dict[str, str] = field(default_factory=dict)  # encoding, delimiter, sheet
     snapshot: list[list[Any]] | None = None  # an export's hidden snapshot sheet, as rows
+    # A workbook's visible worksheets, in order (the one read among them); [] for a CSV file.
+    visible_sheets: list[str] = field(default_factory=list)
     columns: TextColumns | None = None  # a CSV file: its cells by column (then `rows` is [])
 
 
@@ -330,6 +332,7 @@ def _read_workbook(path: Path, handle: BinaryIO, kind: str, sheet: str | None) -
         data = workbook.get_sheet_by_name(name)
         rows = data.to_python(skip_empty_area=False)
         merged = data.merged_cell_ranges or []
+        visible = _visible_sheets(workbook)
         snapshot = None
         if SNAPSHOT_SHEET in workbook.sheet_names and name != SNAPSHOT_SHEET:
             snapshot = workbook.get_sheet_by_name(SNAPSHOT_SHEET).to_python()
@@ -351,7 +354,18 @@ def _read_workbook(path: Path, handle: BinaryIO, kind: str, sheet: str | None) -
         formula_cells=formulas.result() if formulas is not None else set(),
         details={"sheet": name},
         snapshot=snapshot,
+        visible_sheets=visible,
     )
+
+
+def _visible_sheets(workbook: Any) -> list[str]:
+    from python_calamine import SheetTypeEnum, SheetVisibleEnum
+
+    return [
+        meta.name
+        for meta in workbook.sheets_metadata
+        if meta.visible == SheetVisibleEnum.Visible and meta.typ == SheetTypeEnum.WorkSheet
+    ]
 
 
 def _check_whole_workbook(

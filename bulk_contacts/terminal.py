@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .columns import EDITABLE_FIELDS
+from .site_layouts import row_label
 from .words import plural
 
 if TYPE_CHECKING:  # kept light: the CLI imports this module to print anything at all
@@ -40,6 +41,7 @@ FLAGS = {
     "wait": "--wait",
     "port": "--port",
     "dealers": "--dealer",  # the sandbox's
+    "match_by": "--match-by name",
     "ca_bundle": "--ca-bundle",
     "profile": "--profile",
 }
@@ -158,7 +160,7 @@ def _by_kind(
         lines.append((f"  {severity} {code}: {len(found)}", severity))
         shown = found if verbose else found[:EXAMPLES_PER_KIND]
         for issue in shown:
-            where = f"row {issue.row}, " if issue.row is not None else ""
+            where = f"{row_label(issue.row)}, " if issue.row is not None else ""
             lines.append((f"    {where}{issue.column}: {issue.message}", ""))
         if len(found) > len(shown):
             lines.append(
@@ -201,7 +203,7 @@ def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list
     if plan.invalid:
         lines.append((f"Invalid rows ({len(plan.invalid)}), not planned:", "error"))
         for row in plan.invalid[: 5 if not verbose else None]:
-            lines.append((f"  row {row.row}: {row.problems[0]}", ""))
+            lines.append((f"  {row_label(row.row)}: {row.problems[0]}", ""))
         if len(plan.invalid) > 5 and not verbose:
             lines.append((f"  ... and {len(plan.invalid) - 5} more", "dim"))
     lines += [(line, "error") for line in refusal_lines(plan)]
@@ -265,7 +267,7 @@ def _change_lines(plan: Plan, verbose: bool, report_hint: str) -> list[tuple[str
 
 def _describe(change: Change) -> tuple[str, str]:
     mark, style = ACTION_MARK[change.action]
-    row = f"row {change.row}" if change.row else "      "
+    row = row_label(change.row) if change.row else "      "
     who = change.external_contact_id or f"contact {change.contact_id}"
     if change.action == "update":
         diffs = "; ".join(
@@ -292,7 +294,7 @@ def _conflict_lines(plan: Plan) -> list[tuple[str, str]]:
         return []
     lines = [("", ""), (f"Conflicts ({len(conflicts)}), not planned:", "warning")]
     for conflict in conflicts:
-        row = f"row {conflict.row} " if conflict.row else ""
+        row = f"{row_label(conflict.row)} " if conflict.row else ""
         lines.append(
             (
                 f"  site {conflict.site_id} {row}{conflict.external_contact_id or ''}: "

@@ -248,9 +248,10 @@ def test_the_xlsx_template_is_formatted_for_the_job(tmp_path) -> None:
     assert workbook.sheetnames == ["Contacts", "Instructions"]
     sheet = workbook["Contacts"]
     headers = [c.value for c in sheet[1]]
-    assert headers[:6] == [
+    assert headers[:7] == [
         "account_number",
         "external_site_id",
+        "site_name",
         "site_id",
         "external_contact_id",
         "first_name",

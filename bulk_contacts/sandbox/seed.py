@@ -54,6 +54,11 @@ class Seed(_Seeded):
 
 
 def read_seed(path: Path) -> Seed:
+    """A JSON seed file, or an xlsx export made by `bulk-contacts export` (`clone`)."""
+    from .clone import is_workbook, seed_from_export
+
+    if is_workbook(path):
+        return seed_from_export(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:

@@ -16,24 +16,25 @@ from ..errors import SandboxError, SeedError
 from .app import create_app
 from .config import SandboxConfig
 from .requestlog import RequestLog
-from .seed import load_seed, read_seed
+from .seed import Seed, load_seed, read_seed
 from .store import Store
 
 __all__ = ["SandboxError", "SandboxServer", "serve"]
 
 
-def open_store(config: SandboxConfig) -> Store:
-    """The database, seeded when asked. Errors name the file and what to do."""
-    seed = read_seed(config.seed) if config.seed else None
+def open_store(config: SandboxConfig, preloaded: Seed | None = None) -> Store:
+    """The database, seeded when asked (from the seed file, or `preloaded`: a clone). Errors
+    name the file and what to do."""
+    seed = read_seed(config.seed) if config.seed else preloaded
     if config.client_public_key:
         _check_public_key(config.client_public_key)
     try:
         store = Store(config.db)
     except Exception as error:  # sqlite3 errors: not a database, no permission
         raise SandboxError(f"database {config.db}: cannot be opened ({error})") from None
-    if seed is not None and config.seed is not None:
+    if seed is not None:
         try:
-            load_seed(store, seed, config.seed)
+            load_seed(store, seed, config.seed or Path("(the clone)"))
         except SeedError:
             store.close()
             raise
@@ -135,9 +136,10 @@ def uvicorn_config(app: Any) -> uvicorn.Config:
     )
 
 
-def serve(config: SandboxConfig, announce: Any = print) -> None:
-    """Run in the foreground until interrupted (the `sandbox` command)."""
-    store = open_store(config)
+def serve(config: SandboxConfig, announce: Any = print, preloaded: Seed | None = None) -> None:
+    """Run in the foreground until interrupted (the `sandbox` command); `preloaded` seeds an
+    empty database (`sandbox --clone`)."""
+    store = open_store(config, preloaded)
     sock = bind(config.host, config.port)
     log = RequestLog(config.request_log)
     url = url_of(sock)

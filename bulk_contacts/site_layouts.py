@@ -1,0 +1,301 @@
+"""Rosters laid out by site: a workbook with one tab per site (`--all-sheets`), a file for one
+site (`--site`, `--account`, `--external-site-id`), and files without an id column (`--match-by
+name`).
+
+`read_layout` opens the sheets to read (no pandas: it runs in a thread while pandas loads);
+`roster_from_layout` turns them into one roster:
+
+- **one tab per site**: every visible worksheet whose first rows name roster columns (at least
+  two, not only site columns) is read; a tab whose rows have no site column gets its name as the
+  rows' `site_name` (resolved at plan time as an account number, an external site id or a site
+  name: `sites.place_by_name`). Rows are numbered `sheet * SHEET_ROWS + row` (sheet from 1, in
+  the workbook's order), so every row keeps its own row number and its sheet; messages name both
+  (`'ACCT-1'!C 'Phone'`, `sheet 2 row 5`). Without `--all-sheets`, other visible sheets that look
+  like rosters are named in an `other_sheets` warning.
+- **one site for the whole file**: the site given fills that site column on every row; a file
+  whose column holds another value for it is refused (a column naming the site another way is
+  checked once sites are resolved: `site_mismatch`).
+- **no id column** with `--match-by name`: rows get a provisional id from their name
+  (`sites.provisional_id`), replaced by the generated id once the site is known.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .columns import COLUMNS, SITE_COLUMNS, SITE_NAME_COLUMNS
+from .errors import InputError
+from .gc_pause import gc_paused
+from .spreadsheet import SNAPSHOT_SHEET, Cells, read_cells
+
+if TYPE_CHECKING:
+    from .pipeline import ReadOptions
+    from .roster import Roster, Table
+    from .schema import RosterIssue
+
+SHEET_ROWS = 10_000_000  # past Excel's 1,048,576 rows: sheet k's row r is k * SHEET_ROWS + r
+HEADER_ROWS_LOOKED_AT = 30
+SITE_FLAGS = {
+    "site_id": "--site",
+    "account_number": "--account",
+    "external_site_id": "--external-site-id",
+}
+
+
+def row_label(row: int) -> str:
+    """`row 5`, or `sheet 2 row 5` for a row of a workbook read with --all-sheets."""
+    sheet, own = divmod(row, SHEET_ROWS)
+    return f"sheet {sheet} row {own}" if sheet else f"row {own}"
+
+
+def sheet_of(row: int, sheets: Sequence[str]) -> str:
+    return sheets[row // SHEET_ROWS - 1]
+
+
+def _key(header: str) -> str:
+    folded = unicodedata.normalize("NFKC", str(header)).casefold()
+    return "".join(ch for ch in folded if ch.isalnum())
+
+
+_KNOWN = {
+    _key(alias): column.name
+    for column in COLUMNS
+    if column.read
+    for alias in (column.name, *column.aliases)
+}
+_SITE_NAMES = frozenset((*SITE_COLUMNS, *SITE_NAME_COLUMNS))
+
+
+def _names(row: Sequence[Any], column_map: dict[str, str]) -> list[str]:
+    extra = {_key(header): name for header, name in column_map.items()}
+    return [
+        name
+        for cell in row
+        if isinstance(cell, str) and (name := extra.get(_key(cell)) or _KNOWN.get(_key(cell)))
+    ]
+
+
+def looks_like_roster(rows: list[list[Any]], column_map: dict[str, str]) -> bool:
+    """One of the first rows names at least two roster columns, not only site columns (an
+    export's Sites sheet names three site columns and no person)."""
+    for row in rows[:HEADER_ROWS_LOOKED_AT]:
+        names = set(_names(row, column_map))
+        if len(names) >= 2 and names - _SITE_NAMES:
+            return True
+    return False
+
+
+@dataclass
+class Layout:
+    """The sheets to read, and the other visible sheets that look like rosters (not read)."""
+
+    path: Path
+    sheets: list[Cells]
+    unread_rosters: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # --all-sheets: visible, not rosters
+
+
+def read_layout(path: Path, options: ReadOptions) -> Layout:
+    """The sheet (or CSV file) to read, or with `all_sheets` every visible worksheet that looks
+    like a roster. Other sheets are opened only when the workbook has several visible ones."""
+    first = read_cells(path, options.sheet)
+    column_map = dict(options.column_map)
+    others = [name for name in first.visible_sheets if name != first.details.get("sheet")]
+    is_export = first.snapshot is not None
+    if not others or is_export or (options.sheet is not None and not options.all_sheets):
+        return Layout(path, [first])
+    found: dict[str, Cells] = {first.details["sheet"]: first}
+    for name in others:
+        if name != SNAPSHOT_SHEET:
+            found[name] = read_cells(path, name)
+    rosters = [
+        name
+        for name in first.visible_sheets
+        if name in found and looks_like_roster(found[name].rows, column_map)
+    ]
+    if not options.all_sheets:
+        return Layout(path, [first], [name for name in rosters if name != first.details["sheet"]])
+    if not rosters:
+        return Layout(path, [first])
+    skipped = [name for name in first.visible_sheets if name not in rosters]
+    return Layout(path, [found[name] for name in rosters], skipped=skipped)
+
+
+# turning the sheets into one roster
+
+
+@gc_paused()
+def roster_from_layout(layout: Layout, options: ReadOptions) -> tuple[Roster, list[RosterIssue]]:
+    """The roster the layout holds, and the file-level warnings about it. One sheet read with
+    none of these options is read exactly as `roster.roster_from_cells` reads it."""
+    from .roster import map_columns, roster_from_cells, table_from_cells
+
+    column_map = dict(options.column_map)
+    if len(layout.sheets) == 1 and options.site is None and options.match_by is None:
+        roster = roster_from_cells(layout.sheets[0], column_map, options.layout)
+        _names_only_where_used(roster)
+        return roster, _layout_warnings(layout, roster)
+    tables = []
+    several = len(layout.sheets) > 1
+    added_ids = False
+    named_by_sheet: list[str] = []
+    for cells in layout.sheets:
+        table = table_from_cells(cells, options.header_row, column_map)
+        if several and not _mapped(table, column_map) & _SITE_NAMES and not options.site:
+            table = _with_column(table, "site_name", cells.details.get("sheet", ""))
+            named_by_sheet.append(cells.details.get("sheet", ""))
+        if options.site is not None:
+            table = _assign_site(table, column_map, *options.site)
+        if options.match_by == "name" and "external_contact_id" not in _mapped(table, column_map):
+            table = _with_column(table, "external_contact_id", "")
+            added_ids = True
+        tables.append(table)
+    table = _combined(layout, tables, column_map) if several else tables[0]
+    try:
+        roster = map_columns(table, column_map, options.layout)
+    except InputError as error:
+        if not added_ids:
+            raise
+        # The headers found are the file's: not the id column added for --match-by name.
+        found = re.sub(r", [A-Z]+ 'external_contact_id'", "", str(error))
+        raise InputError(found) from None
+    _names_only_where_used(roster)
+    if options.match_by == "name":
+        _provisional_ids(roster, added_ids)
+    said = roster.table.details
+    if named_by_sheet:
+        said["site from the sheet's name"] = ", ".join(map(repr, named_by_sheet))
+    if options.site is not None:
+        column, value = options.site
+        said["site"] = f"{column} {value} on every row ({SITE_FLAGS[column]})"
+    if options.match_by == "name":
+        said["ids"] = "matched by first and last name, created ones generated (--match-by name)"
+    return roster, _layout_warnings(layout, roster)
+
+
+def _names_only_where_used(roster: Roster) -> None:
+    """A site_name beside another site column is not read (an export writes both): it is
+    neither checked nor compared, so an export imports as it always did."""
+    frame = roster.frame
+    if "site_name" not in roster.columns:
+        return
+    other = frame[list(SITE_COLUMNS)].ne("").any(axis=1)
+    if other.any():
+        frame["site_name"] = frame["site_name"].where(~other, "")
+
+
+def _mapped(table: Table, column_map: dict[str, str]) -> set[str]:
+    return set(_names(table.headers, column_map))
+
+
+def _with_column(table: Table, header: str, value: str) -> Table:
+    from dataclasses import replace
+
+    cells = table.cells.copy()
+    cells[len(table.headers)] = value
+    return replace(table, headers=[*table.headers, header], cells=cells)
+
+
+def _assign_site(table: Table, column_map: dict[str, str], column: str, value: str) -> Table:
+    """Every row of the file belongs to the site given: its column filled in on every row. A
+    file whose own column for it holds another value is refused, the first such row named."""
+    extra = {_key(header): name for header, name in column_map.items()}
+    flag = SITE_FLAGS[column]
+    for position, header in enumerate(table.headers):
+        if (extra.get(_key(header)) or _KNOWN.get(_key(header))) != column:
+            continue
+        held = table.cells[position].str.strip()
+        same = (held == "") | (held == value)
+        if column == "site_id":
+            same |= held.str.lstrip("0") == value.lstrip("0")
+        if not same.all():
+            row = int(held.index[~same][0])
+            raise InputError(
+                f"{table.source}: {flag} {value} puts every row on that site, but row "
+                f"{row_label(row).removeprefix('row ')} of column '{header}' says "
+                f"{held[row]!r}; remove {flag}, or the column"
+            )
+        cells = table.cells.copy()
+        cells[position] = cells[position].where(held != "", value)
+        from dataclasses import replace
+
+        return replace(table, cells=cells)
+    return _with_column(table, column, value)
+
+
+def _provisional_ids(roster: Roster, added: bool) -> None:
+    from .sites import match_by_name_frame
+
+    roster.frame["external_contact_id"] = match_by_name_frame(roster.frame)
+    if added:  # not a column of the file: messages name it by its name
+        roster.columns.pop("external_contact_id", None)
+
+
+def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -> Table:
+    """One table of every sheet's rows: columns aligned by what they mean (a sheet may order
+    them differently), rows numbered sheet * SHEET_ROWS + row."""
+    import pandas as pd
+
+    from .roster import Table
+
+    extra = {_key(header): name for header, name in column_map.items()}
+    order: dict[str, int] = {}
+    headers: list[str] = []
+    for table in tables:
+        for header in table.headers:
+            key = extra.get(_key(header)) or _KNOWN.get(_key(header)) or _key(header)
+            if key not in order:
+                order[key] = len(headers)
+                headers.append(header)
+    frames = []
+    date_cells, formula_cells = set(), set()
+    for number, table in enumerate(tables, start=1):
+        where = {}
+        for position, header in enumerate(table.headers):
+            key = extra.get(_key(header)) or _KNOWN.get(_key(header)) or _key(header)
+            where[order[key]] = position
+        frame = pd.DataFrame(
+            {
+                target: table.cells[where[target]] if target in where else ""
+                for target in range(len(headers))
+            },
+            index=table.cells.index,
+        )
+        frame.index = frame.index + number * SHEET_ROWS
+        frames.append(frame)
+        back = {position: target for target, position in where.items()}
+        date_cells |= {(r + number * SHEET_ROWS, back[c]) for r, c in table.date_cells if c in back}
+        formula_cells |= {
+            (r + number * SHEET_ROWS, back[c]) for r, c in table.formula_cells if c in back
+        }
+    names = tuple(cells.details.get("sheet", "") for cells in layout.sheets)
+    combined = Table(
+        f"{layout.path} (sheets {', '.join(map(repr, names))})",
+        headers,
+        pd.concat(frames).fillna("").astype("str"),
+        tables[0].header_row,
+        date_cells,
+    )
+    combined.formula_cells = formula_cells
+    combined.details = {"sheets": ", ".join(names)}
+    if layout.skipped:
+        combined.details["sheets not read (no roster columns)"] = ", ".join(layout.skipped)
+    combined.sheets = names
+    return combined
+
+
+def _layout_warnings(layout: Layout, roster: Roster) -> list[RosterIssue]:
+    from .codes import CODES
+    from .schema import RosterIssue
+
+    if not layout.unread_rosters:
+        return []
+    code = CODES["other_sheets"]
+    sheet = layout.sheets[0].details.get("sheet", "")
+    message = code.render(sheet=sheet, others=", ".join(map(repr, layout.unread_rosters)))
+    return [RosterIssue(None, "the workbook", "", code.name, message, code.severity)]

@@ -1,0 +1,502 @@
+"""Issue 15, the sites half: a tab per site (--all-sheets), a file for one site (--site,
+--account, --external-site-id), no id column (--match-by name), sites by name (site_name), and
+rehearsing on your own sites (sandbox --seed export.xlsx, sandbox --clone).
+
+Fixtures are built here; the command line runs against a seeded sandbox over 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openpyxl
+import pytest
+from click.testing import CliRunner
+
+from bulk_contacts.cli import main
+from bulk_contacts.sites import GENERATED_PREFIX, generated_id, normalize_name
+
+DEALER = 12345
+
+
+def person(cid, ext, first, last, phone):
+    found = {"contact_id": cid, "first_name": first, "last_name": last, "phone_number": phone}
+    return {**found, "external_contact_id": ext} if ext else found
+
+
+def site(sid, name, account, external, *contacts, timezone="America/New_York"):
+    return {
+        "site_id": sid,
+        "name": name,
+        "account_number": account,
+        "external_site_id": external,
+        "timezone": timezone,
+        "contacts": list(contacts),
+    }
+
+
+SEED = {
+    "dealers": [
+        {
+            "dealer_id": DEALER,
+            "sites": [
+                site(
+                    1001,
+                    "Zeta",
+                    "AC-1001",
+                    "ext-1001",
+                    person(9, "keep1", "Kim", "Keep", "+12025550109"),
+                ),
+                site(
+                    1002,
+                    "Zero Site",
+                    "001234",
+                    "ext-1002",
+                    person(100, "E100", "Ann", "Lee", "+12025550100"),
+                    person(101, "E101", "Bob", "Ng", "+12025550101"),
+                ),
+                site(
+                    1003,
+                    "José's Café",
+                    "AC-1003",
+                    "ext-1003",
+                    person(3, "0042", "Maria", "Diaz", "+12025550142"),
+                    person(4, "0043", "Luis", "Díaz", "+12025550143"),
+                    person(5, None, "LUIS", "diaz", "+12025550144"),
+                ),
+                site(1004, "Main Street", "M-1", "ext-1004"),
+                site(1005, "main  street", "M-2", "ext-1005"),
+            ],
+        }
+    ]
+}
+
+
+@pytest.fixture
+def seeded(start_sandbox, tmp_path):
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps(SEED), encoding="utf-8")
+    return start_sandbox(seed=seed)
+
+
+def env_for(server) -> dict[str, str]:
+    return {
+        "CHEKT_CLIENT_ID": "sandbox-client",
+        "CHEKT_CLIENT_SECRET": "sandbox-secret",
+        "CHEKT_API_URL": server.url,
+        "CHEKT_DEALER_ID": str(DEALER),
+    }
+
+
+def run(server, *args: str):
+    extra = [] if args[0] == "validate" else ["--no-progress"]
+    env = env_for(server) if server is not None else {}
+    return CliRunner().invoke(main, [*args, *extra], env=env)
+
+
+def contacts_of(server, site_id: int) -> list[tuple]:
+    rows = server.store.db.execute(
+        "SELECT contact_id, external_contact_id, first_name, last_name, phone_number "
+        "FROM contacts WHERE site_id = ? ORDER BY contact_id",
+        (site_id,),
+    ).fetchall()
+    return [tuple(row) for row in rows]
+
+
+def workbook(path: Path, sheets: dict[str, list[list[str]]], hidden: tuple[str, ...] = ()) -> str:
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for name, rows in sheets.items():
+        sheet = book.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+        if name in hidden:
+            sheet.sheet_state = "hidden"
+    book.save(path)
+    return str(path)
+
+
+def csv_file(path: Path, rows: list[list[str]]) -> str:
+    path.write_text("\n".join(",".join(row) for row in rows) + "\n", encoding="utf-8")
+    return str(path)
+
+
+PEOPLE = ["First Name", "Last Name", "Phone", "External ID"]
+
+# 1. one tab per site
+
+
+def tabs(tmp_path: Path) -> str:
+    """Tabs named by account number, by site name (another case and no accent), by external
+    site id, and a tab that is not a roster."""
+    return workbook(
+        tmp_path / "tabs.xlsx",
+        {
+            "AC-1001": [
+                PEOPLE,
+                ["Kim", "Keep", "2025550109", "keep1"],
+                ["Nia", "New", "2025550111", "n1"],
+            ],
+            "jose's cafe": [
+                ["Last Name", "External ID", "First Name", "Phone"],
+                ["Diaz", "0042", "Maria", "2025550199"],
+            ],
+            "ext-1002": [PEOPLE, ["Ann", "Lee", "2025550100", "E100"]],
+            "Notes": [["Call the office first"]],
+        },
+    )
+
+
+def test_all_sheets_reads_every_tab_its_name_naming_the_site(seeded, tmp_path) -> None:
+    roster = tabs(tmp_path)
+    checked = run(seeded, "validate", roster, "--all-sheets")
+    assert checked.exit_code == 0, checked.output
+    assert "4 contact rows" in checked.output
+    assert "site from the sheet's name 'AC-1001', \"jose's cafe\", 'ext-1002'" in checked.output
+    assert "sheets not read (no roster columns) Notes" in checked.output
+    applied = run(seeded, "apply", roster, "--all-sheets", "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert "create 1   update 1" in applied.output
+    assert contacts_of(seeded, 1001)[-1][1:] == ("n1", "Nia", "New", "+12025550111")
+    assert contacts_of(seeded, 1003)[0] == (3, "0042", "Maria", "Diaz", "+12025550199")
+    again = run(seeded, "plan", roster, "--all-sheets", "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+
+
+@pytest.mark.parametrize("suffix", [".xls", ".ods"])
+def test_all_sheets_reads_xls_and_ods_workbooks_too(tmp_path, suffix) -> None:
+    path = tmp_path / f"tabs{suffix}"
+    if suffix == ".xls":
+        import xlwt
+
+        book = xlwt.Workbook()
+        for name, rows in (
+            ("AC-1001", [PEOPLE, ["Kim", "Keep", "2025550109", "k1"]]),
+            ("AC-1003", [PEOPLE, ["Ann", "Lee", "2025550100", "a1"]]),
+        ):
+            sheet = book.add_sheet(name)
+            for r, row in enumerate(rows):
+                for c, value in enumerate(row):
+                    sheet.write(r, c, value)
+        book.save(str(path))
+    else:
+        import pandas as pd
+
+        with pd.ExcelWriter(path, engine="odf") as writer:
+            for name, person_ in (
+                ("AC-1001", ["Kim", "Keep", "2025550109", "k1"]),
+                ("AC-1003", ["Ann", "Lee", "2025550100", "a1"]),
+            ):
+                pd.DataFrame([person_], columns=PEOPLE).to_excel(
+                    writer, sheet_name=name, index=False
+                )
+    result = run(None, "validate", str(path), "--all-sheets")
+    assert result.exit_code == 0, result.output
+    assert "2 contact rows" in result.output
+    assert "site from the sheet's name 'AC-1001', 'AC-1003'" in result.output
+
+
+def test_messages_name_the_sheet_and_its_own_row(tmp_path) -> None:
+    roster = workbook(
+        tmp_path / "tabs.xlsx",
+        {
+            "AC-1001": [PEOPLE, ["Kim", "Keep", "2025550109", "keep1"]],
+            "AC-1003": [PEOPLE, ["Ann", "Lee", "2025550100", "a1"], ["Bo", "Ng", "12", "a1"]],
+        },
+    )
+    result = run(None, "validate", roster, "--all-sheets", "--report", "r.xlsx")
+    assert result.exit_code == 1
+    assert "used by rows 2 of sheet 'AC-1003', 3 of sheet 'AC-1003'" in result.output
+    assert "sheet 2 row 3, 'AC-1003'!C 'Phone': '12' is not a valid phone number" in result.output
+    report = openpyxl.load_workbook("r.xlsx")
+    assert report.sheetnames == ["AC-1001", "AC-1003", "Issues"]
+    assert report["AC-1003"]["C3"].value == "12" and report["AC-1003"]["C3"].comment is not None
+
+
+def test_tabs_with_their_own_site_column_keep_it(seeded, tmp_path) -> None:
+    header = ["Account", *PEOPLE]
+    roster = workbook(
+        tmp_path / "tabs.xlsx",
+        {
+            "East": [header, ["AC-1001", "Kim", "Keep", "2025550109", "keep1"]],
+            "West": [header, ["001234", "Ann", "Lee", "2025550100", "E100"]],
+        },
+    )
+    result = run(seeded, "plan", roster, "--all-sheets", "--detailed-exitcode")
+    assert result.exit_code == 0, result.output
+    assert "site from the sheet's name" not in result.output
+
+
+def test_without_all_sheets_a_warning_names_the_other_roster_tabs(tmp_path) -> None:
+    header = ["Account", *PEOPLE]
+    roster = workbook(
+        tmp_path / "tabs.xlsx",
+        {
+            "East": [header, ["AC-1001", "Kim", "Keep", "2025550109", "keep1"]],
+            "West": [header, ["AC-1003", "Ann", "Lee", "2025550100", "E100"]],
+            "Notes": [["Call the office first"]],
+            "Old": [header, ["AC-1001", "Old", "Timer", "2025550109", "old1"]],
+        },
+        hidden=("Old",),
+    )
+    result = run(None, "validate", roster)
+    assert result.exit_code == 0, result.output
+    assert "warning other_sheets: 1" in result.output
+    assert "only sheet 'East' is read, but 'West' look like rosters too" in result.output
+    assert "--all-sheets" in result.output
+    chosen = run(None, "validate", roster, "--sheet", "West")
+    assert "other_sheets" not in chosen.output
+    every = run(None, "validate", roster, "--all-sheets")  # visible ones: not the hidden Old
+    assert "2 contact rows" in every.output and "sheets East, West" in every.output
+
+
+def test_an_export_is_not_warned_about_its_sites_sheet(seeded, tmp_path) -> None:
+    assert run(seeded, "export", "-o", "export.xlsx").exit_code == 0
+    result = run(None, "validate", "export.xlsx")
+    assert "other_sheets" not in result.output
+
+
+# 2. a whole file for one site
+
+
+@pytest.mark.parametrize(
+    "option", [["--site", "1002"], ["--account", "001234"], ["--external-site-id", "ext-1002"]]
+)
+def test_one_site_for_the_whole_file(seeded, tmp_path, option) -> None:
+    roster = csv_file(
+        tmp_path / "outlook.csv",
+        [PEOPLE, ["Ann", "Lee", "2025550100", "E100"], ["Cy", "Cole", "2025550177", "C1"]],
+    )
+    result = run(seeded, "apply", roster, *option, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "create 1   update 0" in result.output
+    assert [c[1] for c in contacts_of(seeded, 1002)] == ["E100", "E101", "C1"]
+    assert "on every row" in run(None, "validate", roster, *option).output
+
+
+def test_one_site_refuses_a_site_column_saying_otherwise(seeded, tmp_path) -> None:
+    roster = csv_file(
+        tmp_path / "r.csv",
+        [
+            ["site_id", *PEOPLE],
+            ["1002", "Ann", "Lee", "2025550100", "E100"],
+            ["1001", "Kim", "Keep", "2025550109", "keep1"],
+        ],
+    )
+    result = run(None, "validate", roster, "--site", "1002")
+    assert result.exit_code == 2
+    assert "--site 1002 puts every row on that site, but row 3 of column 'site_id' says '1001'" in (
+        result.output
+    )
+    same = csv_file(
+        tmp_path / "s.csv",
+        [
+            ["site_id", *PEOPLE],
+            ["01002", "Ann", "Lee", "2025550100", "E100"],
+            ["", "Cy", "Cole", "2025550177", "C1"],
+        ],
+    )
+    assert run(None, "validate", same, "--site", "1002").exit_code == 0
+    other = csv_file(
+        tmp_path / "o.csv", [["Account", *PEOPLE], ["AC-1001", "Ann", "Lee", "2025550100", "E100"]]
+    )
+    mismatch = run(seeded, "plan", other, "--site", "1002")
+    assert mismatch.exit_code == 1
+    assert "the row's site columns name different sites" in mismatch.output
+
+
+def test_one_site_is_given_once() -> None:
+    result = CliRunner().invoke(main, ["validate", "x.csv", "--site", "1", "--account", "A"])
+    assert result.exit_code == 2 and "one of --site, --account or --external-site-id" in (
+        result.output
+    )
+
+
+# 3. no external id column
+
+
+NO_IDS = [["First Name", "Last Name", "Phone"]]
+
+
+def test_without_an_id_column_the_error_says_what_to_do(tmp_path) -> None:
+    roster = csv_file(tmp_path / "r.csv", [*NO_IDS, ["Ann", "Lee", "2025550100"]])
+    result = run(None, "validate", roster, "--site", "1002")
+    assert result.exit_code == 2
+    assert "no column for external_contact_id" in result.output
+    assert "pass --match-by name" in result.output
+
+
+def test_match_by_name_matches_and_applying_twice_doubles_nobody(seeded, tmp_path) -> None:
+    roster = csv_file(
+        tmp_path / "r.csv",
+        [
+            *NO_IDS,
+            ["  ann ", "LEE", "2025550188"],  # Ann Lee (E100): updated, by name
+            ["José", "Nuñez", "2025550177"],  # nobody: created under a generated id
+        ],
+    )
+    first = run(seeded, "apply", roster, "--site", "1002", "--match-by", "name", "--yes")
+    assert first.exit_code == 0, first.output
+    assert "create 1   update 1" in first.output
+    held = contacts_of(seeded, 1002)
+    assert held[0] == (100, "E100", "Ann", "Lee", "+12025550188")
+    expected = generated_id(DEALER, 1002, "José", "Nuñez")
+    assert held[-1][1:] == (expected, "José", "Nuñez", "+12025550177")
+    second = run(seeded, "apply", roster, "--site", "1002", "--match-by", "name", "--yes")
+    assert second.exit_code == 0, second.output
+    assert "No changes" in second.output
+    assert contacts_of(seeded, 1002) == held  # nobody doubled
+
+
+def test_match_by_name_several_matches_are_a_conflict(seeded, tmp_path) -> None:
+    roster = csv_file(tmp_path / "r.csv", [*NO_IDS, ["Luis", "Diaz", "2025550100"]])
+    result = run(seeded, "plan", roster, "--account", "AC-1003", "--match-by", "name")
+    assert "matches 2 contacts of the site by name (contact_id 4, 5)" in result.output
+    assert "create 0   update 0" in result.output
+
+
+def test_match_by_name_still_needs_a_site(tmp_path) -> None:
+    roster = csv_file(tmp_path / "r.csv", [*NO_IDS, ["Ann", "Lee", "2025550100"]])
+    result = run(None, "validate", roster, "--match-by", "name")
+    assert result.exit_code == 2
+    assert "Headers found: A 'First Name', B 'Last Name', C 'Phone'." in result.output
+    assert "--site ID" in result.output
+
+
+def test_match_by_name_refuses_prune(seeded, tmp_path) -> None:
+    roster = csv_file(tmp_path / "r.csv", [*NO_IDS, ["Ann", "Lee", "2025550100"]])
+    result = run(seeded, "plan", roster, "--site", "1002", "--match-by", "name", "--prune")
+    assert result.exit_code == 2 and "prune is refused" in result.output
+
+
+def test_the_generated_id_is_stable_and_documented() -> None:
+    one = generated_id(DEALER, 1002, "José", "O'Neil")
+    assert one == generated_id(DEALER, 1002, "  jose ", "o  neil")
+    assert re.fullmatch(GENERATED_PREFIX + "[0-9a-f]{16}", one)
+    assert one != generated_id(DEALER, 1001, "José", "O'Neil")
+    assert normalize_name("  Ñúñez-García ") == "nunez garcia"
+
+
+# 4. sites by name
+
+
+def test_site_names_resolve_after_normalization(seeded, tmp_path) -> None:
+    roster = csv_file(
+        tmp_path / "r.csv",
+        [
+            ["Location", *PEOPLE],
+            ["zero   SITE", "Ann", "Lee", "2025550100", "E100"],
+            ["jose's café", "Maria", "Diaz", "2025550142", "0042"],
+        ],
+    )
+    result = run(seeded, "plan", roster, "--detailed-exitcode")
+    assert result.exit_code == 0, result.output
+
+
+def test_a_site_name_beside_another_site_column_is_not_read(tmp_path) -> None:
+    roster = csv_file(
+        tmp_path / "r.csv",
+        [["Account", "Site", *PEOPLE], ["AC-1001", "=Zeta\x1b", "Kim", "Keep", "2025550109", "k1"]],
+    )
+    result = run(None, "validate", roster)
+    assert result.exit_code == 0, result.output
+    assert "0 warnings" in result.output
+
+
+def test_unknown_and_ambiguous_site_names_are_invalid_rows(seeded, tmp_path) -> None:
+    roster = csv_file(
+        tmp_path / "r.csv",
+        [
+            ["Site", *PEOPLE],
+            ["Zeroo Site", "Ann", "Lee", "2025550100", "E100"],
+            ["Main Street", "Cy", "Cole", "2025550177", "C1"],
+        ],
+    )
+    result = run(seeded, "plan", roster)
+    assert result.exit_code == 1, result.output
+    assert "'Zeroo Site' names no site of dealer 12345" in result.output
+    assert "the closest names: 'Zero Site'" in result.output
+    assert "'Main Street' names 2 sites of dealer 12345" in result.output
+    assert "site 1004 'Main Street' (account M-1" in result.output
+
+
+# 5. rehearsing on your own sites
+
+TABLES = (
+    "SELECT * FROM sites ORDER BY site_id",
+    "SELECT * FROM contacts ORDER BY contact_id",
+    "SELECT * FROM dealers ORDER BY dealer_id",
+)
+
+
+def dump(server) -> list[list[tuple]]:
+    return [[tuple(row) for row in server.store.db.execute(query)] for query in TABLES]
+
+
+def test_sandbox_seeds_from_an_xlsx_export(seeded, start_sandbox, tmp_path) -> None:
+    assert run(seeded, "export", "-o", "export.xlsx").exit_code == 0
+    copy = start_sandbox(seed=Path("export.xlsx"))
+    ours, theirs = dump(seeded), dump(copy)
+    contact_columns = slice(0, 7)  # the export keeps every contact field and its created_at
+    assert [r[contact_columns] for r in theirs[1]] == [r[contact_columns] for r in ours[1]]
+    site_fields = lambda rows: [(r[0], r[1], r[2], r[3], r[6], r[9]) for r in rows]  # noqa: E731
+    assert site_fields(theirs[0]) == site_fields(ours[0])
+    assert theirs[2] == ours[2]
+
+
+def test_a_seed_that_is_not_an_export_is_refused(tmp_path) -> None:
+    plain = workbook(tmp_path / "plain.xlsx", {"Contacts": [PEOPLE]})
+    result = CliRunner().invoke(main, ["sandbox", "--seed", plain, "--port", "0"])
+    assert result.exit_code == 2
+    assert "not an xlsx export made by `bulk-contacts export`" in result.output
+
+
+def test_sandbox_clone_copies_another_sandbox_exactly(start_sandbox, tmp_path) -> None:
+    seed, log = tmp_path / "seed.json", tmp_path / "source-requests.jsonl"
+    seed.write_text(json.dumps(SEED), encoding="utf-8")
+    seeded = start_sandbox(seed=seed, request_log=log)
+    database = tmp_path / "clone.db"
+    env = {**os.environ, **env_for(seeded), "SANDBOX_CLIENT_SECRET": "other-secret"}
+    command = [sys.executable, "-m", "bulk_contacts", "sandbox", "--clone", "--port", "0"]
+    with subprocess.Popen(
+        [*command, "--db", str(database)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            lines = []
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                line = process.stdout.readline()
+                lines.append(line)
+                if "listening on" in line or not line:
+                    break
+            assert any("cloned 5 sites and 6 contacts of dealer 12345" in x for x in lines), lines
+            assert any("listening on http://127.0.0.1:" in x for x in lines), lines
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+    from bulk_contacts.sandbox import Store
+
+    clone = Store(database)
+    try:
+        copied = [[tuple(row) for row in clone.db.execute(query)] for query in TABLES]
+    finally:
+        clone.close()
+    assert copied == dump(seeded)
+    # read-only: the source was asked for a token, then only listed
+    requests = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {(r["method"], r["path"].split("/")[-1]) for r in requests} == {
+        ("POST", "token"),
+        ("GET", "sites"),
+        ("GET", "contacts"),
+    }
+    assert "other-secret" not in "".join(lines) and "sandbox-secret" not in "".join(lines)

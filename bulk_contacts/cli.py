@@ -1441,7 +1441,8 @@ def demo(out: Path, no_progress: bool) -> ExitCode:
     echo(f"Demo finished in {time.perf_counter() - started:.1f} s. Files in {out}/:", "done")
     for name, what in FILES:
         echo(f"  {name:<22} {what}")
-    echo("\nThe same job in a browser (upload, fix, plan, apply, rollback): bulk-contacts serve")
+    echo()
+    echo("The same job in a browser (upload, fix, plan, apply, rollback): bulk-contacts serve")
     return ExitCode.OK
 
 

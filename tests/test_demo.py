@@ -45,6 +45,7 @@ def test_the_demo_runs_the_whole_pipeline_and_says_where_everything_is(tmp_path)
         assert name in result.stdout
     assert "127.0.0.1" in result.stdout and "Demo finished in" in result.stdout
     assert "bulk-contacts serve" in result.stdout
+    assert "\\x0a" not in result.stdout  # a newline of its own is not escaped
     summary = json.loads((out / "plan.json").read_text())["summary"]
     assert summary == {
         "create": 46,

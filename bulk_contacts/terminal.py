@@ -373,7 +373,7 @@ def _interrupted_line(report: ApplyReport, kind: str = "apply", again: str = "")
     """After Ctrl-C: what was done, and how to finish (the same command: `again`) or undo it
     (never the advice after a rollback: that would undo the rollback)."""
     counts = report.counts
-    made = _plural(counts["ok"], "change") + " made"
+    made = plural(counts["ok"], "change") + " made"
     left = f"{counts['skipped']} not started" if counts["skipped"] else "none left"
     if report.files.folder is not None and not report.files.folder.exists():
         return "interrupted before any change was sent: nothing was written"
@@ -382,10 +382,6 @@ def _interrupted_line(report: ApplyReport, kind: str = "apply", again: str = "")
         return f"interrupted: {made}, {counts['failed']} failed, {left}; {finish}"
     undo = f"`bulk-contacts rollback {report.files.journal}` to undo what was done"
     return f"interrupted: {made}, {counts['failed']} failed, {left}; {finish}; or {undo}"
-
-
-def _plural(number: int, word: str) -> str:
-    return f"{number} {word}" if number == 1 else f"{number} {word}s"
 
 
 def _verification_lines(report: ApplyReport, quiet: bool) -> list[tuple[str, str, bool]]:

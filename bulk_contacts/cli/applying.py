@@ -3,7 +3,6 @@ rollback runs too)."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +10,7 @@ import click
 
 from ..errors import ExitCode, InputError
 from ..pipeline import ReadOptions
-from ..plan import PlanOptions
+from ..plan import GUARD_OPTIONS, PlanOptions
 from ..words import plural
 from .common import (
     CONNECTION_ENV,
@@ -97,7 +96,7 @@ def apply(
     check_outputs(run_outputs(results, journal, "apply") + connection.outputs(), overwrite, target)
     on_interrupt("nothing was written: no change was sent to CHeKT")
     settings, client, log = open_client(connection)
-    check_journal(journal, results, settings.api_url)
+    RunFiles.check_journal(results, journal, settings.api_url)
 
     applied: list[Any] = []
 
@@ -117,9 +116,7 @@ def apply(
         with lock_dealers(
             {site.dealer_id for site in plan.sites if site.changes}, writing.wait
         ) as locks:
-            if (
-                writing.wait and locks.busy
-            ):  # the other run changed things: plan from what is there now
+            if writing.wait and locks.busy:  # the other run changed things: plan again
                 plan = plan_now()
             if not connection.quiet:
                 from ..terminal import plan_text
@@ -150,11 +147,6 @@ def apply(
     return report.exit_code or plan.exit_code()
 
 
-# What a saved plan is applied with: the guards' options may loosen it; the options that made
-# it cannot change it.
-SAVED_PLAN_LOOSENED_BY = ("force", "allow_empty_sites", "max_deletes")
-
-
 def check_saved_plan_options(target: Path, refresh: bool) -> None:
     """A saved plan with roster or plan options on the command line (--map, --skip-invalid,
     --prune...) is an error naming them, before anything is read or sent: they would be
@@ -176,7 +168,7 @@ def check_saved_plan_options(target: Path, refresh: bool) -> None:
         max(param.opts, key=len)
         for param in ctx.command.params
         if param.name in names
-        and param.name not in SAVED_PLAN_LOOSENED_BY
+        and param.name not in GUARD_OPTIONS
         and ctx.get_parameter_source(param.name or "") == click.core.ParameterSource.COMMANDLINE
     )
     if given:
@@ -194,16 +186,8 @@ def load_saved(
     guards' flags given to apply."""
     from ..apply import load_saved_plan
 
-    def loosen(saved: PlanOptions) -> PlanOptions:
-        return dataclasses.replace(
-            saved,
-            force=saved.force or planning.force,
-            allow_empty_sites=saved.allow_empty_sites or planning.allow_empty_sites,
-            max_deletes=saved.max_deletes if planning.max_deletes is None else planning.max_deletes,
-        )
-
     with connection.bars() as bars:
-        fresh = load_saved_plan(client, path, refresh, loosen, bars("sites", 0))
+        fresh = load_saved_plan(client, path, refresh, planning, bars("sites", 0))
     if connection.quiet:
         return fresh
     if fresh.applied and (fresh.plan.changes or fresh.plan.refused):
@@ -221,18 +205,6 @@ def load_saved(
             "warning",
         )
     return fresh
-
-
-def check_journal(journal: Path | None, results: Path | None, api_url: str) -> None:
-    """An existing journal (--journal, or the one beside --results) is added to: before any
-    work, it must be a journal of runs against this API."""
-    from ..journal import check_appendable
-    from ..outputs import files_beside
-
-    if journal is None and results is not None:
-        journal = files_beside(results)[1]
-    if journal is not None:
-        check_appendable(journal, api_url)
 
 
 class StopOnInterrupt:

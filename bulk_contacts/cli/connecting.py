@@ -78,7 +78,13 @@ def login(profile: str | None) -> ExitCode:
     system's keychain (Windows Credential Manager, macOS Keychain, Secret Service). Never in
     the settings file. Without a keychain (a headless server), set it in the environment."""
     from ..errors import ConfigError
-    from ..profiles import SECRET_VARIABLE, SECRET_WORDS, keychain_problem, store_secret
+    from ..profiles import (
+        SECRET_VARIABLE,
+        SECRET_WORDS,
+        keychain_name,
+        keychain_problem,
+        store_secret,
+    )
 
     chosen = chosen_profile(profile)
     if chosen.auth not in SECRET_VARIABLE:
@@ -104,12 +110,6 @@ def login(profile: str | None) -> ExitCode:
     store_secret(chosen.name, secret.strip())
     echo(f"{word} of profile {chosen.name} stored in the keychain ({keychain_name()})")
     return ExitCode.OK
-
-
-def keychain_name() -> str:
-    import keyring
-
-    return type(keyring.get_keyring()).__module__.rsplit(".", 1)[-1]
 
 
 @click.command(
@@ -196,25 +196,9 @@ def list_profiles() -> None:
 def profiles_add(name: str, **given: str | None) -> ExitCode:
     """Write profile NAME (a new one, or the given settings of an existing one). Its secret:
     `bulk-contacts login --profile NAME`."""
-    import dataclasses as dc
+    from ..profiles import add_profile
 
-    from ..errors import ConfigError
-    from ..profiles import Profile, check_name, load_profiles, save_profiles
-    from ..settings import _clean_url, _dealer
-
-    check_name(name)
-    values = {k: v.strip() for k, v in given.items() if v is not None and v.strip()}
-    for key in ("api_url", "token_url"):
-        if key in values:
-            values[key] = _clean_url(values[key], key)
-    if "dealer" in values:
-        _dealer(values["dealer"], True)
-    found = load_profiles()
-    existing = found.get(name)
-    profile = dc.replace(existing, **values) if existing else Profile(name, **values)
-    if profile.auth == "private_key_jwt" and not profile.private_key_file:
-        raise ConfigError("--auth private_key_jwt needs --private-key-file FILE")
-    path = save_profiles({**found, name: profile})
+    path, profile, existing = add_profile(name, given)
     echo(f"profile {name} {'updated' if existing else 'added'} in {path}")
     if profile.auth != "private_key_jwt" and not existing:
         echo(f"store its secret with: bulk-contacts login --profile {name}")
@@ -225,17 +209,8 @@ def profiles_add(name: str, **given: str | None) -> ExitCode:
 @click.argument("name")
 def profiles_remove(name: str) -> ExitCode:
     """Remove profile NAME from the settings file, and its secret from the keychain."""
-    import contextlib as cl
+    from ..profiles import remove_profile
 
-    from ..errors import ConfigError
-    from ..profiles import delete_secret, find_profile, load_profiles, save_profiles
-
-    find_profile(name)
-    found = load_profiles()
-    del found[name]
-    path = save_profiles(found)
-    removed = False
-    with cl.suppress(ConfigError):  # no keychain: there was nothing in it
-        removed = delete_secret(name)
+    path, removed = remove_profile(name)
     echo(f"profile {name} removed from {path}" + (" (and its secret)" if removed else ""))
     return ExitCode.OK

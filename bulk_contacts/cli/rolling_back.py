@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import BulkContactsError, ExitCode, InputError
+from ..errors import ExitCode, InputError
 from ..words import plural
-from .applying import check_journal, run_plan
+from .applying import run_plan
 from .common import (
     CONNECTION_ENV,
     LOCK_ENV,
@@ -81,7 +81,9 @@ def rollback(
     restore what they updated, re-create what they deleted (also writes they may have made
     before a crash), every run in them, newest first. Contacts changed since are left alone
     (conflicts) unless --force; what an earlier rollback of the journal undid is left alone."""
+    from ..apply import RunFiles
     from ..outputs import run_outputs
+    from ..rollback import hold_source_journal
     from ..rollback import journal_files as find_journals
 
     on_interrupt("nothing was written: no change was sent to CHeKT")
@@ -96,28 +98,13 @@ def rollback(
             setting="journal",
         )
     settings, client, log = open_client(connection)
-    check_journal(journal, results, settings.api_url)
+    RunFiles.check_journal(results, journal, settings.api_url)
     with client, log, contextlib.ExitStack() as held:
         for path in paths:  # no run may be writing a journal while it is rolled back
-            held.enter_context(hold_source_journal(path, writing.wait))
+            held.enter_context(hold_source_journal(path, writing.wait, warn))
         return undo_journals(
             paths, settings, client, force, yes, (results, journal), writing, connection, overwrite
         )
-
-
-def hold_source_journal(path: Path, wait: bool) -> Any:
-    """The lock of a journal to roll back: a run still writing it is refused (exit 1), or
-    waited for with --wait; never interleaved with."""
-    from ..errors import RunInProgress
-    from ..lock import hold_journal
-
-    def busy(holder: str) -> Exception:
-        return RunInProgress(
-            f"{path} belongs to a run still in progress ({holder}): nothing was rolled back; "
-            f"roll back once it has ended, or pass --wait to wait for it"
-        )
-
-    return hold_journal(path, wait, warn, busy)
 
 
 def undo_journals(
@@ -135,12 +122,12 @@ def undo_journals(
     has ended), check their API URL, build the inverse plan, apply it, record what it undid."""
     from ..apply import RunFiles
     from ..rollback import (
+        already_rolled_back,
         check_api_url,
         inverse_plan,
-        journal_steps,
+        journal_dealers,
         read_journals,
-        record_undone,
-        settled_steps,
+        record_rollback,
     )
     from ..terminal import plan_text
 
@@ -149,12 +136,11 @@ def undo_journals(
     check_api_url(journals, settings.api_url)
     records = [record for _, found in journals for record in found]
     named = paths[0] if len(paths) == 1 else Path(", ".join(str(p) for p in paths))
-    if not journal_steps(records) and any(r["type"] == "undone" for r in records):
+    if already_rolled_back(records):
         if not connection.quiet:
             echo(f"already rolled back: nothing of {named} is left to undo")
         return ExitCode.OK
-    dealers = {r["dealer_id"] for r in records if r["type"] == "intent"}
-    with lock_dealers(dealers, writing.wait):
+    with lock_dealers(journal_dealers(records), writing.wait):
         with connection.bars() as bars:
             plan = inverse_plan(client, records, named, force, bars("sites", 0))
         if not connection.quiet:
@@ -175,20 +161,8 @@ def undo_journals(
                 "rollback",
                 again="bulk-contacts rollback " + " ".join(str(p) for p in paths),
             )
-        troubled = set() if report is None else report.troubled
-        for path, found in journals:
-            try:
-                record_undone(
-                    path,
-                    settled_steps(found, plan, troubled),
-                    report.run_id if report else "",
-                    report.files.journal if report else None,
-                )
-            except BulkContactsError as error:
-                warn(
-                    f"warning: {path}: could not record what was undone ({error}); a later "
-                    f"rollback of it may undo what was made since"
-                )
+        for warning in record_rollback(journals, plan, report):
+            warn(warning)
     if report is None:
         return plan.exit_code(conflicts_fail=True)
     return report.exit_code or plan.exit_code(conflicts_fail=True)

@@ -17,8 +17,8 @@ from bulk_contacts.columns import (
     EXPORT_COLUMNS,
     ROSTER_COLUMNS,
     TEMPLATE_COLUMNS,
+    header_key,
 )
-from bulk_contacts.roster import header_key
 from bulk_contacts.sandbox import models as api
 from bulk_contacts.sandbox import seed, store
 

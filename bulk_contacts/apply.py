@@ -114,7 +114,6 @@ class ApplyReport:
     files: RunFiles
     interrupted: bool = False
     failed_rows_written: bool = False
-    stale: list[SitePlan] = field(default_factory=list)
     run_id: str = ""
     verified_sites: int = 0
     unverified: int = 0

@@ -84,7 +84,7 @@ SETTINGS = {
     "dealer": ("the dealer id", "CHEKT_DEALER_ID"),
     "ca_bundle": ("the CA bundle", "CHEKT_CA_BUNDLE"),
 }
-# The reference's paths start with /partner/v1; the API URL is the host before them.
+# The API reference's paths start with /partner/v1; the API URL is the host before them.
 API_PATH_SUFFIX = "/partner/v1"
 
 

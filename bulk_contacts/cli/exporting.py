@@ -61,17 +61,15 @@ def export(
 ) -> None:
     """Write the dealer's current contacts (every site, or those named) in the roster layout,
     to review and edit in Excel and import back with plan/apply."""
-    from ..errors import ConfigError
     from ..export import fetch_export, write_export
     from ..outputs import SHEET_SUFFIXES, Output
 
     check_outputs([Output("-o", output, SHEET_SUFFIXES), *connection.outputs()], overwrite)
     on_interrupt(f"nothing was written; {output} was left as it was")
     settings, client, log = open_client(connection)
-    if settings.dealer_id is None:
-        raise ConfigError("no dealer id: set CHEKT_DEALER_ID", setting="dealer")
+    dealer = settings.required_dealer()
     with client, log, connection.bars() as bars:
-        found = fetch_export(client, settings.dealer_id, site_ids, accounts, bars)
+        found = fetch_export(client, dealer, site_ids, accounts, bars)
     with writing_to("-o", output):
         count = write_export(found, output, overwrite)
     if not connection.quiet:

@@ -232,25 +232,21 @@ def sandbox(dealers: tuple[int, ...], clone: bool, **options: Any) -> None:
 def cloned() -> tuple[Any, int]:
     """`sandbox --clone`: the dealer's sites and contacts read from the API the CHEKT_*
     settings name (lists only), with a progress bar."""
-    from ..errors import ConfigError
+    from ..client import ChektClient
     from ..sandbox.clone import clone_seed
     from ..settings import resolve_settings
     from ..terminal import Bars
 
     settings = resolve_settings(env=environ())
-    if settings.dealer_id is None:
-        raise ConfigError("no dealer id: set CHEKT_DEALER_ID", setting="dealer")
-    from ..client import ChektClient
-
+    dealer = settings.required_dealer()
     with ChektClient(settings) as client, Bars(True) as bars:
-        seed = clone_seed(client, settings.dealer_id, bars)
+        seed = clone_seed(client, dealer, bars)
     sites = seed.dealers[0].sites
     count = sum(len(site.contacts) for site in sites)
     echo(
-        f"cloned {len(sites)} sites and {count} contacts of dealer {settings.dealer_id} from "
-        f"{settings.api_url}"
+        f"cloned {len(sites)} sites and {count} contacts of dealer {dealer} from {settings.api_url}"
     )
-    return seed, settings.dealer_id
+    return seed, dealer
 
 
 @click.command(

@@ -10,7 +10,6 @@ where a derivation may be wrong. The columns themselves are declared in `columns
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -24,6 +23,7 @@ from .columns import (
     NUMBERED_PHONE,
     PHONE_COLUMN_ORDER,
     SECRET_HEADER,
+    header_key,
 )
 from .errors import InputError
 
@@ -69,12 +69,6 @@ class LayoutFacts:
 
 
 # header keys
-
-
-def header_key(header: str) -> str:
-    """A header compared without case, spaces and punctuation ("E-mail", "e mail", "EMAIL")."""
-    folded = unicodedata.normalize("NFKC", header).casefold()
-    return "".join(ch for ch in folded if ch.isalnum())
 
 
 _key = header_key
@@ -141,7 +135,7 @@ def not_sent_kind(header: str) -> str | None:
 
 def roster_columns_named(headers: list[str], custom: dict[str, str]) -> int:
     """How many roster columns a row's cells would name (a row naming two is a header)."""
-    from .roster import ALIAS_KEYS
+    from .columns import ALIAS_KEYS
 
     named = set()
     for header in headers:

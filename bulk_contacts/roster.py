@@ -17,12 +17,13 @@ from pathlib import Path
 import pandas as pd
 
 from .columns import (
-    COLUMNS,
+    ALIAS_KEYS,
     EXPORT_ONLY_COLUMNS,
     REQUIRED_COLUMNS,
     ROSTER_COLUMNS,
     SITE_COLUMNS,
     SITE_NAME_COLUMNS,
+    header_key,
 )
 from .errors import InputError
 from .gc_pause import gc_paused
@@ -34,7 +35,6 @@ from .layouts import (
     SECRET_KINDS,
     Layout,
     LayoutFacts,
-    header_key,
     header_row,
     known_export,
     not_sent_kind,
@@ -57,13 +57,6 @@ from .spreadsheet import (
 __all__ = ["Roster", "Table", "column_index", "column_letter", "read_roster"]
 
 
-# Header spellings, compared after removing case, spaces and punctuation: to the column read.
-ALIAS_KEYS: dict[str, str] = {
-    header_key(alias): column.name
-    for column in COLUMNS
-    if column.read
-    for alias in (column.name, *column.aliases)
-}
 # Columns an export adds for the reader's benefit: known, not reported as unknown.
 UNREAD_KEYS = frozenset(header_key(name) for name in EXPORT_ONLY_COLUMNS)
 

@@ -22,13 +22,12 @@ name`).
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .columns import COLUMNS, SITE_COLUMNS, SITE_NAME_COLUMNS
+from .columns import ALIAS_KEYS, SITE_COLUMNS, SITE_NAME_COLUMNS, header_key
 from .errors import InputError
 from .gc_pause import gc_paused
 from .spreadsheet import SNAPSHOT_SHEET, Cells, read_cells
@@ -57,27 +56,18 @@ def sheet_of(row: int, sheets: Sequence[str]) -> str:
     return sheets[row // SHEET_ROWS - 1]
 
 
-def _key(header: str) -> str:
-    folded = unicodedata.normalize("NFKC", str(header)).casefold()
-    return "".join(ch for ch in folded if ch.isalnum())
-
-
-_KNOWN = {
-    _key(alias): column.name
-    for column in COLUMNS
-    if column.read
-    for alias in (column.name, *column.aliases)
-}
 _SITE_NAMES = frozenset((*SITE_COLUMNS, *SITE_NAME_COLUMNS))
 
 
+def _column_of(header: str, extra: dict[str, str]) -> str | None:
+    """The roster column a header names: as --map maps it, else by the column's aliases."""
+    key = header_key(header)
+    return extra.get(key) or ALIAS_KEYS.get(key)
+
+
 def _names(row: Sequence[Any], column_map: dict[str, str]) -> list[str]:
-    extra = {_key(header): name for header, name in column_map.items()}
-    return [
-        name
-        for cell in row
-        if isinstance(cell, str) and (name := extra.get(_key(cell)) or _KNOWN.get(_key(cell)))
-    ]
+    extra = {header_key(header): name for header, name in column_map.items()}
+    return [name for cell in row if isinstance(cell, str) and (name := _column_of(cell, extra))]
 
 
 def looks_like_roster(rows: list[list[Any]], column_map: dict[str, str]) -> bool:
@@ -204,10 +194,10 @@ def _with_column(table: Table, header: str, value: str) -> Table:
 def _assign_site(table: Table, column_map: dict[str, str], column: str, value: str) -> Table:
     """Every row of the file belongs to the site given: its column filled in on every row. A
     file whose own column for it holds another value is refused, the first such row named."""
-    extra = {_key(header): name for header, name in column_map.items()}
+    extra = {header_key(header): name for header, name in column_map.items()}
     flag = SITE_FLAGS[column]
     for position, header in enumerate(table.headers):
-        if (extra.get(_key(header)) or _KNOWN.get(_key(header))) != column:
+        if _column_of(header, extra) != column:
             continue
         held = table.cells[position].str.strip()
         same = (held == "") | (held == value)
@@ -243,12 +233,12 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
 
     from .roster import Table
 
-    extra = {_key(header): name for header, name in column_map.items()}
+    extra = {header_key(header): name for header, name in column_map.items()}
     order: dict[str, int] = {}
     headers: list[str] = []
     for table in tables:
         for header in table.headers:
-            key = extra.get(_key(header)) or _KNOWN.get(_key(header)) or _key(header)
+            key = _column_of(header, extra) or header_key(header)
             if key not in order:
                 order[key] = len(headers)
                 headers.append(header)
@@ -257,7 +247,7 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
     for number, table in enumerate(tables, start=1):
         where = {}
         for position, header in enumerate(table.headers):
-            key = extra.get(_key(header)) or _KNOWN.get(_key(header)) or _key(header)
+            key = _column_of(header, extra) or header_key(header)
             where[order[key]] = position
         frame = pd.DataFrame(
             {

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..apply import ApplyReport, RunFiles, apply_plan, check_freshness
 from ..client import ChektClient
-from ..columns import ROSTER_COLUMNS
+from ..columns import ALIAS_KEYS, ROSTER_COLUMNS, header_key
 from ..export import fetch_export, write_export
 from ..journal import read_journal
 from ..pipeline import plan_roster
@@ -23,11 +23,9 @@ from ..plan_report import change_rows, write_plan_report
 from ..results import Outcome
 from ..rollback import inverse_plan
 from ..roster import (
-    ALIAS_KEYS,
     UNREAD_KEYS,
     Roster,
     Table,
-    header_key,
     map_columns,
     table_from_cells,
 )

@@ -337,6 +337,20 @@ def run_text(
     """(line, style, to stderr): the run's counts, verification, files, what went wrong.
     `again` is the command that finishes an interrupted run (the same command, or for a saved
     plan, with --refresh)."""
+    lines = _run_lines(report, quiet, kind, again)
+    if not quiet:
+        return lines
+    # -q: nothing on stdout; when something went wrong, the count and the files that say what
+    # (the results, the failed rows) go to stderr with the errors.
+    if report.clean and not report.interrupted:
+        return [line for line in lines if line[2]]
+    keep = ("results: ", "failed rows", f"{kind}: ")
+    return [(text, style, True) for text, style, err in lines if err or text.startswith(keep)]
+
+
+def _run_lines(
+    report: ApplyReport, quiet: bool, kind: str, again: str
+) -> list[tuple[str, str, bool]]:
     counts, files = report.counts, report.files
     lines: list[tuple[str, str, bool]] = []
     if not quiet or counts["failed"]:

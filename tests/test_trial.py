@@ -1,0 +1,72 @@
+"""A new user's (and a hostile tester's) trial of the command line (issue 13's background): each
+finding with the behaviour it now has, against a seeded sandbox over 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bulk_contacts import retries
+from bulk_contacts.cli import main
+from bulk_contacts.sandbox import SandboxServer
+
+ROOT = Path(__file__).parent.parent
+SAMPLES = ROOT / "sample_data"
+ROSTER = str(SAMPLES / "roster.csv")
+MISTAKES = str(SAMPLES / "roster-with-mistakes.csv")
+
+
+@pytest.fixture(autouse=True)
+def no_backoff_sleeps():
+    retries.set_testing(True)
+    yield
+    retries.set_testing(False)
+
+
+@pytest.fixture
+def server(start_sandbox) -> SandboxServer:
+    return start_sandbox(seed=SAMPLES / "sandbox-seed.json")
+
+
+def environment(server: SandboxServer) -> dict[str, str]:
+    return {
+        "CHEKT_CLIENT_ID": "sandbox-client",
+        "CHEKT_CLIENT_SECRET": "sandbox-secret",
+        "CHEKT_API_URL": server.url,
+        "CHEKT_DEALER_ID": "12345",
+    }
+
+
+def run(server: SandboxServer, *args: str):
+    return CliRunner().invoke(main, list(args), env=environment(server))
+
+
+def test_quiet_prints_nothing_but_errors(server, tmp_path) -> None:
+    """-q: the exit code tells; stdout stays empty for every command, also apply and rollback."""
+    for args in (
+        ("validate", ROSTER, "-q"),
+        ("plan", ROSTER, "-q"),
+        ("apply", ROSTER, "-q", "--yes", "--journal", "j.jsonl", "--results", "r.csv"),
+        ("rollback", "j.jsonl", "-q", "--yes"),
+        ("export", "-q", "-o", "e.csv"),
+    ):
+        result = run(server, *args)
+        assert result.exit_code == 0, (args, result.output)
+        assert result.stdout == "" and result.stderr == "", (args, result.output)
+
+
+def test_quiet_still_says_what_failed_on_stderr(tmp_path) -> None:
+    from bulk_contacts.apply import ApplyReport, RunFiles
+    from bulk_contacts.terminal import run_text
+
+    files = RunFiles.choose(tmp_path / "r.csv", tmp_path / "j.jsonl")
+    counts = {"ok": 3, "failed": 1, "skipped": 0, "unverified": 0}
+    report = ApplyReport(counts, files, failed_rows_written=True, verified_sites=2)
+    lines = run_text(report, quiet=True, kind="apply")
+    assert all(err for _, _, err in lines), lines  # nothing on stdout
+    text = "\n".join(line for line, _, _ in lines)
+    assert "apply: 3 done, 1 failed" in text and str(files.failed_rows) in text
+    clean = ApplyReport({"ok": 3, "failed": 0, "skipped": 0, "unverified": 0}, files)
+    assert run_text(clean, quiet=True, kind="apply") == []

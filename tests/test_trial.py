@@ -70,3 +70,23 @@ def test_quiet_still_says_what_failed_on_stderr(tmp_path) -> None:
     assert "apply: 3 done, 1 failed" in text and str(files.failed_rows) in text
     clean = ApplyReport({"ok": 3, "failed": 0, "skipped": 0, "unverified": 0}, files)
     assert run_text(clean, quiet=True, kind="apply") == []
+
+
+def exit_code_meaning(code: int) -> str:
+    """The README's exit-code table's row for `code`."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    for line in table.splitlines():
+        if line.startswith(f"| {code} |"):
+            return line
+    raise AssertionError(f"no row for exit code {code}")
+
+
+def test_skip_invalid_exits_as_the_readme_says(server) -> None:
+    """`plan --skip-invalid` with invalid rows: they were left out as asked, and listed; the exit
+    code is 0 (1 is for invalid rows that stop the plan), and the table says so."""
+    skipped = run(server, "plan", MISTAKES, "--skip-invalid", "--no-progress")
+    assert "Invalid rows (11), not planned" in skipped.output
+    assert "`--skip-invalid`" in exit_code_meaning(skipped.exit_code)
+    stopped = run(server, "plan", MISTAKES, "--no-progress")
+    assert "invalid rows that stop the plan" in exit_code_meaning(stopped.exit_code)

@@ -178,13 +178,20 @@ def _by_kind(
 # What a change line shows after the person's name.
 CONTACT_DETAILS = tuple(k for k in EDITABLE_FIELDS if k not in ("first_name", "last_name"))
 ACTION_MARK = {"create": ("+", "create"), "update": ("~", "update"), "delete": ("-", "delete")}
+NOTHING_TO_DO = "No changes: CHeKT already matches the roster."
+NOTHING_TO_UNDO = (
+    "Nothing to roll back: CHeKT holds no change of the journal's runs that is still to undo."
+)
 SITE_TABLE_LIMIT = 20
 CHANGE_LINE_LIMIT = 40
 
 
-def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list[tuple[str, str]]:
+def plan_text(
+    plan: Plan, verbose: bool = False, applying: bool = False, undoing: bool = False
+) -> list[tuple[str, str]]:
     """(line, style) pairs: the summary, a table per site when there are few, the field-level
-    diffs (truncated past a screenful unless verbose), conflicts, what is left alone, refusals."""
+    diffs (truncated past a screenful unless verbose), conflicts, what is left alone, refusals.
+    `undoing`: the plan is a rollback's (it has a journal, not a roster)."""
     counts = plan.summary()
     lines: list[tuple[str, str]] = [
         (f"Plan for {plan.source}: {plural(len(plan.sites), 'site')}", ""),
@@ -211,7 +218,7 @@ def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list
     if not plan.refusals:
         if not plan.has_changes:
             if not plan.refused_sites:  # else the refusals above say why nothing is done
-                lines.append(("No changes: CHeKT already matches the roster.", "ok"))
+                lines.append((NOTHING_TO_UNDO if undoing else NOTHING_TO_DO, "ok"))
         elif applying:
             lines.append((f"{plural(len(plan.changes), 'change')} to make{held}.", "bold"))
         else:

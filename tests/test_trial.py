@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
 from bulk_contacts import retries
 from bulk_contacts.cli import main
 from bulk_contacts.sandbox import SandboxServer
+
+from .conftest import get_token
 
 ROOT = Path(__file__).parent.parent
 SAMPLES = ROOT / "sample_data"
@@ -90,3 +93,25 @@ def test_skip_invalid_exits_as_the_readme_says(server) -> None:
     assert "`--skip-invalid`" in exit_code_meaning(skipped.exit_code)
     stopped = run(server, "plan", MISTAKES, "--no-progress")
     assert "invalid rows that stop the plan" in exit_code_meaning(stopped.exit_code)
+
+
+def test_a_rollback_with_nothing_to_undo_says_so(server, tmp_path) -> None:
+    """Not "CHeKT already matches the roster": a rollback has no roster."""
+    roster = tmp_path / "one.csv"
+    roster.write_text(
+        "Account #,External ID,First Name,Last Name,Phone\n10-4471,NEW-1,Ann,New,+12025550199\n"
+    )
+    assert run(server, "apply", str(roster), "--yes", "--journal", "j.jsonl").exit_code == 0
+    (made,) = server.store.db.execute(
+        "SELECT site_id, contact_id FROM contacts WHERE external_contact_id = 'NEW-1'"
+    ).fetchall()
+    token = get_token(server.url)
+    deleted = httpx.delete(
+        f"{server.url}/partner/v1/dealers/12345/sites/{made[0]}/contacts/{made[1]}",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert deleted.status_code in (200, 204), deleted.text
+    result = run(server, "rollback", "j.jsonl", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "roster" not in result.output
+    assert "Nothing to roll back: " in result.output

@@ -210,7 +210,7 @@ def plan_text(
     if plan.invalid:
         lines.append((f"Invalid rows ({len(plan.invalid)}), not planned:", "error"))
         for row in plan.invalid[: 5 if not verbose else None]:
-            lines.append((f"  {row_label(row.row)}: {row.problems[0]}", ""))
+            lines.append((f"  {row_label(row.row)}: {_problems(row.problems, verbose)}", ""))
         if len(plan.invalid) > 5 and not verbose:
             lines.append((f"  ... and {len(plan.invalid) - 5} more", "dim"))
     lines += [(line, "error") for line in refusal_lines(plan)]
@@ -225,6 +225,16 @@ def plan_text(
             planned = f"{plural(len(plan.changes), 'change')} planned{held}"
             lines.append((f"{planned}; nothing was written.", "ok"))
     return lines
+
+
+PROBLEMS_PER_ROW = 3
+
+
+def _problems(problems: Sequence[str], verbose: bool) -> str:
+    """A row's problems on its line: all with -v, else the first few and how many more."""
+    shown = problems if verbose else problems[:PROBLEMS_PER_ROW]
+    more = f" (+{len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
+    return " | ".join(shown) + more
 
 
 def refusal_lines(plan: Plan, word: str = "REFUSED") -> list[str]:

@@ -115,3 +115,20 @@ def test_a_rollback_with_nothing_to_undo_says_so(server, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "roster" not in result.output
     assert "Nothing to roll back: " in result.output
+
+
+def test_plan_shows_every_problem_of_an_invalid_row(server, tmp_path) -> None:
+    """Not only the first: a row with three problems shows them (bounded, with "+N more")."""
+    roster = tmp_path / "bad.csv"
+    roster.write_text(
+        "Account #,External ID,First Name,Last Name,Phone,E-mail\n"
+        "10-4471,HD-900,A\x07nn,,555-01,a@@b\n"
+        "10-4471,HD-901,Ann,Lee,+12025550143,\n"
+    )
+    result = run(server, "plan", str(roster), "--skip-invalid", "--no-progress")
+    (line,) = [line for line in result.output.splitlines() if line.startswith("  row 2")]
+    assert line.count(" | ") == 2 and line.endswith("(+1 more)"), line
+    verbose = run(server, "plan", str(roster), "--skip-invalid", "--no-progress", "-v")
+    (line,) = [line for line in verbose.output.splitlines() if line.startswith("  row 2")]
+    for column in ("'First Name'", "'Last Name'", "'Phone'", "'E-mail'"):
+        assert column in line and "more)" not in line, line

@@ -132,3 +132,26 @@ def test_plan_shows_every_problem_of_an_invalid_row(server, tmp_path) -> None:
     (line,) = [line for line in verbose.output.splitlines() if line.startswith("  row 2")]
     for column in ("'First Name'", "'Last Name'", "'Phone'", "'E-mail'"):
         assert column in line and "more)" not in line, line
+
+
+def test_a_huge_spreadsheet_cell_is_not_called_32767_characters(tmp_path) -> None:
+    """The xlsx reader stops a cell at 32,767 characters (Excel's limit): a 2,000,000-character
+    cell is reported as at least that, never as exactly 32767."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Account #", "External ID", "First Name", "Last Name", "Phone"])
+    sheet.append(["10-4471", "HD-1", "A" * 2_000_000, "Lee", "+12025550143"])
+    book.save(tmp_path / "big.xlsx")
+    result = CliRunner().invoke(main, ["validate", str(tmp_path / "big.xlsx")])
+    assert result.exit_code == 1
+    assert "32767 characters" not in result.output
+    assert "at least 32,767 characters is too long for C 'First Name' (at most 255)" in (
+        result.output
+    )
+    short = tmp_path / "short.csv"
+    for length in (1300, 40_000):
+        short.write_text(f"Account #,External ID,First Name,Last Name\n1,HD-1,{'x' * length},L\n")
+        result = CliRunner().invoke(main, ["validate", str(short)])
+        assert f"{length:,} characters is too long for C 'First Name'" in result.output

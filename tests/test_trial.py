@@ -155,3 +155,66 @@ def test_a_huge_spreadsheet_cell_is_not_called_32767_characters(tmp_path) -> Non
         short.write_text(f"Account #,External ID,First Name,Last Name\n1,HD-1,{'x' * length},L\n")
         result = CliRunner().invoke(main, ["validate", str(short)])
         assert f"{length:,} characters is too long for C 'First Name'" in result.output
+
+
+def test_ctrl_c_while_the_installed_script_loads_exits_130_quietly() -> None:
+    """The console script's entry point catches Ctrl-C while the program is still being
+    imported: a real SIGINT, sent by the process to itself as it imports the command line."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, sys\n"
+        "from importlib.metadata import entry_points\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'bulk_contacts.cli':\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "(script,) = entry_points(group='console_scripts', name='bulk-contacts')\n"
+        "sys.exit(script.load()())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "validate", "x.csv"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 130, result.stderr
+    assert result.stderr == "interrupted: nothing was written\n"
+    assert result.stdout == ""
+
+
+def test_sigterm_while_planning_is_ctrl_c(start_sandbox, tmp_path) -> None:
+    """SIGTERM before the first write (reading the sites), like Ctrl-C there: one line, exit
+    130, no traceback; a real process and a real signal."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from bulk_contacts.sandbox import Faults
+
+    server = start_sandbox(seed=SAMPLES / "sandbox-seed.json", faults=Faults(latency_ms=400))
+    log = tmp_path / "run.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bulk_contacts", "apply", ROSTER, "--yes", "--log-file", str(log)],
+        env={**os.environ, **environment(server)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (log.exists() and log.read_text().strip()):
+            assert time.monotonic() < deadline, "no request was made"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert stderr.strip() == "interrupted: nothing was written: no change was sent to CHeKT"
+    assert not list(tmp_path.glob("bulk-contacts-runs/*/journal.jsonl"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -260,6 +261,13 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
         raise InputError(f"{path}: no such journal") from None
     except OSError as error:
         raise InputError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if PLAN_FILE.match(data[:64]):
+        raise InputError(
+            f"{path} is a plan; rollback takes a journal or run folder: the journal.jsonl of "
+            f"the apply to undo, or its folder (`bulk-contacts rollback "
+            f"bulk-contacts-runs/<run>/`, printed at the end of the apply); the plan itself is "
+            f"applied with `bulk-contacts apply {path}`"
+        )
     lines = data.split(b"\n")
     complete = data.endswith(b"\n")
     records: list[dict[str, Any]] = []
@@ -267,13 +275,16 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
-        record = _parse(path, number, raw, cut_short=number == len(lines) and not complete)
+        cut_short = number == len(lines) and not complete
+        if not records and not cut_short and not _json_line(raw):
+            raise InputError(f"{path}: {NOT_A_JOURNAL} (its first line is not JSON); {TAKES}")
+        record = _parse(path, number, raw, cut_short)
         if record is None:
             break  # the write a kill interrupted
         if number == 1 and not (
             record.get("type") == "run" and record.get("format") == JOURNAL_FORMAT
         ):
-            raise InputError(f"{path}: not a bulk-contacts journal (line 1 is no run record)")
+            raise InputError(f"{path}: {NOT_A_JOURNAL} (line 1 is no run record); {TAKES}")
         if record["type"] == "run":
             run = record["run_id"]
         record.setdefault("run", run)
@@ -281,6 +292,23 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
     if not records:
         raise InputError(f"{path}: not a bulk-contacts journal (no record in it)")
     return records
+
+
+# A plan file (`plan -o`), as it begins; and what a rollback takes instead of another file.
+PLAN_FILE = re.compile(rb'\s*\{\s*"format":\s*"bulk-contacts-plan/')
+NOT_A_JOURNAL = "not a bulk-contacts journal"
+TAKES = (
+    "rollback takes the journal.jsonl an apply wrote, or its run folder (both printed at the end "
+    "of the apply: `journal: ...`)"
+)
+
+
+def _json_line(raw: bytes) -> bool:
+    try:
+        json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return True
 
 
 def _parse(path: Path, number: int, raw: bytes, cut_short: bool) -> dict[str, Any] | None:

@@ -88,6 +88,8 @@ MAX_BLANK_ROWS = 1_048_576
 
 # A plan file (`plan -o`), as `Plan.to_json` begins it.
 PLAN_FILE = re.compile(rb'\s*\{\s*"format":\s*"bulk-contacts-plan/')
+# A journal (JSON lines) begins with its run record, which names the format.
+JOURNAL_FILE = re.compile(rb'\s*\{[^\n]*"format":\s*"bulk-contacts-journal/')
 
 # The hidden sheet in which an xlsx export keeps what CHeKT held when it was made.
 SNAPSHOT_SHEET = "bulk-contacts snapshot"
@@ -104,6 +106,12 @@ def read_cells(path: Path, sheet: str | None = None) -> Cells:
             raise InputError(
                 f"{path} is a plan file: apply it with `bulk-contacts apply {path}` (plan and "
                 f"validate read a roster: .xlsx, .xls, .ods or .csv)"
+            )
+        if JOURNAL_FILE.match(head):
+            raise InputError(
+                f"{path} is a journal (what an apply or a rollback did): to undo that run, "
+                f"`bulk-contacts rollback {path}`; apply, plan and validate read a roster "
+                f"(.xlsx, .xls, .ods or .csv), and apply also a saved plan (.json)"
             )
         kind = real_format(path, head, handle)
         handle.seek(0)

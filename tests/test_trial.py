@@ -218,3 +218,28 @@ def test_sigterm_while_planning_is_ctrl_c(start_sandbox, tmp_path) -> None:
     assert process.returncode == 130, stderr
     assert stderr.strip() == "interrupted: nothing was written: no change was sent to CHeKT"
     assert not list(tmp_path.glob("bulk-contacts-runs/*/journal.jsonl"))
+
+
+def test_a_plan_given_to_rollback_and_a_journal_given_to_apply_are_recognised(
+    server, tmp_path
+) -> None:
+    assert run(server, "plan", ROSTER, "-q", "-o", "plan.json").exit_code == 0
+    refused = run(server, "rollback", "plan.json", "--yes")
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith(
+        "error: plan.json is a plan; rollback takes a journal or run folder: "
+    ), refused.stderr
+    assert "bulk-contacts apply plan.json" in refused.stderr and "not JSON" not in refused.stderr
+    applied = run(server, "apply", ROSTER, "-q", "--yes", "--journal", "j.jsonl")
+    assert applied.exit_code == 0, applied.output
+    for command in ("apply", "plan", "validate"):
+        result = run(server, command, "j.jsonl", *(["--yes"] if command == "apply" else []))
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("error: j.jsonl is a journal"), result.stderr
+        assert "bulk-contacts rollback j.jsonl" in result.stderr
+        assert "Headers found" not in result.stderr
+    other = tmp_path / "notes.txt"
+    other.write_text("hello\n")
+    result = run(server, "rollback", str(other), "--yes")
+    assert result.exit_code == 2
+    assert "not a bulk-contacts journal" in result.stderr and "journal.jsonl" in result.stderr

@@ -243,3 +243,30 @@ def test_a_plan_given_to_rollback_and_a_journal_given_to_apply_are_recognised(
     result = run(server, "rollback", str(other), "--yes")
     assert result.exit_code == 2
     assert "not a bulk-contacts journal" in result.stderr and "journal.jsonl" in result.stderr
+
+
+def test_a_nul_in_one_csv_cell_is_a_row_error_not_a_binary_file(tmp_path) -> None:
+    """As the README's code table says: a control character, NUL too, is `control_character`
+    on its row; a file that is mostly control bytes is still refused as binary."""
+    roster = tmp_path / "nul.csv"
+    roster.write_bytes(
+        b"Account #,External ID,First Name,Last Name,Phone\n"
+        b"10-4471,HD-1,Ann\x00e,Lee,+12025550143\n"
+        b"10-4471,HD-2,Bob,Stone,+12025550144\n"
+    )
+    result = CliRunner().invoke(main, ["validate", str(roster)])
+    assert result.exit_code == 1, result.output
+    assert "error control_character: 1" in result.output
+    assert "row 2, C 'First Name': 'Ann\\x00e' holds a control character (U+0000)" in (
+        result.output
+    )
+    import random
+
+    noise = tmp_path / "noise.csv"
+    noise.write_bytes(random.Random(7).randbytes(5000))
+    refused = CliRunner().invoke(main, ["validate", str(noise)])
+    assert refused.exit_code == 2 and "not a text file (it holds binary data)" in refused.output
+    utf16 = tmp_path / "utf16.csv"  # UTF-16 without its BOM: every other byte a NUL
+    utf16.write_bytes("Account #,External ID,First Name,Last Name\n".encode("utf-16-le"))
+    refused = CliRunner().invoke(main, ["validate", str(utf16)])
+    assert refused.exit_code == 2 and "not a text file" in refused.output

@@ -262,12 +262,7 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
     except OSError as error:
         raise InputError(f"{path}: cannot be read ({error.strerror or error})") from None
     if PLAN_FILE.match(data[:64]):
-        raise InputError(
-            f"{path} is a plan; rollback takes a journal or run folder: the journal.jsonl of "
-            f"the apply to undo, or its folder (`bulk-contacts rollback "
-            f"bulk-contacts-runs/<run>/`, printed at the end of the apply); the plan itself is "
-            f"applied with `bulk-contacts apply {path}`"
-        )
+        raise NotAJournal(f"{path}: not a journal (it is a plan)", plan=True)
     lines = data.split(b"\n")
     complete = data.endswith(b"\n")
     records: list[dict[str, Any]] = []
@@ -277,14 +272,14 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
             continue
         cut_short = number == len(lines) and not complete
         if not records and not cut_short and not _json_line(raw):
-            raise InputError(f"{path}: {NOT_A_JOURNAL} (its first line is not JSON); {TAKES}")
+            raise NotAJournal(f"{path}: not a journal (its first line is not JSON)")
         record = _parse(path, number, raw, cut_short)
         if record is None:
             break  # the write a kill interrupted
         if number == 1 and not (
             record.get("type") == "run" and record.get("format") == JOURNAL_FORMAT
         ):
-            raise InputError(f"{path}: {NOT_A_JOURNAL} (line 1 is no run record); {TAKES}")
+            raise NotAJournal(f"{path}: not a bulk-contacts journal (line 1 is no run record)")
         if record["type"] == "run":
             run = record["run_id"]
         record.setdefault("run", run)
@@ -296,11 +291,14 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
 
 # A plan file (`plan -o`), as it begins; and what a rollback takes instead of another file.
 PLAN_FILE = re.compile(rb'\s*\{\s*"format":\s*"bulk-contacts-plan/')
-NOT_A_JOURNAL = "not a bulk-contacts journal"
-TAKES = (
-    "rollback takes the journal.jsonl an apply wrote, or its run folder (both printed at the end "
-    "of the apply: `journal: ...`)"
-)
+
+
+class NotAJournal(InputError):
+    """A file that is no journal at all (not a damaged one); `plan`: it is a plan file."""
+
+    def __init__(self, message: str, plan: bool = False) -> None:
+        super().__init__(message)
+        self.plan = plan
 
 
 def _json_line(raw: bytes) -> bool:

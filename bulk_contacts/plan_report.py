@@ -9,7 +9,14 @@ import xlsxwriter
 
 from .columns import BY_NAME, EDITABLE_FIELDS
 from .errors import InputError
-from .outputs import PLAN_REPORT_SUFFIXES, close_workbook, replacing, write_csv
+from .outputs import (
+    PLAN_REPORT_SUFFIXES,
+    close_workbook,
+    new_workbook,
+    replacing,
+    visible,
+    write_csv,
+)
 from .plan import Change, Plan
 from .words import plural
 
@@ -94,8 +101,8 @@ def _changed_text(change: Change) -> str:
 
 
 def _write_xlsx(plan: Plan, path: Path) -> None:
-    workbook = xlsxwriter.Workbook(
-        str(path),
+    workbook = new_workbook(
+        path,
         {"strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False},
     )
     styles = _styles(workbook)
@@ -267,12 +274,21 @@ def counted(plan: Plan) -> str:
     return text + "."
 
 
+def _visible(value: Any) -> Any:
+    """Every value the page shows, its control characters written visibly (`visible`), then
+    HTML-escaped; markup the template made is left as it is."""
+    from markupsafe import Markup
+
+    return visible(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
 def _write_html(plan: Plan, path: Path) -> None:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     environment = Environment(
         loader=PackageLoader("bulk_contacts", "report_templates"),
         autoescape=select_autoescape(["html", "j2"]),
+        finalize=_visible,
     )
     template = environment.get_template("plan.html.j2")
     page = template.render(

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .columns import EDITABLE_FIELDS
+from .outputs import TERMINAL_UNSAFE as TERMINAL_UNSAFE  # where it was first defined
+from .outputs import visible
 from .site_layouts import row_label
 from .words import plural
 
@@ -58,29 +60,11 @@ def refusal_text(refusal: Refusal) -> str:
     return with_flags(str(refusal), *refusal.passed_by)
 
 
-# Characters a terminal acts on instead of showing: the C0 and C1 controls and DEL (ESC and CSI
-# start the sequences that clear the screen, move the cursor or set the window title; CR and
-# backspace overwrite what was shown), the line and paragraph separators, and the bidirectional
-# embeddings, overrides and isolates that show text in another order than it is stored.
-TERMINAL_UNSAFE = (
-    *range(0x00, 0x20),
-    0x7F,
-    *range(0x80, 0xA0),
-    0x2028,
-    0x2029,
-    *range(0x202A, 0x202F),
-    *range(0x2066, 0x206A),
-)
-_ESCAPED = str.maketrans(
-    {chr(c): f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in TERMINAL_UNSAFE}
-)
-
-
 def printable(text: str) -> str:
     """`text` with every character a terminal would act on written out visibly (ESC as `\\x1b`,
     U+202E as `\\u202e`): a name from a file or from CHeKT can neither repaint the screen nor
     disguise a line. Applied whether or not the output is a terminal (it may be one later)."""
-    return text.translate(_ESCAPED)
+    return visible(text)
 
 
 def validation_text(

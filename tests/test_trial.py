@@ -242,7 +242,7 @@ def test_a_plan_given_to_rollback_and_a_journal_given_to_apply_are_recognised(
     other.write_text("hello\n")
     result = run(server, "rollback", str(other), "--yes")
     assert result.exit_code == 2
-    assert "not a bulk-contacts journal" in result.stderr and "journal.jsonl" in result.stderr
+    assert "not a journal" in result.stderr and "rollback takes the journal.jsonl" in result.stderr
 
 
 def test_a_nul_in_one_csv_cell_is_a_row_error_not_a_binary_file(tmp_path) -> None:
@@ -270,3 +270,54 @@ def test_a_nul_in_one_csv_cell_is_a_row_error_not_a_binary_file(tmp_path) -> Non
     utf16.write_bytes("Account #,External ID,First Name,Last Name\n".encode("utf-16-le"))
     refused = CliRunner().invoke(main, ["validate", str(utf16)])
     assert refused.exit_code == 2 and "not a text file" in refused.output
+
+
+HOSTILE = "Ann\x1b[2J\x9b2J\u202e"  # ESC, C1 CSI, a bidi override
+SHOWN = "Ann\\x1b[2J\\x9b2J\\u202e"
+
+
+def assert_shown_visibly(path: Path) -> None:
+    """No character a terminal acts on, but line ends, in a file the tool wrote; the hostile
+    value is there, written as the terminal writes it."""
+    from bulk_contacts.terminal import TERMINAL_UNSAFE
+
+    if path.suffix == ".xlsx":
+        import openpyxl
+
+        book = openpyxl.load_workbook(path)
+        cells = [str(c.value) for s in book.worksheets for r in s.iter_rows() for c in r]
+        cells += [
+            c.comment.text for s in book.worksheets for r in s.iter_rows() for c in r if c.comment
+        ]
+        text = "\n".join(cells)
+    else:
+        text = path.read_text(encoding="utf-8-sig")
+    unsafe = {chr(c) for c in TERMINAL_UNSAFE} - {"\n", "\r"}
+    assert not unsafe & set(text), (path, sorted(unsafe & set(text)))
+    if path.suffix == ".json":
+        assert "Ann\\u001b[2J\\u009b2J\\u202e" in text, path  # JSON's own escapes: exact
+    else:
+        assert SHOWN in text, path
+
+
+def test_every_report_writes_control_characters_visibly(server, tmp_path) -> None:
+    roster = tmp_path / "hostile.csv"
+    roster.write_text(
+        "Account #,External ID,First Name,Last Name,Phone\n"
+        f"10-4471,HD-1,{HOSTILE},Lee,+12025550143\n"
+    )
+    reports = [tmp_path / f"v.{suffix}" for suffix in ("csv", "json", "xlsx")]
+    args = [a for report in reports for a in ("--report", str(report))]
+    assert CliRunner().invoke(main, ["validate", str(roster), *args]).exit_code == 1
+    for report in reports:
+        assert_shown_visibly(report)
+    # CHeKT holds the hostile name; the roster says John: the plan's reports show the old value
+    server.store.db.execute(
+        "UPDATE contacts SET first_name=? WHERE external_contact_id='HD-001'", (HOSTILE,)
+    )
+    reports = [tmp_path / f"p.{suffix}" for suffix in ("csv", "json", "xlsx", "html")]
+    args = [a for report in reports for a in ("--report", str(report))]
+    result = run(server, "plan", ROSTER, *args)
+    assert result.exit_code == 0, result.output
+    for report in reports:
+        assert_shown_visibly(report)

@@ -276,6 +276,11 @@ def json_text(body: Any, indent: int | None = 2) -> str:
     return json.dumps(body, indent=indent, ensure_ascii=False).translate(_JSON_VISIBLE) + "\n"
 
 
+def json_value(value: Any) -> str:
+    """`json_text` on one line, without its line end (a value in a cell)."""
+    return json.dumps(value, ensure_ascii=False).translate(_JSON_VISIBLE)
+
+
 def new_workbook(path: Path | str, options: dict[str, Any] | None = None) -> Any:
     """An xlsxwriter workbook whose sheets write every text cell and comment visibly
     (`visible`), as every workbook the tool writes for a person does. Machine data (an export's

@@ -321,3 +321,32 @@ def test_every_report_writes_control_characters_visibly(server, tmp_path) -> Non
     assert result.exit_code == 0, result.output
     for report in reports:
         assert_shown_visibly(report)
+
+
+def test_an_export_of_names_with_control_characters_imports_back_as_no_change(
+    server, tmp_path
+) -> None:
+    """CHeKT holds a name with ESC, a C1 control and a bidi override: the export shows it as
+    the terminal does, and the untouched export, imported, plans no change (xlsx: three-way;
+    csv: two-way); retyping the name in the file cleans it."""
+    server.store.db.execute(
+        "UPDATE contacts SET first_name=? WHERE external_contact_id='HD-001'", (HOSTILE,)
+    )
+    for suffix in ("xlsx", "csv"):
+        path = tmp_path / f"e.{suffix}"
+        assert run(server, "export", "-q", "-o", str(path)).exit_code == 0
+        assert_shown_visibly(path)
+        again = run(server, "plan", str(path), "--detailed-exitcode", "--no-progress")
+        assert again.exit_code == 0, again.output
+        assert "No changes" in again.output
+    import pandas as pd
+
+    edited = pd.read_csv(tmp_path / "e.csv", dtype=str, keep_default_na=False)
+    edited.loc[edited["external_contact_id"] == "HD-001", "first_name"] = "John"
+    edited.to_csv(tmp_path / "edited.csv", index=False)
+    cleaned = run(server, "apply", str(tmp_path / "edited.csv"), "--yes", "--no-progress")
+    assert cleaned.exit_code == 0, cleaned.output
+    (name,) = server.store.db.execute(
+        "SELECT first_name FROM contacts WHERE external_contact_id='HD-001'"
+    ).fetchone()
+    assert name == "John"

@@ -350,3 +350,37 @@ def test_an_export_of_names_with_control_characters_imports_back_as_no_change(
         "SELECT first_name FROM contacts WHERE external_contact_id='HD-001'"
     ).fetchone()
     assert name == "John"
+
+
+def test_one_create_applied_and_rolled_back_past_the_key_generations_says_what_happens(
+    server, tmp_path, monkeypatch
+) -> None:
+    """A create made and undone as many times in 24 hours as there are key generations (16; 3
+    here, to keep the test short): the next is not made (no duplicate, ever), and its message
+    says why, until when, and what to do instead."""
+    import pandas as pd
+
+    from bulk_contacts import client
+
+    monkeypatch.setattr(client, "MAX_GENERATIONS", 3)
+
+    roster = tmp_path / "one.csv"
+    roster.write_text(
+        "Account #,External ID,First Name,Last Name,Phone\n10-4471,NEW-1,Ann,New,+12025550199\n"
+    )
+    for cycle in range(3):
+        applied = run(server, "apply", str(roster), "--yes", "-q", "--journal", f"j{cycle}.jsonl")
+        assert applied.exit_code == 0, (cycle, applied.output)
+        undone = run(server, "rollback", f"j{cycle}.jsonl", "--yes", "-q")
+        assert undone.exit_code == 0, (cycle, undone.output)
+    last = run(server, "apply", str(roster), "--yes", "-q", "--results", "r.csv")
+    assert last.exit_code == 1, last.output
+    (message,) = pd.read_csv("r.csv", dtype=str, keep_default_na=False)["error_message"]
+    assert message.startswith("create of NEW-1 on site 101 not made: "), message
+    assert "made and undone 3 times" in message, message
+    assert "not made" in message and "24 hours" in message, message
+    assert "external_contact_id" in message, message
+    made = server.store.db.execute(
+        "SELECT COUNT(*) FROM contacts WHERE external_contact_id = 'NEW-1'"
+    ).fetchone()[0]
+    assert made == 0

@@ -270,6 +270,14 @@ def visible(text: str) -> str:
     return text.translate(_VISIBLE)
 
 
+def visible_value(value: Any) -> Any:
+    """A Jinja2 `finalize`: every text a page shows written visibly (`visible`) before it is
+    HTML-escaped; markup the template made itself is left as it is."""
+    from markupsafe import Markup
+
+    return visible(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
 def json_text(body: Any, indent: int | None = 2) -> str:
     """JSON for a file, UTF-8 as it is, but with every character of `TERMINAL_UNSAFE` as a
     `\\u` escape (JSON itself escapes only the C0 controls): shown visibly, read back exactly."""

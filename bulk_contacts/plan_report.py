@@ -14,7 +14,7 @@ from .outputs import (
     close_workbook,
     new_workbook,
     replacing,
-    visible,
+    visible_value,
     write_csv,
 )
 from .plan import Change, Plan
@@ -274,21 +274,13 @@ def counted(plan: Plan) -> str:
     return text + "."
 
 
-def _visible(value: Any) -> Any:
-    """Every value the page shows, its control characters written visibly (`visible`), then
-    HTML-escaped; markup the template made is left as it is."""
-    from markupsafe import Markup
-
-    return visible(value) if isinstance(value, str) and not isinstance(value, Markup) else value
-
-
 def _write_html(plan: Plan, path: Path) -> None:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     environment = Environment(
         loader=PackageLoader("bulk_contacts", "report_templates"),
         autoescape=select_autoescape(["html", "j2"]),
-        finalize=_visible,
+        finalize=visible_value,
     )
     template = environment.get_template("plan.html.j2")
     page = template.render(

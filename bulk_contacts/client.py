@@ -53,6 +53,24 @@ MAX_GENERATIONS = 16
 REPLAY_MARGIN = timedelta(seconds=1)
 
 
+def stale_replay_message(identity: tuple[int, int, str | int, str], generations: int) -> str:
+    """Why a change was not made after `generations` stale replays, and what to do."""
+    _, site_id, subject, action = identity
+    who = f"{subject}" if action == "create" else f"contact {subject}"
+    instead = {
+        "create": "give the contact another external_contact_id, which makes it a new change",
+        "update": "send other values, which makes it a new change",
+    }.get(action, "make the change in CHeKT itself")
+    return (
+        f"{action} of {who} on site {site_id} not made: this same change was made and undone "
+        f"{generations} times (apply, then rollback) within 24 hours, and CHeKT still answers each "
+        f"of its {generations} idempotency keys with the first result, which is gone; past "
+        f"{generations} the tool does not try another key, so nothing was doubled. Run the same "
+        f"command again once CHeKT forgets the oldest of those answers (24 hours after it was "
+        f"given), or {instead}"
+    )
+
+
 def idempotency_key(
     dealer_id: int, site_id: int, subject: str | int, action: str, payload: Any, generation: int = 0
 ) -> str:
@@ -275,11 +293,7 @@ class ChektClient:
                 reason=f"a replayed answer for a change no longer in effect; sent again "
                 f"under key generation {generation + 1}",
             )
-        raise Conflict(
-            f"{method} {path}: the server replayed {MAX_GENERATIONS} earlier answers for a change "
-            f"that is not in effect; try again tomorrow (stored answers last 24 h)",
-            code="stale_replay",
-        )
+        raise Conflict(stale_replay_message(identity, MAX_GENERATIONS), code="stale_replay")
 
     def _write_result(self, sent: _Sent) -> WriteResult:
         if sent.recovered is not None:

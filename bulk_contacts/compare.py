@@ -23,6 +23,7 @@ from .codes import PHONE_EXTENSION
 from .columns import BY_NAME, EDITABLE_FIELDS
 from .models import Contact
 from .normalize import normalize_emails, normalize_phones, normalize_text
+from .outputs import TERMINAL_UNSAFE, visible
 
 Record = Mapping[str, Any]  # a contact's fields by name; None or "" for none
 
@@ -64,9 +65,19 @@ class Comparison:
         return ComparableValues(self, seen, contacts, held)
 
 
+# Any character files and the terminal show escaped (`outputs.visible`), as the characters
+# themselves (Arrow's regular expressions read no \u escape).
+_SHOWN_ESCAPED = "[" + "".join(map(chr, TERMINAL_UNSAFE)) + "]"
+
+
 def comparable(name: str, normalized: pd.Series) -> pd.Series:
-    """Values already normalized as a validated roster's are, made comparable."""
-    return normalized.str.casefold() if BY_NAME[name].compare == "email" else normalized
+    """Values already normalized as a validated roster's are, made comparable. A value holding
+    characters every file the tool writes shows escaped (ESC as `\\x1b`) compares as it is
+    shown: CHeKT's `Ann<ESC>` and an export's `Ann\\x1b`, imported back, are the same value."""
+    text = normalized.str.casefold() if BY_NAME[name].compare == "email" else normalized
+    if len(text) and text.str.contains(_SHOWN_ESCAPED, regex=True).any():
+        text = text.map(visible).astype(text.dtype)
+    return text
 
 
 class ComparableValues:

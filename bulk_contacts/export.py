@@ -21,13 +21,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import xlsxwriter
+from xlsxwriter.worksheet import Worksheet
 
 from .client import ChektClient
-from .columns import BY_NAME, CONTACT_FIELDS, EXPORT_COLUMNS
+from .columns import BY_NAME, CONTACT_FIELDS, EDITABLE_FIELDS, EXPORT_COLUMNS
 from .errors import InputError
 from .fetch import fetch_contacts
 from .models import Contact, Site, format_timestamp
-from .outputs import SHEET_SUFFIXES, close_workbook, replacing, write_csv
+from .outputs import (
+    SHEET_SUFFIXES,
+    close_workbook,
+    json_value,
+    new_workbook,
+    replacing,
+    write_csv,
+)
 from .roster import SNAPSHOT_FORMAT
 from .spreadsheet import SNAPSHOT_SHEET
 
@@ -55,7 +63,14 @@ class Export:
 
 
 def _row(site: Site, contact: Contact) -> dict[str, str]:
-    values = {name: getattr(contact, name) or "" for name in CONTACT_FIELDS}
+    # The editable fields as they compare (trimmed): a name CHeKT holds as "Ann\r\n" is
+    # written "Ann", not "Ann\x0d\x0a", which would import back as a change to that text.
+    values = {
+        name: (getattr(contact, name) or "").strip()
+        if name in EDITABLE_FIELDS
+        else getattr(contact, name) or ""
+        for name in CONTACT_FIELDS
+    }
     return {
         "site_id": str(site.site_id),
         "account_number": site.account_number or "",
@@ -113,8 +128,8 @@ def write_export(export: Export, path: Path, overwrite: bool = False) -> int:
 
 
 def _write_xlsx(export: Export, rows: list[dict[str, str]], path: Path) -> None:
-    workbook = xlsxwriter.Workbook(
-        str(path),
+    workbook = new_workbook(
+        path,
         {
             "constant_memory": True,
             "strings_to_numbers": False,
@@ -168,14 +183,15 @@ def _snapshot_sheet(workbook: xlsxwriter.Workbook, export: Export) -> None:
     """What CHeKT held when the export was made, for the three-way merge on import: a marker
     row, a header, then the contacts as JSON arrays, packed into cells of up to 30,000
     characters (an Excel cell holds 32,767): machine data, written and read in one go."""
-    sheet = workbook.add_worksheet(SNAPSHOT_SHEET)
+    # machine data, read back exactly: a plain worksheet (the others write text visibly)
+    sheet = workbook.add_worksheet(SNAPSHOT_SHEET, worksheet_class=Worksheet)
     sheet.write_row(0, 0, (SNAPSHOT_FORMAT, export.created_at, str(export.dealer_id)))
     sheet.write_string(1, 0, json.dumps(SNAPSHOT_COLUMNS))
     chunk: list[str] = []
     line, size = 2, 0
     for site in export.sites:
         for contact in export.contacts.get(site.site_id, []):
-            item = json.dumps([getattr(contact, c) for c in SNAPSHOT_COLUMNS], ensure_ascii=False)
+            item = json_value([getattr(contact, c) for c in SNAPSHOT_COLUMNS])
             if size + len(item) > SNAPSHOT_CELL and chunk:
                 sheet.write_string(line, 0, "[" + ",".join(chunk) + "]")
                 line, chunk, size = line + 1, [], 0

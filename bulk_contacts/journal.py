@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -260,6 +261,8 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
         raise InputError(f"{path}: no such journal") from None
     except OSError as error:
         raise InputError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if PLAN_FILE.match(data[:64]):
+        raise NotAJournal(f"{path}: not a journal (it is a plan)", plan=True)
     lines = data.split(b"\n")
     complete = data.endswith(b"\n")
     records: list[dict[str, Any]] = []
@@ -267,13 +270,16 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
-        record = _parse(path, number, raw, cut_short=number == len(lines) and not complete)
+        cut_short = number == len(lines) and not complete
+        if not records and not cut_short and not _json_line(raw):
+            raise NotAJournal(f"{path}: not a journal (its first line is not JSON)")
+        record = _parse(path, number, raw, cut_short)
         if record is None:
             break  # the write a kill interrupted
         if number == 1 and not (
             record.get("type") == "run" and record.get("format") == JOURNAL_FORMAT
         ):
-            raise InputError(f"{path}: not a bulk-contacts journal (line 1 is no run record)")
+            raise NotAJournal(f"{path}: not a bulk-contacts journal (line 1 is no run record)")
         if record["type"] == "run":
             run = record["run_id"]
         record.setdefault("run", run)
@@ -281,6 +287,26 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
     if not records:
         raise InputError(f"{path}: not a bulk-contacts journal (no record in it)")
     return records
+
+
+# A plan file (`plan -o`), as it begins; and what a rollback takes instead of another file.
+PLAN_FILE = re.compile(rb'\s*\{\s*"format":\s*"bulk-contacts-plan/')
+
+
+class NotAJournal(InputError):
+    """A file that is no journal at all (not a damaged one); `plan`: it is a plan file."""
+
+    def __init__(self, message: str, plan: bool = False) -> None:
+        super().__init__(message)
+        self.plan = plan
+
+
+def _json_line(raw: bytes) -> bool:
+    try:
+        json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return True
 
 
 def _parse(path: Path, number: int, raw: bytes, cut_short: bool) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import re
 import secrets
@@ -240,6 +241,84 @@ PHONE_LIKE = re.compile(r"\+[0-9][0-9 ().\-]*")
 FORMULA_MARKED = re.compile("'+[" + re.escape("".join(FORMULA_START)) + "]")
 
 
+# Characters a terminal acts on instead of showing: the C0 and C1 controls and DEL (ESC and CSI
+# start the sequences that clear the screen, move the cursor or set the window title; CR and
+# backspace overwrite what was shown), the line and paragraph separators, and the bidirectional
+# embeddings, overrides and isolates that show text in another order than it is stored. Every
+# file a person reads (CSV, xlsx, HTML, JSON) shows them as the terminal does: visibly.
+TERMINAL_UNSAFE = (
+    *range(0x00, 0x20),
+    0x7F,
+    *range(0x80, 0xA0),
+    0x2028,
+    0x2029,
+    *range(0x202A, 0x202F),
+    *range(0x2066, 0x206A),
+)
+_VISIBLE = str.maketrans(
+    {chr(c): f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in TERMINAL_UNSAFE}
+)
+# In JSON, as the escapes JSON itself has: a reader gets the value back exactly. (JSON escapes
+# the C0 controls in strings itself; one outside a string is the layout's line end.)
+_JSON_VISIBLE = str.maketrans({chr(c): f"\\u{c:04x}" for c in TERMINAL_UNSAFE if c >= 0x20})
+
+
+def visible(text: str) -> str:
+    """`text` with every character a terminal would act on written out visibly (ESC as `\\x1b`,
+    U+202E as `\\u202e`): a name from a file or from CHeKT can neither repaint a screen nor
+    disguise a line, in the terminal or in any file the tool writes."""
+    return text.translate(_VISIBLE)
+
+
+def visible_value(value: Any) -> Any:
+    """A Jinja2 `finalize`: every text a page shows written visibly (`visible`) before it is
+    HTML-escaped; markup the template made itself is left as it is."""
+    from markupsafe import Markup
+
+    return visible(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
+def json_text(body: Any, indent: int | None = 2) -> str:
+    """JSON for a file, UTF-8 as it is, but with every character of `TERMINAL_UNSAFE` as a
+    `\\u` escape (JSON itself escapes only the C0 controls): shown visibly, read back exactly."""
+    return json.dumps(body, indent=indent, ensure_ascii=False).translate(_JSON_VISIBLE) + "\n"
+
+
+def json_value(value: Any) -> str:
+    """`json_text` on one line, without its line end (a value in a cell)."""
+    return json.dumps(value, ensure_ascii=False).translate(_JSON_VISIBLE)
+
+
+def new_workbook(path: Path | str, options: dict[str, Any] | None = None) -> Any:
+    """An xlsxwriter workbook whose sheets write every text cell and comment visibly
+    (`visible`), as every workbook the tool writes for a person does. Machine data (an export's
+    snapshot sheet) goes in a sheet added with `worksheet_class=xlsxwriter.worksheet.Worksheet`.
+    """
+    import xlsxwriter
+    from xlsxwriter.worksheet import Worksheet
+
+    class VisibleWorksheet(Worksheet):
+        def write_string(self, row: Any, col: Any, *args: Any) -> Any:
+            if isinstance(row, str):  # "A1" notation: the text is the first of args
+                return super().write_string(row, visible(col), *args)
+            string, *rest = args
+            return super().write_string(row, col, visible(string), *rest)
+
+        def write_comment(self, row: Any, col: Any, *args: Any) -> Any:
+            def lines(text: str) -> str:
+                return "\n".join(map(visible, text.split("\n")))
+
+            if isinstance(row, str):
+                return super().write_comment(row, lines(col), *args)
+            comment, *rest = args
+            return super().write_comment(row, col, lines(comment), *rest)
+
+    class VisibleWorkbook(xlsxwriter.Workbook):
+        worksheet_class = VisibleWorksheet
+
+    return VisibleWorkbook(str(path), options or {})
+
+
 def formula_safe(value: str) -> str:
     """Shown as text by a spreadsheet, never run as a formula; `spreadsheet.unquote_formula`
     undoes it. A value that itself begins with the apostrophe marker gets one more, so it
@@ -250,7 +329,7 @@ def formula_safe(value: str) -> str:
 
 class CsvWriter:
     """csv.writer for every CSV the tool writes: UTF-8 with a BOM (so Excel shows accents), text
-    cells made formula-safe."""
+    cells with control characters written visibly (`visible`) and made formula-safe."""
 
     ENCODING = "utf-8-sig"
 
@@ -259,7 +338,10 @@ class CsvWriter:
 
     def writerow(self, values: Iterable[Any]) -> None:
         self._writer.writerow(
-            [formula_safe(v) if isinstance(v, str) else ("" if v is None else v) for v in values]
+            [
+                formula_safe(visible(v)) if isinstance(v, str) else ("" if v is None else v)
+                for v in values
+            ]
         )
 
     def writerows(self, rows: Iterable[Iterable[Any]]) -> None:

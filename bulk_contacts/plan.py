@@ -20,7 +20,7 @@ from .columns import CONTACT_FIELDS
 from .errors import ExitCode, InputError
 from .guards import Refusal, refusal_from_dict
 from .models import Contact
-from .outputs import write_text
+from .outputs import json_text, write_text
 
 PLAN_FORMAT = "bulk-contacts-plan/1"
 ACTIONS = ("create", "update", "delete")
@@ -268,7 +268,7 @@ class Plan:
         return body
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, ensure_ascii=False, sort_keys=False) + "\n"
+        return json_text(self.to_dict(), indent=1)
 
     def write(self, path: Path, overwrite: bool = False) -> None:
         """To a temporary name renamed into place; an existing file only with `overwrite`."""

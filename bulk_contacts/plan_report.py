@@ -9,7 +9,14 @@ import xlsxwriter
 
 from .columns import BY_NAME, EDITABLE_FIELDS
 from .errors import InputError
-from .outputs import PLAN_REPORT_SUFFIXES, close_workbook, replacing, write_csv
+from .outputs import (
+    PLAN_REPORT_SUFFIXES,
+    close_workbook,
+    new_workbook,
+    replacing,
+    visible_value,
+    write_csv,
+)
 from .plan import Change, Plan
 from .words import plural
 
@@ -94,8 +101,8 @@ def _changed_text(change: Change) -> str:
 
 
 def _write_xlsx(plan: Plan, path: Path) -> None:
-    workbook = xlsxwriter.Workbook(
-        str(path),
+    workbook = new_workbook(
+        path,
         {"strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False},
     )
     styles = _styles(workbook)
@@ -273,6 +280,7 @@ def _write_html(plan: Plan, path: Path) -> None:
     environment = Environment(
         loader=PackageLoader("bulk_contacts", "report_templates"),
         autoescape=select_autoescape(["html", "j2"]),
+        finalize=visible_value,
     )
     template = environment.get_template("plan.html.j2")
     page = template.render(

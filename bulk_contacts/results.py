@@ -16,6 +16,7 @@ from .outputs import (
     CsvWriter,
     OutputExists,
     close_workbook,
+    new_workbook,
     open_new,
     replacing,
 )
@@ -140,10 +141,8 @@ class Results:
             self._write_workbook(temporary)
 
     def _write_workbook(self, path: Path) -> None:
-        import xlsxwriter
-
-        workbook = xlsxwriter.Workbook(
-            str(path),
+        workbook = new_workbook(
+            path,
             {
                 "constant_memory": True,
                 "strings_to_numbers": False,

@@ -34,7 +34,7 @@ from .columns import CONTACT_FIELDS, EDITABLE_FIELDS
 from .compare import ComparableValues, Comparison
 from .errors import BulkContactsError, InputError, RunInProgress
 from .fetch import fetch_contacts
-from .journal import Journal, read_journal
+from .journal import Journal, NotAJournal, read_journal
 from .lock import hold_journal
 from .models import Contact, SiteKey
 from .plan import Change, Conflict, Plan, SitePlan, fingerprint
@@ -123,10 +123,28 @@ def hold_source_journal(
     return hold_journal(path, wait, tell, busy)
 
 
+def _read_journal(path: Path) -> list[dict[str, Any]]:
+    """A journal's records; a file that is not one says what rollback takes instead."""
+    try:
+        return read_journal(path)
+    except NotAJournal as error:
+        if error.plan:
+            raise InputError(
+                f"{path} is a plan; rollback takes a journal or run folder: the journal.jsonl "
+                f"of the apply to undo, or its folder (`bulk-contacts rollback "
+                f"bulk-contacts-runs/<run>/`, both printed at the end of the apply); the plan "
+                f"itself is applied with `bulk-contacts apply {path}`"
+            ) from None
+        raise InputError(
+            f"{error}; rollback takes the journal.jsonl an apply wrote, or its run folder (both "
+            f"printed at the end of the apply: `journal: ...`)"
+        ) from None
+
+
 def read_journals(paths: Iterable[Path]) -> Journals:
     """Each journal's records, the journals oldest first (by their first run's time), so that
     their writes together are oldest first and a rollback undoes the newest first."""
-    journals = [(path, read_journal(path)) for path in paths]
+    journals = [(path, _read_journal(path)) for path in paths]
 
     def started(item: tuple[Path, list[dict[str, Any]]]) -> float:
         times = [r.get("time") or 0.0 for r in item[1] if r["type"] == "run"]

@@ -316,8 +316,22 @@ def _schema_issues(
             continue
         value = str(frame.at[row, name]) if name in frame else ""
         limit = BY_NAME[name].max_length if name in BY_NAME else 0
-        issues.append(make_issue(roster, row, name, value, code, length=len(value), limit=limit))
+        length = _length(value)
+        issues.append(make_issue(roster, row, name, value, code, length=length, limit=limit))
     return issues
+
+
+# A spreadsheet reader gives at most this many characters of a cell (Excel's own limit): a cell
+# of that length may have held more.
+SPREADSHEET_CELL_LIMIT = 32_767
+
+
+def _length(value: str) -> str:
+    """A cell's length as a message says it: a cell cut at the reader's limit is "at least"
+    (a CSV cell, never cut, has its own length however long)."""
+    if len(value) == SPREADSHEET_CELL_LIMIT:
+        return f"at least {SPREADSHEET_CELL_LIMIT:,}"
+    return f"{len(value):,}"
 
 
 # phones and e-mail

@@ -88,6 +88,8 @@ MAX_BLANK_ROWS = 1_048_576
 
 # A plan file (`plan -o`), as `Plan.to_json` begins it.
 PLAN_FILE = re.compile(rb'\s*\{\s*"format":\s*"bulk-contacts-plan/')
+# A journal (JSON lines) begins with its run record, which names the format.
+JOURNAL_FILE = re.compile(rb'\s*\{[^\n]*"format":\s*"bulk-contacts-journal/')
 
 # The hidden sheet in which an xlsx export keeps what CHeKT held when it was made.
 SNAPSHOT_SHEET = "bulk-contacts snapshot"
@@ -104,6 +106,12 @@ def read_cells(path: Path, sheet: str | None = None) -> Cells:
             raise InputError(
                 f"{path} is a plan file: apply it with `bulk-contacts apply {path}` (plan and "
                 f"validate read a roster: .xlsx, .xls, .ods or .csv)"
+            )
+        if JOURNAL_FILE.match(head):
+            raise InputError(
+                f"{path} is a journal (what an apply or a rollback did): to undo that run, "
+                f"`bulk-contacts rollback {path}`; apply, plan and validate read a roster "
+                f"(.xlsx, .xls, .ods or .csv), and apply also a saved plan (.json)"
             )
         kind = real_format(path, head, handle)
         handle.seek(0)
@@ -746,15 +754,28 @@ def text_encoding(data: bytes, path: Path) -> tuple[str, str, str]:
         return "utf-8-sig", "utf-8-sig", "replace"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16", "utf-16", "strict"
-    if b"\x00" in data[:4096]:
-        raise InputError(
-            f"{path}: not a text file (it holds binary data); a roster must be CSV, XLSX, XLSM, "
-            f"XLS or ODS"
-        )
+    _refuse_binary(data, path)
     for codec in ("utf-8", "cp1252"):
         if _decodes(data, codec):
             return {"cp1252": "windows-1252"}.get(codec, codec), codec, "strict"
     return "latin-1", "latin-1", "strict"
+
+
+# Bytes no text holds (C0 controls but tab, LF, FF, CR and ESC): a file is binary when more
+# than 1 in 20 of its first 4 KB are such bytes. A few of them (a NUL or a BEL typed into a cell)
+# are the cell's `control_character` problem, on its row.
+BINARY_BYTES = bytes([*range(0x00, 0x09), 0x0B, *range(0x0E, 0x1B), *range(0x1C, 0x20)])
+BINARY_SHARE = 20
+
+
+def _refuse_binary(data: bytes, path: Path) -> None:
+    head = data[:4096]
+    controls = len(head) - len(head.translate(None, BINARY_BYTES))
+    if controls * BINARY_SHARE > len(head):
+        raise InputError(
+            f"{path}: not a text file (it holds binary data); a roster must be CSV, XLSX, XLSM, "
+            f"XLS or ODS"
+        )
 
 
 def _decodes(data: bytes, codec: str, piece: int = 1 << 20) -> bool:
@@ -782,11 +803,7 @@ def decode_text(data: bytes, path: Path) -> tuple[str, str]:
             return data.decode("utf-16"), "utf-16"
         except UnicodeDecodeError:
             raise InputError(f"{path}: damaged UTF-16 text; save it again as CSV UTF-8") from None
-    if b"\x00" in data[:4096]:
-        raise InputError(
-            f"{path}: not a text file (it holds binary data); a roster must be CSV, XLSX, XLSM, "
-            f"XLS or ODS"
-        )
+    _refuse_binary(data, path)
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .columns import EDITABLE_FIELDS
+from .outputs import TERMINAL_UNSAFE as TERMINAL_UNSAFE  # where it was first defined
+from .outputs import visible
 from .site_layouts import row_label
 from .words import plural
 
@@ -59,29 +61,11 @@ def refusal_text(refusal: Refusal) -> str:
     return with_flags(str(refusal), *refusal.passed_by)
 
 
-# Characters a terminal acts on instead of showing: the C0 and C1 controls and DEL (ESC and CSI
-# start the sequences that clear the screen, move the cursor or set the window title; CR and
-# backspace overwrite what was shown), the line and paragraph separators, and the bidirectional
-# embeddings, overrides and isolates that show text in another order than it is stored.
-TERMINAL_UNSAFE = (
-    *range(0x00, 0x20),
-    0x7F,
-    *range(0x80, 0xA0),
-    0x2028,
-    0x2029,
-    *range(0x202A, 0x202F),
-    *range(0x2066, 0x206A),
-)
-_ESCAPED = str.maketrans(
-    {chr(c): f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in TERMINAL_UNSAFE}
-)
-
-
 def printable(text: str) -> str:
     """`text` with every character a terminal would act on written out visibly (ESC as `\\x1b`,
     U+202E as `\\u202e`): a name from a file or from CHeKT can neither repaint the screen nor
     disguise a line. Applied whether or not the output is a terminal (it may be one later)."""
-    return text.translate(_ESCAPED)
+    return visible(text)
 
 
 def validation_text(
@@ -179,13 +163,20 @@ def _by_kind(
 # What a change line shows after the person's name.
 CONTACT_DETAILS = tuple(k for k in EDITABLE_FIELDS if k not in ("first_name", "last_name"))
 ACTION_MARK = {"create": ("+", "create"), "update": ("~", "update"), "delete": ("-", "delete")}
+NOTHING_TO_DO = "No changes: CHeKT already matches the roster."
+NOTHING_TO_UNDO = (
+    "Nothing to roll back: CHeKT holds no change of the journal's runs that is still to undo."
+)
 SITE_TABLE_LIMIT = 20
 CHANGE_LINE_LIMIT = 40
 
 
-def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list[tuple[str, str]]:
+def plan_text(
+    plan: Plan, verbose: bool = False, applying: bool = False, undoing: bool = False
+) -> list[tuple[str, str]]:
     """(line, style) pairs: the summary, a table per site when there are few, the field-level
-    diffs (truncated past a screenful unless verbose), conflicts, what is left alone, refusals."""
+    diffs (truncated past a screenful unless verbose), conflicts, what is left alone, refusals.
+    `undoing`: the plan is a rollback's (it has a journal, not a roster)."""
     counts = plan.summary()
     lines: list[tuple[str, str]] = [
         (f"Plan for {plan.source}: {plural(len(plan.sites), 'site')}", ""),
@@ -204,7 +195,7 @@ def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list
     if plan.invalid:
         lines.append((f"Invalid rows ({len(plan.invalid)}), not planned:", "error"))
         for row in plan.invalid[: 5 if not verbose else None]:
-            lines.append((f"  {row_label(row.row)}: {row.problems[0]}", ""))
+            lines.append((f"  {row_label(row.row)}: {_problems(row.problems, verbose)}", ""))
         if len(plan.invalid) > 5 and not verbose:
             lines.append((f"  ... and {len(plan.invalid) - 5} more", "dim"))
     lines += [(line, "error") for line in refusal_lines(plan)]
@@ -212,13 +203,23 @@ def plan_text(plan: Plan, verbose: bool = False, applying: bool = False) -> list
     if not plan.refusals:
         if not plan.has_changes:
             if not plan.refused_sites:  # else the refusals above say why nothing is done
-                lines.append(("No changes: CHeKT already matches the roster.", "ok"))
+                lines.append((NOTHING_TO_UNDO if undoing else NOTHING_TO_DO, "ok"))
         elif applying:
             lines.append((f"{plural(len(plan.changes), 'change')} to make{held}.", "bold"))
         else:
             planned = f"{plural(len(plan.changes), 'change')} planned{held}"
             lines.append((f"{planned}; nothing was written.", "ok"))
     return lines
+
+
+PROBLEMS_PER_ROW = 3
+
+
+def _problems(problems: Sequence[str], verbose: bool) -> str:
+    """A row's problems on its line: all with -v, else the first few and how many more."""
+    shown = problems if verbose else problems[:PROBLEMS_PER_ROW]
+    more = f" (+{len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
+    return " | ".join(shown) + more
 
 
 def refusal_lines(plan: Plan, word: str = "REFUSED") -> list[str]:
@@ -338,6 +339,20 @@ def run_text(
     """(line, style, to stderr): the run's counts, verification, files, what went wrong.
     `again` is the command that finishes an interrupted run (the same command, or for a saved
     plan, with --refresh)."""
+    lines = _run_lines(report, quiet, kind, again)
+    if not quiet:
+        return lines
+    # -q: nothing on stdout; when something went wrong, the count and the files that say what
+    # (the results, the failed rows) go to stderr with the errors.
+    if report.clean and not report.interrupted:
+        return [line for line in lines if line[2]]
+    keep = ("results: ", "failed rows", f"{kind}: ")
+    return [(text, style, True) for text, style, err in lines if err or text.startswith(keep)]
+
+
+def _run_lines(
+    report: ApplyReport, quiet: bool, kind: str, again: str
+) -> list[tuple[str, str, bool]]:
     counts, files = report.counts, report.files
     lines: list[tuple[str, str, bool]] = []
     if not quiet or counts["failed"]:

@@ -3,7 +3,6 @@ roster (problem cells highlighted, the message as a cell comment) to fix and fee
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -11,7 +10,15 @@ import xlsxwriter
 
 from .codes import DERIVED, ERROR, WARNING
 from .errors import InputError
-from .outputs import VALIDATION_REPORT_SUFFIXES, close_workbook, replacing, write_csv, write_text
+from .outputs import (
+    VALIDATION_REPORT_SUFFIXES,
+    close_workbook,
+    json_text,
+    new_workbook,
+    replacing,
+    write_csv,
+    write_text,
+)
 from .schema import RosterIssue, ValidatedRoster
 from .site_layouts import SHEET_ROWS
 
@@ -33,7 +40,7 @@ def write_validation_report(result: ValidatedRoster, path: Path, overwrite: bool
         write_csv(path, ISSUE_COLUMNS, rows, overwrite)
     elif suffix == ".json":
         body = {"summary": summary(result), "issues": [i.as_dict() for i in result.issues]}
-        write_text(path, json.dumps(body, indent=2, ensure_ascii=False) + "\n", overwrite)
+        write_text(path, json_text(body), overwrite)
     else:
         with replacing(path, overwrite) as temporary:
             _write_xlsx(result, temporary)
@@ -61,9 +68,7 @@ def _write_xlsx(result: ValidatedRoster, path: Path) -> None:
     """The roster as it was read, every cell text, at its own row numbers, with the problems
     marked; an Issues sheet lists them all."""
     table = result.roster.table
-    workbook = xlsxwriter.Workbook(
-        str(path), {"strings_to_numbers": False, "strings_to_formulas": False}
-    )
+    workbook = new_workbook(path, {"strings_to_numbers": False, "strings_to_formulas": False})
     text = workbook.add_format({"num_format": "@"})
     header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "num_format": "@"})
     marks = {

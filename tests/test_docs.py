@@ -150,6 +150,10 @@ def test_the_readmes_python_examples_run(start_sandbox, tmp_path, monkeypatch, c
     assert "{'create': 46, 'update': 2, 'delete': 1" in printed  # the sample roster, no --prune
     assert "{'ok': 49, 'failed': 0" in printed  # applied
     assert "http://127.0.0.1:" in printed  # the sandbox example's URL
+    # the saved plan and rollback example: the first example's run undone, then a saved plan
+    # of the roster checked (no site stale) and applied
+    assert "undo: {'create': 1, 'update': 2, 'delete': 46" in printed
+    assert "stale sites: []" in printed and "saved plan applied: {'ok': 49" in printed
 
 
 def test_every_type_ignore_says_why_on_its_line() -> None:

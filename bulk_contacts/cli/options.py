@@ -326,7 +326,12 @@ def connection_options(dealer: bool = True):
             help="Append one JSON line per HTTP exchange and per decision.",
         ),
         click.option("--no-progress", is_flag=True, help="No progress bar."),
-        click.option("-q", "--quiet", is_flag=True, help="Print only errors."),
+        click.option(
+            "-q",
+            "--quiet",
+            is_flag=True,
+            help="Print nothing on stdout; errors (and what failed, with its files) on stderr.",
+        ),
         click.option(
             "-v",
             "--verbose",

@@ -144,7 +144,7 @@ def undo_journals(
         with connection.bars() as bars:
             plan = inverse_plan(client, records, named, force, bars("sites", 0))
         if not connection.quiet:
-            echo_lines(plan_text(plan, connection.verbose, applying=True))
+            echo_lines(plan_text(plan, connection.verbose, applying=True, undoing=True))
         report = None
         if plan.changes:
             question = f"Undo {plural(len(plan.changes), 'change')} in CHeKT at {settings.api_url}?"

@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..errors import BulkContactsError, InputError
 from ..guards import Refusal
+from ..outputs import visible_value
 from ..words import plural
 from . import library
 from .connection import check_connection, sandbox_connection, settings_connection
@@ -81,6 +82,7 @@ class Pages:
         self.templates = Environment(
             loader=PackageLoader("bulk_contacts.web", "templates"),
             autoescape=True,
+            finalize=visible_value,  # a name holding ESC or U+202E is shown as \x1b, \u202e
             trim_blocks=True,
             lstrip_blocks=True,
         )

@@ -1,0 +1,29 @@
+"""The console script's entry point (`bulk-contacts`, and `python -m bulk_contacts`): small on
+purpose. Loading the command line imports click, pandas, httpx...; Ctrl-C while that happens is
+caught here, where nothing has been imported yet that could print a traceback: one line and
+exit 130. A stop asked by SIGTERM (`kill`, a service manager) or, on Windows, Ctrl-Break is
+made a Ctrl-C from the start, so it is handled the same way wherever it lands (an apply's
+writes have their own handler: `cli.StopOnInterrupt`)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+INTERRUPTED = 130  # errors.ExitCode.INTERRUPTED, not imported: this module imports nothing heavy
+
+
+def _as_ctrl_c(number: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run() -> None:
+    for name in ("SIGTERM", "SIGBREAK"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _as_ctrl_c)
+    try:
+        from .cli import run as run_cli
+    except KeyboardInterrupt:  # Ctrl-C while Python loads the program: nothing was done yet
+        sys.stderr.write("interrupted: nothing was written\n")
+        raise SystemExit(INTERRUPTED) from None
+    run_cli()

@@ -1,0 +1,386 @@
+"""A new user's (and a hostile tester's) trial of the command line (issue 13's background): each
+finding with the behaviour it now has, against a seeded sandbox over 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from bulk_contacts import retries
+from bulk_contacts.cli import main
+from bulk_contacts.sandbox import SandboxServer
+
+from .conftest import get_token
+
+ROOT = Path(__file__).parent.parent
+SAMPLES = ROOT / "sample_data"
+ROSTER = str(SAMPLES / "roster.csv")
+MISTAKES = str(SAMPLES / "roster-with-mistakes.csv")
+
+
+@pytest.fixture(autouse=True)
+def no_backoff_sleeps():
+    retries.set_testing(True)
+    yield
+    retries.set_testing(False)
+
+
+@pytest.fixture
+def server(start_sandbox) -> SandboxServer:
+    return start_sandbox(seed=SAMPLES / "sandbox-seed.json")
+
+
+def environment(server: SandboxServer) -> dict[str, str]:
+    return {
+        "CHEKT_CLIENT_ID": "sandbox-client",
+        "CHEKT_CLIENT_SECRET": "sandbox-secret",
+        "CHEKT_API_URL": server.url,
+        "CHEKT_DEALER_ID": "12345",
+    }
+
+
+def run(server: SandboxServer, *args: str):
+    return CliRunner().invoke(main, list(args), env=environment(server))
+
+
+def test_quiet_prints_nothing_but_errors(server, tmp_path) -> None:
+    """-q: the exit code tells; stdout stays empty for every command, also apply and rollback."""
+    for args in (
+        ("validate", ROSTER, "-q"),
+        ("plan", ROSTER, "-q"),
+        ("apply", ROSTER, "-q", "--yes", "--journal", "j.jsonl", "--results", "r.csv"),
+        ("rollback", "j.jsonl", "-q", "--yes"),
+        ("export", "-q", "-o", "e.csv"),
+    ):
+        result = run(server, *args)
+        assert result.exit_code == 0, (args, result.output)
+        assert result.stdout == "" and result.stderr == "", (args, result.output)
+
+
+def test_quiet_still_says_what_failed_on_stderr(tmp_path) -> None:
+    from bulk_contacts.apply import ApplyReport, RunFiles
+    from bulk_contacts.terminal import run_text
+
+    files = RunFiles.choose(tmp_path / "r.csv", tmp_path / "j.jsonl")
+    counts = {"ok": 3, "failed": 1, "skipped": 0, "unverified": 0}
+    report = ApplyReport(counts, files, failed_rows_written=True, verified_sites=2)
+    lines = run_text(report, quiet=True, kind="apply")
+    assert all(err for _, _, err in lines), lines  # nothing on stdout
+    text = "\n".join(line for line, _, _ in lines)
+    assert "apply: 3 done, 1 failed" in text and str(files.failed_rows) in text
+    clean = ApplyReport({"ok": 3, "failed": 0, "skipped": 0, "unverified": 0}, files)
+    assert run_text(clean, quiet=True, kind="apply") == []
+
+
+def exit_code_meaning(code: int) -> str:
+    """The README's exit-code table's row for `code`."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    for line in table.splitlines():
+        if line.startswith(f"| {code} |"):
+            return line
+    raise AssertionError(f"no row for exit code {code}")
+
+
+def test_skip_invalid_exits_as_the_readme_says(server) -> None:
+    """`plan --skip-invalid` with invalid rows: they were left out as asked, and listed; the exit
+    code is 0 (1 is for invalid rows that stop the plan), and the table says so."""
+    skipped = run(server, "plan", MISTAKES, "--skip-invalid", "--no-progress")
+    assert "Invalid rows (11), not planned" in skipped.output
+    assert "`--skip-invalid`" in exit_code_meaning(skipped.exit_code)
+    stopped = run(server, "plan", MISTAKES, "--no-progress")
+    assert "invalid rows that stop the plan" in exit_code_meaning(stopped.exit_code)
+
+
+def test_a_rollback_with_nothing_to_undo_says_so(server, tmp_path) -> None:
+    """Not "CHeKT already matches the roster": a rollback has no roster."""
+    roster = tmp_path / "one.csv"
+    roster.write_text(
+        "Account #,External ID,First Name,Last Name,Phone\n10-4471,NEW-1,Ann,New,+12025550199\n"
+    )
+    assert run(server, "apply", str(roster), "--yes", "--journal", "j.jsonl").exit_code == 0
+    (made,) = server.store.db.execute(
+        "SELECT site_id, contact_id FROM contacts WHERE external_contact_id = 'NEW-1'"
+    ).fetchall()
+    token = get_token(server.url)
+    deleted = httpx.delete(
+        f"{server.url}/partner/v1/dealers/12345/sites/{made[0]}/contacts/{made[1]}",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert deleted.status_code in (200, 204), deleted.text
+    result = run(server, "rollback", "j.jsonl", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "roster" not in result.output
+    assert "Nothing to roll back: " in result.output
+
+
+def test_plan_shows_every_problem_of_an_invalid_row(server, tmp_path) -> None:
+    """Not only the first: a row with three problems shows them (bounded, with "+N more")."""
+    roster = tmp_path / "bad.csv"
+    roster.write_text(
+        "Account #,External ID,First Name,Last Name,Phone,E-mail\n"
+        "10-4471,HD-900,A\x07nn,,555-01,a@@b\n"
+        "10-4471,HD-901,Ann,Lee,+12025550143,\n"
+    )
+    result = run(server, "plan", str(roster), "--skip-invalid", "--no-progress")
+    (line,) = [line for line in result.output.splitlines() if line.startswith("  row 2")]
+    assert line.count(" | ") == 2 and line.endswith("(+1 more)"), line
+    verbose = run(server, "plan", str(roster), "--skip-invalid", "--no-progress", "-v")
+    (line,) = [line for line in verbose.output.splitlines() if line.startswith("  row 2")]
+    for column in ("'First Name'", "'Last Name'", "'Phone'", "'E-mail'"):
+        assert column in line and "more)" not in line, line
+
+
+def test_a_huge_spreadsheet_cell_is_not_called_32767_characters(tmp_path) -> None:
+    """The xlsx reader stops a cell at 32,767 characters (Excel's limit): a 2,000,000-character
+    cell is reported as at least that, never as exactly 32767."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Account #", "External ID", "First Name", "Last Name", "Phone"])
+    sheet.append(["10-4471", "HD-1", "A" * 2_000_000, "Lee", "+12025550143"])
+    book.save(tmp_path / "big.xlsx")
+    result = CliRunner().invoke(main, ["validate", str(tmp_path / "big.xlsx")])
+    assert result.exit_code == 1
+    assert "32767 characters" not in result.output
+    assert "at least 32,767 characters is too long for C 'First Name' (at most 255)" in (
+        result.output
+    )
+    short = tmp_path / "short.csv"
+    for length in (1300, 40_000):
+        short.write_text(f"Account #,External ID,First Name,Last Name\n1,HD-1,{'x' * length},L\n")
+        result = CliRunner().invoke(main, ["validate", str(short)])
+        assert f"{length:,} characters is too long for C 'First Name'" in result.output
+
+
+def test_ctrl_c_while_the_installed_script_loads_exits_130_quietly() -> None:
+    """The console script's entry point catches Ctrl-C while the program is still being
+    imported: a real SIGINT, sent by the process to itself as it imports the command line."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, sys\n"
+        "from importlib.metadata import entry_points\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'bulk_contacts.cli':\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "(script,) = entry_points(group='console_scripts', name='bulk-contacts')\n"
+        "sys.exit(script.load()())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "validate", "x.csv"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 130, result.stderr
+    assert result.stderr == "interrupted: nothing was written\n"
+    assert result.stdout == ""
+
+
+def test_sigterm_while_planning_is_ctrl_c(start_sandbox, tmp_path) -> None:
+    """SIGTERM before the first write (reading the sites), like Ctrl-C there: one line, exit
+    130, no traceback; a real process and a real signal."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from bulk_contacts.sandbox import Faults
+
+    server = start_sandbox(seed=SAMPLES / "sandbox-seed.json", faults=Faults(latency_ms=400))
+    log = tmp_path / "run.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bulk_contacts", "apply", ROSTER, "--yes", "--log-file", str(log)],
+        env={**os.environ, **environment(server)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (log.exists() and log.read_text().strip()):
+            assert time.monotonic() < deadline, "no request was made"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert stderr.strip() == "interrupted: nothing was written: no change was sent to CHeKT"
+    assert not list(tmp_path.glob("bulk-contacts-runs/*/journal.jsonl"))
+
+
+def test_a_plan_given_to_rollback_and_a_journal_given_to_apply_are_recognised(
+    server, tmp_path
+) -> None:
+    assert run(server, "plan", ROSTER, "-q", "-o", "plan.json").exit_code == 0
+    refused = run(server, "rollback", "plan.json", "--yes")
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith(
+        "error: plan.json is a plan; rollback takes a journal or run folder: "
+    ), refused.stderr
+    assert "bulk-contacts apply plan.json" in refused.stderr and "not JSON" not in refused.stderr
+    applied = run(server, "apply", ROSTER, "-q", "--yes", "--journal", "j.jsonl")
+    assert applied.exit_code == 0, applied.output
+    for command in ("apply", "plan", "validate"):
+        result = run(server, command, "j.jsonl", *(["--yes"] if command == "apply" else []))
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("error: j.jsonl is a journal"), result.stderr
+        assert "bulk-contacts rollback j.jsonl" in result.stderr
+        assert "Headers found" not in result.stderr
+    other = tmp_path / "notes.txt"
+    other.write_text("hello\n")
+    result = run(server, "rollback", str(other), "--yes")
+    assert result.exit_code == 2
+    assert "not a journal" in result.stderr and "rollback takes the journal.jsonl" in result.stderr
+
+
+def test_a_nul_in_one_csv_cell_is_a_row_error_not_a_binary_file(tmp_path) -> None:
+    """As the README's code table says: a control character, NUL too, is `control_character`
+    on its row; a file that is mostly control bytes is still refused as binary."""
+    roster = tmp_path / "nul.csv"
+    roster.write_bytes(
+        b"Account #,External ID,First Name,Last Name,Phone\n"
+        b"10-4471,HD-1,Ann\x00e,Lee,+12025550143\n"
+        b"10-4471,HD-2,Bob,Stone,+12025550144\n"
+    )
+    result = CliRunner().invoke(main, ["validate", str(roster)])
+    assert result.exit_code == 1, result.output
+    assert "error control_character: 1" in result.output
+    assert "row 2, C 'First Name': 'Ann\\x00e' holds a control character (U+0000)" in (
+        result.output
+    )
+    import random
+
+    noise = tmp_path / "noise.csv"
+    noise.write_bytes(random.Random(7).randbytes(5000))
+    refused = CliRunner().invoke(main, ["validate", str(noise)])
+    assert refused.exit_code == 2 and "not a text file (it holds binary data)" in refused.output
+    utf16 = tmp_path / "utf16.csv"  # UTF-16 without its BOM: every other byte a NUL
+    utf16.write_bytes("Account #,External ID,First Name,Last Name\n".encode("utf-16-le"))
+    refused = CliRunner().invoke(main, ["validate", str(utf16)])
+    assert refused.exit_code == 2 and "not a text file" in refused.output
+
+
+HOSTILE = "Ann\x1b[2J\x9b2J\u202e"  # ESC, C1 CSI, a bidi override
+SHOWN = "Ann\\x1b[2J\\x9b2J\\u202e"
+
+
+def assert_shown_visibly(path: Path) -> None:
+    """No character a terminal acts on, but line ends, in a file the tool wrote; the hostile
+    value is there, written as the terminal writes it."""
+    from bulk_contacts.terminal import TERMINAL_UNSAFE
+
+    if path.suffix == ".xlsx":
+        import openpyxl
+
+        book = openpyxl.load_workbook(path)
+        cells = [str(c.value) for s in book.worksheets for r in s.iter_rows() for c in r]
+        cells += [
+            c.comment.text for s in book.worksheets for r in s.iter_rows() for c in r if c.comment
+        ]
+        text = "\n".join(cells)
+    else:
+        text = path.read_text(encoding="utf-8-sig")
+    unsafe = {chr(c) for c in TERMINAL_UNSAFE} - {"\n", "\r"}
+    assert not unsafe & set(text), (path, sorted(unsafe & set(text)))
+    if path.suffix == ".json":
+        assert "Ann\\u001b[2J\\u009b2J\\u202e" in text, path  # JSON's own escapes: exact
+    else:
+        assert SHOWN in text, path
+
+
+def test_every_report_writes_control_characters_visibly(server, tmp_path) -> None:
+    roster = tmp_path / "hostile.csv"
+    roster.write_text(
+        "Account #,External ID,First Name,Last Name,Phone\n"
+        f"10-4471,HD-1,{HOSTILE},Lee,+12025550143\n"
+    )
+    reports = [tmp_path / f"v.{suffix}" for suffix in ("csv", "json", "xlsx")]
+    args = [a for report in reports for a in ("--report", str(report))]
+    assert CliRunner().invoke(main, ["validate", str(roster), *args]).exit_code == 1
+    for report in reports:
+        assert_shown_visibly(report)
+    # CHeKT holds the hostile name; the roster says John: the plan's reports show the old value
+    server.store.db.execute(
+        "UPDATE contacts SET first_name=? WHERE external_contact_id='HD-001'", (HOSTILE,)
+    )
+    reports = [tmp_path / f"p.{suffix}" for suffix in ("csv", "json", "xlsx", "html")]
+    args = [a for report in reports for a in ("--report", str(report))]
+    result = run(server, "plan", ROSTER, *args)
+    assert result.exit_code == 0, result.output
+    for report in reports:
+        assert_shown_visibly(report)
+
+
+def test_an_export_of_names_with_control_characters_imports_back_as_no_change(
+    server, tmp_path
+) -> None:
+    """CHeKT holds a name with ESC, a C1 control and a bidi override: the export shows it as
+    the terminal does, and the untouched export, imported, plans no change (xlsx: three-way;
+    csv: two-way); retyping the name in the file cleans it."""
+    server.store.db.execute(
+        "UPDATE contacts SET first_name=? WHERE external_contact_id='HD-001'", (HOSTILE,)
+    )
+    for suffix in ("xlsx", "csv"):
+        path = tmp_path / f"e.{suffix}"
+        assert run(server, "export", "-q", "-o", str(path)).exit_code == 0
+        assert_shown_visibly(path)
+        again = run(server, "plan", str(path), "--detailed-exitcode", "--no-progress")
+        assert again.exit_code == 0, again.output
+        assert "No changes" in again.output
+    import pandas as pd
+
+    edited = pd.read_csv(tmp_path / "e.csv", dtype=str, keep_default_na=False)
+    edited.loc[edited["external_contact_id"] == "HD-001", "first_name"] = "John"
+    edited.to_csv(tmp_path / "edited.csv", index=False)
+    cleaned = run(server, "apply", str(tmp_path / "edited.csv"), "--yes", "--no-progress")
+    assert cleaned.exit_code == 0, cleaned.output
+    (name,) = server.store.db.execute(
+        "SELECT first_name FROM contacts WHERE external_contact_id='HD-001'"
+    ).fetchone()
+    assert name == "John"
+
+
+def test_one_create_applied_and_rolled_back_past_the_key_generations_says_what_happens(
+    server, tmp_path, monkeypatch
+) -> None:
+    """A create made and undone as many times in 24 hours as there are key generations (16; 3
+    here, to keep the test short): the next is not made (no duplicate, ever), and its message
+    says why, until when, and what to do instead."""
+    import pandas as pd
+
+    from bulk_contacts import client
+
+    monkeypatch.setattr(client, "MAX_GENERATIONS", 3)
+
+    roster = tmp_path / "one.csv"
+    roster.write_text(
+        "Account #,External ID,First Name,Last Name,Phone\n10-4471,NEW-1,Ann,New,+12025550199\n"
+    )
+    for cycle in range(3):
+        applied = run(server, "apply", str(roster), "--yes", "-q", "--journal", f"j{cycle}.jsonl")
+        assert applied.exit_code == 0, (cycle, applied.output)
+        undone = run(server, "rollback", f"j{cycle}.jsonl", "--yes", "-q")
+        assert undone.exit_code == 0, (cycle, undone.output)
+    last = run(server, "apply", str(roster), "--yes", "-q", "--results", "r.csv")
+    assert last.exit_code == 1, last.output
+    (message,) = pd.read_csv("r.csv", dtype=str, keep_default_na=False)["error_message"]
+    assert message.startswith("create of NEW-1 on site 101 not made: "), message
+    assert "made and undone 3 times" in message, message
+    assert "not made" in message and "24 hours" in message, message
+    assert "external_contact_id" in message, message
+    made = server.store.db.execute(
+        "SELECT COUNT(*) FROM contacts WHERE external_contact_id = 'NEW-1'"
+    ).fetchone()[0]
+    assert made == 0

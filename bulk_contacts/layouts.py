@@ -10,22 +10,15 @@ where a derivation may be wrong. The columns themselves are declared in `columns
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .columns import (
-    FULL_NAME,
-    FULL_NAME_ALIASES,
-    NOT_SENT_COLUMNS,
-    NUMBERED_PHONE,
-    PHONE_COLUMN_ORDER,
-    SECRET_HEADER,
-)
+from .columns import NOT_SENT_COLUMNS, SECRET_HEADER
 from .errors import InputError
+from .header_keys import HEADER_SEARCH_ROWS, header_key, names_roster_columns
 
 if TYPE_CHECKING:
     from .models import Site
@@ -33,7 +26,6 @@ if TYPE_CHECKING:
     from .schema import RosterIssue
 
 PHONE_LEFT_OUT = "a phone not in --phone-columns"
-HEADER_SEARCH_ROWS = 30  # the header is looked for in the sheet's first rows
 NAME_CASES = ("keep", "title")
 
 
@@ -44,6 +36,7 @@ class Layout:
     header_row: int | None = None  # None: the first of the first 30 rows naming 2 columns
     phone_columns: tuple[str, ...] = ()  # headers, in the order the first non-empty is taken
     name_case: str = "keep"  # or "title": names all in capitals or lower case are fixed
+    all_sheets: bool = False  # --all-sheets given: the messages do not advise it again
 
 
 DEFAULT_LAYOUT = Layout()
@@ -68,60 +61,14 @@ class LayoutFacts:
     name_case: str = "keep"  # --name-case
 
 
-# header keys
-
-
-def header_key(header: str) -> str:
-    """A header compared without case, spaces and punctuation ("E-mail", "e mail", "EMAIL")."""
-    folded = unicodedata.normalize("NFKC", header).casefold()
-    return "".join(ch for ch in folded if ch.isalnum())
-
+# header keys (`header_keys`: the reader's, and the one rule for a header row)
 
 _key = header_key
-
-
-PHONE_RANKS: dict[str, float] = {
-    _key(alias): float(rank)
-    for rank, (_, aliases) in enumerate(PHONE_COLUMN_ORDER)
-    for alias in aliases
-}
-NUMBERED_RANK = float(
-    next(i for i, (kind, _) in enumerate(PHONE_COLUMN_ORDER) if kind == "numbered")
-)
-_NUMBERED = re.compile(NUMBERED_PHONE)
-OTHER_RANK = float(len(PHONE_COLUMN_ORDER))
-_PHONE_WORD = re.compile(r"(?<![a-z])(?:tele?phone|cellphone|phone|mobile|cell|tel)(?![a-z])")
-# "Phone 1 - Type", "Phone (not sent)" (a column `serve` was told not to send): no numbers
-_NOT_A_NUMBER = (
-    "type",
-    "label",
-    "ext",
-    "extension",
-    "notes",
-    "note",
-    "carrier",
-    "provider",
-    "notsent",
-)
-FULL_NAME_KEYS = frozenset(_key(alias) for alias in (FULL_NAME, *FULL_NAME_ALIASES))
 NOT_SENT_KEYS: dict[str, str] = {
     _key(alias): kind.kind for kind in NOT_SENT_COLUMNS for alias in kind.aliases
 }
 SECRET_KINDS = frozenset(kind.kind for kind in NOT_SENT_COLUMNS if kind.secret)
 _SECRET = re.compile(SECRET_HEADER)
-
-
-def phone_rank(key: str, header: str = "") -> float | None:
-    """Where a phone column comes in the default order (lower first); None: not a phone."""
-    rank = PHONE_RANKS.get(key)
-    if rank is not None:
-        return rank
-    numbered = _NUMBERED.fullmatch(key)
-    if numbered:
-        return NUMBERED_RANK + int(numbered.group(1)) / 100
-    if _PHONE_WORD.search(header.casefold()) and not key.endswith(_NOT_A_NUMBER):
-        return OTHER_RANK  # "Emergency Phone", "Evening Tel": a phone, after the known ones
-    return None
 
 
 def is_secret(header: str) -> bool:
@@ -139,25 +86,6 @@ def not_sent_kind(header: str) -> str | None:
 # the header row
 
 
-def roster_columns_named(headers: list[str], custom: dict[str, str]) -> int:
-    """How many roster columns a row's cells would name (a row naming two is a header)."""
-    from .roster import ALIAS_KEYS
-
-    named = set()
-    for header in headers:
-        key = _key(header)
-        if not key:
-            continue
-        name = custom.get(key) or ALIAS_KEYS.get(key)
-        if name is None and key in FULL_NAME_KEYS:
-            name = FULL_NAME
-        if name is None and phone_rank(key, header) is not None:
-            name = "phone_number"
-        if name is not None:
-            named.add(name)
-    return len(named)
-
-
 def header_row(
     frame: pd.DataFrame,
     filled: pd.Series,
@@ -166,8 +94,9 @@ def header_row(
     custom: dict[str, str],
 ) -> tuple[int, str]:
     """(the header's row number, "" / "detected" / "chosen"): `--header-row N`, else the first
-    of the first 30 rows that names at least two roster columns, else the first row with a
-    value (whose missing columns the reader then names)."""
+    of the first 30 rows that names at least two roster columns (`names_roster_columns`, the
+    rule `--all-sheets` also reads tabs by), else the first row with a value (whose missing
+    columns the reader then names)."""
     first = int(filled.idxmax())
     if chosen is not None:
         if chosen < 1 or chosen > len(frame) or not filled.get(chosen, False):
@@ -183,7 +112,7 @@ def header_row(
             )
         return chosen, "" if chosen == first else "chosen"
     for row in frame.index[:HEADER_SEARCH_ROWS]:
-        if filled[row] and roster_columns_named(frame.loc[row].tolist(), custom) >= 2:
+        if filled[row] and names_roster_columns(frame.loc[row].tolist(), custom):
             return int(row), "" if row == first else "detected"
     return first, ""
 

@@ -48,7 +48,7 @@ class ReadOptions:
     def layout(self) -> Layout:
         from .layouts import Layout
 
-        return Layout(self.header_row, tuple(self.phone_columns), self.name_case)
+        return Layout(self.header_row, tuple(self.phone_columns), self.name_case, self.all_sheets)
 
 
 def load_validated(

@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from .columns import (
-    COLUMNS,
     EXPORT_ONLY_COLUMNS,
+    FULL_NAME,
     REQUIRED_COLUMNS,
     ROSTER_COLUMNS,
     SITE_COLUMNS,
@@ -26,20 +26,17 @@ from .columns import (
 )
 from .errors import InputError
 from .gc_pause import gc_paused
+from .header_keys import ALIAS_KEYS, FULL_NAME_KEYS, header_key, phone_rank
 from .layouts import (
     DEFAULT_LAYOUT,
-    FULL_NAME,
-    FULL_NAME_KEYS,
     PHONE_LEFT_OUT,
     SECRET_KINDS,
     Layout,
     LayoutFacts,
-    header_key,
     header_row,
     known_export,
     not_sent_kind,
     phone_order,
-    phone_rank,
     rows_above,
     split_full_names,
     take_phones,
@@ -57,13 +54,6 @@ from .spreadsheet import (
 __all__ = ["Roster", "Table", "column_index", "column_letter", "read_roster"]
 
 
-# Header spellings, compared after removing case, spaces and punctuation: to the column read.
-ALIAS_KEYS: dict[str, str] = {
-    header_key(alias): column.name
-    for column in COLUMNS
-    if column.read
-    for alias in (column.name, *column.aliases)
-}
 # Columns an export adds for the reader's benefit: known, not reported as unknown.
 UNREAD_KEYS = frozenset(header_key(name) for name in EXPORT_ONLY_COLUMNS)
 
@@ -335,7 +325,7 @@ def map_columns(
     facts.not_sent += [(letter, header, "") for letter, header in unread]  # all named
     derived = _derive_names(table, full_names, fields, labels, facts)
     derived |= _derive_phone(table, phones, layout, fields, labels, facts)
-    _require_columns(table, fields, derived)
+    _require_columns(table, fields, derived, layout)
     frame = pd.DataFrame(index=table.cells.index)
     for name in ROSTER_COLUMNS:
         frame[name] = (
@@ -441,7 +431,9 @@ def _headers_found(table: Table) -> str:
     return listed([f"{column_letter(i)} '{h}'" for i, h in enumerate(table.headers) if h]) or "none"
 
 
-def _require_columns(table: Table, fields: dict[str, int], derived: dict[str, pd.Series]) -> None:
+def _require_columns(
+    table: Table, fields: dict[str, int], derived: dict[str, pd.Series], layout: Layout
+) -> None:
     missing = [name for name in REQUIRED_COLUMNS if name not in fields and name not in derived]
     if not any(name in fields for name in (*SITE_COLUMNS, *SITE_NAME_COLUMNS)):
         missing.append(" or ".join((*SITE_COLUMNS, *SITE_NAME_COLUMNS)))
@@ -466,12 +458,13 @@ def _require_columns(table: Table, fields: dict[str, int], derived: dict[str, pd
     )
     if hints:
         message += " " + "; ".join(hints) + "."
-    message += _layout_hints(missing)
+    message += _layout_hints(missing, layout.all_sheets)
     raise InputError(message)
 
 
-def _layout_hints(missing: list[str]) -> str:
-    """What to do when a file has no id or no site column (`site_layouts` does the rest)."""
+def _layout_hints(missing: list[str], all_sheets: bool = False) -> str:
+    """What to do when a file has no id or no site column (`site_layouts` does the rest); not
+    --all-sheets when it was given (a CSV file has no tabs to read)."""
     hints = []
     if "external_contact_id" in missing:
         hints.append(
@@ -479,9 +472,9 @@ def _layout_hints(missing: list[str]) -> str:
             "first and last name (and give created contacts a generated id)"
         )
     if any(name.startswith(SITE_COLUMNS[0]) for name in missing):
+        tabs = "" if all_sheets else ", or read a workbook with one tab per site with --all-sheets"
         hints.append(
             "without a site column, give the file's one site with --site ID, --account NUMBER "
-            "or --external-site-id ID, or read a workbook with one tab per site with "
-            "--all-sheets"
+            "or --external-site-id ID" + tabs
         )
     return "".join(f" {hint[0].upper()}{hint[1:]}." for hint in hints)

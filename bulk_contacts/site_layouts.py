@@ -22,15 +22,22 @@ name`).
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .columns import COLUMNS, SITE_COLUMNS, SITE_NAME_COLUMNS
+from .columns import SITE_COLUMNS
 from .errors import InputError
 from .gc_pause import gc_paused
+from .header_keys import (
+    ALIAS_KEYS,
+    HEADER_SEARCH_ROWS,
+    SITE_NAMES,
+    custom_keys,
+    names_roster_columns,
+)
+from .header_keys import header_key as _key
 from .spreadsheet import SNAPSHOT_SHEET, Cells, read_cells
 
 if TYPE_CHECKING:
@@ -39,7 +46,6 @@ if TYPE_CHECKING:
     from .schema import RosterIssue
 
 SHEET_ROWS = 10_000_000  # past Excel's 1,048,576 rows: sheet k's row r is k * SHEET_ROWS + r
-HEADER_ROWS_LOOKED_AT = 30
 SITE_FLAGS = {
     "site_id": "--site",
     "account_number": "--account",
@@ -57,22 +63,12 @@ def sheet_of(row: int, sheets: Sequence[str]) -> str:
     return sheets[row // SHEET_ROWS - 1]
 
 
-def _key(header: str) -> str:
-    folded = unicodedata.normalize("NFKC", str(header)).casefold()
-    return "".join(ch for ch in folded if ch.isalnum())
-
-
-_KNOWN = {
-    _key(alias): column.name
-    for column in COLUMNS
-    if column.read
-    for alias in (column.name, *column.aliases)
-}
-_SITE_NAMES = frozenset((*SITE_COLUMNS, *SITE_NAME_COLUMNS))
+_KNOWN = ALIAS_KEYS
+_SITE_NAMES = SITE_NAMES
 
 
 def _names(row: Sequence[Any], column_map: dict[str, str]) -> list[str]:
-    extra = {_key(header): name for header, name in column_map.items()}
+    extra = custom_keys(column_map)
     return [
         name
         for cell in row
@@ -81,13 +77,10 @@ def _names(row: Sequence[Any], column_map: dict[str, str]) -> list[str]:
 
 
 def looks_like_roster(rows: list[list[Any]], column_map: dict[str, str]) -> bool:
-    """One of the first rows names at least two roster columns, not only site columns (an
-    export's Sites sheet names three site columns and no person)."""
-    for row in rows[:HEADER_ROWS_LOOKED_AT]:
-        names = set(_names(row, column_map))
-        if len(names) >= 2 and names - _SITE_NAMES:
-            return True
-    return False
+    """One of the first rows is a roster's header, by the rule that finds a sheet's header
+    row (`names_roster_columns`: two roster columns, not only site columns)."""
+    custom = custom_keys(column_map)
+    return any(names_roster_columns(row, custom) for row in rows[:HEADER_SEARCH_ROWS])
 
 
 @dataclass
@@ -98,16 +91,19 @@ class Layout:
     sheets: list[Cells]
     unread_rosters: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # --all-sheets: visible, not rosters
+    by_sheet: bool = False  # --all-sheets on a workbook: each tab's name names its site
 
 
 def read_layout(path: Path, options: ReadOptions) -> Layout:
     """The sheet (or CSV file) to read, or with `all_sheets` every visible worksheet that looks
-    like a roster. Other sheets are opened only when the workbook has several visible ones."""
+    like a roster (even one alone). Other sheets are opened only when the workbook has several
+    visible ones."""
     first = read_cells(path, options.sheet)
     column_map = dict(options.column_map)
     others = [name for name in first.visible_sheets if name != first.details.get("sheet")]
     is_export = first.snapshot is not None
-    if not others or is_export or (options.sheet is not None and not options.all_sheets):
+    by_sheet = options.all_sheets and not is_export and "sheet" in first.details
+    if not by_sheet and (not others or is_export or options.sheet is not None):
         return Layout(path, [first])
     found: dict[str, Cells] = {first.details["sheet"]: first}
     for name in others:
@@ -118,12 +114,18 @@ def read_layout(path: Path, options: ReadOptions) -> Layout:
         for name in first.visible_sheets
         if name in found and looks_like_roster(found[name].rows, column_map)
     ]
-    if not options.all_sheets:
+    if not by_sheet:
         return Layout(path, [first], [name for name in rosters if name != first.details["sheet"]])
     if not rosters:
-        return Layout(path, [first])
+        visible = ", ".join(map(repr, first.visible_sheets or [first.details["sheet"]]))
+        raise InputError(
+            f"{path}: --all-sheets reads the visible sheets whose header (in the first "
+            f"{HEADER_SEARCH_ROWS} rows) names two roster columns, such as 'Name' and 'Phone'; "
+            f"no visible sheet does ({visible}). Rename the headers, or name the columns with "
+            f'--map "Header=column"'
+        )
     skipped = [name for name in first.visible_sheets if name not in rosters]
-    return Layout(path, [found[name] for name in rosters], skipped=skipped)
+    return Layout(path, [found[name] for name in rosters], skipped=skipped, by_sheet=True)
 
 
 # turning the sheets into one roster
@@ -136,12 +138,12 @@ def roster_from_layout(layout: Layout, options: ReadOptions) -> tuple[Roster, li
     from .roster import map_columns, roster_from_cells, table_from_cells
 
     column_map = dict(options.column_map)
-    if len(layout.sheets) == 1 and options.site is None and options.match_by is None:
+    if not layout.by_sheet and options.site is None and options.match_by is None:
         roster = roster_from_cells(layout.sheets[0], column_map, options.layout)
         _names_only_where_used(roster)
         return roster, _layout_warnings(layout, roster)
     tables = []
-    several = len(layout.sheets) > 1
+    several = layout.by_sheet
     added_ids = False
     named_by_sheet: list[str] = []
     for cells in layout.sheets:
@@ -204,7 +206,7 @@ def _with_column(table: Table, header: str, value: str) -> Table:
 def _assign_site(table: Table, column_map: dict[str, str], column: str, value: str) -> Table:
     """Every row of the file belongs to the site given: its column filled in on every row. A
     file whose own column for it holds another value is refused, the first such row named."""
-    extra = {_key(header): name for header, name in column_map.items()}
+    extra = custom_keys(column_map)
     flag = SITE_FLAGS[column]
     for position, header in enumerate(table.headers):
         if (extra.get(_key(header)) or _KNOWN.get(_key(header))) != column:
@@ -243,7 +245,7 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
 
     from .roster import Table
 
-    extra = {_key(header): name for header, name in column_map.items()}
+    extra = custom_keys(column_map)
     order: dict[str, int] = {}
     headers: list[str] = []
     for table in tables:

@@ -218,6 +218,46 @@ def test_messages_name_the_sheet_and_its_own_row(tmp_path) -> None:
     assert report["AC-1003"]["C3"].value == "12" and report["AC-1003"]["C3"].comment is not None
 
 
+def test_all_sheets_reads_tabs_of_a_whole_name_and_a_phone(seeded, tmp_path) -> None:
+    """`Name | Phone` is two roster columns (a whole name and a phone): the tabs are read, by
+    the same rule that finds a header row."""
+    roster = workbook(
+        tmp_path / "tabs2.xlsx",
+        {
+            "AC-1001": [["Name", "Phone"], ["Kim Keep", "2025550109"], ["Nia New", "2025550111"]],
+            "001234": [["Name", "Phone"], ["Ann Lee", "2025550100"]],
+        },
+    )
+    result = run(seeded, "plan", roster, "--all-sheets", "--match-by", "name")
+    assert result.exit_code == 0, result.output
+    assert "create 1   update 0" in result.output
+    assert (
+        "site from the sheet's name 'AC-1001', '001234'"
+        in run(None, "validate", roster, "--all-sheets", "--match-by", "name").output
+    )
+
+
+def test_the_header_rule_is_one_function() -> None:
+    from bulk_contacts import layouts, site_layouts
+
+    assert site_layouts.names_roster_columns is layouts.names_roster_columns
+    assert site_layouts.names_roster_columns(["Name", "Phone"], {})
+    assert site_layouts.names_roster_columns(["Mobile", "Home Phone", "Contact Name"], {})
+    assert not site_layouts.names_roster_columns(["Account", "Site ID"], {})  # sites only
+    assert not site_layouts.names_roster_columns(["Name", "Notes"], {})
+
+
+def test_all_sheets_given_is_not_advised_again(tmp_path) -> None:
+    roster = workbook(
+        tmp_path / "one.xlsx",
+        {"Notes": [["Call the office first"]], "AC-1001": [["Name", "Nickname"], ["Kim", "K"]]},
+    )
+    result = run(None, "validate", roster, "--all-sheets", "--match-by", "name")
+    assert result.exit_code == 2
+    assert "with --all-sheets" not in result.output
+    assert "no visible sheet" in result.output and "two roster columns" in result.output
+
+
 def test_tabs_with_their_own_site_column_keep_it(seeded, tmp_path) -> None:
     header = ["Account", *PEOPLE]
     roster = workbook(

@@ -85,7 +85,7 @@ def sheet_names(path: Path) -> list[str]:
 def detected_column(header: str) -> str | None:
     """The roster column the reader finds under this header by itself, if any (every phone
     column is a phone_number: the reader takes each row's first non-empty one)."""
-    from ..layouts import phone_rank
+    from ..header_keys import phone_rank
 
     key = header_key(header)
     found = ALIAS_KEYS.get(key)
@@ -96,7 +96,7 @@ def detected_column(header: str) -> str | None:
 
 def read_by_itself(header: str) -> bool:
     """Whether the reader uses this column unless told not to (a whole name is split)."""
-    from ..layouts import FULL_NAME_KEYS
+    from ..header_keys import FULL_NAME_KEYS
 
     return detected_column(header) is not None or header_key(header) in FULL_NAME_KEYS
 

@@ -123,6 +123,13 @@ CODES: dict[str, Code] = {
             "external_contact_id {value!r} is shared by rows {rows}, distinct contacts in "
             "CHeKT: they are left alone until the duplicate is resolved in CHeKT",
         ),
+        Code(
+            "duplicate_name",
+            ERROR,
+            "rows {rows} have the same name, {person}, for the same site{where}: --match-by name "
+            "knows a contact by its first and last name, so each person is on a site once; "
+            "remove one of the rows, or give the rows an external_contact_id column",
+        ),
         Code("duplicate_phone", WARNING, "the same phone number as row {other} on this site"),
         Code(
             "formula_like",

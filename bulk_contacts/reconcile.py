@@ -315,7 +315,8 @@ def _duplicates_on_resolved_sites(
     return [
         issue
         for issue in duplicate_ids(validated.roster, rows, key, where)
-        if issue.code == "duplicate_external_id" and (issue.row, issue.code) not in known
+        if issue.code in ("duplicate_external_id", "duplicate_name")
+        and (issue.row, issue.code) not in known
     ]
 
 
@@ -432,13 +433,17 @@ def _row_views(rows: pd.DataFrame) -> list[RowView]:
 
 
 def _invalid_rows(rows: pd.DataFrame, issues: list[RosterIssue]) -> list[InvalidRow]:
+    from .sites import shown_id
+
     problems: dict[int, list[str]] = defaultdict(list)
     for issue in issues:
         if issue.severity == ERROR and issue.row is not None:
             problems[issue.row].append(f"{issue.column}: {issue.message}")
     return [
         InvalidRow(
-            row, str(rows.at[row, "external_contact_id"]) if row in rows.index else "", tuple(found)
+            row,
+            shown_id(rows.at[row, "external_contact_id"] if row in rows.index else ""),
+            tuple(found),
         )
         for row, found in sorted(problems.items())
     ]

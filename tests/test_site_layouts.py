@@ -408,6 +408,46 @@ def test_match_by_name_still_needs_a_site(tmp_path) -> None:
     assert "--site ID" in result.output
 
 
+def test_match_by_name_two_rows_of_one_name_say_so_plainly(seeded, tmp_path) -> None:
+    """Two rows with one name on one site: said plainly, both rows named, never an internal
+    key, in no message, report or results file."""
+    roster = workbook(
+        tmp_path / "tabs.xlsx",
+        {
+            "AC-1001": [["Name", "Phone"], ["Ann Lee", "2025550100"], ["Bo Ng", "2025550101"]],
+            "001234": [
+                ["Name", "Phone"],
+                ["Cy Cole", "2025550102"],
+                ["Ann  LEE", "2025550103"],
+                ["ann lee", "2025550104"],
+            ],
+            "Nowhere": [["Name", "Phone"], ["Di Dee", "2025550105"]],  # names no site
+        },
+    )
+    options = ["--all-sheets", "--match-by", "name"]
+    checked = run(None, "validate", roster, *options, "--report", "v.xlsx")
+    assert checked.exit_code == 1
+    assert "duplicate_name" in checked.output
+    assert "rows 3 of sheet '001234', 4 of sheet '001234' have the same name" in checked.output
+    planned = run(seeded, "plan", roster, *options, "--skip-invalid", "--report", "p.json")
+    assert "have the same name" in planned.output
+    for report in ("p.xlsx", "p.html", "p.csv"):
+        run(seeded, "plan", roster, *options, "--skip-invalid", "--report", report)
+    applied = run(seeded, "apply", roster, *options, "--skip-invalid", "--yes")
+    assert applied.exit_code == 0, applied.output
+    outputs = [checked.output, planned.output, applied.output]
+    files = [p for p in Path(".").rglob("*") if p.is_file()]
+    assert len(files) >= 6, files  # the reports, and the run folder's results and log
+    for path in files:
+        if path.suffix == ".xlsx":
+            book = openpyxl.load_workbook(path)
+            outputs += [str(c.value) for ws in book for r in ws.iter_rows() for c in r]
+        else:
+            outputs.append(path.read_text(encoding="utf-8", errors="replace"))
+    assert not [text for text in outputs if "~name:" in text]
+    assert not [text for text in outputs if "external_contact_id '~" in text]
+
+
 def test_match_by_name_refuses_prune(seeded, tmp_path) -> None:
     roster = csv_file(tmp_path / "r.csv", [*NO_IDS, ["Ann", "Lee", "2025550100"]])
     result = run(seeded, "plan", roster, "--site", "1002", "--match-by", "name", "--prune")

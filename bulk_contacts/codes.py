@@ -259,6 +259,20 @@ CODES: dict[str, Code] = {
         ),
         Code("known_export", DERIVED, "read as {export}"),
         Code(
+            "by_name",
+            DERIVED,
+            "no external_contact_id: matched by first and last name ({person}) to its site's "
+            "contacts, or created under an id generated from them (--match-by name)",
+            {
+                "matched": "matched to contact_id {contact_id} (external_contact_id {own!r}) by "
+                "first and last name (--match-by name)",
+                "generated": "external_contact_id {value} generated from the dealer, the site "
+                "and the name (--match-by name)",
+                "held": "matched to contact_id {contact_id} by its generated id {value} "
+                "(--match-by name)",
+            },
+        ),
+        Code(
             "name_case_fixed",
             DERIVED,
             "{count} names written all in capitals or all in lower case are sent in title case "

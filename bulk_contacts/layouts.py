@@ -59,6 +59,7 @@ class LayoutFacts:
     not_sent: list[tuple[str, str, str]] = field(default_factory=list)  # (letter, header, why)
     secret_positions: set[int] = field(default_factory=set)  # passcode columns: never copied
     name_case: str = "keep"  # --name-case
+    match_by_name: bool = False  # --match-by name: rows without an id carry their name as one
 
 
 # header keys (`header_keys`: the reader's, and the one rule for a header row)
@@ -279,6 +280,25 @@ def layout_issues(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
             issues.append(
                 make_issue(roster, int(row), "phone_number", "", "phones_not_sent", numbers=text)
             )
+    if facts.match_by_name:
+        issues += _by_name_notes(roster, rows)
+    return issues
+
+
+def _by_name_notes(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
+    """--match-by name: each row without an id is matched by its name (`plan` says to which
+    contact, or the id it generates)."""
+    from .schema import make_issue
+    from .sites import PROVISIONAL_PREFIX
+
+    ids = roster.frame["external_contact_id"].astype("str")
+    issues = []
+    for row in ids.index[ids.str.startswith(PROVISIONAL_PREFIX)]:
+        names = rows if row in rows.index else roster.frame
+        person = f"{names.at[row, 'first_name']} {names.at[row, 'last_name']}".strip()
+        issues.append(
+            make_issue(roster, int(row), "external_contact_id", "", "by_name", person=repr(person))
+        )
     return issues
 
 

@@ -164,6 +164,8 @@ class Plan:
     warnings: list[RowWarning] = field(default_factory=list)
     # Per roster row, the numbers of its other phone columns: not sent (CHeKT holds one).
     not_sent: dict[int, str] = field(default_factory=dict)
+    # Per roster row, what the plan derived for it: --match-by name's match or generated id.
+    derived: dict[int, str] = field(default_factory=dict)
 
     @property
     def changes(self) -> list[Change]:
@@ -249,6 +251,8 @@ class Plan:
         }
         if self.not_sent:
             body["not_sent"] = {str(row): text for row, text in self.not_sent.items()}
+        if self.derived:
+            body["derived"] = {str(row): text for row, text in self.derived.items()}
         body["checksum"] = checksum_of(body)
         return body
 
@@ -284,6 +288,7 @@ class Plan:
             expected,
             [RowWarning(**w) for w in body.get("warnings", [])],
             {int(row): str(text) for row, text in body.get("not_sent", {}).items()},
+            {int(row): str(text) for row, text in body.get("derived", {}).items()},
         )
 
     @classmethod

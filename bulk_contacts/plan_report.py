@@ -24,6 +24,7 @@ CHANGE_COLUMNS = (
     "reason",
     *EDITABLE_FIELDS,
     "not_sent",  # the numbers of the row's other phone columns (CHeKT holds one)
+    "derived",  # what the plan derived for the row (--match-by name: the match, the id made)
     "changed",
 )
 
@@ -63,6 +64,7 @@ def change_rows(plan: Plan) -> list[dict[str, Any]]:
                     "reason": change.reason + (" (site refused)" if site.refused else ""),
                     **{name: values.get(name) or "" for name in EDITABLE_FIELDS},
                     "not_sent": plan.not_sent.get(change.row, "") if change.row else "",
+                    "derived": plan.derived.get(change.row, "") if change.row else "",
                     "changed": _changed_text(change),
                     "before": {k: change.before.get(k) or "" for k in change.after}
                     if change.action == "update"
@@ -227,7 +229,7 @@ def _changes_sheet(workbook: xlsxwriter.Workbook, plan: Plan, styles: dict[str, 
                 sheet.write_string(line, col, "" if value is None else str(value), style)
             if changed:
                 sheet.write_comment(line, col, f"was: {row['before'][name] or '(empty)'}")
-    widths = {"site": 32, "reason": 14, "not_sent": 40}
+    widths = {"site": 32, "reason": 14, "not_sent": 40, "derived": 50}
     for col, name in enumerate(columns):
         column = BY_NAME.get(name)
         sheet.set_column(col, col, widths.get(name, column.width if column else 14))

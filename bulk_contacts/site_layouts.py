@@ -169,6 +169,7 @@ def roster_from_layout(layout: Layout, options: ReadOptions) -> tuple[Roster, li
     _names_only_where_used(roster)
     if options.match_by == "name":
         _provisional_ids(roster, added_ids)
+        roster.facts.match_by_name = True
     said = roster.table.details
     if named_by_sheet:
         said["site from the sheet's name"] = ", ".join(map(repr, named_by_sheet))

@@ -128,6 +128,16 @@ def derived_lines(result: ValidatedRoster) -> list[tuple[str, str]]:
 
     derived = [i for i in result.issues if i.severity == DERIVED]
     lines = [(f"  {i.message}", "") for i in derived if i.row is None]
+    by_name = sum(1 for i in derived if i.row is not None and i.code == "by_name")
+    if by_name:
+        noun = "row has" if by_name == 1 else "rows have"
+        lines.append(
+            (
+                f"  {by_name} {noun} no external_contact_id: matched by first and last name "
+                f"(plan says to which contact, or the id it generates; --report lists them)",
+                "",
+            )
+        )
     rows = sum(1 for i in derived if i.row is not None and i.code == "phones_not_sent")
     if rows:
         noun = "row has" if rows == 1 else "rows have"

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+from html import unescape
 from pathlib import Path
 
 import openpyxl
@@ -391,6 +392,47 @@ def test_match_by_name_matches_and_applying_twice_doubles_nobody(seeded, tmp_pat
     assert second.exit_code == 0, second.output
     assert "No changes" in second.output
     assert contacts_of(seeded, 1002) == held  # nobody doubled
+
+
+def test_match_by_name_is_a_derived_note_in_every_report(seeded, tmp_path) -> None:
+    """A row matched by name, or given a generated id, says so as a `derived` note: in the
+    plan's xlsx, html, csv and json, and in validate's report."""
+    roster = csv_file(
+        tmp_path / "r.csv", [*NO_IDS, ["ann", "LEE", "2025550188"], ["José", "Nuñez", "2025550177"]]
+    )
+    options = ["--site", "1002", "--match-by", "name"]
+    generated = generated_id(DEALER, 1002, "José", "Nuñez")
+    matched = (
+        "matched to contact_id 100 (external_contact_id 'E100') by first and last name "
+        "(--match-by name)"
+    )
+    made = (
+        f"external_contact_id {generated} generated from the dealer, the site and the name "
+        "(--match-by name)"
+    )
+    checked = run(None, "validate", roster, *options, "--report", "v.json")
+    assert checked.exit_code == 0, checked.output
+    notes = [i for i in json.loads(Path("v.json").read_text())["issues"] if i["code"] == "by_name"]
+    assert [(n["row"], n["severity"]) for n in notes] == [(2, "derived"), (3, "derived")]
+    assert "matched by first and last name ('ann LEE')" in notes[0]["message"]
+    assert "2 rows have no external_contact_id: matched by first and last name" in checked.output
+    for report in ("p.json", "p.xlsx", "p.html", "p.csv"):
+        planned = run(seeded, "plan", roster, *options, "--report", report)
+        assert planned.exit_code == 0, planned.output
+    body = json.loads(Path("p.json").read_text())
+    assert body["derived"] == {"2": matched, "3": made}
+    html = unescape(Path("p.html").read_text(encoding="utf-8"))
+    assert matched in html and made in html
+    text = Path("p.csv").read_text(encoding="utf-8")
+    assert "derived" in text.splitlines()[0] and made in text
+    sheet = openpyxl.load_workbook("p.xlsx")["Changes"]
+    cells = [str(c.value) for r in sheet.iter_rows() for c in r]
+    assert matched in cells and made in cells
+    assert run(seeded, "apply", roster, *options, "--yes").exit_code == 0
+    moved = csv_file(tmp_path / "r2.csv", [*NO_IDS, ["José", "Nuñez", "2025550166"]])
+    assert run(seeded, "plan", moved, *options, "--report", "q.json").exit_code == 0
+    (note,) = json.loads(Path("q.json").read_text())["derived"].values()
+    assert note.startswith("matched to contact_id ") and f"by its generated id {generated}" in note
 
 
 def test_match_by_name_several_matches_are_a_conflict(seeded, tmp_path) -> None:

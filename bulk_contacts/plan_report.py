@@ -45,6 +45,18 @@ def write_plan_report(plan: Plan, path: Path, overwrite: bool = False) -> None:
             {".xlsx": _write_xlsx, ".html": _write_html}[suffix](plan, temporary)
 
 
+def row_shown(plan: Plan, row: int | None) -> int | str:
+    """A row as reports show it: its number, or with --all-sheets its sheet by name and its own
+    number (`'AC-1003' row 3`), never the plan's internal sheet * 10,000,000 + row."""
+    if not row:
+        return ""
+    if not plan.sheets:
+        return row
+    from .site_layouts import row_label
+
+    return row_label(row, plan.sheets)
+
+
 def change_rows(plan: Plan) -> list[dict[str, Any]]:
     """One flat row per change: the contact's values after the change (before it, for a delete),
     and which fields change, with what they were."""
@@ -58,7 +70,7 @@ def change_rows(plan: Plan) -> list[dict[str, Any]]:
                     "dealer_id": change.dealer_id,
                     "site_id": change.site_id,
                     "site": site.label,
-                    "row": change.row,
+                    "row": row_shown(plan, change.row),
                     "external_contact_id": change.external_contact_id or "",
                     "contact_id": change.contact_id or "",
                     "reason": change.reason + (" (site refused)" if site.refused else ""),
@@ -111,7 +123,7 @@ def _write_xlsx(plan: Plan, path: Path) -> None:
         [
             (
                 c.site_id,
-                c.row or "",
+                row_shown(plan, c.row),
                 c.external_contact_id or "",
                 ", ".join(map(str, c.contact_ids)),
                 c.message,
@@ -124,7 +136,10 @@ def _write_xlsx(plan: Plan, path: Path) -> None:
         "Invalid rows",
         styles,
         ("row", "external_contact_id", "problems"),
-        [(r.row, r.external_contact_id, "\n".join(r.problems)) for r in plan.invalid],
+        [
+            (row_shown(plan, r.row), r.external_contact_id, "\n".join(r.problems))
+            for r in plan.invalid
+        ],
     )
     _list_sheet(
         workbook,
@@ -284,5 +299,6 @@ def _write_html(plan: Plan, path: Path) -> None:
         sites=plan.sites,
         fields=EDITABLE_FIELDS,
         counted=counted(plan),
+        row_shown=lambda row: row_shown(plan, row),
     )
     path.write_text(page, encoding="utf-8")

@@ -398,6 +398,7 @@ def reconcile(
         source=validated.roster.source,
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         warnings=_plan_warnings([*extra_issues, *context.issues]),
+        sheets=validated.roster.table.sheets,
     )
     return guarded(plan, options)
 
@@ -659,8 +660,9 @@ def _match(
             plan,
             row,
             (contact.contact_id,),
-            f"contact_id {contact.contact_id} is named by two rows ({matched[contact.contact_id]} "
-            f"and {row.row}); keep one of them",
+            f"contact_id {contact.contact_id} is named by two rows "
+            f"({context.roster.row_text(matched[contact.contact_id])} and "
+            f"{context.roster.row_text(row.row)}); keep one of them",
         )
     return contact
 

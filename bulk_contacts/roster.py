@@ -71,8 +71,8 @@ class Table:
     details: dict[str, str] = field(default_factory=dict)  # encoding, delimiter, sheet
     snapshot: dict[int, Contact] | None = None
     snapshot_damage: str = ""  # why an export's snapshot could not be read ("" if it could)
-    # With --all-sheets, the sheets read (rows are numbered sheet * SHEET_ROWS + row: see
-    # `site_layouts.row_label`); () for one sheet or a CSV file.
+    # With --all-sheets, the workbook's visible sheets in order, "" for those not read (rows are
+    # numbered sheet * SHEET_ROWS + row: see `site_layouts.row_label`); () for one sheet or CSV.
     sheets: tuple[str, ...] = ()
     header_found: str = ""  # "detected" or "chosen" (--header-row) when not the first row
     skipped: list[str] = field(default_factory=list)  # what the rows above the header hold

@@ -8,9 +8,10 @@ name`).
 - **one tab per site**: every visible worksheet whose first rows name roster columns (at least
   two, not only site columns) is read; a tab whose rows have no site column gets its name as the
   rows' `site_name` (resolved at plan time as an account number, an external site id or a site
-  name: `sites.place_by_name`). Rows are numbered `sheet * SHEET_ROWS + row` (sheet from 1, in
-  the workbook's order), so every row keeps its own row number and its sheet; messages name both
-  (`'ACCT-1'!C 'Phone'`, `sheet 2 row 5`). Without `--all-sheets`, other visible sheets that look
+  name: `sites.place_by_name`). Rows are numbered `sheet * SHEET_ROWS + row` (sheet from 1, its
+  place among the workbook's visible sheets, read or not), so every row keeps its own row number
+  and its sheet; messages name both, the sheet by its name (`'ACCT-1'!C 'Phone'`, `'ACCT-1' row
+  5`). Without `--all-sheets`, other visible sheets that look
   like rosters are named in an `other_sheets` warning.
 - **one site for the whole file**: the site given fills that site column on every row; a file
   whose column holds another value for it is refused (a column naming the site another way is
@@ -53,10 +54,15 @@ SITE_FLAGS = {
 }
 
 
-def row_label(row: int) -> str:
-    """`row 5`, or `sheet 2 row 5` for a row of a workbook read with --all-sheets."""
+def row_label(row: int, sheets: Sequence[str] = ()) -> str:
+    """`row 5`, or for a row of a workbook read with --all-sheets `'AC-1003' row 5`: the sheet
+    by its name (`sheets`: the workbook's visible sheets, `Table.sheets`), the row its own."""
     sheet, own = divmod(row, SHEET_ROWS)
-    return f"sheet {sheet} row {own}" if sheet else f"row {own}"
+    if not sheet:
+        return f"row {own}"
+    if sheet <= len(sheets) and sheets[sheet - 1]:
+        return f"'{sheets[sheet - 1]}' row {own}"
+    return f"sheet {sheet} row {own}"
 
 
 def sheet_of(row: int, sheets: Sequence[str]) -> str:
@@ -91,6 +97,7 @@ class Layout:
     sheets: list[Cells]
     unread_rosters: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # --all-sheets: visible, not rosters
+    order: list[str] = field(default_factory=list)  # the workbook's visible sheets, in order
     by_sheet: bool = False  # --all-sheets on a workbook: each tab's name names its site
 
 
@@ -125,7 +132,9 @@ def read_layout(path: Path, options: ReadOptions) -> Layout:
             f'--map "Header=column"'
         )
     skipped = [name for name in first.visible_sheets if name not in rosters]
-    return Layout(path, [found[name] for name in rosters], skipped=skipped, by_sheet=True)
+    order = first.visible_sheets or [first.details["sheet"]]
+    sheets = [found[name] for name in rosters]
+    return Layout(path, sheets, skipped=skipped, by_sheet=True, order=order)
 
 
 # turning the sheets into one roster
@@ -257,7 +266,9 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
                 headers.append(header)
     frames = []
     date_cells, formula_cells = set(), set()
-    for number, table in enumerate(tables, start=1):
+    names = tuple(cells.details.get("sheet", "") for cells in layout.sheets)
+    numbers = [layout.order.index(name) + 1 for name in names]  # the workbook's own order
+    for number, table in zip(numbers, tables, strict=True):
         where = {}
         for position, header in enumerate(table.headers):
             key = extra.get(_key(header)) or _KNOWN.get(_key(header)) or _key(header)
@@ -276,7 +287,6 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
         formula_cells |= {
             (r + number * SHEET_ROWS, back[c]) for r, c in table.formula_cells if c in back
         }
-    names = tuple(cells.details.get("sheet", "") for cells in layout.sheets)
     combined = Table(
         f"{layout.path} (sheets {', '.join(map(repr, names))})",
         headers,
@@ -288,7 +298,7 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
     combined.details = {"sheets": ", ".join(names)}
     if layout.skipped:
         combined.details["sheets not read (no roster columns)"] = ", ".join(layout.skipped)
-    combined.sheets = names
+    combined.sheets = tuple(name if name in names else "" for name in layout.order)
     return combined
 
 

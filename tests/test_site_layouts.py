@@ -202,21 +202,39 @@ def test_all_sheets_reads_xls_and_ods_workbooks_too(tmp_path, suffix) -> None:
     assert "site from the sheet's name 'AC-1001', 'AC-1003'" in result.output
 
 
-def test_messages_name_the_sheet_and_its_own_row(tmp_path) -> None:
+def test_messages_name_the_sheet_and_its_own_row(seeded, tmp_path) -> None:
+    """Sheets are named by name, never by a number among those read; rows numbered in the
+    workbook's own order (a sheet not read still counts)."""
     roster = workbook(
         tmp_path / "tabs.xlsx",
         {
-            "AC-1001": [PEOPLE, ["Kim", "Keep", "2025550109", "keep1"]],
+            "Notes": [["Call the office first"]],
+            "AC-1001": [PEOPLE, ["Kim", "Keep", "2025550119", "keep1"]],
             "AC-1003": [PEOPLE, ["Ann", "Lee", "2025550100", "a1"], ["Bo", "Ng", "12", "a1"]],
         },
     )
     result = run(None, "validate", roster, "--all-sheets", "--report", "r.xlsx")
     assert result.exit_code == 1
     assert "used by rows 2 of sheet 'AC-1003', 3 of sheet 'AC-1003'" in result.output
-    assert "sheet 2 row 3, 'AC-1003'!C 'Phone': '12' is not a valid phone number" in result.output
+    assert "'AC-1003' row 3, 'AC-1003'!C 'Phone': '12' is not a valid phone number" in (
+        result.output
+    )
+    assert "sheet 2 row" not in result.output and "sheet 3 row" not in result.output
     report = openpyxl.load_workbook("r.xlsx")
     assert report.sheetnames == ["AC-1001", "AC-1003", "Issues"]
     assert report["AC-1003"]["C3"].value == "12" and report["AC-1003"]["C3"].comment is not None
+    planned = run(seeded, "plan", roster, "--all-sheets", "--skip-invalid", "-o", "p.json")
+    assert "'AC-1003' row 3: " in planned.output and "sheet 3 row" not in planned.output
+    assert "update 'AC-1001' row 2 keep1" in planned.output  # the change line
+    body = json.loads(Path("p.json").read_text())
+    assert body["sheets"] == ["", "AC-1001", "AC-1003"]  # the workbook's order
+    assert [r["row"] for r in body["invalid"]] == [30_000_002, 30_000_003]
+    assert run(seeded, "plan", roster, "--all-sheets", "--skip-invalid", "--report", "p.csv")
+    lines = Path("p.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert ",'AC-1001' row 2," in lines[1]
+    run(seeded, "plan", roster, "--all-sheets", "--skip-invalid", "--report", "p.xlsx")
+    invalid = openpyxl.load_workbook("p.xlsx")["Invalid rows"]
+    assert [invalid["A2"].value, invalid["A3"].value] == ["'AC-1003' row 2", "'AC-1003' row 3"]
 
 
 def test_all_sheets_reads_tabs_of_a_whole_name_and_a_phone(seeded, tmp_path) -> None:

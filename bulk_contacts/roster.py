@@ -76,6 +76,7 @@ class Table:
     sheets: tuple[str, ...] = ()
     header_found: str = ""  # "detected" or "chosen" (--header-row) when not the first row
     skipped: list[str] = field(default_factory=list)  # what the rows above the header hold
+    added_ids: bool = False  # --match-by name added an empty external_contact_id column
 
 
 @dataclass

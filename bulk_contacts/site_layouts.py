@@ -144,13 +144,24 @@ def read_layout(path: Path, options: ReadOptions) -> Layout:
 def roster_from_layout(layout: Layout, options: ReadOptions) -> tuple[Roster, list[RosterIssue]]:
     """The roster the layout holds, and the file-level warnings about it. One sheet read with
     none of these options is read exactly as `roster.roster_from_cells` reads it."""
-    from .roster import map_columns, roster_from_cells, table_from_cells
+    from .roster import roster_from_cells
 
     column_map = dict(options.column_map)
     if not layout.by_sheet and options.site is None and options.match_by is None:
         roster = roster_from_cells(layout.sheets[0], column_map, options.layout)
         _names_only_where_used(roster)
         return roster, _layout_warnings(layout, roster)
+    roster = roster_from_table(layout_table(layout, options), options, column_map)
+    return roster, _layout_warnings(layout, roster)
+
+
+def layout_table(layout: Layout, options: ReadOptions) -> Table:
+    """The layout's sheets as one table of text cells, before its columns are named: each
+    tab's name as its rows' site_name (--all-sheets), the one site on every row (--site...),
+    an empty id column (--match-by name) added. `serve` corrects this table's cells."""
+    from .roster import table_from_cells
+
+    column_map = dict(options.column_map)
     tables = []
     several = layout.by_sheet
     added_ids = False
@@ -167,19 +178,8 @@ def roster_from_layout(layout: Layout, options: ReadOptions) -> tuple[Roster, li
             added_ids = True
         tables.append(table)
     table = _combined(layout, tables, column_map) if several else tables[0]
-    try:
-        roster = map_columns(table, column_map, options.layout)
-    except InputError as error:
-        if not added_ids:
-            raise
-        # The headers found are the file's: not the id column added for --match-by name.
-        found = re.sub(r", [A-Z]+ 'external_contact_id'", "", str(error))
-        raise InputError(found) from None
-    _names_only_where_used(roster)
-    if options.match_by == "name":
-        _provisional_ids(roster, added_ids)
-        roster.facts.match_by_name = True
-    said = roster.table.details
+    table.added_ids = added_ids
+    said = table.details
     if named_by_sheet:
         said["site from the sheet's name"] = ", ".join(map(repr, named_by_sheet))
     if options.site is not None:
@@ -187,7 +187,27 @@ def roster_from_layout(layout: Layout, options: ReadOptions) -> tuple[Roster, li
         said["site"] = f"{column} {value} on every row ({SITE_FLAGS[column]})"
     if options.match_by == "name":
         said["ids"] = "matched by first and last name, created ones generated (--match-by name)"
-    return roster, _layout_warnings(layout, roster)
+    return table
+
+
+def roster_from_table(table: Table, options: ReadOptions, column_map: dict[str, str]) -> Roster:
+    """The roster of a `layout_table`, its columns named (`column_map`: --map's, or the
+    columns `serve` was told), the layout options' rules applied."""
+    from .roster import map_columns
+
+    try:
+        roster = map_columns(table, column_map, options.layout)
+    except InputError as error:
+        if not table.added_ids:
+            raise
+        # The headers found are the file's: not the id column added for --match-by name.
+        found = re.sub(r", [A-Z]+ 'external_contact_id'", "", str(error))
+        raise InputError(found) from None
+    _names_only_where_used(roster)
+    if options.match_by == "name":
+        _provisional_ids(roster, table.added_ids)
+        roster.facts.match_by_name = True
+    return roster
 
 
 def _names_only_where_used(roster: Roster) -> None:

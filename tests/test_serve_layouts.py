@@ -5,6 +5,7 @@ page, in any JSON or in any file it writes."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import zipfile
 from html import unescape
@@ -158,3 +159,15 @@ def test_a_passcode_is_on_no_page_json_or_file_of_serve(web, client, tmp_path) -
     sandbox = web.workspace.connection.sandbox
     stored = sandbox.store.db.execute("SELECT * FROM contacts").fetchall()
     assert SECRET not in repr([tuple(row) for row in stored])
+
+
+def test_the_grid_never_shows_an_internal_key(web, client) -> None:
+    """--match-by name on a file whose id column is blank on some rows: the grid shows the
+    blank, never the name key the reader carries for it."""
+    roster = "Account,External ID,First Name,Last Name,Phone\n"
+    roster += "10-4475,SM-1,Ann,Lee,2135550111\n10-4475,,Bo,Ng,2135550112\n"
+    assert upload(client, web, "ids.csv", roster.encode()) == "/columns"
+    post(client, web, "/upload/options", data={"match_by": "name"})
+    grid = client.get("/fix/rows").json()
+    assert [row["external_contact_id"] for row in grid["rows"]] == ["SM-1", ""]
+    assert "~name:" not in json.dumps(grid)

@@ -26,6 +26,7 @@ from ..rollback import inverse_plan
 from ..roster import ALIAS_KEYS, UNREAD_KEYS, Roster, Table, header_key
 from ..schema import ERROR, WARNING, RosterIssue, ValidatedRoster, validate_roster, warm_up
 from ..site_layouts import layout_table, read_layout, roster_from_table
+from ..sites import shown_id
 from ..spreadsheet import MAX_FILE_BYTES, column_index, column_letter
 from ..validation_report import write_validation_report
 
@@ -44,6 +45,7 @@ __all__ = [
     "ValidatedRoster",
     "change_rows",
     "column_letter",
+    "shown_id",
     "warm_up",
 ]
 

@@ -202,6 +202,10 @@ class Workspace:
             return {"columns": [], "rows": []}
         fields = sorted(roster.columns, key=lambda name: library.column_index_of(roster, name))
         frame = roster.frame[fields]
+        if "external_contact_id" in fields:  # --match-by name's key for a blank id: shown blank
+            frame = frame.assign(
+                external_contact_id=frame["external_contact_id"].map(library.shown_id)
+            )
         rows = [
             {"_row": int(number), **dict(zip(fields, values, strict=True))}
             | grid_issues(int(number), self.issues.get(int(number), {}))

@@ -71,6 +71,15 @@ class RunFiles:
         failed_rows, beside = files_beside(results)
         return cls(results, journal or beside, failed_rows, folder)
 
+    @staticmethod
+    def check_journal(results: Path | None, journal: Path | None, api_url: str) -> None:
+        """An existing journal (`journal`, or the one beside `results`) is added to: before
+        any work, it must be a journal of runs against this API (`check_appendable`)."""
+        if journal is None and results is not None:
+            journal = files_beside(results)[1]
+        if journal is not None:
+            check_appendable(journal, api_url)
+
     def discard_unused(self) -> None:
         """A run that sent nothing leaves no run folder behind: its files (a results header, a
         journal with no write in it) and the folder go. Anything else in it stays."""
@@ -105,7 +114,6 @@ class ApplyReport:
     files: RunFiles
     interrupted: bool = False
     failed_rows_written: bool = False
-    stale: list[SitePlan] = field(default_factory=list)
     run_id: str = ""
     verified_sites: int = 0
     unverified: int = 0
@@ -187,17 +195,19 @@ def load_saved_plan(
     client: ChektClient,
     path: Path,
     refresh: bool = False,
-    loosen: Callable[[PlanOptions], PlanOptions] | None = None,
+    guards: PlanOptions | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Freshness:
     """A plan file, checked before it is applied: not edited (its checksum), not stale (or
-    re-based, with `refresh`), and guarded again with the options it was made with, as
-    `loosen` changes them (apply's own --force, --allow-empty-sites, --max-deletes).
+    re-based, with `refresh`), and guarded again with the options it was made with, loosened
+    by the guards' options of `guards` (apply's force, allow_empty_sites, max_deletes).
     InputError for a file that is not an intact plan."""
     saved = Plan.read(path)
     fresh = check_freshness(client, saved, refresh, progress)
     options = saved_options(saved)
-    return fresh._replace(plan=guarded(fresh.plan, loosen(options) if loosen else options))
+    return fresh._replace(
+        plan=guarded(fresh.plan, options.loosened_by(guards) if guards else options)
+    )
 
 
 def saved_options(plan: Plan) -> PlanOptions:

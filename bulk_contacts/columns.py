@@ -11,6 +11,7 @@ test checks against this table.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
@@ -327,3 +328,18 @@ EXPORT_COLUMNS = tuple(
 TEMPLATE_COLUMNS = tuple(
     c.name for c in sorted(COLUMNS, key=lambda c: c.template_order or 0) if c.template_order
 )
+
+
+def header_key(header: str) -> str:
+    """A header compared without case, spaces and punctuation ("E-mail", "e mail", "EMAIL")."""
+    folded = unicodedata.normalize("NFKC", str(header)).casefold()
+    return "".join(ch for ch in folded if ch.isalnum())
+
+
+# Header spellings, compared by `header_key`: to the column read.
+ALIAS_KEYS: dict[str, str] = {
+    header_key(alias): column.name
+    for column in COLUMNS
+    if column.read
+    for alias in (column.name, *column.aliases)
+}

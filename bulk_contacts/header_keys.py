@@ -1,5 +1,6 @@
-"""Headers compared as the reader compares them, and the one rule that says a row is a roster's
-header: it names at least two roster columns, not only site columns.
+"""Headers as the reader knows them (`columns.header_key` compares them), and the one rule
+that says a row is a roster's header: it names at least two roster columns, not only site
+columns.
 
 The rule finds the header row of a sheet (`layouts.header_row`) and the sheets that look like
 rosters (`site_layouts.read_layout`, `--all-sheets` and the `other_sheets` warning). No pandas
@@ -9,37 +10,33 @@ here: the sheets are looked at in a thread while pandas loads.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 
 from .columns import (
-    COLUMNS,
+    ALIAS_KEYS,
     FULL_NAME,
     FULL_NAME_ALIASES,
     NUMBERED_PHONE,
     PHONE_COLUMN_ORDER,
     SITE_COLUMNS,
     SITE_NAME_COLUMNS,
+    header_key,
 )
+
+__all__ = [
+    "ALIAS_KEYS",
+    "FULL_NAME_KEYS",
+    "HEADER_SEARCH_ROWS",
+    "custom_keys",
+    "header_key",
+    "names_roster_columns",
+    "phone_rank",
+]
 
 HEADER_SEARCH_ROWS = 30  # the header is looked for in the sheet's first rows
 
 
-def header_key(header: str) -> str:
-    """A header compared without case, spaces and punctuation ("E-mail", "e mail", "EMAIL")."""
-    folded = unicodedata.normalize("NFKC", str(header)).casefold()
-    return "".join(ch for ch in folded if ch.isalnum())
-
-
 _key = header_key
-
-# Header spellings, compared after removing case, spaces and punctuation: to the column read.
-ALIAS_KEYS: dict[str, str] = {
-    header_key(alias): column.name
-    for column in COLUMNS
-    if column.read
-    for alias in (column.name, *column.aliases)
-}
 FULL_NAME_KEYS = frozenset(_key(alias) for alias in (FULL_NAME, *FULL_NAME_ALIASES))
 SITE_NAMES = frozenset((*SITE_COLUMNS, *SITE_NAME_COLUMNS))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,21 @@ class PlanOptions:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def loosened_by(self, given: PlanOptions) -> PlanOptions:
+        """These options (a saved plan's), with the guards' options of `given` (apply's) going
+        further: the guards may be loosened, the options that made the plan cannot change."""
+        return replace(
+            self,
+            force=self.force or given.force,
+            allow_empty_sites=self.allow_empty_sites or given.allow_empty_sites,
+            max_deletes=self.max_deletes if given.max_deletes is None else given.max_deletes,
+        )
+
+
+# The options that may loosen a saved plan's guards (`PlanOptions.loosened_by`); the others made
+# the plan and cannot change it.
+GUARD_OPTIONS = ("force", "allow_empty_sites", "max_deletes")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import re
 import tempfile
 import tomllib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import platformdirs
@@ -153,6 +153,45 @@ def active_name(flag: str | None, env: Mapping[str, str]) -> str | None:
     return flag or env.get("CHEKT_PROFILE", "").strip() or None
 
 
+def add_profile(
+    name: str, given: Mapping[str, str | None], path: Path | None = None
+) -> tuple[Path, Profile, bool]:
+    """Write profile `name`: a new one, or the `given` settings of an existing one (its other
+    settings kept), each checked as the settings check it. Where it was written, the profile,
+    and whether it existed."""
+    from .settings import _clean_url, _dealer
+
+    check_name(name)
+    values = {k: v.strip() for k, v in given.items() if v is not None and v.strip()}
+    for key in ("api_url", "token_url"):
+        if key in values:
+            values[key] = _clean_url(values[key], key)
+    if "dealer" in values:
+        _dealer(values["dealer"], True)
+    found = load_profiles(path)
+    existing = found.get(name)
+    profile = replace(existing, **values) if existing else Profile(name, **values)
+    if profile.auth == "private_key_jwt" and not profile.private_key_file:
+        raise ConfigError(
+            f"profile {name}: auth private_key_jwt needs a private key file",
+            setting="private_key_file",
+        )
+    return save_profiles({**found, name: profile}, path), profile, existing is not None
+
+
+def remove_profile(name: str, path: Path | None = None) -> tuple[Path, bool]:
+    """Remove profile `name` from the settings file, and its secret from the keychain. Where it
+    was removed from, and whether a secret was."""
+    find_profile(name, path)
+    found = load_profiles(path)
+    del found[name]
+    written = save_profiles(found, path)
+    try:
+        return written, delete_secret(name)
+    except ConfigError:  # no keychain: there was nothing in it
+        return written, False
+
+
 def find_profile(name: str, path: Path | None = None) -> Profile:
     profiles = load_profiles(path)
     if name not in profiles:
@@ -213,6 +252,13 @@ def layered_environ(env: Mapping[str, str], folder: Path | None = None) -> dict[
 
 
 # the keychain
+
+
+def keychain_name() -> str:
+    """The keychain's name (its keyring backend's module: SecretService, Windows, macOS...)."""
+    import keyring
+
+    return type(keyring.get_keyring()).__module__.rsplit(".", 1)[-1]
 
 
 def keychain_problem() -> str | None:

@@ -24,20 +24,26 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .client import ChektClient
 from .columns import CONTACT_FIELDS, EDITABLE_FIELDS
 from .compare import ComparableValues, Comparison
-from .errors import InputError
+from .errors import BulkContactsError, InputError, RunInProgress
 from .fetch import fetch_contacts
 from .journal import Journal, read_journal
+from .lock import hold_journal
 from .models import Contact, SiteKey
 from .plan import Change, Conflict, Plan, SitePlan, fingerprint
 
+if TYPE_CHECKING:
+    from .apply import ApplyReport
+
 Fields = dict[str, Any]
+Journals = list[tuple[Path, list[dict[str, Any]]]]  # each journal's path and its records
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,23 @@ def journal_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def read_journals(paths: Iterable[Path]) -> list[tuple[Path, list[dict[str, Any]]]]:
+def hold_source_journal(
+    path: Path, wait: bool = False, tell: Callable[[str], None] | None = None
+) -> AbstractContextManager[None]:
+    """The lock of a journal to roll back: a run still writing it is refused (RunInProgress,
+    exit 1), or with `wait` waited for (`tell` says so); never interleaved with."""
+
+    def busy(holder: str) -> Exception:
+        return RunInProgress(
+            f"{path} belongs to a run still in progress ({holder}): nothing was rolled back; "
+            f"roll back once it has ended, or wait for it",
+            setting="wait",
+        )
+
+    return hold_journal(path, wait, tell, busy)
+
+
+def read_journals(paths: Iterable[Path]) -> Journals:
     """Each journal's records, the journals oldest first (by their first run's time), so that
     their writes together are oldest first and a rollback undoes the newest first."""
     journals = [(path, read_journal(path)) for path in paths]
@@ -113,7 +135,17 @@ def read_journals(paths: Iterable[Path]) -> list[tuple[Path, list[dict[str, Any]
     return sorted(journals, key=started)
 
 
-def check_api_url(journals: list[tuple[Path, list[dict[str, Any]]]], api_url: str) -> None:
+def already_rolled_back(records: list[dict[str, Any]]) -> bool:
+    """Nothing is left to undo because an earlier rollback undid it all."""
+    return not journal_steps(records) and any(r["type"] == "undone" for r in records)
+
+
+def journal_dealers(records: list[dict[str, Any]]) -> set[int]:
+    """The dealers the journals' runs wrote to (whose locks a rollback takes)."""
+    return {r["dealer_id"] for r in records if r["type"] == "intent"}
+
+
+def check_api_url(journals: Journals, api_url: str) -> None:
     """A rollback goes to the server its journal's runs wrote to, never another: a journal of
     runs against another API URL is refused, naming the URL to give with --api-url."""
     for path, records in journals:
@@ -155,6 +187,27 @@ def record_undone(path: Path, steps: list[tuple[str, int]], run_id: str, own: Pa
             },
             durable=True,
         )
+
+
+def record_rollback(journals: Journals, plan: Plan, report: ApplyReport | None) -> list[str]:
+    """Record in each rolled-back journal the writes the rollback (`plan`, and its `report`
+    when it ran) leaves undone; a warning for each journal that could not be written to."""
+    troubled = set() if report is None else report.troubled
+    warnings = []
+    for path, records in journals:
+        try:
+            record_undone(
+                path,
+                settled_steps(records, plan, troubled),
+                report.run_id if report else "",
+                report.files.journal if report else None,
+            )
+        except BulkContactsError as error:
+            warnings.append(
+                f"warning: {path}: could not record what was undone ({error}); a later "
+                f"rollback of it may undo what was made since"
+            )
+    return warnings
 
 
 def _uncertain(outcome: dict[str, Any]) -> bool:

@@ -17,16 +17,18 @@ from pathlib import Path
 import pandas as pd
 
 from .columns import (
+    ALIAS_KEYS,
     EXPORT_ONLY_COLUMNS,
     FULL_NAME,
     REQUIRED_COLUMNS,
     ROSTER_COLUMNS,
     SITE_COLUMNS,
     SITE_NAME_COLUMNS,
+    header_key,
 )
 from .errors import InputError
 from .gc_pause import gc_paused
-from .header_keys import ALIAS_KEYS, FULL_NAME_KEYS, header_key, phone_rank
+from .header_keys import FULL_NAME_KEYS, phone_rank
 from .layouts import (
     DEFAULT_LAYOUT,
     PHONE_LEFT_OUT,

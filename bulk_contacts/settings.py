@@ -60,6 +60,13 @@ class Settings:
 
         return ssl.create_default_context(cafile=certifi.where())
 
+    def required_dealer(self) -> int:
+        """The dealer id, for work that needs one (an export, a clone): ConfigError when none
+        is set."""
+        if self.dealer_id is None:
+            raise ConfigError("no dealer id: set CHEKT_DEALER_ID", setting="dealer")
+        return self.dealer_id
+
     @property
     def assertion_audience(self) -> str:
         """The JWT `aud`: the token server's origin with a trailing slash."""
@@ -84,7 +91,7 @@ SETTINGS = {
     "dealer": ("the dealer id", "CHEKT_DEALER_ID"),
     "ca_bundle": ("the CA bundle", "CHEKT_CA_BUNDLE"),
 }
-# The reference's paths start with /partner/v1; the API URL is the host before them.
+# The API reference's paths start with /partner/v1; the API URL is the host before them.
 API_PATH_SUFFIX = "/partner/v1"
 
 

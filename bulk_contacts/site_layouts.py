@@ -28,17 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .columns import SITE_COLUMNS
+from .columns import ALIAS_KEYS, SITE_COLUMNS, header_key
 from .errors import InputError
 from .gc_pause import gc_paused
-from .header_keys import (
-    ALIAS_KEYS,
-    HEADER_SEARCH_ROWS,
-    SITE_NAMES,
-    custom_keys,
-    names_roster_columns,
-)
-from .header_keys import header_key as _key
+from .header_keys import HEADER_SEARCH_ROWS, SITE_NAMES, custom_keys, names_roster_columns
 from .spreadsheet import SNAPSHOT_SHEET, Cells, read_cells
 
 if TYPE_CHECKING:
@@ -69,17 +62,18 @@ def sheet_of(row: int, sheets: Sequence[str]) -> str:
     return sheets[row // SHEET_ROWS - 1]
 
 
-_KNOWN = ALIAS_KEYS
 _SITE_NAMES = SITE_NAMES
+
+
+def _column_of(header: str, extra: dict[str, str]) -> str | None:
+    """The roster column a header names: as --map maps it, else by the column's aliases."""
+    key = header_key(header)
+    return extra.get(key) or ALIAS_KEYS.get(key)
 
 
 def _names(row: Sequence[Any], column_map: dict[str, str]) -> list[str]:
     extra = custom_keys(column_map)
-    return [
-        name
-        for cell in row
-        if isinstance(cell, str) and (name := extra.get(_key(cell)) or _KNOWN.get(_key(cell)))
-    ]
+    return [name for cell in row if isinstance(cell, str) and (name := _column_of(cell, extra))]
 
 
 def looks_like_roster(rows: list[list[Any]], column_map: dict[str, str]) -> bool:
@@ -239,7 +233,7 @@ def _assign_site(table: Table, column_map: dict[str, str], column: str, value: s
     extra = custom_keys(column_map)
     flag = SITE_FLAGS[column]
     for position, header in enumerate(table.headers):
-        if (extra.get(_key(header)) or _KNOWN.get(_key(header))) != column:
+        if _column_of(header, extra) != column:
             continue
         held = table.cells[position].str.strip()
         same = (held == "") | (held == value)
@@ -280,7 +274,7 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
     headers: list[str] = []
     for table in tables:
         for header in table.headers:
-            key = extra.get(_key(header)) or _KNOWN.get(_key(header)) or _key(header)
+            key = _column_of(header, extra) or header_key(header)
             if key not in order:
                 order[key] = len(headers)
                 headers.append(header)
@@ -291,7 +285,7 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
     for number, table in zip(numbers, tables, strict=True):
         where = {}
         for position, header in enumerate(table.headers):
-            key = extra.get(_key(header)) or _KNOWN.get(_key(header)) or _key(header)
+            key = _column_of(header, extra) or header_key(header)
             where[order[key]] = position
         frame = pd.DataFrame(
             {

@@ -44,6 +44,7 @@ FLAGS = {
     "match_by": "--match-by name",
     "ca_bundle": "--ca-bundle",
     "profile": "--profile",
+    "private_key_file": "--private-key-file FILE",
 }
 
 

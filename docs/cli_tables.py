@@ -53,5 +53,7 @@ def command_table(command: str) -> str:
 
 def subcommand_table(group: str, command: str) -> str:
     """The options of a group's command (`profiles add`)."""
-    params = cli.main.commands[group].commands[command].params  # type: ignore[attr-defined]
+    commands = cli.main.commands[group]
+    assert isinstance(commands, click.Group)
+    params = commands.commands[command].params
     return table([p for p in params if isinstance(p, click.Option) and p.name != "help"])

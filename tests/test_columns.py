@@ -17,12 +17,13 @@ from bulk_contacts.columns import (
     EXPORT_COLUMNS,
     ROSTER_COLUMNS,
     TEMPLATE_COLUMNS,
+    header_key,
 )
-from bulk_contacts.roster import header_key
 from bulk_contacts.sandbox import models as api
 from bulk_contacts.sandbox import seed, store
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+PACKAGE = Path(__file__).parent.parent / "bulk_contacts"
 
 
 def readme_table(heading: str) -> list[list[str]]:
@@ -37,6 +38,14 @@ def readme_table(heading: str) -> list[list[str]]:
 def test_the_readme_lists_every_code_with_its_severity() -> None:
     listed = {row[0].strip("`"): row[1] for row in readme_table("### What `validate` checks")}
     assert listed == {name: code.severity for name, code in CODES.items()}
+
+
+def test_the_readme_names_every_error_code_the_tool_itself_gives() -> None:
+    """The codes of the tool's own API errors (`code="..."` in the package) reach the results
+    file's error_code column: the README names each."""
+    source = " ".join(p.read_text(encoding="utf-8") for p in PACKAGE.rglob("*.py"))
+    own = set(re.findall(r'\bcode="([a-z_]+)"', source))
+    assert own and {code for code in own if f"`{code}`" not in README} == set()
 
 
 def test_the_readme_roster_layout_names_every_column_read() -> None:

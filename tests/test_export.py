@@ -264,3 +264,12 @@ def test_round_trip_export_then_plan_is_no_change(
         options = PlanOptions(dealer_id=DEALER, prune=True, allow_unreachable=True)
         plan = plan_roster(client, validated, options)
     assert plan.changes == [], [c.__dict__ for c in plan.changes]
+
+
+def test_export_without_a_dealer_is_one_line_naming_the_setting(seeded, tmp_path) -> None:
+    env = {**environment(seeded), "CHEKT_DEALER_ID": ""}
+    output = tmp_path / "out.xlsx"
+    result = CliRunner().invoke(main, ["export", "-o", str(output)], env=env)
+    assert result.exit_code == 2, result.output
+    assert "error: no dealer id: set CHEKT_DEALER_ID (--dealer)" in result.output
+    assert "Traceback" not in result.output and not output.exists()

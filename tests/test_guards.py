@@ -128,3 +128,14 @@ def test_the_command_line_words_a_refusal_with_its_flags() -> None:
     lines = refusal_lines(pruned_to(27))
     assert lines[0].startswith("REFUSED: the plan deletes 13 contacts")
     assert lines[0].endswith("(--force, --max-deletes N)")
+
+
+def test_a_saved_plans_options_are_loosened_only_by_the_guards_options() -> None:
+    """apply PLAN.json --force/--allow-empty-sites/--max-deletes go past the saved plan's
+    guards; the options that made the plan (prune, blanks, region...) stay the saved ones."""
+    saved = PlanOptions(prune=True, blanks="clear", region="GB", max_deletes=3)
+    given = PlanOptions(force=True, allow_empty_sites=True, prune=False, region="US")
+    loosened = saved.loosened_by(given)
+    assert loosened == replace(saved, force=True, allow_empty_sites=True)
+    assert saved.loosened_by(replace(given, max_deletes=20)).max_deletes == 20
+    assert saved.loosened_by(PlanOptions()) == saved  # nothing given: the saved guards

@@ -97,7 +97,7 @@ class WritesMachine(RuleBasedStateMachine):
     # helpers
 
     def state(self) -> list[tuple]:
-        rows = self.server.store.db.execute(  # type: ignore[union-attr]
+        rows = self.server.store.db.execute(  # type: ignore[union-attr]  # open while serving
             "SELECT site_id, external_contact_id, first_name, last_name, phone_number, email "
             "FROM contacts ORDER BY site_id, external_contact_id, first_name, last_name"
         )
@@ -207,7 +207,7 @@ class WritesMachine(RuleBasedStateMachine):
 
     @invariant()
     def nothing_doubled(self) -> None:
-        rows = self.server.store.db.execute(  # type: ignore[union-attr]
+        rows = self.server.store.db.execute(  # type: ignore[union-attr]  # open while serving
             "SELECT site_id, external_contact_id, COUNT(*) FROM contacts "
             "WHERE external_contact_id IS NOT NULL GROUP BY site_id, external_contact_id "
             "HAVING COUNT(*) > 1"

@@ -9,10 +9,13 @@ every field are kept, so a plan against the sandbox is the plan against CHeKT.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..columns import CONTACT_FIELDS, EXPORT_COLUMNS
 from ..errors import BulkContactsError, SeedError
+from ..models import Contact, Site, format_timestamp
 from .seed import Seed, SeedContact, SeedDealer, SeedSite
 
 if TYPE_CHECKING:
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
 __all__ = ["clone_seed", "is_workbook", "seed_from_export"]
 
 SITE_SHEET_COLUMNS = ("site_id", "account_number", "external_site_id", "name", "timezone")
+# What an export's Contacts sheet gives a seeded contact: CHeKT's id, its fields, its creation.
+SEED_CONTACT_COLUMNS = ("contact_id", *CONTACT_FIELDS, "created_at")
 
 
 def is_workbook(path: Path) -> bool:
@@ -34,7 +39,6 @@ def is_workbook(path: Path) -> bool:
 def seed_from_export(path: Path) -> Seed:
     """The sites and contacts an xlsx export holds: its Sites sheet, and its Contacts sheet as
     the file now has it (edited or not); the dealer from its snapshot sheet."""
-    from ..columns import EXPORT_COLUMNS
     from ..spreadsheet import cell_text, read_cells
 
     try:
@@ -61,18 +65,7 @@ def seed_from_export(path: Path) -> Seed:
                 f"seed file {path}: sheet Contacts row {line}: site_id {row['site_id']!r} is not "
                 f"on the Sites sheet"
             )
-        fields = {
-            name: row[name] or None
-            for name in (
-                "contact_id",
-                "external_contact_id",
-                "first_name",
-                "last_name",
-                "phone_number",
-                "email",
-                "created_at",
-            )
-        }
+        fields = {name: row[name] or None for name in SEED_CONTACT_COLUMNS}
         by_site.setdefault(row["site_id"], []).append(
             {k: int(v) if k == "contact_id" and v else v for k, v in fields.items()}
         )
@@ -137,41 +130,30 @@ def clone_seed(
     """The dealer's sites and contacts as CHeKT holds them, read through the client (lists
     only: nothing is written), every field and id kept."""
     from ..fetch import fetch_contacts, fetch_sites
-    from ..models import format_timestamp
 
     sites = fetch_sites(client, [dealer_id])[dealer_id]
     advance = progress("sites", len(sites)) if progress else None
     contacts = fetch_contacts(client, [(dealer_id, s.site_id) for s in sites], advance)
-    seeded = []
-    for site in sites:
-        people = [
-            SeedContact.model_construct(
-                contact_id=c.contact_id,
-                external_contact_id=c.external_contact_id,
-                first_name=c.first_name,
-                last_name=c.last_name,
-                phone_number=c.phone_number,
-                email=c.email,
-                created_at=format_timestamp(c.created_at) or None,
-            )
-            for c in contacts[(dealer_id, site.site_id)]
-        ]
-        seeded.append(
-            SeedSite.model_construct(
-                site_id=site.site_id,
-                external_site_id=site.external_site_id,
-                name=site.name,
-                account_number=site.account_number,
-                timezone=site.timezone,
-                monitoring_station_id=site.monitoring_station_id,
-                external_monitoring_station_id=site.external_monitoring_station_id,
-                address1=site.address1,
-                address2=site.address2,
-                is_activated=int(site.is_activated),
-                created_at=format_timestamp(site.created_at) or None,
-                contacts=people,
-            )
-        )
+    seeded = [_seed_site(site, contacts[(dealer_id, site.site_id)]) for site in sites]
     return Seed.model_construct(
         dealers=[SeedDealer.model_construct(dealer_id=dealer_id, sites=seeded)]
     )
+
+
+def _seed_site(site: Site, contacts: list[Contact]) -> SeedSite:
+    """A site as the seed keeps it: every field of the model, its contacts with theirs."""
+    values = {
+        **asdict(site),
+        "is_activated": int(site.is_activated),
+        "created_at": format_timestamp(site.created_at) or None,
+    }
+    people = [SeedContact.model_construct(**_seed_contact(contact)) for contact in contacts]
+    return SeedSite.model_construct(**values, contacts=people)
+
+
+def _seed_contact(contact: Contact) -> dict[str, Any]:
+    return {
+        "contact_id": contact.contact_id,
+        **contact.fields(),
+        "created_at": format_timestamp(contact.created_at) or None,
+    }

@@ -1,4 +1,6 @@
-"""Request and response bodies of the emulated Partner API, as the reference documents them.
+"""Request and response bodies of the emulated Partner API, as CHeKT's API reference documents
+them (its contacts part is kept in tests/data/contacts-api-reference.txt, which the tests check
+the sandbox against).
 
 They drive both validation and `/openapi.json`. Strings are strict (a number is not a name) and
 unknown fields are refused, as a careful server would.

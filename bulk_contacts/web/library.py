@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..apply import ApplyReport, RunFiles, apply_plan, check_freshness
 from ..client import ChektClient
-from ..columns import FULL_NAME, ROSTER_COLUMNS
+from ..columns import ALIAS_KEYS, FULL_NAME, ROSTER_COLUMNS, header_key
 from ..errors import InputError
 from ..export import fetch_export, write_export
 from ..journal import read_journal
@@ -23,7 +23,7 @@ from ..plan import Plan, PlanOptions, SitePlan
 from ..plan_report import change_rows, write_plan_report
 from ..results import Outcome
 from ..rollback import inverse_plan
-from ..roster import ALIAS_KEYS, UNREAD_KEYS, Roster, Table, header_key
+from ..roster import UNREAD_KEYS, Roster, Table
 from ..schema import ERROR, WARNING, RosterIssue, ValidatedRoster, validate_roster, warm_up
 from ..site_layouts import layout_table, read_layout, roster_from_table
 from ..sites import shown_id
@@ -77,7 +77,7 @@ def reading_options(form: Mapping[str, str]) -> ReadOptions:
     (its types, ranges and checks, its messages). Raises InputError."""
     import click
 
-    from ..cli import roster_options
+    from ..cli.options import roster_options
 
     args: list[str] = []
     for name, flag in FORM_OPTIONS.items():

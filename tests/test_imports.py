@@ -1,0 +1,31 @@
+"""The command line starts light: importing it (what every `bulk-contacts` run and every shell
+completion does) loads none of the heavy libraries; a command imports what it needs when run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("pandas", "numpy", "openpyxl", "python_calamine", "httpx", "pydantic", "jinja2")
+
+
+@pytest.mark.parametrize(
+    "module", ["bulk_contacts.cli", "bulk_contacts.terminal", "bulk_contacts.site_layouts"]
+)
+def test_importing_loads_no_heavy_library(module: str) -> None:
+    code = f"import sys, {module}; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert found.stdout.strip() == "[]", found.stdout
+
+
+def test_one_header_key_for_every_reader() -> None:
+    from bulk_contacts import columns, layouts, roster, site_layouts
+
+    assert layouts.header_key is columns.header_key
+    assert roster.ALIAS_KEYS is columns.ALIAS_KEYS
+    assert not hasattr(site_layouts, "_key") and not hasattr(site_layouts, "_KNOWN")
+    assert columns.header_key(" E-Mail ") == columns.header_key("email") == "email"

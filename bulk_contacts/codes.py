@@ -123,6 +123,13 @@ CODES: dict[str, Code] = {
             "external_contact_id {value!r} is shared by rows {rows}, distinct contacts in "
             "CHeKT: they are left alone until the duplicate is resolved in CHeKT",
         ),
+        Code(
+            "duplicate_name",
+            ERROR,
+            "rows {rows} have the same name, {person}, for the same site{where}: --match-by name "
+            "knows a contact by its first and last name, so each person is on a site once; "
+            "remove one of the rows, or give the rows an external_contact_id column",
+        ),
         Code("duplicate_phone", WARNING, "the same phone number as row {other} on this site"),
         Code(
             "formula_like",
@@ -251,6 +258,20 @@ CODES: dict[str, Code] = {
             "not sent: CHeKT contacts have no field for it: {columns}",
         ),
         Code("known_export", DERIVED, "read as {export}"),
+        Code(
+            "by_name",
+            DERIVED,
+            "no external_contact_id: matched by first and last name ({person}) to its site's "
+            "contacts, or created under an id generated from them (--match-by name)",
+            {
+                "matched": "matched to contact_id {contact_id} (external_contact_id {own!r}) by "
+                "first and last name (--match-by name)",
+                "generated": "external_contact_id {value} generated from the dealer, the site "
+                "and the name (--match-by name)",
+                "held": "matched to contact_id {contact_id} by its generated id {value} "
+                "(--match-by name)",
+            },
+        ),
         Code(
             "name_case_fixed",
             DERIVED,

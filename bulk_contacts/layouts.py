@@ -16,16 +16,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .columns import (
-    FULL_NAME,
-    FULL_NAME_ALIASES,
-    NOT_SENT_COLUMNS,
-    NUMBERED_PHONE,
-    PHONE_COLUMN_ORDER,
-    SECRET_HEADER,
-    header_key,
-)
+from .columns import NOT_SENT_COLUMNS, SECRET_HEADER
 from .errors import InputError
+from .header_keys import HEADER_SEARCH_ROWS, header_key, names_roster_columns
 
 if TYPE_CHECKING:
     from .models import Site
@@ -33,7 +26,6 @@ if TYPE_CHECKING:
     from .schema import RosterIssue
 
 PHONE_LEFT_OUT = "a phone not in --phone-columns"
-HEADER_SEARCH_ROWS = 30  # the header is looked for in the sheet's first rows
 NAME_CASES = ("keep", "title")
 
 
@@ -44,6 +36,7 @@ class Layout:
     header_row: int | None = None  # None: the first of the first 30 rows naming 2 columns
     phone_columns: tuple[str, ...] = ()  # headers, in the order the first non-empty is taken
     name_case: str = "keep"  # or "title": names all in capitals or lower case are fixed
+    all_sheets: bool = False  # --all-sheets given: the messages do not advise it again
 
 
 DEFAULT_LAYOUT = Layout()
@@ -66,56 +59,17 @@ class LayoutFacts:
     not_sent: list[tuple[str, str, str]] = field(default_factory=list)  # (letter, header, why)
     secret_positions: set[int] = field(default_factory=set)  # passcode columns: never copied
     name_case: str = "keep"  # --name-case
+    match_by_name: bool = False  # --match-by name: rows without an id carry their name as one
 
 
-# header keys
-
+# header keys (`header_keys`: the reader's, and the one rule for a header row)
 
 _key = header_key
-
-
-PHONE_RANKS: dict[str, float] = {
-    _key(alias): float(rank)
-    for rank, (_, aliases) in enumerate(PHONE_COLUMN_ORDER)
-    for alias in aliases
-}
-NUMBERED_RANK = float(
-    next(i for i, (kind, _) in enumerate(PHONE_COLUMN_ORDER) if kind == "numbered")
-)
-_NUMBERED = re.compile(NUMBERED_PHONE)
-OTHER_RANK = float(len(PHONE_COLUMN_ORDER))
-_PHONE_WORD = re.compile(r"(?<![a-z])(?:tele?phone|cellphone|phone|mobile|cell|tel)(?![a-z])")
-# "Phone 1 - Type", "Phone (not sent)" (a column `serve` was told not to send): no numbers
-_NOT_A_NUMBER = (
-    "type",
-    "label",
-    "ext",
-    "extension",
-    "notes",
-    "note",
-    "carrier",
-    "provider",
-    "notsent",
-)
-FULL_NAME_KEYS = frozenset(_key(alias) for alias in (FULL_NAME, *FULL_NAME_ALIASES))
 NOT_SENT_KEYS: dict[str, str] = {
     _key(alias): kind.kind for kind in NOT_SENT_COLUMNS for alias in kind.aliases
 }
 SECRET_KINDS = frozenset(kind.kind for kind in NOT_SENT_COLUMNS if kind.secret)
 _SECRET = re.compile(SECRET_HEADER)
-
-
-def phone_rank(key: str, header: str = "") -> float | None:
-    """Where a phone column comes in the default order (lower first); None: not a phone."""
-    rank = PHONE_RANKS.get(key)
-    if rank is not None:
-        return rank
-    numbered = _NUMBERED.fullmatch(key)
-    if numbered:
-        return NUMBERED_RANK + int(numbered.group(1)) / 100
-    if _PHONE_WORD.search(header.casefold()) and not key.endswith(_NOT_A_NUMBER):
-        return OTHER_RANK  # "Emergency Phone", "Evening Tel": a phone, after the known ones
-    return None
 
 
 def is_secret(header: str) -> bool:
@@ -133,25 +87,6 @@ def not_sent_kind(header: str) -> str | None:
 # the header row
 
 
-def roster_columns_named(headers: list[str], custom: dict[str, str]) -> int:
-    """How many roster columns a row's cells would name (a row naming two is a header)."""
-    from .columns import ALIAS_KEYS
-
-    named = set()
-    for header in headers:
-        key = _key(header)
-        if not key:
-            continue
-        name = custom.get(key) or ALIAS_KEYS.get(key)
-        if name is None and key in FULL_NAME_KEYS:
-            name = FULL_NAME
-        if name is None and phone_rank(key, header) is not None:
-            name = "phone_number"
-        if name is not None:
-            named.add(name)
-    return len(named)
-
-
 def header_row(
     frame: pd.DataFrame,
     filled: pd.Series,
@@ -160,8 +95,9 @@ def header_row(
     custom: dict[str, str],
 ) -> tuple[int, str]:
     """(the header's row number, "" / "detected" / "chosen"): `--header-row N`, else the first
-    of the first 30 rows that names at least two roster columns, else the first row with a
-    value (whose missing columns the reader then names)."""
+    of the first 30 rows that names at least two roster columns (`names_roster_columns`, the
+    rule `--all-sheets` also reads tabs by), else the first row with a value (whose missing
+    columns the reader then names)."""
     first = int(filled.idxmax())
     if chosen is not None:
         if chosen < 1 or chosen > len(frame) or not filled.get(chosen, False):
@@ -177,7 +113,7 @@ def header_row(
             )
         return chosen, "" if chosen == first else "chosen"
     for row in frame.index[:HEADER_SEARCH_ROWS]:
-        if filled[row] and roster_columns_named(frame.loc[row].tolist(), custom) >= 2:
+        if filled[row] and names_roster_columns(frame.loc[row].tolist(), custom):
             return int(row), "" if row == first else "detected"
     return first, ""
 
@@ -344,6 +280,25 @@ def layout_issues(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
             issues.append(
                 make_issue(roster, int(row), "phone_number", "", "phones_not_sent", numbers=text)
             )
+    if facts.match_by_name:
+        issues += _by_name_notes(roster, rows)
+    return issues
+
+
+def _by_name_notes(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
+    """--match-by name: each row without an id is matched by its name (`plan` says to which
+    contact, or the id it generates)."""
+    from .schema import make_issue
+    from .sites import PROVISIONAL_PREFIX
+
+    ids = roster.frame["external_contact_id"].astype("str")
+    issues = []
+    for row in ids.index[ids.str.startswith(PROVISIONAL_PREFIX)]:
+        names = rows if row in rows.index else roster.frame
+        person = f"{names.at[row, 'first_name']} {names.at[row, 'last_name']}".strip()
+        issues.append(
+            make_issue(roster, int(row), "external_contact_id", "", "by_name", person=repr(person))
+        )
     return issues
 
 

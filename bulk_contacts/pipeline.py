@@ -48,7 +48,7 @@ class ReadOptions:
     def layout(self) -> Layout:
         from .layouts import Layout
 
-        return Layout(self.header_row, tuple(self.phone_columns), self.name_case)
+        return Layout(self.header_row, tuple(self.phone_columns), self.name_case, self.all_sheets)
 
 
 def load_validated(
@@ -189,6 +189,7 @@ def plan_roster(
     contacts = fetch_contacts(client, wanted, advance)
     plan = reconcile(validated, placement, sites, contacts, options, site_issues)
     plan.not_sent = phones_not_sent(validated)
+    plan.derived = by_name_notes(validated, plan)
     log_decisions(client, plan)
     return plan
 
@@ -210,6 +211,36 @@ def phones_not_sent(validated: ValidatedRoster) -> dict[int, str]:
     if found is None:
         return {}
     return {int(row): text for row, text in found[found != ""].items()}
+
+
+def by_name_notes(validated: ValidatedRoster, plan: Plan) -> dict[int, str]:
+    """--match-by name: per row, the contact its name matched, or the id it was created
+    under (a `derived` note in the plan's reports)."""
+    if not validated.roster.facts.match_by_name:
+        return {}
+    from .codes import CODES
+    from .sites import PROVISIONAL_PREFIX
+
+    made = validated.roster.frame["external_contact_id"].astype("str")
+    by_name = set(made.index[made.str.startswith(PROVISIONAL_PREFIX)])
+    code = CODES["by_name"]
+    notes = {}
+    for site in plan.sites:
+        for change in site.changes:
+            if change.row is None or change.row not in by_name:
+                continue
+            generated = str(validated.rows.at[change.row, "external_contact_id"])
+            if change.action == "create":
+                notes[change.row] = code.render("generated", value=generated)
+            elif change.external_contact_id == generated:
+                notes[change.row] = code.render(
+                    "held", contact_id=change.contact_id, value=generated
+                )
+            else:
+                notes[change.row] = code.render(
+                    "matched", contact_id=change.contact_id, own=change.external_contact_id
+                )
+    return notes
 
 
 def log_decisions(client: ChektClient, plan: Plan) -> None:

@@ -179,6 +179,10 @@ class Plan:
     warnings: list[RowWarning] = field(default_factory=list)
     # Per roster row, the numbers of its other phone columns: not sent (CHeKT holds one).
     not_sent: dict[int, str] = field(default_factory=dict)
+    # Per roster row, what the plan derived for it: --match-by name's match or generated id.
+    derived: dict[int, str] = field(default_factory=dict)
+    # With --all-sheets, the workbook's visible sheets ("" not read): rows name them by name.
+    sheets: tuple[str, ...] = ()
 
     @property
     def changes(self) -> list[Change]:
@@ -264,6 +268,10 @@ class Plan:
         }
         if self.not_sent:
             body["not_sent"] = {str(row): text for row, text in self.not_sent.items()}
+        if self.derived:
+            body["derived"] = {str(row): text for row, text in self.derived.items()}
+        if self.sheets:
+            body["sheets"] = list(self.sheets)
         body["checksum"] = checksum_of(body)
         return body
 
@@ -299,6 +307,8 @@ class Plan:
             expected,
             [RowWarning(**w) for w in body.get("warnings", [])],
             {int(row): str(text) for row, text in body.get("not_sent", {}).items()},
+            {int(row): str(text) for row, text in body.get("derived", {}).items()},
+            tuple(str(name) for name in body.get("sheets", [])),
         )
 
     @classmethod

@@ -31,6 +31,7 @@ CHANGE_COLUMNS = (
     "reason",
     *EDITABLE_FIELDS,
     "not_sent",  # the numbers of the row's other phone columns (CHeKT holds one)
+    "derived",  # what the plan derived for the row (--match-by name: the match, the id made)
     "changed",
 )
 
@@ -51,6 +52,18 @@ def write_plan_report(plan: Plan, path: Path, overwrite: bool = False) -> None:
             {".xlsx": _write_xlsx, ".html": _write_html}[suffix](plan, temporary)
 
 
+def row_shown(plan: Plan, row: int | None) -> int | str:
+    """A row as reports show it: its number, or with --all-sheets its sheet by name and its own
+    number (`'AC-1003' row 3`), never the plan's internal sheet * 10,000,000 + row."""
+    if not row:
+        return ""
+    if not plan.sheets:
+        return row
+    from .site_layouts import row_label
+
+    return row_label(row, plan.sheets)
+
+
 def change_rows(plan: Plan) -> list[dict[str, Any]]:
     """One flat row per change: the contact's values after the change (before it, for a delete),
     and which fields change, with what they were."""
@@ -64,12 +77,13 @@ def change_rows(plan: Plan) -> list[dict[str, Any]]:
                     "dealer_id": change.dealer_id,
                     "site_id": change.site_id,
                     "site": site.label,
-                    "row": change.row,
+                    "row": row_shown(plan, change.row),
                     "external_contact_id": change.external_contact_id or "",
                     "contact_id": change.contact_id or "",
                     "reason": change.reason + (" (site refused)" if site.refused else ""),
                     **{name: values.get(name) or "" for name in EDITABLE_FIELDS},
                     "not_sent": plan.not_sent.get(change.row, "") if change.row else "",
+                    "derived": plan.derived.get(change.row, "") if change.row else "",
                     "changed": _changed_text(change),
                     "before": {k: change.before.get(k) or "" for k in change.after}
                     if change.action == "update"
@@ -116,7 +130,7 @@ def _write_xlsx(plan: Plan, path: Path) -> None:
         [
             (
                 c.site_id,
-                c.row or "",
+                row_shown(plan, c.row),
                 c.external_contact_id or "",
                 ", ".join(map(str, c.contact_ids)),
                 c.message,
@@ -129,7 +143,10 @@ def _write_xlsx(plan: Plan, path: Path) -> None:
         "Invalid rows",
         styles,
         ("row", "external_contact_id", "problems"),
-        [(r.row, r.external_contact_id, "\n".join(r.problems)) for r in plan.invalid],
+        [
+            (row_shown(plan, r.row), r.external_contact_id, "\n".join(r.problems))
+            for r in plan.invalid
+        ],
     )
     _list_sheet(
         workbook,
@@ -234,7 +251,7 @@ def _changes_sheet(workbook: xlsxwriter.Workbook, plan: Plan, styles: dict[str, 
                 sheet.write_string(line, col, "" if value is None else str(value), style)
             if changed:
                 sheet.write_comment(line, col, f"was: {row['before'][name] or '(empty)'}")
-    widths = {"site": 32, "reason": 14, "not_sent": 40}
+    widths = {"site": 32, "reason": 14, "not_sent": 40, "derived": 50}
     for col, name in enumerate(columns):
         column = BY_NAME.get(name)
         sheet.set_column(col, col, widths.get(name, column.width if column else 14))
@@ -290,5 +307,6 @@ def _write_html(plan: Plan, path: Path) -> None:
         sites=plan.sites,
         fields=EDITABLE_FIELDS,
         counted=counted(plan),
+        row_shown=lambda row: row_shown(plan, row),
     )
     path.write_text(page, encoding="utf-8")

@@ -315,7 +315,8 @@ def _duplicates_on_resolved_sites(
     return [
         issue
         for issue in duplicate_ids(validated.roster, rows, key, where)
-        if issue.code == "duplicate_external_id" and (issue.row, issue.code) not in known
+        if issue.code in ("duplicate_external_id", "duplicate_name")
+        and (issue.row, issue.code) not in known
     ]
 
 
@@ -397,6 +398,7 @@ def reconcile(
         source=validated.roster.source,
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         warnings=_plan_warnings([*extra_issues, *context.issues]),
+        sheets=validated.roster.table.sheets,
     )
     return guarded(plan, options)
 
@@ -432,13 +434,17 @@ def _row_views(rows: pd.DataFrame) -> list[RowView]:
 
 
 def _invalid_rows(rows: pd.DataFrame, issues: list[RosterIssue]) -> list[InvalidRow]:
+    from .sites import shown_id
+
     problems: dict[int, list[str]] = defaultdict(list)
     for issue in issues:
         if issue.severity == ERROR and issue.row is not None:
             problems[issue.row].append(f"{issue.column}: {issue.message}")
     return [
         InvalidRow(
-            row, str(rows.at[row, "external_contact_id"]) if row in rows.index else "", tuple(found)
+            row,
+            shown_id(rows.at[row, "external_contact_id"] if row in rows.index else ""),
+            tuple(found),
         )
         for row, found in sorted(problems.items())
     ]
@@ -654,8 +660,9 @@ def _match(
             plan,
             row,
             (contact.contact_id,),
-            f"contact_id {contact.contact_id} is named by two rows ({matched[contact.contact_id]} "
-            f"and {row.row}); keep one of them",
+            f"contact_id {contact.contact_id} is named by two rows "
+            f"({context.roster.row_text(matched[contact.contact_id])} and "
+            f"{context.roster.row_text(row.row)}); keep one of them",
         )
     return contact
 

@@ -19,6 +19,7 @@ import pandas as pd
 from .columns import (
     ALIAS_KEYS,
     EXPORT_ONLY_COLUMNS,
+    FULL_NAME,
     REQUIRED_COLUMNS,
     ROSTER_COLUMNS,
     SITE_COLUMNS,
@@ -27,10 +28,9 @@ from .columns import (
 )
 from .errors import InputError
 from .gc_pause import gc_paused
+from .header_keys import FULL_NAME_KEYS, phone_rank
 from .layouts import (
     DEFAULT_LAYOUT,
-    FULL_NAME,
-    FULL_NAME_KEYS,
     PHONE_LEFT_OUT,
     SECRET_KINDS,
     Layout,
@@ -39,7 +39,6 @@ from .layouts import (
     known_export,
     not_sent_kind,
     phone_order,
-    phone_rank,
     rows_above,
     split_full_names,
     take_phones,
@@ -74,11 +73,12 @@ class Table:
     details: dict[str, str] = field(default_factory=dict)  # encoding, delimiter, sheet
     snapshot: dict[int, Contact] | None = None
     snapshot_damage: str = ""  # why an export's snapshot could not be read ("" if it could)
-    # With --all-sheets, the sheets read (rows are numbered sheet * SHEET_ROWS + row: see
-    # `site_layouts.row_label`); () for one sheet or a CSV file.
+    # With --all-sheets, the workbook's visible sheets in order, "" for those not read (rows are
+    # numbered sheet * SHEET_ROWS + row: see `site_layouts.row_label`); () for one sheet or CSV.
     sheets: tuple[str, ...] = ()
     header_found: str = ""  # "detected" or "chosen" (--header-row) when not the first row
     skipped: list[str] = field(default_factory=list)  # what the rows above the header hold
+    added_ids: bool = False  # --match-by name added an empty external_contact_id column
 
 
 @dataclass
@@ -328,7 +328,7 @@ def map_columns(
     facts.not_sent += [(letter, header, "") for letter, header in unread]  # all named
     derived = _derive_names(table, full_names, fields, labels, facts)
     derived |= _derive_phone(table, phones, layout, fields, labels, facts)
-    _require_columns(table, fields, derived)
+    _require_columns(table, fields, derived, layout)
     frame = pd.DataFrame(index=table.cells.index)
     for name in ROSTER_COLUMNS:
         frame[name] = (
@@ -434,7 +434,9 @@ def _headers_found(table: Table) -> str:
     return listed([f"{column_letter(i)} '{h}'" for i, h in enumerate(table.headers) if h]) or "none"
 
 
-def _require_columns(table: Table, fields: dict[str, int], derived: dict[str, pd.Series]) -> None:
+def _require_columns(
+    table: Table, fields: dict[str, int], derived: dict[str, pd.Series], layout: Layout
+) -> None:
     missing = [name for name in REQUIRED_COLUMNS if name not in fields and name not in derived]
     if not any(name in fields for name in (*SITE_COLUMNS, *SITE_NAME_COLUMNS)):
         missing.append(" or ".join((*SITE_COLUMNS, *SITE_NAME_COLUMNS)))
@@ -459,12 +461,13 @@ def _require_columns(table: Table, fields: dict[str, int], derived: dict[str, pd
     )
     if hints:
         message += " " + "; ".join(hints) + "."
-    message += _layout_hints(missing)
+    message += _layout_hints(missing, layout.all_sheets)
     raise InputError(message)
 
 
-def _layout_hints(missing: list[str]) -> str:
-    """What to do when a file has no id or no site column (`site_layouts` does the rest)."""
+def _layout_hints(missing: list[str], all_sheets: bool = False) -> str:
+    """What to do when a file has no id or no site column (`site_layouts` does the rest); not
+    --all-sheets when it was given (a CSV file has no tabs to read)."""
     hints = []
     if "external_contact_id" in missing:
         hints.append(
@@ -472,9 +475,9 @@ def _layout_hints(missing: list[str]) -> str:
             "first and last name (and give created contacts a generated id)"
         )
     if any(name.startswith(SITE_COLUMNS[0]) for name in missing):
+        tabs = "" if all_sheets else ", or read a workbook with one tab per site with --all-sheets"
         hints.append(
             "without a site column, give the file's one site with --site ID, --account NUMBER "
-            "or --external-site-id ID, or read a workbook with one tab per site with "
-            "--all-sheets"
+            "or --external-site-id ID" + tabs
         )
     return "".join(f" {hint[0].upper()}{hint[1:]}." for hint in hints)

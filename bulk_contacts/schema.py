@@ -423,6 +423,21 @@ def duplicate_ids(
     issues = []
     for _, group in repeated.groupby(key[repeated.index], sort=False):
         listed = bounded_list([roster.row_text(int(r)) for r in group.index])  # bounded
+        if _ids_by_name(roster, group.index):  # --match-by name: the name is the key
+            issues += [
+                make_issue(
+                    roster,
+                    int(row),
+                    "first_name",
+                    f"{found['first_name']} {found['last_name']}".strip(),
+                    "duplicate_name",
+                    rows=listed,
+                    person=repr(f"{found['first_name']} {found['last_name']}".strip()),
+                    where=where,
+                )
+                for row, found in group.iterrows()
+            ]
+            continue
         ids = group["contact_id"]
         exported = (ids != "").all() and not ids.duplicated().any()
         code = "duplicate_in_chekt" if exported else "duplicate_external_id"
@@ -433,6 +448,14 @@ def duplicate_ids(
             for row, value in group["external_contact_id"].items()
         ]
     return issues
+
+
+def _ids_by_name(roster: Roster, index: pd.Index) -> bool:
+    """Rows whose id `--match-by name` made from their name (never shown: a name is)."""
+    from .sites import PROVISIONAL_PREFIX
+
+    made = roster.frame["external_contact_id"].reindex(index, fill_value="")
+    return bool(made.str.startswith(PROVISIONAL_PREFIX).all())
 
 
 def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:

@@ -8,9 +8,10 @@ name`).
 - **one tab per site**: every visible worksheet whose first rows name roster columns (at least
   two, not only site columns) is read; a tab whose rows have no site column gets its name as the
   rows' `site_name` (resolved at plan time as an account number, an external site id or a site
-  name: `sites.place_by_name`). Rows are numbered `sheet * SHEET_ROWS + row` (sheet from 1, in
-  the workbook's order), so every row keeps its own row number and its sheet; messages name both
-  (`'ACCT-1'!C 'Phone'`, `sheet 2 row 5`). Without `--all-sheets`, other visible sheets that look
+  name: `sites.place_by_name`). Rows are numbered `sheet * SHEET_ROWS + row` (sheet from 1, its
+  place among the workbook's visible sheets, read or not), so every row keeps its own row number
+  and its sheet; messages name both, the sheet by its name (`'ACCT-1'!C 'Phone'`, `'ACCT-1' row
+  5`). Without `--all-sheets`, other visible sheets that look
   like rosters are named in an `other_sheets` warning.
 - **one site for the whole file**: the site given fills that site column on every row; a file
   whose column holds another value for it is refused (a column naming the site another way is
@@ -27,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .columns import ALIAS_KEYS, SITE_COLUMNS, SITE_NAME_COLUMNS, header_key
+from .columns import ALIAS_KEYS, SITE_COLUMNS, header_key
 from .errors import InputError
 from .gc_pause import gc_paused
+from .header_keys import HEADER_SEARCH_ROWS, SITE_NAMES, custom_keys, names_roster_columns
 from .spreadsheet import SNAPSHOT_SHEET, Cells, read_cells
 
 if TYPE_CHECKING:
@@ -38,7 +40,6 @@ if TYPE_CHECKING:
     from .schema import RosterIssue
 
 SHEET_ROWS = 10_000_000  # past Excel's 1,048,576 rows: sheet k's row r is k * SHEET_ROWS + r
-HEADER_ROWS_LOOKED_AT = 30
 SITE_FLAGS = {
     "site_id": "--site",
     "account_number": "--account",
@@ -46,17 +47,22 @@ SITE_FLAGS = {
 }
 
 
-def row_label(row: int) -> str:
-    """`row 5`, or `sheet 2 row 5` for a row of a workbook read with --all-sheets."""
+def row_label(row: int, sheets: Sequence[str] = ()) -> str:
+    """`row 5`, or for a row of a workbook read with --all-sheets `'AC-1003' row 5`: the sheet
+    by its name (`sheets`: the workbook's visible sheets, `Table.sheets`), the row its own."""
     sheet, own = divmod(row, SHEET_ROWS)
-    return f"sheet {sheet} row {own}" if sheet else f"row {own}"
+    if not sheet:
+        return f"row {own}"
+    if sheet <= len(sheets) and sheets[sheet - 1]:
+        return f"'{sheets[sheet - 1]}' row {own}"
+    return f"sheet {sheet} row {own}"
 
 
 def sheet_of(row: int, sheets: Sequence[str]) -> str:
     return sheets[row // SHEET_ROWS - 1]
 
 
-_SITE_NAMES = frozenset((*SITE_COLUMNS, *SITE_NAME_COLUMNS))
+_SITE_NAMES = SITE_NAMES
 
 
 def _column_of(header: str, extra: dict[str, str]) -> str | None:
@@ -66,18 +72,15 @@ def _column_of(header: str, extra: dict[str, str]) -> str | None:
 
 
 def _names(row: Sequence[Any], column_map: dict[str, str]) -> list[str]:
-    extra = {header_key(header): name for header, name in column_map.items()}
+    extra = custom_keys(column_map)
     return [name for cell in row if isinstance(cell, str) and (name := _column_of(cell, extra))]
 
 
 def looks_like_roster(rows: list[list[Any]], column_map: dict[str, str]) -> bool:
-    """One of the first rows names at least two roster columns, not only site columns (an
-    export's Sites sheet names three site columns and no person)."""
-    for row in rows[:HEADER_ROWS_LOOKED_AT]:
-        names = set(_names(row, column_map))
-        if len(names) >= 2 and names - _SITE_NAMES:
-            return True
-    return False
+    """One of the first rows is a roster's header, by the rule that finds a sheet's header
+    row (`names_roster_columns`: two roster columns, not only site columns)."""
+    custom = custom_keys(column_map)
+    return any(names_roster_columns(row, custom) for row in rows[:HEADER_SEARCH_ROWS])
 
 
 @dataclass
@@ -88,16 +91,20 @@ class Layout:
     sheets: list[Cells]
     unread_rosters: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # --all-sheets: visible, not rosters
+    order: list[str] = field(default_factory=list)  # the workbook's visible sheets, in order
+    by_sheet: bool = False  # --all-sheets on a workbook: each tab's name names its site
 
 
 def read_layout(path: Path, options: ReadOptions) -> Layout:
     """The sheet (or CSV file) to read, or with `all_sheets` every visible worksheet that looks
-    like a roster. Other sheets are opened only when the workbook has several visible ones."""
+    like a roster (even one alone). Other sheets are opened only when the workbook has several
+    visible ones."""
     first = read_cells(path, options.sheet)
     column_map = dict(options.column_map)
     others = [name for name in first.visible_sheets if name != first.details.get("sheet")]
     is_export = first.snapshot is not None
-    if not others or is_export or (options.sheet is not None and not options.all_sheets):
+    by_sheet = options.all_sheets and not is_export and "sheet" in first.details
+    if not by_sheet and (not others or is_export or options.sheet is not None):
         return Layout(path, [first])
     found: dict[str, Cells] = {first.details["sheet"]: first}
     for name in others:
@@ -108,12 +115,20 @@ def read_layout(path: Path, options: ReadOptions) -> Layout:
         for name in first.visible_sheets
         if name in found and looks_like_roster(found[name].rows, column_map)
     ]
-    if not options.all_sheets:
+    if not by_sheet:
         return Layout(path, [first], [name for name in rosters if name != first.details["sheet"]])
     if not rosters:
-        return Layout(path, [first])
+        visible = ", ".join(map(repr, first.visible_sheets or [first.details["sheet"]]))
+        raise InputError(
+            f"{path}: --all-sheets reads the visible sheets whose header (in the first "
+            f"{HEADER_SEARCH_ROWS} rows) names two roster columns, such as 'Name' and 'Phone'; "
+            f"no visible sheet does ({visible}). Rename the headers, or name the columns with "
+            f'--map "Header=column"'
+        )
     skipped = [name for name in first.visible_sheets if name not in rosters]
-    return Layout(path, [found[name] for name in rosters], skipped=skipped)
+    order = first.visible_sheets or [first.details["sheet"]]
+    sheets = [found[name] for name in rosters]
+    return Layout(path, sheets, skipped=skipped, by_sheet=True, order=order)
 
 
 # turning the sheets into one roster
@@ -123,15 +138,26 @@ def read_layout(path: Path, options: ReadOptions) -> Layout:
 def roster_from_layout(layout: Layout, options: ReadOptions) -> tuple[Roster, list[RosterIssue]]:
     """The roster the layout holds, and the file-level warnings about it. One sheet read with
     none of these options is read exactly as `roster.roster_from_cells` reads it."""
-    from .roster import map_columns, roster_from_cells, table_from_cells
+    from .roster import roster_from_cells
 
     column_map = dict(options.column_map)
-    if len(layout.sheets) == 1 and options.site is None and options.match_by is None:
+    if not layout.by_sheet and options.site is None and options.match_by is None:
         roster = roster_from_cells(layout.sheets[0], column_map, options.layout)
         _names_only_where_used(roster)
         return roster, _layout_warnings(layout, roster)
+    roster = roster_from_table(layout_table(layout, options), options, column_map)
+    return roster, _layout_warnings(layout, roster)
+
+
+def layout_table(layout: Layout, options: ReadOptions) -> Table:
+    """The layout's sheets as one table of text cells, before its columns are named: each
+    tab's name as its rows' site_name (--all-sheets), the one site on every row (--site...),
+    an empty id column (--match-by name) added. `serve` corrects this table's cells."""
+    from .roster import table_from_cells
+
+    column_map = dict(options.column_map)
     tables = []
-    several = len(layout.sheets) > 1
+    several = layout.by_sheet
     added_ids = False
     named_by_sheet: list[str] = []
     for cells in layout.sheets:
@@ -146,18 +172,8 @@ def roster_from_layout(layout: Layout, options: ReadOptions) -> tuple[Roster, li
             added_ids = True
         tables.append(table)
     table = _combined(layout, tables, column_map) if several else tables[0]
-    try:
-        roster = map_columns(table, column_map, options.layout)
-    except InputError as error:
-        if not added_ids:
-            raise
-        # The headers found are the file's: not the id column added for --match-by name.
-        found = re.sub(r", [A-Z]+ 'external_contact_id'", "", str(error))
-        raise InputError(found) from None
-    _names_only_where_used(roster)
-    if options.match_by == "name":
-        _provisional_ids(roster, added_ids)
-    said = roster.table.details
+    table.added_ids = added_ids
+    said = table.details
     if named_by_sheet:
         said["site from the sheet's name"] = ", ".join(map(repr, named_by_sheet))
     if options.site is not None:
@@ -165,7 +181,27 @@ def roster_from_layout(layout: Layout, options: ReadOptions) -> tuple[Roster, li
         said["site"] = f"{column} {value} on every row ({SITE_FLAGS[column]})"
     if options.match_by == "name":
         said["ids"] = "matched by first and last name, created ones generated (--match-by name)"
-    return roster, _layout_warnings(layout, roster)
+    return table
+
+
+def roster_from_table(table: Table, options: ReadOptions, column_map: dict[str, str]) -> Roster:
+    """The roster of a `layout_table`, its columns named (`column_map`: --map's, or the
+    columns `serve` was told), the layout options' rules applied."""
+    from .roster import map_columns
+
+    try:
+        roster = map_columns(table, column_map, options.layout)
+    except InputError as error:
+        if not table.added_ids:
+            raise
+        # The headers found are the file's: not the id column added for --match-by name.
+        found = re.sub(r", [A-Z]+ 'external_contact_id'", "", str(error))
+        raise InputError(found) from None
+    _names_only_where_used(roster)
+    if options.match_by == "name":
+        _provisional_ids(roster, table.added_ids)
+        roster.facts.match_by_name = True
+    return roster
 
 
 def _names_only_where_used(roster: Roster) -> None:
@@ -194,7 +230,7 @@ def _with_column(table: Table, header: str, value: str) -> Table:
 def _assign_site(table: Table, column_map: dict[str, str], column: str, value: str) -> Table:
     """Every row of the file belongs to the site given: its column filled in on every row. A
     file whose own column for it holds another value is refused, the first such row named."""
-    extra = {header_key(header): name for header, name in column_map.items()}
+    extra = custom_keys(column_map)
     flag = SITE_FLAGS[column]
     for position, header in enumerate(table.headers):
         if _column_of(header, extra) != column:
@@ -233,7 +269,7 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
 
     from .roster import Table
 
-    extra = {header_key(header): name for header, name in column_map.items()}
+    extra = custom_keys(column_map)
     order: dict[str, int] = {}
     headers: list[str] = []
     for table in tables:
@@ -244,7 +280,9 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
                 headers.append(header)
     frames = []
     date_cells, formula_cells = set(), set()
-    for number, table in enumerate(tables, start=1):
+    names = tuple(cells.details.get("sheet", "") for cells in layout.sheets)
+    numbers = [layout.order.index(name) + 1 for name in names]  # the workbook's own order
+    for number, table in zip(numbers, tables, strict=True):
         where = {}
         for position, header in enumerate(table.headers):
             key = _column_of(header, extra) or header_key(header)
@@ -263,7 +301,6 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
         formula_cells |= {
             (r + number * SHEET_ROWS, back[c]) for r, c in table.formula_cells if c in back
         }
-    names = tuple(cells.details.get("sheet", "") for cells in layout.sheets)
     combined = Table(
         f"{layout.path} (sheets {', '.join(map(repr, names))})",
         headers,
@@ -275,7 +312,7 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
     combined.details = {"sheets": ", ".join(names)}
     if layout.skipped:
         combined.details["sheets not read (no roster columns)"] = ", ".join(layout.skipped)
-    combined.sheets = names
+    combined.sheets = tuple(name if name in names else "" for name in layout.order)
     return combined
 
 

@@ -63,6 +63,12 @@ def provisional_id(first: str, last: str) -> str:
     return PROVISIONAL_PREFIX + person_key(first, last)
 
 
+def shown_id(value: object) -> str:
+    """An id as reports and messages show it: "" for a provisional one (an internal key)."""
+    text = str(value or "")
+    return "" if text.startswith(PROVISIONAL_PREFIX) else text
+
+
 def generated_id(dealer_id: int, site_id: int, first: str, last: str) -> str:
     """The external id `--match-by name` gives a contact it creates: derived from the dealer,
     the site and the normalized name only, so the same file planned twice names the same

@@ -91,7 +91,7 @@ def validation_text(
     no_phone = sum(i.code in REACHABILITY_CODES for i in result.issues)
     lines += _no_phone_line(no_phone, unread_phones_hint(result.roster))
     for severity, issues in (("error", result.errors), ("warning", result.warnings)):
-        lines += _by_kind(issues, severity, verbose)
+        lines += _by_kind(issues, severity, verbose, result.roster.table.sheets)
     if not verdict:
         pass
     elif result.valid:
@@ -113,6 +113,16 @@ def derived_lines(result: ValidatedRoster) -> list[tuple[str, str]]:
 
     derived = [i for i in result.issues if i.severity == DERIVED]
     lines = [(f"  {i.message}", "") for i in derived if i.row is None]
+    by_name = sum(1 for i in derived if i.row is not None and i.code == "by_name")
+    if by_name:
+        noun = "row has" if by_name == 1 else "rows have"
+        lines.append(
+            (
+                f"  {by_name} {noun} no external_contact_id: matched by first and last name "
+                f"(plan says to which contact, or the id it generates; --report lists them)",
+                "",
+            )
+        )
     rows = sum(1 for i in derived if i.row is not None and i.code == "phones_not_sent")
     if rows:
         noun = "row has" if rows == 1 else "rows have"
@@ -135,7 +145,10 @@ def _no_phone_line(count: int, hint: str = "") -> list[tuple[str, str]]:
 
 
 def _by_kind(
-    issues: Sequence[RosterIssue | RowWarning], severity: str, verbose: bool
+    issues: Sequence[RosterIssue | RowWarning],
+    severity: str,
+    verbose: bool,
+    sheets: Sequence[str] = (),
 ) -> list[tuple[str, str]]:
     kinds: dict[str, list[RosterIssue | RowWarning]] = defaultdict(list)
     for issue in issues:
@@ -145,7 +158,7 @@ def _by_kind(
         lines.append((f"  {severity} {code}: {len(found)}", severity))
         shown = found if verbose else found[:EXAMPLES_PER_KIND]
         for issue in shown:
-            where = f"{row_label(issue.row)}, " if issue.row is not None else ""
+            where = f"{row_label(issue.row, sheets)}, " if issue.row is not None else ""
             lines.append((f"    {where}{issue.column}: {issue.message}", ""))
         if len(found) > len(shown):
             lines.append(
@@ -189,13 +202,15 @@ def plan_text(
     lines += _change_lines(plan, verbose, "" if applying else "; --report plan.html shows all")
     if plan.warnings:
         lines += [("", ""), (f"Warnings ({len(plan.warnings)}):", "warning")]
-        lines += _by_kind(plan.warnings, "warning", verbose)
+        lines += _by_kind(plan.warnings, "warning", verbose, plan.sheets)
     lines += _conflict_lines(plan)
     lines += _left_alone(plan)
     if plan.invalid:
         lines.append((f"Invalid rows ({len(plan.invalid)}), not planned:", "error"))
         for row in plan.invalid[: 5 if not verbose else None]:
-            lines.append((f"  {row_label(row.row)}: {_problems(row.problems, verbose)}", ""))
+            lines.append(
+                (f"  {row_label(row.row, plan.sheets)}: {_problems(row.problems, verbose)}", "")
+            )
         if len(plan.invalid) > 5 and not verbose:
             lines.append((f"  ... and {len(plan.invalid) - 5} more", "dim"))
     lines += [(line, "error") for line in refusal_lines(plan)]
@@ -256,7 +271,7 @@ def _change_lines(plan: Plan, verbose: bool, report_hint: str) -> list[tuple[str
         refused = "  (refused)" if site.refused else ""
         lines.append((f"site {site.label}{refused}", "bold"))
         for change in site.changes:
-            lines.append(_describe(change))
+            lines.append(_describe(change, plan.sheets))
     if not lines:
         return []
     shown = lines if verbose else lines[:CHANGE_LINE_LIMIT]
@@ -267,9 +282,9 @@ def _change_lines(plan: Plan, verbose: bool, report_hint: str) -> list[tuple[str
     return result
 
 
-def _describe(change: Change) -> tuple[str, str]:
+def _describe(change: Change, sheets: Sequence[str] = ()) -> tuple[str, str]:
     mark, style = ACTION_MARK[change.action]
-    row = row_label(change.row) if change.row else "      "
+    row = row_label(change.row, sheets) if change.row else "      "
     who = change.external_contact_id or f"contact {change.contact_id}"
     if change.action == "update":
         diffs = "; ".join(
@@ -296,7 +311,7 @@ def _conflict_lines(plan: Plan) -> list[tuple[str, str]]:
         return []
     lines = [("", ""), (f"Conflicts ({len(conflicts)}), not planned:", "warning")]
     for conflict in conflicts:
-        row = f"{row_label(conflict.row)} " if conflict.row else ""
+        row = f"{row_label(conflict.row, plan.sheets)} " if conflict.row else ""
         lines.append(
             (
                 f"  site {conflict.site_id} {row}{conflict.external_contact_id or ''}: "

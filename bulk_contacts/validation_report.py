@@ -84,6 +84,8 @@ def _write_xlsx(result: ValidatedRoster, path: Path) -> None:
     not_sent = result.roster.facts.phones_not_sent
     extra = len(table.headers)
     for number, name in enumerate(names, start=1 if table.sheets else 0):
+        if not name:
+            continue  # a sheet of the workbook not read (not a roster)
         sheet = sheets[number] = workbook.add_worksheet(name[:31])
         for col, title in enumerate(table.headers):
             sheet.write_string(top, col, title, header)

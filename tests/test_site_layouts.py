@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+from html import unescape
 from pathlib import Path
 
 import openpyxl
@@ -201,21 +202,79 @@ def test_all_sheets_reads_xls_and_ods_workbooks_too(tmp_path, suffix) -> None:
     assert "site from the sheet's name 'AC-1001', 'AC-1003'" in result.output
 
 
-def test_messages_name_the_sheet_and_its_own_row(tmp_path) -> None:
+def test_messages_name_the_sheet_and_its_own_row(seeded, tmp_path) -> None:
+    """Sheets are named by name, never by a number among those read; rows numbered in the
+    workbook's own order (a sheet not read still counts)."""
     roster = workbook(
         tmp_path / "tabs.xlsx",
         {
-            "AC-1001": [PEOPLE, ["Kim", "Keep", "2025550109", "keep1"]],
+            "Notes": [["Call the office first"]],
+            "AC-1001": [PEOPLE, ["Kim", "Keep", "2025550119", "keep1"]],
             "AC-1003": [PEOPLE, ["Ann", "Lee", "2025550100", "a1"], ["Bo", "Ng", "12", "a1"]],
         },
     )
     result = run(None, "validate", roster, "--all-sheets", "--report", "r.xlsx")
     assert result.exit_code == 1
     assert "used by rows 2 of sheet 'AC-1003', 3 of sheet 'AC-1003'" in result.output
-    assert "sheet 2 row 3, 'AC-1003'!C 'Phone': '12' is not a valid phone number" in result.output
+    assert "'AC-1003' row 3, 'AC-1003'!C 'Phone': '12' is not a valid phone number" in (
+        result.output
+    )
+    assert "sheet 2 row" not in result.output and "sheet 3 row" not in result.output
     report = openpyxl.load_workbook("r.xlsx")
     assert report.sheetnames == ["AC-1001", "AC-1003", "Issues"]
     assert report["AC-1003"]["C3"].value == "12" and report["AC-1003"]["C3"].comment is not None
+    planned = run(seeded, "plan", roster, "--all-sheets", "--skip-invalid", "-o", "p.json")
+    assert "'AC-1003' row 3: " in planned.output and "sheet 3 row" not in planned.output
+    assert "update 'AC-1001' row 2 keep1" in planned.output  # the change line
+    body = json.loads(Path("p.json").read_text())
+    assert body["sheets"] == ["", "AC-1001", "AC-1003"]  # the workbook's order
+    assert [r["row"] for r in body["invalid"]] == [30_000_002, 30_000_003]
+    assert run(seeded, "plan", roster, "--all-sheets", "--skip-invalid", "--report", "p.csv")
+    lines = Path("p.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert ",'AC-1001' row 2," in lines[1]
+    run(seeded, "plan", roster, "--all-sheets", "--skip-invalid", "--report", "p.xlsx")
+    invalid = openpyxl.load_workbook("p.xlsx")["Invalid rows"]
+    assert [invalid["A2"].value, invalid["A3"].value] == ["'AC-1003' row 2", "'AC-1003' row 3"]
+
+
+def test_all_sheets_reads_tabs_of_a_whole_name_and_a_phone(seeded, tmp_path) -> None:
+    """`Name | Phone` is two roster columns (a whole name and a phone): the tabs are read, by
+    the same rule that finds a header row."""
+    roster = workbook(
+        tmp_path / "tabs2.xlsx",
+        {
+            "AC-1001": [["Name", "Phone"], ["Kim Keep", "2025550109"], ["Nia New", "2025550111"]],
+            "001234": [["Name", "Phone"], ["Ann Lee", "2025550100"]],
+        },
+    )
+    result = run(seeded, "plan", roster, "--all-sheets", "--match-by", "name")
+    assert result.exit_code == 0, result.output
+    assert "create 1   update 0" in result.output
+    assert (
+        "site from the sheet's name 'AC-1001', '001234'"
+        in run(None, "validate", roster, "--all-sheets", "--match-by", "name").output
+    )
+
+
+def test_the_header_rule_is_one_function() -> None:
+    from bulk_contacts import layouts, site_layouts
+
+    assert site_layouts.names_roster_columns is layouts.names_roster_columns
+    assert site_layouts.names_roster_columns(["Name", "Phone"], {})
+    assert site_layouts.names_roster_columns(["Mobile", "Home Phone", "Contact Name"], {})
+    assert not site_layouts.names_roster_columns(["Account", "Site ID"], {})  # sites only
+    assert not site_layouts.names_roster_columns(["Name", "Notes"], {})
+
+
+def test_all_sheets_given_is_not_advised_again(tmp_path) -> None:
+    roster = workbook(
+        tmp_path / "one.xlsx",
+        {"Notes": [["Call the office first"]], "AC-1001": [["Name", "Nickname"], ["Kim", "K"]]},
+    )
+    result = run(None, "validate", roster, "--all-sheets", "--match-by", "name")
+    assert result.exit_code == 2
+    assert "with --all-sheets" not in result.output
+    assert "no visible sheet" in result.output and "two roster columns" in result.output
 
 
 def test_tabs_with_their_own_site_column_keep_it(seeded, tmp_path) -> None:
@@ -353,6 +412,47 @@ def test_match_by_name_matches_and_applying_twice_doubles_nobody(seeded, tmp_pat
     assert contacts_of(seeded, 1002) == held  # nobody doubled
 
 
+def test_match_by_name_is_a_derived_note_in_every_report(seeded, tmp_path) -> None:
+    """A row matched by name, or given a generated id, says so as a `derived` note: in the
+    plan's xlsx, html, csv and json, and in validate's report."""
+    roster = csv_file(
+        tmp_path / "r.csv", [*NO_IDS, ["ann", "LEE", "2025550188"], ["José", "Nuñez", "2025550177"]]
+    )
+    options = ["--site", "1002", "--match-by", "name"]
+    generated = generated_id(DEALER, 1002, "José", "Nuñez")
+    matched = (
+        "matched to contact_id 100 (external_contact_id 'E100') by first and last name "
+        "(--match-by name)"
+    )
+    made = (
+        f"external_contact_id {generated} generated from the dealer, the site and the name "
+        "(--match-by name)"
+    )
+    checked = run(None, "validate", roster, *options, "--report", "v.json")
+    assert checked.exit_code == 0, checked.output
+    notes = [i for i in json.loads(Path("v.json").read_text())["issues"] if i["code"] == "by_name"]
+    assert [(n["row"], n["severity"]) for n in notes] == [(2, "derived"), (3, "derived")]
+    assert "matched by first and last name ('ann LEE')" in notes[0]["message"]
+    assert "2 rows have no external_contact_id: matched by first and last name" in checked.output
+    for report in ("p.json", "p.xlsx", "p.html", "p.csv"):
+        planned = run(seeded, "plan", roster, *options, "--report", report)
+        assert planned.exit_code == 0, planned.output
+    body = json.loads(Path("p.json").read_text())
+    assert body["derived"] == {"2": matched, "3": made}
+    html = unescape(Path("p.html").read_text(encoding="utf-8"))
+    assert matched in html and made in html
+    text = Path("p.csv").read_text(encoding="utf-8")
+    assert "derived" in text.splitlines()[0] and made in text
+    sheet = openpyxl.load_workbook("p.xlsx")["Changes"]
+    cells = [str(c.value) for r in sheet.iter_rows() for c in r]
+    assert matched in cells and made in cells
+    assert run(seeded, "apply", roster, *options, "--yes").exit_code == 0
+    moved = csv_file(tmp_path / "r2.csv", [*NO_IDS, ["José", "Nuñez", "2025550166"]])
+    assert run(seeded, "plan", moved, *options, "--report", "q.json").exit_code == 0
+    (note,) = json.loads(Path("q.json").read_text())["derived"].values()
+    assert note.startswith("matched to contact_id ") and f"by its generated id {generated}" in note
+
+
 def test_match_by_name_several_matches_are_a_conflict(seeded, tmp_path) -> None:
     roster = csv_file(tmp_path / "r.csv", [*NO_IDS, ["Luis", "Diaz", "2025550100"]])
     result = run(seeded, "plan", roster, "--account", "AC-1003", "--match-by", "name")
@@ -366,6 +466,46 @@ def test_match_by_name_still_needs_a_site(tmp_path) -> None:
     assert result.exit_code == 2
     assert "Headers found: A 'First Name', B 'Last Name', C 'Phone'." in result.output
     assert "--site ID" in result.output
+
+
+def test_match_by_name_two_rows_of_one_name_say_so_plainly(seeded, tmp_path) -> None:
+    """Two rows with one name on one site: said plainly, both rows named, never an internal
+    key, in no message, report or results file."""
+    roster = workbook(
+        tmp_path / "tabs.xlsx",
+        {
+            "AC-1001": [["Name", "Phone"], ["Ann Lee", "2025550100"], ["Bo Ng", "2025550101"]],
+            "001234": [
+                ["Name", "Phone"],
+                ["Cy Cole", "2025550102"],
+                ["Ann  LEE", "2025550103"],
+                ["ann lee", "2025550104"],
+            ],
+            "Nowhere": [["Name", "Phone"], ["Di Dee", "2025550105"]],  # names no site
+        },
+    )
+    options = ["--all-sheets", "--match-by", "name"]
+    checked = run(None, "validate", roster, *options, "--report", "v.xlsx")
+    assert checked.exit_code == 1
+    assert "duplicate_name" in checked.output
+    assert "rows 3 of sheet '001234', 4 of sheet '001234' have the same name" in checked.output
+    planned = run(seeded, "plan", roster, *options, "--skip-invalid", "--report", "p.json")
+    assert "have the same name" in planned.output
+    for report in ("p.xlsx", "p.html", "p.csv"):
+        run(seeded, "plan", roster, *options, "--skip-invalid", "--report", report)
+    applied = run(seeded, "apply", roster, *options, "--skip-invalid", "--yes")
+    assert applied.exit_code == 0, applied.output
+    outputs = [checked.output, planned.output, applied.output]
+    files = [p for p in Path(".").rglob("*") if p.is_file()]
+    assert len(files) >= 6, files  # the reports, and the run folder's results and log
+    for path in files:
+        if path.suffix == ".xlsx":
+            book = openpyxl.load_workbook(path)
+            outputs += [str(c.value) for ws in book for r in ws.iter_rows() for c in r]
+        else:
+            outputs.append(path.read_text(encoding="utf-8", errors="replace"))
+    assert not [text for text in outputs if "~name:" in text]
+    assert not [text for text in outputs if "external_contact_id '~" in text]
 
 
 def test_match_by_name_refuses_prune(seeded, tmp_path) -> None:

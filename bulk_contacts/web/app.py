@@ -89,6 +89,7 @@ class Pages:
         self.templates.globals.update(
             passing_options=passing_options,
             letter=library.column_letter,
+            form_values=library.form_values,
             plural=plural,
         )
 
@@ -276,22 +277,30 @@ class Pages:
         path.write_bytes(source.read_bytes())
         return redirect(self._loaded(path, None))
 
-    def upload_options(
-        self,
-        sheet: str = Form(""),
-        region: str = Form("US"),
-        phone_format: str = Form("e164"),
-    ) -> Response:
+    async def upload_options(self, request: Request) -> Response:
+        form = {key: str(value) for key, value in (await request.form()).items()}
+        return await run_in_threadpool(self._upload_options, form)
+
+    def _upload_options(self, form: dict[str, str]) -> Response:
+        """The sheet, the phone reading, and the layout options (the command line's, read by
+        its parser: `library.reading_options`)."""
         ws = self.ws
+        sheet, region = form.get("sheet", ""), form.get("region", "US")
+        phone_format = form.get("phone_format", "e164")
         with ws.lock:
             try:
-                if (
-                    ws.upload is not None
-                    and sheet
-                    and sheet != ws.upload.table.details.get("sheet")
+                read = library.reading_options(form)
+                if ws.upload is not None and (
+                    read != ws.read or (sheet and sheet != ws.upload.table.details.get("sheet"))
                 ):
                     ws.region, ws.phone_format = region.upper() or "US", phone_format
-                    ws.load(ws.upload.path, sheet)
+                    previous, ws.read = ws.read, read
+                    try:
+                        ws.load(ws.upload.path, sheet or ws.upload.table.details.get("sheet"))
+                    except BulkContactsError:
+                        ws.read = previous  # the file as it was read stays
+                        raise
+                ws.read = read
                 ws.set_reading(region.strip() or "US", phone_format)
             except BulkContactsError as error:
                 return self.failed(error, "/upload")
@@ -305,7 +314,11 @@ class Pages:
         if ws.upload is not None:
             table = ws.upload.table
             for position, header in enumerate(table.headers):
-                sample = next((v for v in table.cells[position].head(50) if str(v).strip()), "")
+                sample = (
+                    "(hidden: a passcode column, never read nor shown)"
+                    if library.is_secret(header)
+                    else next((v for v in table.cells[position].head(50) if str(v).strip()), "")
+                )
                 rows.append(
                     {
                         "position": position,
@@ -321,7 +334,7 @@ class Pages:
             "columns.html.j2",
             "columns",
             rows=rows,
-            fields=library.ROSTER_COLUMNS,
+            fields=library.CHOICES,
             saved=sorted(ws.saved_mappings()),
         )
 
@@ -330,7 +343,7 @@ class Pages:
         choices: dict[int, str | None] = {}
         for key, value in form.items():
             if key.startswith("col-") and key[4:].isdigit():
-                choices[int(key[4:])] = value if value in library.ROSTER_COLUMNS else None
+                choices[int(key[4:])] = value if value in library.CHOICES else None
         return await run_in_threadpool(self._set_columns, choices)
 
     def _set_columns(self, choices: dict[int, str | None]) -> Response:
@@ -483,6 +496,7 @@ class Pages:
             allow_unreachable=form.get("allow_unreachable", False),
             exact_ids=form.get("exact_ids", False),
             repair_ids=form.get("repair_ids", False),
+            match_by=ws.read.match_by,
         )
 
     def plan_download(self, kind: str) -> Response:

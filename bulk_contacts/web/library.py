@@ -9,31 +9,29 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..apply import ApplyReport, RunFiles, apply_plan, check_freshness
 from ..client import ChektClient
-from ..columns import ALIAS_KEYS, ROSTER_COLUMNS, header_key
+from ..columns import ALIAS_KEYS, FULL_NAME, ROSTER_COLUMNS, header_key
+from ..errors import InputError
 from ..export import fetch_export, write_export
 from ..journal import read_journal
-from ..pipeline import plan_roster
+from ..pipeline import ReadOptions, plan_roster
 from ..plan import Plan, PlanOptions, SitePlan
 from ..plan_report import change_rows, write_plan_report
 from ..results import Outcome
 from ..rollback import inverse_plan
-from ..roster import (
-    UNREAD_KEYS,
-    Roster,
-    Table,
-    map_columns,
-    table_from_cells,
-)
+from ..roster import UNREAD_KEYS, Roster, Table
 from ..schema import ERROR, WARNING, RosterIssue, ValidatedRoster, validate_roster, warm_up
-from ..spreadsheet import MAX_FILE_BYTES, column_index, column_letter, read_cells
+from ..site_layouts import layout_table, read_layout, roster_from_table
+from ..sites import shown_id
+from ..spreadsheet import MAX_FILE_BYTES, column_index, column_letter
 from ..validation_report import write_validation_report
 
 __all__ = [
+    "CHOICES",
     "ERROR",
     "ROSTER_COLUMNS",
     "WARNING",
@@ -41,24 +39,84 @@ __all__ = [
     "Outcome",
     "Plan",
     "PlanOptions",
+    "ReadOptions",
     "RosterIssue",
     "SitePlan",
     "ValidatedRoster",
     "change_rows",
     "column_letter",
+    "shown_id",
     "warm_up",
 ]
 
 NOT_SENT_SUFFIX = " (not sent)"
+# What a column can be chosen as: a roster column, or a whole name (split into first and last).
+CHOICES = (*ROSTER_COLUMNS, FULL_NAME)
 MAX_UPLOAD_BYTES = MAX_FILE_BYTES  # the reader refuses larger files anyway
 
 
 # reading
 
 
-def read_table(path: Path, sheet: str | None) -> Table:
-    """The sheet as text cells with its header found (the CLI's reader). Raises InputError."""
-    return table_from_cells(read_cells(path, sheet))
+# The upload form's reading options: each field is the command line's option of that name,
+# read by the same parser (`cli.roster_options`), so the form takes what the CLI takes.
+FORM_OPTIONS = {
+    "header_row": "--header-row",
+    "phone_columns": "--phone-columns",
+    "name_case": "--name-case",
+    "site": "--site",
+    "account": "--account",
+    "external_site_id": "--external-site-id",
+    "match_by": "--match-by",
+}
+FORM_FLAGS = {"all_sheets": "--all-sheets"}
+
+
+def reading_options(form: Mapping[str, str]) -> ReadOptions:
+    """The reading options the upload form gives, parsed as the command line parses them
+    (its types, ranges and checks, its messages). Raises InputError."""
+    import click
+
+    from ..cli.options import roster_options
+
+    args: list[str] = []
+    for name, flag in FORM_OPTIONS.items():
+        value = str(form.get(name, "")).strip()
+        if value:
+            args += [flag, value]
+    args += [flag for name, flag in FORM_FLAGS.items() if form.get(name)]
+
+    @click.command()
+    @roster_options
+    def parse(read: ReadOptions) -> ReadOptions:
+        return read
+
+    try:
+        return parse.main(args, "serve", standalone_mode=False)
+    except click.ClickException as error:
+        raise InputError(error.format_message()) from None
+
+
+def form_values(read: ReadOptions) -> dict[str, str]:
+    """The form's fields for the options given (to show them again)."""
+    site = dict([read.site]) if read.site else {}
+    return {
+        "header_row": str(read.header_row or ""),
+        "phone_columns": ", ".join(read.phone_columns),
+        "name_case": read.name_case,
+        "site": site.get("site_id", ""),
+        "account": site.get("account_number", ""),
+        "external_site_id": site.get("external_site_id", ""),
+        "match_by": read.match_by or "",
+        "all_sheets": "1" if read.all_sheets else "",
+    }
+
+
+def read_table(path: Path, sheet: str | None, read: ReadOptions | None = None) -> Table:
+    """The sheet (or with --all-sheets the sheets) as text cells with its header found, as the
+    CLI's reader reads it with these options (`site_layouts`). Raises InputError."""
+    read = dataclasses.replace(read or ReadOptions(), sheet=sheet)
+    return layout_table(read_layout(path, read), read)
 
 
 def sheet_names(path: Path) -> list[str]:
@@ -83,20 +141,27 @@ def sheet_names(path: Path) -> list[str]:
 def detected_column(header: str) -> str | None:
     """The roster column the reader finds under this header by itself, if any (every phone
     column is a phone_number: the reader takes each row's first non-empty one)."""
-    from ..layouts import phone_rank
+    from ..header_keys import FULL_NAME_KEYS, phone_rank
 
     key = header_key(header)
     found = ALIAS_KEYS.get(key)
     if found is None and phone_rank(key, header) is not None:
         return "phone_number"
+    if found is None and key in FULL_NAME_KEYS:
+        return FULL_NAME  # a whole name: the reader splits it
     return found
 
 
 def read_by_itself(header: str) -> bool:
     """Whether the reader uses this column unless told not to (a whole name is split)."""
-    from ..layouts import FULL_NAME_KEYS
+    return detected_column(header) is not None
 
-    return detected_column(header) is not None or header_key(header) in FULL_NAME_KEYS
+
+def is_secret(header: str) -> bool:
+    """A column whose header says passcode, password or PIN: its cells are never shown."""
+    from ..layouts import is_secret as secret
+
+    return secret(header)
 
 
 def is_export_column(header: str) -> bool:
@@ -104,7 +169,9 @@ def is_export_column(header: str) -> bool:
     return header_key(header) in UNREAD_KEYS
 
 
-def roster_of(table: Table, choices: dict[int, str | None]) -> Roster:
+def roster_of(
+    table: Table, choices: dict[int, str | None], read: ReadOptions | None = None
+) -> Roster:
     """The table read with the columns chosen on the Columns page: `choices` maps a column's
     position to a roster column, or to None for "not sent". A choice the reader would make by
     itself needs nothing; another becomes a `--map` entry; "not sent" on a column the reader
@@ -118,7 +185,9 @@ def roster_of(table: Table, choices: dict[int, str | None]) -> Roster:
             headers[position] = header + NOT_SENT_SUFFIX
         elif choice is not None and choice != detected_column(header):
             column_map[header] = choice
-    return map_columns(dataclasses.replace(table, headers=headers), column_map)
+    return roster_from_table(
+        dataclasses.replace(table, headers=headers), read or ReadOptions(), column_map
+    )
 
 
 def validate(roster: Roster, region: str, phone_format: str) -> ValidatedRoster:
@@ -152,10 +221,11 @@ def cell_issues(
     field: str,
     value: str,
     reading: tuple[str, str],
+    read: ReadOptions | None = None,
 ) -> list[RosterIssue]:
     """The problems of one cell as it is being typed: its row alone, with the new value, through
     the same rules (rules across rows wait for the whole roster, when the cell is left)."""
-    roster = roster_of(table, choices)
+    roster = roster_of(table, choices, read)
     position = column_index_of(roster, field)
     cells = table.cells.loc[[row]].copy()
     cells.at[row, position] = value
@@ -166,7 +236,7 @@ def cell_issues(
         formula_cells={c for c in table.formula_cells if c[0] == row and c[1] != position},
         snapshot=None,
     )
-    validated = validate(roster_of(alone, choices), *reading)
+    validated = validate(roster_of(alone, choices, read), *reading)
     return [issue for issue in validated.issues if issue.row == row and issue.field == field]
 
 

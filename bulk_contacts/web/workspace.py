@@ -46,6 +46,7 @@ class Workspace:
     upload: Upload | None = None
     region: str = "US"
     phone_format: str = "e164"
+    read: library.ReadOptions = field(default_factory=library.ReadOptions)  # the layout's
     choices: dict[int, str | None] = field(default_factory=dict)
     roster: Any = None  # roster.Roster, or None when the columns do not make one
     roster_error: str = ""
@@ -106,7 +107,7 @@ class Workspace:
 
     def load(self, path: Path, sheet: str | None = None) -> None:
         """Read the file (the CLI's reader and messages); the columns as the reader finds them."""
-        table = library.read_table(path, sheet)
+        table = library.read_table(path, sheet, self.read)
         self.upload = Upload(path, path.name, library.sheet_names(path), table)
         self.choices = {
             position: library.detected_column(header)
@@ -138,7 +139,7 @@ class Workspace:
         if self.upload is None:
             return
         try:
-            self.roster = library.roster_of(self.upload.table, self.choices)
+            self.roster = library.roster_of(self.upload.table, self.choices, self.read)
         except InputError as error:
             self.roster_error = self.shown(str(error))
             return
@@ -178,6 +179,7 @@ class Workspace:
             field_name,
             value,
             (self.region, self.phone_format),
+            self.read,
         )
         return [[issue.severity, issue.message] for issue in issues]
 
@@ -200,6 +202,10 @@ class Workspace:
             return {"columns": [], "rows": []}
         fields = sorted(roster.columns, key=lambda name: library.column_index_of(roster, name))
         frame = roster.frame[fields]
+        if "external_contact_id" in fields:  # --match-by name's key for a blank id: shown blank
+            frame = frame.assign(
+                external_contact_id=frame["external_contact_id"].map(library.shown_id)
+            )
         rows = [
             {"_row": int(number), **dict(zip(fields, values, strict=True))}
             | grid_issues(int(number), self.issues.get(int(number), {}))
@@ -242,7 +248,7 @@ class Workspace:
         for position, header in enumerate(self.upload.table.headers):
             if header in mapping:
                 value = mapping[header]
-                choices[position] = value if value in library.ROSTER_COLUMNS else None
+                choices[position] = value if value in library.CHOICES else None
         self.set_choices(choices)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -357,3 +358,52 @@ def test_one_is_singular(server, tmp_path) -> None:
     plural = ("1 sites", "1 rows", "1 contacts", "1 changes")
     for output in (validated.output, planned.output, applied.output, stale.output):
         assert not any(wrong in output for wrong in plural), output
+
+
+def test_after_ctrl_c_the_command_to_finish_is_the_one_typed_with_every_option(
+    start_sandbox, tmp_path
+) -> None:
+    """The finishing command keeps the prune, the name case, the API URL and the dealer (the
+    environment of the run that finishes it names none), quoted for a path with a space:
+    following it gives what a fresh plan with the same options wants, nothing left to do."""
+    server = start_sandbox(seed=SAMPLES / "sandbox-seed.json", faults=Faults(latency_ms=40, seed=1))
+    roster = tmp_path / "my roster.csv"
+    big_roster(roster, 90)
+    options = ["--prune", "--name-case", "title", "--api-url", server.url, "--dealer", "12345"]
+    secrets = {"CHEKT_CLIENT_ID": "sandbox-client", "CHEKT_CLIENT_SECRET": "sandbox-secret"}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CHEKT_")}
+    journal = tmp_path / "r-journal.jsonl"
+    slow_run = ["--no-progress", "--concurrency", "2", "--results", "r.csv"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bulk_contacts", "apply", roster.name, *options, "--yes", *slow_run],
+        env={**clean, **secrets},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(journal, '"type": "outcome"', 10)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    found = re.search(r"run the same command again to finish: (bulk-contacts .*?); ", stderr)
+    assert found, stderr
+    words = shlex.split(found.group(1))
+    assert words[:2] == ["bulk-contacts", "apply"] and words[2] == roster.name
+    for option in options:
+        assert option in words, found.group(1)
+    assert "--overwrite" in words  # the results file of the interrupted run is there
+    finished = subprocess.run(
+        [sys.executable, "-m", "bulk_contacts", *words[1:]],
+        env={**clean, **secrets},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 0, finished.stderr
+    again = run(server, "plan", str(roster), "--prune", "--name-case", "title")
+    assert again.exit_code == 0 and "No changes" in again.output, again.output

@@ -22,7 +22,7 @@ from .. import __version__
 from ..errors import BulkContactsError, ExitCode
 from ..terminal import with_flags
 from .applying import apply
-from .common import INTERRUPT_NOTE, Invocation, echo, on_interrupt, warn
+from .common import COMMAND_LINE, INTERRUPT_NOTE, Invocation, echo, on_interrupt, warn
 from .connecting import check, login, logout, profiles
 from .exporting import export
 from .local import demo, sandbox, serve
@@ -71,6 +71,10 @@ class Cli(click.Group):
     def main(self, *args: Any, **kwargs: Any) -> Any:
         tolerate_any_console()
         return super().main(*args, **kwargs)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[COMMAND_LINE] = list(args)  # as typed: `same_command` repeats it
+        return super().parse_args(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         def rank(name: str) -> tuple[int, str]:

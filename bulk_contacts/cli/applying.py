@@ -24,6 +24,7 @@ from .common import (
     make_plan,
     on_interrupt,
     open_client,
+    same_command,
 )
 from .options import (
     Connection,
@@ -134,7 +135,11 @@ def apply(
                 return ExitCode.OK
             files = RunFiles.choose(results, journal)
             saved = target.suffix.lower() == ".json"
-            again = f"bulk-contacts apply {target}" + (" --refresh" if saved else "")
+            # the results file exists by then: the finishing run replaces it (the journal
+            # keeps both runs)
+            again = same_command(
+                *(["--refresh"] if saved else []), *(["--overwrite"] if results else [])
+            )
             report = run_plan(
                 client,
                 plan,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shlex
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -61,6 +62,18 @@ INTERRUPT_NOTE = "bulk_contacts.interrupt_note"
 def on_interrupt(note: str) -> None:
     """What the one line printed after Ctrl-C says from here on (what was done, how to go on)."""
     click.get_current_context().meta[INTERRUPT_NOTE] = note
+
+
+COMMAND_LINE = "bulk_contacts.command_line"
+
+
+def same_command(*extra: str) -> str:
+    """The command line as it was typed, quoted for a shell, with `extra` words the finishing
+    run needs (a saved plan's --refresh): what "run the same command again" prints, so that it
+    is the same command, with every option (the prune, the API URL, the dealer) kept."""
+    words = list(click.get_current_context().meta.get(COMMAND_LINE, []))
+    words += [word for word in extra if word not in words]
+    return printable(shlex.join(["bulk-contacts", *words]))
 
 
 @dataclass(frozen=True)

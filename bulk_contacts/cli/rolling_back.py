@@ -22,6 +22,7 @@ from .common import (
     lock_dealers,
     on_interrupt,
     open_client,
+    same_command,
     warn,
 )
 from .options import Connection, Writing, connection_options, overwrite_option, write_options
@@ -159,7 +160,7 @@ def undo_journals(
                 writing,
                 overwrite and results is not None,
                 "rollback",
-                again="bulk-contacts rollback " + " ".join(str(p) for p in paths),
+                again=same_command(*(["--overwrite"] if results else [])),
             )
         for warning in record_rollback(journals, plan, report):
             warn(warning)

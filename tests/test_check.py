@@ -142,6 +142,16 @@ def test_check_of_a_stopped_sandbox_fails_at_tcp_fast_naming_the_sandbox_command
     assert "check failed at: TCP" in result.stderr
 
 
+def test_check_quiet_prints_nothing_on_stdout_and_a_failing_step_on_stderr(start_sandbox) -> None:
+    server = start_sandbox(SandboxConfig(seed=SAMPLE_SEED / "sandbox-seed.json"))
+    passed = run(sandbox_env(server.url), "check", "-q")
+    assert passed.exit_code == 0 and passed.stdout == "" and passed.stderr == "", passed.output
+    failed = run(sandbox_env(f"http://127.0.0.1:{closed_port()}"), "check", "--quiet")
+    assert failed.exit_code == 1 and failed.stdout == "", failed.stdout
+    assert "FAIL TCP" in failed.stderr and "fix: is the sandbox running?" in failed.stderr
+    assert "check failed at: TCP" in failed.stderr
+
+
 def test_check_with_a_wrong_secret_fails_at_the_token(sandbox) -> None:
     result = run(sandbox_env(sandbox.url, CHEKT_CLIENT_SECRET="wrong"), "check")
     assert result.exit_code == 1

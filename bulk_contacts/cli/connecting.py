@@ -34,23 +34,33 @@ def check(connection: Connection) -> ExitCode:
     settings = connection_settings(connection)
     profile = active_name(connection.profile, environ())
     where = f"profile {profile}, " if profile else ""
-    echo(f"Checking {settings.api_url} ({where}dealer {settings.dealer_id or 'not set'}):", "bold")
+    quiet = connection.quiet  # nothing on stdout; a failing step and its fix on stderr
+
+    def say(text: str, style: str = "") -> None:
+        if not quiet:
+            echo(text, style)
+
+    def failing(text: str, style: str = "") -> None:
+        echo(text, style, err=quiet)
+
+    say(f"Checking {settings.api_url} ({where}dealer {settings.dealer_id or 'not set'}):", "bold")
     client = ChektClient(settings, concurrency=1, timeout=10.0)
     with client:
         report = run_check(settings, client)
     for step in report.steps:
         mark, style = ("ok  ", "ok") if step.ok else ("FAIL", "error")
-        echo(f"  {mark} {step.name:<10} {step.seconds * 1000:7.0f} ms  {step.detail}", style)
+        show = say if step.ok else failing
+        show(f"  {mark} {step.name:<10} {step.seconds * 1000:7.0f} ms  {step.detail}", style)
         if step.fix:
-            echo(f"       fix: {step.fix}", "warning")
+            show(f"       fix: {step.fix}", "warning")
     if not report.ok:
         failed = report.failed
         echo(f"check failed at: {failed.name if failed else '?'}", "error", err=True)
         return ExitCode.FAILED
-    echo(f"sites: {report.sites}")
-    echo(f"rate limit: {report.rate_limit or 'not advertised (no X-RateLimit-* headers)'}")
-    echo(clock_note(report.clock_offset))
-    echo("All checks passed.", "done")
+    say(f"sites: {report.sites}")
+    say(f"rate limit: {report.rate_limit or 'not advertised (no X-RateLimit-* headers)'}")
+    say(clock_note(report.clock_offset))
+    say("All checks passed.", "done")
     return ExitCode.OK
 
 

@@ -144,7 +144,7 @@ def _write_xlsx(plan: Plan, path: Path) -> None:
         styles,
         ("row", "external_contact_id", "problems"),
         [
-            (row_shown(plan, r.row), r.external_contact_id, "\n".join(r.problems))
+            (row_shown(plan, r.row), r.external_contact_id, "; ".join(r.problems))
             for r in plan.invalid
         ],
     )

@@ -149,6 +149,19 @@ def test_reports_json_csv_xlsx(env, tmp_path) -> None:
     assert workbook["Conflicts"].max_row == 2
 
 
+def test_the_xlsx_report_lists_a_rows_problems_without_escaped_line_ends(env, tmp_path) -> None:
+    roster = tmp_path / "multi.csv"
+    roster.write_text(
+        "account_number,external_contact_id,first_name,last_name,phone_number,email\n"
+        "10-4471,M1,,,12,bad@@x\n10-4471,OK-1,Plain,Person,+12025550113,c@example.com\n"
+    )
+    report = tmp_path / "m.xlsx"
+    result = run(env, "plan", str(roster), "--skip-invalid", "-q", "--report", str(report))
+    assert result.exit_code == 0, result.output
+    problems = openpyxl.load_workbook(report)["Invalid rows"]["C2"].value
+    assert "'first_name'" in problems and "'last_name'" in problems and "\\x0a" not in problems
+
+
 def test_the_html_report_renders_and_filters_in_chromium(env, tmp_path) -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

@@ -50,7 +50,7 @@ class PlanOptions:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a million creates cost 50 MB less
 class Change:
     action: str  # create, update or delete
     dealer_id: int
@@ -133,7 +133,7 @@ class SitePlan:
         return f"{name} ({self.account_number})" if self.account_number else name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RowWarning:
     """A warning the plan found on a row, that validation alone could not: an id a spreadsheet
     damaged and the plan matched anyway (`id_damaged`, `site_id_repaired`), a contact the plan

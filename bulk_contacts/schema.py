@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from .codes import CODES, ERROR, PHONE_DATE, PHONE_PLUS_AMBIGUOUS, WARNING
@@ -29,12 +31,13 @@ from .columns import (
     SITE_COLUMNS,
     SITE_NAME_COLUMNS,
 )
-from .gc_pause import gc_paused, release_arrow_memory
+from .gc_pause import gc_paused, release_memory
 from .layouts import PHONE_LEFT_OUT, email_typo_issues, layout_issues, name_case_issues
 from .normalize import (
     CHUNK_ROWS,
     INVISIBLE,
     INVISIBLE_CHARACTERS,
+    factorized,
     normalize_emails,
     normalize_phones,
     normalize_text,
@@ -119,7 +122,7 @@ def validate_roster(
     judge_reachability=False because it judges each contact as the plan leaves it (with
     --blanks keep, a blank cell keeps the phone CHeKT holds)."""
     frame = roster.frame.apply(normalize_text)
-    release_arrow_memory()  # each column's trimmed copy, compared and dropped
+    release_memory()  # each column's trimmed copy, compared and dropped
     issues = _file_issues(roster)
     formula = _formula_cells(roster)
     issues += _formula_issues(roster, formula)
@@ -131,7 +134,7 @@ def validate_roster(
         phones, phone_issues = _check_phones(roster, frame, region, phone_format)
         emails, email_issues = checking_emails.result()
         issues += checking_columns.result()
-    release_arrow_memory()  # the distinct values and the fast paths' columns
+    release_memory()  # the distinct values and the fast paths' columns
     issues += phone_issues + email_issues
     rows = frame.assign(
         phone_number=phones,
@@ -141,9 +144,9 @@ def validate_roster(
     rows, case_issues = name_case_issues(roster, rows, roster.facts.name_case)
     issues += layout_issues(roster, rows) + case_issues + email_typo_issues(roster, rows)
     issues += duplicate_ids(roster, rows)
-    release_arrow_memory()
+    release_memory()
     issues += _warnings(roster, rows)
-    release_arrow_memory()
+    release_memory()
     issues += _character_issues(roster, frame)
     issues = _without_repeats(issues)
     if judge_reachability:
@@ -413,14 +416,46 @@ def site_keys(rows: pd.DataFrame) -> pd.Series:
 
 def combined_keys(columns: list[pd.Series], index: pd.Index) -> pd.Series:
     """One number per row that is the same for two rows exactly when every column is: the
-    columns' factorized codes combined, column by column (kept below the row count, so the
-    product never overflows)."""
+    columns' factorized codes combined (renumbered only when the product could overflow)."""
     key = np.zeros(len(index), dtype=np.int64)
+    bound = 1  # every key is below it
     for column in columns:
-        codes, uniques = pd.factorize(column, use_na_sentinel=False)
-        if len(uniques) > 1:  # a column with one value tells no rows apart
-            key, _ = pd.factorize(key * len(uniques) + codes)
+        codes, uniques = factorized(column) if column.dtype == "str" else pd.factorize(column)
+        count = len(uniques)
+        if count <= 1:  # a column with one value tells no rows apart
+            continue
+        if bound * count >= 2**62:
+            key, distinct = pd.factorize(key)
+            bound = len(distinct)
+        key = key * count + codes
+        bound *= count
     return pd.Series(key, index=index)
+
+
+def repeated_pairs(site: pd.Series, values: pd.Series) -> pd.Series:
+    """The rows whose site key and value (not empty) another row has too, every one of them,
+    with a key that the rows repeating each other share; in row order. Found by sorting, not
+    hashing: a million distinct values need no hash table of them (which took 100 MB)."""
+    table = pyarrow.table(
+        {"site": site.to_numpy(), "value": pyarrow.array(values, pyarrow.large_string())}
+    )
+    order = pc.sort_indices(table, sort_keys=[("site", "ascending"), ("value", "ascending")])
+    ordered = table.take(order)
+    same = pc.and_(
+        *(
+            pc.equal(ordered[name].slice(1), ordered[name].slice(0, len(ordered) - 1))
+            for name in ("site", "value")
+        )
+    )
+    same = same.fill_null(False).to_numpy(zero_copy_only=False)
+    del ordered
+    shared = np.zeros(len(values), dtype=bool)  # in sorted order: equal to a neighbour
+    shared[1:] |= same
+    shared[:-1] |= same
+    repeated = np.zeros(len(values), dtype=bool)
+    repeated[order.to_numpy()] = shared
+    repeated &= (values != "").to_numpy()
+    return combined_keys([site[repeated], values[repeated]], values.index[repeated])
 
 
 def duplicate_ids(
@@ -432,11 +467,12 @@ def duplicate_ids(
 
     `key` says which rows name one contact: by default the site as written and the id; the plan
     passes the site it resolved and the id as repaired (and `where` to name the site)."""
-    if key is None:  # keyed over every row, then filtered: the rows are not copied
-        key = combined_keys([site_keys(rows), rows["external_contact_id"]], rows.index)
-    named = rows["external_contact_id"] != ""
-    key = key[rows.index[named.to_numpy()]]
-    key = key[key.duplicated(keep=False)]
+    if key is None:
+        key = repeated_pairs(site_keys(rows), rows["external_contact_id"])
+    else:
+        named = rows["external_contact_id"] != ""
+        key = key[rows.index[named.to_numpy()]]
+        key = key[key.duplicated(keep=False)]
     repeated = rows.loc[key.index, ["external_contact_id", "contact_id"]]
     issues = []
     for _, group in repeated.groupby(key, sort=False):
@@ -455,9 +491,7 @@ def duplicate_ids(
 
 def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
     issues = []
-    key = combined_keys([site_keys(rows), rows["phone_number"]], rows.index)
-    key = key[(rows["phone_number"] != "").to_numpy()]
-    repeated = key[key.duplicated(keep=False)]
+    repeated = repeated_pairs(site_keys(rows), rows["phone_number"])
     first_row = {k: row for row, k in repeated[~repeated.duplicated()].items()}
     later = repeated[repeated.duplicated()]
     phones = rows.loc[later.index, "phone_number"].tolist()

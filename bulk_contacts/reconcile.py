@@ -419,7 +419,7 @@ NOTHING_HELD: dict[str, str | None] = {}
 # Rows turned into `RowView`s at a time: a million rows are planned a batch of sites at a
 # time, not turned into Python objects all at once (that alone took 850 MB). Within a batch,
 # a value of a `REPEATED_FIELDS` field is held once.
-VIEW_ROWS = 65_536
+VIEW_ROWS = 16_384
 # Fields whose values repeat from row to row: each distinct value is held once.
 REPEATED_FIELDS = frozenset({"first_name", "last_name"})
 

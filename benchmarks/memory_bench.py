@@ -9,6 +9,7 @@ contacts: every row is a create) with `--skip-invalid`; `apply` is the same with
 terminal, so it plans, prints the plan and stops before sending anything (exit 2).
 
     python benchmarks/memory_bench.py [--rows 1000000] [--sites 2000] [--skip plan,apply]
+        [--keep roster.csv | --roster roster.csv]
 """
 
 from __future__ import annotations
@@ -112,11 +113,16 @@ def main() -> None:
     parser.add_argument("--sites", type=int, default=2_000)
     parser.add_argument("--skip", default="", help="commands not to run: plan, apply")
     parser.add_argument("--keep", type=Path, help="write the roster here and keep it")
+    parser.add_argument(
+        "--roster", type=Path, help="measure this roster (one --keep wrote) instead of a new one"
+    )
     args = parser.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        roster = write_csv_roster(args.keep or folder / "roster.csv", args.rows, args.sites)
+        roster = args.roster or write_csv_roster(
+            args.keep or folder / "roster.csv", args.rows, args.sites
+        )
         size_mb = roster.stat().st_size / 2**20
         python = sys.executable
         read_csv = (

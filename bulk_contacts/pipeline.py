@@ -67,6 +67,7 @@ def load_validated(
         reading = pool.submit(read_layout, path, options)
         import phonenumbers
 
+        from .gc_pause import release_memory
         from .schema import validate_roster, warm_up
         from .site_layouts import roster_from_layout
 
@@ -78,6 +79,7 @@ def load_validated(
             )
         warm_up(options.region, options.phone_format)
         roster, layout_warnings = roster_from_layout(reading.result(), options)
+    release_memory()  # what reading the file used and no longer needs
     if roster.frame.empty:
         raise EmptyRoster(
             f"{roster.source}: no rows below the header (row {roster.table.header_row}): "

@@ -14,8 +14,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from .codes import CODES, ERROR, PHONE_DATE, PHONE_PLUS_AMBIGUOUS, WARNING
@@ -28,11 +31,13 @@ from .columns import (
     SITE_COLUMNS,
     SITE_NAME_COLUMNS,
 )
-from .gc_pause import gc_paused
+from .gc_pause import gc_paused, release_memory
 from .layouts import PHONE_LEFT_OUT, email_typo_issues, layout_issues, name_case_issues
 from .normalize import (
+    CHUNK_ROWS,
     INVISIBLE,
     INVISIBLE_CHARACTERS,
+    factorized,
     normalize_emails,
     normalize_phones,
     normalize_text,
@@ -65,7 +70,7 @@ ID_COLUMNS = frozenset(
 PHONE_LIKE_HEADER = re.compile(r"phone|mobile|\bcell|\btel\b|\bmob\b", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a million rows can have 200,000 issues
 class RosterIssue:
     row: int | None  # the spreadsheet's row number (header = 1); None for the file as a whole
     column: str  # as written in the file: "C 'Phone'"
@@ -117,6 +122,7 @@ def validate_roster(
     judge_reachability=False because it judges each contact as the plan leaves it (with
     --blanks keep, a blank cell keeps the phone CHeKT holds)."""
     frame = roster.frame.apply(normalize_text)
+    release_memory()  # each column's trimmed copy, compared and dropped
     issues = _file_issues(roster)
     formula = _formula_cells(roster)
     issues += _formula_issues(roster, formula)
@@ -128,6 +134,7 @@ def validate_roster(
         phones, phone_issues = _check_phones(roster, frame, region, phone_format)
         emails, email_issues = checking_emails.result()
         issues += checking_columns.result()
+    release_memory()  # the distinct values and the fast paths' columns
     issues += phone_issues + email_issues
     rows = frame.assign(
         phone_number=phones,
@@ -137,7 +144,9 @@ def validate_roster(
     rows, case_issues = name_case_issues(roster, rows, roster.facts.name_case)
     issues += layout_issues(roster, rows) + case_issues + email_typo_issues(roster, rows)
     issues += duplicate_ids(roster, rows)
+    release_memory()
     issues += _warnings(roster, rows)
+    release_memory()
     issues += _character_issues(roster, frame)
     issues = _without_repeats(issues)
     if judge_reachability:
@@ -252,8 +261,9 @@ def _formula_issues(roster: Roster, cells: set[tuple[int, str]]) -> list[RosterI
 # column rules (pandera)
 
 
-def _schema(frame: pd.DataFrame) -> pa.DataFrameSchema:
-    """Built per roster, because some rules depend on other columns of the same row."""
+def _schema(frame: pd.DataFrame, blank: set[str]) -> pa.DataFrameSchema:
+    """Built per roster (or part of one), because some rules depend on other columns of the
+    same row. The columns in `blank` are left out."""
     upsert = frame["action"].str.lower() != "delete"
     has_contact_id = frame["contact_id"] != ""
 
@@ -282,10 +292,6 @@ def _schema(frame: pd.DataFrame) -> pa.DataFrameSchema:
         if column.max_length:
             checks.append(at_most(column.max_length))
     columns["action"].append(rule("bad_action", lambda s: s.str.lower().isin(list(ACTIONS))))
-    # A column left empty passes every rule but a required one: skip the rest (speed).
-    blank = {
-        name for name in columns if name not in REQUIRED_COLUMNS and not (frame[name] != "").any()
-    }
     site_given = frame[[*SITE_COLUMNS, *SITE_NAME_COLUMNS]].ne("").any(axis=1)
     return pa.DataFrameSchema(
         {name: pa.Column(str, checks) for name, checks in columns.items() if name not in blank},
@@ -296,8 +302,27 @@ def _schema(frame: pd.DataFrame) -> pa.DataFrameSchema:
 def _schema_issues(
     roster: Roster, frame: pd.DataFrame, formula: set[tuple[int, str]]
 ) -> list[RosterIssue]:
+    """The column rules, `CHUNK_ROWS` rows at a time (every rule is about one row): pandera's
+    intermediate columns are that long at most."""
+    # A column left empty passes every rule but a required one: skip the rest (speed).
+    blank = {
+        column.name
+        for column in COLUMNS
+        if column.read
+        and column.name not in REQUIRED_COLUMNS
+        and not (frame[column.name] != "").any()
+    }
+    issues = []
+    for start in range(0, len(frame), CHUNK_ROWS):
+        issues += _chunk_issues(roster, frame.iloc[start : start + CHUNK_ROWS], formula, blank)
+    return issues
+
+
+def _chunk_issues(
+    roster: Roster, frame: pd.DataFrame, formula: set[tuple[int, str]], blank: set[str]
+) -> list[RosterIssue]:
     try:
-        _schema(frame).validate(frame, lazy=True)
+        _schema(frame, blank).validate(frame, lazy=True)
     except SchemaErrors as errors:
         cases = errors.failure_cases
     else:
@@ -390,20 +415,61 @@ def _check_emails(roster: Roster, frame: pd.DataFrame) -> tuple[pd.Series, list[
 # rules across rows
 
 
+SITE_KEY_COLUMNS = ("dealer_id", "site_id", "external_site_id", "account_number", "site_name")
+
+
 def site_keys(rows: pd.DataFrame) -> pd.Series:
-    """Which site a row names, as written: rows that name a site the same way share a key
-    (site_id is a number: 01001 is 1001). The plan finds the rest, once sites are resolved."""
-    return (
-        rows["dealer_id"]
-        + "|"
-        + rows["site_id"].str.lstrip("0")
-        + "|"
-        + rows["external_site_id"]
-        + "|"
-        + rows["account_number"]
-        + "|"
-        + rows["site_name"]
+    """Which site a row names, as written, as a number: rows that name a site the same way share
+    a key (site_id is a number: 01001 is 1001). The plan finds the rest, once sites are
+    resolved. A number per row, not the columns' text joined: a million rows cost 8 MB, not a
+    string each."""
+    site_id = rows["site_id"].str.lstrip("0")
+    columns = [site_id if name == "site_id" else rows[name] for name in SITE_KEY_COLUMNS]
+    return combined_keys(columns, rows.index)
+
+
+def combined_keys(columns: list[pd.Series], index: pd.Index) -> pd.Series:
+    """One number per row that is the same for two rows exactly when every column is: the
+    columns' factorized codes combined (renumbered only when the product could overflow)."""
+    key = np.zeros(len(index), dtype=np.int64)
+    bound = 1  # every key is below it
+    for column in columns:
+        codes, uniques = factorized(column) if column.dtype == "str" else pd.factorize(column)
+        count = len(uniques)
+        if count <= 1:  # a column with one value tells no rows apart
+            continue
+        if bound * count >= 2**62:
+            key, distinct = pd.factorize(key)
+            bound = len(distinct)
+        key = key * count + codes
+        bound *= count
+    return pd.Series(key, index=index)
+
+
+def repeated_pairs(site: pd.Series, values: pd.Series) -> pd.Series:
+    """The rows whose site key and value (not empty) another row has too, every one of them,
+    with a key that the rows repeating each other share; in row order. Found by sorting, not
+    hashing: a million distinct values need no hash table of them (which took 100 MB)."""
+    table = pyarrow.table(
+        {"site": site.to_numpy(), "value": pyarrow.array(values, pyarrow.large_string())}
     )
+    order = pc.sort_indices(table, sort_keys=[("site", "ascending"), ("value", "ascending")])
+    ordered = table.take(order)
+    same = pc.and_(
+        *(
+            pc.equal(ordered[name].slice(1), ordered[name].slice(0, len(ordered) - 1))
+            for name in ("site", "value")
+        )
+    )
+    same = same.fill_null(False).to_numpy(zero_copy_only=False)
+    del ordered
+    shared = np.zeros(len(values), dtype=bool)  # in sorted order: equal to a neighbour
+    shared[1:] |= same
+    shared[:-1] |= same
+    repeated = np.zeros(len(values), dtype=bool)
+    repeated[order.to_numpy()] = shared
+    repeated &= (values != "").to_numpy()
+    return combined_keys([site[repeated], values[repeated]], values.index[repeated])
 
 
 def duplicate_ids(
@@ -415,13 +481,15 @@ def duplicate_ids(
 
     `key` says which rows name one contact: by default the site as written and the id; the plan
     passes the site it resolved and the id as repaired (and `where` to name the site)."""
-    keyed = rows[rows["external_contact_id"] != ""]
     if key is None:
-        key = site_keys(keyed) + "|" + keyed["external_contact_id"]
-    key = key[keyed.index]
-    repeated = keyed[key.duplicated(keep=False)]
+        key = repeated_pairs(site_keys(rows), rows["external_contact_id"])
+    else:
+        named = rows["external_contact_id"] != ""
+        key = key[rows.index[named.to_numpy()]]
+        key = key[key.duplicated(keep=False)]
+    repeated = rows.loc[key.index, ["external_contact_id", "contact_id"]]
     issues = []
-    for _, group in repeated.groupby(key[repeated.index], sort=False):
+    for _, group in repeated.groupby(key, sort=False):
         listed = bounded_list([roster.row_text(int(r)) for r in group.index])  # bounded
         if _ids_by_name(roster, group.index):  # --match-by name: the name is the key
             issues += [
@@ -460,17 +528,17 @@ def _ids_by_name(roster: Roster, index: pd.Index) -> bool:
 
 def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
     issues = []
-    phoned = rows[rows["phone_number"] != ""]
-    key = site_keys(phoned) + "|" + phoned["phone_number"]
-    repeated = key[key.duplicated(keep=False)]
+    repeated = repeated_pairs(site_keys(rows), rows["phone_number"])
     first_row = {k: row for row, k in repeated[~repeated.duplicated()].items()}
-    for row, k in repeated[repeated.duplicated()].items():
+    later = repeated[repeated.duplicated()]
+    phones = rows.loc[later.index, "phone_number"].tolist()
+    for (row, k), phone in zip(later.items(), phones, strict=True):
         issues.append(
             make_issue(
                 roster,
                 row,
                 "phone_number",
-                phoned.at[row, "phone_number"],
+                phone,
                 "duplicate_phone",
                 other=roster.row_text(int(first_row[k])),
             )

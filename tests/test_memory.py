@@ -1,0 +1,183 @@
+"""Bounded memory on large rosters (issue 13, item 11): validation a chunk of rows at a time
+finds what validation of the whole finds; keys and distinct values without a Python object per
+row; planning turns rows into Python objects a batch of sites at a time. The million-row
+figures are `benchmarks/memory_bench.py`'s."""
+
+from __future__ import annotations
+
+import random
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bulk_contacts import normalize, reconcile, schema
+from bulk_contacts.models import Contact
+from bulk_contacts.normalize import factorized
+
+from .planning import Model, plan_for, roster
+
+MESSY = [
+    ["101", "a1", "Ann", "Lee", "(202) 555-0143", "ann@example.com", "", ""],
+    ["101", "a2", "Bo", "", "2.02555E+09", "bo@@example.com", "", ""],
+    ["0101", "a1", "Cy", "Ray", "+44 20 7946 0958", "cy@example.com", "", ""],
+    ["102", "a3", "Di", "Fox", "(202) 555-0143", "", "upsert", ""],
+    ["", "a4", "Ed", "Ng", "442079460958", "ed@exämple.com", "", ""],
+    ["102", "a5", "", "Oh", "2025550143.0", "x", "frobnicate", "12x"],
+    ["101", "a6", "=HYPERLINK(1)", "Po", "202-555-0199 ext 12", "po@example.com", "delete", ""],
+    ["103", "a7", "Qi", "Ru", "", "", "", ""],
+    ["102", "a8", "Sy", "Tu", "1/2/2024", "sy@example.com", "", ""],
+    ["101", "a2", "Uv", "Wx", "+1 202 555 0143", "UV@Example.COM", "", ""],
+    ["103", "a9", "Yz", "Ab\x1b[2J", "(415) 555-0100", "yz@example.com", "", ""],
+]
+
+
+def _validated(rows: list[list[str]]):
+    validated = roster(rows)
+    return validated.issues, validated.rows
+
+
+def test_validation_a_chunk_of_rows_at_a_time_finds_what_whole_validation_finds(
+    monkeypatch,
+) -> None:
+    rows = MESSY * 3  # repeats across chunks: duplicates are found across them too
+    issues, normalized = _validated(rows)
+    assert {i.code for i in issues} >= {"invalid_email", "duplicate_external_id", "no_site"}
+    monkeypatch.setattr(normalize, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(schema, "CHUNK_ROWS", 4)
+    chunked_issues, chunked_rows = _validated(rows)
+    assert chunked_issues == issues
+    pd.testing.assert_frame_equal(chunked_rows, normalized)
+
+
+def test_site_keys_are_numbers_shared_by_rows_that_name_a_site_the_same_way() -> None:
+    rows = roster(
+        [
+            ["101", "a1", "Ann", "Lee", "", "", "", ""],
+            ["0101", "a2", "Bo", "Lee", "", "", "", ""],  # site_id 0101 is 101
+            ["102", "a3", "Cy", "Lee", "", "", "", ""],
+            ["101", "a4", "Di", "Lee", "", "", "", ""],
+        ]
+    ).rows
+    keys = schema.site_keys(rows)
+    assert keys.dtype == np.int64  # 8 bytes a row, not the site columns' text joined
+    assert keys.tolist()[0] == keys.tolist()[1] == keys.tolist()[3] != keys.tolist()[2]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.sampled_from(["", "a", "b", "é", "a ", "0", "00"])),
+        max_size=40,
+    ),
+    st.integers(1, 3),
+)
+def test_repeated_pairs_are_pandas_duplicated_by_sorting(pairs, pieces) -> None:
+    index = pd.RangeIndex(2, len(pairs) + 2)
+    site = pd.Series([s for s, _ in pairs], index=index, dtype="int64")
+    cut = len(pairs) // pieces or 1
+    values = pd.concat(  # several Arrow chunks, as a file read in pieces has
+        [
+            pd.Series([v for _, v in pairs[start : start + cut]], dtype="str")
+            for start in range(0, max(len(pairs), 1), cut)
+        ],
+        ignore_index=True,
+    )
+    values.index = index
+    frame = pd.DataFrame({"site": site, "value": values})
+    expected = frame[(frame["value"] != "") & frame.duplicated(keep=False)]
+    keys = schema.repeated_pairs(site, values)
+    assert keys.index.tolist() == expected.index.tolist()
+    pairs_of = list(zip(expected["site"], expected["value"], strict=True))
+    for i, one in enumerate(keys.tolist()):
+        for j, other in enumerate(keys.tolist()):
+            assert (one == other) == (pairs_of[i] == pairs_of[j])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["", "a", "b", "é", "a ", None]), max_size=30), st.integers(1, 3))
+def test_factorized_is_pandas_factorize_without_a_python_string_per_value(values, pieces) -> None:
+    cut = len(values) // pieces or 1
+    series = pd.concat(
+        [pd.Series(values[i : i + cut], dtype="str") for i in range(0, max(len(values), 1), cut)],
+        ignore_index=True,
+    )
+    codes, uniques = factorized(series)
+    expected_codes, expected_uniques = pd.factorize(series, use_na_sentinel=False)
+    assert codes.tolist() == expected_codes.tolist()
+    assert [None if v is None else v for v in uniques.to_pylist()] == [
+        None if pd.isna(v) else v for v in expected_uniques
+    ]
+
+
+def _creates(count: int, sites: int):
+    rng = random.Random(count)
+    names = ["Ann", "Bo", "Cy", "Di", "Ed"]
+    rows = [
+        [
+            str(100 + n % sites),
+            f"C{n:07d}",
+            rng.choice(names),
+            rng.choice(names),
+            f"(202) 555-{n % 10_000:04d}",
+            f"p{n}@example.com",
+            "",
+            "",
+        ]
+        for n in range(count)
+    ]
+    return roster(rows), Model({100 + s: [] for s in range(sites)})
+
+
+def test_planning_turns_rows_into_objects_a_batch_of_sites_at_a_time(monkeypatch) -> None:
+    validated, model = _creates(300, 30)
+    whole = plan_for(validated, model)
+    sizes = []
+    views = reconcile._row_views
+
+    def spy(rows):
+        sizes.append(len(rows))
+        return views(rows)
+
+    monkeypatch.setattr(reconcile, "VIEW_ROWS", 40)
+    monkeypatch.setattr(reconcile, "_row_views", spy)
+    batched = plan_for(validated, model)
+    assert len(sizes) > 1 and max(sizes) < 40 + 10  # a batch, then the site that fills it
+    assert sum(sizes) == 300
+    assert batched.to_dict()["sites"] == whole.to_dict()["sites"]
+    assert [c.sort_key for c in batched.changes] == [c.sort_key for c in whole.changes]
+
+
+def test_planning_many_creates_holds_about_the_changes_alone(monkeypatch) -> None:
+    """Before, every row became a RowView at once (850 bytes a row) on top of the changes."""
+    validated, model = _creates(20_000, 200)
+    monkeypatch.setattr(reconcile, "VIEW_ROWS", 2_000)
+    tracemalloc.start()
+    try:
+        plan = plan_for(validated, model)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert plan.summary()["create"] == 20_000
+    assert peak / 20_000 < 900, f"{peak / 20_000:.0f} bytes a row at the peak"
+    creates = plan.creates
+    assert creates[0].before is creates[1].before == {}  # one empty dict, shared
+    firsts = {id(c.after["first_name"]) for c in creates[:2_000]}
+    assert len(firsts) <= 5  # a name on many rows is one string
+
+
+def test_a_contact_on_the_site_is_still_protected_by_a_row_naming_it() -> None:
+    """The names the rows give are built when first needed (never for sites without
+    contacts), and still protect a contact from --prune."""
+    held = Contact(7, "Old", "Timer", "a1", "+12025550143")
+    validated = roster(
+        [
+            ["101", "a1", "Old", "Timer", "bad phone", "", "", ""],  # invalid: not planned
+            ["101", "b2", "New", "Comer", "2025550144", "", "", ""],
+        ]
+    )
+    plan = plan_for(validated, Model({101: [held]}), prune=True, skip_invalid=True)
+    assert [c.action for c in plan.changes] == ["create"]
+    assert [(item.contact_id, item.why) for item in plan.sites[0].listed] == [(7, "protected")]

@@ -487,7 +487,7 @@ def duplicate_ids(
         named = rows["external_contact_id"] != ""
         key = key[rows.index[named.to_numpy()]]
         key = key[key.duplicated(keep=False)]
-    repeated = rows.loc[key.index, ["external_contact_id", "contact_id"]]
+    repeated = rows.loc[key.index, ["external_contact_id", "contact_id", "first_name", "last_name"]]
     issues = []
     for _, group in repeated.groupby(key, sort=False):
         listed = bounded_list([roster.row_text(int(r)) for r in group.index])  # bounded

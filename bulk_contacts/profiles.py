@@ -182,8 +182,13 @@ def add_profile(
 def remove_profile(name: str, path: Path | None = None) -> tuple[Path, bool]:
     """Remove profile `name` from the settings file, and its secret from the keychain. Where it
     was removed from, and whether a secret was."""
-    find_profile(name, path)
     found = load_profiles(path)
+    if name not in found:
+        known = ", ".join(sorted(found)) or "none"
+        raise ConfigError(
+            f"no profile named {name!r} in {path or settings_path()} (profiles: {known}): "
+            f"nothing was removed"
+        )
     del found[name]
     written = save_profiles(found, path)
     try:

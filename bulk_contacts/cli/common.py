@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import shlex
 import sys
 from collections.abc import Iterator, Mapping
@@ -239,6 +240,14 @@ CONNECTION_ENV = (
     ("CHEKT_CA_BUNDLE", "a CA bundle to trust (--ca-bundle); else SSL_CERT_FILE"),
     ("HTTPS_PROXY, NO_PROXY", "a proxy (read by httpx)"),
 )
+
+
+def without_flags(environment: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """The variables without the flags they stand for: for a command that has no such flags
+    (`serve` reads the variables, its Connect page takes the rest)."""
+    return tuple((name, re.sub(r" \(--[a-z-]+\)", "", text)) for name, text in environment)
+
+
 PROFILE_ENV = (
     ("CHEKT_PROFILE", "the profile, when --profile is not given"),
     ("XDG_CONFIG_HOME", "Linux: the settings file's folder (Windows: %APPDATA%)"),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Literal, NamedTuple
@@ -58,7 +58,8 @@ from .schema import (
     reachability_issue,
 )
 
-__all__ = ["PlanOptions", "reconcile", "resolve_sites"]  # PlanOptions: kept importable from here
+# PlanOptions: kept importable from here
+__all__ = ["PlanOptions", "prune_added", "reconcile", "resolve_sites"]
 
 
 # Each editable field: its name, and whether a contact must have it (what a blank cell means).
@@ -372,7 +373,7 @@ def reconcile(
         options,
         comparison.values(contacts=everyone),
         validated.roster,
-        _Names(validated.rows, placement, options.exact_ids),
+        _Names.of_rows(validated.rows, placement, options.exact_ids),
         snapshot,
         comparison.values(contacts=list(snapshot.values())) if snapshot is not None else None,
     )
@@ -451,13 +452,15 @@ class _Names:
     repaired (not with --exact-ids); a row whose site is not resolved (site None) names them on
     every site in scope, since it cannot tell which it meant."""
 
-    def __init__(self, rows: pd.DataFrame, placement: dict[int, SiteKey], exact_ids: bool) -> None:
+    def __init__(
+        self,
+        sites: list[SiteKey | None],
+        named: pd.Series,
+        contact_ids: set[int],
+        exact_ids: bool,
+    ) -> None:
         self.exact_ids = exact_ids
-        cids = rows["contact_id"]
-        self.contact_ids = set(map(int, cids[cids.str.isdigit()].tolist()))
-        named = rows["external_contact_id"]
-        named = named[named != ""]
-        sites = [placement.get(row) for row in named.index.tolist()]
+        self.contact_ids = contact_ids
         self.exact = set(zip(sites, named.tolist(), strict=True))
         keys = repair_keys(named)
         differ = (keys != named).tolist()
@@ -473,6 +476,25 @@ class _Names:
             for site, value, shown in zip(sites, named.tolist(), scientific, strict=True)
             if shown
         ]
+
+    @classmethod
+    def of_rows(cls, rows: pd.DataFrame, placement: dict[int, SiteKey], exact_ids: bool) -> _Names:
+        cids = rows["contact_id"]
+        named = rows["external_contact_id"]
+        named = named[named != ""]
+        sites = [placement.get(row) for row in named.index.tolist()]
+        contact_ids = set(map(int, cids[cids.str.isdigit()].tolist()))
+        return cls(sites, named.reset_index(drop=True), contact_ids, exact_ids)
+
+    @classmethod
+    def of_site(cls, key: SiteKey, named: list[str], exact_ids: bool) -> _Names:
+        """What a plan recorded that the rows name on one site (`SitePlan.names`)."""
+        return cls([key] * len(named), pd.Series(named, dtype="str"), set(), exact_ids)
+
+    def on_site(self, key: SiteKey) -> list[str]:
+        """The external ids that name contacts on the site (rows placed on it, and rows whose
+        site is not resolved), for the plan to record."""
+        return sorted({value for site, value in self.exact if site in (key, None)})
 
     def protects(self, key: SiteKey, contact: Contact) -> bool:
         held = id_text(contact.external_contact_id)
@@ -628,7 +650,16 @@ def _site_plan(
                 row = row._replace(external_contact_id=own)
         _plan_row(row, contact, context, plan)
     in_conflict = {cid for conflict in plan.conflicts for cid in conflict.contact_ids}
-    _leftovers(key, remote, set(matched), in_conflict, context, plan)
+    options = context.options
+    _leftovers(
+        key, remote, set(matched), in_conflict, context.names, options.prune, context.snapshot, plan
+    )
+    if options.prune:
+        # What `apply --refresh` needs to prune the contacts added after the plan as a fresh
+        # plan would (`prune_added`): the contacts seen, and the ids the rows give the site
+        # (none for an edited export: contacts new since it are never pruned).
+        plan.seen = sorted(c.contact_id for c in remote)
+        plan.names = context.names.on_site(key) if context.snapshot is None else None
     plan.changes.sort(key=lambda c: c.sort_key)
     plan.conflicts.sort(key=lambda c: (c.row or 0, c.external_contact_id or ""))
     plan.listed.sort(key=lambda item: item.contact_id)
@@ -949,18 +980,33 @@ def _differences(row: RowView, held: tuple[str, ...], blanks: str) -> dict[str, 
     return after
 
 
+def prune_added(site: SitePlan, added: list[Contact], exact_ids: bool) -> SitePlan:
+    """A saved `--prune` plan's site (that recorded `seen` and `names`) with the contacts added
+    since the plan pruned or listed as a fresh plan would: deleted unless unmanaged or named
+    by a row of the file."""
+    assert site.names is not None
+    key = (site.dealer_id, site.site_id)
+    names = _Names.of_site(key, site.names, exact_ids)
+    added_plan = replace(site, changes=[], listed=[])
+    _leftovers(key, added, set(), set(), names, True, None, added_plan)
+    listed = sorted([*site.listed, *added_plan.listed], key=lambda item: item.contact_id)
+    changes = sorted([*site.changes, *added_plan.changes], key=lambda c: c.sort_key)
+    return replace(site, changes=changes, listed=listed)
+
+
 def _leftovers(
     key: SiteKey,
     remote: list[Contact],
     matched: set[int],
     in_conflict: set[int],
-    context: _Context,
+    names: _Names,
+    prune: bool,
+    snapshot: dict[int, Contact] | None,
     plan: SitePlan,
 ) -> None:
     """Contacts on the site that no planned row is about: kept and listed, or pruned. Unmanaged
     contacts, those any row of the file names (invalid, unresolved, skipped rows), those in a
     conflict, and those created since the export a file came from are never pruned."""
-    snapshot = context.snapshot
     for contact in remote:
         if contact.contact_id in matched:
             continue
@@ -970,11 +1016,11 @@ def _leftovers(
             why = "new"
         elif contact.contact_id in in_conflict:
             why = "conflict"
-        elif context.names.protects(key, contact):
+        elif names.protects(key, contact):
             why = "protected"
         else:
             why = "kept"
-        if why == "kept" and context.options.prune:
+        if why == "kept" and prune:
             plan.changes.append(
                 Change(
                     "delete",

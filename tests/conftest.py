@@ -14,16 +14,17 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 from bulk_contacts.sandbox import SandboxConfig, SandboxServer
 
+from .thorough import THOROUGH, examples
+
 SandboxFactory = Callable[..., SandboxServer]
 
 # Tests run in folders of their own (below): Hypothesis keeps its examples in the checkout's.
-settings.register_profile(
-    "checkout",
-    database=DirectoryBasedExampleDatabase(
-        Path(__file__).parent.parent / ".hypothesis" / "examples"
-    ),
-)
-settings.load_profile("checkout")
+# The default run tries a few examples per property (`thorough.examples`); HYPOTHESIS_PROFILE=
+# thorough, the full count (the README's thorough run).
+EXAMPLES = DirectoryBasedExampleDatabase(Path(__file__).parent.parent / ".hypothesis" / "examples")
+settings.register_profile("checkout", database=EXAMPLES, max_examples=examples(100))
+settings.register_profile("thorough", database=EXAMPLES, max_examples=100)
+settings.load_profile("thorough" if THOROUGH else "checkout")
 
 
 @pytest.fixture(autouse=True, scope="session")

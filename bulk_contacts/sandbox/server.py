@@ -7,14 +7,16 @@ import errno
 import socket
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from ..errors import SandboxError, SeedError
-from .app import create_app
-from .config import SandboxConfig
+from .app import Frontdoor, create_app
+from .config import Faults, SandboxConfig
+from .faults import FaultPlan
 from .requestlog import RequestLog
 from .seed import Seed, load_seed, read_seed
 from .store import Store
@@ -90,6 +92,7 @@ class SandboxServer:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._log: RequestLog | None = None
+        self._frontdoor: Frontdoor | None = None
 
     def start(self, timeout: float = 10.0) -> SandboxServer:
         self.store = open_store(self.config)
@@ -97,6 +100,7 @@ class SandboxServer:
         self.url = url_of(sock)
         self._log = RequestLog(self.config.request_log)
         app = create_app(self.config, self.store, self._log)
+        self._frontdoor = app
         self._server = uvicorn.Server(uvicorn_config(app))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="sandbox"
@@ -109,6 +113,15 @@ class SandboxServer:
             time.sleep(0.01)
         return self
 
+    def set_faults(self, faults: Faults) -> None:
+        """Serve the next requests with these faults (latency, errors...) instead: a test slows
+        the sandbox only for the part that needs it (a run to interrupt mid-way), not for the
+        setup and checks around it. Requests already being answered keep their draw."""
+        if self._frontdoor is None:
+            raise SandboxError("the sandbox is not running")
+        self.config = replace(self.config, faults=faults)
+        self._frontdoor.faults = FaultPlan(faults) if faults.any else None
+
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
@@ -118,6 +131,7 @@ class SandboxServer:
         if self.store is not None:
             self.store.close()
         self._server = self._thread = self._log = self.store = None
+        self._frontdoor = None
 
     def __enter__(self) -> SandboxServer:
         return self.start()

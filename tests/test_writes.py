@@ -270,8 +270,8 @@ def concurrent_applies(start_sandbox, tmp_path: Path, delay: float, refresh: boo
     """Two processes apply the same roster, the second `delay` seconds after the first began
     writing; the second from a saved plan with --refresh when asked. Both really overlap (each
     makes changes); every contact exists exactly once."""
-    # The first run lasts about 7 s (150 creates, 2 at a time, 80-100 ms each): long enough for
-    # the second to start, plan and write while it runs, even on a busy machine.
+    # The first run would last about 7 s (150 creates, 2 at a time, 80-100 ms each): long enough
+    # for the second to start, plan and write while it runs, even on a busy machine.
     server = seeded(start_sandbox, tmp_path, faults=Faults(latency_ms=80, jitter_ms=20, seed=7))
     roster = big_roster(tmp_path / "big.csv", 150)
     second_args = ["apply", str(roster)]
@@ -285,6 +285,13 @@ def concurrent_applies(start_sandbox, tmp_path: Path, delay: float, refresh: boo
         poll(lambda: journal_count_in(tmp_path, "intent") > 0, what="the first run's writes")
         time.sleep(delay)  # the issue's spacing between the two starts
     second = command(server, *second_args, *common, "--concurrency", "4", cwd=tmp_path)
+    # Once both write side by side, the latency has done its part: the rest runs at full speed.
+    poll(
+        lambda: writing(tmp_path) >= 2 or first.poll() is not None or second.poll() is not None,
+        seconds=60,
+        what="both runs' writes",
+    )
+    server.set_faults(Faults())
     outputs = [finish(first), finish(second)]
     assert [code for code, _ in outputs] == [0, 0], outputs
     assert count(server, "external_contact_id LIKE 'K-%'") == 150
@@ -294,6 +301,14 @@ def concurrent_applies(start_sandbox, tmp_path: Path, delay: float, refresh: boo
     for folder in folders:
         table = pd.read_csv(folder / "results.csv", dtype=str, keep_default_na=False)
         assert len(table) > 0 and set(table["status"]) == {"ok"}
+
+
+def writing(folder: Path) -> int:
+    """How many runs in the folder have begun writing (announced a write in their journal)."""
+    runs = folder / "bulk-contacts-runs"
+    if not runs.exists():
+        return 0
+    return sum(journal_count(j, "intent") > 0 for j in runs.glob("*/journal.jsonl"))
 
 
 def journal_count_in(folder: Path, kind: str) -> int:

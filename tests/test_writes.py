@@ -460,6 +460,7 @@ def test_a_failing_journal_stops_the_writes_and_keeps_what_was_in_flight(
     assert "not journaled:" in result.output  # the outcomes in flight, printed
     check_after_journal_failure(server, tmp_path, tmp_path / "r-journal.jsonl", result.output)
     assert 0 < count(server, "external_contact_id LIKE 'K-%'") < 80
+    server.set_faults(Faults())  # the latency was for the writes in flight, not the rollback
     undo = run(
         server, "rollback", "r-journal.jsonl", "--yes", "--journal", "u.jsonl", "--results", "u.csv"
     )
@@ -546,6 +547,7 @@ def test_a_full_disk_stops_the_run_cleanly(start_sandbox, tmp_path, tiny_filesys
     if "not journaled" in output:  # the journal's disk is full: kept in the temporary folder
         assert re.search(r"they are in \S*bulk-contacts-[-0-9a-f]+-unjournaled.jsonl;", output)
     filler.unlink()  # room again, so the rollback can journal itself
+    server.set_faults(Faults())  # the latency was for the writes in flight, not the rollback
     undo = run(
         server, "rollback", str(journal), "--yes", "--journal", "u.jsonl", "--results", "u.csv"
     )
@@ -584,6 +586,7 @@ def kill_at_random_then_rollback(start_sandbox, tmp_path: Path, seed: int) -> No
     finally:
         finish(process)
     settle(tmp_path / "requests.jsonl")
+    server.set_faults(Faults())  # the latency was for the kill; the rollback needs none
     undo = run(
         server, "rollback", str(journal), "--yes", "--journal", "u.jsonl", "--results", "u.csv"
     )
@@ -629,6 +632,7 @@ def test_a_resumed_run_in_the_same_journal_is_undone_completely(start_sandbox, t
     finally:
         finish(process)
     settle(tmp_path / "requests.jsonl")
+    server.set_faults(Faults())  # the latency was for the kill; the resume needs none
     resumed = run(server, *args, "--results", str(tmp_path / "r2.csv"))
     assert resumed.exit_code == 0, resumed.output
     assert count(server, "external_contact_id LIKE 'K-%'") == 150

@@ -491,10 +491,17 @@ class _Names:
         """What a plan recorded that the rows name on one site (`SitePlan.names`)."""
         return cls([key] * len(named), pd.Series(named, dtype="str"), set(), exact_ids)
 
+    @cached_property
+    def _by_site(self) -> dict[SiteKey | None, set[str]]:
+        grouped: dict[SiteKey | None, set[str]] = defaultdict(set)
+        for site, value in self.exact:
+            grouped[site].add(value)
+        return grouped
+
     def on_site(self, key: SiteKey) -> list[str]:
         """The external ids that name contacts on the site (rows placed on it, and rows whose
         site is not resolved), for the plan to record."""
-        return sorted({value for site, value in self.exact if site in (key, None)})
+        return sorted(self._by_site.get(key, set()) | self._by_site.get(None, set()))
 
     def protects(self, key: SiteKey, contact: Contact) -> bool:
         held = id_text(contact.external_contact_id)

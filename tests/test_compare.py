@@ -206,6 +206,7 @@ def test_a_rebased_plan_has_exactly_the_changes_of_a_fresh_plan(data) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 500 examples: minutes on a busy machine
 @settings(max_examples=500, deadline=None)
 @given(data=st.data())
 def test_a_rebased_plan_has_exactly_the_changes_of_a_fresh_plan_many_trials(data) -> None:

@@ -22,17 +22,17 @@ import tempfile
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from . import __version__
 from .client import ChektClient
-from .columns import CONTACT_FIELDS, EDITABLE_FIELDS
+from .columns import BY_NAME, CONTACT_FIELDS, EDITABLE_FIELDS
 from .compare import ComparableValues, Comparison
-from .errors import ApiError, ExitCode, JournalError, NotFound
+from .errors import ApiError, ExitCode, InputError, JournalError, NotFound
 from .fetch import fetch_contacts
 from .guards import StaleSite, guarded
 from .journal import JOURNAL_FORMAT, Journal, check_appendable
@@ -40,10 +40,12 @@ from .lock import hold_journal
 from .models import Contact, NewContact, WriteResult
 from .outputs import RUNS_FOLDER, files_beside
 from .plan import ACTIONS, Change, Conflict, Plan, PlanOptions, SitePlan, fingerprint
+from .reconcile import prune_added
 from .results import Outcome, Results
 from .verify import NOT_ON_SITE, Difference, verify_changes
 
 Progress = Callable[[Outcome], None]
+OPTIONAL_FIELDS = tuple(n for n in EDITABLE_FIELDS if not BY_NAME[n].required)
 
 
 @dataclass
@@ -171,16 +173,31 @@ def check_freshness(
     by hand) is already applied: nothing is left to do there. The other sites that changed are
     stale: in the plan returned, their changes are refused (`StaleSite`), or with `refresh`,
     re-based on what they hold now. The plan given is not changed."""
-    touched = [site for site in plan.sites if site.changes]
+    prunes = bool(plan.options.get("prune"))
+    if refresh and prunes and any(site.seen is None for site in plan.sites if site.changes):
+        raise InputError(
+            "the plan was made with --prune by an older bulk-contacts, which did not record the "
+            "contacts each site held: --refresh cannot prune those added since; make a new plan "
+            "(`bulk-contacts plan ROSTER --prune -o PLAN.json`), or apply it without --refresh"
+        )
+    # With --refresh, a --prune plan's sites with nothing to change are read too: contacts
+    # added there since are pruned as a fresh plan would.
+    touched = [
+        site
+        for site in plan.sites
+        if site.changes or (refresh and prunes and site.names is not None)
+    ]
     current = fetch_contacts(client, [(s.dealer_id, s.site_id) for s in touched], progress)
-    comparison = Comparison.of_plan(plan.options)
     sites, stale, applied = [], [], []
     for site in plan.sites:
         contacts = current.get((site.dealer_id, site.site_id))
         if contacts is None or fingerprint(contacts) == site.fingerprint:
             sites.append(site)
             continue
-        rebased = rebase_site(site, contacts, comparison)
+        rebased = rebase_site(site, contacts, plan.options)
+        if not rebased.changes and not site.changes:
+            sites.append(site)  # nothing to do before, nothing now
+            continue
         if not rebased.changes and len(rebased.conflicts) == len(site.conflicts):
             applied.append(site)
             sites.append(rebased)
@@ -216,24 +233,29 @@ def saved_options(plan: Plan) -> PlanOptions:
     return PlanOptions(**{k: v for k, v in plan.options.items() if k in known})
 
 
-def rebase_site(site: SitePlan, contacts: list[Contact], comparison: Comparison) -> SitePlan:
+def rebase_site(site: SitePlan, contacts: list[Contact], options: Mapping[str, Any]) -> SitePlan:
     """The site's changes, made again against what it holds now, comparing values as the plan
-    did (`compare`): a create whose contact now exists becomes an update of the differing fields
-    (or nothing); an update sends only what still differs; a delete of a contact that changed
-    meanwhile becomes a conflict; changes to contacts that are gone are dropped."""
+    did (its `options`, `compare`): a create whose contact now exists becomes an update of the
+    differing fields (or nothing); an update sends only what still differs; a delete of a
+    contact that changed meanwhile becomes a conflict; changes to contacts that are gone are
+    dropped. A --prune plan also prunes the contacts added since it, as a fresh plan would
+    (`reconcile.prune_added`, from what the plan recorded: `SitePlan.seen` and `names`)."""
     by_id = {c.contact_id: c for c in contacts}
     by_external: dict[str, list[Contact]] = {}
     for contact in contacts:
         if contact.external_contact_id:
             by_external.setdefault(contact.external_contact_id, []).append(contact)
-    values = comparison.values(
+    values = Comparison.of_plan(options).values(
         [record for c in site.changes for record in (c.before, c.after)], contacts
     )
-    changes, conflicts = [], list(site.conflicts)
+    clear = options.get("blanks") == "clear"
+    changes, conflicts, targets = [], list(site.conflicts), set()
     for change in site.changes:
         target = _current_target(change, by_id, by_external)
+        if isinstance(target, Contact):
+            targets.add(target.contact_id)
         rebased = (
-            _rebase(change, target, values)
+            _rebase(change, target, values, clear)
             if target is not False
             else "several contacts now share this external_contact_id"
         )
@@ -252,7 +274,7 @@ def rebase_site(site: SitePlan, contacts: list[Contact], comparison: Comparison)
         elif rebased is not None:
             changes.append(rebased)
     changes.sort(key=lambda c: c.sort_key)
-    return replace(
+    rebased_site = replace(
         site,
         fingerprint=fingerprint(contacts),
         contacts_before=len(contacts),
@@ -260,6 +282,11 @@ def rebase_site(site: SitePlan, contacts: list[Contact], comparison: Comparison)
         conflicts=conflicts,
         refusal=None,
     )
+    if options.get("prune") and site.seen is not None and site.names is not None:
+        seen = set(site.seen) | targets
+        added = [c for c in contacts if c.contact_id not in seen]
+        rebased_site = prune_added(rebased_site, added, bool(options.get("exact_ids")))
+    return rebased_site
 
 
 def _current_target(
@@ -272,13 +299,19 @@ def _current_target(
 
 
 def _rebase(
-    change: Change, current: Contact | None, values: ComparableValues
+    change: Change, current: Contact | None, values: ComparableValues, clear: bool
 ) -> Change | str | None:
-    """The change against `current`; None when nothing is left to do; a string: a conflict."""
+    """The change against `current`; None when nothing is left to do; a string: a conflict.
+    With `clear` (the plan's --blanks clear), a create that became an update also empties the
+    optional fields its row left blank, as a fresh plan's update would."""
     if change.action == "create":
         if current is None:
             return change
-        after = _still_different(change.after, current, values)
+        wanted = dict(change.after)
+        if clear:
+            blank = (n for n in OPTIONAL_FIELDS if n not in wanted)
+            wanted |= dict.fromkeys(blank)
+        after = _still_different(wanted, current, values)
         return (
             replace(
                 change,

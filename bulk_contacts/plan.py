@@ -205,6 +205,12 @@ class SitePlan:
     conflicts: list[Conflict] = field(default_factory=list)
     listed: list[Listed] = field(default_factory=list)
     refusal: Refusal | None = None  # why this site's changes are refused (a guard, staleness)
+    # A --prune plan's record for re-basing it (`apply --refresh`): the contact ids the site
+    # held, and the external ids the file's rows name on it (None for an edited export, whose
+    # contacts new since it are never pruned). None when the plan does not prune (or was made
+    # by a version that did not record them).
+    seen: list[int] | None = None
+    names: list[str] | None = None
 
     @property
     def refused(self) -> str:
@@ -422,12 +428,17 @@ def _site_from_dict(data: dict[str, Any]) -> SitePlan:
         ],
         listed=[Listed(**item) for item in data.get("listed", [])],
         refusal=refusal_from_dict(data["refusal"]) if data.get("refusal") else None,
+        seen=[int(i) for i in data["seen"]] if data.get("seen") is not None else None,
+        names=[str(n) for n in data["names"]] if data.get("names") is not None else None,
     )
 
 
 def _site_to_dict(site: SitePlan) -> dict[str, Any]:
     body = asdict(site)
     body["refusal"] = site.refusal.to_dict() if site.refusal is not None else None
+    for name in ("seen", "names"):  # only a --prune plan records them
+        if body[name] is None:
+            del body[name]
     return body
 
 

@@ -182,8 +182,9 @@ def add_profile(
 def remove_profile(name: str, path: Path | None = None) -> tuple[Path, bool]:
     """Remove profile `name` from the settings file, and its secret from the keychain. Where it
     was removed from, and whether a secret was."""
-    find_profile(name, path)
     found = load_profiles(path)
+    if name not in found:
+        raise _no_profile(name, found, path, "nothing was removed")
     del found[name]
     written = save_profiles(found, path)
     try:
@@ -195,14 +196,25 @@ def remove_profile(name: str, path: Path | None = None) -> tuple[Path, bool]:
 def find_profile(name: str, path: Path | None = None) -> Profile:
     profiles = load_profiles(path)
     if name not in profiles:
-        known = ", ".join(sorted(profiles)) or "none yet"
-        raise ConfigError(
-            f"no profile named {name!r} in {path or settings_path()} (profiles: {known}); "
+        raise _no_profile(
+            name,
+            profiles,
+            path,
             f"add it with: bulk-contacts profiles add {name} --api-url URL --dealer ID "
             f"--client-id ID",
             setting="profile",
         )
     return profiles[name]
+
+
+def _no_profile(
+    name: str, profiles: dict[str, Profile], path: Path | None, then: str, setting: str = ""
+) -> ConfigError:
+    known = ", ".join(sorted(profiles)) or "none yet"
+    where = path or settings_path()
+    return ConfigError(
+        f"no profile named {name!r} in {where} (profiles: {known}); {then}", setting=setting
+    )
 
 
 # .env

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import ItemsView, Iterator, Mapping, Sequence, ValuesView
-from dataclasses import dataclass, field
+from collections.abc import Callable, ItemsView, Iterator, Mapping, Sequence, ValuesView
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Literal, NamedTuple
@@ -62,7 +62,8 @@ from .schema import (
     repeated_pairs,
 )
 
-__all__ = ["PlanOptions", "reconcile", "resolve_sites"]  # PlanOptions: kept importable from here
+# PlanOptions: kept importable from here
+__all__ = ["PlanOptions", "prune_added", "reconcile", "resolve_sites"]
 
 
 # Each editable field: its name, and whether a contact must have it (what a blank cell means).
@@ -456,7 +457,7 @@ def reconcile(
         options,
         comparison.values(contacts=everyone),
         validated.roster,
-        _Names(validated.rows, placement, options.exact_ids),
+        _Names.of_rows(validated.rows, placement, options.exact_ids),
         snapshot,
         comparison.values(contacts=list(snapshot.values())) if snapshot is not None else None,
     )
@@ -588,6 +589,10 @@ def _invalid_rows(rows: pd.DataFrame, issues: list[RosterIssue]) -> list[Invalid
     ]
 
 
+# The sites of the rows naming an external id, those ids, and the contact ids the rows name.
+_Named = tuple[list[SiteKey | None], pd.Series, set[int]]
+
+
 class _Names:
     """What the rows of the file name, whatever became of them (invalid, site not resolved,
     skipped, in a conflict): prune deletes none of it. A contact_id names its contact wherever
@@ -595,22 +600,39 @@ class _Names:
     repaired (not with --exact-ids); a row whose site is not resolved (site None) names them on
     every site in scope, since it cannot tell which it meant.
 
-    Built when a site first has a contact no row matched: a million rows of creates on new
-    sites never need it (it costs about 150 bytes a row)."""
+    Built when first asked (a site with a contact no row matched, or a --prune plan recording
+    what its rows name): a million rows of creates on new sites never need it (it costs about
+    150 bytes a row)."""
 
-    def __init__(
-        self, rows: pd.DataFrame, placement: Mapping[int, SiteKey], exact_ids: bool
-    ) -> None:
+    def __init__(self, exact_ids: bool, source: Callable[[], _Named]) -> None:
         self.exact_ids = exact_ids
-        self._source: tuple[pd.DataFrame, Mapping[int, SiteKey]] | None = (rows, placement)
+        self._source: Callable[[], _Named] | None = source
 
-    def _build(self, rows: pd.DataFrame, placement: Mapping[int, SiteKey]) -> None:
+    @classmethod
+    def of_rows(
+        cls, rows: pd.DataFrame, placement: Mapping[int, SiteKey], exact_ids: bool
+    ) -> _Names:
+        def named_by_rows() -> _Named:
+            cids = rows["contact_id"]
+            named = rows["external_contact_id"]
+            named = named[named != ""]
+            sites = sites_of(placement, named.index.tolist())
+            contact_ids = set(map(int, cids[cids.str.isdigit()].tolist()))
+            return sites, named.reset_index(drop=True), contact_ids
+
+        return cls(exact_ids, named_by_rows)
+
+    @classmethod
+    def of_site(cls, key: SiteKey, named: list[str], exact_ids: bool) -> _Names:
+        """What a plan recorded that the rows name on one site (`SitePlan.names`)."""
+        return cls(exact_ids, lambda: ([key] * len(named), pd.Series(named, dtype="str"), set()))
+
+    def _build(self) -> None:
+        if self._source is None:
+            return
+        sites, named, self.contact_ids = self._source()
+        self._source = None
         exact_ids = self.exact_ids
-        cids = rows["contact_id"]
-        self.contact_ids = set(map(int, cids[cids.str.isdigit()].tolist()))
-        named = rows["external_contact_id"]
-        named = named[named != ""]
-        sites = sites_of(placement, named.index.tolist())
         self.exact = set(zip(sites, named.tolist(), strict=True))
         keys = repair_keys(named)
         differ = (keys != named).tolist()
@@ -627,10 +649,21 @@ class _Names:
             if shown
         ]
 
+    @cached_property
+    def _by_site(self) -> dict[SiteKey | None, set[str]]:
+        self._build()
+        grouped: dict[SiteKey | None, set[str]] = defaultdict(set)
+        for site, value in self.exact:
+            grouped[site].add(value)
+        return grouped
+
+    def on_site(self, key: SiteKey) -> list[str]:
+        """The external ids that name contacts on the site (rows placed on it, and rows whose
+        site is not resolved), for the plan to record."""
+        return sorted(self._by_site.get(key, set()) | self._by_site.get(None, set()))
+
     def protects(self, key: SiteKey, contact: Contact) -> bool:
-        if self._source is not None:
-            self._build(*self._source)
-            self._source = None
+        self._build()
         held = id_text(contact.external_contact_id)
         if contact.contact_id in self.contact_ids:
             return True
@@ -784,7 +817,16 @@ def _site_plan(
                 row = row._replace(external_contact_id=own)
         _plan_row(row, contact, context, plan)
     in_conflict = {cid for conflict in plan.conflicts for cid in conflict.contact_ids}
-    _leftovers(key, remote, set(matched), in_conflict, context, plan)
+    options = context.options
+    _leftovers(
+        key, remote, set(matched), in_conflict, context.names, options.prune, context.snapshot, plan
+    )
+    if options.prune:
+        # What `apply --refresh` needs to prune the contacts added after the plan as a fresh
+        # plan would (`prune_added`): the contacts seen, and the ids the rows give the site
+        # (none for an edited export: contacts new since it are never pruned).
+        plan.seen = sorted(c.contact_id for c in remote)
+        plan.names = context.names.on_site(key) if context.snapshot is None else None
     plan.changes.sort(key=lambda c: c.sort_key)
     plan.conflicts.sort(key=lambda c: (c.row or 0, c.external_contact_id or ""))
     plan.listed.sort(key=lambda item: item.contact_id)
@@ -1106,18 +1148,33 @@ def _differences(row: RowView, held: tuple[str, ...], blanks: str) -> dict[str, 
     return after
 
 
+def prune_added(site: SitePlan, added: list[Contact], exact_ids: bool) -> SitePlan:
+    """A saved `--prune` plan's site (that recorded `seen` and `names`) with the contacts added
+    since the plan pruned or listed as a fresh plan would: deleted unless unmanaged or named
+    by a row of the file."""
+    assert site.names is not None
+    key = (site.dealer_id, site.site_id)
+    names = _Names.of_site(key, site.names, exact_ids)
+    added_plan = replace(site, changes=[], listed=[])
+    _leftovers(key, added, set(), set(), names, True, None, added_plan)
+    listed = sorted([*site.listed, *added_plan.listed], key=lambda item: item.contact_id)
+    changes = sorted([*site.changes, *added_plan.changes], key=lambda c: c.sort_key)
+    return replace(site, changes=changes, listed=listed)
+
+
 def _leftovers(
     key: SiteKey,
     remote: list[Contact],
     matched: set[int],
     in_conflict: set[int],
-    context: _Context,
+    names: _Names,
+    prune: bool,
+    snapshot: dict[int, Contact] | None,
     plan: SitePlan,
 ) -> None:
     """Contacts on the site that no planned row is about: kept and listed, or pruned. Unmanaged
     contacts, those any row of the file names (invalid, unresolved, skipped rows), those in a
     conflict, and those created since the export a file came from are never pruned."""
-    snapshot = context.snapshot
     for contact in remote:
         if contact.contact_id in matched:
             continue
@@ -1127,11 +1184,11 @@ def _leftovers(
             why = "new"
         elif contact.contact_id in in_conflict:
             why = "conflict"
-        elif context.names.protects(key, contact):
+        elif names.protects(key, contact):
             why = "protected"
         else:
             why = "kept"
-        if why == "kept" and context.options.prune:
+        if why == "kept" and prune:
             plan.changes.append(
                 Change(
                     "delete",

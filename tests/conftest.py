@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -14,16 +15,17 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 from bulk_contacts.sandbox import SandboxConfig, SandboxServer
 
+from .thorough import THOROUGH, examples
+
 SandboxFactory = Callable[..., SandboxServer]
 
 # Tests run in folders of their own (below): Hypothesis keeps its examples in the checkout's.
-settings.register_profile(
-    "checkout",
-    database=DirectoryBasedExampleDatabase(
-        Path(__file__).parent.parent / ".hypothesis" / "examples"
-    ),
-)
-settings.load_profile("checkout")
+# The default run tries a few examples per property (`thorough.examples`); HYPOTHESIS_PROFILE=
+# thorough, the full count (the README's thorough run).
+EXAMPLES = DirectoryBasedExampleDatabase(Path(__file__).parent.parent / ".hypothesis" / "examples")
+settings.register_profile("checkout", database=EXAMPLES, max_examples=examples(100))
+settings.register_profile("thorough", database=EXAMPLES, max_examples=100)
+settings.load_profile("thorough" if THOROUGH else "checkout")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -81,6 +83,21 @@ def start_sandbox() -> Iterator[SandboxFactory]:
 @pytest.fixture
 def sandbox(start_sandbox: SandboxFactory) -> SandboxServer:
     return start_sandbox()
+
+
+def run_in_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """A command run as the console script runs it, but in this process (a new interpreter
+    costs about a second of imports): its exit code, stdout and stderr as `subprocess.run`
+    gives them. For a test about a message, not about processes. An exception the command let
+    through (a traceback, in a real process) fails the test."""
+    from click.testing import CliRunner
+
+    from bulk_contacts.cli import main
+
+    result = CliRunner().invoke(main, list(args), env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"{args}: a traceback, not a message") from result.exception
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
 
 
 def get_token(url: str, client_id: str = "sandbox-client", secret: str = "sandbox-secret") -> str:

@@ -28,6 +28,8 @@ from bulk_contacts.sandbox import Faults
 from bulk_contacts.schema import validate_roster
 from bulk_contacts.settings import resolve_settings
 
+from .conftest import get_token
+
 ROOT = Path(__file__).parent.parent
 SAMPLES = ROOT / "sample_data"
 ROSTER = str(SAMPLES / "roster.xlsx")
@@ -387,6 +389,78 @@ def test_refresh_compares_values_as_a_fresh_plan_does(start_sandbox, tmp_path) -
     assert phone == "(202) 867-5309"
 
 
+def add_over_the_api(server, site: int, external_id: str) -> int:
+    """A contact added to a site over the API, as another tool would: its contact_id."""
+    response = httpx.post(
+        f"{server.url}/partner/v1/dealers/12345/sites/{site}/contacts",
+        json={"external_contact_id": external_id, "first_name": "Lee", "last_name": "Late"},
+        headers={"Authorization": f"Bearer {get_token(server.url)}"},
+    )
+    response.raise_for_status()
+    return int(response.json()["contact_id"])
+
+
+def pruned_by_a_fresh_plan(server, tmp_path) -> set[int]:
+    fresh = tmp_path / "fresh.json"
+    fresh.unlink(missing_ok=True)
+    run(server, "plan", ROSTER, "--prune", "-o", str(fresh), "-q", "--force")
+    sites = json.loads(fresh.read_text())["sites"]
+    return {c["contact_id"] for s in sites for c in s["changes"] if c["reason"] == "prune"}
+
+
+def test_refresh_prunes_a_contact_added_since_the_plan(start_sandbox, tmp_path) -> None:
+    """QA6: a --prune plan re-based with --refresh deletes a contact added to a site after the
+    plan (no row names it), as a fresh plan would, on a site the plan changes and on one it
+    left alone; a portal contact (no external id) stays."""
+    server = seeded(start_sandbox)
+    plan = tmp_path / "plan.json"
+    assert run(server, "plan", ROSTER, "--prune", "-o", str(plan), "-q").exit_code == 0
+    late = add_over_the_api(server, 101, "LATE-1")
+    server.store.create_contact(101, {"first_name": "Portal", "last_name": "Only"})  # no id
+    assert late in pruned_by_a_fresh_plan(server, tmp_path)
+    args = ["--yes", "--refresh", "--no-progress", "--results", str(tmp_path / "r.csv")]
+    result = run(server, "apply", str(plan), *args)
+    assert result.exit_code == 0, result.output
+    assert run(server, "plan", ROSTER, "--prune", "--detailed-exitcode", "-q").exit_code == 0
+    # A plan with nothing to do on site 103; a contact added there is pruned too.
+    plan = tmp_path / "plan2.json"
+    assert run(server, "plan", ROSTER, "--prune", "-o", str(plan), "-q").exit_code == 0
+    assert not any(site["changes"] for site in json.loads(plan.read_text())["sites"])
+    later = add_over_the_api(server, 103, "LATE-2")
+    assert pruned_by_a_fresh_plan(server, tmp_path) == {later}
+    args[-1] = str(tmp_path / "r2.csv")
+    result = run(server, "apply", str(plan), *args)
+    assert result.exit_code == 0, result.output
+    assert run(server, "plan", ROSTER, "--prune", "--detailed-exitcode", "-q").exit_code == 0
+    ids = {row[0] for row in server.store.db.execute("SELECT contact_id FROM contacts")}
+    assert late not in ids and later not in ids
+    portal = "SELECT COUNT(*) FROM contacts WHERE first_name='Portal'"
+    assert server.store.db.execute(portal).fetchone()[0] == 1
+
+
+def test_refresh_of_an_old_prune_plan_says_to_make_a_new_one(start_sandbox, tmp_path) -> None:
+    """A --prune plan saved before plans recorded the contacts they saw: --refresh cannot prune
+    what was added since, and says so in one line (exit 2); without --refresh it applies."""
+    from bulk_contacts.plan import checksum_of
+
+    server = seeded(start_sandbox)
+    plan = tmp_path / "plan.json"
+    run(server, "plan", ROSTER, "--prune", "-o", str(plan), "-q")
+    body = json.loads(plan.read_text())
+    for site in body["sites"]:
+        del site["seen"], site["names"]
+    del body["checksum"]
+    body["checksum"] = checksum_of(body)
+    plan.write_text(json.dumps(body))
+    server.store.create_contact(
+        101, {"external_contact_id": "LATE-1", "first_name": "Lee", "last_name": "Late"}
+    )
+    result = run(server, "apply", str(plan), "--yes", "--refresh")
+    assert result.exit_code == 2, result.output
+    assert "older bulk-contacts" in result.output and "make a new plan" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_an_edited_plan_is_refused(start_sandbox, tmp_path) -> None:
     server = seeded(start_sandbox)
     plan = tmp_path / "plan.json"
@@ -472,6 +546,7 @@ def test_killed_mid_apply_then_run_again_converges_without_duplicates(
     assert 20 <= made < 150
     records = read_journal(tmp_path / "j.jsonl")  # complete records only, nothing lost
     assert sum(r["type"] == "outcome" for r in records) >= 20
+    server.set_faults(Faults())  # the latency was for the kill; the run again needs none
     again = run(
         server,
         "apply",

@@ -24,6 +24,8 @@ from bulk_contacts.schema import validate_roster
 from bulk_contacts.settings import resolve_settings
 from bulk_contacts.spreadsheet import unquote_formula
 
+from .thorough import examples
+
 SAMPLES = Path(__file__).parent.parent / "sample_data"
 DEALER = 12345
 
@@ -233,7 +235,7 @@ def shared_sandbox():
 
 @pytest.mark.parametrize("suffix", ["xlsx", "csv"])
 @settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -26,6 +26,7 @@ from bulk_contacts.reconcile import PlanOptions
 from bulk_contacts.terminal import refusal_lines
 
 from .planning import DEALER, Model, plan_for, roster
+from .thorough import examples
 
 
 def row(external="a1", first="John", last="Doe", action="", site="101", contact_id=""):
@@ -60,7 +61,7 @@ def test_empties_site_and_invalid_rows_carry_their_numbers() -> None:
     assert invalid.refusals[0].passed_by == ("skip_invalid",)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(keep=st.integers(1, 40), limit=st.one_of(st.none(), st.integers(0, 20)))
 def test_guarding_returns_a_new_plan_and_is_idempotent(keep: int, limit: int | None) -> None:
     plan = pruned_to(keep, max_deletes=limit, allow_empty_sites=True)

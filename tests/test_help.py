@@ -52,6 +52,25 @@ def test_every_command_has_examples_and_its_environment(name: str) -> None:
     assert "Environment:" in text
 
 
+def all_commands() -> list[tuple[str, ...]]:
+    found = []
+    for name, command in sorted(main.commands.items()):
+        found.append((name,))
+        found += [(name, sub) for sub in sorted(getattr(command, "commands", {}))]
+    return found
+
+
+@pytest.mark.parametrize("path", all_commands(), ids=" ".join)
+def test_every_flag_a_variable_stands_for_is_a_flag_of_that_command(path: tuple[str, ...]) -> None:
+    command = main
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]  # a group's commands
+    flags = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+    environment = help_of(*path).partition("Environment:")[2]
+    named = set(re.findall(r"\((--[a-z][a-z-]+)\)", environment))  # "CHEKT_X  ... (--flag)"
+    assert named <= flags, environment
+
+
 @pytest.mark.parametrize("name", CONNECTING)
 def test_the_commands_that_connect_name_every_variable_they_read(name: str) -> None:
     text = help_of(name)

@@ -30,6 +30,8 @@ from bulk_contacts.errors import InputError
 from bulk_contacts.sheet_limits import MAX_CELLS, column_number, xlsx_extent
 from bulk_contacts.spreadsheet import column_letter, read_cells
 
+from .thorough import examples
+
 HEADER = ["Account #", "External ID", "First Name", "Last Name", "Phone"]
 ROW = ["A1", "c1", "Ann", "Lee", "+12025550143"]
 MEMORY_CAP = 4 * 2**30
@@ -273,7 +275,9 @@ def written(cells: list[tuple[int, int, bool]]) -> str:
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(cells=cells_strategy)
 def test_the_scan_never_finds_a_sheet_smaller_than_calamine(tmp_path: Path, cells) -> None:
@@ -673,7 +677,9 @@ def formula_sheet(rows: list[list[tuple[str, int, bool]]]) -> tuple[str, set[tup
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(rows=formula_rows)
 def test_uncalculated_formulas_are_found_on_their_own_cells(tmp_path: Path, rows) -> None:

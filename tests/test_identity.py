@@ -22,6 +22,7 @@ from bulk_contacts.plan import Plan
 from bulk_contacts.reconcile import PlanOptions, reconcile, resolve_sites
 
 from .planning import DEALER, roster
+from .thorough import examples
 
 ZERO = Site(1002, "Zero Site", "ext-1002", "001234")
 ZETA = Site(1001, "Zeta", "ext-1001", "AC-1001")
@@ -485,9 +486,9 @@ def named_by(rows: list[list[str]], state: dict[int, list[Contact]], repair_ids:
     return named
 
 
-@pytest.mark.parametrize("examples", [80, pytest.param(1000, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("examples", [examples(80), pytest.param(1000, marks=pytest.mark.slow)])
 def test_prune_never_deletes_a_contact_any_row_names(examples: int) -> None:
-    """80 examples by default, 1000 with `-m slow`."""
+    """A few examples by default (`thorough`), 1000 with `-m slow`."""
     settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])(
         given(st.data(), st.booleans())(_prune_never_deletes_a_contact_any_row_names)
     )()

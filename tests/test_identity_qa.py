@@ -40,6 +40,7 @@ from bulk_contacts.schema import validate_roster
 
 from .planning import DEALER, roster
 from .test_identity import FULL, ZETA, contacts_of, line, plan_with, run, seeded, write
+from .thorough import examples
 
 __all__ = ["seeded"]  # the fixture, shared with test_identity
 
@@ -289,7 +290,7 @@ ID_TEXT = st.text(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(ID_TEXT, max_size=20))
 def test_repair_keys_is_repair_key_vectorized(values) -> None:
     assert repair_keys(pd.Series(values, dtype="str")).tolist() == list(map(repair_key, values))
@@ -431,7 +432,7 @@ SITE_IDS = st.sampled_from(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(SITE_IDS, min_size=1, max_size=5), SITE_IDS, st.booleans())
 def test_a_site_written_exactly_is_that_site_and_no_other(accounts, written, repair_ids):
     """For any sites: a row naming a site's account exactly (as a roster writes it: trimmed)
@@ -525,7 +526,7 @@ PLAN_IDS = st.sampled_from(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     st.lists(st.tuples(PLAN_IDS, st.sampled_from(["1001", "01001"])), max_size=6),
     st.lists(PLAN_IDS, max_size=4),
@@ -620,7 +621,7 @@ REGIONS = ["US", "GB", "MX", "DE", "FR", "AU", "IN", "BR", "JP", "ES", "IT", "NL
 KINDS = [phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.sampled_from(REGIONS),
     st.sampled_from(KINDS),

@@ -150,10 +150,11 @@ def wait_for(journal: Path, text: str, count: int, seconds: float = 30) -> None:
 
 
 def test_after_ctrl_c_in_a_rollback_the_advice_is_the_same_command(start_sandbox, tmp_path) -> None:
-    server = start_sandbox(seed=SAMPLES / "sandbox-seed.json", faults=Faults(latency_ms=40, seed=1))
+    server = start_sandbox(seed=SAMPLES / "sandbox-seed.json")
     roster = big_roster(tmp_path / "big.csv", 120)
     applied = run(server, "apply", str(roster), "--yes", "--results", "a.csv")
     assert applied.exit_code == 0, applied.output
+    server.set_faults(Faults(latency_ms=40, seed=1))  # slow only the rollback to interrupt
     command = [sys.executable, "-m", "bulk_contacts", "rollback", "a-journal.jsonl", "--yes"]
     process = subprocess.Popen(
         [*command, "--no-progress", "--concurrency", "2", "--journal", "rb.jsonl"],
@@ -174,6 +175,7 @@ def test_after_ctrl_c_in_a_rollback_the_advice_is_the_same_command(start_sandbox
         "run the same command again to finish: bulk-contacts rollback a-journal.jsonl" in output
     ), output
     assert "bulk-contacts rollback rb.jsonl" not in output  # that would undo the rollback
+    server.set_faults(Faults())
     finished = run(server, "rollback", "a-journal.jsonl", "--yes", "--results", "again.csv")
     assert finished.exit_code == 0, finished.output
     left = server.store.db.execute(

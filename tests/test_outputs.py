@@ -25,6 +25,8 @@ from bulk_contacts.roster import read_roster
 from bulk_contacts.schema import validate_roster
 from bulk_contacts.spreadsheet import unquote_formula
 
+from .conftest import run_in_process
+
 ROOT = Path(__file__).parent.parent
 SAMPLES = ROOT / "sample_data"
 ROSTER = str(SAMPLES / "roster.csv")
@@ -240,20 +242,8 @@ def test_the_demo_folder_is_checked_first(tmp_path) -> None:
 
 
 def test_the_sandbox_request_log_is_checked_before_it_serves(tmp_path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bulk_contacts",
-            "sandbox",
-            "--port",
-            "0",
-            "--request-log",
-            str(tmp_path / "missing" / "requests.jsonl"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
+    result = run_in_process(
+        "sandbox", "--port", "0", "--request-log", str(tmp_path / "missing" / "requests.jsonl")
     )
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip().splitlines() == [

@@ -105,6 +105,8 @@ def test_add_updates_remove_removes_and_bad_input_is_one_line(sandbox) -> None:
     assert removed.exit_code == 0 and load_profiles() == {}
     missing = run("profiles", "remove", "rehearsal")
     assert missing.exit_code == 2 and "no profile named 'rehearsal'" in missing.output
+    assert "nothing was removed" in missing.output and "add it with" not in missing.output
+    assert "(--profile)" not in missing.output
 
 
 def test_a_secret_in_the_settings_file_is_refused_naming_the_keychain(sandbox) -> None:

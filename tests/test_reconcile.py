@@ -14,6 +14,7 @@ from bulk_contacts.plan import PLAN_FORMAT, Plan
 from bulk_contacts.reconcile import resolve_sites
 
 from .planning import DEALER, Model, plan_for, roster
+from .thorough import examples
 
 JOHN = Contact(1, "John", "Doe", "a1", "+12025550143", "john@example.com")
 PORTAL = Contact(2, "Walk", "In")  # no external id: made in the portal
@@ -276,9 +277,9 @@ def rosters(draw):
     return rows
 
 
-@pytest.mark.parametrize("examples", [50, pytest.param(600, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("examples", [examples(50), pytest.param(600, marks=pytest.mark.slow)])
 def test_applying_a_plan_then_planning_again_changes_nothing(examples: int) -> None:
-    """50 examples by default, 600 with `-m slow`."""
+    """A few examples by default (`thorough`), 600 with `-m slow`."""
     settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])(
         given(remote_states(), rosters(), st.booleans(), st.sampled_from(["keep", "clear"]))(
             _applying_a_plan_then_planning_again_changes_nothing

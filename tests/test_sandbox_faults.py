@@ -7,6 +7,7 @@ import time
 import httpx
 import pytest
 
+from bulk_contacts.errors import SandboxError
 from bulk_contacts.sandbox import Faults
 
 from .conftest import get_token
@@ -108,3 +109,16 @@ def test_a_fault_seed_reproduces_the_same_faults(faulty) -> None:
     first, second = statuses(), statuses()
     assert first == second
     assert 200 in first and (500 in first or 503 in first)
+
+
+def test_faults_can_be_changed_while_the_sandbox_runs(faulty) -> None:
+    """`set_faults`: a test slows or breaks the sandbox only for the part that needs it."""
+    server, client = faulty()
+    assert client.get(SITES).status_code == 200
+    server.set_faults(Faults(error_rate=1.0, seed=1))
+    assert {client.get(SITES).status_code for _ in range(5)} <= {500, 503}
+    server.set_faults(Faults())
+    assert client.get(SITES).status_code == 200
+    server.stop()
+    with pytest.raises(SandboxError):
+        server.set_faults(Faults())

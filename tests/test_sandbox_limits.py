@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bulk_contacts.sandbox import SandboxConfig, SandboxServer
 
-from .conftest import get_token
+from .conftest import get_token, run_in_process
 
 SITES = "/partner/v1/dealers/12345/sites"
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -266,14 +266,7 @@ def test_the_server_still_serves_after_refusing_bodies(sandbox: SandboxServer) -
 # the secret
 
 
-def run_cli(*args: str, env: dict | None = None, timeout: float = 30):
-    return subprocess.run(
-        [sys.executable, "-m", "bulk_contacts", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+run_cli = run_in_process  # the messages' tests; the command's process is tested below
 
 
 def test_the_secret_comes_from_sandbox_client_secret(tmp_path: Path) -> None:

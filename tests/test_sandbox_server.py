@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bulk_contacts.sandbox import SandboxConfig, SandboxServer
 
-from .conftest import get_token
+from .conftest import get_token, run_in_process
 
 REFERENCE = Path(__file__).parent / "data" / "contacts-api-reference.txt"
 SITES = "/partner/v1/dealers/12345/sites"
@@ -202,13 +202,7 @@ def test_state_and_tokens_survive_a_restart_on_the_same_db(tmp_path) -> None:
 # the command line
 
 
-def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "bulk_contacts", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+run_cli = run_in_process  # the messages' tests; the command's process is tested below
 
 
 @pytest.mark.parametrize(

@@ -296,15 +296,15 @@ def test_the_serve_command_prints_its_url_and_stops_on_ctrl_c(tmp_path) -> None:
 
 
 def test_a_port_in_use_is_a_clear_error(tmp_path) -> None:
+    """In this process (the serve command's own process is another test's)."""
+    from click.testing import CliRunner
+
+    from bulk_contacts.cli import main
+
     server = WebServer(0, runs_dir=tmp_path / "runs", mappings_file=tmp_path / "m.json")
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "bulk_contacts", "serve", "--port", str(server.session.port)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        result = CliRunner().invoke(main, ["serve", "--port", str(server.session.port)])
     finally:
         server.close()
-    assert result.returncode == 2
+    assert result.exit_code == 2, result.output
     assert f"port {server.session.port} on 127.0.0.1 is already in use" in result.stderr

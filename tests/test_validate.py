@@ -27,6 +27,8 @@ from bulk_contacts.normalize import (
 from bulk_contacts.roster import read_roster
 from bulk_contacts.schema import validate_roster
 
+from .thorough import examples
+
 ROOT = Path(__file__).parent.parent
 SAMPLES = ROOT / "sample_data"
 HEADER = "Account #,External ID,First Name,Last Name,Phone,E-mail,Action,Site ID,Contact ID\n"
@@ -276,7 +278,7 @@ PHONE_TEXT = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(PHONE_TEXT, min_size=1, max_size=30))
 def test_phone_fast_path_agrees_with_phonenumbers(values) -> None:
     series = pd.Series(values, dtype="str")
@@ -287,7 +289,7 @@ def test_phone_fast_path_agrees_with_phonenumbers(values) -> None:
         assert phone_by_library(values[index], "US") == expected
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.lists(PHONE_TEXT, min_size=1, max_size=20),
     st.sampled_from(["US", "CA", "GB", "DE"]),
@@ -321,9 +323,9 @@ EMAIL_TEXT = st.one_of(
 )
 
 
-@pytest.mark.parametrize("examples", [100, pytest.param(1000, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("examples", [examples(100), pytest.param(1000, marks=pytest.mark.slow)])
 def test_email_fast_path_agrees_with_email_validator(examples: int) -> None:
-    """100 examples by default, 1000 with `-m slow`."""
+    """A few examples by default (`thorough`), 1000 with `-m slow`."""
     settings(max_examples=examples, deadline=None)(
         given(st.lists(EMAIL_TEXT, min_size=1, max_size=30))(
             _email_fast_path_agrees_with_email_validator

@@ -270,8 +270,8 @@ def concurrent_applies(start_sandbox, tmp_path: Path, delay: float, refresh: boo
     """Two processes apply the same roster, the second `delay` seconds after the first began
     writing; the second from a saved plan with --refresh when asked. Both really overlap (each
     makes changes); every contact exists exactly once."""
-    # The first run lasts about 7 s (150 creates, 2 at a time, 80-100 ms each): long enough for
-    # the second to start, plan and write while it runs, even on a busy machine.
+    # The first run would last about 7 s (150 creates, 2 at a time, 80-100 ms each): long enough
+    # for the second to start, plan and write while it runs, even on a busy machine.
     server = seeded(start_sandbox, tmp_path, faults=Faults(latency_ms=80, jitter_ms=20, seed=7))
     roster = big_roster(tmp_path / "big.csv", 150)
     second_args = ["apply", str(roster)]
@@ -285,6 +285,13 @@ def concurrent_applies(start_sandbox, tmp_path: Path, delay: float, refresh: boo
         poll(lambda: journal_count_in(tmp_path, "intent") > 0, what="the first run's writes")
         time.sleep(delay)  # the issue's spacing between the two starts
     second = command(server, *second_args, *common, "--concurrency", "4", cwd=tmp_path)
+    # Once both write side by side, the latency has done its part: the rest runs at full speed.
+    poll(
+        lambda: writing(tmp_path) >= 2 or first.poll() is not None or second.poll() is not None,
+        seconds=60,
+        what="both runs' writes",
+    )
+    server.set_faults(Faults())
     outputs = [finish(first), finish(second)]
     assert [code for code, _ in outputs] == [0, 0], outputs
     assert count(server, "external_contact_id LIKE 'K-%'") == 150
@@ -294,6 +301,14 @@ def concurrent_applies(start_sandbox, tmp_path: Path, delay: float, refresh: boo
     for folder in folders:
         table = pd.read_csv(folder / "results.csv", dtype=str, keep_default_na=False)
         assert len(table) > 0 and set(table["status"]) == {"ok"}
+
+
+def writing(folder: Path) -> int:
+    """How many runs in the folder have begun writing (announced a write in their journal)."""
+    runs = folder / "bulk-contacts-runs"
+    if not runs.exists():
+        return 0
+    return sum(journal_count(j, "intent") > 0 for j in runs.glob("*/journal.jsonl"))
 
 
 def journal_count_in(folder: Path, kind: str) -> int:
@@ -445,6 +460,7 @@ def test_a_failing_journal_stops_the_writes_and_keeps_what_was_in_flight(
     assert "not journaled:" in result.output  # the outcomes in flight, printed
     check_after_journal_failure(server, tmp_path, tmp_path / "r-journal.jsonl", result.output)
     assert 0 < count(server, "external_contact_id LIKE 'K-%'") < 80
+    server.set_faults(Faults())  # the latency was for the writes in flight, not the rollback
     undo = run(
         server, "rollback", "r-journal.jsonl", "--yes", "--journal", "u.jsonl", "--results", "u.csv"
     )
@@ -531,6 +547,7 @@ def test_a_full_disk_stops_the_run_cleanly(start_sandbox, tmp_path, tiny_filesys
     if "not journaled" in output:  # the journal's disk is full: kept in the temporary folder
         assert re.search(r"they are in \S*bulk-contacts-[-0-9a-f]+-unjournaled.jsonl;", output)
     filler.unlink()  # room again, so the rollback can journal itself
+    server.set_faults(Faults())  # the latency was for the writes in flight, not the rollback
     undo = run(
         server, "rollback", str(journal), "--yes", "--journal", "u.jsonl", "--results", "u.csv"
     )
@@ -569,6 +586,7 @@ def kill_at_random_then_rollback(start_sandbox, tmp_path: Path, seed: int) -> No
     finally:
         finish(process)
     settle(tmp_path / "requests.jsonl")
+    server.set_faults(Faults())  # the latency was for the kill; the rollback needs none
     undo = run(
         server, "rollback", str(journal), "--yes", "--journal", "u.jsonl", "--results", "u.csv"
     )
@@ -614,6 +632,7 @@ def test_a_resumed_run_in_the_same_journal_is_undone_completely(start_sandbox, t
     finally:
         finish(process)
     settle(tmp_path / "requests.jsonl")
+    server.set_faults(Faults())  # the latency was for the kill; the resume needs none
     resumed = run(server, *args, "--results", str(tmp_path / "r2.csv"))
     assert resumed.exit_code == 0, resumed.output
     assert count(server, "external_contact_id LIKE 'K-%'") == 150

@@ -33,6 +33,9 @@ from bulk_contacts.sandbox import Faults, SandboxConfig, SandboxServer
 ROOT = Path(__file__).parent.parent
 SAMPLES = ROOT / "sample_data"
 SEED_DUPLICATES = [(102, "NW-001", 2)]
+# The sandbox for the processes that are killed mid-run or run side by side: slow enough that
+# a kill lands among the writes and two runs overlap.
+SLOW = Faults(latency_ms=40, jitter_ms=20, seed=1)
 
 
 def write_variants(folder: Path) -> list[Path]:
@@ -75,7 +78,7 @@ class WritesMachine(RuleBasedStateMachine):
             SandboxConfig(
                 port=0,
                 seed=SAMPLES / "sandbox-seed.json",
-                faults=Faults(latency_ms=40, jitter_ms=20, seed=1),
+                faults=SLOW,
                 request_log=self.folder / "requests.jsonl",
             )
         ).start()
@@ -108,7 +111,13 @@ class WritesMachine(RuleBasedStateMachine):
         return self.folder / f"j{self.count}.jsonl"
 
     def cli(self, *args: str) -> tuple[int, str]:
-        result = CliRunner().invoke(main, [*args, "--no-progress"], env=self.env)
+        """A command in this process, with no latency: only the processes that are killed or
+        run side by side need the sandbox slow (`process`)."""
+        self.server.set_faults(Faults())
+        try:
+            result = CliRunner().invoke(main, [*args, "--no-progress"], env=self.env)
+        finally:
+            self.server.set_faults(SLOW)
         return result.exit_code, result.output
 
     def process(self, *args: str) -> subprocess.Popen:

@@ -425,6 +425,7 @@ def test_ctrl_c_during_apply_says_what_was_done_and_how_to_resume(start_sandbox,
     assert f"{made} changes made" in line and "not started" in line
     assert "run the same command again to finish" in line
     assert f"bulk-contacts rollback {journal}" in line
+    server.set_faults(Faults())  # the latency was for the interrupt; the resume needs none
     resumed = command(server, *args, "--journal", str(journal), cwd=tmp_path)
     assert finish(resumed)[0] == 0
     assert count(server, "external_contact_id LIKE 'K-%'") == 40
@@ -454,6 +455,7 @@ def test_ctrl_c_twice_during_apply_stops_at_once_without_tracebacks(
     line = one_interrupted_line(out, err)
     assert "stopped at once" in line and f"bulk-contacts rollback {journal}" in line
     settle(tmp_path / "requests.jsonl")
+    server.set_faults(Faults())  # the latency was for the interrupt; the rollback needs none
     undo = run(server, "rollback", str(journal), "--yes", "--journal", "u.jsonl")
     assert undo.exit_code == 0, undo.output
     assert contacts_of(server) == before
@@ -462,10 +464,11 @@ def test_ctrl_c_twice_during_apply_stops_at_once_without_tracebacks(
 def test_ctrl_c_during_rollback_says_how_to_finish(start_sandbox, tmp_path) -> None:
     from tests.test_writes import big_roster, journal_count
 
-    server = seeded(start_sandbox, tmp_path, faults=Faults(latency_ms=150, seed=4))
+    server = seeded(start_sandbox, tmp_path)
     before = contacts_of(server)
     roster = big_roster(tmp_path / "big.csv", 40)
     assert run(server, "apply", str(roster), "--yes", "--journal", "j.jsonl").exit_code == 0
+    server.set_faults(Faults(latency_ms=150, seed=4))  # slow only the rollback to interrupt
     undo_journal = tmp_path / "u.jsonl"
     args = ["rollback", "j.jsonl", "--yes", "--no-progress", "--concurrency", "2"]
     process = command(server, *args, "--journal", str(undo_journal), cwd=tmp_path)
@@ -475,6 +478,7 @@ def test_ctrl_c_during_rollback_says_how_to_finish(start_sandbox, tmp_path) -> N
     assert code == 130, out + err
     line = one_interrupted_line(out, err)
     assert "changes made" in line and "run the same command again to finish" in line
+    server.set_faults(Faults())
     again = run(server, "rollback", "j.jsonl", "--yes", "--journal", "u2.jsonl")
     assert again.exit_code == 0, again.output
     assert contacts_of(server) == before

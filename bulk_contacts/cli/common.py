@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import shlex
 import sys
 from collections.abc import Iterator, Mapping
@@ -200,16 +201,54 @@ def confirmed(question: str, yes: bool) -> bool:
             "not on a terminal, so nothing is asked: pass --yes to go ahead without confirmation"
         )
     try:
-        if click.confirm(printable(question), default=False):
+        if ask_yes_no(printable(question)):
             return True
-    except click.Abort as abort:  # Ctrl-C (exit 130, as documented) or the input closed
+    except KeyboardInterrupt:  # Ctrl-C: exit 130, as documented
         echo()
         echo("Nothing was changed.")
-        if isinstance(abort.__context__, KeyboardInterrupt):
-            raise KeyboardInterrupt from None
-        return False
+        raise
+    except EOFError:  # the input closed
+        echo()
     echo("Nothing was changed.")
     return False
+
+
+def ask_yes_no(question: str) -> bool:
+    """`question [y/N]: ` answered on the terminal; KeyboardInterrupt on Ctrl-C, EOFError when
+    the input closes. Ctrl-C is never lost: `input()` can miss a SIGINT that lands between the
+    prompt and its read (and then waits for Enter); here the signal also wakes the wait (the
+    signal module's wakeup fd), wherever it lands. Windows: click's prompt."""
+    if os.name == "nt":
+        try:
+            return click.confirm(question, default=False)
+        except click.Abort as abort:
+            if isinstance(abort.__context__, KeyboardInterrupt):
+                raise KeyboardInterrupt from None
+            raise EOFError from None
+    import select
+    import signal
+
+    woken, wake = os.pipe()
+    os.set_blocking(wake, False)
+    previous = signal.set_wakeup_fd(wake)
+    try:
+        while True:
+            click.echo(f"{question} [y/N]: ", nl=False)
+            while sys.stdin not in select.select([sys.stdin, woken], [], [])[0]:
+                os.read(woken, 512)  # a signal woke it: its handler runs (Ctrl-C raises)
+            line = sys.stdin.readline()
+            if not line:
+                raise EOFError
+            answer = line.strip().lower()
+            if answer in ("", "n", "no"):
+                return False
+            if answer in ("y", "yes"):
+                return True
+            click.echo("Error: invalid input", err=True)
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(woken)
+        os.close(wake)
 
 
 def lock_dealers(dealers: set[int], wait: bool) -> Any:
@@ -239,6 +278,14 @@ CONNECTION_ENV = (
     ("CHEKT_CA_BUNDLE", "a CA bundle to trust (--ca-bundle); else SSL_CERT_FILE"),
     ("HTTPS_PROXY, NO_PROXY", "a proxy (read by httpx)"),
 )
+
+
+def without_flags(environment: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """The variables without the flags they stand for: for a command that has no such flags
+    (`serve` reads the variables, its Connect page takes the rest)."""
+    return tuple((name, re.sub(r" \(--[a-z-]+\)", "", text)) for name, text in environment)
+
+
 PROFILE_ENV = (
     ("CHEKT_PROFILE", "the profile, when --profile is not given"),
     ("XDG_CONFIG_HOME", "Linux: the settings file's folder (Windows: %APPDATA%)"),

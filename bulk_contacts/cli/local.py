@@ -11,7 +11,15 @@ import click
 
 from ..errors import ExitCode
 from ..sandbox import config as sandbox_defaults
-from .common import CONNECTION_ENV, LOCK_ENV, check_outputs, echo, environ, epilog
+from .common import (
+    CONNECTION_ENV,
+    LOCK_ENV,
+    check_outputs,
+    echo,
+    environ,
+    epilog,
+    without_flags,
+)
 from .options import option_group
 
 
@@ -255,7 +263,7 @@ def cloned() -> tuple[Any, int]:
             "bulk-contacts serve",
             "bulk-contacts serve --port 0 --no-browser   # print the URL, any free port",
         ),
-        CONNECTION_ENV + LOCK_ENV,
+        without_flags(CONNECTION_ENV) + LOCK_ENV,
     )
 )
 @click.option(

@@ -3,18 +3,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import socket
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from ..errors import SandboxError, SeedError
-from .app import create_app
-from .config import SandboxConfig
+from .app import Frontdoor, create_app
+from .config import Faults, SandboxConfig
+from .faults import FaultPlan
 from .requestlog import RequestLog
 from .seed import Seed, load_seed, read_seed
 from .store import Store
@@ -87,9 +91,10 @@ class SandboxServer:
         self.config = config
         self.store: Store | None = None
         self.url = ""
-        self._server: uvicorn.Server | None = None
+        self._server: _Uvicorn | None = None
         self._thread: threading.Thread | None = None
         self._log: RequestLog | None = None
+        self._frontdoor: Frontdoor | None = None
 
     def start(self, timeout: float = 10.0) -> SandboxServer:
         self.store = open_store(self.config)
@@ -97,7 +102,8 @@ class SandboxServer:
         self.url = url_of(sock)
         self._log = RequestLog(self.config.request_log)
         app = create_app(self.config, self.store, self._log)
-        self._server = uvicorn.Server(uvicorn_config(app))
+        self._frontdoor = app
+        self._server = _Uvicorn(uvicorn_config(app))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="sandbox"
         )
@@ -109,21 +115,55 @@ class SandboxServer:
             time.sleep(0.01)
         return self
 
+    def set_faults(self, faults: Faults) -> None:
+        """Serve the next requests with these faults (latency, errors...) instead: a test slows
+        the sandbox only for the part that needs it (a run to interrupt mid-way), not for the
+        setup and checks around it. Requests already being answered keep their draw."""
+        if self._frontdoor is None:
+            raise SandboxError("the sandbox is not running")
+        self.config = replace(self.config, faults=faults)
+        self._frontdoor.faults = FaultPlan(faults) if faults.any else None
+
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
+            self._server.stop_now()
             self._thread.join(timeout=10)
         if self._log is not None:
             self._log.close()
         if self.store is not None:
             self.store.close()
         self._server = self._thread = self._log = self.store = None
+        self._frontdoor = None
 
     def __enter__(self) -> SandboxServer:
         return self.start()
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn's server, whose main loop `stop_now` wakes: it stops at once instead of at its
+    next tick (a tenth of a second; a test suite starts and stops hundreds of sandboxes)."""
+
+    _wake: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    async def main_loop(self) -> None:  # uvicorn's own, waiting on `_wake` between ticks
+        self._wake, self._loop = asyncio.Event(), asyncio.get_running_loop()
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+            should_exit = await self.on_tick(counter)
+
+    def stop_now(self) -> None:
+        self.should_exit = True
+        if self._loop is not None and self._wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                self._loop.call_soon_threadsafe(self._wake.set)
 
 
 def uvicorn_config(app: Any) -> uvicorn.Config:

@@ -31,9 +31,15 @@ settings.load_profile("thorough" if THOROUGH else "checkout")
 @pytest.fixture(autouse=True, scope="session")
 def own_state_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The run locks live in the user's state folder: the tests get one of their own (on Linux
-    platformdirs reads XDG_STATE_HOME; subprocesses inherit it)."""
+    platformdirs reads XDG_STATE_HOME; subprocesses inherit it).
+
+    The commands the tests start as processes load no Hypothesis plugin: pandera imports
+    Hypothesis whenever it is installed (as it is for the tests, never for a user), and
+    Hypothesis then loads every installed plugin (trio's, which imports pytest): about 0.2 s of
+    CPU per process, for nothing the command uses."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+        patch.setenv("HYPOTHESIS_NO_PLUGINS", "1")
         yield
 
 

@@ -91,6 +91,24 @@ def sandbox(start_sandbox: SandboxFactory) -> SandboxServer:
     return start_sandbox()
 
 
+@pytest.fixture(scope="session")
+def shared_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from .serving import SharedChromium
+
+    shared = SharedChromium(tmp_path_factory.mktemp("chromium"))
+    yield shared
+    shared.quit()
+
+
+@pytest.fixture
+def browser(shared_chromium, tmp_path: Path):
+    """Headless Chromium, fresh for this test (`serving.SharedChromium`): its downloads land in
+    `browser.downloads`, a folder of the test's own."""
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    return shared_chromium.page(downloads)
+
+
 def run_in_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """A command run as the console script runs it, but in this process (a new interpreter
     costs about a second of imports): its exit code, stdout and stderr as `subprocess.run`

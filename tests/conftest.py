@@ -31,9 +31,15 @@ settings.load_profile("thorough" if THOROUGH else "checkout")
 @pytest.fixture(autouse=True, scope="session")
 def own_state_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The run locks live in the user's state folder: the tests get one of their own (on Linux
-    platformdirs reads XDG_STATE_HOME; subprocesses inherit it)."""
+    platformdirs reads XDG_STATE_HOME; subprocesses inherit it).
+
+    The commands the tests start as processes load no Hypothesis plugin: pandera imports
+    Hypothesis whenever it is installed (as it is for the tests, never for a user), and
+    Hypothesis then loads every installed plugin (trio's, which imports pytest): about 0.2 s of
+    CPU per process, for nothing the command uses."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+        patch.setenv("HYPOTHESIS_NO_PLUGINS", "1")
         yield
 
 
@@ -83,6 +89,24 @@ def start_sandbox() -> Iterator[SandboxFactory]:
 @pytest.fixture
 def sandbox(start_sandbox: SandboxFactory) -> SandboxServer:
     return start_sandbox()
+
+
+@pytest.fixture(scope="session")
+def shared_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from .serving import SharedChromium
+
+    shared = SharedChromium(tmp_path_factory.mktemp("chromium"))
+    yield shared
+    shared.quit()
+
+
+@pytest.fixture
+def browser(shared_chromium, tmp_path: Path):
+    """Headless Chromium, fresh for this test (`serving.SharedChromium`): its downloads land in
+    `browser.downloads`, a folder of the test's own."""
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    return shared_chromium.page(downloads)
 
 
 def run_in_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,48 @@ def chromium(tmp_path: Path, downloads: Path | None = None):
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
     return webdriver.Chrome(options=options, service=service)
+
+
+class SharedChromium:
+    """One headless Chromium for the whole run (a start costs about a second of CPU), handed to
+    each test as if fresh (`page`): no cookie, cache or storage of an earlier test, no log line,
+    no open dialog or extra window, and downloads into the test's own folder. A browser that died
+    is started again."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.driver: Any = None
+
+    def page(self, downloads: Path):
+        if self.driver is not None:
+            try:
+                self.driver.get("about:blank")
+            except Exception:  # crashed or left in a state it cannot leave: a new one
+                self.quit()
+        if self.driver is None:
+            self.driver = chromium(self.folder)
+        driver = self.driver
+        for handle in driver.window_handles[1:]:
+            driver.switch_to.window(handle)
+            driver.close()
+        driver.switch_to.window(driver.window_handles[0])
+        driver.get("about:blank")
+        for command in ("Network.clearBrowserCookies", "Network.clearBrowserCache"):
+            driver.execute_cdp_cmd(command, {})
+        driver.execute_cdp_cmd("Storage.clearDataForOrigin", {"origin": "*", "storageTypes": "all"})
+        driver.execute_cdp_cmd(
+            "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+        )
+        driver.get_log("browser")  # an earlier test's lines are not this one's
+        assert driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"] == []
+        driver.downloads = downloads
+        return driver
+
+    def quit(self) -> None:
+        if self.driver is not None:
+            with suppress(Exception):  # already gone
+                self.driver.quit()
+            self.driver = None
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:

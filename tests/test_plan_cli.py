@@ -4,7 +4,6 @@ exit codes and reports (the HTML one in headless Chromium)."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import openpyxl
@@ -162,9 +161,7 @@ def test_the_xlsx_report_lists_a_rows_problems_without_escaped_line_ends(env, tm
     assert "'first_name'" in problems and "'last_name'" in problems and "\\x0a" not in problems
 
 
-def test_the_html_report_renders_and_filters_in_chromium(env, tmp_path) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+def test_the_html_report_renders_and_filters_in_chromium(env, browser, tmp_path) -> None:
     from selenium.webdriver.common.by import By
 
     report = tmp_path / "plan.html"
@@ -174,44 +171,25 @@ def test_the_html_report_renders_and_filters_in_chromium(env, tmp_path) -> None:
     )
     page = report.read_text()
     assert "http://" not in page.replace("http://127.0.0.1", "") and "https://" not in page
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ):
-        options.add_argument(flag)
-    service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
-    browser = webdriver.Chrome(options=options, service=service)
-    try:
-        browser.get(report.as_uri())
-        rows = browser.find_elements(By.CSS_SELECTOR, "#changes tbody tr")
-        assert len(rows) == 50
+    browser.get(report.as_uri())
+    rows = browser.find_elements(By.CSS_SELECTOR, "#changes tbody tr")
+    assert len(rows) == 50
 
-        def visible() -> list[str]:
-            return [r.get_attribute("data-action") for r in rows if r.is_displayed()]
+    def visible() -> list[str]:
+        return [r.get_attribute("data-action") for r in rows if r.is_displayed()]
 
-        assert len(visible()) == 50
-        for box in browser.find_elements(By.CSS_SELECTOR, ".action-filter"):
-            if box.get_attribute("value") == "create":
-                box.click()
-        assert sorted(set(visible())) == ["delete", "update"] and len(visible()) == 4
-        browser.find_element(By.ID, "search").send_keys("Nowak")
-        assert visible() == []  # Nowak is in a conflict, not a change
-        search = browser.find_element(By.ID, "search")
-        search.clear()
-        search.send_keys("HD-0")
-        assert sorted(visible()) == ["delete", "update"]
-        assert "2 of 50 changes shown" in browser.find_element(By.ID, "shown").text
-    finally:
-        browser.quit()
+    assert len(visible()) == 50
+    for box in browser.find_elements(By.CSS_SELECTOR, ".action-filter"):
+        if box.get_attribute("value") == "create":
+            box.click()
+    assert sorted(set(visible())) == ["delete", "update"] and len(visible()) == 4
+    browser.find_element(By.ID, "search").send_keys("Nowak")
+    assert visible() == []  # Nowak is in a conflict, not a change
+    search = browser.find_element(By.ID, "search")
+    search.clear()
+    search.send_keys("HD-0")
+    assert sorted(visible()) == ["delete", "update"]
+    assert "2 of 50 changes shown" in browser.find_element(By.ID, "shown").text
 
 
 def test_the_log_file_has_exchanges_and_decisions_without_secrets(env, tmp_path) -> None:

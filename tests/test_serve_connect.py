@@ -15,7 +15,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from bulk_contacts.cli import main
-from tests.serving import SAMPLES, chromium, start_web, wait_for
+from tests.serving import SAMPLES, start_web, wait_for
 from tests.test_profiles import MemoryKeyring
 
 SECRET = "sandbox-secret"
@@ -31,13 +31,6 @@ def web(tmp_path):
     server = start_web(tmp_path)
     yield server
     server.stop()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    driver = chromium(tmp_path)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from bulk_contacts.cli import main
-from tests.serving import ROOT, SAMPLES, chromium, contacts_of, start_web, wait_for
+from tests.serving import ROOT, SAMPLES, contacts_of, start_web, wait_for
 
 BROKEN_PHONE, FIXED_PHONE = "867 5309", "+1 202 867 5309"
 
@@ -51,16 +51,6 @@ def web(tmp_path):
     server = start_web(tmp_path)
     yield server
     server.stop()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    driver = chromium(tmp_path, downloads)
-    driver.downloads = downloads
-    yield driver
-    driver.quit()
 
 
 def shoot(browser, name: str, tmp_path: Path) -> None:

@@ -173,31 +173,25 @@ def test_the_grid_never_shows_an_internal_key(web, client) -> None:
     assert "~name:" not in json.dumps(grid)
 
 
-def test_the_layout_options_in_chromium(web, tmp_path) -> None:
+def test_the_layout_options_in_chromium(web, browser, tmp_path) -> None:
     """The upload form as a person uses it: the tabs file dropped in, one tab per site and
     matching by name ticked, read again: every tab's rows are the roster."""
     from selenium.webdriver.common.by import By
 
-    from tests.serving import chromium
-
     path = tmp_path / "tabs2.xlsx"
     path.write_bytes(tabs_workbook())
-    browser = chromium(tmp_path)
-    try:
-        browser.get(web.url)
-        browser.get(f"{web.base}/upload")
-        browser.find_element(By.ID, "roster-file").send_keys(str(path))
-        browser.find_element(By.ID, "upload-button").click()
-        wait_for(lambda: browser.current_url.endswith("/columns"), what="the columns page")
-        browser.get(f"{web.base}/upload")
-        for box in ("all_sheets", "match_by"):
-            browser.find_element(By.ID, box).click()
-        browser.find_element(By.XPATH, "//button[text()='Read again with these options']").click()
-        wait_for(lambda: browser.current_url.endswith("/columns"), what="read again")
-        ws = web.workspace
-        assert ws.read.all_sheets and ws.read.match_by == "name"
-        assert ws.roster is not None and len(ws.roster.frame) == 3, ws.roster_error
-        browser.get(f"{web.base}/upload")
-        assert browser.find_element(By.ID, "all_sheets").is_selected()
-    finally:
-        browser.quit()
+    browser.get(web.url)
+    browser.get(f"{web.base}/upload")
+    browser.find_element(By.ID, "roster-file").send_keys(str(path))
+    browser.find_element(By.ID, "upload-button").click()
+    wait_for(lambda: browser.current_url.endswith("/columns"), what="the columns page")
+    browser.get(f"{web.base}/upload")
+    for box in ("all_sheets", "match_by"):
+        browser.find_element(By.ID, box).click()
+    browser.find_element(By.XPATH, "//button[text()='Read again with these options']").click()
+    wait_for(lambda: browser.current_url.endswith("/columns"), what="read again")
+    ws = web.workspace
+    assert ws.read.all_sheets and ws.read.match_by == "name"
+    assert ws.roster is not None and len(ws.roster.frame) == 3, ws.roster_error
+    browser.get(f"{web.base}/upload")
+    assert browser.find_element(By.ID, "all_sheets").is_selected()

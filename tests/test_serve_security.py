@@ -12,7 +12,7 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 
 from bulk_contacts.web.workspace import safe_file_name
-from tests.serving import SAMPLES, chromium, csrf, session_client, start_web, wait_for
+from tests.serving import SAMPLES, csrf, session_client, start_web, wait_for
 
 PAGES = ("/connect", "/upload", "/columns", "/fix", "/plan", "/apply", "/runs", "/export")
 
@@ -169,7 +169,7 @@ HOSTILE_NAME = "<img src=x onerror=alert(1)>"
 HOSTILE_LAST = "<script>window.pwned=1</script>"
 
 
-def test_a_script_in_a_name_never_runs(web, start_sandbox, tmp_path) -> None:
+def test_a_script_in_a_name_never_runs(web, start_sandbox, browser, tmp_path) -> None:
     sandbox = start_sandbox(seed=SAMPLES / "sandbox-seed.json")
     roster = tmp_path / "hostile.csv"
     roster.write_text(
@@ -177,41 +177,37 @@ def test_a_script_in_a_name_never_runs(web, start_sandbox, tmp_path) -> None:
         f'10-4471,HD-777,"{HOSTILE_NAME}","{HOSTILE_LAST}",+12025550177,<i>x</i>\n',
         encoding="utf-8",
     )
-    browser = chromium(tmp_path)
-    try:
-        browser.get(web.url)
-        browser.find_element(By.ID, "api_url").send_keys(sandbox.url)
-        browser.find_element(By.ID, "dealer").send_keys("12345")
-        browser.find_element(By.ID, "client_id").send_keys("sandbox-client")
-        browser.find_element(By.ID, "client_secret").send_keys("sandbox-secret")
-        browser.find_element(By.ID, "use-settings").click()
-        wait_for(lambda: "13 sites" in browser.page_source, what="the check")
-        browser.get(f"{web.base}/upload")
-        browser.find_element(By.ID, "roster-file").send_keys(str(roster))
-        browser.find_element(By.ID, "upload-button").click()
-        wait_for(lambda: browser.current_url.endswith("/columns"), what="the columns page")
-        main = browser.find_element(By.TAG_NAME, "main")
-        assert HOSTILE_NAME in main.text and "<b>Notes</b>" in main.text
-        assert not browser.find_elements(By.CSS_SELECTOR, "main img, main script, td b, td i")
-        browser.find_element(By.ID, "columns-submit").click()
-        grid = wait_for(
-            lambda: browser.find_element(By.CSS_SELECTOR, "#grid[data-ready=yes]"), what="grid"
-        )
-        texts = [cell.text for cell in grid.find_elements(By.CSS_SELECTOR, ".tabulator-cell")]
-        assert HOSTILE_NAME in texts and HOSTILE_LAST in texts
-        browser.get(f"{web.base}/plan")
-        browser.find_element(By.ID, "make-plan").click()
-        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "li.card"), what="the plan")
-        assert f"{HOSTILE_NAME} {HOSTILE_LAST}" in browser.find_element(By.TAG_NAME, "main").text
-        assert not browser.find_elements(By.CSS_SELECTOR, "main img, main script")
-        assert browser.execute_script("return window.pwned === undefined")
-        with pytest.raises(NoAlertPresentException):
-            browser.switch_to.alert.text  # noqa: B018 - raises when no alert is open
-        violations = [
-            entry["message"]
-            for entry in browser.get_log("browser")
-            if "Content Security Policy" in entry["message"]
-        ]
-        assert violations == []  # nothing was even tried: every value was text
-    finally:
-        browser.quit()
+    browser.get(web.url)
+    browser.find_element(By.ID, "api_url").send_keys(sandbox.url)
+    browser.find_element(By.ID, "dealer").send_keys("12345")
+    browser.find_element(By.ID, "client_id").send_keys("sandbox-client")
+    browser.find_element(By.ID, "client_secret").send_keys("sandbox-secret")
+    browser.find_element(By.ID, "use-settings").click()
+    wait_for(lambda: "13 sites" in browser.page_source, what="the check")
+    browser.get(f"{web.base}/upload")
+    browser.find_element(By.ID, "roster-file").send_keys(str(roster))
+    browser.find_element(By.ID, "upload-button").click()
+    wait_for(lambda: browser.current_url.endswith("/columns"), what="the columns page")
+    main = browser.find_element(By.TAG_NAME, "main")
+    assert HOSTILE_NAME in main.text and "<b>Notes</b>" in main.text
+    assert not browser.find_elements(By.CSS_SELECTOR, "main img, main script, td b, td i")
+    browser.find_element(By.ID, "columns-submit").click()
+    grid = wait_for(
+        lambda: browser.find_element(By.CSS_SELECTOR, "#grid[data-ready=yes]"), what="grid"
+    )
+    texts = [cell.text for cell in grid.find_elements(By.CSS_SELECTOR, ".tabulator-cell")]
+    assert HOSTILE_NAME in texts and HOSTILE_LAST in texts
+    browser.get(f"{web.base}/plan")
+    browser.find_element(By.ID, "make-plan").click()
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "li.card"), what="the plan")
+    assert f"{HOSTILE_NAME} {HOSTILE_LAST}" in browser.find_element(By.TAG_NAME, "main").text
+    assert not browser.find_elements(By.CSS_SELECTOR, "main img, main script")
+    assert browser.execute_script("return window.pwned === undefined")
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert.text  # noqa: B018 - raises when no alert is open
+    violations = [
+        entry["message"]
+        for entry in browser.get_log("browser")
+        if "Content Security Policy" in entry["message"]
+    ]
+    assert violations == []  # nothing was even tried: every value was text

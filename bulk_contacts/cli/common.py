@@ -41,11 +41,11 @@ STYLES: dict[str, dict[str, Any]] = {
 }
 
 
-def echo(text: str = "", style: str = "", err: bool = False) -> None:
+def echo(text: str = "", style: str = "", err: bool = False, nl: bool = True) -> None:
     """Every line the tool prints goes through here: escaped first (`terminal.printable`), so a
     value from a file, from CHeKT or from the environment cannot act on the terminal, then
-    styled."""
-    click.secho(printable(text), err=err, **STYLES.get(style, {}))
+    styled. `nl=False`: a prompt, the answer typed after it."""
+    click.secho(printable(text), err=err, nl=nl, **STYLES.get(style, {}))
 
 
 def echo_lines(lines: list[tuple[str, str]]) -> None:
@@ -201,7 +201,7 @@ def confirmed(question: str, yes: bool) -> bool:
             "not on a terminal, so nothing is asked: pass --yes to go ahead without confirmation"
         )
     try:
-        if ask_yes_no(printable(question)):
+        if ask_yes_no(question):
             return True
     except KeyboardInterrupt:  # Ctrl-C: exit 130, as documented
         echo()
@@ -220,7 +220,7 @@ def ask_yes_no(question: str) -> bool:
     signal module's wakeup fd), wherever it lands. Windows: click's prompt."""
     if os.name == "nt":
         try:
-            return click.confirm(question, default=False)
+            return click.confirm(printable(question), default=False)
         except click.Abort as abort:
             if isinstance(abort.__context__, KeyboardInterrupt):
                 raise KeyboardInterrupt from None
@@ -233,7 +233,7 @@ def ask_yes_no(question: str) -> bool:
     previous = signal.set_wakeup_fd(wake)
     try:
         while True:
-            click.echo(f"{question} [y/N]: ", nl=False)
+            echo(f"{question} [y/N]: ", nl=False)
             while sys.stdin not in select.select([sys.stdin, woken], [], [])[0]:
                 os.read(woken, 512)  # a signal woke it: its handler runs (Ctrl-C raises)
             line = sys.stdin.readline()
@@ -244,7 +244,7 @@ def ask_yes_no(question: str) -> bool:
                 return False
             if answer in ("y", "yes"):
                 return True
-            click.echo("Error: invalid input", err=True)
+            echo("Error: invalid input", err=True)
     finally:
         signal.set_wakeup_fd(previous)
         os.close(woken)

@@ -10,6 +10,7 @@ where a derivation may be wrong. The columns themselves are declared in `columns
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -599,7 +600,7 @@ def country_name(code: str) -> str:
 def phone_region_issues(
     roster: Roster,
     rows: pd.DataFrame,
-    placement: dict[int, tuple[int, int]],
+    placement: Mapping[int, tuple[int, int]],
     sites: dict[tuple[int, int], Site],
     region: str,
 ) -> list[RosterIssue]:

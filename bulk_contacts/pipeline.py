@@ -197,7 +197,7 @@ def plan_roster(
 
 
 def _site_phone_issues(
-    validated: ValidatedRoster, placement: dict, sites: dict, options: PlanOptions
+    validated: ValidatedRoster, placement: Mapping, sites: dict, options: PlanOptions
 ) -> list:
     """`phone_region`: numbers read in the default region whose country is not their site's
     (the site's timezone tells it); found here, where each row's site is known."""

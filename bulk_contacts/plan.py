@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-from .columns import CONTACT_FIELDS
+from .columns import CONTACT_FIELDS, EDITABLE_FIELDS
 from .errors import ExitCode, InputError
 from .guards import Refusal, refusal_from_dict
 from .models import Contact
@@ -65,8 +65,35 @@ class PlanOptions:
 GUARD_OPTIONS = ("force", "allow_empty_sites", "max_deletes")
 
 
-@dataclass(frozen=True, slots=True)  # slots: a million creates cost 50 MB less
+# The keys a change's `after` holds compactly (`Change`), in the order a plan gives them.
+_AFTER_KEYS = ("external_contact_id", *EDITABLE_FIELDS)
+_after_keys: dict[tuple[str, ...], tuple[str, ...]] = {}  # each key tuple held once
+_VALUE_SLOTS = ("_v0", "_v1", "_v2", "_v3", "_v4")
+_held_keys = attrgetter("_keys")
+_held_values = attrgetter(*_VALUE_SLOTS)
+
+
+@dataclass(frozen=True, init=False)
 class Change:
+    # Held compactly: a million creates in a plan cost 160 MB less than with an `after` dict
+    # each. `after` is a property giving a new dict each time (nothing changes a plan's dicts);
+    # its keys are held once for every change with the same keys, its values in slots.
+    __slots__ = (
+        "_keys",  # after's keys (a shared tuple), or after itself when its keys are unusual
+        "_v0",
+        "_v1",
+        "_v2",
+        "_v3",
+        "_v4",
+        "action",
+        "before",
+        "contact_id",
+        "dealer_id",
+        "external_contact_id",
+        "reason",
+        "row",
+        "site_id",
+    )
     action: str  # create, update or delete
     dealer_id: int
     site_id: int
@@ -75,9 +102,51 @@ class Change:
     contact_id: int | None  # None for a create
     # The contact as held (updates and deletes: all its fields; creates: nothing), and what is
     # sent (creates: the new contact; updates: only the fields that change; deletes: nothing).
-    before: dict[str, str | None] = field(default_factory=dict)
-    after: dict[str, str | None] = field(default_factory=dict)
-    reason: str = ""  # "roster", "action=delete" or "prune"
+    before: dict[str, str | None]
+    after: dict[str, str | None]
+    reason: str  # "roster", "action=delete" or "prune"
+
+    def __init__(
+        self,
+        action: str,
+        dealer_id: int,
+        site_id: int,
+        row: int | None,
+        external_contact_id: str | None,
+        contact_id: int | None,
+        before: dict[str, str | None] | None = None,
+        after: dict[str, str | None] | None = None,
+        reason: str = "",
+    ) -> None:
+        put = object.__setattr__
+        put(self, "action", action)
+        put(self, "dealer_id", dealer_id)
+        put(self, "site_id", site_id)
+        put(self, "row", row)
+        put(self, "external_contact_id", external_contact_id)
+        put(self, "contact_id", contact_id)
+        put(self, "before", {} if before is None else before)
+        put(self, "reason", reason)
+        after = {} if after is None else after
+        keys = tuple(after)
+        values = list(after.values())
+        if _in_order(keys):
+            put(self, "_keys", _after_keys.setdefault(keys, keys))
+            values += [None] * (len(_AFTER_KEYS) - len(values))
+        else:
+            put(self, "_keys", dict(after))
+            values = [None] * len(_AFTER_KEYS)
+        for name, value in zip(_VALUE_SLOTS, values, strict=True):
+            put(self, name, value)
+
+    def _after(self) -> dict[str, str | None]:
+        keys = _held_keys(self)
+        if isinstance(keys, dict):
+            return dict(keys)
+        return dict(zip(keys, _held_values(self), strict=False))  # the first len(keys)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Change, tuple(getattr(self, f.name) for f in fields(Change))
 
     @property
     def sort_key(self) -> tuple:
@@ -87,6 +156,15 @@ class Change:
             self.external_contact_id or "",
             self.contact_id or 0,
         )
+
+
+setattr(Change, "after", property(Change._after, doc="What is sent, as a new dict."))  # noqa: B010
+
+
+def _in_order(keys: tuple[str, ...]) -> bool:
+    """Whether `keys` are some of `_AFTER_KEYS`, in their order (then held compactly)."""
+    found = iter(_AFTER_KEYS)
+    return all(key in found for key in keys)
 
 
 @dataclass(frozen=True)

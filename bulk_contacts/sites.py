@@ -18,6 +18,7 @@ import json
 import re
 import unicodedata
 from collections import defaultdict
+from collections.abc import Mapping
 
 import pandas as pd
 
@@ -77,7 +78,7 @@ def generated_id(dealer_id: int, site_id: int, first: str, last: str) -> str:
     return GENERATED_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def settle_generated_ids(validated: ValidatedRoster, placement: dict[int, SiteKey]) -> None:
+def settle_generated_ids(validated: ValidatedRoster, placement: Mapping[int, SiteKey]) -> None:
     """Give each placed row that carries a provisional id its generated id (in place)."""
     rows = validated.rows
     ids = rows["external_contact_id"]

@@ -79,6 +79,7 @@ class Table:
     header_found: str = ""  # "detected" or "chosen" (--header-row) when not the first row
     skipped: list[str] = field(default_factory=list)  # what the rows above the header hold
     added_ids: bool = False  # --match-by name added an empty external_contact_id column
+    sites_from_sheet_names: frozenset[str] = frozenset()  # the sheets whose name is their site
 
 
 @dataclass
@@ -111,7 +112,10 @@ class Roster:
         if self.table.sheets and row:  # --all-sheets: the sheet's name, as Excel writes it
             from .site_layouts import sheet_of
 
-            return f"'{sheet_of(row, self.table.sheets)}'!{label}"
+            sheet = sheet_of(row, self.table.sheets)
+            if name == "site_name" and sheet in self.table.sites_from_sheet_names:
+                return f"the name of sheet '{sheet}'"  # no column: the tab names the site
+            return f"'{sheet}'!{label}"
         return label
 
     def cell_position(self, name: str, row: int | None) -> int | None:

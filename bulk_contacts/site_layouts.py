@@ -173,6 +173,7 @@ def layout_table(layout: Layout, options: ReadOptions) -> Table:
         tables.append(table)
     table = _combined(layout, tables, column_map) if several else tables[0]
     table.added_ids = added_ids
+    table.sites_from_sheet_names = frozenset(named_by_sheet)
     said = table.details
     if named_by_sheet:
         said["site from the sheet's name"] = ", ".join(map(repr, named_by_sheet))

@@ -640,3 +640,20 @@ def test_sandbox_clone_copies_another_sandbox_exactly(start_sandbox, tmp_path) -
         ("GET", "contacts"),
     }
     assert "other-secret" not in "".join(lines) and "sandbox-secret" not in "".join(lines)
+
+
+def test_a_sheet_naming_no_site_is_named_as_the_sheet_not_as_a_column(seeded, tmp_path) -> None:
+    """The site of a tab without a site column is the tab's name: a message about it names the
+    sheet's name, never a column the file does not have."""
+    roster = workbook(
+        tmp_path / "tabs.xlsx",
+        {
+            "AC-1001": [["Name", "Phone"], ["Kim Keep", "2025550109"]],
+            "Nowhere": [["Name", "Phone"], ["Di Dee", "2025550105"]],
+        },
+    )
+    planned = run(seeded, "plan", roster, "--all-sheets", "--match-by", "name", "--skip-invalid")
+    assert "'Nowhere' row 2: the name of sheet 'Nowhere': 'Nowhere' names no site" in (
+        planned.output
+    ), planned.output
+    assert "site_name'" not in planned.output

@@ -5,7 +5,7 @@ progress bars (tqdm, on stderr)."""
 from __future__ import annotations
 
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +106,14 @@ def validation_text(
     return lines
 
 
+# Derived notes given per row, said once each as a count: what the rows have, where to read them.
+_DERIVED_PER_ROW = {
+    "by_name": "no external_contact_id: matched by first and last name (plan says to which "
+    "contact, or the id it generates; --report lists them)",
+    "phones_not_sent": "numbers not sent (CHeKT holds one per contact): --report lists them",
+}
+
+
 def derived_lines(result: ValidatedRoster) -> list[tuple[str, str]]:
     """What the reader did to the file (the header row it found, names split, the phone column
     each number came from, the columns not sent): said once, up front, not among warnings."""
@@ -113,26 +121,11 @@ def derived_lines(result: ValidatedRoster) -> list[tuple[str, str]]:
 
     derived = [i for i in result.issues if i.severity == DERIVED]
     lines = [(f"  {i.message}", "") for i in derived if i.row is None]
-    by_name = sum(1 for i in derived if i.row is not None and i.code == "by_name")
-    if by_name:
-        noun = "row has" if by_name == 1 else "rows have"
-        lines.append(
-            (
-                f"  {by_name} {noun} no external_contact_id: matched by first and last name "
-                f"(plan says to which contact, or the id it generates; --report lists them)",
-                "",
-            )
-        )
-    rows = sum(1 for i in derived if i.row is not None and i.code == "phones_not_sent")
-    if rows:
-        noun = "row has" if rows == 1 else "rows have"
-        lines.append(
-            (
-                f"  {rows} {noun} numbers not sent (CHeKT holds one per contact): --report "
-                f"lists them",
-                "",
-            )
-        )
+    per_row = Counter(i.code for i in derived if i.row is not None)
+    for code, what in _DERIVED_PER_ROW.items():
+        if per_row[code]:
+            verb = "has" if per_row[code] == 1 else "have"
+            lines.append((f"  {plural(per_row[code], 'row')} {verb} {what}", ""))
     return lines
 
 
@@ -140,8 +133,7 @@ def _no_phone_line(count: int, hint: str = "") -> list[tuple[str, str]]:
     """How many contacts would have no phone: the call list's weak spots, said once."""
     if not count:
         return []
-    noun = "contact" if count == 1 else "contacts"
-    return [(f"  {count} {noun} would have no phone{hint}", "warning")]
+    return [(f"  {plural(count, 'contact')} would have no phone{hint}", "warning")]
 
 
 def _by_kind(

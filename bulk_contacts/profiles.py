@@ -179,6 +179,17 @@ def add_profile(
     return save_profiles({**found, name: profile}, path), profile, existing is not None
 
 
+def secret_state(name: str, profile: Profile, no_keychain: str | None) -> str:
+    """Where a profile's secret comes from, never the secret: for the lists of profiles (the
+    `profiles` command and serve's Connect page). `no_keychain`: `keychain_problem()`'s answer,
+    asked once for the list."""
+    if profile.auth == "private_key_jwt":
+        return "signs with a key file"
+    if no_keychain:
+        return "secret from the environment only (no keychain)"
+    return "secret in the keychain" if read_secret(name) else "no secret stored"
+
+
 def remove_profile(name: str, path: Path | None = None) -> tuple[Path, bool]:
     """Remove profile `name` from the settings file, and its secret from the keychain. Where it
     was removed from, and whether a secret was."""

@@ -134,7 +134,7 @@ def test_login_keeps_the_secret_in_the_keychain_never_in_a_file_or_output(
     assert checked.exit_code == 0, checked.output
     assert "All checks passed" in checked.output and SECRET not in checked.output
     listed = run("profiles", env={"CHEKT_PROFILE": "rehearsal"})
-    assert "secret in keychain" in listed.output and SECRET not in listed.output
+    assert "secret in the keychain" in listed.output and SECRET not in listed.output
     for path in (tmp_path / "config-home").rglob("*"):
         if path.is_file():
             assert SECRET not in path.read_text(errors="replace"), path

@@ -160,7 +160,13 @@ def profiles(ctx: click.Context) -> None:
 
 
 def list_profiles() -> None:
-    from ..profiles import active_name, keychain_problem, load_profiles, read_secret, settings_path
+    from ..profiles import (
+        active_name,
+        keychain_problem,
+        load_profiles,
+        secret_state,
+        settings_path,
+    )
 
     path = settings_path()
     found = load_profiles(path)
@@ -172,12 +178,7 @@ def list_profiles() -> None:
     no_keychain = keychain_problem()
     for name, profile in sorted(found.items()):
         values = ", ".join(f"{k}={v}" for k, v in profile.values().items())
-        if profile.auth == "private_key_jwt":
-            secret = "key file"
-        elif no_keychain:
-            secret = "secret: environment only (no keychain)"
-        else:
-            secret = "secret in keychain" if read_secret(name) else "no secret stored"
+        secret = secret_state(name, profile, no_keychain)
         echo(f"{'*' if name == active else ' '} {name}: {values} ({secret})")
     if active:
         source = "CHEKT_PROFILE"

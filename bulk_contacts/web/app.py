@@ -679,7 +679,7 @@ class Pages:
 def profile_rows() -> tuple[list[dict[str, str]], str]:
     """The settings file's profiles as the Connect page lists them (never a secret: whether
     the keychain holds one), and a problem reading the file, if any."""
-    from ..profiles import keychain_problem, load_profiles, read_secret
+    from ..profiles import keychain_problem, load_profiles, secret_state
 
     try:
         found = load_profiles()
@@ -688,12 +688,7 @@ def profile_rows() -> tuple[list[dict[str, str]], str]:
     no_keychain = keychain_problem()
     rows = []
     for name, profile in sorted(found.items()):
-        if profile.auth == "private_key_jwt":
-            secret = "signs with a key file"
-        elif no_keychain:
-            secret = "secret from the environment (no keychain)"
-        else:
-            secret = "secret in the keychain" if read_secret(name) else "no secret stored"
+        secret = secret_state(name, profile, no_keychain)
         rows.append(
             {
                 "name": name,

@@ -596,9 +596,10 @@ def test_ctrl_c_finishes_what_is_in_flight_and_writes_everything(start_sandbox, 
 
 
 def run_on_a_terminal(
-    server, args: list[str], answer: bytes, seconds: float = 60
+    server, args: list[str], answer: bytes | None, seconds: float = 60
 ) -> tuple[int, str]:
-    """Run the command with a pseudo-terminal as its stdin and stdout, answer its prompt."""
+    """Run the command with a pseudo-terminal as its stdin and stdout; at its prompt, type
+    `answer`, or press Ctrl-C (the terminal's SIGINT) when it is None."""
     import pty
     import select
 
@@ -626,7 +627,10 @@ def run_on_a_terminal(
                     break
                 seen += chunk
                 if not answered and b"[y/N]" in seen:
-                    os.write(leader, answer)
+                    if answer is None:
+                        process.send_signal(signal.SIGINT)
+                    else:
+                        os.write(leader, answer)
                     answered = True
             elif process.poll() is not None:
                 break

@@ -19,6 +19,8 @@ from bulk_contacts import retries
 from bulk_contacts.cli import main
 from bulk_contacts.sandbox import Faults, SandboxServer
 
+from .test_apply import run_on_a_terminal
+
 ROOT = Path(__file__).parent.parent
 SAMPLES = ROOT / "sample_data"
 ROSTER = str(SAMPLES / "roster.csv")
@@ -184,48 +186,8 @@ def test_after_ctrl_c_in_a_rollback_the_advice_is_the_same_command(start_sandbox
     assert left == 0
 
 
-def run_on_a_terminal(server, args: list[str], seconds: float = 60) -> tuple[int, str]:
-    """Run the command with a pseudo-terminal as its stdin and stdout; at its prompt, press
-    Ctrl-C (the terminal's SIGINT)."""
-    import pty
-    import select
-
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bulk_contacts", *args],
-        env={**os.environ, **environment(server)},
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        close_fds=True,
-    )
-    os.close(follower)
-    seen, interrupted = b"", False
-    deadline = time.monotonic() + seconds
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(leader, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                seen += chunk
-                if not interrupted and b"[y/N]" in seen:
-                    process.send_signal(signal.SIGINT)
-                    interrupted = True
-            elif process.poll() is not None:
-                break
-        return process.wait(timeout=10), seen.decode(errors="replace")
-    finally:
-        process.kill()
-        os.close(leader)
-
-
 def test_ctrl_c_at_the_confirmation_exits_130(server, tmp_path) -> None:
-    code, output = run_on_a_terminal(server, ["apply", ROSTER, "--no-progress"])
+    code, output = run_on_a_terminal(server, ["apply", ROSTER, "--no-progress"], None)
     assert code == 130, output
     assert "interrupted" in output and "Nothing was changed." in output
     assert "Aborted" not in output

@@ -9,11 +9,11 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from bulk_contacts import retries
 from bulk_contacts.cli import main
 from bulk_contacts.sandbox import SandboxServer
 
 from .conftest import get_token
+from .test_messages import environment, no_backoff_sleeps, run  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).parent.parent
 SAMPLES = ROOT / "sample_data"
@@ -21,29 +21,9 @@ ROSTER = str(SAMPLES / "roster.csv")
 MISTAKES = str(SAMPLES / "roster-with-mistakes.csv")
 
 
-@pytest.fixture(autouse=True)
-def no_backoff_sleeps():
-    retries.set_testing(True)
-    yield
-    retries.set_testing(False)
-
-
 @pytest.fixture
 def server(start_sandbox) -> SandboxServer:
     return start_sandbox(seed=SAMPLES / "sandbox-seed.json")
-
-
-def environment(server: SandboxServer) -> dict[str, str]:
-    return {
-        "CHEKT_CLIENT_ID": "sandbox-client",
-        "CHEKT_CLIENT_SECRET": "sandbox-secret",
-        "CHEKT_API_URL": server.url,
-        "CHEKT_DEALER_ID": "12345",
-    }
-
-
-def run(server: SandboxServer, *args: str):
-    return CliRunner().invoke(main, list(args), env=environment(server))
 
 
 def test_quiet_prints_nothing_but_errors(server, tmp_path) -> None:

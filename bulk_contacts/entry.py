@@ -18,6 +18,9 @@ def _as_ctrl_c(number: int, frame: object) -> None:
 
 
 def run() -> None:
+    # Ctrl-C even when started with SIGINT ignored (a shell's background job, `nohup`): Python
+    # then leaves it ignored, and a `kill -INT` between the run's handlers would be lost.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for name in ("SIGTERM", "SIGBREAK"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _as_ctrl_c)

@@ -364,3 +364,26 @@ def test_one_create_applied_and_rolled_back_past_the_key_generations_says_what_h
         "SELECT COUNT(*) FROM contacts WHERE external_contact_id = 'NEW-1'"
     ).fetchone()[0]
     assert made == 0
+
+
+def test_ctrl_c_is_handled_even_when_started_with_sigint_ignored() -> None:
+    """A shell's background job (and `nohup`) starts with SIGINT ignored, which Python keeps:
+    a `kill -INT` between an apply's plan and its writes was lost, and every change was made.
+    The entry point makes SIGINT a Ctrl-C again from its first line."""
+    import signal
+    import subprocess
+    import sys
+
+    probe = (
+        "import signal, bulk_contacts.cli as cli; from bulk_contacts import entry; "
+        "cli.run = lambda: print(signal.getsignal(signal.SIGINT) is signal.default_int_handler); "
+        "entry.run()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "True", result.stdout + result.stderr

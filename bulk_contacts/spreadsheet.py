@@ -108,9 +108,11 @@ def read_cells(path: Path, sheet: str | None = None) -> Cells:
                 f"validate read a roster: .xlsx, .xls, .ods or .csv)"
             )
         if JOURNAL_FILE.match(head):
+            from .words import rollback_command
+
             raise InputError(
                 f"{path} is a journal (what an apply or a rollback did): to undo that run, "
-                f"`bulk-contacts rollback {path}`; apply, plan and validate read a roster "
+                f"`{rollback_command(path)}`; apply, plan and validate read a roster "
                 f"(.xlsx, .xls, .ods or .csv), and apply also a saved plan (.json)"
             )
         kind = real_format(path, head, handle)

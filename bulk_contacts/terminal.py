@@ -13,7 +13,7 @@ from .columns import EDITABLE_FIELDS
 from .outputs import TERMINAL_UNSAFE as TERMINAL_UNSAFE  # where it was first defined
 from .outputs import visible
 from .site_layouts import row_label
-from .words import plural
+from .words import plural, rollback_command
 
 if TYPE_CHECKING:  # kept light: the CLI imports this module to print anything at all
     from .apply import ApplyReport
@@ -378,7 +378,7 @@ def _run_lines(
     if kind == "rollback":  # rolling the rollback back is possible, but never the advice
         lines.append((f"journal: {files.journal}", "", False))
     else:
-        undo = f"  (bulk-contacts rollback {files.journal})"
+        undo = f"  ({rollback_command(files.journal)})"
         lines.append((f"journal: {files.journal}{undo}", "", False))
     if report.failed_rows_written:
         lines.append((f"failed rows, to fix and import again: {files.failed_rows}", "", False))
@@ -403,7 +403,7 @@ def _interrupted_line(report: ApplyReport, kind: str = "apply", again: str = "")
     finish = "run the same command again to finish" + (f": {again}" if again else "")
     if kind == "rollback":
         return f"interrupted: {made}, {counts['failed']} failed, {left}; {finish}"
-    undo = f"`bulk-contacts rollback {report.files.journal}` to undo what was done"
+    undo = f"`{rollback_command(report.files.journal)}` to undo what was done"
     return f"interrupted: {made}, {counts['failed']} failed, {left}; {finish}; or {undo}"
 
 
@@ -441,7 +441,7 @@ def _journal_failure_lines(report: ApplyReport) -> list[tuple[str, str, bool]]:
     lines.append(
         (
             f"error: {report.journal_error}: no further change was sent; {kept}"
-            f"bulk-contacts rollback {report.files.journal} undoes what was done",
+            f"{rollback_command(report.files.journal)} undoes what was done",
             "",
             True,
         )

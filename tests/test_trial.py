@@ -387,3 +387,14 @@ def test_ctrl_c_is_handled_even_when_started_with_sigint_ignored() -> None:
         timeout=60,
     )
     assert result.stdout.strip() == "True", result.stdout + result.stderr
+
+
+def test_the_rollback_advice_quotes_a_journal_path_with_a_space() -> None:
+    from bulk_contacts.words import rollback_command
+
+    assert rollback_command("my dir/res ults-journal.jsonl") == (
+        "bulk-contacts rollback 'my dir/res ults-journal.jsonl'"
+    )
+    assert rollback_command("bulk-contacts-runs/x/journal.jsonl").endswith(
+        " bulk-contacts-runs/x/journal.jsonl"
+    )

@@ -11,7 +11,7 @@ import click
 from ..errors import ExitCode, InputError
 from ..pipeline import ReadOptions
 from ..plan import GUARD_OPTIONS, PlanOptions
-from ..words import plural
+from ..words import plural, rollback_command
 from .common import (
     CONNECTION_ENV,
     LOCK_ENV,
@@ -285,7 +285,7 @@ def run_plan(
         discard(files.results, files.failed_rows)
     on_interrupt(
         f"stopped at once; writes in flight may have been made: run the same command again to "
-        f"finish, or `bulk-contacts rollback {files.journal}` to undo what was done"
+        f"finish, or `{rollback_command(files.journal)}` to undo what was done"
     )
     with connection.bars() as bars, StopOnInterrupt() as interrupt:
         progress = bars.changes(len(plan.changes))

@@ -280,6 +280,30 @@ def assert_shown_visibly(path: Path) -> None:
         assert SHOWN in text, path
 
 
+def test_a_nul_in_a_csv_header_is_refused_naming_its_column(server, tmp_path) -> None:
+    """A control character in a header cell is never dropped silently (a header's key ignores
+    it): the file is refused, exit 2 like every header problem, naming the column."""
+    roster = tmp_path / "nul-header.csv"
+    roster.write_bytes(
+        b"Account #,External ID,First Na\x00me,Last Name,Phone\n10-4471,HD-1,Ann,Lee,+12025550143\n"
+    )
+    for command in ("validate", "plan"):
+        result = run(server, command, str(roster))
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output and "\x00" not in result.output
+        assert (
+            f"{roster}: the header of column C, 'First Na\\x00me', holds a control character "
+            "(U+0000), which no header has (control_character, header row 1)" in result.output
+        ), result.output
+        assert "control_character" in result.output
+    # a line break in a header cell (Alt+Enter in Excel) is not a control character to refuse
+    wrapped = tmp_path / "wrapped.csv"
+    wrapped.write_text(
+        'Account #,External ID,"First\nName",Last Name,Phone\n10-4471,HD-1,Ann,Lee,+12025550143\n'
+    )
+    assert CliRunner().invoke(main, ["validate", str(wrapped)]).exit_code == 0
+
+
 def test_every_report_writes_control_characters_visibly(server, tmp_path) -> None:
     roster = tmp_path / "hostile.csv"
     roster.write_text(

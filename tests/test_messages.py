@@ -299,6 +299,34 @@ def test_a_dealer_out_of_scope_is_an_invalid_row(start_sandbox, tmp_path) -> Non
 NAME = {"first_name": "Ann", "last_name": "Other"}
 
 
+def test_a_plan_applied_again_after_its_rollback_says_what_changed_in_words(
+    server, tmp_path
+) -> None:
+    """A rollback re-creates the contacts a plan deleted (under new contact_ids) and deletes
+    those it created: the plan applied again is stale, and says so in words, not as a count
+    that did not change ("4 contacts then, 4 now")."""
+    roster = write(
+        tmp_path / "r.csv",
+        "Account #,External ID,First Name,Last Name,Phone,Action\n"
+        "10-4471,HD-099,,,,delete\n"
+        "10-4471,HD-777,Ann,Lee,+1 202 555 0143,\n",
+    )
+    assert run(server, "plan", roster, "-o", "plan.json", "-q").exit_code == 0
+    assert run(server, "apply", "plan.json", "--yes", "--results", "a.csv").exit_code == 0
+    assert run(server, "rollback", "a-journal.jsonl", "--yes").exit_code == 0
+    again = run(server, "apply", "plan.json", "--yes", "--no-progress", "--results", "b.csv")
+    assert again.exit_code == 1, again.output
+    assert "then," not in again.output, again.output
+    assert (
+        "the site's contacts changed in CHeKT since the plan was made: 1 contact the plan "
+        "changes or deletes is no longer there (deleted, or made again under a new contact_id, "
+        "as a rollback does)" in again.output
+    ), again.output
+    assert (
+        "make a new plan, or re-base its changes on what it holds now (--refresh)" in again.output
+    )
+
+
 def test_one_is_singular(server, tmp_path) -> None:
     roster = write(
         tmp_path / "one.csv",

@@ -422,3 +422,42 @@ def test_the_rollback_advice_quotes_a_journal_path_with_a_space() -> None:
     assert rollback_command("bulk-contacts-runs/x/journal.jsonl").endswith(
         " bulk-contacts-runs/x/journal.jsonl"
     )
+
+
+def test_an_id_in_scientific_notation_is_named_and_never_created(server, tmp_path) -> None:
+    """A long number id Excel showed as 4.56E+05 (digits lost: 456012 and 455987 both show so):
+    validate warns on every id column; plan creates no contact under it (an error on the row),
+    while a row naming an existing contact by it is still matched (`id_damaged`)."""
+    roster = tmp_path / "sci.csv"
+    roster.write_text(
+        "Account #,External Site ID,External ID,First Name,Last Name,Phone\n"
+        "10-4471,,4.56E+05,Kim,Lee,+1 202 555 0101\n"
+        "1.04E+05,,HD-901,Bo,Ng,+1 202 555 0102\n"
+        ",2.2E+10,HD-902,Cy,Oh,+1 202 555 0103\n"
+        "10-4471,,HD-903,Di,Ma,+1 202 555 0104\n",
+        encoding="utf-8",
+    )
+    checked = CliRunner().invoke(main, ["validate", str(roster)])
+    assert "warning id_scientific: 3" in checked.output, checked.output
+    assert (
+        "row 2, C 'External ID': '4.56E+05' looks like a long number a spreadsheet "
+        "showed in scientific notation" in checked.output
+    )
+    assert "format the column as Text in Excel and re-enter the ids" in checked.output
+    assert "row 3, A 'Account #': '1.04E+05'" in checked.output
+    assert "row 4, B 'External Site ID': '2.2E+10'" in checked.output
+    planned = run(server, "plan", str(roster), "--skip-invalid", "--no-progress")
+    assert (
+        "row 2: C 'External ID': external_contact_id '4.56E+05' names no contact of the site, "
+        "and is a long number a spreadsheet showed in scientific notation" in planned.output
+    ), planned.output
+    assert "create 1   update 0" in planned.output  # HD-903 only
+    alone = tmp_path / "alone.csv"
+    alone.write_text("".join(roster.read_text().splitlines(True)[i] for i in (0, 1, 4)))
+    refused = run(server, "plan", str(alone), "--no-progress")
+    assert refused.exit_code == 1, refused.output
+    assert "REFUSED: 1 row is invalid" in refused.output, refused.output
+    applied = run(server, "apply", str(roster), "--skip-invalid", "--yes", "--results", "r.csv")
+    assert applied.exit_code == 0, applied.output
+    held = {r[0] for r in server.store.db.execute("SELECT external_contact_id FROM contacts")}
+    assert "4.56E+05" not in held and "HD-903" in held

@@ -186,6 +186,66 @@ def test_after_ctrl_c_in_a_rollback_the_advice_is_the_same_command(start_sandbox
     assert left == 0
 
 
+def test_after_a_second_ctrl_c_the_command_to_finish_is_printed_and_finishes(
+    start_sandbox, tmp_path
+) -> None:
+    """A second Ctrl-C stops at once; its advice is the same as after one: the command typed,
+    quoted, with --refresh for a saved plan and --overwrite for the --results file the stopped
+    run left; following it finishes the job."""
+    server = start_sandbox(seed=SAMPLES / "sandbox-seed.json")
+    roster = tmp_path / "my roster.csv"
+    big_roster(roster, 60)
+    assert run(server, "plan", str(roster), "-o", "plan.json", "-q").exit_code == 0
+    server.set_faults(Faults(latency_ms=400, seed=1))  # writes in flight when Ctrl-C comes
+    slow_run = ["--no-progress", "--concurrency", "2", "--results", "res.csv"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bulk_contacts", "apply", "plan.json", "--yes", *slow_run],
+        env={**os.environ, **environment(server)},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(tmp_path / "res-journal.jsonl", '"type": "outcome"', 2)
+        process.send_signal(signal.SIGINT)
+        assert process.stderr is not None
+        said = ""
+        while "stopping:" not in said:  # the first Ctrl-C is handled: the second stops at once
+            line = process.stderr.readline()
+            assert line, said
+            said += line
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    stderr = said + stderr
+    assert process.returncode == 130, stderr
+    assert "stopped at once" in stderr, stderr
+    found = re.search(r"run the same command again to finish: (bulk-contacts .*?); ", stderr)
+    assert found, stderr
+    words = shlex.split(found.group(1))
+    assert words[:3] == ["bulk-contacts", "apply", "plan.json"], words
+    assert "--refresh" in words and "--overwrite" in words and "res.csv" in words, words
+    assert "rollback res-journal.jsonl" in stderr  # or undo what was done
+    server.set_faults(Faults())
+    finished = subprocess.run(
+        [sys.executable, "-m", "bulk_contacts", *words[1:]],
+        env={**os.environ, **environment(server)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    again = run(server, "plan", str(roster))
+    assert again.exit_code == 0 and "No changes" in again.output, again.output
+    made = server.store.db.execute(
+        "SELECT COUNT(*) FROM contacts WHERE external_contact_id LIKE 'K-%'"
+    ).fetchone()[0]
+    assert made == 60
+
+
 def test_ctrl_c_at_the_confirmation_exits_130(server, tmp_path) -> None:
     code, output = run_on_a_terminal(server, ["apply", ROSTER, "--no-progress"], None)
     assert code == 130, output

@@ -200,6 +200,39 @@ def test_sigterm_while_planning_is_ctrl_c(start_sandbox, tmp_path) -> None:
     assert not list(tmp_path.glob("bulk-contacts-runs/*/journal.jsonl"))
 
 
+def test_an_interrupt_through_generated_code_still_exits_130(tmp_path) -> None:
+    """The cause of test_sigterm_while_planning_is_ctrl_c's rare failure (exit -2, killed by
+    SIGINT, after the right message): CPython remembers a KeyboardInterrupt that went through
+    code run from a string (the methods a dataclass or namedtuple generates while a module is
+    imported) and, run as `python -m`, kills itself with SIGINT at exit whatever exit code was
+    asked for. A signal landing there is made such an interrupt here, deterministically."""
+    import subprocess
+    import sys
+
+    module = tmp_path / "interrupted"
+    module.mkdir()
+    (module / "__main__.py").write_text(
+        "import sys\n"
+        "from bulk_contacts import entry\n"
+        "from bulk_contacts.cli import applying\n"
+        "def interrupted(*args, **kwargs):\n"
+        "    exec('raise KeyboardInterrupt')  # as SIGTERM landing in generated code\n"
+        "applying.open_client = interrupted\n"
+        f"sys.argv = ['bulk-contacts', 'apply', {ROSTER!r}, '--yes']\n"
+        "entry.run()\n",
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "interrupted"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 130, (result.returncode, result.stderr)
+    assert result.stderr == "interrupted: nothing was written: no change was sent to CHeKT\n"
+
+
 def test_a_plan_given_to_rollback_and_a_journal_given_to_apply_are_recognised(
     server, tmp_path
 ) -> None:

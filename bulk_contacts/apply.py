@@ -203,9 +203,20 @@ def check_freshness(
             sites.append(rebased)
             continue
         stale.append(site)
-        refusal = StaleSite(site.contacts_before, len(contacts))
+        refusal = stale_refusal(site, contacts)
         sites.append(rebased if refresh else replace(site, refusal=refusal))
     return Freshness(replace(plan, sites=sites), stale, applied)
+
+
+def stale_refusal(site: SitePlan, contacts: list[Contact]) -> StaleSite:
+    """What changed on a stale site, as far as the plan can tell: the contacts its changes are
+    about that are gone, and (when it recorded them) the contact ids added and removed."""
+    now = {c.contact_id for c in contacts}
+    about = {c.contact_id for c in site.changes if c.contact_id is not None}
+    added = removed = None
+    if site.seen is not None:
+        added, removed = len(now - set(site.seen)), len(set(site.seen) - now)
+    return StaleSite(site.contacts_before, len(contacts), len(about - now), added, removed)
 
 
 def load_saved_plan(

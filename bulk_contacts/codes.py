@@ -43,6 +43,9 @@ PHONE_EXTENSION = "phone_extension"
 # Judged on the row by `validate`, and by `plan` on the contact as the plan leaves it.
 REACHABILITY_CODES = ("no_phone", "unreachable")
 _KEEP_IDS = "format the column as Text so that the spreadsheet keeps ids as they are"
+# An id a spreadsheet showed in scientific notation (4.56E+05): `normalize.EXCEL_SCIENTIFIC`.
+ID_SCIENTIFIC = "id_scientific"
+_RE_ENTER_IDS = "format the column as Text in Excel and re-enter the ids"
 
 CODES: dict[str, Code] = {
     code.name: code
@@ -83,6 +86,19 @@ CODES: dict[str, Code] = {
             ERROR,
             "{value!r} is a number in scientific notation: the spreadsheet rounded it and "
             "digits are lost; format the column as Text and type the number again",
+        ),
+        Code(
+            ID_SCIENTIFIC,
+            WARNING,
+            "{value!r} looks like a long number a spreadsheet showed in scientific notation: "
+            "its digits are lost (it could be any number that rounds to it); plan creates no "
+            "contact under it, and matches it only to a contact whose id rounds to it; "
+            + _RE_ENTER_IDS,
+            {
+                "site": "{value!r} looks like a long number a spreadsheet showed in scientific "
+                "notation: its digits are lost (it could be any number that rounds to it), and "
+                "it names a site only if CHeKT holds it in this very form; " + _RE_ENTER_IDS
+            },
         ),
         Code(
             PHONE_PLUS_DROPPED,
@@ -332,6 +348,14 @@ CODES: dict[str, Code] = {
             "country code",
         ),
         # (plan) the row's contact
+        Code(
+            "id_scientific_create",
+            ERROR,
+            "external_contact_id {value!r} names no contact of the site, and is a long number "
+            "a spreadsheet showed in scientific notation: its digits are lost, and a contact "
+            "created under it would never match its real id: nothing is created for this "
+            "row; " + _RE_ENTER_IDS,
+        ),
         Code(
             "id_damaged",
             WARNING,

@@ -25,8 +25,22 @@ def run() -> None:
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _as_ctrl_c)
     try:
-        from .cli import run as run_cli
-    except KeyboardInterrupt:  # Ctrl-C while Python loads the program: nothing was done yet
-        sys.stderr.write("interrupted: nothing was written\n")
-        raise SystemExit(INTERRUPTED) from None
-    run_cli()
+        try:
+            from .cli import run as run_cli
+        except KeyboardInterrupt:  # Ctrl-C while Python loads the program: nothing was done yet
+            sys.stderr.write("interrupted: nothing was written\n")
+            raise SystemExit(INTERRUPTED) from None
+        run_cli()
+    finally:
+        _forget_handled_interrupts()
+
+
+def _forget_handled_interrupts() -> None:
+    """Exit with the code asked for (130 after Ctrl-C), never by a signal. CPython remembers a
+    KeyboardInterrupt that passed through code run from a string (the methods a dataclass or a
+    namedtuple generates, while a module is imported: where a signal may well land) and, run
+    as `python -m bulk_contacts`, kills itself with SIGINT at exit even when the interrupt was
+    handled (`_Py_UnhandledKeyboardInterrupt`, set in `run_eval_code_obj`). Running an empty
+    string resets that memory. An interrupt that is really unhandled still sets it again, as
+    it leaves the module."""
+    exec("")

@@ -16,7 +16,7 @@ into flags, the web interface into its controls.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .words import plural
@@ -109,6 +109,13 @@ class EmptiesSite(Refusal):
 class StaleSite(Refusal):
     contacts_then: int  # when the plan was made
     contacts_now: int
+    # Contacts the plan updates or deletes that the site no longer holds (deleted, or made
+    # again under a new contact_id, as a rollback does).
+    gone: int = 0
+    # Contacts added and removed since, when the plan recorded the site's contact ids (a
+    # --prune plan's `seen`); None when it did not.
+    added: int | None = None
+    removed: int | None = None
 
     kind = "stale_site"
     passed_by = ("refresh",)
@@ -116,10 +123,29 @@ class StaleSite(Refusal):
     @property
     def message(self) -> str:
         return (
-            f"the site changed in CHeKT since the plan was made (stale: "
-            f"{plural(self.contacts_then, 'contact')} then, {self.contacts_now} now); make a new "
-            f"plan, or re-base its changes on what it holds now"
+            f"the site's contacts changed in CHeKT since the plan was made: {self.what_changed}; "
+            f"make a new plan, or re-base its changes on what it holds now"
         )
+
+    @property
+    def what_changed(self) -> str:
+        """In words: what the plan knows of the change, never just two equal counts."""
+        found = []
+        if self.gone:
+            found.append(
+                f"{plural(self.gone, 'contact')} the plan changes or deletes "
+                f"{'is' if self.gone == 1 else 'are'} no longer there (deleted, or made again "
+                f"under a new contact_id, as a rollback does)"
+            )
+        if self.added or self.removed:
+            found.append(
+                f"{plural(self.added or 0, 'contact')} added and {self.removed or 0} removed since"
+            )
+        elif self.added is None and self.contacts_then != self.contacts_now:
+            found.append(
+                f"it held {plural(self.contacts_then, 'contact')} then and {self.contacts_now} now"
+            )
+        return "; ".join(found) or "contacts were edited, added or removed"
 
 
 REFUSALS: dict[str, type[Refusal]] = {
@@ -130,7 +156,8 @@ REFUSALS: dict[str, type[Refusal]] = {
 def refusal_from_dict(data: dict[str, Any]) -> Refusal:
     """A refusal as the plan file keeps it (KeyError or TypeError when it is not one)."""
     cls = REFUSALS[data["refusal"]]
-    return cls(**{f.name: data[f.name] for f in fields(cls)})
+    kept = {f.name for f in fields(cls) if f.name in data or f.default is MISSING}
+    return cls(**{name: data[name] for name in kept})  # a plan of an older version: defaults
 
 
 # the guards

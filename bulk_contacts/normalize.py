@@ -402,6 +402,10 @@ _DIGITS = re.compile(r"0*(\d+?)(?:\.0+)?")
 _THOUSANDS = re.compile(r"(\d{1,3})([, \u00a0\u202f\u2009'])(\d{3}(?:\2\d{3})*)(\.0+)?")
 SCIENTIFIC_ID = r"(\d)(?:[.,](\d+))?[eE]\+?(\d{1,3})"  # 1.23457E+11: a long number, rounded
 _SCIENTIFIC_ID = re.compile(SCIENTIFIC_ID)
+# How Excel (and LibreOffice) show a number too long for its cell: one digit, perhaps a
+# decimal part, E+ and at least two digits (4.56E+05, 1E+11). Narrower than SCIENTIFIC_ID,
+# which also repairs 1e5: an id like 2E10 is more likely a real id than a rendering.
+EXCEL_SCIENTIFIC = r"[1-9](?:[.,]\d+)?[eE]\+\d{2,3}"
 # Ids that no repair changes: printable ASCII without spaces, starting with neither a digit nor
 # an apostrophe (repair_keys leaves them as they are without a look).
 _PLAIN_ID = r"[!-&(-/:-~][!-~]*"

@@ -15,6 +15,7 @@ much.
 from __future__ import annotations
 
 import itertools
+import re
 from collections import defaultdict
 from collections.abc import Callable, ItemsView, Iterator, Mapping, Sequence, ValuesView
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,7 @@ from .gc_pause import gc_paused
 from .guards import guarded
 from .models import Contact, Site, SiteKey
 from .normalize import (
+    EXCEL_SCIENTIFIC,
     SCIENTIFIC_ID,
     describe_damage,
     id_text,
@@ -1037,6 +1039,11 @@ def _plan_row(row: RowView, contact: Contact | None, context: _Context, plan: Si
         if base is not None:
             _gone_since_export(row, base, context, plan)
             return
+        if _EXCEL_SCIENTIFIC.fullmatch(row.external_contact_id):
+            context.warn(
+                row, "external_contact_id", row.external_contact_id, "id_scientific_create", ""
+            )
+            return  # an error: the row is invalid, and nothing is created under a lost id
         after = _new_contact(row)
         if context.reachable(row, after, None):
             plan.changes.append(_change(plan, row, None, "create", NOTHING_HELD, after))
@@ -1061,6 +1068,9 @@ def _plan_row(row: RowView, contact: Contact | None, context: _Context, plan: Si
         plan.changes.append(_change(plan, row, contact, "update", contact.fields(), after))
     else:
         plan.unchanged += 1
+
+
+_EXCEL_SCIENTIFIC = re.compile(EXCEL_SCIENTIFIC)
 
 
 def _new_contact(row: RowView) -> dict[str, str | None]:

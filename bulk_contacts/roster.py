@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, time
 from pathlib import Path
@@ -287,6 +289,7 @@ def map_columns(
     table: Table, column_map: dict[str, str], layout: Layout = DEFAULT_LAYOUT
 ) -> Roster:
     extra = _custom_aliases(column_map)
+    _refuse_control_headers(table)
     _require_mapped_headers(table, column_map)
     fields: dict[str, int] = {}
     labels: dict[str, tuple[str, str]] = {}
@@ -343,6 +346,26 @@ def map_columns(
             else (table.cells[fields[name]] if name in fields else empty)
         )
     return Roster(table.source, frame, labels, ignored, table, facts)
+
+
+# C0 and C1 controls and DEL, but the line breaks and tab a header cell may wrap with (Alt+Enter).
+_HEADER_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _refuse_control_headers(table: Table) -> None:
+    """A header holding a control character (a NUL): its key would ignore it, and the column
+    be read as if the header were clean. No spreadsheet writes one: the file is damaged, or not
+    what it seems; refused like the cells' `control_character`, naming the column."""
+    for position, header in enumerate(table.headers):
+        found = dict.fromkeys(_HEADER_CONTROL.findall(header))
+        if found:
+            named = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, '')}".rstrip() for c in found)
+            raise InputError(
+                f"{table.source}: the header of column {column_letter(position)}, {header!r}, "
+                f"holds a control character ({named}), which no header has (control_character, "
+                f"header row {table.header_row}); type the header again, or save the file "
+                f"again from the program that made it"
+            )
 
 
 def _both_mean(table: Table, first: tuple[str, str], second: tuple[str, str], name: str) -> None:

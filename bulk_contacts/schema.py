@@ -21,7 +21,7 @@ import pyarrow
 import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
-from .codes import CODES, ERROR, PHONE_DATE, PHONE_PLUS_AMBIGUOUS, WARNING
+from .codes import CODES, ERROR, ID_SCIENTIFIC, PHONE_DATE, PHONE_PLUS_AMBIGUOUS, WARNING
 from .columns import (
     BY_NAME,
     COLUMNS,
@@ -35,6 +35,7 @@ from .gc_pause import gc_paused, release_memory
 from .layouts import PHONE_LEFT_OUT, email_typo_issues, layout_issues, name_case_issues
 from .normalize import (
     CHUNK_ROWS,
+    EXCEL_SCIENTIFIC,
     INVISIBLE,
     INVISIBLE_CHARACTERS,
     factorized,
@@ -66,6 +67,9 @@ UNSAFE_CHARACTER = f"[{CONTROL_CHARACTERS}{BIDI_OVERRIDES}{INVISIBLE_CHARACTERS}
 ID_COLUMNS = frozenset(
     c.name for c in COLUMNS if c.numeric or c.site or c.name == "external_contact_id"
 )
+# The text id columns a spreadsheet may show in scientific notation (`id_scientific`); the
+# numeric ones (site_id, dealer_id, contact_id) are `not_numeric` then.
+SCIENTIFIC_CHECKED = ("external_contact_id", "account_number", "external_site_id")
 # Headers of columns that hold phone numbers the roster does not read ("Phone 1", "Home Phone").
 PHONE_LIKE_HEADER = re.compile(r"phone|mobile|\bcell|\btel\b|\bmob\b", re.IGNORECASE)
 
@@ -543,6 +547,11 @@ def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
                 other=roster.row_text(int(first_row[k])),
             )
         )
+    for name in SCIENTIFIC_CHECKED:
+        shown = rows[name].str.fullmatch(EXCEL_SCIENTIFIC)
+        for row, value in rows.loc[shown, name].items():
+            variant = "" if name == "external_contact_id" else "site"
+            issues.append(make_issue(roster, row, name, value, ID_SCIENTIFIC, variant))
     for name in FREE_TEXT_COLUMNS:
         looks = rows[name].str.contains(FORMULA_LIKE, regex=True)
         for row, value in rows.loc[looks, name].items():

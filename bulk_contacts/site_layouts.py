@@ -144,9 +144,9 @@ def roster_from_layout(layout: Layout, options: ReadOptions) -> tuple[Roster, li
     if not layout.by_sheet and options.site is None and options.match_by is None:
         roster = roster_from_cells(layout.sheets[0], column_map, options.layout)
         _names_only_where_used(roster)
-        return roster, _layout_warnings(layout, roster)
+        return roster, layout_warnings(layout)
     roster = roster_from_table(layout_table(layout, options), options, column_map)
-    return roster, _layout_warnings(layout, roster)
+    return roster, layout_warnings(layout)
 
 
 def layout_table(layout: Layout, options: ReadOptions) -> Table:
@@ -317,7 +317,9 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
     return combined
 
 
-def _layout_warnings(layout: Layout, roster: Roster) -> list[RosterIssue]:
+def layout_warnings(layout: Layout) -> list[RosterIssue]:
+    """The file-level warnings about the sheets read (`other_sheets`): the command line's and
+    `serve`'s."""
     from .codes import CODES
     from .schema import RosterIssue
 

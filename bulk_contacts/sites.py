@@ -42,14 +42,23 @@ PROVISIONAL_PREFIX = "~name:"
 GENERATED_PREFIX = "bcn-"
 
 _NOT_WORD = re.compile(r"[\W_]+")
+# Letters with a diacritic that Unicode does not decompose (NFKD leaves them whole), as a
+# roster typed without accents writes them; applied after casefold (ß is then already ss).
+_UNDECOMPOSED = str.maketrans(
+    {"ł": "l", "ø": "o", "đ": "d", "ð": "d", "æ": "ae", "œ": "oe", "þ": "th", "ħ": "h",
+     "ı": "i", "ŀ": "l", "ŧ": "t", "ƀ": "b", "ɨ": "i", "ʉ": "u"}
+)  # fmt: skip
 
 
 def normalize_name(text: str) -> str:
-    """A name as compared: accents, case, punctuation and spacing aside ("José  O'Neil" and
-    "jose o neil" are one)."""
+    """A name as compared, for matching only (what is written stays as typed): accents, case,
+    punctuation and spacing aside ("José  O'Neil" and "jose o neil" are one; so are "Łukasz"
+    and "Lukasz", "Søren Ærø" and "Soren Aero": letters Unicode does not decompose are folded
+    too)."""
     decomposed = unicodedata.normalize("NFKD", text)
     plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(_NOT_WORD.sub(" ", plain.casefold()).split())
+    folded = plain.casefold().translate(_UNDECOMPOSED)
+    return " ".join(_NOT_WORD.sub(" ", folded).split())
 
 
 def person_key(first: str, last: str) -> str:

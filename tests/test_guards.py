@@ -87,6 +87,20 @@ def test_a_stale_site_stays_refused_when_guarded_again() -> None:
     assert again.exit_code() == ExitCode.FAILED
 
 
+def test_a_stale_site_says_what_changed_in_words() -> None:
+    """Never two equal counts as the reason ("4 contacts then, 4 now"): what the plan knows."""
+    assert "then" not in str(StaleSite(4, 4)) and "edited, added or removed" in str(StaleSite(4, 4))
+    assert "it held 40 contacts then and 41 now" in str(StaleSite(40, 41))
+    recorded = str(StaleSite(4, 4, gone=0, added=2, removed=2))
+    assert "2 contacts added and 2 removed since" in recorded and "then" not in recorded
+    gone = str(StaleSite(4, 4, gone=2))
+    assert "2 contacts the plan changes or deletes are no longer there" in gone
+    # a plan file of an older version keeps only the counts: read with the defaults
+    assert refusal_from_dict(
+        {"refusal": "stale_site", "contacts_then": 4, "contacts_now": 5}
+    ) == StaleSite(4, 5)
+
+
 def test_writing_a_plan_does_not_change_it_and_reads_back_equal(tmp_path) -> None:
     plan = replace(pruned_to(27), sites=[replace(pruned_to(27).sites[0], refusal=StaleSite(40, 2))])
     before = copy.deepcopy(plan)

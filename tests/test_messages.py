@@ -186,6 +186,66 @@ def test_after_ctrl_c_in_a_rollback_the_advice_is_the_same_command(start_sandbox
     assert left == 0
 
 
+def test_after_a_second_ctrl_c_the_command_to_finish_is_printed_and_finishes(
+    start_sandbox, tmp_path
+) -> None:
+    """A second Ctrl-C stops at once; its advice is the same as after one: the command typed,
+    quoted, with --refresh for a saved plan and --overwrite for the --results file the stopped
+    run left; following it finishes the job."""
+    server = start_sandbox(seed=SAMPLES / "sandbox-seed.json")
+    roster = tmp_path / "my roster.csv"
+    big_roster(roster, 60)
+    assert run(server, "plan", str(roster), "-o", "plan.json", "-q").exit_code == 0
+    server.set_faults(Faults(latency_ms=400, seed=1))  # writes in flight when Ctrl-C comes
+    slow_run = ["--no-progress", "--concurrency", "2", "--results", "res.csv"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bulk_contacts", "apply", "plan.json", "--yes", *slow_run],
+        env={**os.environ, **environment(server)},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(tmp_path / "res-journal.jsonl", '"type": "outcome"', 2)
+        process.send_signal(signal.SIGINT)
+        assert process.stderr is not None
+        said = ""
+        while "stopping:" not in said:  # the first Ctrl-C is handled: the second stops at once
+            line = process.stderr.readline()
+            assert line, said
+            said += line
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    stderr = said + stderr
+    assert process.returncode == 130, stderr
+    assert "stopped at once" in stderr, stderr
+    found = re.search(r"run the same command again to finish: (bulk-contacts .*?); ", stderr)
+    assert found, stderr
+    words = shlex.split(found.group(1))
+    assert words[:3] == ["bulk-contacts", "apply", "plan.json"], words
+    assert "--refresh" in words and "--overwrite" in words and "res.csv" in words, words
+    assert "rollback res-journal.jsonl" in stderr  # or undo what was done
+    server.set_faults(Faults())
+    finished = subprocess.run(
+        [sys.executable, "-m", "bulk_contacts", *words[1:]],
+        env={**os.environ, **environment(server)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    again = run(server, "plan", str(roster))
+    assert again.exit_code == 0 and "No changes" in again.output, again.output
+    made = server.store.db.execute(
+        "SELECT COUNT(*) FROM contacts WHERE external_contact_id LIKE 'K-%'"
+    ).fetchone()[0]
+    assert made == 60
+
+
 def test_ctrl_c_at_the_confirmation_exits_130(server, tmp_path) -> None:
     code, output = run_on_a_terminal(server, ["apply", ROSTER, "--no-progress"], None)
     assert code == 130, output
@@ -297,6 +357,34 @@ def test_a_dealer_out_of_scope_is_an_invalid_row(start_sandbox, tmp_path) -> Non
 # plurals
 
 NAME = {"first_name": "Ann", "last_name": "Other"}
+
+
+def test_a_plan_applied_again_after_its_rollback_says_what_changed_in_words(
+    server, tmp_path
+) -> None:
+    """A rollback re-creates the contacts a plan deleted (under new contact_ids) and deletes
+    those it created: the plan applied again is stale, and says so in words, not as a count
+    that did not change ("4 contacts then, 4 now")."""
+    roster = write(
+        tmp_path / "r.csv",
+        "Account #,External ID,First Name,Last Name,Phone,Action\n"
+        "10-4471,HD-099,,,,delete\n"
+        "10-4471,HD-777,Ann,Lee,+1 202 555 0143,\n",
+    )
+    assert run(server, "plan", roster, "-o", "plan.json", "-q").exit_code == 0
+    assert run(server, "apply", "plan.json", "--yes", "--results", "a.csv").exit_code == 0
+    assert run(server, "rollback", "a-journal.jsonl", "--yes").exit_code == 0
+    again = run(server, "apply", "plan.json", "--yes", "--no-progress", "--results", "b.csv")
+    assert again.exit_code == 1, again.output
+    assert "then," not in again.output, again.output
+    assert (
+        "the site's contacts changed in CHeKT since the plan was made: 1 contact the plan "
+        "changes or deletes is no longer there (deleted, or made again under a new contact_id, "
+        "as a rollback does)" in again.output
+    ), again.output
+    assert (
+        "make a new plan, or re-base its changes on what it holds now (--refresh)" in again.output
+    )
 
 
 def test_one_is_singular(server, tmp_path) -> None:

@@ -195,3 +195,30 @@ def test_the_layout_options_in_chromium(web, browser, tmp_path) -> None:
     assert ws.roster is not None and len(ws.roster.frame) == 3, ws.roster_error
     browser.get(f"{web.base}/upload")
     assert browser.find_element(By.ID, "all_sheets").is_selected()
+
+
+def test_serve_warns_of_other_sheets_that_look_like_rosters(web, client) -> None:
+    """As the command line's `other_sheets`: only the first tab is read, and the page says the
+    others look like rosters too, with what to do."""
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    header = ["account_number", "external_contact_id", "first_name", "last_name", "phone"]
+    for name, row in {
+        "East": ["10-4475", "SM-801", "Ann", "Lee", "2135550111"],
+        "West": ["10-4471", "HD-801", "Bo", "Ng", "2025550112"],
+    }.items():
+        sheet = book.create_sheet(name)
+        sheet.append(header)
+        sheet.append(row)
+    body = io.BytesIO()
+    book.save(body)
+    post(client, web, "/connect/sandbox")
+    upload(client, web, "two-tabs.xlsx", body.getvalue())
+    assert web.workspace.validated is not None, web.workspace.roster_error
+    warning = "only sheet 'East' is read, but 'West' look like rosters too"
+    for path in ("/fix", "/upload"):
+        shown = " ".join(messages(client.get(path).text))
+        assert warning in shown and "--all-sheets" in shown, (path, shown)
+    assert web.workspace.counts()["warnings"] == 1
+    post(client, web, "/upload/options", data={"all_sheets": "1"})
+    assert warning not in " ".join(messages(client.get("/fix").text))

@@ -18,6 +18,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bulk_contacts.cli import main
 from bulk_contacts.sites import GENERATED_PREFIX, generated_id, normalize_name
@@ -657,3 +659,74 @@ def test_a_sheet_naming_no_site_is_named_as_the_sheet_not_as_a_column(seeded, tm
         planned.output
     ), planned.output
     assert "site_name'" not in planned.output
+
+
+# diacritics: a roster typed without accents names the people CHeKT holds with them
+
+# (as CHeKT holds it, as a roster types it): letters that decompose, and those that do not
+FOLDED = [
+    ("Ł", "L"), ("ł", "l"), ("Ø", "O"), ("ø", "o"), ("Đ", "D"), ("đ", "d"), ("ß", "ss"),
+    ("Æ", "AE"), ("æ", "ae"), ("é", "e"), ("Ñ", "N"), ("ü", "u"), ("Å", "A"), ("ç", "c"),
+    ("Œ", "OE"), ("œ", "oe"), ("Þ", "Th"), ("þ", "th"), ("Ħ", "H"), ("ı", "i"), ("a", "a"),
+]  # fmt: skip
+
+
+@given(st.lists(st.tuples(st.sampled_from(FOLDED), st.booleans()), min_size=1, max_size=12))
+def test_names_differing_only_in_diacritics_match(letters) -> None:
+    held = "".join(pair[0] for pair, _ in letters)
+    typed = "".join(pair[1] if plain else pair[0] for pair, plain in letters)
+    assert normalize_name(held) == normalize_name(typed)
+    assert normalize_name(normalize_name(held)) == normalize_name(held)
+
+
+def test_match_by_name_folds_diacritics_without_changing_what_is_written(start_sandbox, tmp_path):
+    seed = {
+        "dealers": [
+            {
+                "dealer_id": DEALER,
+                "sites": [
+                    site(
+                        2001,
+                        "One",
+                        "PL-1",
+                        "ext-2001",
+                        person(1, "L1", "Łukasz", "Żółć", "+12025550101"),
+                        person(2, "S1", "Søren", "Ærø", "+12025550102"),
+                    ),
+                    site(
+                        2002,
+                        "Two",
+                        "PL-2",
+                        "ext-2002",
+                        person(3, "L2", "Łukasz", "Nowak", "+12025550103"),
+                        person(4, "L3", "Lukasz", "Nowak", "+12025550104"),
+                    ),
+                ],
+            }
+        ]
+    }
+    (tmp_path / "seed.json").write_text(json.dumps(seed), encoding="utf-8")
+    server = start_sandbox(seed=tmp_path / "seed.json")
+    roster = csv_file(
+        tmp_path / "r.csv",
+        [
+            *NO_IDS,
+            ["Lukasz", "Zolc", "2025550101"],  # Łukasz Żółć: no change, no duplicate
+            ["Soren", "Aero", "2025550199"],  # Søren Ærø: updated, CHeKT's spelling kept
+            ["Dorde", "Strasse", "2025550198"],  # nobody: created as typed
+        ],
+    )
+    applied = run(server, "apply", roster, "--account", "PL-1", "--match-by", "name", "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert "create 1   update 1" in applied.output
+    held = contacts_of(server, 2001)
+    assert held[:2] == [
+        (1, "L1", "Łukasz", "Żółć", "+12025550101"),
+        (2, "S1", "Søren", "Ærø", "+12025550199"),
+    ]
+    assert held[2][2:] == ("Dorde", "Strasse", "+12025550198") and len(held) == 3
+    # two contacts of one site that fold to one name: a conflict, never a pick
+    other = csv_file(tmp_path / "r2.csv", [*NO_IDS, ["Lukasz", "Nowak", "2025550100"]])
+    planned = run(server, "plan", other, "--account", "PL-2", "--match-by", "name")
+    assert "matches 2 contacts of the site by name (contact_id 3, 4)" in planned.output
+    assert "create 0   update 0" in planned.output

@@ -200,6 +200,39 @@ def test_sigterm_while_planning_is_ctrl_c(start_sandbox, tmp_path) -> None:
     assert not list(tmp_path.glob("bulk-contacts-runs/*/journal.jsonl"))
 
 
+def test_an_interrupt_through_generated_code_still_exits_130(tmp_path) -> None:
+    """The cause of test_sigterm_while_planning_is_ctrl_c's rare failure (exit -2, killed by
+    SIGINT, after the right message): CPython remembers a KeyboardInterrupt that went through
+    code run from a string (the methods a dataclass or namedtuple generates while a module is
+    imported) and, run as `python -m`, kills itself with SIGINT at exit whatever exit code was
+    asked for. A signal landing there is made such an interrupt here, deterministically."""
+    import subprocess
+    import sys
+
+    module = tmp_path / "interrupted"
+    module.mkdir()
+    (module / "__main__.py").write_text(
+        "import sys\n"
+        "from bulk_contacts import entry\n"
+        "from bulk_contacts.cli import applying\n"
+        "def interrupted(*args, **kwargs):\n"
+        "    exec('raise KeyboardInterrupt')  # as SIGTERM landing in generated code\n"
+        "applying.open_client = interrupted\n"
+        f"sys.argv = ['bulk-contacts', 'apply', {ROSTER!r}, '--yes']\n"
+        "entry.run()\n",
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "interrupted"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 130, (result.returncode, result.stderr)
+    assert result.stderr == "interrupted: nothing was written: no change was sent to CHeKT\n"
+
+
 def test_a_plan_given_to_rollback_and_a_journal_given_to_apply_are_recognised(
     server, tmp_path
 ) -> None:
@@ -278,6 +311,30 @@ def assert_shown_visibly(path: Path) -> None:
         assert "Ann\\u001b[2J\\u009b2J\\u202e" in text, path  # JSON's own escapes: exact
     else:
         assert SHOWN in text, path
+
+
+def test_a_nul_in_a_csv_header_is_refused_naming_its_column(server, tmp_path) -> None:
+    """A control character in a header cell is never dropped silently (a header's key ignores
+    it): the file is refused, exit 2 like every header problem, naming the column."""
+    roster = tmp_path / "nul-header.csv"
+    roster.write_bytes(
+        b"Account #,External ID,First Na\x00me,Last Name,Phone\n10-4471,HD-1,Ann,Lee,+12025550143\n"
+    )
+    for command in ("validate", "plan"):
+        result = run(server, command, str(roster))
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output and "\x00" not in result.output
+        assert (
+            f"{roster}: the header of column C, 'First Na\\x00me', holds a control character "
+            "(U+0000), which no header has (control_character, header row 1)" in result.output
+        ), result.output
+        assert "control_character" in result.output
+    # a line break in a header cell (Alt+Enter in Excel) is not a control character to refuse
+    wrapped = tmp_path / "wrapped.csv"
+    wrapped.write_text(
+        'Account #,External ID,"First\nName",Last Name,Phone\n10-4471,HD-1,Ann,Lee,+12025550143\n'
+    )
+    assert CliRunner().invoke(main, ["validate", str(wrapped)]).exit_code == 0
 
 
 def test_every_report_writes_control_characters_visibly(server, tmp_path) -> None:
@@ -398,3 +455,42 @@ def test_the_rollback_advice_quotes_a_journal_path_with_a_space() -> None:
     assert rollback_command("bulk-contacts-runs/x/journal.jsonl").endswith(
         " bulk-contacts-runs/x/journal.jsonl"
     )
+
+
+def test_an_id_in_scientific_notation_is_named_and_never_created(server, tmp_path) -> None:
+    """A long number id Excel showed as 4.56E+05 (digits lost: 456012 and 455987 both show so):
+    validate warns on every id column; plan creates no contact under it (an error on the row),
+    while a row naming an existing contact by it is still matched (`id_damaged`)."""
+    roster = tmp_path / "sci.csv"
+    roster.write_text(
+        "Account #,External Site ID,External ID,First Name,Last Name,Phone\n"
+        "10-4471,,4.56E+05,Kim,Lee,+1 202 555 0101\n"
+        "1.04E+05,,HD-901,Bo,Ng,+1 202 555 0102\n"
+        ",2.2E+10,HD-902,Cy,Oh,+1 202 555 0103\n"
+        "10-4471,,HD-903,Di,Ma,+1 202 555 0104\n",
+        encoding="utf-8",
+    )
+    checked = CliRunner().invoke(main, ["validate", str(roster)])
+    assert "warning id_scientific: 3" in checked.output, checked.output
+    assert (
+        "row 2, C 'External ID': '4.56E+05' looks like a long number a spreadsheet "
+        "showed in scientific notation" in checked.output
+    )
+    assert "format the column as Text in Excel and re-enter the ids" in checked.output
+    assert "row 3, A 'Account #': '1.04E+05'" in checked.output
+    assert "row 4, B 'External Site ID': '2.2E+10'" in checked.output
+    planned = run(server, "plan", str(roster), "--skip-invalid", "--no-progress")
+    assert (
+        "row 2: C 'External ID': external_contact_id '4.56E+05' names no contact of the site, "
+        "and is a long number a spreadsheet showed in scientific notation" in planned.output
+    ), planned.output
+    assert "create 1   update 0" in planned.output  # HD-903 only
+    alone = tmp_path / "alone.csv"
+    alone.write_text("".join(roster.read_text().splitlines(True)[i] for i in (0, 1, 4)))
+    refused = run(server, "plan", str(alone), "--no-progress")
+    assert refused.exit_code == 1, refused.output
+    assert "REFUSED: 1 row is invalid" in refused.output, refused.output
+    applied = run(server, "apply", str(roster), "--skip-invalid", "--yes", "--results", "r.csv")
+    assert applied.exit_code == 0, applied.output
+    held = {r[0] for r in server.store.db.execute("SELECT external_contact_id FROM contacts")}
+    assert "4.56E+05" not in held and "HD-903" in held

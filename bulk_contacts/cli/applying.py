@@ -283,9 +283,14 @@ def run_plan(
 
     if replace_results:
         discard(files.results, files.failed_rows)
+    # A second Ctrl-C: the same advice as after one (`terminal._interrupted_line`): the command
+    # that finishes, as typed (with --overwrite for the results file this run leaves), and
+    # for an apply, how to undo (never for a rollback: that would undo the rollback).
+    finish = "run the same command again to finish" + (f": {again}" if again else "")
+    undo = f"; or `{rollback_command(files.journal)}` to undo what was done"
     on_interrupt(
-        f"stopped at once; writes in flight may have been made: run the same command again to "
-        f"finish, or `{rollback_command(files.journal)}` to undo what was done"
+        f"stopped at once; writes in flight may have been made: {finish}"
+        + (undo if kind != "rollback" else "")
     )
     with connection.bars() as bars, StopOnInterrupt() as interrupt:
         progress = bars.changes(len(plan.changes))

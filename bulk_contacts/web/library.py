@@ -25,7 +25,7 @@ from ..results import Outcome
 from ..rollback import inverse_plan
 from ..roster import UNREAD_KEYS, Roster, Table
 from ..schema import ERROR, WARNING, RosterIssue, ValidatedRoster, validate_roster, warm_up
-from ..site_layouts import layout_table, read_layout, roster_from_table
+from ..site_layouts import layout_table, layout_warnings, read_layout, roster_from_table
 from ..sites import shown_id
 from ..spreadsheet import MAX_FILE_BYTES, column_index, column_letter
 from ..validation_report import write_validation_report
@@ -112,11 +112,15 @@ def form_values(read: ReadOptions) -> dict[str, str]:
     }
 
 
-def read_table(path: Path, sheet: str | None, read: ReadOptions | None = None) -> Table:
+def read_table(
+    path: Path, sheet: str | None, read: ReadOptions | None = None
+) -> tuple[Table, list[RosterIssue]]:
     """The sheet (or with --all-sheets the sheets) as text cells with its header found, as the
-    CLI's reader reads it with these options (`site_layouts`). Raises InputError."""
+    CLI's reader reads it with these options (`site_layouts`), and the warnings about the
+    sheets read (`other_sheets`), as the CLI gives them. Raises InputError."""
     read = dataclasses.replace(read or ReadOptions(), sheet=sheet)
-    return layout_table(read_layout(path, read), read)
+    layout = read_layout(path, read)
+    return layout_table(layout, read), layout_warnings(layout)
 
 
 def sheet_names(path: Path) -> list[str]:

@@ -33,6 +33,7 @@ class Upload:
     sheets: list[str]
     table: Any  # roster.Table: a copy whose cells the Fix grid corrects
     edits: int = 0
+    warnings: list[Any] = field(default_factory=list)  # the sheets' (`other_sheets`)
 
 
 @dataclass
@@ -107,8 +108,8 @@ class Workspace:
 
     def load(self, path: Path, sheet: str | None = None) -> None:
         """Read the file (the CLI's reader and messages); the columns as the reader finds them."""
-        table = library.read_table(path, sheet, self.read)
-        self.upload = Upload(path, path.name, library.sheet_names(path), table)
+        table, warnings = library.read_table(path, sheet, self.read)
+        self.upload = Upload(path, path.name, library.sheet_names(path), table, 0, warnings)
         self.choices = {
             position: library.detected_column(header)
             for position, header in enumerate(table.headers)
@@ -144,6 +145,7 @@ class Workspace:
             self.roster_error = self.shown(str(error))
             return
         self.validated = library.validate(self.roster, self.region, self.phone_format)
+        self.validated.issues[:0] = self.upload.warnings  # as the command line gives them
         self.issues = issue_map(self.validated)
 
     # fixing

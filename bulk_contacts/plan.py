@@ -215,19 +215,18 @@ class _Columns:
             [reasons.setdefault(r, len(reasons)) for r in held["reason"]], dtype=np.int8
         )
         self.reason_texts = list(reasons)
-        self.rows = pa.array(held["row"], type=pa.int64())
-        self.contact_ids = pa.array(held["contact_id"], type=pa.int64())
+        self.rows = _numbers(held["row"])
+        self.contact_ids = _numbers(held["contact_id"])
         external = held["external_contact_id"]
         self.external = pa.array(external, type=pa.string())
         # A create's first value is its external id again: held once.
         same = [v == e for v, e in zip(held["_v0"], external, strict=True)]
         self.same_id = np.array(same, dtype=bool)
         first = [None if s else v for s, v in zip(same, held["_v0"], strict=True)]
-        self.values = [
-            pa.array(first, type=pa.string()),
-            *(pa.array(held[name], type=pa.string()) for name in _VALUE_SLOTS[1:]),
-        ]
-        self.before = held["before"]
+        self.values = [_texts(first), *(_texts(held[name]) for name in _VALUE_SLOTS[1:])]
+        befores = held["before"]
+        # Every create shares one empty `before`: then it is held once.
+        self.before = befores[:1] if all(b is befores[0] for b in befores) else befores
 
     def make(self, start: int, stop: int, dealer_id: int, site_id: int) -> list[Change]:
         """The changes start..stop, as `Change`s."""
@@ -235,28 +234,59 @@ class _Columns:
         keys = self.key_tuples
         reasons = self.reason_texts
         external = self.external.slice(start, count).to_pylist()
-        values = [column.slice(start, count).to_pylist() for column in self.values]
+        values = [list(_read(column, start, count)) for column in self.values]
         values[0] = [
             e if same else v
             for e, v, same in zip(
                 external, values[0], self.same_id[start:stop].tolist(), strict=True
             )
         ]
+        before = self.before
         return list(
             map(
                 _held_change,
                 map(keys.__getitem__, self.keys[start:stop].tolist()),
                 *values,
                 map(ACTIONS.__getitem__, self.actions[start:stop].tolist()),
-                self.before[start:stop],
-                self.contact_ids.slice(start, count).to_pylist(),
+                itertools.repeat(before[0], count) if len(before) == 1 else before[start:stop],
+                _read(self.contact_ids, start, count),
                 itertools.repeat(dealer_id, count),
                 external,
                 map(reasons.__getitem__, self.reasons[start:stop].tolist()),
-                self.rows.slice(start, count).to_pylist(),
+                _read(self.rows, start, count),
                 itertools.repeat(site_id, count),
             )
         )
+
+
+def _numbers(values: list[int | None]) -> Any:
+    """Ints (or None) as an Arrow array, 4 bytes each when they fit; None when all are None
+    (a create's contact_id)."""
+    import pyarrow as pa
+
+    if all(v is None for v in values):
+        return None
+    try:
+        return pa.array(values, type=pa.int32())
+    except (OverflowError, pa.ArrowException):
+        return pa.array(values, type=pa.int64())
+
+
+def _texts(values: list[str | None]) -> Any:
+    """Text (or None) as an Arrow array, dictionary-encoded when that is smaller (names repeat
+    from row to row)."""
+    import pyarrow as pa
+
+    plain = pa.array(values, type=pa.string())
+    encoded = plain.dictionary_encode()
+    return encoded if encoded.nbytes < plain.nbytes else plain
+
+
+def _read(column: Any, start: int, count: int) -> Iterable[Any]:
+    """Values start..start+count of a `_numbers` or `_texts` column, as Python values."""
+    if column is None:
+        return itertools.repeat(None, count)
+    return column.slice(start, count).to_pylist()
 
 
 class Changes(Sequence[Change]):

@@ -28,7 +28,7 @@ import pandas as pd
 from .codes import ERROR, REACHABILITY_CODES, WARNING
 from .columns import BY_NAME, EDITABLE_FIELDS, SITE_COLUMNS
 from .compare import ComparableValues, Comparison, comparable
-from .gc_pause import gc_paused
+from .gc_pause import gc_paused, release_memory
 from .guards import guarded
 from .models import Contact, Site, SiteKey
 from .normalize import (
@@ -477,6 +477,7 @@ def reconcile(
         for site_plan, changes in zip(made, held, strict=True):
             site_plan.changes = changes
         plans += made
+        release_memory()  # the batch's rows and changes as objects, and Arrow's building
     found = [*issues, *context.issues]
     plan = Plan(
         sites=plans,

@@ -22,7 +22,7 @@ from .columns import CONTACT_FIELDS, EDITABLE_FIELDS
 from .errors import ExitCode, InputError
 from .guards import Refusal, refusal_from_dict
 from .models import Contact
-from .outputs import json_text, write_text
+from .outputs import json_text, open_replacing
 
 PLAN_FORMAT = "bulk-contacts-plan/1"
 ACTIONS = ("create", "update", "delete")
@@ -614,8 +614,9 @@ class Plan:
 
     # serialization
 
-    def to_dict(self) -> dict[str, Any]:
-        """The plan file's body, with its checksum (the plan itself is not changed)."""
+    def to_dict(self, *, sites: bool = True) -> dict[str, Any]:
+        """The plan file's body, with its checksum (the plan itself is not changed). Without
+        `sites`: the body but its sites, without a checksum (`json_pieces` adds them)."""
         body = {
             "format": PLAN_FORMAT,
             "created_at": self.created_at,
@@ -623,7 +624,7 @@ class Plan:
             "options": self.options,
             "summary": self.summary(),
             "refusals": [refusal.to_dict() for refusal in self.refusals],
-            "sites": [_site_to_dict(site) for site in self.sites],
+            "sites": [_site_to_dict(site) for site in self.sites] if sites else [],
             "invalid": [asdict(row) for row in self.invalid],
             "warnings": [asdict(w) for w in self.warnings],
         }
@@ -633,15 +634,43 @@ class Plan:
             body["derived"] = {str(row): text for row, text in self.derived.items()}
         if self.sheets:
             body["sheets"] = list(self.sheets)
-        body["checksum"] = checksum_of(body)
+        if sites:
+            body["checksum"] = checksum_of(body)
         return body
 
     def to_json(self) -> str:
-        return json_text(self.to_dict(), indent=1)
+        return "".join(self.json_pieces())
+
+    def json_pieces(self) -> Iterator[str]:
+        """The plan file's text (`json_text(self.to_dict(), indent=1)`) in pieces, a site at a
+        time, its checksum computed as it goes: a million changes are never one dict or one
+        string."""
+        body = self.to_dict(sites=False)
+        body["sites"] = _SITES
+        canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        before, after = canonical.split(_json_value(_SITES))
+        digest = hashlib.sha256(before.encode())
+        body["checksum"] = _SITES  # last, as `to_dict` puts it
+        head, middle, tail = json_text(body, indent=1).split(_json_value(_SITES))
+        yield head
+        for n, site in enumerate(self.sites):
+            held = _site_to_dict(site)
+            text = json.dumps(held, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+            digest.update(("," if n else "[").encode())
+            digest.update(text.encode())
+            lines = json_text(held, indent=1).rstrip("\n").replace("\n", "\n  ")
+            yield ("," if n else "[") + "\n  " + lines
+        digest.update(("]" if self.sites else "[]").encode())
+        digest.update(after.encode())
+        yield ("\n ]" if self.sites else "[]") + middle
+        yield _json_value("sha256:" + digest.hexdigest()) + tail
 
     def write(self, path: Path, overwrite: bool = False) -> None:
-        """To a temporary name renamed into place; an existing file only with `overwrite`."""
-        write_text(path, self.to_json(), overwrite)
+        """To a temporary name renamed into place; an existing file only with `overwrite`.
+        Written a site at a time (`json_pieces`)."""
+        with open_replacing(path, overwrite, "utf-8") as handle:
+            for piece in self.json_pieces():
+                handle.write(piece)
 
     @classmethod
     def from_dict(cls, body: dict[str, Any], source: str = "plan") -> Plan:
@@ -718,6 +747,14 @@ def _site_to_dict(site: SitePlan) -> dict[str, Any]:
         if body[name] is None:
             del body[name]
     return body
+
+
+# Where `json_pieces` puts the sites (and the checksum) in a body it writes around them.
+_SITES = "\x00sites\x00"
+
+
+def _json_value(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def checksum_of(body: dict[str, Any]) -> str:

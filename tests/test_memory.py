@@ -20,9 +20,20 @@ from hypothesis import strategies as st
 
 from bulk_contacts import normalize, reconcile, schema
 from bulk_contacts import plan as plan_module
+from bulk_contacts.guards import InvalidRows, StaleSite
 from bulk_contacts.models import Contact
 from bulk_contacts.normalize import factorized
-from bulk_contacts.plan import ACTIONS, Change, Changes, Plan, count_of
+from bulk_contacts.outputs import json_text
+from bulk_contacts.plan import (
+    ACTIONS,
+    Change,
+    Changes,
+    InvalidRow,
+    Plan,
+    RowWarning,
+    SitePlan,
+    count_of,
+)
 from bulk_contacts.terminal import plan_text
 
 from .planning import DEALER, Model, plan_for, roster
@@ -225,6 +236,8 @@ def test_a_plan_held_as_columns_is_the_plan_held_as_objects(monkeypatch, prune) 
         assert plan.summary() == objects.summary()
         plan.created_at = objects.created_at
         assert plan.to_dict() == objects.to_dict() and plan.to_json() == objects.to_json()
+        # written a site at a time, as the whole body would be, checksum and all
+        assert plan.to_json() == json_text(objects.to_dict(), indent=1)
         assert plan_text(plan, verbose=True) == plan_text(objects, verbose=True)
         assert plan_text(plan) == plan_text(objects)
         read = Plan.from_dict(json.loads(plan.to_json()))
@@ -351,3 +364,33 @@ def test_a_contact_on_the_site_is_still_protected_by_a_row_naming_it() -> None:
     plan = plan_for(validated, Model({101: [held]}), prune=True, skip_invalid=True)
     assert [c.action for c in plan.changes] == ["create"]
     assert [(item.contact_id, item.why) for item in plan.sites[0].listed] == [(7, "protected")]
+
+
+def test_the_plan_file_written_a_site_at_a_time_is_the_whole_body(tmp_path) -> None:
+    """`Plan.write` streams the file; the text and its checksum are `json_text` of `to_dict`
+    (every optional part, no site at all, characters a terminal would act on), and it reads
+    back."""
+    site = SitePlan(1, 101, "Café \u202e", "AC-1", None, "f" * 32, 2, unchanged=1)
+    site.changes = [
+        Change("create", 1, 101, 2, "a\x1b1", None, {}, {"external_contact_id": "a\x1b1"}),
+        Change("delete", 1, 101, None, "b", 7, {"first_name": "B\u0085"}, {}, "prune"),
+    ]
+    refused = dataclasses.replace(site, site_id=102, refusal=StaleSite(2, 3), seen=[7], names=[])
+    full = Plan(
+        [site, refused],
+        [InvalidRow(5, "x", ("email: bad",))],
+        {"prune": True},
+        "roster.xlsx",
+        [InvalidRows(1)],
+        "2026-01-01T00:00:00Z",
+        warnings=[RowWarning(3, "phone_number", "no_phone", "no phone")],
+        not_sent={2: "+1 202"},
+        derived={3: "generated"},
+        sheets=("Contacts", ""),
+    )
+    for plan in (Plan([]), Plan([site], source="r.csv"), full):
+        assert plan.to_json() == json_text(plan.to_dict(), indent=1)
+        path = tmp_path / f"plan{len(plan.sites)}.json"
+        plan.write(path)
+        assert path.read_text(encoding="utf-8") == plan.to_json()
+        assert Plan.read(path).to_dict() == plan.to_dict()

@@ -291,7 +291,7 @@ def _read(column: Any, start: int, count: int) -> Iterable[Any]:
 
 class Changes(Sequence[Change]):
     """A site's changes, held as columns (`_Columns`, shared by a batch of sites) and made
-    `Change`s only when read: a million creates take about 110 bytes each, not 350 as objects.
+    `Change`s only when read: a million creates take about 90 bytes each, not 350 as objects.
     A sequence like the list it replaces (each read makes new, equal `Change`s); it compares
     equal to a list of the same changes, and pickles and copies as one."""
 
@@ -373,7 +373,7 @@ class Changes(Sequence[Change]):
             return NotImplemented
         return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as the list it replaces
 
     def __repr__(self) -> str:
         return repr(list(self))
@@ -423,7 +423,7 @@ class ChangesOf(Sequence[Change]):
             return NotImplemented
         return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as the list it replaces
 
     def __repr__(self) -> str:
         return repr(list(self))

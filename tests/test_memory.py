@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from bulk_contacts import normalize, reconcile, schema
 from bulk_contacts import plan as plan_module
-from bulk_contacts.guards import InvalidRows, StaleSite
+from bulk_contacts.guards import InvalidRows, StaleSite, guarded
 from bulk_contacts.models import Contact
 from bulk_contacts.normalize import factorized
 from bulk_contacts.outputs import json_text
@@ -34,7 +34,8 @@ from bulk_contacts.plan import (
     SitePlan,
     count_of,
 )
-from bulk_contacts.terminal import plan_text
+from bulk_contacts.reconcile import PlanOptions
+from bulk_contacts.terminal import CHANGE_LINE_LIMIT, plan_text
 
 from .planning import DEALER, Model, plan_for, roster
 
@@ -394,3 +395,19 @@ def test_the_plan_file_written_a_site_at_a_time_is_the_whole_body(tmp_path) -> N
         plan.write(path)
         assert path.read_text(encoding="utf-8") == plan.to_json()
         assert Plan.read(path).to_dict() == plan.to_dict()
+
+
+def test_counting_and_printing_a_plan_make_only_the_changes_shown(monkeypatch) -> None:
+    """The summary, the counts, the guards and the verdict read the columns; the terminal
+    makes only the changes it prints (it made a line for every change, then cut them)."""
+    validated, model = _creates(3_000, 3)
+    plan = plan_for(validated, model)
+    made = []
+    make = plan_module._held_change
+    monkeypatch.setattr(plan_module, "_held_change", lambda *slots: made.append(1) or make(*slots))
+    assert plan.summary()["create"] == 3_000 and len(plan.changes) == 3_000
+    assert plan.exit_code(pending=True) == 3 and plan.sites[0].contacts_after == 1_000
+    assert guarded(plan, PlanOptions(dealer_id=DEALER)).refusals == [] and not made
+    lines = plan_text(plan)
+    assert len(made) <= CHANGE_LINE_LIMIT
+    assert any("more lines (-v prints all" in line for line, _ in lines)

@@ -274,7 +274,7 @@ def changes(draw, site: tuple[int, int] = (1, 101), ordered: bool = True):
     )
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     st.lists(st.lists(changes(), max_size=5), max_size=4),
     st.lists(changes((2, 7)), max_size=2),

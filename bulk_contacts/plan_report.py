@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ def write_plan_report(plan: Plan, path: Path, overwrite: bool = False) -> None:
     if suffix == ".json":
         plan.write(path, overwrite)
     elif suffix == ".csv":
-        rows = ([row[name] for name in CHANGE_COLUMNS] for row in change_rows(plan))
+        rows = ([row[name] for name in CHANGE_COLUMNS] for row in each_change_row(plan))
         write_csv(path, CHANGE_COLUMNS, rows, overwrite)
     else:
         with replacing(path, overwrite) as temporary:
@@ -67,11 +68,16 @@ def row_shown(plan: Plan, row: int | None) -> int | str:
 def change_rows(plan: Plan) -> list[dict[str, Any]]:
     """One flat row per change: the contact's values after the change (before it, for a delete),
     and which fields change, with what they were."""
-    rows = []
+    return list(each_change_row(plan))
+
+
+def each_change_row(plan: Plan) -> Iterator[dict[str, Any]]:
+    """`change_rows`, one at a time (the .csv and .xlsx reports are written so: a million
+    changes are never a million rows at once)."""
     for site in plan.sites:
         for change in site.changes:
             values = _values(change)
-            rows.append(
+            yield (
                 {
                     "action": change.action,
                     "dealer_id": change.dealer_id,
@@ -91,7 +97,6 @@ def change_rows(plan: Plan) -> list[dict[str, Any]]:
                     "refused": bool(site.refused),
                 }
             )
-    return rows
 
 
 def _values(change: Change) -> dict[str, str | None]:
@@ -233,7 +238,7 @@ def _changes_sheet(workbook: xlsxwriter.Workbook, plan: Plan, styles: dict[str, 
     columns = CHANGE_COLUMNS[:-1]
     for col, name in enumerate(columns):
         sheet.write_string(0, col, name, styles["header"])
-    for line, row in enumerate(change_rows(plan), start=1):
+    for line, row in enumerate(each_change_row(plan), start=1):
         action = row["action"]
         for col, name in enumerate(columns):
             value = row[name]

@@ -29,7 +29,7 @@ import pandas as pd
 from .codes import ERROR, REACHABILITY_CODES, WARNING
 from .columns import BY_NAME, EDITABLE_FIELDS, SITE_COLUMNS
 from .compare import ComparableValues, Comparison, comparable
-from .gc_pause import gc_paused
+from .gc_pause import gc_paused, release_memory
 from .guards import guarded
 from .models import Contact, Site, SiteKey
 from .normalize import (
@@ -44,6 +44,7 @@ from .normalize import (
 )
 from .plan import (
     Change,
+    Changes,
     Conflict,
     InvalidRow,
     Listed,
@@ -464,13 +465,21 @@ def reconcile(
         comparison.values(contacts=list(snapshot.values())) if snapshot is not None else None,
     )
     by_site, in_scope = _rows_by_site(rows.index, placement, contacts, invalid_rows)
-    plans = []
+    plans: list[SitePlan] = []
     for batch in _batches(sorted(in_scope), by_site):
         positions = np.concatenate([by_site[key] for key in batch])
         views = iter(_row_views(rows.take(positions)))
+        made = []
         for key in batch:
             site_rows = list(itertools.islice(views, len(by_site[key])))
-            plans.append(_site_plan(sites[key], key, contacts[key], site_rows, context))
+            made.append(_site_plan(sites[key], key, contacts[key], site_rows, context))
+        del views
+        # The batch's changes as columns: a million changes as objects took 350 MB.
+        held = Changes.packed([(p.dealer_id, p.site_id, _changes(p)) for p in made])
+        for site_plan, changes in zip(made, held, strict=True):
+            site_plan.changes = changes
+        plans += made
+        release_memory()  # the batch's rows and changes as objects, and Arrow's building
     found = [*issues, *context.issues]
     plan = Plan(
         sites=plans,
@@ -514,14 +523,28 @@ def _rows_by_site(
     contacts could be read."""
     numbers: dict[SiteKey, int] = {}
     number = numbers.setdefault
-    codes = np.fromiter(
-        (
-            -1 if key is None or key not in contacts else number(key, len(numbers))
-            for key in sites_of(placement, index.tolist())
-        ),
-        np.int64,
-        len(index),
-    )
+    if isinstance(placement, Placement):
+        # Each site code once, spread to the rows by number: no Python int per row (a million
+        # rows took 100 MB here, at the plan's peak).
+        at = placement.positions(np.asarray(index, dtype=np.int64))
+        held = placement._codes if len(placement._codes) else np.zeros(1, dtype=np.int64)
+        site_codes = np.where(at >= 0, held[np.maximum(at, 0)], -1)
+        used = np.unique(site_codes[site_codes >= 0]).tolist()
+        of_code = np.full(len(placement._sites) + 1, -1, dtype=np.int64)  # [-1]: not placed
+        for code in used:
+            key = placement._sites[code]
+            if key in contacts:
+                of_code[code] = number(key, len(numbers))
+        codes = of_code[site_codes]
+    else:
+        codes = np.fromiter(
+            (
+                -1 if key is None or key not in contacts else number(key, len(numbers))
+                for key in sites_of(placement, index.tolist())
+            ),
+            np.int64,
+            len(index),
+        )
     planned = np.flatnonzero((codes >= 0) & ~index.isin(list(invalid_rows)))
     order = planned[np.argsort(codes[planned], kind="stable")]
     cuts = np.flatnonzero(np.diff(codes[order])) + 1
@@ -768,6 +791,8 @@ class _SiteContacts:
     def repairs(self, written: str) -> list[Contact]:
         """Contacts whose external id is not `written` but is once a spreadsheet's damage is
         undone (`normalize.repair_key`, or a long number in scientific notation)."""
+        if not self.by_external:
+            return []  # a site without managed contacts (every row a create): nothing to look up
         found = [c for held, c in self.repaired.get(repair_key(written), []) if held != written]
         if _maybe_scientific(written) or written[:1].isdigit():
             shown = _maybe_scientific(written)
@@ -829,7 +854,7 @@ def _site_plan(
         # (none for an edited export: contacts new since it are never pruned).
         plan.seen = sorted(c.contact_id for c in remote)
         plan.names = context.names.on_site(key) if context.snapshot is None else None
-    plan.changes.sort(key=lambda c: c.sort_key)
+    _changes(plan).sort(key=lambda c: c.sort_key)
     plan.conflicts.sort(key=lambda c: (c.row or 0, c.external_contact_id or ""))
     plan.listed.sort(key=lambda item: item.contact_id)
     return plan
@@ -1025,12 +1050,18 @@ def _conflict(plan: SitePlan, row: RowView, ids: tuple[int, ...], message: str) 
     return False
 
 
+def _changes(plan: SitePlan) -> list[Change]:
+    """The changes of a site plan being made: a list, until the batch's are held as columns."""
+    assert isinstance(plan.changes, list)
+    return plan.changes
+
+
 def _plan_row(row: RowView, contact: Contact | None, context: _Context, plan: SitePlan) -> None:
     if row.action == "delete":
         if contact is None:
             plan.unchanged += 1  # already absent
         else:
-            plan.changes.append(
+            _changes(plan).append(
                 _change(plan, row, contact, "delete", contact.fields(), {}, "action=delete")
             )
         return
@@ -1046,7 +1077,7 @@ def _plan_row(row: RowView, contact: Contact | None, context: _Context, plan: Si
             return  # an error: the row is invalid, and nothing is created under a lost id
         after = _new_contact(row)
         if context.reachable(row, after, None):
-            plan.changes.append(_change(plan, row, None, "create", NOTHING_HELD, after))
+            _changes(plan).append(_change(plan, row, None, "create", NOTHING_HELD, after))
         return
     if base is not None and context.base is not None:
         held, was = context.remote.of_contact(contact), context.base.of_contact(base)
@@ -1065,7 +1096,7 @@ def _plan_row(row: RowView, contact: Contact | None, context: _Context, plan: Si
     if not context.reachable(row, after, contact):
         return
     if after:
-        plan.changes.append(_change(plan, row, contact, "update", contact.fields(), after))
+        _changes(plan).append(_change(plan, row, contact, "update", contact.fields(), after))
     else:
         plan.unchanged += 1
 
@@ -1199,7 +1230,7 @@ def _leftovers(
         else:
             why = "kept"
         if why == "kept" and prune:
-            plan.changes.append(
+            _changes(plan).append(
                 Change(
                     "delete",
                     plan.dealer_id,

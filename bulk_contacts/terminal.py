@@ -256,18 +256,23 @@ def _site_table(plan: Plan) -> list[tuple[str, str]]:
 
 
 def _change_lines(plan: Plan, verbose: bool, report_hint: str) -> list[tuple[str, str]]:
-    lines: list[tuple[str, str]] = []
+    """A line per site with changes and per change; past a screenful (unless verbose), how
+    many more: only the lines shown are made (a million changes are not)."""
+    total = sum(1 + len(site.changes) for site in plan.sites if site.changes)
+    if not total:
+        return []
+    limit = total if verbose else min(total, CHANGE_LINE_LIMIT)
+    shown: list[tuple[str, str]] = []
     for site in plan.sites:
+        if len(shown) >= limit:
+            break
         if not site.changes:
             continue
         refused = "  (refused)" if site.refused else ""
-        lines.append((f"site {site.label}{refused}", "bold"))
-        for change in site.changes:
-            lines.append(_describe(change, plan.sheets))
-    if not lines:
-        return []
-    shown = lines if verbose else lines[:CHANGE_LINE_LIMIT]
-    more = len(lines) - len(shown)
+        shown.append((f"site {site.label}{refused}", "bold"))
+        for change in site.changes[: limit - len(shown)]:
+            shown.append(_describe(change, plan.sheets))
+    more = total - len(shown)
     result = [("", ""), ("Changes:", "bold"), *shown]
     if more:
         result.append((f"  ... {plural(more, 'more line')} (-v prints all{report_hint})", "dim"))

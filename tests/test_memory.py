@@ -7,19 +7,35 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import pickle
 import random
 import tracemalloc
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bulk_contacts import normalize, reconcile, schema
+from bulk_contacts import plan as plan_module
+from bulk_contacts.guards import InvalidRows, StaleSite, guarded
 from bulk_contacts.models import Contact
 from bulk_contacts.normalize import factorized
-from bulk_contacts.plan import Change
+from bulk_contacts.outputs import json_text
+from bulk_contacts.plan import (
+    ACTIONS,
+    Change,
+    Changes,
+    InvalidRow,
+    Plan,
+    RowWarning,
+    SitePlan,
+    count_of,
+)
+from bulk_contacts.reconcile import PlanOptions
+from bulk_contacts.terminal import CHANGE_LINE_LIMIT, plan_text
 
 from .planning import DEALER, Model, plan_for, roster
 
@@ -155,22 +171,130 @@ def test_planning_turns_rows_into_objects_a_batch_of_sites_at_a_time(monkeypatch
 
 
 def test_planning_many_creates_holds_about_the_changes_alone(monkeypatch) -> None:
-    """Before, every row became a RowView at once (850 bytes a row) on top of the changes."""
+    """Before, every row became a RowView at once (850 bytes a row) on top of the changes; then
+    each change was an object with its strings (about 350 bytes a create, 620 at the peak); now
+    a plan's changes are columns (about 120 bytes a create, Arrow's text included)."""
+    import pyarrow as pa
+
     validated, model = _creates(20_000, 200)
     monkeypatch.setattr(reconcile, "VIEW_ROWS", 2_000)
+    arrow = pa.total_allocated_bytes()
     tracemalloc.start()
     try:
         plan = plan_for(validated, model)
-        _, peak = tracemalloc.get_traced_memory()
+        held, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    held += pa.total_allocated_bytes() - arrow
     assert plan.summary()["create"] == 20_000
-    # 790 bytes a row with an `after` dict per change, 620 with its values in the change's slots
-    assert peak / 20_000 < 700, f"{peak / 20_000:.0f} bytes a row at the peak"
+    assert peak / 20_000 < 300, f"{peak / 20_000:.0f} bytes a row at the peak"
+    assert held / 20_000 < 200, f"{held / 20_000:.0f} bytes a row held by the plan"
+    assert all(isinstance(site.changes, Changes) for site in plan.sites)
     creates = plan.creates
     assert creates[0].before is creates[1].before == {}  # one empty dict, shared
-    firsts = {id(c.after["first_name"]) for c in creates[:2_000]}
-    assert len(firsts) <= 5  # a name on many rows is one string
+
+
+def _plain(monkeypatch):
+    """Plans made with their changes held as lists of `Change`s (as before columns)."""
+    monkeypatch.setattr(Changes, "packed", lambda sites: [c for _, _, c in sites])
+
+
+@pytest.mark.parametrize("prune", [False, True])
+def test_a_plan_held_as_columns_is_the_plan_held_as_objects(monkeypatch, prune) -> None:
+    """Every field of every change, the summary, the plan file and the terminal's lines are
+    the same whichever way the changes are held; each read makes new, equal changes."""
+    held = [
+        Contact(7, "Ann", "Lee", "a1", "+12025550143", "ann@example.com"),
+        Contact(8, "Old", "Timer", "gone", "+12025550100"),
+        Contact(9, "Por", "Tal", None, "+12025550101"),
+        Contact(10, "Dee", "Lete", "a6"),
+    ]
+    rows = [
+        ["101", "a1", "Ann", "Leigh", "(202) 555-0143", "", "", ""],  # an update
+        ["101", "a6", "Dee", "Lete", "", "", "delete", "10"],
+        ["101", "b1", "Zoë", "Ünïcode", "", "z@example.com", "", ""],
+        ["102", "c1", "Cy", "Ray", "+44 20 7946 0958", "", "", ""],
+        ["103", "c2", "Di", "Fox", "2025550199", "di@example.com", "", ""],
+        ["103", "c3", "Ed", "Fox", "2025550198", "", "", ""],
+        *MESSY[4:6],  # invalid: not planned
+    ]
+    validated = roster(rows)
+    model = Model({101: held, 102: [], 103: []})
+    columns = plan_for(validated, model, prune=prune, skip_invalid=True, blanks="clear")
+    monkeypatch.setattr(reconcile, "VIEW_ROWS", 3)  # several sites, several batches
+    batched = plan_for(validated, model, prune=prune, skip_invalid=True, blanks="clear")
+    _plain(monkeypatch)
+    objects = plan_for(validated, model, prune=prune, skip_invalid=True, blanks="clear")
+    assert {c.action for c in objects.changes} == {"create", "update", "delete"}
+    assert any(isinstance(site.changes, Changes) for site in columns.sites)
+    assert not any(isinstance(site.changes, Changes) for site in objects.sites)
+    for plan in (columns, batched):
+        assert [dataclasses.asdict(c) for c in plan.changes] == [
+            dataclasses.asdict(c) for c in objects.changes
+        ]
+        assert plan.changes == objects.changes and objects.changes == plan.changes
+        assert plan.sites == objects.sites
+        assert plan.summary() == objects.summary()
+        plan.created_at = objects.created_at
+        assert plan.to_dict() == objects.to_dict() and plan.to_json() == objects.to_json()
+        # written a site at a time, as the whole body would be, checksum and all
+        assert plan.to_json() == json_text(objects.to_dict(), indent=1)
+        assert plan_text(plan, verbose=True) == plan_text(objects, verbose=True)
+        assert plan_text(plan) == plan_text(objects)
+        read = Plan.from_dict(json.loads(plan.to_json()))
+        assert read.changes == plan.changes
+        for site, other in zip(plan.sites, objects.sites, strict=True):
+            assert len(site.changes) == len(other.changes)
+            assert [site.count(a) for a in ACTIONS] == [other.count(a) for a in ACTIONS]
+            if site.changes:
+                assert site.changes[0] == other.changes[0] and site.changes[-1] == other.changes[-1]
+                assert site.changes[1:3] == list(other.changes)[1:3]
+                assert site.changes[0] is not site.changes[0]  # made anew, equal
+        assert pickle.loads(pickle.dumps(plan)).sites == objects.sites
+        assert copy.deepcopy(plan).sites == objects.sites
+
+
+change_values = st.one_of(st.none(), st.text(max_size=6))
+
+
+@st.composite
+def changes(draw, site: tuple[int, int] = (1, 101), ordered: bool = True):
+    keys = draw(st.lists(st.sampled_from(plan_module._AFTER_KEYS), unique=True))
+    if ordered:
+        keys = [k for k in plan_module._AFTER_KEYS if k in keys]  # in order: held in slots
+    return Change(
+        draw(st.sampled_from(ACTIONS)),
+        *site,
+        draw(st.one_of(st.none(), st.integers(0, 2**40))),
+        draw(change_values),
+        draw(st.one_of(st.none(), st.integers(0, 2**40))),
+        draw(st.sampled_from([{}, {"first_name": "Ann", "email": None}])),
+        {key: draw(change_values) for key in keys},
+        draw(st.sampled_from(["roster", "prune", "action=delete", ""])),
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.lists(changes(), max_size=5), max_size=4),
+    st.lists(changes((2, 7)), max_size=2),
+    st.lists(changes(ordered=False), max_size=2),
+)
+def test_changes_held_as_columns_read_as_the_changes_they_were(sites, stray, odd) -> None:
+    """Any changes: as columns, or as the list they were when columns cannot hold them (a
+    change of another site; in a batch with an after whose keys are in another order)."""
+    given = [(1, 101, list(found)) for found in sites] + [(1, 101, stray)] * bool(stray)
+    packed = Changes.packed(given)
+    for (_, _, expected), held in zip(given, packed, strict=True):
+        assert len(held) == len(expected) and list(held) == expected and held == expected
+        assert [count_of(held, a) for a in ACTIONS] == [count_of(expected, a) for a in ACTIONS]
+        assert [dataclasses.asdict(c) for c in held] == [dataclasses.asdict(c) for c in expected]
+        if expected:
+            assert held[-1] == expected[-1] and held[1:] == expected[1:]
+    assert [isinstance(held, Changes) for held in packed] == [c is not stray for _, _, c in given]
+    unusual = [c for c in odd if isinstance(c._keys, dict)]
+    mixed = Changes.packed([(1, 101, [*sites[0], *unusual])] if sites else [])
+    assert all(isinstance(held, list) == bool(unusual) for held in mixed)
 
 
 def test_a_compact_change_is_the_change_it_was_made_from() -> None:
@@ -241,3 +365,49 @@ def test_a_contact_on_the_site_is_still_protected_by_a_row_naming_it() -> None:
     plan = plan_for(validated, Model({101: [held]}), prune=True, skip_invalid=True)
     assert [c.action for c in plan.changes] == ["create"]
     assert [(item.contact_id, item.why) for item in plan.sites[0].listed] == [(7, "protected")]
+
+
+def test_the_plan_file_written_a_site_at_a_time_is_the_whole_body(tmp_path) -> None:
+    """`Plan.write` streams the file; the text and its checksum are `json_text` of `to_dict`
+    (every optional part, no site at all, characters a terminal would act on), and it reads
+    back."""
+    site = SitePlan(1, 101, "Café \u202e", "AC-1", None, "f" * 32, 2, unchanged=1)
+    site.changes = [
+        Change("create", 1, 101, 2, "a\x1b1", None, {}, {"external_contact_id": "a\x1b1"}),
+        Change("delete", 1, 101, None, "b", 7, {"first_name": "B\u0085"}, {}, "prune"),
+    ]
+    refused = dataclasses.replace(site, site_id=102, refusal=StaleSite(2, 3), seen=[7], names=[])
+    full = Plan(
+        [site, refused],
+        [InvalidRow(5, "x", ("email: bad",))],
+        {"prune": True},
+        "roster.xlsx",
+        [InvalidRows(1)],
+        "2026-01-01T00:00:00Z",
+        warnings=[RowWarning(3, "phone_number", "no_phone", "no phone")],
+        not_sent={2: "+1 202"},
+        derived={3: "generated"},
+        sheets=("Contacts", ""),
+    )
+    for plan in (Plan([]), Plan([site], source="r.csv"), full):
+        assert plan.to_json() == json_text(plan.to_dict(), indent=1)
+        path = tmp_path / f"plan{len(plan.sites)}.json"
+        plan.write(path)
+        assert path.read_text(encoding="utf-8") == plan.to_json()
+        assert Plan.read(path).to_dict() == plan.to_dict()
+
+
+def test_counting_and_printing_a_plan_make_only_the_changes_shown(monkeypatch) -> None:
+    """The summary, the counts, the guards and the verdict read the columns; the terminal
+    makes only the changes it prints (it made a line for every change, then cut them)."""
+    validated, model = _creates(3_000, 3)
+    plan = plan_for(validated, model)
+    made = []
+    make = plan_module._held_change
+    monkeypatch.setattr(plan_module, "_held_change", lambda *slots: made.append(1) or make(*slots))
+    assert plan.summary()["create"] == 3_000 and len(plan.changes) == 3_000
+    assert plan.exit_code(pending=True) == 3 and plan.sites[0].contacts_after == 1_000
+    assert guarded(plan, PlanOptions(dealer_id=DEALER)).refusals == [] and not made
+    lines = plan_text(plan)
+    assert len(made) <= CHANGE_LINE_LIMIT
+    assert any("more lines (-v prints all" in line for line, _ in lines)

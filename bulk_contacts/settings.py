@@ -51,7 +51,12 @@ class Settings:
     notes: tuple[str, ...] = ()
 
     def ssl_context(self) -> ssl.SSLContext:
-        """The TLS context every connection uses: the CA bundle if one is set."""
+        """The TLS context every connection uses: the CA bundle if one is set. Settings with no
+        https URL (a sandbox on this machine) make no TLS connection: their context loads no
+        bundle (about 20 ms of CPU) and trusts no authority, still verifying, so a TLS
+        connection made with it by mistake would be refused."""
+        if not any(urlsplit(url).scheme == "https" for url in (self.api_url, self.token_url)):
+            return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         if self.ca_bundle:
             return ssl.create_default_context(cafile=self.ca_bundle)
         if os.environ.get("SSL_CERT_DIR"):  # as httpx's default honours it
@@ -207,14 +212,29 @@ def _ca_bundle(flag: str | None, env: Mapping[str, str]) -> str | None:
                     f"authorities to trust)",
                     setting="ca_bundle",
                 )
-            try:
-                ssl.create_default_context(cafile=path)
-            except (ssl.SSLError, OSError, ValueError):
+            if not _loads_as_certificates(path):
                 raise ConfigError(
                     f"{name} {path}: not a PEM file of certificates", setting="ca_bundle"
-                ) from None
+                )
             return path
     return None
+
+
+# The CA bundles found good, as they were then (path, inode, size, modification time): a process
+# that resolves settings many times (`serve`, the tests) reads an unchanged bundle once.
+_GOOD_BUNDLES: set[tuple[str, int, int, int]] = set()
+
+
+def _loads_as_certificates(path: str) -> bool:
+    try:
+        stat = os.stat(path)
+        seen = (path, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if seen not in _GOOD_BUNDLES:
+            ssl.create_default_context(cafile=path)
+            _GOOD_BUNDLES.add(seen)
+    except (ssl.SSLError, OSError, ValueError):
+        return False
+    return True
 
 
 def _dealer(value: str | int | None, required: bool) -> int | None:

@@ -3,33 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import openpyxl
 import pandas as pd
 
+from .conftest import run_in_process
+
 
 def test_the_demo_runs_the_whole_pipeline_and_says_where_everything_is(tmp_path) -> None:
     """Also with the user's own CHEKT_* settings in the environment: the demo's steps get the
-    sandbox's settings passed to them, and never read those (`chekt.invalid` never resolves)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHEKT_")}
-    env |= {
+    sandbox's settings passed to them, and never read those (`chekt.invalid` never resolves).
+    In this process (the console script's own start is tests/test_trial.py's and test_help's)."""
+    env = {
         "CHEKT_API_URL": "https://chekt.invalid",
         "CHEKT_CLIENT_ID": "real-client",
         "CHEKT_CLIENT_SECRET": "Real-Secret-Of-The-User",
         "CHEKT_DEALER_ID": "777",
         "CHEKT_API_KEY": "real-api-key",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "bulk_contacts", "demo", "--no-progress"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_in_process("demo", "--no-progress", env=env)  # in tmp_path (own_folder)
     assert result.returncode == 0, result.stdout + result.stderr
     out = tmp_path / "demo-output"
     for name in (

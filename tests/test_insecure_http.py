@@ -174,3 +174,62 @@ def test_the_option_warns_on_every_run(tmp_path, sandbox) -> None:
         ]
         assert "no such file" in result.stderr
         assert "sandbox-secret" not in result.output
+
+
+def test_settings_with_no_https_url_load_no_certificate_authorities() -> None:
+    """Loading a CA bundle costs about 20 ms of CPU per client (the suite makes well over a
+    thousand, against sandboxes on 127.0.0.1): settings whose API and token URLs are both plain
+    http make no TLS connection, and get a context that still verifies but trusts no authority
+    (a TLS connection made with it by mistake would be refused). One https URL: the bundle."""
+    import ssl
+
+    import certifi
+
+    bundle = certifi.where()
+    plain = resolve_settings(
+        api_url="http://127.0.0.1:8787", env=CREDENTIALS, require_dealer=False, ca_bundle=bundle
+    )
+    context = plain.ssl_context()
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] == 0
+    for api_url, token_url in [
+        ("https://chekt.invalid", None),
+        ("http://127.0.0.1:8787", "https://chekt.invalid/oauth/token"),
+    ]:
+        settings = resolve_settings(
+            api_url=api_url,
+            token_url=token_url,
+            env=CREDENTIALS,
+            require_dealer=False,
+            ca_bundle=bundle,
+        )
+        trusted = settings.ssl_context()
+        assert trusted.verify_mode == ssl.CERT_REQUIRED and trusted.check_hostname
+        assert trusted.cert_store_stats()["x509_ca"] > 0, (api_url, token_url)
+
+
+def test_an_unchanged_ca_bundle_is_read_once_and_a_changed_one_again(tmp_path, monkeypatch) -> None:
+    """Every command resolves its settings, which checks the CA bundle (SSL_CERT_FILE is often
+    set): a process resolving many times (`serve`, the tests) reads an unchanged file once, and
+    a file changed since (replaced, rewritten) again, whose errors are the same."""
+    import shutil
+    import ssl
+
+    import certifi
+
+    bundle = tmp_path / "ca.pem"
+    shutil.copy(certifi.where(), bundle)
+    loads: list[object] = []
+    load = ssl.create_default_context
+
+    def counted(*args, **kwargs):
+        loads.append(kwargs.get("cafile"))
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counted)
+    for _ in range(3):
+        resolve_settings(env={**CREDENTIALS, "SSL_CERT_FILE": str(bundle)}, require_dealer=False)
+    assert loads == [str(bundle)]
+    bundle.write_text("not a certificate\n")
+    with pytest.raises(ConfigError, match="not a PEM file of certificates"):
+        resolve_settings(env={**CREDENTIALS, "SSL_CERT_FILE": str(bundle)}, require_dealer=False)

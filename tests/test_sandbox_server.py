@@ -199,6 +199,42 @@ def test_state_and_tokens_survive_a_restart_on_the_same_db(tmp_path) -> None:
     assert token.encode() not in db.read_bytes()
 
 
+def test_stopping_answers_the_request_in_flight_and_waits_no_longer(tmp_path) -> None:
+    """A sandbox stopped while it answers a request (here one held by 300 ms of latency) first
+    finishes that answer; one with only idle kept-alive connections stops at once, not after
+    uvicorn's fixed pause of 0.1 s (the suite starts and stops hundreds)."""
+    import threading
+
+    from bulk_contacts.sandbox import Faults
+
+    server = SandboxServer(SandboxConfig(port=0)).start()
+    token = get_token(server.url)
+    server.set_faults(Faults(latency_ms=300))
+    answered: list[int] = []
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}) as client:
+
+        def list_sites() -> None:
+            answered.append(client.get(server.url + SITES).status_code)
+
+        asking = threading.Thread(target=list_sites)
+        asking.start()
+        time.sleep(0.1)  # the request is in the sandbox, waiting out its latency
+        server.stop()
+        asking.join(timeout=10)
+    assert answered == [200]
+    stops = []
+    for _ in range(5):
+        with (
+            SandboxServer(SandboxConfig(port=0)) as idle,
+            httpx.Client() as client,
+        ):
+            client.get(idle.url + "/openapi.json")  # a kept-alive connection, idle
+            started = time.perf_counter()
+            idle.stop()
+            stops.append(time.perf_counter() - started)
+    assert min(stops) < 0.08, stops
+
+
 # the command line
 
 

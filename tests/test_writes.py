@@ -526,22 +526,11 @@ def test_a_full_disk_stops_the_run_cleanly(start_sandbox, tmp_path, tiny_filesys
     filler = tiny_filesystem / "filler"
     filler.write_bytes(b"x" * (256 * 1024 - 48 * 1024))  # leaves room for about 80 records
     journal = tiny_filesystem / "journal.jsonl"
-    process = command(
-        server,
-        "apply",
-        str(roster),
-        "--yes",
-        "--no-progress",
-        "--concurrency",
-        "8",
-        "--results",
-        str(tmp_path / "r.csv"),
-        "--journal",
-        str(journal),
-        cwd=tmp_path,
-    )
-    code, output = finish(process)
-    assert code == 1, output
+    results = str(tmp_path / "r.csv")
+    args = ["--no-progress", "--concurrency", "8", "--results", results, "--journal", str(journal)]
+    applied = run(server, "apply", str(roster), "--yes", *args)  # in this process: no signal
+    code, output = applied.exit_code, applied.output
+    assert code == 1 and isinstance(applied.exception, SystemExit), output  # no traceback
     assert "No space left on device" in output and "Traceback" not in output
     check_after_journal_failure(server, tmp_path, journal, output)
     if "not journaled" in output:  # the journal's disk is full: kept in the temporary folder

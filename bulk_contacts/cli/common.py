@@ -203,9 +203,8 @@ def confirmed(question: str, yes: bool) -> bool:
     try:
         if ask_yes_no(question):
             return True
-    except KeyboardInterrupt:  # Ctrl-C: exit 130, as documented
+    except KeyboardInterrupt:  # Ctrl-C: exit 130 and one line, "interrupted: nothing was written"
         echo()
-        echo("Nothing was changed.")
         raise
     except EOFError:  # the input closed
         echo()

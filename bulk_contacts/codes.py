@@ -43,6 +43,8 @@ PHONE_EXTENSION = "phone_extension"
 # Judged on the row by `validate`, and by `plan` on the contact as the plan leaves it.
 REACHABILITY_CODES = ("no_phone", "unreachable")
 _KEEP_IDS = "format the column as Text so that the spreadsheet keeps ids as they are"
+# An id damaged by a spreadsheet, or typed with look-alike characters (case, dashes, fullwidth).
+_AS_HELD = "write the id as CHeKT holds it (and if a spreadsheet changed it, " + _KEEP_IDS + ")"
 
 CODES: dict[str, Code] = {
     code.name: code
@@ -298,9 +300,10 @@ CODES: dict[str, Code] = {
         Code(
             "site_id_damaged",
             ERROR,
-            "{field} {value!r} is not a site of dealer {dealer}; did you mean {site}? A "
-            "spreadsheet changes ids this way ({damage}): format the column as Text and type "
-            "it again, or plan with --repair-ids to accept such matches",
+            "{field} {value!r} is not a site of dealer {dealer}; did you mean {site}? It "
+            "differs only by what a spreadsheet or a look-alike character does to an id "
+            "({damage}): type it as CHeKT holds it (format the column as Text), or plan with "
+            "--repair-ids to accept such matches",
             {
                 "several": "{field} {value!r} is not a site of dealer {dealer}, and once a "
                 "spreadsheet's damage is undone it could be {sites}: give the site_id"
@@ -336,10 +339,10 @@ CODES: dict[str, Code] = {
             "id_damaged",
             WARNING,
             "external_contact_id {value!r} is {own!r} in CHeKT ({damage}): the row's contact_id "
-            "{contact_id} names it, so CHeKT's id is kept; " + _KEEP_IDS,
+            "{contact_id} names it, so CHeKT's id is kept; " + _AS_HELD,
             {
                 "repair_ids": "external_contact_id {value!r} is taken as {own!r} (contact_id "
-                "{contact_id}), as --repair-ids allows ({damage}); " + _KEEP_IDS
+                "{contact_id}), as --repair-ids allows ({damage}); " + _AS_HELD
             },
         ),
     )

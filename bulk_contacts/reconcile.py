@@ -955,9 +955,10 @@ def _by_external_id(
         row,
         tuple(sorted(c.contact_id for c in repairs)),
         f"external_contact_id {written!r} is not on this site, but {named} is the same id once "
-        f"a spreadsheet's damage is undone ({describe_damage(written, own)}): write the id as "
-        f"CHeKT holds it (format the column as Text), or plan with --repair-ids to match it, or "
-        f"with --exact-ids if they are different people",
+        f"a spreadsheet's damage or look-alike characters are undone "
+        f"({describe_damage(written, own)}): write the id as CHeKT holds it (format the column "
+        f"as Text if a spreadsheet changed it), or plan with --repair-ids to match it, or with "
+        f"--exact-ids if they are different people",
     )
 
 

@@ -334,6 +334,13 @@ CODES: dict[str, Code] = {
             "is in {country} (its timezone {timezone}){local}; write the number with its "
             "country code",
         ),
+        Code(
+            "prune_kept_for_invalid",
+            WARNING,
+            "kept {contact}: row {shown_row} is invalid and may mean it (the same {by}), so "
+            "--prune does not delete it; correct the row (give it the contact's "
+            "external_contact_id) and plan again",
+        ),
         # (plan) the row's contact
         Code(
             "id_damaged",

@@ -214,3 +214,15 @@ def test_cli_look_alike_ids_create_nothing_and_delete_nothing(seeded, tmp_path) 
     repaired = run(seeded, "plan", single, "--prune", "--repair-ids", "--detailed-exitcode")
     assert repaired.exit_code == 0, repaired.output
     assert "id_damaged" in repaired.output
+
+
+def test_a_look_alike_account_number_is_never_used_silently() -> None:
+    """Sites are repaired the same way: 'ac‐1001' (a U+2010 hyphen, in lower case) is not a
+    site, but names the likely one; --repair-ids takes it, with a warning."""
+    rows = [line("HD-001", "John", "Doe", "2025550143", account="ac\u20101001")]
+    plan = plan_with(rows, [ZETA], {1001: HD}, skip_invalid=True)
+    [invalid] = plan.invalid
+    assert "did you mean 'AC-1001' (site 1001, Zeta)?" in invalid.problems[0]
+    assert "letters in another case" in invalid.problems[0]
+    repaired = plan_with(rows, [ZETA], {1001: HD}, repair_ids=True)
+    assert not repaired.invalid and not repaired.changes

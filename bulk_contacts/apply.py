@@ -46,6 +46,11 @@ from .verify import NOT_ON_SITE, Difference, verify_changes
 
 Progress = Callable[[Outcome], None]
 OPTIONAL_FIELDS = tuple(n for n in EDITABLE_FIELDS if not BY_NAME[n].required)
+# The note of a change another run made at the same time (`Exchange.by_another_run`).
+ANOTHER_RUN = (
+    "already done by another run (the server replayed its answer to the same change): not this "
+    "run's write; its rollback leaves it"
+)
 
 
 @dataclass
@@ -129,6 +134,9 @@ class ApplyReport:
     # could not be checked (the verification failed).
     troubled: set[tuple[int, int]] | None = field(default_factory=set)
     refused: int = 0  # changes of sites a guard refused: not done, not in the results
+    # Of the ok changes: made by another run at the same time (journaled as such, and left
+    # alone by this run's rollback).
+    by_another_run: int = 0
 
     @property
     def clean(self) -> bool:
@@ -536,6 +544,8 @@ class Applier:
         with self._lock:
             self.generations[id(change)] = exchange.generation
         note = exchange.note if exchange.recovered else ""
+        if exchange.by_another_run:
+            note = ANOTHER_RUN
         if generation and not note:
             note = (
                 f"sent again (key generation {exchange.generation}): the first answer did nothing"
@@ -549,6 +559,7 @@ class Applier:
             attempts=exchange.attempts,
             error_message=note,
         )
+        outcome = replace(outcome, by_another_run=exchange.by_another_run)
         return outcome, contact.fields() if contact else None
 
     def _send(self, change: Change, generation: int = 0) -> WriteResult:
@@ -692,6 +703,7 @@ def apply_plan(
         if applier is None or not applier.announced:
             files.discard_unused()
     report.counts = dict(results.counts)
+    report.by_another_run = results.by_another_run
     if report.troubled is not None:
         report.troubled |= applier.troubled
     report.failed_rows_written = results.has_failed_rows

@@ -91,6 +91,9 @@ class _Sent:
     response: httpx.Response | None
     exchange: Exchange
     recovered: Any = None
+    # An earlier attempt of this request may have been carried out (no answer, or a 5xx): a
+    # replayed answer may then be this request's own.
+    ambiguous: bool = False
 
 
 class ChektClient:
@@ -275,6 +278,7 @@ class ChektClient:
                     True,
                     "made by another request with other values; not changed",
                     generation,
+                    by_another_run=True,
                 )
                 return WriteResult(found, exchange)
             result = self._write_result(sent)
@@ -284,7 +288,13 @@ class ChektClient:
             confirmed = confirm(result)
             if confirmed is not None:
                 note = "replayed; confirmed" + (f" (generation {generation})" if generation else "")
-                return WriteResult(confirmed.contact, replace(result.exchange, note=note))
+                # No attempt of this request was carried out here: the answer replayed is
+                # another run's (the same change, sent by it under the same key).
+                other = not sent.ambiguous
+                return WriteResult(
+                    confirmed.contact,
+                    replace(result.exchange, note=note, by_another_run=other),
+                )
             self.log.decision(
                 step="replay",
                 action=identity[3],
@@ -364,7 +374,7 @@ class ChektClient:
                     self.pacer.answered()
             if failure is None:
                 assert response is not None
-                return _Sent(response, _exchange(response, trace_id, attempt))
+                return _Sent(response, _exchange(response, trace_id, attempt), None, ambiguous)
             if self._hopeless(failure):
                 raise self._explain(failure, attempt)
             status = failure.status

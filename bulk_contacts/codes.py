@@ -46,6 +46,8 @@ _KEEP_IDS = "format the column as Text so that the spreadsheet keeps ids as they
 # An id a spreadsheet showed in scientific notation (4.56E+05): `normalize.EXCEL_SCIENTIFIC`.
 ID_SCIENTIFIC = "id_scientific"
 _RE_ENTER_IDS = "format the column as Text in Excel and re-enter the ids"
+# An id damaged by a spreadsheet, or typed with look-alike characters (case, dashes, fullwidth).
+_AS_HELD = "write the id as CHeKT holds it (and if a spreadsheet changed it, " + _KEEP_IDS + ")"
 
 CODES: dict[str, Code] = {
     code.name: code
@@ -314,9 +316,10 @@ CODES: dict[str, Code] = {
         Code(
             "site_id_damaged",
             ERROR,
-            "{field} {value!r} is not a site of dealer {dealer}; did you mean {site}? A "
-            "spreadsheet changes ids this way ({damage}): format the column as Text and type "
-            "it again, or plan with --repair-ids to accept such matches",
+            "{field} {value!r} is not a site of dealer {dealer}; did you mean {site}? It "
+            "differs only by what a spreadsheet or a look-alike character does to an id "
+            "({damage}): type it as CHeKT holds it (format the column as Text), or plan with "
+            "--repair-ids to accept such matches",
             {
                 "several": "{field} {value!r} is not a site of dealer {dealer}, and once a "
                 "spreadsheet's damage is undone it could be {sites}: give the site_id"
@@ -347,6 +350,13 @@ CODES: dict[str, Code] = {
             "is in {country} (its timezone {timezone}){local}; write the number with its "
             "country code",
         ),
+        Code(
+            "prune_kept_for_invalid",
+            WARNING,
+            "kept {contact}: row {shown_row} is invalid and may mean it (the same {by}), so "
+            "--prune does not delete it; correct the row (give it the contact's "
+            "external_contact_id) and plan again",
+        ),
         # (plan) the row's contact
         Code(
             "id_scientific_create",
@@ -360,10 +370,10 @@ CODES: dict[str, Code] = {
             "id_damaged",
             WARNING,
             "external_contact_id {value!r} is {own!r} in CHeKT ({damage}): the row's contact_id "
-            "{contact_id} names it, so CHeKT's id is kept; " + _KEEP_IDS,
+            "{contact_id} names it, so CHeKT's id is kept; " + _AS_HELD,
             {
                 "repair_ids": "external_contact_id {value!r} is taken as {own!r} (contact_id "
-                "{contact_id}), as --repair-ids allows ({damage}); " + _KEEP_IDS
+                "{contact_id}), as --repair-ids allows ({damage}); " + _AS_HELD
             },
         ),
     )

@@ -131,6 +131,9 @@ class Exchange:
     recovered: bool = False  # the answer was lost and the result was found by looking it up
     note: str = ""
     generation: int = 0  # of the idempotency key the answer came under
+    # The change was made by another run (its answer, under the same idempotency key, was
+    # replayed to this one, which never sent a write that could have made it): not this run's.
+    by_another_run: bool = False
 
 
 @dataclass(frozen=True)

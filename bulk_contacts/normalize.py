@@ -406,8 +406,8 @@ _SCIENTIFIC_ID = re.compile(SCIENTIFIC_ID)
 # decimal part, E+ and at least two digits (4.56E+05, 1E+11). Narrower than SCIENTIFIC_ID,
 # which also repairs 1e5: an id like 2E10 is more likely a real id than a rendering.
 EXCEL_SCIENTIFIC = r"[1-9](?:[.,]\d+)?[eE]\+\d{2,3}"
-# Ids that no repair changes: printable ASCII without spaces, starting with neither a digit nor
-# an apostrophe (repair_keys leaves them as they are without a look).
+# Ids that no repair changes but for case: printable ASCII without spaces, starting with neither
+# a digit nor an apostrophe (repair_keys only puts them in capitals).
 _PLAIN_ID = r"[!-&(-/:-~][!-~]*"
 
 
@@ -444,15 +444,49 @@ def _undone(value: str) -> tuple[str, list[str]]:
     return text, found
 
 
+# Dashes that look like the hyphen-minus an id is typed with: the hyphens (U+2010, and U+2011
+# non-breaking), figure dash, en and em dashes, horizontal bar, hyphen bullet, minus sign, and
+# the small and fullwidth forms (which NFKC folds too, but are named as dashes).
+_DASHES = re.compile("[\u2010-\u2015\u2043\u2212\ufe58\ufe63\uff0d]")
+
+
+def _look_alike(text: str) -> tuple[str, list[str]]:
+    """An id with the characters that look like others folded, but for case (`_caseless`): a
+    look-alike dash as '-', compatibility forms (fullwidth ＨＤ, ligatures, no-break spaces) as
+    NFKC writes them, a run of spaces as one; and what was folded, in words."""
+    found: list[str] = []
+    if " ".join(text.split()) != text:
+        found.append("spaces inside it")
+    if not text.isascii():
+        dashes = sorted(set(_DASHES.findall(text)))
+        if dashes:
+            named = ", ".join(f"U+{ord(c):04X}" for c in dashes)
+            found.append(f"a look-alike dash ({named})")
+            text = _DASHES.sub("-", text)
+        compatible = _DASHES.sub("-", unicodedata.normalize("NFKC", text))
+        if compatible.split() != text.split():
+            found.append("compatibility forms (fullwidth, ligatures...)")
+        text = compatible
+    return " ".join(text.split()), found
+
+
+def _caseless(text: str) -> str:
+    """An id as compared whatever the case of its letters: in capitals, as most ids are written
+    (an id is then its own key, and a plan holds no second copy of it)."""
+    return text.upper() if text.isascii() else text.casefold().upper()
+
+
 @lru_cache(maxsize=100_000)
 def repair_key(value: str) -> str:
-    """An id as it was before a spreadsheet damaged it, as far as that can be undone: in NFC,
-    without invisible characters (category Cf), surrounding spaces, a leading apostrophe, a `.0`
-    or thousands separators the spreadsheet added, and, for an all-digit id, without leading
-    zeros (which it dropped). Two ids with the same key may be one id, damaged."""
-    text, _ = _undone(value)
+    """An id as it was before a spreadsheet damaged it or it was typed with look-alike
+    characters, as far as that can be undone: in NFC, without invisible characters (category
+    Cf), surrounding spaces, a leading apostrophe, a `.0` or thousands separators the
+    spreadsheet added, and, for an all-digit id, without leading zeros (which it dropped); then
+    with look-alikes folded (`_look_alike`: dashes, compatibility forms, spaces) and whatever the
+    case of its letters. Two ids with the same key may be one id, damaged."""
+    text, _ = _look_alike(_undone(value)[0])
     digits = _DIGITS.fullmatch(text)
-    return digits.group(1) if digits else text
+    return digits.group(1) if digits else _caseless(text)
 
 
 def repair_keys(values: pd.Series) -> pd.Series:
@@ -463,6 +497,9 @@ def repair_keys(values: pd.Series) -> pd.Series:
     plain = values.str.fullmatch(_PLAIN_ID)
     digits = values.str.fullmatch(r"\d+(?:\.0+)?")
     keys = values
+    lower = plain & values.str.contains("[a-z]")
+    if lower.any():
+        keys = keys.mask(lower, values[lower].str.upper())
     if digits.any():
         stripped = values[digits].str.replace(r"\.0+$", "", regex=True).str.lstrip("0")
         keys = keys.mask(digits, stripped.where(stripped != "", "0"))
@@ -477,8 +514,9 @@ def is_scientific(value: str) -> bool:
 
 
 def same_after_repair(written: str, held: str) -> bool:
-    """Whether two ids are one once a spreadsheet's damage is undone (`repair_key`), or a long
-    number shown in scientific notation (rounded: it matches every id that rounds to it)."""
+    """Whether two ids are one once a spreadsheet's damage and look-alike characters are undone
+    (`repair_key`), or a long number shown in scientific notation (rounded: it matches every id
+    that rounds to it)."""
     return repair_key(written) == repair_key(held) or (
         _rounds_to(written, held) or _rounds_to(held, written)
     )
@@ -499,7 +537,11 @@ def describe_damage(written: str, held: str) -> str:
     if is_scientific(written) or is_scientific(held):
         return "a long number shown in scientific notation"
     (first, one), (second, other) = _undone(written), _undone(held)
-    found = list(dict.fromkeys(one + other))
+    (first, alike), (second, unlike) = _look_alike(first), _look_alike(second)
+    found = list(dict.fromkeys(one + alike + other + unlike))
+    if first != second and _caseless(first) == _caseless(second):
+        found.append("letters in another case")
+    first, second = _caseless(first), _caseless(second)
     if re.sub(r"\.0+$", "", first) != re.sub(r"\.0+$", "", second):
         found.append("leading zeros dropped")
     if any(INVISIBLE.sub("", v) != INVISIBLE.sub("", v).strip() for v in (written, held)):

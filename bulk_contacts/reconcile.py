@@ -460,7 +460,7 @@ def reconcile(
         options,
         comparison.values(contacts=everyone),
         validated.roster,
-        _Names.of_rows(validated.rows, placement, options.exact_ids),
+        _Names.of_rows(validated.rows, placement, options.exact_ids, invalid_rows),
         snapshot,
         comparison.values(contacts=list(snapshot.values())) if snapshot is not None else None,
     )
@@ -614,8 +614,21 @@ def _invalid_rows(rows: pd.DataFrame, issues: list[RosterIssue]) -> list[Invalid
     ]
 
 
-# The sites of the rows naming an external id, those ids, and the contact ids the rows name.
-_Named = tuple[list[SiteKey | None], pd.Series, set[int]]
+# The sites of the rows naming an external id, those ids, the contact ids the rows name, and
+# the invalid rows naming neither (`_Unnamed`).
+_Named = tuple[list[SiteKey | None], pd.Series, set[int], list["_Unnamed"]]
+# Phone numbers compared by their last digits (a national and an international form are one).
+PHONE_DIGITS = 7
+
+
+class _Unnamed(NamedTuple):
+    """An invalid row with no readable id: its site (None: not resolved), row, name as
+    --match-by name folds it, and the phone's digits. Prune keeps a contact it may mean."""
+
+    site: SiteKey | None
+    row: int
+    person: str
+    phone: str
 
 
 class _Names:
@@ -635,7 +648,11 @@ class _Names:
 
     @classmethod
     def of_rows(
-        cls, rows: pd.DataFrame, placement: Mapping[int, SiteKey], exact_ids: bool
+        cls,
+        rows: pd.DataFrame,
+        placement: Mapping[int, SiteKey],
+        exact_ids: bool,
+        invalid_rows: set[int] | frozenset[int] = frozenset(),
     ) -> _Names:
         def named_by_rows() -> _Named:
             cids = rows["contact_id"]
@@ -643,19 +660,35 @@ class _Names:
             named = named[named != ""]
             sites = sites_of(placement, named.index.tolist())
             contact_ids = set(map(int, cids[cids.str.isdigit()].tolist()))
-            return sites, named.reset_index(drop=True), contact_ids
+            return sites, named.reset_index(drop=True), contact_ids, unnamed()
+
+        def unnamed() -> list[_Unnamed]:
+            from .sites import person_key, shown_id
+
+            found = []
+            for row in sorted(invalid_rows & set(rows.index.tolist())):
+                ext, cid = rows.at[row, "external_contact_id"], rows.at[row, "contact_id"]
+                if shown_id(ext) or cid.isdigit():
+                    continue  # the row names its contact by id
+                person = person_key(rows.at[row, "first_name"], rows.at[row, "last_name"])
+                phone = "".join(filter(str.isdigit, rows.at[row, "phone_number"]))
+                site = sites_of(placement, [row])[0]
+                found.append(_Unnamed(site, row, person, phone))
+            return found
 
         return cls(exact_ids, named_by_rows)
 
     @classmethod
     def of_site(cls, key: SiteKey, named: list[str], exact_ids: bool) -> _Names:
         """What a plan recorded that the rows name on one site (`SitePlan.names`)."""
-        return cls(exact_ids, lambda: ([key] * len(named), pd.Series(named, dtype="str"), set()))
+        return cls(
+            exact_ids, lambda: ([key] * len(named), pd.Series(named, dtype="str"), set(), [])
+        )
 
     def _build(self) -> None:
         if self._source is None:
             return
-        sites, named, self.contact_ids = self._source()
+        sites, named, self.contact_ids, self.unnamed = self._source()
         self._source = None
         exact_ids = self.exact_ids
         self.exact = set(zip(sites, named.tolist(), strict=True))
@@ -709,6 +742,28 @@ class _Names:
             site in near and same_after_repair(held, v) for site, v in self.exact
         )
 
+    def may_mean(self, key: SiteKey, contact: Contact) -> tuple[int, str] | None:
+        """An invalid row without a readable id that may mean the contact (its site, or a site
+        not resolved): (its row, what matches: the name as --match-by name folds it, or the
+        phone's last digits), or None."""
+        from .sites import person_key
+
+        self._build()
+        if not self.unnamed:
+            return None  # the common case
+        person = person_key(contact.first_name or "", contact.last_name or "")
+        phone = "".join(filter(str.isdigit, contact.phone_number or ""))
+        for row in self.unnamed:
+            if row.site not in (key, None):
+                continue
+            if row.person == person and person != "|":
+                return row.row, "name"
+            if min(len(row.phone), len(phone)) >= PHONE_DIGITS and (
+                row.phone.endswith(phone) or phone.endswith(row.phone)
+            ):
+                return row.row, "phone"
+        return None
+
 
 @dataclass
 class _Context:
@@ -734,6 +789,23 @@ class _Context:
         self, row: RowView, name: str, value: str, code: str, variant: str, **details: object
     ) -> None:
         self.issues.append(make_issue(self.roster, row.row, name, value, code, variant, **details))
+
+    def kept_for_invalid(self, contact: Contact, row: int, by: str) -> None:
+        """Say that prune keeps a contact because an invalid row may mean it."""
+        held = id_text(contact.external_contact_id)
+        person = " ".join(filter(None, (contact.first_name, contact.last_name)))
+        self.issues.append(
+            make_issue(
+                self.roster,
+                row,
+                "external_contact_id",
+                "",
+                "prune_kept_for_invalid",
+                contact=f"{held!r} (contact_id {contact.contact_id}, {person})",
+                shown_row=self.roster.row_text(row),
+                by=by,
+            )
+        )
 
     def reachable(
         self, row: RowView, after: dict[str, str | None], contact: Contact | None
@@ -846,7 +918,15 @@ def _site_plan(
     in_conflict = {cid for conflict in plan.conflicts for cid in conflict.contact_ids}
     options = context.options
     _leftovers(
-        key, remote, set(matched), in_conflict, context.names, options.prune, context.snapshot, plan
+        key,
+        remote,
+        set(matched),
+        in_conflict,
+        context.names,
+        options.prune,
+        context.snapshot,
+        plan,
+        context.kept_for_invalid,
     )
     if options.prune:
         # What `apply --refresh` needs to prune the contacts added after the plan as a fresh
@@ -982,9 +1062,10 @@ def _by_external_id(
         row,
         tuple(sorted(c.contact_id for c in repairs)),
         f"external_contact_id {written!r} is not on this site, but {named} is the same id once "
-        f"a spreadsheet's damage is undone ({describe_damage(written, own)}): write the id as "
-        f"CHeKT holds it (format the column as Text), or plan with --repair-ids to match it, or "
-        f"with --exact-ids if they are different people",
+        f"a spreadsheet's damage or look-alike characters are undone "
+        f"({describe_damage(written, own)}): write the id as CHeKT holds it (format the column "
+        f"as Text if a spreadsheet changed it), or plan with --repair-ids to match it, or with "
+        f"--exact-ids if they are different people",
     )
 
 
@@ -1212,10 +1293,13 @@ def _leftovers(
     prune: bool,
     snapshot: dict[int, Contact] | None,
     plan: SitePlan,
+    kept_for: Callable[[Contact, int, str], None] | None = None,
 ) -> None:
     """Contacts on the site that no planned row is about: kept and listed, or pruned. Unmanaged
-    contacts, those any row of the file names (invalid, unresolved, skipped rows), those in a
-    conflict, and those created since the export a file came from are never pruned."""
+    contacts, those any row of the file names (invalid, unresolved, skipped rows), those an
+    invalid row without a readable id may mean (by name or phone: `kept_for` is told, to say
+    why), those in a conflict, and those created since the export a file came from are never
+    pruned."""
     for contact in remote:
         if contact.contact_id in matched:
             continue
@@ -1227,6 +1311,10 @@ def _leftovers(
             why = "conflict"
         elif names.protects(key, contact):
             why = "protected"
+        elif (maybe := names.may_mean(key, contact)) is not None:
+            why = "protected"
+            if prune and kept_for is not None:
+                kept_for(contact, *maybe)
         else:
             why = "kept"
         if why == "kept" and prune:

@@ -56,6 +56,7 @@ class Outcome:
     error_message: str = ""
     trace_id: str = ""
     attempts: int = 0
+    by_another_run: bool = False  # ok, but made by another run (`Exchange.by_another_run`)
 
 
 class Results:
@@ -83,6 +84,7 @@ class Results:
         self._failed: IO[str] | None = None
         self._failed_writer: CsvWriter | None = None
         self.counts = {"ok": 0, "failed": 0, "skipped": 0, "unverified": 0}
+        self.by_another_run = 0  # of the ok ones: made by another run, not this one
         self._closed = False
 
     def add(self, outcome: Outcome, change: Change, counted: bool = True) -> None:
@@ -93,6 +95,7 @@ class Results:
         values = tuple("" if fields[name] is None else fields[name] for name in RESULT_COLUMNS)
         with self._lock:
             self.counts[outcome.status] += counted
+            self.by_another_run += counted and outcome.by_another_run and outcome.status == "ok"
             if self._writer is not None:
                 self._writer.writerow(values)
                 self._csv.flush()  # type: ignore[union-attr]  # open while _writer is

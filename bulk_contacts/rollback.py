@@ -61,7 +61,8 @@ class Step:
 def journal_steps(records: list[dict[str, Any]]) -> list[Step]:
     """The writes of every run in the journal, oldest first. A write whose outcome is missing,
     or a failure that may hide a committed write, is a step with no outcome; refused and skipped
-    writes did nothing and are not steps."""
+    writes did nothing and are not steps, nor are writes another run made (`by_another_run`:
+    undoing them would undo that run's work)."""
     intents: dict[tuple[str, int], dict[str, Any]] = {}
     outcomes: dict[tuple[str, int], dict[str, Any]] = {}
     for record in records:
@@ -76,7 +77,7 @@ def journal_steps(records: list[dict[str, Any]]) -> list[Step]:
         outcome = outcomes.get(key)
         if outcome is None or _uncertain(outcome):
             steps.append(Step(intent, None))
-        elif outcome["status"] == "ok":
+        elif outcome["status"] == "ok" and not outcome.get("by_another_run"):
             steps.append(Step(intent, outcome))
     return steps
 

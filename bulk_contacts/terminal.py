@@ -369,7 +369,11 @@ def _run_lines(
     lines: list[tuple[str, str, bool]] = []
     if not quiet or counts["failed"]:
         style = "error" if counts["failed"] else "ok"
-        done = f"{counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped"
+        others = report.by_another_run
+        done = f"{counts['ok'] - others} done, "
+        if others:
+            done += f"{others} already done by another run, "
+        done += f"{counts['failed']} failed, {counts['skipped']} skipped"
         if report.refused:
             done += f", {report.refused} not done (site refused)"
         lines.append((f"{kind}: {done}", style, False))

@@ -215,14 +215,15 @@ plan_options = option_group(
     click.option(
         "--exact-ids",
         is_flag=True,
-        help="Compare external ids exactly: 42 and 0042 are different people (by default, ids "
-        "equal once a spreadsheet's damage is undone are one id).",
+        help="Compare external ids exactly: 42 and 0042, or hd-001 and HD-001, are different "
+        "people (by default, ids equal once a spreadsheet's damage or look-alike characters are "
+        "undone are one id).",
     ),
     click.option(
         "--repair-ids",
         is_flag=True,
         help="Use an account number, external site id or external contact id that matches "
-        "exactly one only once repaired (1234 for 001234), with a warning.",
+        "exactly one only once repaired (1234 for 001234, HD-001 for hd-001), with a warning.",
     ),
 )
 

@@ -46,6 +46,14 @@ _KEEP_IDS = "format the column as Text so that the spreadsheet keeps ids as they
 # An id a spreadsheet showed in scientific notation (4.56E+05): `normalize.EXCEL_SCIENTIFIC`.
 ID_SCIENTIFIC = "id_scientific"
 _RE_ENTER_IDS = "format the column as Text in Excel and re-enter the ids"
+# A number cell a spreadsheet rounded (`spreadsheet.rounded_number`): what happened, and the rare
+# real value of that form.
+_ROUNDED = (
+    "the cell holds the number {number}, what a spreadsheet leaves of a long number it showed "
+    "in scientific notation ({value}) once the file is saved and opened again: the spreadsheet "
+    "rounded it and its other digits are lost"
+)
+_IF_REAL = "(if {number} is the real value, type it as text: '{number})"
 
 CODES: dict[str, Code] = {
     code.name: code
@@ -68,6 +76,10 @@ CODES: dict[str, Code] = {
             "not_numeric",
             ERROR,
             "{value!r} is not a number: {label} holds CHeKT's numeric id",
+            {
+                "rounded": _ROUNDED + " (read as {value!r}): it could name another; type the "
+                "id again " + _IF_REAL
+            },
         ),
         Code(
             "bad_action",
@@ -86,6 +98,13 @@ CODES: dict[str, Code] = {
             ERROR,
             "{value!r} is a number in scientific notation: the spreadsheet rounded it and "
             "digits are lost; format the column as Text and type the number again",
+            {
+                "rounded": "the cell holds the number {value}, what a spreadsheet leaves of a "
+                "long number it showed in scientific notation ({shown}) once the file is saved "
+                "and opened again: the spreadsheet rounded it and its other digits are lost; "
+                "nothing is sent: format the column as Text and type the number again (if "
+                "{value} is the real number, type it as text: '{value})"
+            },
         ),
         Code(
             ID_SCIENTIFIC,
@@ -97,7 +116,14 @@ CODES: dict[str, Code] = {
             {
                 "site": "{value!r} looks like a long number a spreadsheet showed in scientific "
                 "notation: its digits are lost (it could be any number that rounds to it), and "
-                "it names a site only if CHeKT holds it in this very form; " + _RE_ENTER_IDS
+                "it names a site only if CHeKT holds it in this very form; " + _RE_ENTER_IDS,
+                "rounded": _ROUNDED + " (read as {value!r}): plan creates no contact under it, "
+                "and matches it only to a contact whose id rounds to it; "
+                + _RE_ENTER_IDS
+                + " "
+                + _IF_REAL,
+                "site_rounded": _ROUNDED + " (read as {value!r}): it names a site only if "
+                "CHeKT holds it in this very form; " + _RE_ENTER_IDS + " " + _IF_REAL,
             },
         ),
         Code(

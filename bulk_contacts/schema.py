@@ -21,7 +21,15 @@ import pyarrow
 import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
-from .codes import CODES, ERROR, ID_SCIENTIFIC, PHONE_DATE, PHONE_PLUS_AMBIGUOUS, WARNING
+from .codes import (
+    CODES,
+    ERROR,
+    ID_SCIENTIFIC,
+    PHONE_DATE,
+    PHONE_PLUS_AMBIGUOUS,
+    PHONE_SCIENTIFIC,
+    WARNING,
+)
 from .columns import (
     BY_NAME,
     COLUMNS,
@@ -346,8 +354,35 @@ def _chunk_issues(
         value = str(frame.at[row, name]) if name in frame else ""
         limit = BY_NAME[name].max_length if name in BY_NAME else 0
         length = _length(value)
-        issues.append(make_issue(roster, row, name, value, code, length=length, limit=limit))
+        variant = ""
+        if code == "not_numeric" and _rounded_cells(roster, name, pd.Index([row])):
+            variant = "rounded"
+        issues.append(
+            make_issue(
+                roster,
+                row,
+                name,
+                value,
+                code,
+                variant,
+                length=length,
+                limit=limit,
+                number=_digits_of(value),
+            )
+        )
     return issues
+
+
+def _digits_of(shown: str) -> str:
+    """The number a scientific notation (1.23457E+12) stands for, as a number cell holds it
+    once a spreadsheet saved it so (1234570000000); "" for any other value."""
+    match = re.fullmatch(r"([1-9])(?:[.,](\d+))?[eE]\+(\d{1,3})", shown.strip())
+    if match is None:
+        return ""
+    first, rest, power = match.group(1), match.group(2) or "", int(match.group(3))
+    if len(rest) > power:
+        return ""
+    return (first + rest).ljust(power + 1, "0")
 
 
 # A spreadsheet reader gives at most this many characters of a cell (Excel's own limit): a cell
@@ -378,10 +413,15 @@ def _check_phones(
         ]
         problems[dated] = PHONE_DATE
         normalized[dated] = ""
+    rounded = _rounded_cells(roster, "phone_number", problems.index)
+    if rounded:
+        problems[list(rounded)] = PHONE_SCIENTIFIC
+        normalized[list(rounded)] = ""
     issues = []
     for row, code in problems[problems != ""].items():
         value = frame.at[row, "phone_number"]
-        readings: dict[str, str] = {}
+        variant = "rounded" if row in rounded else ""
+        readings: dict[str, str] = {"shown": rounded.get(row, "")}
         if code == PHONE_PLUS_AMBIGUOUS:
             national, international = plus_readings(value.strip(), region.upper(), phone_format)
             readings = {"national": national, "international": international}
@@ -392,12 +432,26 @@ def _check_phones(
                 "phone_number",
                 value,
                 code,
+                variant,
                 region=region.upper(),
                 sent=normalized[row],
                 **readings,
             )
         )
     return normalized, issues
+
+
+def _rounded_cells(roster: Roster, name: str, rows: pd.Index) -> dict[int, str]:
+    """The rows whose cell of the column is a number a spreadsheet rounded
+    (`Table.rounded_cells`), each as the spreadsheet showed it (1.20256E+10)."""
+    cells = roster.table.rounded_cells
+    if not cells:
+        return {}
+    return {
+        row: shown
+        for (row, position), shown in cells.items()
+        if row in rows and position == roster.cell_position(name, row)
+    }
 
 
 def _check_emails(roster: Roster, frame: pd.DataFrame) -> tuple[pd.Series, list[RosterIssue]]:
@@ -549,9 +603,15 @@ def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
         )
     for name in SCIENTIFIC_CHECKED:
         shown = rows[name].str.fullmatch(EXCEL_SCIENTIFIC)
+        rounded = _rounded_cells(roster, name, rows.index) if shown.any() else {}
         for row, value in rows.loc[shown, name].items():
             variant = "" if name == "external_contact_id" else "site"
-            issues.append(make_issue(roster, row, name, value, ID_SCIENTIFIC, variant))
+            if row in rounded:
+                variant = f"{variant}_rounded".lstrip("_")
+            number = _digits_of(value)
+            issues.append(
+                make_issue(roster, row, name, value, ID_SCIENTIFIC, variant, number=number)
+            )
     for name in FREE_TEXT_COLUMNS:
         looks = rows[name].str.contains(FORMULA_LIKE, regex=True)
         for row, value in rows.loc[looks, name].items():

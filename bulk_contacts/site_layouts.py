@@ -281,6 +281,7 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
                 headers.append(header)
     frames = []
     date_cells, formula_cells = set(), set()
+    rounded_cells: dict[tuple[int, int], str] = {}
     names = tuple(cells.details.get("sheet", "") for cells in layout.sheets)
     numbers = [layout.order.index(name) + 1 for name in names]  # the workbook's own order
     for number, table in zip(numbers, tables, strict=True):
@@ -302,6 +303,11 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
         formula_cells |= {
             (r + number * SHEET_ROWS, back[c]) for r, c in table.formula_cells if c in back
         }
+        rounded_cells.update(
+            ((r + number * SHEET_ROWS, back[c]), shown)
+            for (r, c), shown in table.rounded_cells.items()
+            if c in back
+        )
     combined = Table(
         f"{layout.path} (sheets {', '.join(map(repr, names))})",
         headers,
@@ -310,6 +316,7 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
         date_cells,
     )
     combined.formula_cells = formula_cells
+    combined.rounded_cells = rounded_cells
     combined.details = {"sheets": ", ".join(names)}
     if layout.skipped:
         combined.details["sheets not read (no roster columns)"] = ", ".join(layout.skipped)

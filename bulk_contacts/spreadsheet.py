@@ -485,6 +485,27 @@ def cell_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+# A number cell of at least this many digits with at most `ROUNDED_DIGITS` significant ones is
+# what a spreadsheet leaves of a long number it showed in scientific notation (1.23457E+12) once
+# saved as CSV and opened again: its other digits are lost.
+ROUNDED_LENGTH, ROUNDED_DIGITS = 8, 6
+
+
+def rounded_number(value: Any, text: str) -> str | None:
+    """A number cell (`text` its digits, as `cell_text` gives them) that a spreadsheet rounded,
+    as Excel's General format shows it (1.23457E+12); None for any other cell."""
+    if (
+        len(text) < ROUNDED_LENGTH
+        or type(value) not in (int, float)
+        or not text.isdigit()
+        or len(text.rstrip("0")) > ROUNDED_DIGITS
+    ):
+        return None
+    digits = text.rstrip("0")
+    mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return f"{mantissa}E+{len(text) - 1:02d}"
+
+
 _FORMULA = re.compile(rb"<(?:[\w.-]+:)?f[\s/>]")
 _PLAIN_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"')
 _CELL_END = re.compile(rb"</(?:[\w.-]+:)?c\s*>")

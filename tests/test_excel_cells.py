@@ -1,0 +1,105 @@
+"""What a workbook's cells hold that the user does not see as such: numbers a spreadsheet rounded
+(a long number shown as 1.23457E+12, saved as CSV, then as .xlsx), hidden sheets, hidden rows
+and columns. Each file is written as Excel would write it (openpyxl)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from bulk_contacts.models import Contact
+from bulk_contacts.reconcile import PlanOptions, reconcile, resolve_sites
+from bulk_contacts.roster import read_roster
+from bulk_contacts.schema import validate_roster
+
+from .planning import DEALER, Model
+
+HEADER = ["Site ID", "External Contact ID", "First Name", "Last Name", "Phone"]
+LONG = Contact(11, "Long", "Id", "1234567890123", "+12025550301")
+KEPT = Contact(12, "Kim", "Keep", "HD-001", "+12025550143")
+
+
+def workbook(path: Path, rows: list[list[object]], header: list[str] = HEADER) -> Path:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Contacts"
+    for row in [header, *rows]:
+        sheet.append(row)
+    book.save(path)
+    return path
+
+
+def plan_of(path: Path, contacts: list[Contact], **options):
+    validated = validate_roster(read_roster(path))
+    model = Model({101: contacts})
+    settings = PlanOptions(dealer_id=DEALER, **{"allow_unreachable": True, **options})
+    placement, issues = resolve_sites(validated, model.sites, DEALER)
+    sites = {(DEALER, s.site_id): s for s in model.sites[DEALER]}
+    return validated, reconcile(validated, placement, sites, model.state(), settings, issues)
+
+
+# F0: numbers a spreadsheet rounded
+
+
+def test_a_rounded_number_id_is_damaged_never_a_create_nor_a_prune(tmp_path) -> None:
+    path = workbook(
+        tmp_path / "ids.xlsx",
+        [[101, 1234570000000, "Long", "Id", "+12025550301"], [101, "HD-001", "Kim", "Keep", ""]],
+    )
+    validated, plan = plan_of(path, [LONG, KEPT], prune=True)
+    assert validated.rows.at[2, "external_contact_id"] == "1.23457E+12"
+    [warning] = [i for i in validated.issues if i.code == "id_scientific"]
+    assert "1234570000000" in warning.message and "rounded" in warning.message
+    assert not plan.creates and not plan.deletes
+    conflicts = [c for c in plan.conflicts if c.row == 2]
+    assert conflicts and "1234567890123" in conflicts[0].message, plan.conflicts
+
+
+@pytest.mark.parametrize("value", [12025600000, 2025560000, 2025560000.0])
+def test_a_rounded_number_phone_is_phone_scientific(tmp_path, value) -> None:
+    path = workbook(tmp_path / "phones.xlsx", [[101, "HD-001", "Kim", "Keep", value]])
+    validated = validate_roster(read_roster(path))
+    [issue] = [i for i in validated.issues if i.field == "phone_number"]
+    assert issue.code == "phone_scientific" and issue.severity == "error"
+    assert str(int(value)) in issue.message and "rounded" in issue.message
+    assert "Text" in issue.message and f"'{int(value)}" in issue.message  # how to type a real one
+    assert validated.rows.at[2, "phone_number"] == ""
+
+
+@pytest.mark.parametrize(
+    "value",
+    [2025550143, 12025550143, 1234567, 42, 1200000, "12025600000", "1234570000000"],
+)
+def test_numbers_with_their_digits_and_text_cells_are_read_as_they_are(tmp_path, value) -> None:
+    """Only a number cell of at least 8 digits and at most 6 significant ones is rounded: a
+    phone of its own digits, a short id, and any text cell are read as written."""
+    path = workbook(tmp_path / "fine.xlsx", [[101, value, "Kim", "Keep", value]])
+    roster = read_roster(path)
+    assert roster.frame.at[2, "external_contact_id"] == str(value)
+    assert roster.frame.at[2, "phone_number"] == str(value)
+
+
+def test_a_rounded_number_in_a_free_text_column_is_left_alone(tmp_path) -> None:
+    path = workbook(tmp_path / "names.xlsx", [[101, "HD-001", 12000000, "Keep", "+12025550143"]])
+    roster = read_roster(path)
+    assert roster.frame.at[2, "first_name"] == "12000000"
+
+
+def test_a_rounded_number_on_another_tab_is_named_with_all_sheets(tmp_path) -> None:
+    from bulk_contacts.pipeline import ReadOptions, load_validated
+
+    book = openpyxl.Workbook()
+    first = book.active
+    first.title = "North"
+    second = book.create_sheet("South")
+    first.append(["External Contact ID", "First Name", "Last Name", "Phone"])
+    first.append(["N-1", "Ann", "Lee", "+12025550143"])
+    second.append(["External Contact ID", "First Name", "Last Name", "Phone"])
+    second.append([1234570000000, "Bob", "Ng", 2025560000])
+    book.save(path := tmp_path / "tabs.xlsx")
+    validated = load_validated(path, ReadOptions(all_sheets=True))
+    codes = sorted((i.code, i.field) for i in validated.issues if i.row and i.row > 2)
+    assert ("id_scientific", "external_contact_id") in codes
+    assert ("phone_scientific", "phone_number") in codes

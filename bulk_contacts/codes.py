@@ -73,6 +73,14 @@ CODES: dict[str, Code] = {
             "NAME to choose one",
         ),
         Code(
+            "hidden_sheet",
+            WARNING,
+            "sheet {sheet!r} is hidden in the workbook: it is read because --sheet names it, "
+            "but whoever keeps the workbook does not see it; check that it is the roster you "
+            "mean (a sheet is never read because it is hidden: without --sheet, the visible "
+            "'Contacts' sheet, else the first visible one, is read)",
+        ),
+        Code(
             "not_numeric",
             ERROR,
             "{value!r} is not a number: {label} holds CHeKT's numeric id",

@@ -330,9 +330,14 @@ def layout_warnings(layout: Layout) -> list[RosterIssue]:
     from .codes import CODES
     from .schema import RosterIssue
 
-    if not layout.unread_rosters:
-        return []
-    code = CODES["other_sheets"]
+    found = []
     sheet = layout.sheets[0].details.get("sheet", "")
-    message = code.render(sheet=sheet, others=", ".join(map(repr, layout.unread_rosters)))
-    return [RosterIssue(None, "the workbook", "", code.name, message, code.severity)]
+    if layout.sheets[0].hidden_sheet:
+        code = CODES["hidden_sheet"]
+        message = code.render(sheet=sheet)
+        found.append(RosterIssue(None, "the workbook", "", code.name, message, code.severity))
+    if layout.unread_rosters:
+        code = CODES["other_sheets"]
+        message = code.render(sheet=sheet, others=", ".join(map(repr, layout.unread_rosters)))
+        found.append(RosterIssue(None, "the workbook", "", code.name, message, code.severity))
+    return found

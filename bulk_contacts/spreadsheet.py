@@ -65,6 +65,7 @@ class Cells:
     snapshot: list[list[Any]] | None = None  # an export's hidden snapshot sheet, as rows
     # A workbook's visible worksheets, in order (the one read among them); [] for a CSV file.
     visible_sheets: list[str] = field(default_factory=list)
+    hidden_sheet: bool = False  # the sheet read is hidden in the workbook (named by --sheet)
     columns: TextColumns | None = None  # a CSV file: its cells by column (then `rows` is [])
 
 
@@ -365,6 +366,7 @@ def _read_workbook(path: Path, handle: BinaryIO, kind: str, sheet: str | None) -
         details={"sheet": name},
         snapshot=snapshot,
         visible_sheets=visible,
+        hidden_sheet=name not in visible,
     )
 
 
@@ -440,14 +442,14 @@ def _choose_sheet(workbook: Any, wanted: str | None, path: Path) -> str:
             if name.casefold() == wanted.casefold():
                 return name
         raise InputError(f"{path}: no sheet named {wanted!r}; its sheets are {_quoted(names)}")
-    for name in names:
+    # A hidden (or very hidden) sheet is never chosen for the user, by its name or its place:
+    # only --sheet reads one (and `hidden_sheet` says so).
+    visible = _visible_sheets(workbook)
+    for name in visible:
         if name.casefold() == "contacts":
             return name
-    from python_calamine import SheetTypeEnum, SheetVisibleEnum
-
-    for meta in workbook.sheets_metadata:
-        if meta.visible == SheetVisibleEnum.Visible and meta.typ == SheetTypeEnum.WorkSheet:
-            return meta.name
+    if visible:
+        return visible[0]
     raise InputError(f"{path}: no visible worksheet to read; pass --sheet NAME")
 
 

@@ -103,3 +103,62 @@ def test_a_rounded_number_on_another_tab_is_named_with_all_sheets(tmp_path) -> N
     codes = sorted((i.code, i.field) for i in validated.issues if i.row and i.row > 2)
     assert ("id_scientific", "external_contact_id") in codes
     assert ("phone_scientific", "phone_number") in codes
+
+
+# F2: hidden sheets
+
+
+def tabs(path: Path, sheets: dict[str, list[list[object]]], states: dict[str, str]) -> Path:
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for name, rows in sheets.items():
+        sheet = book.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+        sheet.sheet_state = states.get(name, "visible")
+    book.active = next(i for i, name in enumerate(sheets) if name not in states)
+    book.save(path)
+    return path
+
+
+ROSTER_HEADER = ["Account #", "External Contact ID", "First Name", "Last Name", "Phone"]
+ONE = ["10-4471", "HD-001", "John", "Doe", "+12025550143"]
+TWO = ["10-4471", "HD-002", "Maria", "Alvarez", "+12025550100"]
+
+
+def validate_cli(*args: str):
+    from click.testing import CliRunner
+
+    from bulk_contacts.cli import main
+
+    return CliRunner().invoke(main, ["validate", *args])
+
+
+@pytest.mark.parametrize("state", ["hidden", "veryHidden"])
+def test_a_hidden_contacts_sheet_is_never_chosen(tmp_path, state) -> None:
+    path = tabs(
+        tmp_path / "hidden.xlsx",
+        {"Contacts": [ROSTER_HEADER, ONE], "Roster 2026": [ROSTER_HEADER, ONE, TWO]},
+        {"Contacts": state},
+    )
+    result = validate_cli(str(path))
+    assert result.exit_code == 0, result.output
+    assert "read as sheet Roster 2026" in result.output and "2 contact rows" in result.output
+    assert "other_sheets" not in result.output and "warning hidden_sheet" not in result.output
+    every = validate_cli(str(path), "--all-sheets")
+    assert "read as sheets Roster 2026\n" in every.output and "Contacts" not in every.output
+
+
+def test_a_hidden_sheet_named_by_sheet_is_read_with_a_warning(tmp_path) -> None:
+    path = tabs(
+        tmp_path / "hidden.xlsx",
+        {"Roster 2026": [ROSTER_HEADER, ONE, TWO], "Old": [ROSTER_HEADER, ONE]},
+        {"Old": "hidden"},
+    )
+    result = validate_cli(str(path), "--sheet", "old")
+    assert result.exit_code == 0, result.output
+    assert "read as sheet Old" in result.output and "1 contact row" in result.output
+    assert "warning hidden_sheet: 1" in result.output
+    assert "'Old' is hidden" in result.output, result.output
+    shown = validate_cli(str(path), "--sheet", "Roster 2026")
+    assert "warning hidden_sheet" not in shown.output

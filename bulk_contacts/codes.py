@@ -73,6 +73,29 @@ CODES: dict[str, Code] = {
             "NAME to choose one",
         ),
         Code(
+            "hidden_rows",
+            WARNING,
+            "{rows}: hidden in the sheet, yet read and sent all the same (a hidden row is "
+            "still data); unhide them to see every row that is sent, or delete the rows not "
+            "meant to be sent",
+            {
+                "filtered": "{rows}: hidden in the sheet (filtered out by its filter, or "
+                "hidden by hand), yet read and sent all the same (a hidden row is still data); "
+                "clear the filter (Data > Clear) and unhide them to see every row that is sent, "
+                "or delete the rows not meant to be sent"
+            },
+        ),
+        Code(
+            "hidden_column",
+            WARNING,
+            "the column is hidden in sheet {sheet}, yet read all the same; unhide it to see "
+            "what is sent",
+            {
+                "phones": ". Of the phone columns, the visible {visible} is taken first, and the "
+                "hidden {hidden} only where it is empty (or name the order with --phone-columns)"
+            },
+        ),
+        Code(
             "hidden_sheet",
             WARNING,
             "sheet {sheet!r} is hidden in the workbook: it is read because --sheet names it, "

@@ -78,6 +78,11 @@ class Table:
     # Number cells a spreadsheet rounded (`spreadsheet.rounded_number`): (row, column position)
     # -> as Excel shows them, 1.23457E+12. Read so in id columns; a phone's is phone_scientific.
     rounded_cells: dict[tuple[int, int], str] = field(default_factory=dict)
+    # What the user does not see (`spreadsheet.hidden_parts`), read all the same: rows (numbered
+    # as `cells`), column positions, and whether the sheet has an autofilter.
+    hidden_rows: list[int] = field(default_factory=list)
+    hidden_columns: dict[int, str] = field(default_factory=dict)  # position -> its sheet(s)
+    filtered: bool = False
     details: dict[str, str] = field(default_factory=dict)  # encoding, delimiter, sheet
     snapshot: dict[int, Contact] | None = None
     snapshot_damage: str = ""  # why an export's snapshot could not be read ("" if it could)
@@ -209,6 +214,10 @@ def table_from_cells(
     table = _split_header(frame, cells.source, date_cells, header, custom)
     table.formula_cells = cells.formula_cells
     table.rounded_cells = rounded_cells
+    table.hidden_rows = cells.hidden_rows
+    sheet = repr(cells.details.get("sheet", ""))
+    table.hidden_columns = dict.fromkeys(cells.hidden_columns, sheet)
+    table.filtered = cells.filtered
     table.details = dict(cells.details)
     try:
         table.snapshot = parse_snapshot(cells.snapshot)
@@ -454,7 +463,13 @@ def _derive_phone(
         if layout.phone_columns:
             phone_order([], layout.phone_columns, table.source)  # names what is missing
         return {}
+    # A hidden phone column is taken after the visible ones (`hidden_column` says so).
+    hidden = not layout.phone_columns and len(phones) > 1 and set(table.hidden_columns)
+    if hidden:
+        phones = [(p, letter, h, rank + 1000 * (p in hidden)) for p, letter, h, rank in phones]
     order, rest, given = phone_order(phones, layout.phone_columns, table.source)
+    if hidden and any(p in hidden for p, _, _ in order):
+        given = "the default order, hidden columns last"
     for letter_header in rest:
         facts.not_sent.append((letter_header[1], letter_header[2], PHONE_LEFT_OUT))
     labels["phone_number"] = order[0][1:]

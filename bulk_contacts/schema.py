@@ -237,7 +237,7 @@ def make_issue(
 
 
 def _file_issues(roster: Roster) -> list[RosterIssue]:
-    issues = []
+    issues = _hidden_issues(roster)
     if roster.table.snapshot_damage:
         code = CODES["snapshot_damaged"]
         message = code.render(damage=roster.table.snapshot_damage)
@@ -255,6 +255,61 @@ def _file_issues(roster: Roster) -> list[RosterIssue]:
         message = code.render("more", label=label, count=len(ignored) - LISTED)
         issues.append(RosterIssue(None, label, "", code.name, message, code.severity))
     return issues
+
+
+def _hidden_issues(roster: Roster) -> list[RosterIssue]:
+    """The rows and the columns read that the user does not see in the sheet (hidden, or
+    filtered out): read all the same, and said so (`hidden_rows`, `hidden_column`)."""
+    table = roster.table
+    if not table.hidden_rows and not table.hidden_columns:
+        return []
+    from .site_layouts import SHEET_ROWS
+
+    issues = []
+    sheets = table.sheets or (table.details.get("sheet", ""),)
+    by_sheet: dict[int, list[int]] = {}
+    for row in sorted(set(table.hidden_rows) & set(roster.frame.index)):
+        sheet, own = divmod(row, SHEET_ROWS)
+        by_sheet.setdefault(sheet, []).append(own)
+    code = CODES["hidden_rows"]
+    for sheet, rows in by_sheet.items():
+        name = sheets[sheet - 1] if table.sheets else sheets[0]
+        message = code.render("filtered" if table.filtered else "", rows=_row_ranges(rows))
+        issues.append(RosterIssue(None, f"sheet {name!r}", "", code.name, message, code.severity))
+    hidden = set(table.hidden_columns)
+    read = {column_index(letter): (letter, header) for letter, header in roster.columns.values()}
+    phones = roster.facts.phone_order
+    for position, letter, header in phones:
+        read[position] = (letter, header)
+    code = CODES["hidden_column"]
+    visible_phones = [h for p, _, h in phones if p not in hidden]
+    hidden_phones = [h for p, _, h in phones if p in hidden]
+    for position, (letter, header) in sorted(read.items()):
+        if position not in hidden:
+            continue
+        message = code.render(sheet=table.hidden_columns[position])
+        if visible_phones and header in hidden_phones:
+            message += code.alternatives["phones"].format(
+                visible=", ".join(map(repr, visible_phones)),
+                hidden=", ".join(map(repr, hidden_phones)),
+            )
+        label = f"{letter} '{header}'"
+        issues.append(RosterIssue(None, label, "", code.name, message, code.severity))
+    return issues
+
+
+def _row_ranges(rows: list[int]) -> str:
+    """'row 4' or 'rows 3, 5-7', for at most `LISTED` ranges ('and 12 more')."""
+    ranges: list[list[int]] = []
+    for row in rows:
+        if ranges and row == ranges[-1][1] + 1:
+            ranges[-1][1] = row
+        else:
+            ranges.append([row, row])
+    words = [f"{first}-{last}" if last > first else f"{first}" for first, last in ranges]
+    if len(rows) == 1:
+        return f"row {words[0]}"
+    return f"rows {bounded_list(words)} ({len(rows):,} rows)"
 
 
 def _formula_cells(roster: Roster) -> set[tuple[int, str]]:

@@ -282,6 +282,9 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
     frames = []
     date_cells, formula_cells = set(), set()
     rounded_cells: dict[tuple[int, int], str] = {}
+    hidden_rows: list[int] = []
+    hidden_columns: dict[int, str] = {}
+    filtered = False
     names = tuple(cells.details.get("sheet", "") for cells in layout.sheets)
     numbers = [layout.order.index(name) + 1 for name in names]  # the workbook's own order
     for number, table in zip(numbers, tables, strict=True):
@@ -303,6 +306,12 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
         formula_cells |= {
             (r + number * SHEET_ROWS, back[c]) for r, c in table.formula_cells if c in back
         }
+        hidden_rows += [r + number * SHEET_ROWS for r in table.hidden_rows]
+        for c, sheet in table.hidden_columns.items():
+            if c in back:
+                known = hidden_columns.get(back[c])
+                hidden_columns[back[c]] = f"{known}, {sheet}" if known else sheet
+        filtered = filtered or table.filtered
         rounded_cells.update(
             ((r + number * SHEET_ROWS, back[c]), shown)
             for (r, c), shown in table.rounded_cells.items()
@@ -317,6 +326,8 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
     )
     combined.formula_cells = formula_cells
     combined.rounded_cells = rounded_cells
+    combined.hidden_rows, combined.hidden_columns = hidden_rows, hidden_columns
+    combined.filtered = filtered
     combined.details = {"sheets": ", ".join(names)}
     if layout.skipped:
         combined.details["sheets not read (no roster columns)"] = ", ".join(layout.skipped)

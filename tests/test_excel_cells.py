@@ -162,3 +162,113 @@ def test_a_hidden_sheet_named_by_sheet_is_read_with_a_warning(tmp_path) -> None:
     assert "'Old' is hidden" in result.output, result.output
     shown = validate_cli(str(path), "--sheet", "Roster 2026")
     assert "warning hidden_sheet" not in shown.output
+
+
+# F6: hidden rows and columns, rows a filter hides
+
+
+HEADER6 = ["Account #", "External Contact ID", "First Name", "Last Name", "Phone", "E-mail"]
+
+
+def people(count: int) -> list[list[object]]:
+    return [
+        ["10-4471", f"HD-{n:03d}", "Ann", f"Lee{n}", f"+1202555{n:04d}", ""]
+        for n in range(1, count + 1)
+    ]
+
+
+def file_warnings(path: Path, **options) -> dict[str, str]:
+    from bulk_contacts.pipeline import ReadOptions, load_validated
+
+    validated = load_validated(path, ReadOptions(**options))
+    return {i.code: i.message for i in validated.issues if i.row is None}
+
+
+def labels(path: Path) -> dict[str, list[str]]:
+    from bulk_contacts.pipeline import load_validated
+
+    found: dict[str, list[str]] = {}
+    for issue in load_validated(path).issues:
+        if issue.row is None:
+            found.setdefault(issue.code, []).append(issue.column)
+    return found
+
+
+def test_hidden_rows_are_read_and_named_in_ranges(tmp_path) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Contacts"
+    for row in [HEADER6, *people(8)]:
+        sheet.append(row)
+    for number in (3, 5, 6, 7):
+        sheet.row_dimensions[number].hidden = True
+    book.save(path := tmp_path / "rows.xlsx")
+    roster = read_roster(path)
+    assert len(roster.frame) == 8  # a hidden row is still data: read
+    message = file_warnings(path)["hidden_rows"]
+    assert "rows 3, 5-7 (4 rows)" in message and "read" in message
+    assert labels(path)["hidden_rows"] == ["sheet 'Contacts'"]
+
+
+def test_rows_an_autofilter_hides_are_named_as_filtered(tmp_path) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Contacts"
+    for row in [HEADER6, *people(3)]:
+        sheet.append(row)
+    sheet.auto_filter.ref = "A1:F4"
+    sheet.row_dimensions[4].hidden = True
+    book.save(path := tmp_path / "filtered.xlsx")
+    message = file_warnings(path)["hidden_rows"]
+    assert "row 4" in message and "filter" in message
+
+
+def test_a_hidden_column_is_named_and_a_visible_phone_column_preferred(tmp_path) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Contacts"
+    sheet.append([*HEADER6, "Mobile"])
+    sheet.append(["10-4471", "HC-1", "Hid", "Col", "+12025550111", "", "+12025550199"])
+    sheet.append(["10-4471", "HC-2", "Only", "Hidden", "+12025550112", "", ""])
+    sheet.column_dimensions["E"].hidden = True
+    sheet.column_dimensions["B"].hidden = True
+    book.save(path := tmp_path / "cols.xlsx")
+    roster = read_roster(path)
+    assert roster.frame.at[2, "phone_number"] == "+12025550199"  # the visible Mobile first
+    assert roster.frame.at[3, "phone_number"] == "+12025550112"  # the hidden one when empty
+    assert labels(path)["hidden_column"] == ["B 'External Contact ID'", "E 'Phone'"]
+    message = file_warnings(path)["hidden_column"]  # the last: Phone's
+    assert "'Contacts'" in message and "visible 'Mobile' is taken first" in message
+
+
+def test_no_warning_for_a_sheet_with_nothing_hidden(tmp_path) -> None:
+    path = workbook(tmp_path / "plain.xlsx", [[101, "HD-001", "Kim", "Keep", "+12025550143"]])
+    found = file_warnings(path)
+    assert "hidden_rows" not in found and "hidden_column" not in found
+
+
+def test_hidden_rows_and_columns_of_each_tab_are_named_with_all_sheets(tmp_path) -> None:
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for name in ("North", "South"):
+        sheet = book.create_sheet(name)
+        for row in [HEADER6, *people(4)]:
+            sheet.append(row)
+    book["South"].row_dimensions[3].hidden = True
+    book["South"].row_dimensions[4].hidden = True
+    book["South"].column_dimensions["D"].hidden = True
+    book.save(path := tmp_path / "tabs.xlsx")
+    found = file_warnings(path, all_sheets=True)
+    assert "rows 3-4 (2 rows)" in found["hidden_rows"]
+    assert labels_all(path)["hidden_rows"] == ["sheet 'South'"]
+    assert "sheet 'South'," in found["hidden_column"]
+
+
+def labels_all(path: Path) -> dict[str, list[str]]:
+    from bulk_contacts.pipeline import ReadOptions, load_validated
+
+    found: dict[str, list[str]] = {}
+    for issue in load_validated(path, ReadOptions(all_sheets=True)).issues:
+        if issue.row is None:
+            found.setdefault(issue.code, []).append(issue.column)
+    return found

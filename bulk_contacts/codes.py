@@ -108,7 +108,7 @@ CODES: dict[str, Code] = {
             ERROR,
             "{value!r} is not a number: {label} holds CHeKT's numeric id",
             {
-                "rounded": _ROUNDED + " (read as {value!r}): it could name another; type the "
+                "rounded": _ROUNDED + " (read as {value!r}), so the row names no site: type the "
                 "id again " + _IF_REAL
             },
         ),

@@ -371,10 +371,10 @@ def map_columns(
 
 
 # The columns whose number cells a spreadsheet rounded are read as it showed them (1.23457E+12),
-# so that the id is never taken for another (`id_scientific`, and a plan's `id_damaged`).
-ROUNDED_READ_AS_SHOWN = tuple(
-    c.name for c in COLUMNS if c.read and (c.numeric or c.site or c.name == "external_contact_id")
-)
+# so that the id is never taken for another (`id_scientific`, and a plan's `id_damaged`; a
+# site_id's is `not_numeric`). Not contact_id nor dealer_id: CHeKT's own ids, which a rounded
+# value names no contact or dealer of, and a real one may well end in zeros.
+ROUNDED_READ_AS_SHOWN = tuple(c.name for c in COLUMNS if c.site or c.name == "external_contact_id")
 
 
 def _read_rounded_ids(table: Table, frame: pd.DataFrame, fields: dict[str, int]) -> None:

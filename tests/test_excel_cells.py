@@ -81,6 +81,19 @@ def test_numbers_with_their_digits_and_text_cells_are_read_as_they_are(tmp_path,
     assert roster.frame.at[2, "phone_number"] == str(value)
 
 
+def test_a_rounded_site_id_is_not_numeric_and_a_contact_id_keeps_its_digits(tmp_path) -> None:
+    path = workbook(
+        tmp_path / "site.xlsx",
+        [[123400000, "HD-001", "Kim", "Keep", "+12025550143", 20000000]],
+        [*HEADER, "Contact ID"],
+    )
+    validated = validate_roster(read_roster(path))
+    [issue] = validated.errors
+    assert issue.code == "not_numeric" and issue.field == "site_id"
+    assert "123400000" in issue.message and "rounded" in issue.message
+    assert validated.rows.at[2, "contact_id"] == "20000000"
+
+
 def test_a_rounded_number_in_a_free_text_column_is_left_alone(tmp_path) -> None:
     path = workbook(tmp_path / "names.xlsx", [[101, "HD-001", 12000000, "Keep", "+12025550143"]])
     roster = read_roster(path)

@@ -285,3 +285,72 @@ def labels_all(path: Path) -> dict[str, list[str]]:
         if issue.row is None:
             found.setdefault(issue.code, []).append(issue.column)
     return found
+
+
+# end to end: a real sandbox, the file as the user had it
+
+
+def test_apply_prune_of_a_workbook_with_a_hidden_tab_and_a_rounded_id_deletes_no_one(
+    start_sandbox, tmp_path
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from bulk_contacts.cli import main
+
+    people = [
+        {
+            "contact_id": c,
+            "external_contact_id": ext,
+            "first_name": f,
+            "last_name": "X",
+            "phone_number": phone,
+        }
+        for c, ext, f, phone in [
+            (11, "1234567890123", "Long", "+12025550301"),
+            (12, "HD-001", "John", "+12025550143"),
+            (13, "HD-002", "Maria", "+12025550100"),
+        ]
+    ]
+    seed = tmp_path / "seed.json"
+    site = {
+        "site_id": 101,
+        "name": "Harbor",
+        "account_number": "10-4471",
+        "external_site_id": "ext-101",
+        "timezone": "America/New_York",
+        "contacts": people,
+    }
+    seed.write_text(json.dumps({"dealers": [{"dealer_id": DEALER, "sites": [site]}]}))
+    server = start_sandbox(seed=seed)
+    rows = [
+        ["10-4471", 1234570000000, "Long", "X", "+12025550301"],
+        ["10-4471", "HD-001", "John", "X", "+12025550143"],
+        ["10-4471", "HD-002", "Maria", "X", "+12025550100"],
+    ]
+    path = tabs(
+        tmp_path / "roster.xlsx",
+        {"Contacts": [ROSTER_HEADER, rows[1]], "Roster 2026": [ROSTER_HEADER, *rows]},
+        {"Contacts": "hidden"},
+    )
+    env = {
+        "CHEKT_CLIENT_ID": "sandbox-client",
+        "CHEKT_CLIENT_SECRET": "sandbox-secret",
+        "CHEKT_API_URL": server.url,
+        "CHEKT_DEALER_ID": str(DEALER),
+    }
+    planned = CliRunner().invoke(main, ["plan", str(path), "--prune", "--no-progress"], env=env)
+    assert "read as sheet Roster 2026" in planned.output, planned.output
+    assert "delete 0" in planned.output and "create 0" in planned.output, planned.output
+    assert "1234567890123" in planned.output  # the conflict names the real contact
+    CliRunner().invoke(main, ["apply", str(path), "--prune", "--yes", "--no-progress"], env=env)
+    held = server.store.db.execute(
+        "SELECT contact_id, external_contact_id FROM contacts WHERE site_id = 101 "
+        "ORDER BY contact_id"
+    ).fetchall()
+    assert [tuple(row) for row in held] == [
+        (11, "1234567890123"),
+        (12, "HD-001"),
+        (13, "HD-002"),
+    ]

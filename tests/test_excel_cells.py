@@ -354,3 +354,25 @@ def test_apply_prune_of_a_workbook_with_a_hidden_tab_and_a_rounded_id_deletes_no
         (12, "HD-001"),
         (13, "HD-002"),
     ]
+
+
+def test_a_rounded_cell_typed_again_in_serve_is_read_as_typed(tmp_path) -> None:
+    """serve's Fix grid: a cell typed again is no longer the rounded number (as a date cell)."""
+    from bulk_contacts.web import library
+
+    path = workbook(
+        tmp_path / "fix.xlsx",
+        [
+            [101, 1234570000000, "Long", "Id", 2025560000],
+            [101, "HD-2", "Kim", "Keep", "+12025550143"],
+        ],
+    )
+    table, _ = library.read_table(path, None)
+    roster = library.roster_of(table, {})
+    assert library.cell_issues(table, {}, 2, "phone_number", "+12025550301", ("US", "e164")) == []
+    library.edit_cell(table, roster, 2, "external_contact_id", "1234567890123")
+    library.edit_cell(table, roster, 2, "phone_number", "+12025550301")
+    validated = library.validate(library.roster_of(table, {}), "US", "e164")
+    assert validated.rows.at[2, "external_contact_id"] == "1234567890123"
+    assert validated.rows.at[2, "phone_number"] == "+12025550301"
+    assert not [i for i in validated.issues if i.row == 2 and i.severity != "derived"]

@@ -48,6 +48,14 @@ ID_SCIENTIFIC = "id_scientific"
 _RE_ENTER_IDS = "format the column as Text in Excel and re-enter the ids"
 # An id damaged by a spreadsheet, or typed with look-alike characters (case, dashes, fullwidth).
 _AS_HELD = "write the id as CHeKT holds it (and if a spreadsheet changed it, " + _KEEP_IDS + ")"
+# A number cell a spreadsheet rounded (`spreadsheet.rounded_number`): what happened, and the rare
+# real value of that form.
+_ROUNDED = (
+    "the cell holds the number {number}, what a spreadsheet leaves of a long number it showed "
+    "in scientific notation ({value}) once the file is saved and opened again: the spreadsheet "
+    "rounded it and its other digits are lost"
+)
+_IF_REAL = "(if {number} is the real value, type it as text: '{number})"
 
 CODES: dict[str, Code] = {
     code.name: code
@@ -67,9 +75,44 @@ CODES: dict[str, Code] = {
             "NAME to choose one",
         ),
         Code(
+            "hidden_rows",
+            WARNING,
+            "{rows}: hidden in the sheet, yet read and sent all the same (a hidden row is "
+            "still data); unhide them to see every row that is sent, or delete the rows not "
+            "meant to be sent",
+            {
+                "filtered": "{rows}: hidden in the sheet (filtered out by its filter, or "
+                "hidden by hand), yet read and sent all the same (a hidden row is still data); "
+                "clear the filter (Data > Clear) and unhide them to see every row that is sent, "
+                "or delete the rows not meant to be sent"
+            },
+        ),
+        Code(
+            "hidden_column",
+            WARNING,
+            "the column is hidden in sheet {sheet}, yet read all the same; unhide it to see "
+            "what is sent",
+            {
+                "phones": ". Of the phone columns, the visible {visible} is taken first, and the "
+                "hidden {hidden} only where it is empty (or name the order with --phone-columns)"
+            },
+        ),
+        Code(
+            "hidden_sheet",
+            WARNING,
+            "sheet {sheet!r} is hidden in the workbook: it is read because --sheet names it, "
+            "but whoever keeps the workbook does not see it; check that it is the roster you "
+            "mean (a sheet is never read because it is hidden: without --sheet, the visible "
+            "'Contacts' sheet, else the first visible one, is read)",
+        ),
+        Code(
             "not_numeric",
             ERROR,
             "{value!r} is not a number: {label} holds CHeKT's numeric id",
+            {
+                "rounded": _ROUNDED + " (read as {value!r}), so the row names no site: type the "
+                "id again " + _IF_REAL
+            },
         ),
         Code(
             "bad_action",
@@ -88,6 +131,13 @@ CODES: dict[str, Code] = {
             ERROR,
             "{value!r} is a number in scientific notation: the spreadsheet rounded it and "
             "digits are lost; format the column as Text and type the number again",
+            {
+                "rounded": "the cell holds the number {value}, what a spreadsheet leaves of a "
+                "long number it showed in scientific notation ({shown}) once the file is saved "
+                "and opened again: the spreadsheet rounded it and its other digits are lost; "
+                "nothing is sent: format the column as Text and type the number again (if "
+                "{value} is the real number, type it as text: '{value})"
+            },
         ),
         Code(
             ID_SCIENTIFIC,
@@ -99,7 +149,14 @@ CODES: dict[str, Code] = {
             {
                 "site": "{value!r} looks like a long number a spreadsheet showed in scientific "
                 "notation: its digits are lost (it could be any number that rounds to it), and "
-                "it names a site only if CHeKT holds it in this very form; " + _RE_ENTER_IDS
+                "it names a site only if CHeKT holds it in this very form; " + _RE_ENTER_IDS,
+                "rounded": _ROUNDED + " (read as {value!r}): plan creates no contact under it, "
+                "and matches it only to a contact whose id rounds to it; "
+                + _RE_ENTER_IDS
+                + " "
+                + _IF_REAL,
+                "site_rounded": _ROUNDED + " (read as {value!r}): it names a site only if "
+                "CHeKT holds it in this very form; " + _RE_ENTER_IDS + " " + _IF_REAL,
             },
         ),
         Code(

@@ -20,6 +20,7 @@ import pandas as pd
 
 from .columns import (
     ALIAS_KEYS,
+    COLUMNS,
     EXPORT_ONLY_COLUMNS,
     FULL_NAME,
     REQUIRED_COLUMNS,
@@ -47,12 +48,14 @@ from .layouts import (
 )
 from .models import Contact
 from .spreadsheet import (
+    ROUNDED_LENGTH,
     Cells,
     TextColumns,
     cell_text,
     column_index,
     column_letter,
     read_cells,
+    rounded_number,
 )
 
 __all__ = ["Roster", "Table", "column_index", "column_letter", "read_roster"]
@@ -72,6 +75,14 @@ class Table:
     header_row: int = 1
     date_cells: set[tuple[int, int]] = field(default_factory=set)  # (row, column position)
     formula_cells: set[tuple[int, int]] = field(default_factory=set)  # formulas with no value
+    # Number cells a spreadsheet rounded (`spreadsheet.rounded_number`): (row, column position)
+    # -> as Excel shows them, 1.23457E+12. Read so in id columns; a phone's is phone_scientific.
+    rounded_cells: dict[tuple[int, int], str] = field(default_factory=dict)
+    # What the user does not see (`spreadsheet.hidden_parts`), read all the same: rows (numbered
+    # as `cells`), column positions, and whether the sheet has an autofilter.
+    hidden_rows: list[int] = field(default_factory=list)
+    hidden_columns: dict[int, str] = field(default_factory=dict)  # position -> its sheet(s)
+    filtered: bool = False
     details: dict[str, str] = field(default_factory=dict)  # encoding, delimiter, sheet
     snapshot: dict[int, Contact] | None = None
     snapshot_damage: str = ""  # why an export's snapshot could not be read ("" if it could)
@@ -185,6 +196,7 @@ def table_from_cells(
         rows = [row + [""] * (width - len(row)) for row in rows]
     frame = pd.DataFrame(rows, dtype=object) if rows else pd.DataFrame()
     date_cells: set[tuple[int, int]] = set()
+    rounded_cells: dict[tuple[int, int], str] = {}
     for position in frame.columns:
         values = frame[position].tolist()
         if set(map(type, values)) == {str}:
@@ -192,12 +204,20 @@ def table_from_cells(
         odd = [i for i, v in enumerate(values) if type(v) is not str]
         date_cells.update((i + 1, position) for i in odd if isinstance(values[i], date | time))
         for i in odd:
-            values[i] = cell_text(values[i])
+            value = values[i]
+            text = values[i] = cell_text(value)
+            if len(text) >= ROUNDED_LENGTH and (shown := rounded_number(value, text)):
+                rounded_cells[(i + 1, position)] = shown
         frame[position] = values
     frame.index = pd.RangeIndex(1, len(frame) + 1)  # spreadsheet row numbers
     custom = {header_key(h): name for h, name in (column_map or {}).items()}
     table = _split_header(frame, cells.source, date_cells, header, custom)
     table.formula_cells = cells.formula_cells
+    table.rounded_cells = rounded_cells
+    table.hidden_rows = cells.hidden_rows
+    sheet = repr(cells.details.get("sheet", ""))
+    table.hidden_columns = dict.fromkeys(cells.hidden_columns, sheet)
+    table.filtered = cells.filtered
     table.details = dict(cells.details)
     try:
         table.snapshot = parse_snapshot(cells.snapshot)
@@ -345,7 +365,29 @@ def map_columns(
             if name in derived
             else (table.cells[fields[name]] if name in fields else empty)
         )
+    if table.rounded_cells:
+        _read_rounded_ids(table, frame, fields)
     return Roster(table.source, frame, labels, ignored, table, facts)
+
+
+# The columns whose number cells a spreadsheet rounded are read as it showed them (1.23457E+12),
+# so that the id is never taken for another (`id_scientific`, and a plan's `id_damaged`; a
+# site_id's is `not_numeric`). Not contact_id nor dealer_id: CHeKT's own ids, which a rounded
+# value names no contact or dealer of, and a real one may well end in zeros.
+ROUNDED_READ_AS_SHOWN = tuple(c.name for c in COLUMNS if c.site or c.name == "external_contact_id")
+
+
+def _read_rounded_ids(table: Table, frame: pd.DataFrame, fields: dict[str, int]) -> None:
+    by_position: dict[int, dict[int, str]] = {}
+    for (row, position), shown in table.rounded_cells.items():
+        by_position.setdefault(position, {})[row] = shown
+    for name in ROUNDED_READ_AS_SHOWN:
+        found = by_position.get(fields.get(name, -1))
+        if found:
+            column = frame[name].copy()
+            rows = [row for row in found if row in column.index]
+            column[rows] = [found[row] for row in rows]
+            frame[name] = column
 
 
 # C0 and C1 controls and DEL, but the line breaks and tab a header cell may wrap with (Alt+Enter).
@@ -421,7 +463,13 @@ def _derive_phone(
         if layout.phone_columns:
             phone_order([], layout.phone_columns, table.source)  # names what is missing
         return {}
+    # A hidden phone column is taken after the visible ones (`hidden_column` says so).
+    hidden = not layout.phone_columns and len(phones) > 1 and set(table.hidden_columns)
+    if hidden:
+        phones = [(p, letter, h, rank + 1000 * (p in hidden)) for p, letter, h, rank in phones]
     order, rest, given = phone_order(phones, layout.phone_columns, table.source)
+    if hidden and any(p in hidden for p, _, _ in order):
+        given = "the default order, hidden columns last"
     for letter_header in rest:
         facts.not_sent.append((letter_header[1], letter_header[2], PHONE_LEFT_OUT))
     labels["phone_number"] = order[0][1:]

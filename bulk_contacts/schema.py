@@ -21,7 +21,15 @@ import pyarrow
 import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
-from .codes import CODES, ERROR, ID_SCIENTIFIC, PHONE_DATE, PHONE_PLUS_AMBIGUOUS, WARNING
+from .codes import (
+    CODES,
+    ERROR,
+    ID_SCIENTIFIC,
+    PHONE_DATE,
+    PHONE_PLUS_AMBIGUOUS,
+    PHONE_SCIENTIFIC,
+    WARNING,
+)
 from .columns import (
     BY_NAME,
     COLUMNS,
@@ -229,7 +237,7 @@ def make_issue(
 
 
 def _file_issues(roster: Roster) -> list[RosterIssue]:
-    issues = []
+    issues = _hidden_issues(roster)
     if roster.table.snapshot_damage:
         code = CODES["snapshot_damaged"]
         message = code.render(damage=roster.table.snapshot_damage)
@@ -247,6 +255,61 @@ def _file_issues(roster: Roster) -> list[RosterIssue]:
         message = code.render("more", label=label, count=len(ignored) - LISTED)
         issues.append(RosterIssue(None, label, "", code.name, message, code.severity))
     return issues
+
+
+def _hidden_issues(roster: Roster) -> list[RosterIssue]:
+    """The rows and the columns read that the user does not see in the sheet (hidden, or
+    filtered out): read all the same, and said so (`hidden_rows`, `hidden_column`)."""
+    table = roster.table
+    if not table.hidden_rows and not table.hidden_columns:
+        return []
+    from .site_layouts import SHEET_ROWS
+
+    issues = []
+    sheets = table.sheets or (table.details.get("sheet", ""),)
+    by_sheet: dict[int, list[int]] = {}
+    for row in sorted(set(table.hidden_rows) & set(roster.frame.index)):
+        sheet, own = divmod(row, SHEET_ROWS)
+        by_sheet.setdefault(sheet, []).append(own)
+    code = CODES["hidden_rows"]
+    for sheet, rows in by_sheet.items():
+        name = sheets[sheet - 1] if table.sheets else sheets[0]
+        message = code.render("filtered" if table.filtered else "", rows=_row_ranges(rows))
+        issues.append(RosterIssue(None, f"sheet {name!r}", "", code.name, message, code.severity))
+    hidden = set(table.hidden_columns)
+    read = {column_index(letter): (letter, header) for letter, header in roster.columns.values()}
+    phones = roster.facts.phone_order
+    for position, letter, header in phones:
+        read[position] = (letter, header)
+    code = CODES["hidden_column"]
+    visible_phones = [h for p, _, h in phones if p not in hidden]
+    hidden_phones = [h for p, _, h in phones if p in hidden]
+    for position, (letter, header) in sorted(read.items()):
+        if position not in hidden:
+            continue
+        message = code.render(sheet=table.hidden_columns[position])
+        if visible_phones and header in hidden_phones:
+            message += code.alternatives["phones"].format(
+                visible=", ".join(map(repr, visible_phones)),
+                hidden=", ".join(map(repr, hidden_phones)),
+            )
+        label = f"{letter} '{header}'"
+        issues.append(RosterIssue(None, label, "", code.name, message, code.severity))
+    return issues
+
+
+def _row_ranges(rows: list[int]) -> str:
+    """'row 4' or 'rows 3, 5-7', for at most `LISTED` ranges ('and 12 more')."""
+    ranges: list[list[int]] = []
+    for row in rows:
+        if ranges and row == ranges[-1][1] + 1:
+            ranges[-1][1] = row
+        else:
+            ranges.append([row, row])
+    words = [f"{first}-{last}" if last > first else f"{first}" for first, last in ranges]
+    if len(rows) == 1:
+        return f"row {words[0]}"
+    return f"rows {bounded_list(words)} ({len(rows):,} rows)"
 
 
 def _formula_cells(roster: Roster) -> set[tuple[int, str]]:
@@ -346,8 +409,35 @@ def _chunk_issues(
         value = str(frame.at[row, name]) if name in frame else ""
         limit = BY_NAME[name].max_length if name in BY_NAME else 0
         length = _length(value)
-        issues.append(make_issue(roster, row, name, value, code, length=length, limit=limit))
+        variant = ""
+        if code == "not_numeric" and _rounded_cells(roster, name, pd.Index([row])):
+            variant = "rounded"
+        issues.append(
+            make_issue(
+                roster,
+                row,
+                name,
+                value,
+                code,
+                variant,
+                length=length,
+                limit=limit,
+                number=_digits_of(value),
+            )
+        )
     return issues
+
+
+def _digits_of(shown: str) -> str:
+    """The number a scientific notation (1.23457E+12) stands for, as a number cell holds it
+    once a spreadsheet saved it so (1234570000000); "" for any other value."""
+    match = re.fullmatch(r"([1-9])(?:[.,](\d+))?[eE]\+(\d{1,3})", shown.strip())
+    if match is None:
+        return ""
+    first, rest, power = match.group(1), match.group(2) or "", int(match.group(3))
+    if len(rest) > power:
+        return ""
+    return (first + rest).ljust(power + 1, "0")
 
 
 # A spreadsheet reader gives at most this many characters of a cell (Excel's own limit): a cell
@@ -378,10 +468,15 @@ def _check_phones(
         ]
         problems[dated] = PHONE_DATE
         normalized[dated] = ""
+    rounded = _rounded_cells(roster, "phone_number", problems.index)
+    if rounded:
+        problems[list(rounded)] = PHONE_SCIENTIFIC
+        normalized[list(rounded)] = ""
     issues = []
     for row, code in problems[problems != ""].items():
         value = frame.at[row, "phone_number"]
-        readings: dict[str, str] = {}
+        variant = "rounded" if row in rounded else ""
+        readings: dict[str, str] = {"shown": rounded.get(row, "")}
         if code == PHONE_PLUS_AMBIGUOUS:
             national, international = plus_readings(value.strip(), region.upper(), phone_format)
             readings = {"national": national, "international": international}
@@ -392,12 +487,26 @@ def _check_phones(
                 "phone_number",
                 value,
                 code,
+                variant,
                 region=region.upper(),
                 sent=normalized[row],
                 **readings,
             )
         )
     return normalized, issues
+
+
+def _rounded_cells(roster: Roster, name: str, rows: pd.Index) -> dict[int, str]:
+    """The rows whose cell of the column is a number a spreadsheet rounded
+    (`Table.rounded_cells`), each as the spreadsheet showed it (1.20256E+10)."""
+    cells = roster.table.rounded_cells
+    if not cells:
+        return {}
+    return {
+        row: shown
+        for (row, position), shown in cells.items()
+        if row in rows and position == roster.cell_position(name, row)
+    }
 
 
 def _check_emails(roster: Roster, frame: pd.DataFrame) -> tuple[pd.Series, list[RosterIssue]]:
@@ -549,9 +658,15 @@ def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
         )
     for name in SCIENTIFIC_CHECKED:
         shown = rows[name].str.fullmatch(EXCEL_SCIENTIFIC)
+        rounded = _rounded_cells(roster, name, rows.index) if shown.any() else {}
         for row, value in rows.loc[shown, name].items():
             variant = "" if name == "external_contact_id" else "site"
-            issues.append(make_issue(roster, row, name, value, ID_SCIENTIFIC, variant))
+            if row in rounded:
+                variant = f"{variant}_rounded".lstrip("_")
+            number = _digits_of(value)
+            issues.append(
+                make_issue(roster, row, name, value, ID_SCIENTIFIC, variant, number=number)
+            )
     for name in FREE_TEXT_COLUMNS:
         looks = rows[name].str.contains(FORMULA_LIKE, regex=True)
         for row, value in rows.loc[looks, name].items():

@@ -281,6 +281,10 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
                 headers.append(header)
     frames = []
     date_cells, formula_cells = set(), set()
+    rounded_cells: dict[tuple[int, int], str] = {}
+    hidden_rows: list[int] = []
+    hidden_columns: dict[int, str] = {}
+    filtered = False
     names = tuple(cells.details.get("sheet", "") for cells in layout.sheets)
     numbers = [layout.order.index(name) + 1 for name in names]  # the workbook's own order
     for number, table in zip(numbers, tables, strict=True):
@@ -302,6 +306,17 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
         formula_cells |= {
             (r + number * SHEET_ROWS, back[c]) for r, c in table.formula_cells if c in back
         }
+        hidden_rows += [r + number * SHEET_ROWS for r in table.hidden_rows]
+        for c, sheet in table.hidden_columns.items():
+            if c in back:
+                known = hidden_columns.get(back[c])
+                hidden_columns[back[c]] = f"{known}, {sheet}" if known else sheet
+        filtered = filtered or table.filtered
+        rounded_cells.update(
+            ((r + number * SHEET_ROWS, back[c]), shown)
+            for (r, c), shown in table.rounded_cells.items()
+            if c in back
+        )
     combined = Table(
         f"{layout.path} (sheets {', '.join(map(repr, names))})",
         headers,
@@ -310,6 +325,9 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
         date_cells,
     )
     combined.formula_cells = formula_cells
+    combined.rounded_cells = rounded_cells
+    combined.hidden_rows, combined.hidden_columns = hidden_rows, hidden_columns
+    combined.filtered = filtered
     combined.details = {"sheets": ", ".join(names)}
     if layout.skipped:
         combined.details["sheets not read (no roster columns)"] = ", ".join(layout.skipped)
@@ -323,9 +341,14 @@ def layout_warnings(layout: Layout) -> list[RosterIssue]:
     from .codes import CODES
     from .schema import RosterIssue
 
-    if not layout.unread_rosters:
-        return []
-    code = CODES["other_sheets"]
+    found = []
     sheet = layout.sheets[0].details.get("sheet", "")
-    message = code.render(sheet=sheet, others=", ".join(map(repr, layout.unread_rosters)))
-    return [RosterIssue(None, "the workbook", "", code.name, message, code.severity)]
+    if layout.sheets[0].hidden_sheet:
+        code = CODES["hidden_sheet"]
+        message = code.render(sheet=sheet)
+        found.append(RosterIssue(None, "the workbook", "", code.name, message, code.severity))
+    if layout.unread_rosters:
+        code = CODES["other_sheets"]
+        message = code.render(sheet=sheet, others=", ".join(map(repr, layout.unread_rosters)))
+        found.append(RosterIssue(None, "the workbook", "", code.name, message, code.severity))
+    return found

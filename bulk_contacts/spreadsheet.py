@@ -65,6 +65,11 @@ class Cells:
     snapshot: list[list[Any]] | None = None  # an export's hidden snapshot sheet, as rows
     # A workbook's visible worksheets, in order (the one read among them); [] for a CSV file.
     visible_sheets: list[str] = field(default_factory=list)
+    hidden_sheet: bool = False  # the sheet read is hidden in the workbook (named by --sheet)
+    # An xlsx sheet's rows and columns the user does not see (`hidden_parts`): read all the same.
+    hidden_rows: list[int] = field(default_factory=list)  # row numbers, from 1
+    hidden_columns: list[int] = field(default_factory=list)  # column positions, from 0
+    filtered: bool = False  # the sheet has an autofilter (its hidden rows may be filtered out)
     columns: TextColumns | None = None  # a CSV file: its cells by column (then `rows` is [])
 
 
@@ -332,8 +337,10 @@ def _read_workbook(path: Path, handle: BinaryIO, kind: str, sheet: str | None) -
         workbook = CalamineWorkbook.from_filelike(handle)
         name = _choose_sheet(workbook, sheet, path)
         formulas = None
+        hidden: tuple[list[int], list[int], bool] = ([], [], False)
         if archive is not None and kind == "xlsx":
             xml = _checked_sheet(path, archive, workbook.sheet_names, name)
+            hidden = hidden_parts(xml)
             if SNAPSHOT_SHEET in workbook.sheet_names and name != SNAPSHOT_SHEET:
                 _checked_sheet(path, archive, workbook.sheet_names, SNAPSHOT_SHEET)
             # Looking for formulas without values in the sheet already unzipped runs beside
@@ -365,7 +372,53 @@ def _read_workbook(path: Path, handle: BinaryIO, kind: str, sheet: str | None) -
         details={"sheet": name},
         snapshot=snapshot,
         visible_sheets=visible,
+        hidden_sheet=name not in visible,
+        hidden_rows=hidden[0],
+        hidden_columns=hidden[1],
+        filtered=hidden[2],
     )
+
+
+_HIDDEN = re.compile(rb"""\shidden\s*=\s*["'](?:1|true)["']""")
+_HIDDEN_ROW = re.compile(rb"<(?:[\w.-]+:)?row\s[^>]*>")
+_HIDDEN_COL = re.compile(rb"<(?:[\w.-]+:)?col\s[^>]*>")
+_ROW_NUMBER = re.compile(rb"""\sr\s*=\s*["']([0-9]{1,7})["']""")
+_COL_SPAN = re.compile(rb"""\s(min|max)\s*=\s*["']([0-9]{1,5})["']""")
+_AUTOFILTER = re.compile(rb"<(?:[\w.-]+:)?autoFilter[\s/>]")
+# A sheet says a column range is hidden in one tag (`<col min max>`): past Excel's last column,
+# none is read.
+_LAST_COLUMN = 16_384
+
+
+def hidden_parts(xml: bytes) -> tuple[list[int], list[int], bool]:
+    """(the rows hidden, from 1; the column positions hidden, from 0; whether the sheet has an
+    autofilter) of an xlsx sheet's XML: `<row hidden="1">`, `<col hidden="1">` and
+    `<autoFilter>`, which calamine does not read. Most sheets hide nothing: one search at C
+    speed says so; else only the row and col tags holding `hidden` are parsed."""
+    if b"hidden" not in xml:
+        return [], [], False
+    rows: list[int] = []
+    columns: list[int] = []
+    start = 0
+    while (found := xml.find(b"hidden", start)) >= 0:
+        start = found + 6
+        tag_start = xml.rfind(b"<", 0, found)
+        row = _HIDDEN_ROW.match(xml, tag_start)
+        tag = row or _HIDDEN_COL.match(xml, tag_start)
+        if tag is None or not _HIDDEN.search(tag.group(0)):
+            continue
+        text = tag.group(0)
+        if row is not None:
+            number = _ROW_NUMBER.search(text)
+            if number is not None:
+                rows.append(int(number.group(1)))
+        else:
+            span = {key: int(value) for key, value in _COL_SPAN.findall(text)}
+            first = span.get(b"min", 0)
+            last = min(span.get(b"max", first), _LAST_COLUMN)
+            columns.extend(range(first - 1, last) if first >= 1 else ())
+        start = tag.end()
+    return rows, sorted(set(columns)), bool(rows) and _AUTOFILTER.search(xml) is not None
 
 
 def _visible_sheets(workbook: Any) -> list[str]:
@@ -440,14 +493,14 @@ def _choose_sheet(workbook: Any, wanted: str | None, path: Path) -> str:
             if name.casefold() == wanted.casefold():
                 return name
         raise InputError(f"{path}: no sheet named {wanted!r}; its sheets are {_quoted(names)}")
-    for name in names:
+    # A hidden (or very hidden) sheet is never chosen for the user, by its name or its place:
+    # only --sheet reads one (and `hidden_sheet` says so).
+    visible = _visible_sheets(workbook)
+    for name in visible:
         if name.casefold() == "contacts":
             return name
-    from python_calamine import SheetTypeEnum, SheetVisibleEnum
-
-    for meta in workbook.sheets_metadata:
-        if meta.visible == SheetVisibleEnum.Visible and meta.typ == SheetTypeEnum.WorkSheet:
-            return meta.name
+    if visible:
+        return visible[0]
     raise InputError(f"{path}: no visible worksheet to read; pass --sheet NAME")
 
 
@@ -483,6 +536,27 @@ def cell_text(value: Any) -> str:
     if isinstance(value, timedelta):
         return str(value)
     return "" if value is None else str(value)
+
+
+# A number cell of at least this many digits with at most `ROUNDED_DIGITS` significant ones is
+# what a spreadsheet leaves of a long number it showed in scientific notation (1.23457E+12) once
+# saved as CSV and opened again: its other digits are lost.
+ROUNDED_LENGTH, ROUNDED_DIGITS = 8, 6
+
+
+def rounded_number(value: Any, text: str) -> str | None:
+    """A number cell (`text` its digits, as `cell_text` gives them) that a spreadsheet rounded,
+    as Excel's General format shows it (1.23457E+12); None for any other cell."""
+    if (
+        len(text) < ROUNDED_LENGTH
+        or type(value) not in (int, float)
+        or not text.isdigit()
+        or len(text.rstrip("0")) > ROUNDED_DIGITS
+    ):
+        return None
+    digits = text.rstrip("0")
+    mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return f"{mantissa}E+{len(text) - 1:02d}"
 
 
 _FORMULA = re.compile(rb"<(?:[\w.-]+:)?f[\s/>]")

@@ -211,11 +211,12 @@ def column_index_of(roster: Roster, name: str) -> int:
 
 def edit_cell(table: Table, roster: Roster, row: int, field: str, value: str) -> None:
     """Change one cell of the table (the uploaded file itself is never written). A cell typed
-    again is no longer a date or an uncalculated formula."""
+    again is no longer a date, an uncalculated formula or a rounded number."""
     position = column_index_of(roster, field)
     table.cells.at[row, position] = value
     table.date_cells.discard((row, position))
     table.formula_cells.discard((row, position))
+    table.rounded_cells.pop((row, position), None)
 
 
 def cell_issues(
@@ -238,6 +239,9 @@ def cell_issues(
         cells=cells,
         date_cells={c for c in table.date_cells if c[0] == row and c[1] != position},
         formula_cells={c for c in table.formula_cells if c[0] == row and c[1] != position},
+        rounded_cells={
+            c: shown for c, shown in table.rounded_cells.items() if c[0] == row and c[1] != position
+        },
         snapshot=None,
     )
     validated = validate(roster_of(alone, choices, read), *reading)

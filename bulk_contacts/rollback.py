@@ -33,7 +33,7 @@ from .client import ChektClient
 from .columns import CONTACT_FIELDS, EDITABLE_FIELDS
 from .compare import ComparableValues, Comparison
 from .errors import BulkContactsError, InputError, RunInProgress
-from .fetch import fetch_contacts
+from .fetch import fetch_contacts, fetch_sites
 from .journal import Journal, NotAJournal, read_journal
 from .lock import hold_journal
 from .models import Contact, SiteKey
@@ -252,6 +252,13 @@ def inverse_plan(
     for step in steps:
         by_site[step.site].append(step)
     current = fetch_contacts(client, by_site, progress)
+    # The sites by name and account number, as plan and apply show them (a site gone since
+    # is shown by its id alone).
+    named = {
+        (dealer, site.site_id): site
+        for dealer, sites in fetch_sites(client, {key[0] for key in by_site}).items()
+        for site in sites
+    }
     values = (comparison or Comparison()).values(
         [image for step in steps for image in _images(step)],
         [c for contacts in current.values() for c in contacts],
@@ -259,7 +266,16 @@ def inverse_plan(
     sites = []
     for key in sorted(by_site):
         contacts = current[key]
-        site = SitePlan(key[0], key[1], None, None, None, fingerprint(contacts), len(contacts))
+        held = named.get(key)
+        site = SitePlan(
+            key[0],
+            key[1],
+            held.name if held else None,
+            held.account_number if held else None,
+            held.external_site_id if held else None,
+            fingerprint(contacts),
+            len(contacts),
+        )
         undo = _Undo(site, contacts, force, values)
         for step in reversed(by_site[key]):  # newest first
             undo.play(step)

@@ -266,6 +266,8 @@ def test_rollback_restores_the_previous_state_exactly(start_sandbox, tmp_path) -
     assert result.exit_code == 0, result.output
     assert contacts_of(server) == before
     assert read_journal(tmp_path / "undo.jsonl")[0]["kind"] == "rollback"
+    # Its plan names the sites as plan and apply do, not by their ids alone.
+    assert "101 Harbor Dental (10-4471)" in result.output, result.output
 
 
 def test_rollback_leaves_contacts_changed_since_unless_forced(start_sandbox, tmp_path) -> None:

@@ -159,11 +159,16 @@ class ApplyReport:
 class Freshness(NamedTuple):
     """A saved plan checked against CHeKT: the plan to apply, the sites found stale (changed
     since, and not as the plan would leave them), and those already applied (changed since, and
-    holding every change the plan makes to them: nothing is left to do there)."""
+    holding every change the plan makes to them: nothing is left to do there), and with
+    --refresh, the stale sites of an older plan that cannot tell what changed since."""
 
     plan: Plan
     stale: list[SitePlan]
     applied: list[SitePlan] = []  # noqa: RUF012 - a NamedTuple's default, never mutated
+    # Stale sites of a plan made by a version that did not record the values it compared
+    # (`SitePlan.digests`): re-based, but a contact it left unchanged and edited since is not
+    # told apart.
+    unchecked: list[SitePlan] = []  # noqa: RUF012 - a NamedTuple's default, never mutated
 
 
 def check_freshness(
@@ -181,12 +186,13 @@ def check_freshness(
             "contacts each site held: --refresh cannot prune those added since; make a new plan "
             "(`bulk-contacts plan ROSTER --prune -o PLAN.json`), or apply it without --refresh"
         )
-    # With --refresh, a --prune plan's sites with nothing to change are read too: contacts
-    # added there since are pruned as a fresh plan would.
+    # With --refresh, sites with nothing to change are read too: a contact edited there since
+    # (`SitePlan.digests`) is a conflict, and a --prune plan prunes the contacts added since,
+    # as a fresh plan would.
     touched = [
         site
         for site in plan.sites
-        if site.changes or (refresh and prunes and site.names is not None)
+        if site.changes or (refresh and (site.digests or (prunes and site.names is not None)))
     ]
     current = fetch_contacts(client, [(s.dealer_id, s.site_id) for s in touched], progress)
     sites, stale, applied = [], [], []
@@ -196,7 +202,7 @@ def check_freshness(
             sites.append(site)
             continue
         rebased = rebase_site(site, contacts, plan.options)
-        if not rebased.changes and not site.changes:
+        if not rebased.changes and not site.changes and rebased.conflicts == site.conflicts:
             sites.append(site)  # nothing to do before, nothing now
             continue
         if not rebased.changes and len(rebased.conflicts) == len(site.conflicts):
@@ -206,7 +212,8 @@ def check_freshness(
         stale.append(site)
         refusal = StaleSite(site.contacts_before, len(contacts))
         sites.append(rebased if refresh else replace(site, refusal=refusal))
-    return Freshness(replace(plan, sites=sites), stale, applied)
+    unchecked = [site for site in stale if site.digests is None] if refresh else []
+    return Freshness(replace(plan, sites=sites), stale, applied, unchecked)
 
 
 def load_saved_plan(
@@ -266,17 +273,27 @@ def rebase_site(site: SitePlan, contacts: list[Contact], options: Mapping[str, A
         if isinstance(target, Contact):
             targets.add(target.contact_id)
         entry = digests.pop(change.contact_id or 0, None) if change.action == "update" else None
-        if isinstance(target, Contact) and entry is not None:
-            # the fields the row compared and the update leaves as they are, edited since?
-            held = entry.split(" ", 2)[1]
-            if _digest_of(target, held, values, by_name) != held:
-                target = (
-                    f"contact_id {target.contact_id} no longer holds what the plan compared "
-                    f"in the fields it does not update"
-                )
-        rebased = (
-            target if isinstance(target, Conflict | str) else _rebase(change, target, values, clear)
+        held = entry.split(" ", 2)[1] if entry is not None else ""
+        # the fields the row compared and the update leaves as they are, edited since?
+        edited = (
+            isinstance(target, Contact)
+            and bool(held)
+            and _digest_of(target, held, values, by_name) != held
         )
+        rebased: Change | Conflict | str | None
+        if isinstance(target, Contact) and target.contact_id != change.contact_id:
+            # the updated contact is gone (or renamed), another holds the row's id now: a
+            # fresh plan leaves it alone only when it holds all the row compared
+            rebased = _replaced(change, target, edited, values, matcher, by_id)
+        elif edited:
+            rebased = (
+                f"contact_id {change.contact_id} no longer holds what the plan compared in the "
+                f"fields it does not update"
+            )
+        elif isinstance(target, Conflict | str):
+            rebased = target
+        else:
+            rebased = _rebase(change, target, values, clear)
         if isinstance(rebased, str):
             ids = (change.contact_id,) if change.contact_id else ()
             conflicts.append(
@@ -292,7 +309,7 @@ def rebase_site(site: SitePlan, contacts: list[Contact], options: Mapping[str, A
         found = matcher.match(row, own) if own else by_id.get(contact_id)
         if isinstance(found, Contact):
             targets.add(found.contact_id)
-        problem = _unchanged_now(contact_id, held, own, found, by_id, values, by_name)
+        problem = _unchanged_now(contact_id, held, own, found, by_id, values, by_name, matcher)
         if isinstance(problem, str):
             conflicts.append(_changed_since(site, row, own or None, (contact_id,), problem))
         elif problem is not None:
@@ -346,6 +363,8 @@ def _current_target(
         isinstance(found, Contact) and found.contact_id == change.contact_id
     ):
         return found
+    if isinstance(found, Contact) and change.action == "update":
+        return found  # another contact has the row's id now (`_replaced`)
     if isinstance(found, Contact):
         return (
             f"contact_id {change.contact_id} is gone or has another external_contact_id, and "
@@ -372,6 +391,7 @@ def _unchanged_now(
     by_id: dict[int, Contact],
     values: ComparableValues,
     by_name: bool,
+    matcher: RowMatcher,
 ) -> Conflict | str | None:
     """A contact the plan left unchanged, now: None when a fresh plan leaves its row unchanged
     too; the conflict a fresh plan reports; a string (a `changed_since_plan` conflict) when a
@@ -393,11 +413,34 @@ def _unchanged_now(
         if now == held:
             return None
         return f"contact_id {contact_id} ({own!r}) no longer holds what the plan left unchanged"
-    if now == held and current is None:
-        return None  # deleted, and made again as it was: a fresh plan leaves it so too
+    if now == held and (current is None or not matcher.pruned_now(current)):
+        return None  # made again as it was: a fresh plan leaves it so too
     return (
         f"contact_id {contact_id} is gone or has another external_contact_id, and contact_id "
         f"{found.contact_id} now has {own!r}"
+    )
+
+
+def _replaced(
+    change: Change,
+    other: Contact,
+    edited: bool,
+    values: ComparableValues,
+    matcher: RowMatcher,
+    by_id: dict[int, Contact],
+) -> str | None:
+    """An update whose contact is gone or renamed, while `other` holds the row's external id
+    now: nothing to do when `other` holds every value the row compared (what the update sends,
+    and the digest of the rest) and the contact, if still there, is not pruned; else a
+    `changed_since_plan` conflict (the plan does not hold the row's other values)."""
+    before = by_id.get(change.contact_id or 0)
+    same = not edited and not _still_different(change.after, other, values)
+    if same and (before is None or not matcher.pruned_now(before)):
+        return None
+    own = change.before.get("external_contact_id")
+    return (
+        f"contact_id {change.contact_id} is gone or has another external_contact_id, and "
+        f"contact_id {other.contact_id} now has {own!r}"
     )
 
 

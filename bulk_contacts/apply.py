@@ -281,7 +281,11 @@ def rebase_site(site: SitePlan, contacts: list[Contact], options: Mapping[str, A
             and _digest_of(target, held, values, by_name) != held
         )
         rebased: Change | Conflict | str | None
-        if isinstance(target, Contact) and target.contact_id != change.contact_id:
+        if (
+            change.action == "update"
+            and isinstance(target, Contact)
+            and target.contact_id != change.contact_id
+        ):
             # the updated contact is gone (or renamed), another holds the row's id now: a
             # fresh plan leaves it alone only when it holds all the row compared
             rebased = _replaced(change, target, edited, values, matcher, by_id)

@@ -232,6 +232,8 @@ def rebased_equals_fresh(data: st.DataObject) -> None:
     assert all(c.message.startswith(CHANGED_SINCE_PLAN) for c in flagged), flagged
     assert [c for c in rebased.conflicts if c not in flagged] == fresh.conflicts
     rows_flagged = {c.row for c in flagged if c.row is not None}
+    creates = {c.row for c in saved.sites[0].changes if c.action == "create"}
+    assert not rows_flagged & creates, flagged  # a create holds all its row: re-based exactly
     ids_flagged = {i for c in flagged for i in c.contact_ids}
 
     def named(change) -> bool:

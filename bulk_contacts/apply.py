@@ -26,12 +26,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 from . import __version__
 from .client import ChektClient
+from .codes import CHANGED_SINCE_PLAN, CODES
 from .columns import BY_NAME, CONTACT_FIELDS, EDITABLE_FIELDS
-from .compare import ComparableValues, Comparison
+from .compare import ComparableValues, Comparison, compared, digest, digest_mask
 from .errors import ApiError, ExitCode, InputError, JournalError, NotFound
 from .fetch import fetch_contacts
 from .guards import StaleSite, guarded
@@ -40,7 +41,7 @@ from .lock import hold_journal
 from .models import Contact, NewContact, WriteResult
 from .outputs import RUNS_FOLDER, files_beside
 from .plan import ACTIONS, Change, Conflict, Plan, PlanOptions, SitePlan, fingerprint
-from .reconcile import prune_added
+from .reconcile import RowMatcher, prune_added
 from .results import Outcome, Results
 from .verify import NOT_ON_SITE, Difference, verify_changes
 
@@ -166,11 +167,16 @@ class ApplyReport:
 class Freshness(NamedTuple):
     """A saved plan checked against CHeKT: the plan to apply, the sites found stale (changed
     since, and not as the plan would leave them), and those already applied (changed since, and
-    holding every change the plan makes to them: nothing is left to do there)."""
+    holding every change the plan makes to them: nothing is left to do there), and with
+    --refresh, the stale sites of an older plan that cannot tell what changed since."""
 
     plan: Plan
     stale: list[SitePlan]
     applied: list[SitePlan] = []  # noqa: RUF012 - a NamedTuple's default, never mutated
+    # Stale sites of a plan made by a version that did not record the values it compared
+    # (`SitePlan.digests`): re-based, but a contact it left unchanged and edited since is not
+    # told apart.
+    unchecked: list[SitePlan] = []  # noqa: RUF012 - a NamedTuple's default, never mutated
 
 
 def check_freshness(
@@ -188,12 +194,13 @@ def check_freshness(
             "contacts each site held: --refresh cannot prune those added since; make a new plan "
             "(`bulk-contacts plan ROSTER --prune -o PLAN.json`), or apply it without --refresh"
         )
-    # With --refresh, a --prune plan's sites with nothing to change are read too: contacts
-    # added there since are pruned as a fresh plan would.
+    # With --refresh, sites with nothing to change are read too: a contact edited there since
+    # (`SitePlan.digests`) is a conflict, and a --prune plan prunes the contacts added since,
+    # as a fresh plan would.
     touched = [
         site
         for site in plan.sites
-        if site.changes or (refresh and prunes and site.names is not None)
+        if site.changes or (refresh and (site.digests or (prunes and site.names is not None)))
     ]
     current = fetch_contacts(client, [(s.dealer_id, s.site_id) for s in touched], progress)
     sites, stale, applied = [], [], []
@@ -203,7 +210,7 @@ def check_freshness(
             sites.append(site)
             continue
         rebased = rebase_site(site, contacts, plan.options)
-        if not rebased.changes and not site.changes:
+        if not rebased.changes and not site.changes and rebased.conflicts == site.conflicts:
             sites.append(site)  # nothing to do before, nothing now
             continue
         if not rebased.changes and len(rebased.conflicts) == len(site.conflicts):
@@ -213,7 +220,8 @@ def check_freshness(
         stale.append(site)
         refusal = stale_refusal(site, contacts)
         sites.append(rebased if refresh else replace(site, refusal=refusal))
-    return Freshness(replace(plan, sites=sites), stale, applied)
+    unchecked = [site for site in stale if site.digests is None] if refresh else []
+    return Freshness(replace(plan, sites=sites), stale, applied, unchecked)
 
 
 def stale_refusal(site: SitePlan, contacts: list[Contact]) -> StaleSite:
@@ -248,51 +256,89 @@ def load_saved_plan(
 
 def saved_options(plan: Plan) -> PlanOptions:
     """The options a plan was made with (those this version knows)."""
+    return options_of(plan.options)
+
+
+def options_of(options: Mapping[str, Any]) -> PlanOptions:
+    """A plan's options as saved, those this version knows."""
     known = {f.name for f in fields(PlanOptions)}
-    return PlanOptions(**{k: v for k, v in plan.options.items() if k in known})
+    return PlanOptions(**{k: v for k, v in options.items() if k in known})
 
 
 def rebase_site(site: SitePlan, contacts: list[Contact], options: Mapping[str, Any]) -> SitePlan:
     """The site's changes, made again against what it holds now, comparing values as the plan
-    did (its `options`, `compare`): a create whose contact now exists becomes an update of the
-    differing fields (or nothing); an update sends only what still differs; a delete of a
-    contact that changed meanwhile becomes a conflict; changes to contacts that are gone are
-    dropped. A --prune plan also prunes the contacts added since it, as a fresh plan would
+    did (its `options`, `compare`) and finding each row's contact as a fresh plan finds it
+    (`reconcile.RowMatcher`): a create whose contact now exists becomes an update of the
+    differing fields (or nothing); an update sends only what still differs; a row whose contact
+    is a conflict now (two contacts share its id...) gets the conflict a fresh plan reports.
+    What the plan cannot re-base without a change nobody reviewed is a `changed_since_plan`
+    conflict of its row: a delete of a contact edited meanwhile, an update of a contact deleted
+    or given another external id, a contact the plan left unchanged that no longer holds what
+    the plan compared (`SitePlan.digests`). Deletes of contacts that are gone are dropped. A
+    --prune plan also prunes the contacts added since it, as a fresh plan would
     (`reconcile.prune_added`, from what the plan recorded: `SitePlan.seen` and `names`)."""
     by_id = {c.contact_id: c for c in contacts}
-    by_external: dict[str, list[Contact]] = {}
-    for contact in contacts:
-        if contact.external_contact_id:
-            by_external.setdefault(contact.external_contact_id, []).append(contact)
+    planning = options_of(options)
+    matcher = RowMatcher(site, contacts, planning)
     values = Comparison.of_plan(options).values(
         [record for c in site.changes for record in (c.before, c.after)], contacts
     )
     clear = options.get("blanks") == "clear"
     changes, conflicts, targets = [], list(site.conflicts), set()
+    digests = dict(site.digests or {})
+    by_name = planning.match_by == "name"
     for change in site.changes:
-        target = _current_target(change, by_id, by_external)
+        target = _current_target(change, by_id, matcher, site, planning)
         if isinstance(target, Contact):
             targets.add(target.contact_id)
-        rebased = (
-            _rebase(change, target, values, clear)
-            if target is not False
-            else "several contacts now share this external_contact_id"
+        entry = digests.pop(change.contact_id or 0, None) if change.action == "update" else None
+        held = entry.split(" ", 2)[1] if entry is not None else ""
+        # the fields the row compared and the update leaves as they are, edited since?
+        edited = (
+            isinstance(target, Contact)
+            and bool(held)
+            and _digest_of(target, held, values, by_name) != held
         )
+        rebased: Change | Conflict | str | None
+        if (
+            change.action == "update"
+            and isinstance(target, Contact)
+            and target.contact_id != change.contact_id
+        ):
+            # the updated contact is gone (or renamed), another holds the row's id now: a
+            # fresh plan leaves it alone only when it holds all the row compared
+            rebased = _replaced(change, target, edited, values, matcher, by_id)
+        elif edited:
+            rebased = (
+                f"contact_id {change.contact_id} no longer holds what the plan compared in the "
+                f"fields it does not update"
+            )
+        elif isinstance(target, Conflict | str):
+            rebased = target
+        else:
+            rebased = _rebase(change, target, values, clear)
         if isinstance(rebased, str):
             ids = (change.contact_id,) if change.contact_id else ()
             conflicts.append(
-                Conflict(
-                    change.dealer_id,
-                    change.site_id,
-                    change.row,
-                    change.external_contact_id,
-                    ids,
-                    rebased,
-                )
+                _changed_since(site, change.row, change.external_contact_id, ids, rebased)
             )
+        elif isinstance(rebased, Conflict):
+            conflicts.append(rebased)
         elif rebased is not None:
             changes.append(rebased)
+    for contact_id, entry in digests.items():
+        row_text, held, own = entry.split(" ", 2)
+        row = int(row_text)
+        found = matcher.match(row, own) if own else by_id.get(contact_id)
+        if isinstance(found, Contact):
+            targets.add(found.contact_id)
+        problem = _unchanged_now(contact_id, held, own, found, by_id, values, by_name, matcher)
+        if isinstance(problem, str):
+            conflicts.append(_changed_since(site, row, own or None, (contact_id,), problem))
+        elif problem is not None:
+            conflicts.append(problem)
     changes.sort(key=lambda c: c.sort_key)
+    conflicts.sort(key=lambda c: (c.row or 0, c.external_contact_id or ""))
     rebased_site = replace(
         site,
         fingerprint=fingerprint(contacts),
@@ -308,13 +354,123 @@ def rebase_site(site: SitePlan, contacts: list[Contact], options: Mapping[str, A
     return rebased_site
 
 
+def _changed_since(
+    site: SitePlan, row: int | None, external: str | None, ids: tuple[int, ...], what: str
+) -> Conflict:
+    message = CODES[CHANGED_SINCE_PLAN].render(what=what)
+    return Conflict(site.dealer_id, site.site_id, row, external, ids, message)
+
+
 def _current_target(
-    change: Change, by_id: dict[int, Contact], by_external: dict[str, list[Contact]]
-) -> Contact | Literal[False] | None:
+    change: Change,
+    by_id: dict[int, Contact],
+    matcher: RowMatcher,
+    site: SitePlan,
+    options: PlanOptions,
+) -> Contact | Conflict | str | None:
+    """The contact a change is about now, as a fresh plan finds its row's: None when there is
+    none; a Conflict a fresh plan reports for the row; a string when the row's contact is not
+    the one the plan changes any more (a `changed_since_plan` conflict)."""
     if change.action == "create":
-        found = by_external.get(change.external_contact_id or "", [])
-        return False if len(found) > 1 else (found[0] if found else None)
-    return by_id.get(change.contact_id or 0)
+        after = change.after
+        named = tuple(after.get(name) or "" for name in EDITABLE_FIELDS)
+        return matcher.match(change.row, change.external_contact_id or "", named)
+    current = by_id.get(change.contact_id or 0)
+    own = change.before.get("external_contact_id") or ""
+    if change.row is None or not own:  # a prune, or a contact without an id: by its id
+        if current is None and change.action == "update":
+            return f"contact_id {change.contact_id} was deleted (a new plan creates it anew)"
+        return current
+    found = matcher.match(change.row, own)
+    if isinstance(found, Conflict) or (
+        isinstance(found, Contact) and found.contact_id == change.contact_id
+    ):
+        return found
+    if isinstance(found, Contact) and change.action == "update":
+        return found  # another contact has the row's id now (`_replaced`)
+    if isinstance(found, Contact):
+        return (
+            f"contact_id {change.contact_id} is gone or has another external_contact_id, and "
+            f"contact_id {found.contact_id} now has {own!r}"
+        )
+    if current is None:  # deleted meanwhile: nothing left to delete; an update creates anew
+        if change.action == "delete":
+            return None
+        return f"contact_id {change.contact_id} was deleted (a new plan creates it anew)"
+    renamed = (
+        f"contact_id {change.contact_id} now has external_contact_id "
+        f"{current.external_contact_id!r}, not {own!r}"
+    )
+    if change.action == "delete" and not matcher.pruned_now(current):
+        return None  # a fresh plan finds no contact for the row, and keeps that one
+    return renamed
+
+
+def _unchanged_now(
+    contact_id: int,
+    held: str,
+    own: str,
+    found: Contact | Conflict | None,
+    by_id: dict[int, Contact],
+    values: ComparableValues,
+    by_name: bool,
+    matcher: RowMatcher,
+) -> Conflict | str | None:
+    """A contact the plan left unchanged, now: None when a fresh plan leaves its row unchanged
+    too; the conflict a fresh plan reports; a string (a `changed_since_plan` conflict) when a
+    fresh plan would change it (or its row) and the plan holds no value to re-base on."""
+    if isinstance(found, Conflict):
+        return found
+    current = by_id.get(contact_id)
+    if found is None:
+        if current is None:
+            return f"contact_id {contact_id} was deleted (a new plan creates it anew)"
+        return (
+            f"contact_id {contact_id} now has external_contact_id "
+            f"{current.external_contact_id!r}, not {own!r}"
+        )
+    now = digest(
+        found.external_contact_id or "", compared(values, found, by_name), digest_mask(held)
+    )
+    if found.contact_id == contact_id:
+        if now == held:
+            return None
+        return f"contact_id {contact_id} ({own!r}) no longer holds what the plan left unchanged"
+    if now == held and (current is None or not matcher.pruned_now(current)):
+        return None  # made again as it was: a fresh plan leaves it so too
+    return (
+        f"contact_id {contact_id} is gone or has another external_contact_id, and contact_id "
+        f"{found.contact_id} now has {own!r}"
+    )
+
+
+def _replaced(
+    change: Change,
+    other: Contact,
+    edited: bool,
+    values: ComparableValues,
+    matcher: RowMatcher,
+    by_id: dict[int, Contact],
+) -> str | None:
+    """An update whose contact is gone or renamed, while `other` holds the row's external id
+    now: nothing to do when `other` holds every value the row compared (what the update sends,
+    and the digest of the rest) and the contact, if still there, is not pruned; else a
+    `changed_since_plan` conflict (the plan does not hold the row's other values)."""
+    before = by_id.get(change.contact_id or 0)
+    same = not edited and not _still_different(change.after, other, values)
+    if same and (before is None or not matcher.pruned_now(before)):
+        return None
+    own = change.before.get("external_contact_id")
+    return (
+        f"contact_id {change.contact_id} is gone or has another external_contact_id, and "
+        f"contact_id {other.contact_id} now has {own!r}"
+    )
+
+
+def _digest_of(contact: Contact, held: str, values: ComparableValues, by_name: bool) -> str:
+    """The contact's digest now, over the fields of the digest `held` the plan recorded."""
+    own = contact.external_contact_id or ""
+    return digest(own, compared(values, contact, by_name), digest_mask(held))
 
 
 def _rebase(
@@ -343,12 +499,12 @@ def _rebase(
             else None
         )
     if current is None:
-        return None  # deleted meanwhile: nothing to update or delete
+        return None  # deleted meanwhile: nothing to delete
     if change.action == "update":
         after = _still_different(change.after, current, values)
         return replace(change, before=current.fields(), after=after) if after else None
     if values.differ(current.fields(), change.before, CONTACT_FIELDS):
-        return "the contact changed in CHeKT since the plan was made; it is not deleted"
+        return f"contact_id {change.contact_id} was edited, so it is not deleted"
     return replace(change, before=current.fields())
 
 

@@ -42,6 +42,8 @@ PHONE_FLOAT = "phone_float"  # 2125550111.0: a number a script wrote as a float
 PHONE_EXTENSION = "phone_extension"
 # Judged on the row by `validate`, and by `plan` on the contact as the plan leaves it.
 REACHABILITY_CODES = ("no_phone", "unreachable")
+# A saved plan's row that `apply --refresh` cannot re-base without a change nobody reviewed.
+CHANGED_SINCE_PLAN = "changed_since_plan"
 _KEEP_IDS = "format the column as Text so that the spreadsheet keeps ids as they are"
 # An id a spreadsheet showed in scientific notation (4.56E+05): `normalize.EXCEL_SCIENTIFIC`.
 ID_SCIENTIFIC = "id_scientific"
@@ -432,6 +434,14 @@ CODES: dict[str, Code] = {
                 "repair_ids": "external_contact_id {value!r} is taken as {own!r} (contact_id "
                 "{contact_id}), as --repair-ids allows ({damage}); " + _AS_HELD
             },
+        ),
+        # (apply --refresh) a saved plan's row, re-based: a conflict of the re-based plan
+        Code(
+            CHANGED_SINCE_PLAN,
+            ERROR,
+            "changed in CHeKT since the plan was made: {what}; nothing is done for this row: "
+            "make a new plan (`bulk-contacts plan ROSTER -o PLAN.json`) to review what it "
+            "needs now",
         ),
     )
 }

@@ -12,6 +12,7 @@ looked up. Other fields (the external id, the key) are compared exactly.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -131,3 +132,36 @@ class ComparableValues:
                 else (one.get(name) or None) != (other.get(name) or None)
             )
         ]
+
+
+def digest(external_id: str, compared: Sequence[str], mask: int) -> str:
+    """A short digest of what a plan compared for a contact it leaves unchanged: its external id
+    and the comparable values (`ComparableValues.compared`) of the fields whose bit is set in
+    `mask` (bit i: EDITABLE_FIELDS[i]). The mask comes first, in hex, so that the same fields
+    can be compared again (`apply --refresh`); then 48 bits of BLAKE2b."""
+    parts = [external_id, *(v if mask >> i & 1 else "" for i, v in enumerate(compared))]
+    text = "\x1f".join(parts).encode("utf-8", "surrogatepass")
+    return f"{mask:x}.{hashlib.blake2b(text, digest_size=6).hexdigest()}"
+
+
+def digest_mask(digest_text: str) -> int:
+    """The fields a `digest` covers."""
+    return int(digest_text.split(".", 1)[0], 16)
+
+
+def compared(values: ComparableValues, contact: Contact, by_name: bool) -> tuple[str, ...]:
+    """A contact's editable fields as a plan compares them: comparable (`compare`), and with
+    --match-by name, its first and last name as names are matched (`sites.normalize_name`:
+    case, accents and spacing aside)."""
+    held = values.of_contact(contact)
+    if not by_name:
+        return held
+    from .sites import normalize_name
+
+    return tuple(
+        normalize_name(getattr(contact, name) or "") if name in _NAMES else value
+        for name, value in zip(EDITABLE_FIELDS, held, strict=True)
+    )
+
+
+_NAMES = ("first_name", "last_name")

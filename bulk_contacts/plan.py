@@ -487,6 +487,11 @@ class SitePlan:
     # by a version that did not record them).
     seen: list[int] | None = None
     names: list[str] | None = None
+    # What `apply --refresh` needs to tell a contact the plan leaves unchanged that was edited
+    # since: per contact id, "ROW DIGEST EXTERNAL_ID" (the row that matched it, `compare.digest`
+    # of the values compared, and the contact's external id, "" for none). None in plans made
+    # by a version that did not record them.
+    digests: dict[int, str] | None = None
 
     @property
     def refused(self) -> str:
@@ -736,6 +741,11 @@ def _site_from_dict(data: dict[str, Any]) -> SitePlan:
         refusal=refusal_from_dict(data["refusal"]) if data.get("refusal") else None,
         seen=[int(i) for i in data["seen"]] if data.get("seen") is not None else None,
         names=[str(n) for n in data["names"]] if data.get("names") is not None else None,
+        digests=(
+            {int(k): str(v) for k, v in data["digests"].items()}
+            if data.get("digests") is not None
+            else None
+        ),
     )
 
 
@@ -743,9 +753,11 @@ def _site_to_dict(site: SitePlan) -> dict[str, Any]:
     body = asdict(replace(site, changes=[]))
     body["changes"] = [asdict(change) for change in site.changes]
     body["refusal"] = site.refusal.to_dict() if site.refusal is not None else None
-    for name in ("seen", "names"):  # only a --prune plan records them
+    for name in ("seen", "names", "digests"):  # recorded only where needed
         if body[name] is None:
             del body[name]
+    if site.digests is not None:  # string keys, as JSON reads them back (the checksum's order)
+        body["digests"] = {str(k): v for k, v in site.digests.items()}
     return body
 
 

@@ -21,14 +21,14 @@ from collections.abc import Callable, ItemsView, Iterator, Mapping, Sequence, Va
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
 
 from .codes import ERROR, REACHABILITY_CODES, WARNING
 from .columns import BY_NAME, EDITABLE_FIELDS, SITE_COLUMNS
-from .compare import ComparableValues, Comparison, comparable
+from .compare import ComparableValues, Comparison, comparable, compared, digest
 from .gc_pause import gc_paused, release_memory
 from .guards import guarded
 from .models import Contact, Site, SiteKey
@@ -66,7 +66,7 @@ from .schema import (
 )
 
 # PlanOptions: kept importable from here
-__all__ = ["PlanOptions", "prune_added", "reconcile", "resolve_sites"]
+__all__ = ["PlanOptions", "RowMatcher", "prune_added", "reconcile", "resolve_sites"]
 
 
 # Each editable field: its name, and whether a contact must have it (what a blank cell means).
@@ -779,6 +779,10 @@ class _Context:
     snapshot: dict[int, Contact] | None = None
     base: ComparableValues | None = None
     issues: list[RosterIssue] = field(default_factory=list)
+    # The current site's contacts a row matched and does not delete: (row, contact, the fields
+    # compared and left as they are, a `compare.digest` mask), for `apply --refresh`
+    # (`_record_unchanged`).
+    unchanged: list[tuple[int, Contact, int]] = field(default_factory=list)
 
     def base_of(self, row: RowView) -> Contact | None:
         if self.snapshot is None or not row.contact_id.isdigit():
@@ -915,6 +919,7 @@ def _site_plan(
                 # A damaged id matched anyway: CHeKT's id is kept, and changes carry it.
                 row = row._replace(external_contact_id=own)
         _plan_row(row, contact, context, plan)
+    _record_unchanged(plan, context)
     in_conflict = {cid for conflict in plan.conflicts for cid in conflict.contact_ids}
     options = context.options
     _leftovers(
@@ -1180,6 +1185,46 @@ def _plan_row(row: RowView, contact: Contact | None, context: _Context, plan: Si
         _changes(plan).append(_change(plan, row, contact, "update", contact.fields(), after))
     else:
         plan.unchanged += 1
+    # For `apply --refresh`: the fields the row compared and the plan leaves as they are.
+    mask = _compared_mask(row, base, context) & ~sum(
+        1 << i for i, name in enumerate(EDITABLE_FIELDS) if name in after
+    )
+    context.unchanged.append((row.row, contact, mask))
+
+
+def _compared_mask(row: RowView, base: Contact | None, context: _Context) -> int:
+    """The fields whose value decides whether the row changes its contact (a `compare.digest`
+    mask): those the row fills in (all with --blanks clear), and for an edited export's row,
+    those the reviewer changed (`_merge`)."""
+    blanks = context.options.blanks
+    edited = (
+        [
+            want != was
+            for want, was in zip(row.comparable, context.base.of_contact(base), strict=True)
+        ]
+        if base is not None and context.base is not None
+        else [True] * len(FIELDS)
+    )
+    return sum(
+        1 << i
+        for i, ((_, required), want, changed) in enumerate(
+            zip(FIELDS, row.comparable, edited, strict=True)
+        )
+        if changed and (want != "" or (blanks == "clear" and not required))
+    )
+
+
+def _record_unchanged(plan: SitePlan, context: _Context) -> None:
+    """For `apply --refresh`: the digest of what the plan compared for each contact a row
+    matched, in the fields it leaves as they are (`SitePlan.digests`); a contact edited there
+    since is then told apart from one that is not."""
+    found, context.unchanged = context.unchanged, []
+    by_name = context.options.match_by == "name"
+    plan.digests = {}
+    for row, contact, mask in found:
+        own = contact.external_contact_id or ""
+        held = compared(context.remote, contact, by_name)
+        plan.digests[contact.contact_id] = f"{row} {digest(own, held, mask)} {own}"
 
 
 _EXCEL_SCIENTIFIC = re.compile(EXCEL_SCIENTIFIC)
@@ -1341,3 +1386,45 @@ def _leftovers(
                 why,
             )
         )
+
+
+class RowMatcher:
+    """A row's contact found as a fresh plan finds it (`_by_external_id`, then with --match-by
+    name `_by_name`), among a site's contacts now: for `apply --refresh`, which re-bases a saved
+    plan's rows on what the site holds now. A row that is a conflict now gets the conflict a
+    fresh plan reports, word for word."""
+
+    def __init__(self, site: SitePlan, contacts: list[Contact], options: PlanOptions) -> None:
+        self.held = _SiteContacts(contacts)
+        self.options = options
+        self._scratch = SitePlan(site.dealer_id, site.site_id, None, None, None, "", 0)
+        self._key = (site.dealer_id, site.site_id)
+        self._names = (
+            None if site.names is None else _Names.of_site(self._key, site.names, options.exact_ids)
+        )
+
+    def match(
+        self, row: int | None, external: str, values: tuple[str, ...] = ()
+    ) -> Contact | Conflict | None:
+        """The contact of the row naming `external` (with `values`, its editable fields, for
+        --match-by name), None when it has none, or the conflict it is in."""
+        view = RowView(row or 0, id_text(external), "", "", values, values)
+        context = cast(_Context, self)  # the matchers read `options` and call `warn`
+        found = _by_external_id(view, self.held, self._scratch, context)
+        if found is None and values and self.options.match_by == "name":
+            found = _by_name(view, self.held, self._scratch)
+        if found is False:
+            return self._scratch.conflicts.pop()
+        return found
+
+    def warn(self, *_: object, **__: object) -> None:
+        """The plan warned about the row already (`id_damaged`): not again."""
+
+    def pruned_now(self, contact: Contact) -> bool:
+        """Whether a fresh --prune plan would delete `contact`, that no row is about: unless it
+        is unmanaged or a row of the file names it (`SitePlan.names`; with none recorded, it
+        may be: yes, to be safe)."""
+        if not self.options.prune or not contact.managed:
+            return False
+        names = self._names
+        return names is None or not names.protects(self._key, contact)

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bulk_contacts.apply import rebase_site
+from bulk_contacts.codes import CODES
 from bulk_contacts.columns import EDITABLE_FIELDS
 from bulk_contacts.compare import Comparison
 from bulk_contacts.models import Contact, Site
@@ -20,6 +21,9 @@ from bulk_contacts.roster import Table, map_columns
 from bulk_contacts.schema import validate_roster
 
 from .thorough import examples
+
+# How every `changed_since_plan` conflict begins.
+CHANGED_SINCE_PLAN = CODES["changed_since_plan"].message.split("{")[0]
 
 DEALER, SITE = 1, Site(10, "Depot", account_number="A1")
 KEY = (DEALER, SITE.site_id)
@@ -150,15 +154,21 @@ def scenarios(draw: st.DrawFn):
 def changed_meanwhile(
     draw: st.DrawFn, plan, contacts: list[Contact], rows: list[dict[str, str]]
 ) -> list[Contact]:
-    """CHeKT after the plan, changed as the plan accounts for: every contact written another
-    way; some of the plan's updates made (some fields, or other values in them); some of its
-    creates made by someone else (with the fields the create sends); contacts added that the
-    roster does not name (a prune deletes them), made in the portal (no external id: kept), or
-    that a row named and found no contact for."""
+    """CHeKT after the plan, changed in any way: every contact written another way; some of the
+    plan's updates made (some fields, or other values in them); contacts the plan leaves
+    unchanged edited; contacts deleted (those the plan updates or deletes too) or given another
+    external id (another id, another casing, a space a spreadsheet would add); some of its
+    creates made by someone else (with the fields the create sends, under the row's id or
+    another casing of it); contacts added that the roster does not name (a prune deletes them),
+    made in the portal (no external id: kept), or that a row names (a second contact with a
+    roster row's id: a conflict)."""
     ids = iter(range(10**6, 10**7))
     changes = {c.contact_id: c for c in plan.sites[0].changes if c.contact_id}
     after: list[Contact] = []
     for contact in contacts:
+        fate = draw(st.sampled_from(["kept", "kept", "kept", "edited", "deleted", "renamed"]))
+        if fate == "deleted":
+            continue
         change = changes.get(contact.contact_id)
         logical = {}
         if change is not None and change.action == "update":
@@ -168,35 +178,82 @@ def changed_meanwhile(
                     logical[name] = _logical(name, value) if value else None
                 elif pick == "other":
                     logical[name] = draw(st.sampled_from(POOLS[name])) or None
-        after.append(reformatted(draw, contact, **logical))
+        if fate == "edited":  # a field set to any value (the one it had, or another)
+            name = draw(st.sampled_from(sorted(POOLS)))
+            logical[name] = draw(st.sampled_from(POOLS[name])) or None
+        external = contact.external_contact_id
+        if fate == "renamed":
+            external = draw(st.sampled_from([f"R{contact.contact_id}", *_other_ways(external)]))
+        moved = Contact(contact.contact_id, "", "", external)
+        after.append(reformatted(draw, moved, **_all_fields(contact, logical)))
     for change in plan.sites[0].changes:
         if change.action == "create" and draw(st.booleans()):
             sent = {k: _logical(k, v) for k, v in change.after.items() if k in EDITABLE_FIELDS}
             for name in sent:
                 if draw(st.booleans()):
                     sent[name] = draw(st.sampled_from(POOLS[name]))
-            blank = Contact(next(ids), "", "", change.external_contact_id)
+            written_id = change.external_contact_id
+            external = draw(st.sampled_from([written_id, *_other_ways(written_id)]))
+            blank = Contact(next(ids), "", "", external)
             after.append(reformatted(draw, blank, **{n: sent.get(n) or None for n in POOLS}))
     named = [row["external_contact_id"] for row in rows]
     for n in range(draw(st.integers(0, 2))):  # added meanwhile: not in the roster, or named
         external = draw(st.sampled_from([f"N{n}", None, *named]))
-        if external in named and any(c.external_contact_id == external for c in after):
-            continue  # two contacts sharing a roster's id: a conflict, never re-based
         logical = {name: draw(st.sampled_from(pool)) for name, pool in POOLS.items()}
         after.append(reformatted(draw, Contact(next(ids), "", "", external), **logical))
     return after
 
 
+def _other_ways(external: str | None) -> list[str]:
+    """Another casing of an external id, and the id with a space a spreadsheet adds."""
+    if not external:
+        return []
+    return [external.lower(), f"{external} "]
+
+
+def _all_fields(contact: Contact, logical: dict[str, str | None]) -> dict[str, str | None]:
+    """The contact's fields (as pool values), with `logical`'s in place."""
+    return {name: logical.get(name, _logical(name, getattr(contact, name))) for name in POOLS}
+
+
 def rebased_equals_fresh(data: st.DataObject) -> None:
+    """The re-based plan's changes are the fresh plan's, but for the rows (and contacts) it
+    names in a `changed_since_plan` conflict: each of those is a change or a conflict of the
+    fresh plan, never a conflict for nothing. Every conflict of the fresh plan is the re-based
+    plan's, word for word."""
     rows, contacts, options = data.draw(scenarios())
     validated = validated_roster(rows, options)
     assert validated.valid, validated.issues
     saved = plan_of(validated, contacts, options)
     now = changed_meanwhile(data.draw, saved, contacts, rows)
     rebased = rebase_site(saved.sites[0], now, saved.options)
-    fresh = plan_of(validated, now, options)
-    assert rebased.changes == fresh.sites[0].changes
-    assert rebased.conflicts == fresh.sites[0].conflicts == []
+    fresh = plan_of(validated, now, options).sites[0]
+    flagged = [c for c in rebased.conflicts if c not in fresh.conflicts]
+    assert all(c.message.startswith(CHANGED_SINCE_PLAN) for c in flagged), flagged
+    assert [c for c in rebased.conflicts if c not in flagged] == fresh.conflicts
+    rows_flagged = {c.row for c in flagged if c.row is not None}
+    creates = {c.row for c in saved.sites[0].changes if c.action == "create"}
+    assert not rows_flagged & creates, flagged  # a create holds all its row: re-based exactly
+    ids_flagged = {i for c in flagged for i in c.contact_ids}
+
+    def named(change) -> bool:
+        return change.row in rows_flagged or (
+            change.row is None and change.contact_id in ids_flagged
+        )
+
+    assert rebased.changes == [c for c in fresh.changes if not named(c)], (
+        rebased.changes,
+        fresh.changes,
+        flagged,
+    )
+    on_site = {c.contact_id for c in now}
+    for conflict in flagged:  # each stands for something a fresh plan would do
+        about = [c for c in fresh.changes if c.contact_id in conflict.contact_ids]
+        about += [c for c in [*fresh.changes, *fresh.conflicts] if c.row == conflict.row]
+        # or its contact was deleted, and the row's id is another's now: the plan holds the
+        # values of the contact it changed, not all of its row's
+        gone = not on_site & set(conflict.contact_ids) and "now has" in conflict.message
+        assert about or gone, (conflict, fresh.changes, fresh.conflicts)
 
 
 @settings(max_examples=examples(25), deadline=None)

@@ -202,6 +202,15 @@ def load_saved(
             "applied): " + ", ".join(str(s.site_id) for s in fresh.applied),
             "ok",
         )
+    if fresh.unchecked:
+        echo(
+            f"{path} was made by an earlier bulk-contacts, which did not record the contacts it "
+            "left unchanged: edits made to them in CHeKT since the plan cannot be detected on "
+            f"{plural(len(fresh.unchecked), 'site')} ("
+            + ", ".join(str(s.site_id) for s in fresh.unchecked)
+            + "); make a new plan to see them",
+            "warning",
+        )
     if fresh.stale:
         verb = "re-based on their current contacts" if refresh else "refused"
         echo(

@@ -177,6 +177,9 @@ class Freshness(NamedTuple):
     # (`SitePlan.digests`): re-based, but a contact it left unchanged and edited since is not
     # told apart.
     unchecked: list[SitePlan] = []  # noqa: RUF012 - a NamedTuple's default, never mutated
+    # With --refresh, the conflicts re-basing found that the saved plan did not have: rows whose
+    # reviewed change is not made (CHeKT changed since), which `apply` reports as a failure.
+    new_conflicts: list[Conflict] = []  # noqa: RUF012 - a NamedTuple's default, never mutated
 
 
 def check_freshness(
@@ -203,7 +206,7 @@ def check_freshness(
         if site.changes or (refresh and (site.digests or (prunes and site.names is not None)))
     ]
     current = fetch_contacts(client, [(s.dealer_id, s.site_id) for s in touched], progress)
-    sites, stale, applied = [], [], []
+    sites, stale, applied, new_conflicts = [], [], [], []
     for site in plan.sites:
         contacts = current.get((site.dealer_id, site.site_id))
         if contacts is None or fingerprint(contacts) == site.fingerprint:
@@ -220,8 +223,10 @@ def check_freshness(
         stale.append(site)
         refusal = stale_refusal(site, contacts)
         sites.append(rebased if refresh else replace(site, refusal=refusal))
+        if refresh:
+            new_conflicts += [c for c in rebased.conflicts if c not in site.conflicts]
     unchecked = [site for site in stale if site.digests is None] if refresh else []
-    return Freshness(replace(plan, sites=sites), stale, applied, unchecked)
+    return Freshness(replace(plan, sites=sites), stale, applied, unchecked, new_conflicts)
 
 
 def stale_refusal(site: SitePlan, contacts: list[Contact]) -> StaleSite:

@@ -42,9 +42,29 @@ def test_refresh_reports_a_contact_left_unchanged_and_edited_since(start_sandbox
     assert held == "Someone Else"  # not changed by a refresh nobody reviewed
     table = pd.read_csv(results, dtype=str, keep_default_na=False)
     assert contact_id not in set(table["contact_id"])
-    # a conflict of the plan, as a fresh plan's are: listed, its row not applied, the others
-    # applied (exit 0, as for any plan with conflicts)
-    assert result.exit_code == 0, result.output
+    # listed with the plan's conflicts, its row not applied, the others applied; reviewed work
+    # was left undone, so the run says so and exits 1
+    assert "1 row of" in result.output and "not done: CHeKT changed since" in result.output
+    assert result.exit_code == 1, result.output
+    assert len(set(table["contact_id"]) - {""}) > 0  # the other rows were applied
     # a fresh plan would restore it: the conflict stands for a change a new plan shows
     fresh = run(server, "plan", ROSTER, "-v")
     assert "Someone Else" in fresh.output
+
+
+def test_refresh_of_an_update_whose_contact_was_deleted_says_it_is_not_done(
+    start_sandbox, tmp_path
+):
+    """QA F1: the update of a contact deleted since was dropped with exit 0 and "every change
+    holds"; now it is a conflict, and the run says the row was not done (exit 1)."""
+    server = seeded(start_sandbox)
+    plan = tmp_path / "plan.json"
+    assert run(server, "plan", ROSTER, "-o", str(plan), "-q").exit_code in (0, 3)
+    body = json.loads(plan.read_text())
+    change = next(c for s in body["sites"] for c in s["changes"] if c["action"] == "update")
+    server.store.db.execute("DELETE FROM contacts WHERE contact_id=?", (change["contact_id"],))
+    server.store.db.commit()
+    result = run(server, "apply", str(plan), "--yes", "--refresh")
+    assert result.exit_code == 1, result.output
+    assert f"contact_id {change['contact_id']} was deleted" in result.output, result.output
+    assert "1 row of" in result.output and "not done" in result.output

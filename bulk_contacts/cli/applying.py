@@ -100,56 +100,72 @@ def apply(
     RunFiles.check_journal(results, journal, settings.api_url)
 
     applied: list[Any] = []
+    not_done: list[Any] = []  # with --refresh: rows whose reviewed change is not made
 
     def plan_now() -> Plan:
         if target.suffix.lower() == ".json":
             fresh = load_saved(client, target, refresh, planning, connection)
-            applied[:] = fresh.applied
+            applied[:], not_done[:] = fresh.applied, fresh.new_conflicts
             return fresh.plan
         return make_plan(target, read, planning, connection, client, settings)
 
-    with client, log:
-        plan = plan_now()
-        if applied and not plan.changes and not plan.refused:
-            if not connection.quiet:
-                echo(f"already applied: CHeKT holds every change of {target}", "ok")
-            return ExitCode.OK
-        with lock_dealers(
-            {site.dealer_id for site in plan.sites if site.changes}, writing.wait
-        ) as locks:
-            if writing.wait and locks.busy:  # the other run changed things: plan again
-                plan = plan_now()
-            if not connection.quiet:
-                from ..terminal import plan_text
-
-                echo_lines(plan_text(plan, connection.verbose, applying=True))
-            if plan.refusals or not plan.changes:
-                return plan.exit_code()
-            summary = plan.summary()
-            if not confirmed(
-                f"Apply {plural(summary['create'], 'create')}, "
-                f"{plural(summary['update'], 'update')} and "
-                f"{plural(summary['delete'], 'delete')} to CHeKT at {settings.api_url}?",
-                yes,
-            ):
+    def run() -> ExitCode:
+        with client, log:
+            plan = plan_now()
+            if applied and not plan.changes and not plan.refused:
+                if not connection.quiet:
+                    echo(f"already applied: CHeKT holds every change of {target}", "ok")
                 return ExitCode.OK
-            files = RunFiles.choose(results, journal)
-            saved = target.suffix.lower() == ".json"
-            # the results file exists by then: the finishing run replaces it (the journal
-            # keeps both runs)
-            again = same_command(
-                *(["--refresh"] if saved else []), *(["--overwrite"] if results else [])
-            )
-            report = run_plan(
-                client,
-                plan,
-                files,
-                connection,
-                writing,
-                overwrite and results is not None,
-                again=again,
-            )
-    return report.exit_code or plan.exit_code()
+            with lock_dealers(
+                {site.dealer_id for site in plan.sites if site.changes}, writing.wait
+            ) as locks:
+                if writing.wait and locks.busy:  # the other run changed things: plan again
+                    plan = plan_now()
+                if not connection.quiet:
+                    from ..terminal import plan_text
+
+                    echo_lines(plan_text(plan, connection.verbose, applying=True))
+                if plan.refusals or not plan.changes:
+                    return plan.exit_code()
+                summary = plan.summary()
+                if not confirmed(
+                    f"Apply {plural(summary['create'], 'create')}, "
+                    f"{plural(summary['update'], 'update')} and "
+                    f"{plural(summary['delete'], 'delete')} to CHeKT at {settings.api_url}?",
+                    yes,
+                ):
+                    not_done.clear()  # declined: nothing is done, and that was the user's choice
+                    return ExitCode.OK
+                files = RunFiles.choose(results, journal)
+                saved = target.suffix.lower() == ".json"
+                # the results file exists by then: the finishing run replaces it (the journal
+                # keeps both runs)
+                again = same_command(
+                    *(["--refresh"] if saved else []), *(["--overwrite"] if results else [])
+                )
+                report = run_plan(
+                    client,
+                    plan,
+                    files,
+                    connection,
+                    writing,
+                    overwrite and results is not None,
+                    again=again,
+                )
+        return report.exit_code or plan.exit_code()
+
+    code = run()
+    if not_done and code == ExitCode.OK:
+        # The saved plan was reviewed; a row it changed that CHeKT's changes since stopped (a
+        # conflict listed above) is reviewed work not done.
+        echo(
+            f"{plural(len(not_done), 'row')} of {target} not done: CHeKT changed since the plan "
+            "was made (the conflicts above); make a new plan to review what they need now",
+            "warning",
+            err=True,
+        )
+        code = ExitCode.FAILED
+    return code
 
 
 def check_saved_plan_options(target: Path, refresh: bool) -> None:

@@ -353,8 +353,20 @@ def rebase_site(site: SitePlan, contacts: list[Contact], options: Mapping[str, A
         refusal=None,
     )
     if options.get("prune") and site.seen is not None and site.names is not None:
+        # Contacts added since, and those a change was about that hold another external id now
+        # and that no row and no conflict is about any more: a fresh plan prunes them unless a
+        # row of the file names them.
+        in_conflict = {i for c in conflicts for i in c.contact_ids}
+        moved = {
+            c.contact_id
+            for c in site.changes
+            if c.contact_id in by_id
+            and c.contact_id not in targets
+            and c.contact_id not in in_conflict
+            and by_id[c.contact_id].external_contact_id != c.before.get("external_contact_id")
+        }
         seen = set(site.seen) | targets
-        added = [c for c in contacts if c.contact_id not in seen]
+        added = [c for c in contacts if c.contact_id not in seen or c.contact_id in moved]
         rebased_site = prune_added(rebased_site, added, bool(options.get("exact_ids")))
     return rebased_site
 

@@ -285,3 +285,31 @@ def test_verification_reads_a_reformatted_phone_as_sent() -> None:
     other = Contact(100, "Ann", "Lee", "E0", "(202) 555-0144", "ann@example.com")
     values = Comparison().values([sent], [other])
     assert difference(change, outcome, [other], values) == "phone_number not as sent"
+
+
+def test_a_deleted_contact_renamed_while_two_others_took_its_row_id_is_pruned_as_fresh() -> None:
+    """Found by the property (3,000 examples): the plan deletes E0's contact (its row says
+    `delete`); meanwhile that contact is given another id, R100, and two contacts are made with
+    E0. The row is a conflict (two contacts share its id) in both plans, and a fresh --prune
+    plan prunes R100, which no row names: the re-based plan used to keep it."""
+
+    def person(contact_id: int, external: str, email: str | None = None) -> Contact:
+        return Contact(contact_id, "Ann", "Ann", external, "+12025550143", email)
+
+    options = PlanOptions(dealer_id=DEALER, prune=True, force=True, allow_empty_sites=True)
+    row = {"account_number": "A1", "first_name": "Ann", "last_name": "Ann"}
+    row |= {"phone_number": "+12025550143", "email": ""}
+    rows = [
+        {**row, "external_contact_id": "E0", "email": "ann@example.com", "action": "delete"},
+        {**row, "external_contact_id": "E1", "action": ""},
+        {**row, "external_contact_id": "E2", "action": ""},
+    ]
+    validated = validated_roster(rows, options)
+    held = [person(100, "E0", "ann@example.com"), person(101, "X0", "ann@example.com")]
+    saved = plan_of(validated, held, options)
+    now = [person(100, "R100", "ann@example.com"), held[1], person(200, "E0"), person(201, "E0")]
+    rebased = rebase_site(saved.sites[0], now, saved.options)
+    fresh = plan_of(validated, now, options).sites[0]
+    assert rebased.conflicts == fresh.conflicts != []
+    assert rebased.changes == fresh.changes
+    assert any(c.contact_id == 100 and c.action == "delete" for c in rebased.changes)

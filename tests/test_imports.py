@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +30,19 @@ def test_one_header_key_for_every_reader() -> None:
     assert roster.ALIAS_KEYS is columns.ALIAS_KEYS
     assert not hasattr(site_layouts, "_key") and not hasattr(site_layouts, "_KNOWN")
     assert columns.header_key(" E-Mail ") == columns.header_key("email") == "email"
+
+
+def test_validating_does_not_import_hypothesis() -> None:
+    """pandera imports hypothesis (installed here for the tests) for data synthesis, which
+    bulk-contacts never uses; the checks it runs still find a bad value."""
+    code = (
+        "import sys, pathlib; from bulk_contacts import schema, roster;"
+        "r = schema.validate_roster(roster.read_roster(pathlib.Path(sys.argv[1])));"
+        "print(sorted({i.code for i in r.errors}), 'hypothesis' in sys.modules)"
+    )
+    mistakes = str(Path(__file__).parent.parent / "sample_data" / "roster-with-mistakes.csv")
+    found = subprocess.run(
+        [sys.executable, "-c", code, mistakes], capture_output=True, text=True, timeout=60
+    )
+    assert found.stdout.endswith("] False\n"), found.stdout + found.stderr
+    assert "'invalid_phone'" in found.stdout and "'bad_action'" in found.stdout, found.stdout

@@ -46,3 +46,21 @@ def test_validating_does_not_import_hypothesis() -> None:
     )
     assert found.stdout.endswith("] False\n"), found.stdout + found.stderr
     assert "'invalid_phone'" in found.stdout and "'bad_action'" in found.stdout, found.stdout
+
+
+def test_a_validation_without_an_xlsx_report_loads_no_xlsx_writer(tmp_path: Path) -> None:
+    report = tmp_path / "report.csv"
+    code = (
+        "import sys, runpy\nsys.argv[0] = 'bulk-contacts'\n"
+        "try: runpy.run_module('bulk_contacts', run_name='__main__')\n"
+        "except SystemExit: print('xlsxwriter' in sys.modules)"
+    )
+    roster = str(Path(__file__).parent.parent / "sample_data" / "roster.csv")
+    found = subprocess.run(
+        [sys.executable, "-c", code, "validate", roster, "--report", str(report)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert found.stdout.split()[-1] == "False", found.stdout + found.stderr
+    assert report.read_text(encoding="utf-8-sig").startswith("row,column,"), found.stdout

@@ -9,7 +9,6 @@ the spreadsheet's own row number, the column as written in the file, the value a
 from __future__ import annotations
 
 import re
-import sys
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +32,7 @@ from .columns import (
     SITE_NAME_COLUMNS,
 )
 from .gc_pause import gc_paused, release_memory
+from .hidden_imports import import_hiding
 from .layouts import PHONE_LEFT_OUT, email_typo_issues, layout_issues, name_case_issues
 from .normalize import (
     CHUNK_ROWS,
@@ -49,24 +49,8 @@ from .outputs import FORMULA_SIGNS
 from .roster import LISTED, Roster, column_index
 from .roster import listed as bounded_list
 
-
-def _import_pandera_checks() -> None:
-    """pandera's built-in checks import hypothesis, when it is installed, for the data synthesis
-    bulk-contacts never uses: about 0.3 s of CPU in every command where it is (a test
-    environment). Import them with hypothesis hidden, unless something already imported it."""
-    if "hypothesis" in sys.modules:
-        import pandera.backends.pandas.builtin_checks
-
-        return
-    sys.modules["hypothesis"] = None  # type: ignore[assignment]  # makes `import` fail
-    try:
-        import pandera.backends.pandas.builtin_checks  # noqa: F401
-    finally:
-        if sys.modules.get("hypothesis", 0) is None:
-            del sys.modules["hypothesis"]
-
-
-_import_pandera_checks()
+# pandera's built-in checks, loaded without hypothesis (`hidden_imports`)
+import_hiding("pandera.backends.pandas.builtin_checks", "hypothesis")
 
 ACTIONS = {"": "upsert", "upsert": "upsert", "delete": "delete"}
 # A formula's start, perhaps behind a spreadsheet's apostrophe (checked in free-text columns).

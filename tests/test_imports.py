@@ -64,3 +64,19 @@ def test_a_validation_without_an_xlsx_report_loads_no_xlsx_writer(tmp_path: Path
     )
     assert found.stdout.split()[-1] == "False", found.stdout + found.stderr
     assert report.read_text(encoding="utf-8-sig").startswith("row,column,"), found.stdout
+
+
+def test_the_api_client_does_not_import_trio(sandbox) -> None:
+    """httpcore imports trio (installed here with selenium) for an async backend the tool never
+    uses; the client still talks to the API."""
+    code = (
+        "import sys; from bulk_contacts.auth import TokenSource; import bulk_contacts.client;"
+        "import httpx;"
+        "answer = httpx.post(sys.argv[1] + '/oauth/token', data={'grant_type': "
+        "'client_credentials', 'client_id': 'sandbox-client', 'client_secret': 'sandbox-secret'});"
+        "print(answer.status_code, 'trio' in sys.modules)"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code, sandbox.url], capture_output=True, text=True, timeout=60
+    )
+    assert found.stdout.split() == ["200", "False"], found.stdout + found.stderr

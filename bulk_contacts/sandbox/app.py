@@ -761,9 +761,8 @@ def _serving(name: str) -> Callable[..., Awaitable[Response]]:
         return await getattr(_SERVING.get(), name)(*args, **kwargs)
 
     signature = inspect.signature(method)
-    handler.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=list(signature.parameters.values())[1:]
-    )
+    without_self = signature.replace(parameters=list(signature.parameters.values())[1:])
+    handler.__signature__ = without_self  # type: ignore[attr-defined]  # FastAPI reads it
     handler.__name__, handler.__qualname__, handler.__doc__ = name, name, method.__doc__
     return handler
 

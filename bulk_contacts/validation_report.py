@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-
-import xlsxwriter
+from typing import TYPE_CHECKING
 
 from .codes import DERIVED, ERROR, WARNING
 from .errors import InputError
@@ -21,6 +20,9 @@ from .outputs import (
 )
 from .schema import RosterIssue, ValidatedRoster
 from .site_layouts import SHEET_ROWS
+
+if TYPE_CHECKING:  # xlsxwriter is loaded by `new_workbook`, for an .xlsx report only
+    import xlsxwriter
 
 ISSUE_COLUMNS = ("row", "column", "field", "value", "severity", "code", "message")
 NOT_SENT_HEADER = "not sent (other phones)"  # the annotated copy's column of numbers not sent

@@ -361,3 +361,54 @@ def test_the_references_curl_examples_work_against_the_sandbox(start_sandbox, tm
     created, listed = outputs
     assert created["external_contact_id"] == "1234" and created["first_name"] == "John"
     assert listed == [created]
+
+
+# many sandboxes in one process
+
+
+def test_sandboxes_in_one_process_share_the_routes_but_each_answers_from_its_own_store(
+    start_sandbox,
+) -> None:
+    """The FastAPI routes are built once per process; a request still reaches the handlers, the
+    store and the credentials of the sandbox it came to, also when both serve at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    one = start_sandbox(dealers=(12345,))
+    two = start_sandbox(dealers=(777,), client_id="other", client_secret="other-secret")
+    assert one._frontdoor.app.app is two._frontdoor.app.app  # Frontdoor > Gate > shared routes
+    one_token = get_token(one.url)
+    two_token = get_token(two.url, "other", "other-secret")
+    assert (
+        httpx.post(
+            f"{two.url}/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "sandbox-client",
+                "client_secret": "sandbox-secret",
+            },
+        ).status_code
+        == 401
+    )
+
+    def create(n: int) -> tuple[int, int]:
+        server, token, dealer = (one, one_token, 12345) if n % 2 else (two, two_token, 777)
+        answer = httpx.post(
+            f"{server.url}/partner/v1/dealers/{dealer}/sites",
+            json={"external_site_id": f"s{n}", "name": f"Site {n}", "timezone": "UTC"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        return n, answer.status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert {status for _, status in pool.map(create, range(16))} == {201}
+    for server, token, dealer, parity in ((one, one_token, 12345, 1), (two, two_token, 777, 0)):
+        sites = httpx.get(
+            f"{server.url}/partner/v1/dealers/{dealer}/sites",
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+        names = sorted(int(site["name"].split()[1]) for site in sites)
+        assert names == [n for n in range(16) if n % 2 == parity]
+    wrong_dealer = httpx.get(
+        f"{one.url}/partner/v1/dealers/777/sites", headers={"Authorization": f"Bearer {one_token}"}
+    )
+    assert wrong_dealer.status_code in (403, 404)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import functools
 import hashlib
 import hmac
+import inspect
 import json
 import math
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -298,13 +301,25 @@ class Gate:
     """Authenticates `/partner/` calls, applies the client's rate limit and the dealer scope."""
 
     def __init__(
-        self, app: Callable[..., Awaitable[None]], store: Store, config: SandboxConfig
+        self,
+        app: Callable[..., Awaitable[None]],
+        store: Store,
+        config: SandboxConfig,
+        api: PartnerApi,
     ) -> None:
         self.app, self.store, self.config = app, store, config  # the FastAPI application
+        self.api = api  # this sandbox's handlers, which the shared routes call
         self.scope_ids = {str(d) for d in config.dealers}
         self.buckets: dict[str, TokenBucket] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        serving = _SERVING.set(self.api)
+        try:
+            await self._call(scope, receive, send)
+        finally:
+            _SERVING.reset(serving)
+
+    async def _call(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/partner/"):
             await self.app(scope, receive, send)
             return
@@ -699,10 +714,25 @@ class PartnerApi:
 
 
 def create_app(config: SandboxConfig, store: Store, log: RequestLog | None = None) -> Frontdoor:
-    """The ASGI application, ready for uvicorn or httpx's ASGITransport."""
+    """The ASGI application, ready for uvicorn or httpx's ASGITransport. The FastAPI routes are
+    built once per process (about 20 ms each time; tests and the demo start hundreds of
+    sandboxes); each request finds its own sandbox's handlers in `_SERVING`, which `Gate` sets."""
     api = PartnerApi(store, config)
     for dealer in config.dealers:
         store.ensure_dealer(dealer)
+    faults = FaultPlan(config.faults) if config.faults.any else None
+    limits = BodyLimits(config.max_body_bytes, config.body_timeout)
+    return Frontdoor(Gate(_routes(), store, config, api), faults, log or RequestLog(None), limits)
+
+
+# The handlers of the sandbox a request came to: set by its `Gate`, in the request's own context
+# (a copy per task, so concurrent requests to different sandboxes in one process do not mix).
+_SERVING: contextvars.ContextVar[PartnerApi] = contextvars.ContextVar("sandbox_api")
+_ROUTES_LOCK = threading.Lock()
+
+
+@functools.cache
+def _routes_once() -> FastAPI:
     app = FastAPI(
         title="CHeKT Partner API (bulk-contacts sandbox)",
         version="0.8-sandbox",
@@ -711,20 +741,53 @@ def create_app(config: SandboxConfig, store: Store, log: RequestLog | None = Non
         redoc_url=None,
     )
     _install_error_handlers(app)
-    _add_routes(app, api)
+    _add_routes(app)
     app.openapi = lambda: _describe(app)  # type: ignore[method-assign]  # FastAPI's documented hook
-    faults = FaultPlan(config.faults) if config.faults.any else None
-    limits = BodyLimits(config.max_body_bytes, config.body_timeout)
-    return Frontdoor(Gate(app, store, config), faults, log or RequestLog(None), limits)
+    return app
 
 
-def _add_routes(app: FastAPI, api: PartnerApi) -> None:
+def _routes() -> FastAPI:
+    """The FastAPI application shared by every sandbox of the process: it holds no state."""
+    with _ROUTES_LOCK:  # sandboxes may start from several threads at once
+        return _routes_once()
+
+
+def _serving(name: str) -> Callable[..., Awaitable[Response]]:
+    """A route handler calling `PartnerApi.<name>` of the sandbox the request came to, with the
+    method's parameters (less `self`), which FastAPI reads to parse the request and describe it."""
+    method = getattr(PartnerApi, name)
+
+    async def handler(*args: Any, **kwargs: Any) -> Response:
+        return await getattr(_SERVING.get(), name)(*args, **kwargs)
+
+    signature = inspect.signature(method)
+    without_self = signature.replace(parameters=list(signature.parameters.values())[1:])
+    handler.__signature__ = without_self  # type: ignore[attr-defined]  # FastAPI reads it
+    handler.__name__, handler.__qualname__, handler.__doc__ = name, name, method.__doc__
+    return handler
+
+
+ROUTE_HANDLERS = (
+    "issue_token",
+    "list_sites",
+    "create_site",
+    "get_site",
+    "list_contacts",
+    "create_contact",
+    "get_contact",
+    "update_contact",
+    "delete_contact",
+)
+
+
+def _add_routes(app: FastAPI) -> None:
+    api = {name: _serving(name) for name in ROUTE_HANDLERS}
     bearer = [Depends(HTTPBearer(auto_error=False))]
     sites = "/partner/v1/dealers/{dealerId}/sites"
     contacts = sites + "/{siteId}/contacts"
     app.add_api_route(
         "/oauth/token",
-        api.issue_token,
+        api["issue_token"],
         methods=["POST"],
         summary="Get an access token (client credentials: secret or JWT assertion)",
         responses={
@@ -735,14 +798,14 @@ def _add_routes(app: FastAPI, api: PartnerApi) -> None:
         tags=["auth"],
     )
     routes: list[tuple[str, str, Any, int, Any, tuple[int, ...]]] = [
-        ("GET", sites, api.list_sites, 200, list[Site], READ_ERRORS),
-        ("POST", sites, api.create_site, 201, Site, WRITE_ERRORS),
-        ("GET", sites + "/{siteId}", api.get_site, 200, Site, READ_ERRORS),
-        ("GET", contacts, api.list_contacts, 200, list[Contact], READ_ERRORS),
-        ("POST", contacts, api.create_contact, 201, Contact, WRITE_ERRORS),
-        ("GET", contacts + "/{contactId}", api.get_contact, 200, Contact, READ_ERRORS),
-        ("PUT", contacts + "/{contactId}", api.update_contact, 200, Contact, WRITE_ERRORS),
-        ("DELETE", contacts + "/{contactId}", api.delete_contact, 204, None, WRITE_ERRORS),
+        ("GET", sites, api["list_sites"], 200, list[Site], READ_ERRORS),
+        ("POST", sites, api["create_site"], 201, Site, WRITE_ERRORS),
+        ("GET", sites + "/{siteId}", api["get_site"], 200, Site, READ_ERRORS),
+        ("GET", contacts, api["list_contacts"], 200, list[Contact], READ_ERRORS),
+        ("POST", contacts, api["create_contact"], 201, Contact, WRITE_ERRORS),
+        ("GET", contacts + "/{contactId}", api["get_contact"], 200, Contact, READ_ERRORS),
+        ("PUT", contacts + "/{contactId}", api["update_contact"], 200, Contact, WRITE_ERRORS),
+        ("DELETE", contacts + "/{contactId}", api["delete_contact"], 204, None, WRITE_ERRORS),
     ]
     for method, path, handler, status, model, errors in routes:
         success: dict[str, Any] = {"description": "Success."}

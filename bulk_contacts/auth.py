@@ -9,17 +9,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+
+import httpx
 
 from .errors import AuthError
-from .hidden_imports import import_hiding
 from .settings import Settings
-
-if TYPE_CHECKING:
-    import httpx
-else:
-    import_hiding("httpcore", "trio")  # httpx's transport, which it imports when first used
-    httpx = import_hiding("httpx", "trio")  # `hidden_imports`
 
 
 class TokenSource:

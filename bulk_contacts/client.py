@@ -22,24 +22,19 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
+
+import httpx
 
 from . import __version__
 from .auth import TokenSource, read_token_response
 from .diagnose import cause_of, html_message, transport_message
 from .errors import ApiError, AuthError, Conflict, NotFound, TransportError, error_class
-from .hidden_imports import import_hiding
 from .models import Contact, Exchange, NewContact, Site, WriteResult
 from .ratelimit import Pacer
 from .retries import RetryPolicy
 from .runlog import RunLog
 from .settings import Settings
-
-if TYPE_CHECKING:
-    import httpx
-else:
-    import_hiding("httpcore", "trio")  # httpx's transport, which it imports when first used
-    httpx = import_hiding("httpx", "trio")  # `hidden_imports`
 
 DEFAULT_CONCURRENCY = 32
 RETRYABLE = {429, 500, 502, 503, 504}

@@ -40,7 +40,6 @@ from .columns import (
     SITE_NAME_COLUMNS,
 )
 from .gc_pause import gc_paused, release_memory
-from .hidden_imports import import_hiding
 from .layouts import PHONE_LEFT_OUT, email_typo_issues, layout_issues, name_case_issues
 from .normalize import (
     CHUNK_ROWS,
@@ -56,9 +55,6 @@ from .normalize import (
 from .outputs import FORMULA_SIGNS
 from .roster import LISTED, Roster, column_index
 from .roster import listed as bounded_list
-
-# pandera's built-in checks, loaded without hypothesis (`hidden_imports`)
-import_hiding("pandera.backends.pandas.builtin_checks", "hypothesis")
 
 ACTIONS = {"": "upsert", "upsert": "upsert", "delete": "delete"}
 # A formula's start, perhaps behind a spreadsheet's apostrophe (checked in free-text columns).

@@ -34,13 +34,14 @@ def own_state_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     """The run locks live in the user's state folder: the tests get one of their own (on Linux
     platformdirs reads XDG_STATE_HOME; subprocesses inherit it).
 
-    The commands the tests start as processes load no Hypothesis plugin: pandera imports
-    Hypothesis whenever it is installed (as it is for the tests, never for a user), and
-    Hypothesis then loads every installed plugin (trio's, which imports pytest): about 0.2 s of
-    CPU per process, for nothing the command uses."""
+    The commands the tests start as processes run as in a user's install, without the test
+    extras hypothesis and trio, which pandera and httpcore would import for nothing the command
+    uses (`tests/user_install/sitecustomize.py`)."""
+    user_install = str(Path(__file__).parent / "user_install")
+    path = os.pathsep.join(p for p in (user_install, os.environ.get("PYTHONPATH")) if p)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
-        patch.setenv("HYPOTHESIS_NO_PLUGINS", "1")
+        patch.setenv("PYTHONPATH", path)
         yield
 
 

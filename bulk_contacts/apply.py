@@ -331,8 +331,10 @@ def rebase_site(site: SitePlan, contacts: list[Contact], options: Mapping[str, A
             conflicts.append(rebased)
         elif rebased is not None:
             changes.append(rebased)
+    recorded = {c.contact_id: c.before.get("external_contact_id") for c in site.changes}
     for contact_id, entry in digests.items():
         row_text, held, own = entry.split(" ", 2)
+        recorded[contact_id] = own or None
         row = int(row_text)
         found = matcher.match(row, own) if own else by_id.get(contact_id)
         if isinstance(found, Contact):
@@ -353,17 +355,16 @@ def rebase_site(site: SitePlan, contacts: list[Contact], options: Mapping[str, A
         refusal=None,
     )
     if options.get("prune") and site.seen is not None and site.names is not None:
-        # Contacts added since, and those a change was about that hold another external id now
-        # and that no row and no conflict is about any more: a fresh plan prunes them unless a
-        # row of the file names them.
+        # Contacts added since, and those a change or an unchanged row was about that hold
+        # another external id now and that no row and no conflict is about any more: a fresh
+        # plan prunes them unless a row of the file names them.
         in_conflict = {i for c in conflicts for i in c.contact_ids}
         moved = {
-            c.contact_id
-            for c in site.changes
-            if c.contact_id in by_id
-            and c.contact_id not in targets
-            and c.contact_id not in in_conflict
-            and by_id[c.contact_id].external_contact_id != c.before.get("external_contact_id")
+            contact_id
+            for contact_id, own in recorded.items()
+            if contact_id in by_id
+            and contact_id not in targets | in_conflict
+            and by_id[contact_id].external_contact_id != own
         }
         seen = set(site.seen) | targets
         added = [c for c in contacts if c.contact_id not in seen or c.contact_id in moved]

@@ -289,7 +289,24 @@ def _read(column: Any, start: int, count: int) -> Iterable[Any]:
     return column.slice(start, count).to_pylist()
 
 
-class Changes(Sequence[Change]):
+class _AsList(Sequence[Change]):
+    """Compares equal to a list of the same changes, unhashable and shown as that list: a
+    sequence of changes read as they are needed, standing in for the list it replaces."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as the list it replaces
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
+class Changes(_AsList):
     """A site's changes, held as columns (`_Columns`, shared by a batch of sites) and made
     `Change`s only when read: a million creates take about 90 bytes each, not 350 as objects.
     A sequence like the list it replaces (each read makes new, equal `Change`s); it compares
@@ -368,21 +385,11 @@ class Changes(Sequence[Change]):
         held = self._columns.actions[self._start : self._stop]
         return int((held == ACTIONS.index(action)).sum())
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-
-    __hash__ = None  # type: ignore[assignment]  # unhashable, as the list it replaces
-
-    def __repr__(self) -> str:
-        return repr(list(self))
-
     def __reduce__(self) -> tuple[Any, ...]:
         return list, (list(self),)
 
 
-class ChangesOf(Sequence[Change]):
+class ChangesOf(_AsList):
     """The changes of several sites, one after the other, read as they are needed
     (`Plan.changes`)."""
 
@@ -417,16 +424,6 @@ class ChangesOf(Sequence[Change]):
 
     def __bool__(self) -> bool:
         return bool(self._parts)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-
-    __hash__ = None  # type: ignore[assignment]  # unhashable, as the list it replaces
-
-    def __repr__(self) -> str:
-        return repr(list(self))
 
 
 def count_of(changes: Sequence[Change], action: str) -> int:

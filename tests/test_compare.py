@@ -313,3 +313,22 @@ def test_a_deleted_contact_renamed_while_two_others_took_its_row_id_is_pruned_as
     assert rebased.conflicts == fresh.conflicts != []
     assert rebased.changes == fresh.changes
     assert any(c.contact_id == 100 and c.action == "delete" for c in rebased.changes)
+
+
+def test_an_unchanged_contact_renamed_while_two_others_took_its_row_id_is_pruned_as_fresh() -> None:
+    """The same, for a row the plan left unchanged (found by the property in the default run)."""
+    contact = Contact(100, "Ann", "Ann", "E0", "+12025550143", "ann@example.com")
+    options = PlanOptions(dealer_id=DEALER, prune=True, force=True, allow_empty_sites=True)
+    rows = [{"account_number": "A1", "external_contact_id": "E0", "first_name": "Ann"}]
+    rows[0] |= {"last_name": "Ann", "phone_number": "+12025550143", "email": "ann@example.com"}
+    rows[0] |= {"action": ""}
+    validated = validated_roster(rows, options)
+    saved = plan_of(validated, [contact], options)
+    assert saved.sites[0].changes == []
+    others = [Contact(i, "Ann", "Ann", "E0", "+12025550143", None) for i in (200, 201)]
+    now = [Contact(100, "Ann", "Ann", "R100", "+12025550143", "ann@example.com"), *others]
+    rebased = rebase_site(saved.sites[0], now, saved.options)
+    fresh = plan_of(validated, now, options).sites[0]
+    assert rebased.conflicts == fresh.conflicts != []
+    assert rebased.changes == fresh.changes
+    assert [(c.contact_id, c.action) for c in rebased.changes] == [(100, "delete")]

@@ -253,15 +253,10 @@ def load_saved_plan(
     InputError for a file that is not an intact plan."""
     saved = Plan.read(path)
     fresh = check_freshness(client, saved, refresh, progress)
-    options = saved_options(saved)
+    options = options_of(saved.options)
     return fresh._replace(
         plan=guarded(fresh.plan, options.loosened_by(guards) if guards else options)
     )
-
-
-def saved_options(plan: Plan) -> PlanOptions:
-    """The options a plan was made with (those this version knows)."""
-    return options_of(plan.options)
 
 
 def options_of(options: Mapping[str, Any]) -> PlanOptions:
@@ -331,7 +326,12 @@ def rebase_site(site: SitePlan, contacts: list[Contact], options: Mapping[str, A
             conflicts.append(rebased)
         elif rebased is not None:
             changes.append(rebased)
-    recorded = {c.contact_id: c.before.get("external_contact_id") for c in site.changes}
+    # the external id each contact the plan is about held then (`moved`, below)
+    recorded = {
+        c.contact_id: c.before.get("external_contact_id")
+        for c in site.changes
+        if c.contact_id is not None
+    }
     for contact_id, entry in digests.items():
         row_text, held, own = entry.split(" ", 2)
         recorded[contact_id] = own or None
@@ -447,9 +447,7 @@ def _unchanged_now(
             f"contact_id {contact_id} now has external_contact_id "
             f"{current.external_contact_id!r}, not {own!r}"
         )
-    now = digest(
-        found.external_contact_id or "", compared(values, found, by_name), digest_mask(held)
-    )
+    now = _digest_of(found, held, values, by_name)
     if found.contact_id == contact_id:
         if now == held:
             return None

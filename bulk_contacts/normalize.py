@@ -509,6 +509,16 @@ def repair_keys(values: pd.Series) -> pd.Series:
     return keys
 
 
+def scientific_digits(shown: str) -> str:
+    """The whole number Excel's scientific notation (`EXCEL_SCIENTIFIC`: 1.23457E+12) stands
+    for, as a number cell holds it once a spreadsheet saved it so (1234570000000); "" for any
+    other value."""
+    if re.fullmatch(EXCEL_SCIENTIFIC, shown.strip()) is None:
+        return ""
+    number = Decimal(shown.strip().replace(",", "."))
+    return format(number, "f") if number == number.to_integral_value() else ""
+
+
 def is_scientific(value: str) -> bool:
     return _SCIENTIFIC_ID.fullmatch(value.strip()) is not None
 

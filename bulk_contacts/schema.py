@@ -51,6 +51,7 @@ from .normalize import (
     normalize_phones,
     normalize_text,
     plus_readings,
+    scientific_digits,
 )
 from .outputs import FORMULA_SIGNS
 from .roster import LISTED, Roster, column_index
@@ -422,22 +423,10 @@ def _chunk_issues(
                 variant,
                 length=length,
                 limit=limit,
-                number=_digits_of(value),
+                number=scientific_digits(value),
             )
         )
     return issues
-
-
-def _digits_of(shown: str) -> str:
-    """The number a scientific notation (1.23457E+12) stands for, as a number cell holds it
-    once a spreadsheet saved it so (1234570000000); "" for any other value."""
-    match = re.fullmatch(r"([1-9])(?:[.,](\d+))?[eE]\+(\d{1,3})", shown.strip())
-    if match is None:
-        return ""
-    first, rest, power = match.group(1), match.group(2) or "", int(match.group(3))
-    if len(rest) > power:
-        return ""
-    return (first + rest).ljust(power + 1, "0")
 
 
 # A spreadsheet reader gives at most this many characters of a cell (Excel's own limit): a cell
@@ -663,7 +652,7 @@ def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
             variant = "" if name == "external_contact_id" else "site"
             if row in rounded:
                 variant = f"{variant}_rounded".lstrip("_")
-            number = _digits_of(value)
+            number = scientific_digits(value)
             issues.append(
                 make_issue(roster, row, name, value, ID_SCIENTIFIC, variant, number=number)
             )

@@ -450,6 +450,15 @@ def _undone(value: str) -> tuple[str, list[str]]:
 _DASHES = re.compile("[\u2010-\u2015\u2043\u2212\ufe58\ufe63\uff0d]")
 
 
+# Letters of other alphabets drawn like Latin ones (Cyrillic and Greek capitals and small
+# letters: Н for H, О for O, Α for A...), as the Latin letter; and decimal digits of any script
+# (Arabic-Indic ١, Devanagari १...), as the ASCII digit: an id typed with one is the same id.
+_OTHER_SCRIPTS = str.maketrans(
+    "АВЕЗІЈКМНОРСТУХЅаеіјорсухѕԁԛԝΑΒΕΖΗΙΚΜΝΟΡΤΥΧοϲ",
+    "ABE3IJKMHOPCTYXSaeijopcyxsdqwABEZHIKMNOPTYXoc",
+)
+
+
 def _look_alike(text: str) -> tuple[str, list[str]]:
     """An id with the characters that look like others folded, but for case (`_caseless`): a
     look-alike dash as '-', compatibility forms (fullwidth ＨＤ, ligatures, no-break spaces) as
@@ -466,7 +475,13 @@ def _look_alike(text: str) -> tuple[str, list[str]]:
         compatible = _DASHES.sub("-", unicodedata.normalize("NFKC", text))
         if compatible.split() != text.split():
             found.append("compatibility forms (fullwidth, ligatures...)")
-        text = compatible
+        latin = "".join(
+            str(unicodedata.decimal(c)) if c.isdecimal() and not c.isascii() else c
+            for c in compatible.translate(_OTHER_SCRIPTS)
+        )
+        if latin != compatible:
+            found.append("letters or digits of another script that look like Latin ones")
+        text = latin
     return " ".join(text.split()), found
 
 

@@ -37,6 +37,9 @@ DASHES = "\u2010\u2011\u2012\u2013\u2212\uff0d"
         ("HD  001", "HD 001", "spaces inside it"),
         ("HD-001\u200b", "hd-001", "an invisible character (U+200B), letters in another case"),
         ("Stra\u00dfe-1", "STRASSE-1", "letters in another case"),
+        ("\u041dD-002", "HD-002", "letters or digits of another script that look like Latin ones"),
+        ("H\u0395-7", "HE-7", "letters or digits of another script that look like Latin ones"),
+        ("HD-00\u0661", "HD-001", "letters or digits of another script that look like Latin ones"),
     ],
 )
 def test_look_alike_ids_are_one_id_named_in_words(written, held, damage) -> None:
@@ -72,6 +75,8 @@ def look_alike(value: str, how: int) -> str:
         value.replace("-", "\uff0d"),
         "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in value),  # fullwidth
         value + "\u200b",
+        value.replace("H", "\u041d").replace("K", "\u039a"),  # Cyrillic En, Greek Kappa
+        "".join(chr(0x660 + int(c)) if c.isdigit() else c for c in value),  # Arabic-Indic
     ]
     return forms[how % len(forms)]
 

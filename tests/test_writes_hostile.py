@@ -1,5 +1,6 @@
 """A hostile tester's findings about write safety (QA of the write path, as a user runs it):
-a --log-file whose disk fills mid-run.
+a --log-file whose disk fills mid-run; a rollback run at once after a kill -9, with the killed
+run's writes still on their way.
 
 Real parts: a sandbox on 127.0.0.1, the command in a subprocess where the process matters (a
 file size limit, a kill), latency from the sandbox's fault options instead of sleeps.
@@ -9,14 +10,30 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
+import signal
 import subprocess
 import sys
 
-from bulk_contacts.journal import read_journal
+import pytest
+
+from bulk_contacts.journal import JOURNAL_FORMAT, read_journal
 from bulk_contacts.sandbox import Faults
 
-from .test_writes import big_roster, count, environment, seeded
+from .test_writes import (
+    big_roster,
+    command,
+    contacts_of,
+    count,
+    environment,
+    finish,
+    journal_count,
+    poll,
+    run,
+    seeded,
+    settle,
+)
 
 
 def limited(limit: int):
@@ -70,3 +87,73 @@ def test_a_log_file_that_fills_up_mid_run_never_stops_or_hides_a_write(
     assert log.stat().st_size <= limit
     lines = log.read_bytes().splitlines()
     assert lines[-1] == b"#" or json.loads(lines[-1])  # no line cut short by the error
+
+
+def test_a_rollback_right_after_a_kill_waits_for_the_writes_still_in_flight(
+    start_sandbox, tmp_path
+) -> None:
+    """QA finding: `rollback` run at once after a kill -9 of an apply whose writes were still
+    on their way (a slow server) read the sites before those writes landed, said "Nothing to
+    roll back", and recorded them as undone; the writes then landed, and a second rollback
+    said "already rolled back": eight contacts nobody could undo. The rollback now waits until
+    a write the stopped run sent can no longer land (its --timeout after it was sent)."""
+    slow = Faults(latency_ms=2000, seed=4)  # every request, the plan's reads and the writes
+    server = seeded(start_sandbox, tmp_path, faults=slow)
+    before = contacts_of(server)
+    roster = big_roster(tmp_path / "big.csv", 16)
+    journal = tmp_path / "j.jsonl"
+    process = command(
+        server,
+        *("apply", str(roster), "--yes", "--no-progress", "--concurrency", "8"),
+        *("--timeout", "4", "--journal", str(journal), "--results", str(tmp_path / "r.csv")),
+        cwd=tmp_path,
+    )
+    try:
+        poll(lambda: journal_count(journal, "intent") >= 8, seconds=60, what="8 writes sent")
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        finish(process)
+    server.set_faults(Faults())  # the writes in flight keep their 2 s; the rollback is fast
+    assert count(server, "external_contact_id LIKE 'K-%'") == 0  # none has landed yet
+    undo = run(
+        server, "rollback", str(journal), "--yes", "--journal", "u.jsonl", "--results", "u.csv"
+    )
+    assert undo.exit_code == 0, undo.output
+    settle(tmp_path / "requests.jsonl")
+    assert contacts_of(server) == before, undo.output
+    assert re.search(r"waiting [1-5] s: 8 writes of \S+ had no answer", undo.output), undo.output
+    # A retry the killed run was sending could land later still: the rollback says until when,
+    # and does not record those writes as undone, so a rollback after that looks again.
+    assert re.search(
+        r"note: the stopped run may have been sending 8 writes again .* until "
+        r"\d\d:\d\d:\d\d UTC: roll \S+ back again after that",
+        undo.output,
+    )
+    undone = [r for r in read_journal(journal) if r["type"] == "undone"]
+    assert all(not r["steps"] for r in undone)
+    again = run(server, "rollback", str(journal), "--yes", "--journal", "u2.jsonl")
+    assert again.exit_code == 0 and "Nothing to roll back" in again.output, again.output
+    assert contacts_of(server) == before
+
+
+def test_serve_refuses_a_rollback_while_a_stopped_runs_write_may_still_land(tmp_path) -> None:
+    """The same in `serve` (which cannot hold a page for half a minute): its rollback of a run
+    stopped with a write unanswered is refused until that write can no longer land."""
+    import time
+
+    from bulk_contacts.errors import InputError
+    from bulk_contacts.web import library
+
+    journal = tmp_path / "journal.jsonl"
+    now = time.time()
+    records = [
+        {"type": "run", "format": JOURNAL_FORMAT, "run_id": "r1", "request_timeout": 30.0},
+        {
+            **{"type": "intent", "run": "r1", "n": 1, "action": "create", "dealer_id": 12345},
+            **{"site_id": 101, "external_contact_id": "K-1", "before": {}, "after": {}},
+        },
+    ]
+    journal.write_text("".join(json.dumps({"time": now, **r}) + "\n" for r in records))
+    with pytest.raises(InputError, match=r"1 write of this run had no answer .* 3\d s more"):
+        library.rollback_plan(None, journal, False)  # type: ignore[arg-type]  # never reached

@@ -160,7 +160,11 @@ def open_client(connection: Connection) -> tuple[Settings, ChektClient, RunLog]:
         )
     log = RunLog(connection.log_file, verbose=connection.verbose, on_failure=_log_failed)
     client = ChektClient(
-        settings, concurrency=connection.concurrency, rate=connection.rate, log=log
+        settings,
+        concurrency=connection.concurrency,
+        rate=connection.rate,
+        log=log,
+        timeout=connection.timeout,
     )
     return settings, client, log
 

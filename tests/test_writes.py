@@ -528,6 +528,8 @@ def test_a_full_disk_stops_the_run_cleanly(start_sandbox, tmp_path, tiny_filesys
     journal = tiny_filesystem / "journal.jsonl"
     results = str(tmp_path / "r.csv")
     args = ["--no-progress", "--concurrency", "8", "--results", results, "--journal", str(journal)]
+    # --timeout: the rollback waits that long after a write left unanswered (here 5 s, not 30)
+    args += ["--timeout", "5"]
     applied = run(server, "apply", str(roster), "--yes", *args)  # in this process: no signal
     code, output = applied.exit_code, applied.output
     assert code == 1 and isinstance(applied.exception, SystemExit), output  # no traceback
@@ -562,6 +564,8 @@ def kill_at_random_then_rollback(start_sandbox, tmp_path: Path, seed: int) -> No
         "--no-progress",
         "--concurrency",
         "6",
+        "--timeout",  # the rollback waits that long after a write left unanswered (not 30 s)
+        "5",
         "--journal",
         str(journal),
         "--results",
@@ -610,6 +614,8 @@ def test_a_resumed_run_in_the_same_journal_is_undone_completely(start_sandbox, t
         "--no-progress",
         "--concurrency",
         "4",
+        "--timeout",  # the rollback waits that long after a write left unanswered (not 30 s)
+        "5",
         "--journal",
         str(journal),
     ]

@@ -16,11 +16,13 @@ import signal
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from bulk_contacts.journal import JOURNAL_FORMAT, read_journal
 from bulk_contacts.sandbox import Faults
 
+from .conftest import get_token
 from .test_writes import (
     big_roster,
     command,
@@ -157,3 +159,73 @@ def test_serve_refuses_a_rollback_while_a_stopped_runs_write_may_still_land(tmp_
     journal.write_text("".join(json.dumps({"time": now, **r}) + "\n" for r in records))
     with pytest.raises(InputError, match=r"1 write of this run had no answer .* 3\d s more"):
         library.rollback_plan(None, journal, False)  # type: ignore[arg-type]  # never reached
+
+
+def answer_on_a_terminal(server, args: list[str], at_prompt, seconds: float = 90):
+    """Run the command on a pseudo-terminal; at its prompt, call `at_prompt()` (what another
+    operator does while this one reads the plan), then type y. Its exit code and output."""
+    import pty
+    import select
+    import time
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bulk_contacts", *args],
+        env={**os.environ, **environment(server)},
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        close_fds=True,
+    )
+    os.close(follower)
+    seen, answered = b"", False
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:
+                    break  # the process closed the terminal
+                if not chunk:
+                    break
+                seen += chunk
+                if not answered and b"[y/N]" in seen:
+                    at_prompt()
+                    os.write(leader, b"y\n")
+                    answered = True
+            elif process.poll() is not None:
+                break
+        return process.wait(timeout=10), seen.decode(errors="replace")
+    finally:
+        process.kill()
+        process.wait()
+        os.close(leader)
+
+
+def test_a_site_changed_while_the_plan_was_shown_is_not_written(start_sandbox, tmp_path) -> None:
+    """QA finding: `apply ROSTER` read the sites, showed the plan and asked; while the operator
+    read it, a colleague added in the portal (API) a contact the plan creates; the answer y
+    then created it a second time (two contacts with one external id on the site: the alarm
+    list doubled, reported only afterwards as unverified). A site that changed while the
+    plan was shown is now refused, as a saved plan's stale site is; the others are applied."""
+    server = seeded(start_sandbox, tmp_path)
+    roster = big_roster(tmp_path / "big.csv", 24)  # K-0000 and K-0012 on site 101 (10-4471)
+
+    def colleague() -> None:
+        made = httpx.post(
+            f"{server.url}/partner/v1/dealers/12345/sites/101/contacts",
+            headers={"Authorization": f"Bearer {get_token(server.url)}"},
+            json={"external_contact_id": "K-0000", "first_name": "Kim", "last_name": "Number 0"},
+        )
+        assert made.status_code == 201
+
+    args = ["apply", str(roster), "--no-progress", "--results", str(tmp_path / "r.csv")]
+    code, output = answer_on_a_terminal(server, args, colleague)
+    assert count(server, "external_contact_id = 'K-0000'") == 1, output  # never doubled
+    assert count(server, "site_id = 101 AND external_contact_id = 'K-0012'") == 0, output
+    assert count(server, "external_contact_id LIKE 'K-%'") == 1 + 22, output  # the others made
+    assert code == 1, output
+    assert "1 site changed in CHeKT while the plan was shown" in output, output
+    assert "apply: 22 done, 0 failed, 0 skipped, 2 not done (site refused)" in output, output

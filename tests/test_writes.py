@@ -453,7 +453,9 @@ def test_a_failing_journal_stops_the_writes_and_keeps_what_was_in_flight(
     with pytest.MonkeyPatch.context() as patch:
         failing_appends(patch, after=30)
         result = run(
-            server, "apply", str(roster), "--yes", "--concurrency", "8", "--results", "r.csv"
+            server,
+            *("apply", str(roster), "--yes", "--concurrency", "8", "--results", "r.csv"),
+            *("--timeout", "5"),  # the rollback waits that long after an unanswered write
         )
     assert result.exit_code == 1
     assert "Traceback" not in result.output

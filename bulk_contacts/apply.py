@@ -625,6 +625,8 @@ class Applier:
                 "run_id": self.run_id,
                 "tool": f"bulk-contacts {__version__}",
                 "api_url": self.client.settings.api_url,
+                # how long a write of this run may take to land (a rollback waits for it)
+                "request_timeout": self.client.timeout,
                 "plan_checksum": plan.checksum or None,
                 "source": plan.source,
             },

@@ -118,6 +118,7 @@ class ChektClient:
         `retries.set_testing()` turns off."""
         self.settings = settings
         self.concurrency = concurrency
+        self.timeout = timeout  # per answer: a write unanswered may land until then
         self.retry = retry or RetryPolicy()
         self.log = log or RunLog()
         self.pacer = Pacer(rate, clock, sleep, wall)

@@ -22,6 +22,7 @@ what was made since (a later apply making the same contact again), and says so.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
@@ -38,6 +39,7 @@ from .journal import Journal, NotAJournal, read_journal
 from .lock import hold_journal
 from .models import Contact, SiteKey
 from .plan import Change, Conflict, Plan, SitePlan, fingerprint
+from .retries import RetryPolicy
 
 if TYPE_CHECKING:
     from .apply import ApplyReport
@@ -80,6 +82,54 @@ def journal_steps(records: list[dict[str, Any]]) -> list[Step]:
         elif outcome["status"] == "ok" and not outcome.get("by_another_run"):
             steps.append(Step(intent, outcome))
     return steps
+
+
+# How long a write may take to land when its run's journal does not say (its --timeout).
+DEFAULT_REQUEST_TIMEOUT = 30.0
+IN_FLIGHT_MARGIN = 1.0  # seconds past the timeout: the intent's time is taken before the send
+
+
+def in_flight(records: list[dict[str, Any]]) -> tuple[int, float]:
+    """The writes a stopped run sent and never saw answered (intents with no outcome, not
+    undone since), and the time (Unix) until which one of them may still land in CHeKT: its
+    intent's time plus its run's request timeout. A rollback that reads the sites before then
+    would miss a write landing after it. (0, 0.0) when there are none."""
+    times = [sent + timeout for _, sent, timeout in _unanswered(records)]
+    return len(times), (max(times) + IN_FLIGHT_MARGIN if times else 0.0)
+
+
+def still_retried(records: list[dict[str, Any]], now: float) -> tuple[set[tuple[str, int]], float]:
+    """The unanswered writes the stopped run may have been sending again (after a 5xx or no
+    answer) when it stopped, which could land until every attempt the retry policy allows
+    had timed out: a rollback before then does not record them as undone, so a later one
+    looks for them again. Their keys, and the time until which one may land."""
+    policy = RetryPolicy()
+    horizon = {
+        key: sent + policy.max_attempts * timeout + policy.max_total_wait
+        for key, sent, timeout in _unanswered(records)
+    }
+    late = {key for key, until in horizon.items() if until > now}
+    return late, max((horizon[key] for key in late), default=0.0)
+
+
+def _unanswered(records: list[dict[str, Any]]) -> list[tuple[tuple[str, int], float, float]]:
+    """Each intent with no outcome (not undone since): its key, its time, its run's timeout."""
+    timeouts = {
+        r["run_id"]: float(r.get("request_timeout") or DEFAULT_REQUEST_TIMEOUT)
+        for r in records
+        if r["type"] == "run"
+    }
+    answered = {(r["run"], r["n"]) for r in records if r["type"] == "outcome"}
+    skip = answered | undone_steps(records)
+    return [
+        (
+            (r["run"], r["n"]),
+            float(r.get("time") or 0.0),
+            timeouts.get(r["run"], DEFAULT_REQUEST_TIMEOUT),
+        )
+        for r in records
+        if r["type"] == "intent" and (r["run"], r["n"]) not in skip
+    ]
 
 
 def undone_steps(records: list[dict[str, Any]]) -> set[tuple[str, int]]:
@@ -189,7 +239,12 @@ def settled_steps(
         (site.dealer_id, site.site_id) for site in plan.sites if site.conflicts or site.refused
     }
     unsettled |= troubled
-    return [step_key(s) for s in journal_steps(records) if s.site not in unsettled]
+    late, _ = still_retried(records, time.time())
+    return [
+        step_key(s)
+        for s in journal_steps(records)
+        if s.site not in unsettled and step_key(s) not in late
+    ]
 
 
 def record_undone(path: Path, steps: list[tuple[str, int]], run_id: str, own: Path | None) -> None:

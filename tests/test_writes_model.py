@@ -148,6 +148,8 @@ class WritesMachine(RuleBasedStateMachine):
 
     def apply_args(self, roster: Path, prune: bool, journal: Path) -> list[str]:
         flags = ["--prune", "--force"] if prune else []
+        # --timeout: a rollback after a kill waits that long for the writes left in flight
+        flags += ["--timeout", "5"]
         return ["apply", str(roster), "--yes", *flags, "--journal", str(journal)]
 
     # rules

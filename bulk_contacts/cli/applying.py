@@ -136,6 +136,8 @@ def apply(
                 ):
                     not_done.clear()  # declined: nothing is done, and that was the user's choice
                     return ExitCode.OK
+                if not yes:  # the plan was read at the prompt, for as long as it took
+                    plan = changed_while_shown(client, plan, connection)
                 files = RunFiles.choose(results, journal)
                 saved = target.suffix.lower() == ".json"
                 # the results file exists by then: the finishing run replaces it (the journal
@@ -166,6 +168,26 @@ def apply(
         )
         code = ExitCode.FAILED
     return code
+
+
+def changed_while_shown(client: ChektClient, plan: Plan, connection: Connection) -> Plan:
+    """The plan as confirmed, its sites read again: one that changed in CHeKT while the plan
+    was shown and answered (someone else edited it meanwhile) is refused, as a saved plan's
+    stale site is: a change reviewed against what it held then could double a contact made
+    meanwhile, or undo an edit. A site that already holds every change has nothing left."""
+    from ..apply import check_freshness
+
+    fresh = check_freshness(client, plan, refresh=False)
+    if fresh.stale and not connection.quiet:
+        echo(
+            f"{plural(len(fresh.stale), 'site')} changed in CHeKT while the plan was shown "
+            f"(someone else edited {'it' if len(fresh.stale) == 1 else 'them'} meanwhile), "
+            f"so {'its' if len(fresh.stale) == 1 else 'their'} changes are not made: "
+            + ", ".join(str(s.site_id) for s in fresh.stale)
+            + "; run the command again to plan them anew",
+            "warning",
+        )
+    return fresh.plan
 
 
 def check_saved_plan_options(target: Path, refresh: bool) -> None:

@@ -158,11 +158,24 @@ def open_client(connection: Connection) -> tuple[Settings, ChektClient, RunLog]:
             f"warning: {url} is plain http:// to another machine (--allow-insecure-http): "
             f"the secret, tokens and contacts cross the network in clear"
         )
-    log = RunLog(connection.log_file, verbose=connection.verbose)
+    log = RunLog(connection.log_file, verbose=connection.verbose, on_failure=_log_failed)
     client = ChektClient(
-        settings, concurrency=connection.concurrency, rate=connection.rate, log=log
+        settings,
+        concurrency=connection.concurrency,
+        rate=connection.rate,
+        log=log,
+        timeout=connection.timeout,
     )
     return settings, client, log
+
+
+def _log_failed(path: Path, error: OSError) -> None:
+    """The run log could not be written: said once; the run goes on (the log is for diagnosis;
+    the journal and the results are the run's record)."""
+    warn(
+        f"warning: --log-file {path} cannot be written ({error.strerror or error}): the log "
+        f"stops here; the run goes on (its journal and results record what it does)"
+    )
 
 
 def show_issues(validated: Any, verbose: bool) -> None:

@@ -9,7 +9,7 @@ import click
 from ..errors import ExitCode
 from ..terminal import printable
 from .common import CONNECTION_ENV, PROFILE_ENV, connection_settings, echo, environ, epilog
-from .options import Connection, connection_options, profile_option
+from .options import DEFAULT_TIMEOUT, Connection, connection_options, profile_option
 
 
 @click.command(
@@ -44,7 +44,9 @@ def check(connection: Connection) -> ExitCode:
         echo(text, style, err=quiet)
 
     say(f"Checking {settings.api_url} ({where}dealer {settings.dealer_id or 'not set'}):", "bold")
-    client = ChektClient(settings, concurrency=1, timeout=10.0)
+    # 10 s per step unless --timeout says otherwise (a slow link)
+    timeout = 10.0 if connection.timeout == DEFAULT_TIMEOUT else connection.timeout
+    client = ChektClient(settings, concurrency=1, timeout=timeout)
     with client:
         report = run_check(settings, client)
     for step in report.steps:

@@ -228,6 +228,9 @@ plan_options = option_group(
 )
 
 
+DEFAULT_TIMEOUT = 30.0  # seconds to wait for each answer (--timeout)
+
+
 @dataclass(frozen=True)
 class Connection:
     """The connection options, and how much to print."""
@@ -244,6 +247,7 @@ class Connection:
     dealer: str | None = None
     profile: str | None = None
     ca_bundle: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
 
     def bars(self) -> Bars:
         from ..terminal import Bars
@@ -320,6 +324,15 @@ def connection_options(dealer: bool = True):
             metavar="PER_SECOND",
             help="Send at most this many requests per second (default: as fast as the server's "
             "advertised limit allows).",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=1.0, max=600.0),
+            default=DEFAULT_TIMEOUT,
+            show_default=True,
+            metavar="SECONDS",
+            help="How long to wait for each answer. A write a stopped run left unanswered may "
+            "still land until then: a rollback of its journal waits for that.",
         ),
         click.option(
             "--log-file",

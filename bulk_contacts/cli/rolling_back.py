@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import math
+import time
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -108,6 +111,25 @@ def rollback(
         )
 
 
+def wait_for_writes_in_flight(records: list[dict[str, Any]], named: Path, quiet: bool) -> None:
+    """A run stopped (kill -9, a crash) with writes sent and unanswered: each may still land
+    until its run's request timeout after it was sent. The sites are read once none can land
+    any more, or the rollback would miss one landing after it (and record it as undone)."""
+    from ..rollback import in_flight
+
+    writes, until = in_flight(records)
+    wait = until - time.time()
+    if not writes or wait <= 0:
+        return
+    if not quiet:
+        echo(
+            f"waiting {math.ceil(wait)} s: {plural(writes, 'write')} of {named} had no answer "
+            f"when its run stopped, and may still land in CHeKT until the run's --timeout after "
+            f"it was sent; the rollback reads the sites once none can land any more"
+        )
+    time.sleep(wait)
+
+
 def undo_journals(
     paths: list[Path],
     settings: Settings,
@@ -129,6 +151,7 @@ def undo_journals(
         journal_dealers,
         read_journals,
         record_rollback,
+        still_retried,
     )
     from ..terminal import plan_text
 
@@ -141,6 +164,7 @@ def undo_journals(
         if not connection.quiet:
             echo(f"already rolled back: nothing of {named} is left to undo")
         return ExitCode.OK
+    wait_for_writes_in_flight(records, named, connection.quiet)
     with lock_dealers(journal_dealers(records), writing.wait):
         with connection.bars() as bars:
             plan = inverse_plan(client, records, named, force, bars("sites", 0))
@@ -164,6 +188,14 @@ def undo_journals(
             )
         for warning in record_rollback(journals, plan, report):
             warn(warning)
+    late, until = still_retried(records, time.time())
+    if late and not connection.quiet:
+        at = datetime.fromtimestamp(until, UTC).strftime("%H:%M:%S UTC")
+        echo(
+            f"note: the stopped run may have been sending {plural(len(late), 'write')} again "
+            f"(a retry after a failure), which could still land until {at}: roll {named} back "
+            f"again after that time to undo any that did (what this rollback undid stays undone)"
+        )
     if report is None:
         return plan.exit_code(conflicts_fail=True)
     return report.exit_code or plan.exit_code(conflicts_fail=True)

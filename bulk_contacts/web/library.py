@@ -8,7 +8,9 @@ module only calls them. When a library signature changes, this module is the one
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -22,13 +24,14 @@ from ..pipeline import ReadOptions, plan_roster
 from ..plan import Plan, PlanOptions, SitePlan
 from ..plan_report import change_rows, write_plan_report
 from ..results import Outcome
-from ..rollback import inverse_plan
+from ..rollback import in_flight, inverse_plan
 from ..roster import UNREAD_KEYS, Roster, Table
 from ..schema import ERROR, WARNING, RosterIssue, ValidatedRoster, validate_roster, warm_up
 from ..site_layouts import layout_table, layout_warnings, read_layout, roster_from_table
 from ..sites import shown_id
 from ..spreadsheet import MAX_FILE_BYTES, column_index, column_letter
 from ..validation_report import write_validation_report
+from ..words import plural
 
 __all__ = [
     "CHOICES",
@@ -300,7 +303,17 @@ def journal_records(journal: Path) -> list[dict]:
 
 
 def rollback_plan(client: ChektClient, journal: Path, force: bool) -> Plan:
-    return inverse_plan(client, read_journal(journal), journal, force)
+    """The inverse plan of a run; refused while a write the run left unanswered (it was
+    stopped: kill -9, a crash) may still land, which a rollback reading the sites now would
+    miss (`rollback.in_flight`; the CLI waits instead)."""
+    records = read_journal(journal)
+    writes, until = in_flight(records)
+    if writes and until > time.time():
+        raise InputError(
+            f"{plural(writes, 'write')} of this run had no answer when it stopped and may still "
+            f"land in CHeKT for {math.ceil(until - time.time())} s more: roll it back after that"
+        )
+    return inverse_plan(client, records, journal, force)
 
 
 # export

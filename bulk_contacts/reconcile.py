@@ -615,20 +615,23 @@ def _invalid_rows(rows: pd.DataFrame, issues: list[RosterIssue]) -> list[Invalid
 
 
 # The sites of the rows naming an external id, those ids, the contact ids the rows name, and
-# the invalid rows naming neither (`_Unnamed`).
-_Named = tuple[list[SiteKey | None], pd.Series, set[int], list["_Unnamed"]]
+# the invalid rows prune must look at again (`_Invalid`).
+_Named = tuple[list[SiteKey | None], pd.Series, set[int], list["_Invalid"]]
 # Phone numbers compared by their last digits (a national and an international form are one).
 PHONE_DIGITS = 7
 
 
-class _Unnamed(NamedTuple):
-    """An invalid row with no readable id: its site (None: not resolved), row, name as
-    --match-by name folds it, and the phone's digits. Prune keeps a contact it may mean."""
+class _Invalid(NamedTuple):
+    """An invalid row prune keeps a contact for: its site (None: not resolved) and row; for a
+    row with no readable id, its name as --match-by name folds it and the phone's digits; for a
+    row with one under --exact-ids, the id as `written` (the contact whose id it is once
+    repaired is kept: a row the plan skips cannot say it means another person)."""
 
     site: SiteKey | None
     row: int
-    person: str
-    phone: str
+    person: str = ""
+    phone: str = ""
+    written: str = ""
 
 
 class _Names:
@@ -645,6 +648,16 @@ class _Names:
     def __init__(self, exact_ids: bool, source: Callable[[], _Named]) -> None:
         self.exact_ids = exact_ids
         self._source: Callable[[], _Named] | None = source
+        self.unnamed: list[_Invalid] = []  # and rows the plan itself found invalid (`skipped`)
+
+    def skipped(self, key: SiteKey, row: int, written: str) -> None:
+        """A row of the site that the plan found invalid (`id_scientific_create`, `unreachable`)
+        after it matched no contact: under --exact-ids, the contact whose id its id is once
+        repaired is kept like that of a row invalid from the start (without --exact-ids, the
+        row's id protects it already)."""
+        if self.exact_ids and written:
+            self.unnamed.append(_Invalid(key, row, written=written))
+            self.__dict__.pop("_unnamed_by_site", None)
 
     @classmethod
     def of_rows(
@@ -662,18 +675,22 @@ class _Names:
             contact_ids = set(map(int, cids[cids.str.isdigit()].tolist()))
             return sites, named.reset_index(drop=True), contact_ids, unnamed()
 
-        def unnamed() -> list[_Unnamed]:
+        def unnamed() -> list[_Invalid]:
             from .sites import person_key, shown_id
 
             found = []
             for row in sorted(invalid_rows & set(rows.index.tolist())):
                 ext, cid = rows.at[row, "external_contact_id"], rows.at[row, "contact_id"]
-                if shown_id(ext) or cid.isdigit():
+                site = sites_of(placement, [row])[0]
+                if cid.isdigit():
                     continue  # the row names its contact by id
+                if shown_id(ext):
+                    if exact_ids:  # else its id protects its contact once repaired already
+                        found.append(_Invalid(site, row, written=ext))
+                    continue
                 person = person_key(rows.at[row, "first_name"], rows.at[row, "last_name"])
                 phone = "".join(filter(str.isdigit, rows.at[row, "phone_number"]))
-                site = sites_of(placement, [row])[0]
-                found.append(_Unnamed(site, row, person, phone))
+                found.append(_Invalid(site, row, person, phone))
             return found
 
         return cls(exact_ids, named_by_rows)
@@ -688,7 +705,8 @@ class _Names:
     def _build(self) -> None:
         if self._source is None:
             return
-        sites, named, self.contact_ids, self.unnamed = self._source()
+        sites, named, self.contact_ids, unnamed = self._source()
+        self.unnamed = [*unnamed, *self.unnamed]
         self._source = None
         exact_ids = self.exact_ids
         self.exact = set(zip(sites, named.tolist(), strict=True))
@@ -742,19 +760,37 @@ class _Names:
             site in near and same_after_repair(held, v) for site, v in self.exact
         )
 
+    @cached_property
+    def _unnamed_by_site(self) -> dict[SiteKey | None, list[_Invalid]]:
+        self._build()
+        grouped: dict[SiteKey | None, list[_Invalid]] = defaultdict(list)
+        for row in self.unnamed:
+            grouped[row.site].append(row)
+        return grouped
+
     def may_mean(self, key: SiteKey, contact: Contact) -> tuple[int, str] | None:
-        """An invalid row without a readable id that may mean the contact (its site, or a site
-        not resolved): (its row, what matches: the name as --match-by name folds it, or the
-        phone's last digits), or None."""
+        """An invalid row that may mean the contact (on its site, or on a site not resolved):
+        (its row, what matches: the id once repaired, under --exact-ids; for a row without a
+        readable id, the name as --match-by name folds it, or the phone's last digits), or
+        None."""
         from .sites import person_key
 
-        self._build()
-        if not self.unnamed:
+        by_site = self._unnamed_by_site
+        if not by_site:
             return None  # the common case
+        rows = [*by_site.get(key, ()), *by_site.get(None, ())]
+        if not rows:
+            return None
+        held = id_text(contact.external_contact_id)
         person = person_key(contact.first_name or "", contact.last_name or "")
         phone = "".join(filter(str.isdigit, contact.phone_number or ""))
-        for row in self.unnamed:
-            if row.site not in (key, None):
+        for row in rows:
+            if row.written:
+                if held and same_after_repair(row.written, held):
+                    return row.row, (
+                        f"external_contact_id once repaired: {row.written!r} is {held!r} but "
+                        f"for {describe_damage(row.written, held)}"
+                    )
                 continue
             if row.person == person and person != "|":
                 return row.row, "name"
@@ -910,6 +946,7 @@ def _site_plan(
         contact = _match(row, held, matched, plan, context)
         if contact is False:
             continue  # a conflict was recorded
+        found = len(context.issues)
         if contact is not None:
             matched[contact.contact_id] = row.row
             if context.options.match_by == "name":
@@ -919,6 +956,8 @@ def _site_plan(
                 # A damaged id matched anyway: CHeKT's id is kept, and changes carry it.
                 row = row._replace(external_contact_id=own)
         _plan_row(row, contact, context, plan)
+        if contact is None and any(i.severity == ERROR for i in context.issues[found:]):
+            context.names.skipped(key, row.row, row.external_contact_id)
     _record_unchanged(plan, context)
     in_conflict = {cid for conflict in plan.conflicts for cid in conflict.contact_ids}
     options = context.options

@@ -31,7 +31,7 @@ import html
 import re
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import InputError
 from .spreadsheet import column_index, column_letter
@@ -322,6 +322,8 @@ def ods_hidden(xml: bytes) -> dict[str, Hidden]:
 
 # xls
 
+ROW_RECORD, ROW_HIDDEN = 0x0208, 0x0020  # BIFF3-8 ROW, its fDyZero flag: the row is hidden
+COLINFO_RECORD, COLUMN_HIDDEN = 0x007D, 0x0001  # a column range's format, its fHidden flag
 BOF_RECORDS = {0x0009, 0x0209, 0x0409, 0x0809}
 DIMENSIONS_RECORDS = {0x0000, 0x0200}
 CELL_RECORDS = {
@@ -350,6 +352,9 @@ class XlsSheet:
     name: str
     extent: Extent
     declared: Extent  # the DIMENSIONS record
+    # rows (from 1) and column positions (from 0) hidden: the ROW and COLINFO records' flags
+    hidden_rows: list[int] = field(default_factory=list)
+    hidden_columns: list[int] = field(default_factory=list)
 
 
 def xls_extents(stream: bytes) -> list[XlsSheet]:
@@ -378,6 +383,14 @@ def xls_extents(stream: bytes) -> list[XlsSheet]:
             current.extent.reach(row + 1, max(first, last) + 1, abs(last - first) + 1)
         elif kind in DIMENSIONS_RECORDS and position <= end:
             _declare(current.declared, stream[body:position])
+        elif kind == ROW_RECORD and length >= 16 and position <= end:
+            row, options = struct.unpack_from("<H10xH", stream, body)
+            if options & ROW_HIDDEN:
+                current.hidden_rows.append(row + 1)
+        elif kind == COLINFO_RECORD and length >= 10 and position <= end:
+            first, last, options = struct.unpack_from("<HH4xH", stream, body)
+            if options & COLUMN_HIDDEN:
+                current.hidden_columns.extend(range(first, min(last, _LAST_COLUMN - 1) + 1))
     return sheets
 
 

@@ -472,3 +472,45 @@ def test_no_warning_for_an_ods_with_nothing_hidden(tmp_path) -> None:
     path = ods(tmp_path / "plain.ods", texts([HEADER6, *people(2)]))
     found = file_warnings(path)
     assert "hidden_rows" not in found and "hidden_column" not in found
+
+
+# F6 in .xls (BIFF8): the hidden flag of the ROW and COLINFO records
+
+
+def xls(path: Path, rows: list[list[str]], hidden_rows=(), hidden_columns=()) -> Path:
+    import xlwt
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Contacts")
+    for r, cells in enumerate(rows):
+        for c, value in enumerate(cells):
+            if value:
+                sheet.write(r, c, value)
+    for number in hidden_rows:
+        sheet.row(number - 1).hidden = True
+    for position in hidden_columns:
+        sheet.col(position).hidden = True
+    book.save(str(path))
+    return path
+
+
+def test_hidden_xls_rows_and_columns_are_named(tmp_path) -> None:
+    rows = [
+        [*HEADER6, "Mobile"],
+        ["10-4471", "HC-1", "Hid", "Col", "+12025550111", "", "+12025550199"],
+        ["10-4471", "HC-2", "Only", "Hidden", "+12025550112", "", ""],
+        *([str(v) for v in p] + [""] for p in people(5)),
+    ]
+    path = xls(tmp_path / "old.xls", rows, hidden_rows=(3, 5, 6, 7), hidden_columns=(1, 4))
+    roster = read_roster(path)
+    assert len(roster.frame) == 7  # a hidden row is still data: read
+    assert roster.frame.at[2, "phone_number"] == "+12025550199"  # the visible Mobile first
+    message = file_warnings(path)["hidden_rows"]
+    assert "rows 3, 5-7 (4 rows)" in message and "read" in message
+    assert labels(path)["hidden_column"] == ["B 'External Contact ID'", "E 'Phone'"]
+
+
+def test_no_warning_for_an_xls_with_nothing_hidden(tmp_path) -> None:
+    path = xls(tmp_path / "plain.xls", [HEADER6, *([str(v) for v in p] for p in people(2))])
+    found = file_warnings(path)
+    assert "hidden_rows" not in found and "hidden_column" not in found

@@ -620,6 +620,9 @@ def _invalid_rows(rows: pd.DataFrame, issues: list[RosterIssue]) -> list[Invalid
 _Named = tuple[list[SiteKey | None], pd.Series, set[int], list["_Invalid"]]
 # Phone numbers compared by their last digits (a national and an international form are one).
 PHONE_DIGITS = 7
+# An invalid row's phone digits a plan records (`_Invalid`): E.164 numbers have 15 at most, an
+# extension adds a few.
+PHONE_ENDS = 32
 
 
 def _fold_digest(text: str) -> str:
@@ -644,6 +647,9 @@ class _Invalid(NamedTuple):
 
     @classmethod
     def unnamed(cls, site: SiteKey | None, row: int, person: str, phone: str) -> _Invalid:
+        # A phone's last PHONE_ENDS digits at most (a cell of 1,000 digits is no number, and a
+        # contact's is shorter: a longer one matches on them, which keeps more, never less).
+        phone = phone[-PHONE_ENDS:]
         endings = tuple(_fold_digest(phone[-n:]) for n in range(len(phone), PHONE_DIGITS - 1, -1))
         return cls(site, row, _fold_digest(person) if person != "|" else "", endings)
 

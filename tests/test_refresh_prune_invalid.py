@@ -134,3 +134,16 @@ def test_the_recorded_row_means_what_the_row_means(row_phone, phone, first, last
     from bulk_contacts.reconcile import _fold_digest
 
     assert recorded.may_mean(contact, _fold_digest(folded)) == expected
+
+
+def test_a_phone_cell_of_many_digits_records_a_bounded_entry() -> None:
+    """A cell of 1,000 digits (no number) records its last 32 digits' endings, not 994 digests;
+    a contact whose phone ends it is still kept."""
+    from bulk_contacts.models import Contact
+    from bulk_contacts.reconcile import _fold_digest, _Invalid
+
+    digits = "9" * 980 + "12025550122"
+    row = _Invalid.unnamed((12345, 1001), 4, "|", digits[-991:])
+    assert len(row.entry) < 400 and len(row.phones) == 32 - 7 + 1
+    contact = Contact(1, "P", "F", "pf-1", "+12025550122")
+    assert row.may_mean(contact, _fold_digest("p|f")) == "phone"

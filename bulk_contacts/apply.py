@@ -177,6 +177,9 @@ class Freshness(NamedTuple):
     # (`SitePlan.digests`): re-based, but a contact it left unchanged and edited since is not
     # told apart.
     unchecked: list[SitePlan] = []  # noqa: RUF012 - a NamedTuple's default, never mutated
+    # Stale sites of a --prune plan with invalid rows, made by a version that did not record
+    # what they may mean (`SitePlan.invalid`): re-based, keeping every contact added since.
+    unrecorded: list[SitePlan] = []  # noqa: RUF012 - a NamedTuple's default, never mutated
     # With --refresh, the conflicts re-basing found that the saved plan did not have: rows whose
     # reviewed change is not made (CHeKT changed since), which `apply` reports as a failure.
     new_conflicts: list[Conflict] = []  # noqa: RUF012 - a NamedTuple's default, never mutated
@@ -212,7 +215,7 @@ def check_freshness(
         if contacts is None or fingerprint(contacts) == site.fingerprint:
             sites.append(site)
             continue
-        rebased = rebase_site(site, contacts, plan.options)
+        rebased = rebase_site(site, contacts, plan.options, bool(plan.invalid))
         if not rebased.changes and not site.changes and rebased.conflicts == site.conflicts:
             sites.append(site)  # nothing to do before, nothing now
             continue
@@ -226,7 +229,23 @@ def check_freshness(
         if refresh:
             new_conflicts += [c for c in rebased.conflicts if c not in site.conflicts]
     unchecked = [site for site in stale if site.digests is None] if refresh else []
-    return Freshness(replace(plan, sites=sites), stale, applied, unchecked, new_conflicts)
+    unrecorded = (
+        [site for site in stale if _invalid_unrecorded(site, plan)] if refresh and prunes else []
+    )
+    return Freshness(
+        replace(plan, sites=sites),
+        stale,
+        applied,
+        unchecked=unchecked,
+        new_conflicts=new_conflicts,
+        unrecorded=unrecorded,
+    )
+
+
+def _invalid_unrecorded(site: SitePlan, plan: Plan) -> bool:
+    """Whether a --prune plan with invalid rows did not record what they may mean on the site
+    (`SitePlan.invalid`: a plan made by an earlier version)."""
+    return bool(plan.invalid) and site.names is not None and site.invalid is None
 
 
 def stale_refusal(site: SitePlan, contacts: list[Contact]) -> StaleSite:
@@ -265,7 +284,9 @@ def options_of(options: Mapping[str, Any]) -> PlanOptions:
     return PlanOptions(**{k: v for k, v in options.items() if k in known})
 
 
-def rebase_site(site: SitePlan, contacts: list[Contact], options: Mapping[str, Any]) -> SitePlan:
+def rebase_site(
+    site: SitePlan, contacts: list[Contact], options: Mapping[str, Any], invalid: bool = False
+) -> SitePlan:
     """The site's changes, made again against what it holds now, comparing values as the plan
     did (its `options`, `compare`) and finding each row's contact as a fresh plan finds it
     (`reconcile.RowMatcher`): a create whose contact now exists becomes an update of the
@@ -276,7 +297,9 @@ def rebase_site(site: SitePlan, contacts: list[Contact], options: Mapping[str, A
     or given another external id, a contact the plan left unchanged that no longer holds what
     the plan compared (`SitePlan.digests`). Deletes of contacts that are gone are dropped. A
     --prune plan also prunes the contacts added since it, as a fresh plan would
-    (`reconcile.prune_added`, from what the plan recorded: `SitePlan.seen` and `names`)."""
+    (`reconcile.prune_added`, from what the plan recorded: `SitePlan.seen`, `names` and
+    `invalid`); when the plan has `invalid` rows but did not record what they may mean (an
+    earlier version's plan), it keeps them all."""
     by_id = {c.contact_id: c for c in contacts}
     planning = options_of(options)
     matcher = RowMatcher(site, contacts, planning)
@@ -368,7 +391,10 @@ def rebase_site(site: SitePlan, contacts: list[Contact], options: Mapping[str, A
         }
         seen = set(site.seen) | targets
         added = [c for c in contacts if c.contact_id not in seen or c.contact_id in moved]
-        rebased_site = prune_added(rebased_site, added, bool(options.get("exact_ids")))
+        unknown = invalid and site.invalid is None  # what an invalid row means: not recorded
+        rebased_site = prune_added(
+            rebased_site, added, bool(options.get("exact_ids")), prune=not unknown
+        )
     return rebased_site
 
 

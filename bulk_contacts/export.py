@@ -30,11 +30,10 @@ from .fetch import fetch_contacts
 from .models import Contact, Site, format_timestamp
 from .outputs import (
     SHEET_SUFFIXES,
-    close_workbook,
     json_value,
-    new_workbook,
     replacing,
     write_csv,
+    written_workbook,
 )
 from .roster import SNAPSHOT_FORMAT
 from .spreadsheet import SNAPSHOT_SHEET
@@ -128,7 +127,7 @@ def write_export(export: Export, path: Path, overwrite: bool = False) -> int:
 
 
 def _write_xlsx(export: Export, rows: list[dict[str, str]], path: Path) -> None:
-    workbook = new_workbook(
+    with written_workbook(
         path,
         {
             "constant_memory": True,
@@ -136,28 +135,27 @@ def _write_xlsx(export: Export, rows: list[dict[str, str]], path: Path) -> None:
             "strings_to_formulas": False,
             "strings_to_urls": False,
         },
-    )
-    workbook.set_properties(
-        {
-            "title": f"CHeKT contacts of dealer {export.dealer_id}",
-            "comments": f"exported by bulk-contacts {export.created_at}",
-        }
-    )
-    header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
-    text = workbook.add_format({"num_format": "@"})
-    sheet = workbook.add_worksheet("Contacts")
-    for col, name in enumerate(EXPORT_COLUMNS):
-        sheet.set_column(col, col, BY_NAME[name].width, text)
-    sheet.freeze_panes(1, 0)
-    sheet.autofilter(0, 0, max(1, len(rows)), len(EXPORT_COLUMNS) - 1)
-    sheet.write_row(0, 0, EXPORT_COLUMNS, header)
-    for line, row in enumerate(rows, start=1):
+    ) as workbook:
+        workbook.set_properties(
+            {
+                "title": f"CHeKT contacts of dealer {export.dealer_id}",
+                "comments": f"exported by bulk-contacts {export.created_at}",
+            }
+        )
+        header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
+        text = workbook.add_format({"num_format": "@"})
+        sheet = workbook.add_worksheet("Contacts")
         for col, name in enumerate(EXPORT_COLUMNS):
-            if row[name]:
-                sheet.write_string(line, col, row[name], text)
-    _sites_sheet(workbook, export, header)
-    _snapshot_sheet(workbook, export)
-    close_workbook(workbook)
+            sheet.set_column(col, col, BY_NAME[name].width, text)
+        sheet.freeze_panes(1, 0)
+        sheet.autofilter(0, 0, max(1, len(rows)), len(EXPORT_COLUMNS) - 1)
+        sheet.write_row(0, 0, EXPORT_COLUMNS, header)
+        for line, row in enumerate(rows, start=1):
+            for col, name in enumerate(EXPORT_COLUMNS):
+                if row[name]:
+                    sheet.write_string(line, col, row[name], text)
+        _sites_sheet(workbook, export, header)
+        _snapshot_sheet(workbook, export)
 
 
 def _sites_sheet(workbook: xlsxwriter.Workbook, export: Export, header) -> None:

@@ -218,6 +218,67 @@ def close_workbook(workbook: Any) -> None:
         raise cause if isinstance(cause, OSError) else OSError(str(error)) from None
 
 
+@contextlib.contextmanager
+def written_workbook(
+    path: Path, options: dict[str, Any] | None = None, visible: bool = True
+) -> Iterator[Any]:
+    """An xlsxwriter workbook (`new_workbook`, or a plain one), written to `path` when the
+    block ends (`close_workbook`). If the block or the write fails (a full disk), nothing is
+    left open or behind, at once rather than when the garbage collector gets to it: the
+    temporary files xlsxwriter keeps (constant_memory's row data, the parts of the zip) are
+    closed and removed with the folder they were made in, and the zip it was writing to `path`
+    is closed (xlsxwriter leaves it open in the failed frame)."""
+    import shutil
+    import tempfile
+
+    scratch = tempfile.mkdtemp(prefix="bulk-contacts-xlsx-")
+    settings = {**(options or {}), "tmpdir": scratch}
+    try:
+        if visible:
+            workbook = new_workbook(path, settings)
+        else:
+            import xlsxwriter
+
+            workbook = xlsxwriter.Workbook(str(path), settings)
+        try:
+            yield workbook
+            close_workbook(workbook)
+        except BaseException as error:
+            _release_workbook(workbook, error)
+            raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _release_workbook(workbook: Any, error: BaseException) -> None:
+    """What a failed xlsxwriter write leaves open: each sheet's files (constant_memory's row
+    data, the part being written), and what the failed frames held (the zip being written to
+    the output, a part's writer and its file), found in the error's traceback."""
+    import io
+    import zipfile
+
+    def close(value: Any) -> None:
+        if isinstance(value, zipfile.ZipFile | io.IOBase):
+            with contextlib.suppress(Exception):
+                value.close()  # a zip's end record fails too: its file is closed anyway
+
+    for sheet in workbook.worksheets():
+        close(getattr(sheet, "row_data_fh", None))
+        close(getattr(sheet, "fh", None))
+    close(getattr(workbook, "fh", None))
+    seen: set[int] = set()
+    found: BaseException | None = error
+    while found is not None and id(found) not in seen:
+        seen.add(id(found))
+        tb = found.__traceback__
+        while tb is not None:
+            for value in list(tb.tb_frame.f_locals.values()):
+                close(value)
+                close(getattr(value, "fh", None))  # an xlsxwriter part's writer
+            tb = tb.tb_next
+        found = found.__cause__ or found.__context__
+
+
 # streamed files
 
 

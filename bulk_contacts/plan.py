@@ -484,6 +484,11 @@ class SitePlan:
     # by a version that did not record them).
     seen: list[int] | None = None
     names: list[str] | None = None
+    # Also for re-basing a --prune plan: the invalid rows that may mean a contact of the site
+    # (`reconcile.invalid_entry`: "ROW name DIGEST", "ROW phone DIGEST,...", "ROW id ID" under
+    # --exact-ids), so that one added since is kept as a fresh plan keeps it. [] when there are
+    # none; None where `names` is, and in plans made by a version that did not record them.
+    invalid: list[str] | None = None
     # What `apply --refresh` needs to tell a contact the plan leaves unchanged that was edited
     # since: per contact id, "ROW DIGEST EXTERNAL_ID" (the row that matched it, `compare.digest`
     # of the values compared, and the contact's external id, "" for none). None in plans made
@@ -738,6 +743,7 @@ def _site_from_dict(data: dict[str, Any]) -> SitePlan:
         refusal=refusal_from_dict(data["refusal"]) if data.get("refusal") else None,
         seen=[int(i) for i in data["seen"]] if data.get("seen") is not None else None,
         names=[str(n) for n in data["names"]] if data.get("names") is not None else None,
+        invalid=[str(n) for n in data["invalid"]] if data.get("invalid") is not None else None,
         digests=(
             {int(k): str(v) for k, v in data["digests"].items()}
             if data.get("digests") is not None
@@ -750,7 +756,7 @@ def _site_to_dict(site: SitePlan) -> dict[str, Any]:
     body = asdict(replace(site, changes=[]))
     body["changes"] = [asdict(change) for change in site.changes]
     body["refusal"] = site.refusal.to_dict() if site.refusal is not None else None
-    for name in ("seen", "names", "digests"):  # recorded only where needed
+    for name in ("seen", "names", "invalid", "digests"):  # recorded only where needed
         if body[name] is None:
             del body[name]
     if site.digests is not None:  # string keys, as JSON reads them back (the checksum's order)

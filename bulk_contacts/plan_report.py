@@ -12,11 +12,10 @@ from .columns import BY_NAME, EDITABLE_FIELDS
 from .errors import InputError
 from .outputs import (
     PLAN_REPORT_SUFFIXES,
-    close_workbook,
-    new_workbook,
     replacing,
     visible_value,
     write_csv,
+    written_workbook,
 )
 from .plan import Change, Plan
 from .words import plural
@@ -120,51 +119,57 @@ def _changed_text(change: Change) -> str:
 
 
 def _write_xlsx(plan: Plan, path: Path) -> None:
-    workbook = new_workbook(
+    with written_workbook(
         path,
         {"strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False},
-    )
-    styles = _styles(workbook)
-    _summary_sheet(workbook, plan, styles)
-    _changes_sheet(workbook, plan, styles)
-    _list_sheet(
-        workbook,
-        "Conflicts",
-        styles,
-        ("site_id", "row", "external_contact_id", "contact_ids", "message"),
-        [
-            (
-                c.site_id,
-                row_shown(plan, c.row),
-                c.external_contact_id or "",
-                ", ".join(map(str, c.contact_ids)),
-                c.message,
-            )
-            for c in plan.conflicts
-        ],
-    )
-    _list_sheet(
-        workbook,
-        "Invalid rows",
-        styles,
-        ("row", "external_contact_id", "problems"),
-        [
-            (row_shown(plan, r.row), r.external_contact_id, "; ".join(r.problems))
-            for r in plan.invalid
-        ],
-    )
-    _list_sheet(
-        workbook,
-        "Left alone",
-        styles,
-        ("site_id", "contact_id", "external_contact_id", "first_name", "last_name", "why"),
-        [
-            (s.site_id, i.contact_id, i.external_contact_id or "", i.first_name, i.last_name, i.why)
-            for s in plan.sites
-            for i in s.listed
-        ],
-    )
-    close_workbook(workbook)
+    ) as workbook:
+        styles = _styles(workbook)
+        _summary_sheet(workbook, plan, styles)
+        _changes_sheet(workbook, plan, styles)
+        _list_sheet(
+            workbook,
+            "Conflicts",
+            styles,
+            ("site_id", "row", "external_contact_id", "contact_ids", "message"),
+            [
+                (
+                    c.site_id,
+                    row_shown(plan, c.row),
+                    c.external_contact_id or "",
+                    ", ".join(map(str, c.contact_ids)),
+                    c.message,
+                )
+                for c in plan.conflicts
+            ],
+        )
+        _list_sheet(
+            workbook,
+            "Invalid rows",
+            styles,
+            ("row", "external_contact_id", "problems"),
+            [
+                (row_shown(plan, r.row), r.external_contact_id, "; ".join(r.problems))
+                for r in plan.invalid
+            ],
+        )
+        _list_sheet(
+            workbook,
+            "Left alone",
+            styles,
+            ("site_id", "contact_id", "external_contact_id", "first_name", "last_name", "why"),
+            [
+                (
+                    s.site_id,
+                    i.contact_id,
+                    i.external_contact_id or "",
+                    i.first_name,
+                    i.last_name,
+                    i.why,
+                )
+                for s in plan.sites
+                for i in s.listed
+            ],
+        )
 
 
 def _styles(workbook: xlsxwriter.Workbook) -> dict[str, Any]:

@@ -14,6 +14,7 @@ much.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 from collections import defaultdict
@@ -615,20 +616,85 @@ def _invalid_rows(rows: pd.DataFrame, issues: list[RosterIssue]) -> list[Invalid
 
 
 # The sites of the rows naming an external id, those ids, the contact ids the rows name, and
-# the invalid rows naming neither (`_Unnamed`).
-_Named = tuple[list[SiteKey | None], pd.Series, set[int], list["_Unnamed"]]
+# the invalid rows prune must look at again (`_Invalid`).
+_Named = tuple[list[SiteKey | None], pd.Series, set[int], list["_Invalid"]]
 # Phone numbers compared by their last digits (a national and an international form are one).
 PHONE_DIGITS = 7
+# An invalid row's phone digits a plan records (`_Invalid`): E.164 numbers have 15 at most, an
+# extension adds a few.
+PHONE_ENDS = 32
 
 
-class _Unnamed(NamedTuple):
-    """An invalid row with no readable id: its site (None: not resolved), row, name as
-    --match-by name folds it, and the phone's digits. Prune keeps a contact it may mean."""
+def _fold_digest(text: str) -> str:
+    """48 bits of BLAKE2b of a folded name or a phone's digits: what a plan file records of an
+    invalid row (`SitePlan.invalid`), rather than the row's values."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
+
+
+class _Invalid(NamedTuple):
+    """An invalid row prune keeps a contact for: its site (None: not resolved) and row; for a
+    row with no readable id, the digest of its name as --match-by name folds it ("" for none)
+    and of each ending of its phone's digits of PHONE_DIGITS digits or more, longest first (a
+    contact's phone matches when one number ends the other); for a row with one under
+    --exact-ids, the id as `written` (the contact whose id it is once repaired is kept: a row
+    the plan skips cannot say it means another person)."""
 
     site: SiteKey | None
     row: int
-    person: str
-    phone: str
+    person: str = ""
+    phones: tuple[str, ...] = ()
+    written: str = ""
+
+    @classmethod
+    def unnamed(cls, site: SiteKey | None, row: int, person: str, phone: str) -> _Invalid:
+        # A phone's last PHONE_ENDS digits at most (a cell of 1,000 digits is no number, and a
+        # contact's is shorter: a longer one matches on them, which keeps more, never less).
+        phone = phone[-PHONE_ENDS:]
+        endings = tuple(_fold_digest(phone[-n:]) for n in range(len(phone), PHONE_DIGITS - 1, -1))
+        return cls(site, row, _fold_digest(person) if person != "|" else "", endings)
+
+    @property
+    def entry(self) -> str:
+        """As a plan records it (`SitePlan.invalid`)."""
+        if self.written:
+            return f"{self.row} id {self.written}"
+        return f"{self.row} person {self.person or '-'} {','.join(self.phones) or '-'}"
+
+    @classmethod
+    def of_entry(cls, site: SiteKey, entry: str) -> _Invalid:
+        row, kind, rest = entry.split(" ", 2)
+        if kind == "id":
+            return cls(site, int(row), written=rest)
+        person, phones = rest.split(" ")
+        return cls(
+            site,
+            int(row),
+            "" if person == "-" else person,
+            () if phones == "-" else tuple(phones.split(",")),
+        )
+
+    def may_mean(self, contact: Contact, person: str) -> str | None:
+        """What the contact has that is the row's (`person`: its name's `_fold_digest`), or
+        None."""
+        if self.written:
+            held = id_text(contact.external_contact_id)
+            if held and same_after_repair(self.written, held):
+                damage = describe_damage(self.written, held)
+                return (
+                    f"external_contact_id once repaired: {self.written!r} is {held!r} but for "
+                    f"{damage}"
+                )
+            return None
+        if self.person and self.person == person:
+            return "name"
+        phone = "".join(filter(str.isdigit, contact.phone_number or ""))
+        if not self.phones or len(phone) < PHONE_DIGITS:
+            return None
+        # the row's phone ends the contact's, or the contact's ends the row's
+        length = PHONE_DIGITS + len(self.phones) - 1
+        if len(phone) <= length:
+            return "phone" if _fold_digest(phone) in self.phones else None
+        return "phone" if _fold_digest(phone[-length:]) == self.phones[0] else None
 
 
 class _Names:
@@ -645,6 +711,16 @@ class _Names:
     def __init__(self, exact_ids: bool, source: Callable[[], _Named]) -> None:
         self.exact_ids = exact_ids
         self._source: Callable[[], _Named] | None = source
+        self.unnamed: list[_Invalid] = []  # and rows the plan itself found invalid (`skipped`)
+
+    def skipped(self, key: SiteKey, row: int, written: str) -> None:
+        """A row of the site that the plan found invalid (`id_scientific_create`, `unreachable`)
+        after it matched no contact: under --exact-ids, the contact whose id its id is once
+        repaired is kept like that of a row invalid from the start (without --exact-ids, the
+        row's id protects it already)."""
+        if self.exact_ids and written:
+            self.unnamed.append(_Invalid(key, row, written=written))
+            self.__dict__.pop("_unnamed_by_site", None)
 
     @classmethod
     def of_rows(
@@ -662,33 +738,49 @@ class _Names:
             contact_ids = set(map(int, cids[cids.str.isdigit()].tolist()))
             return sites, named.reset_index(drop=True), contact_ids, unnamed()
 
-        def unnamed() -> list[_Unnamed]:
+        def unnamed() -> list[_Invalid]:
             from .sites import person_key, shown_id
 
             found = []
             for row in sorted(invalid_rows & set(rows.index.tolist())):
                 ext, cid = rows.at[row, "external_contact_id"], rows.at[row, "contact_id"]
-                if shown_id(ext) or cid.isdigit():
+                site = sites_of(placement, [row])[0]
+                if cid.isdigit():
                     continue  # the row names its contact by id
+                if shown_id(ext):
+                    if exact_ids:  # else its id protects its contact once repaired already
+                        found.append(_Invalid(site, row, written=ext))
+                    continue
                 person = person_key(rows.at[row, "first_name"], rows.at[row, "last_name"])
                 phone = "".join(filter(str.isdigit, rows.at[row, "phone_number"]))
-                site = sites_of(placement, [row])[0]
-                found.append(_Unnamed(site, row, person, phone))
+                found.append(_Invalid.unnamed(site, row, person, phone))
             return found
 
         return cls(exact_ids, named_by_rows)
 
     @classmethod
-    def of_site(cls, key: SiteKey, named: list[str], exact_ids: bool) -> _Names:
-        """What a plan recorded that the rows name on one site (`SitePlan.names`)."""
+    def of_site(
+        cls, key: SiteKey, named: list[str], exact_ids: bool, invalid: list[str] | None
+    ) -> _Names:
+        """What a plan recorded that the rows name on one site (`SitePlan.names`), and the
+        invalid rows that may mean its contacts (`SitePlan.invalid`)."""
+        rows = [_Invalid.of_entry(key, entry) for entry in invalid or ()]
         return cls(
-            exact_ids, lambda: ([key] * len(named), pd.Series(named, dtype="str"), set(), [])
+            exact_ids, lambda: ([key] * len(named), pd.Series(named, dtype="str"), set(), rows)
         )
+
+    def invalid_on_site(self, key: SiteKey) -> list[str]:
+        """The invalid rows that may mean contacts of the site (placed on it, or not placed),
+        for the plan to record (`SitePlan.invalid`)."""
+        by_site = self._unnamed_by_site
+        found = [*by_site.get(key, ()), *by_site.get(None, ())]
+        return [row.entry for row in sorted(found, key=lambda r: r.row)]
 
     def _build(self) -> None:
         if self._source is None:
             return
-        sites, named, self.contact_ids, self.unnamed = self._source()
+        sites, named, self.contact_ids, unnamed = self._source()
+        self.unnamed = [*unnamed, *self.unnamed]
         self._source = None
         exact_ids = self.exact_ids
         self.exact = set(zip(sites, named.tolist(), strict=True))
@@ -742,26 +834,31 @@ class _Names:
             site in near and same_after_repair(held, v) for site, v in self.exact
         )
 
+    @cached_property
+    def _unnamed_by_site(self) -> dict[SiteKey | None, list[_Invalid]]:
+        self._build()
+        grouped: dict[SiteKey | None, list[_Invalid]] = defaultdict(list)
+        for row in self.unnamed:
+            grouped[row.site].append(row)
+        return grouped
+
     def may_mean(self, key: SiteKey, contact: Contact) -> tuple[int, str] | None:
-        """An invalid row without a readable id that may mean the contact (its site, or a site
-        not resolved): (its row, what matches: the name as --match-by name folds it, or the
-        phone's last digits), or None."""
+        """An invalid row that may mean the contact (on its site, or on a site not resolved):
+        (its row, what matches: the id once repaired, under --exact-ids; for a row without a
+        readable id, the name as --match-by name folds it, or the phone's last digits), or
+        None."""
         from .sites import person_key
 
-        self._build()
-        if not self.unnamed:
+        by_site = self._unnamed_by_site
+        if not by_site:
             return None  # the common case
-        person = person_key(contact.first_name or "", contact.last_name or "")
-        phone = "".join(filter(str.isdigit, contact.phone_number or ""))
-        for row in self.unnamed:
-            if row.site not in (key, None):
-                continue
-            if row.person == person and person != "|":
-                return row.row, "name"
-            if min(len(row.phone), len(phone)) >= PHONE_DIGITS and (
-                row.phone.endswith(phone) or phone.endswith(row.phone)
-            ):
-                return row.row, "phone"
+        rows = [*by_site.get(key, ()), *by_site.get(None, ())]
+        if not rows:
+            return None
+        person = _fold_digest(person_key(contact.first_name or "", contact.last_name or ""))
+        for row in rows:
+            if (by := row.may_mean(contact, person)) is not None:
+                return row.row, by
         return None
 
 
@@ -910,6 +1007,7 @@ def _site_plan(
         contact = _match(row, held, matched, plan, context)
         if contact is False:
             continue  # a conflict was recorded
+        found = len(context.issues)
         if contact is not None:
             matched[contact.contact_id] = row.row
             if context.options.match_by == "name":
@@ -919,6 +1017,8 @@ def _site_plan(
                 # A damaged id matched anyway: CHeKT's id is kept, and changes carry it.
                 row = row._replace(external_contact_id=own)
         _plan_row(row, contact, context, plan)
+        if contact is None and any(i.severity == ERROR for i in context.issues[found:]):
+            context.names.skipped(key, row.row, row.external_contact_id)
     _record_unchanged(plan, context)
     in_conflict = {cid for conflict in plan.conflicts for cid in conflict.contact_ids}
     options = context.options
@@ -939,6 +1039,8 @@ def _site_plan(
         # (none for an edited export: contacts new since it are never pruned).
         plan.seen = sorted(c.contact_id for c in remote)
         plan.names = context.names.on_site(key) if context.snapshot is None else None
+        # and the invalid rows that may mean a contact, as digests (`_Invalid`)
+        plan.invalid = context.names.invalid_on_site(key) if context.snapshot is None else None
     _changes(plan).sort(key=lambda c: c.sort_key)
     plan.conflicts.sort(key=lambda c: (c.row or 0, c.external_contact_id or ""))
     plan.listed.sort(key=lambda item: item.contact_id)
@@ -1315,15 +1417,18 @@ def _differences(row: RowView, held: tuple[str, ...], blanks: str) -> dict[str, 
     return after
 
 
-def prune_added(site: SitePlan, added: list[Contact], exact_ids: bool) -> SitePlan:
+def prune_added(
+    site: SitePlan, added: list[Contact], exact_ids: bool, prune: bool = True
+) -> SitePlan:
     """A saved `--prune` plan's site (that recorded `seen` and `names`) with the contacts added
-    since the plan pruned or listed as a fresh plan would: deleted unless unmanaged or named
-    by a row of the file."""
+    since the plan pruned or listed as a fresh plan would: deleted unless unmanaged, named by a
+    row of the file or maybe meant by an invalid row (`SitePlan.invalid`). With `prune` False
+    (a plan with invalid rows that did not record them) they are all listed, none deleted."""
     assert site.names is not None
     key = (site.dealer_id, site.site_id)
-    names = _Names.of_site(key, site.names, exact_ids)
+    names = _Names.of_site(key, site.names, exact_ids, site.invalid)
     added_plan = replace(site, changes=[], listed=[])
-    _leftovers(key, added, set(), set(), names, True, None, added_plan)
+    _leftovers(key, added, set(), set(), names, prune, None, added_plan)
     listed = sorted([*site.listed, *added_plan.listed], key=lambda item: item.contact_id)
     changes = sorted([*site.changes, *added_plan.changes], key=lambda c: c.sort_key)
     return replace(site, changes=changes, listed=listed)
@@ -1400,7 +1505,9 @@ class RowMatcher:
         self._scratch = SitePlan(site.dealer_id, site.site_id, None, None, None, "", 0)
         self._key = (site.dealer_id, site.site_id)
         self._names = (
-            None if site.names is None else _Names.of_site(self._key, site.names, options.exact_ids)
+            None
+            if site.names is None
+            else _Names.of_site(self._key, site.names, options.exact_ids, site.invalid)
         )
 
     def match(
@@ -1427,4 +1534,6 @@ class RowMatcher:
         if not self.options.prune or not contact.managed:
             return False
         names = self._names
-        return names is None or not names.protects(self._key, contact)
+        return names is None or not (
+            names.protects(self._key, contact) or names.may_mean(self._key, contact) is not None
+        )

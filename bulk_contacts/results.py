@@ -15,10 +15,9 @@ from .outputs import (
     SHEET_SUFFIXES,
     CsvWriter,
     OutputExists,
-    close_workbook,
-    new_workbook,
     open_new,
     replacing,
+    written_workbook,
 )
 from .plan import Change
 
@@ -144,7 +143,7 @@ class Results:
             self._write_workbook(temporary)
 
     def _write_workbook(self, path: Path) -> None:
-        workbook = new_workbook(
+        with written_workbook(
             path,
             {
                 "constant_memory": True,
@@ -152,15 +151,14 @@ class Results:
                 "strings_to_formulas": False,
                 "strings_to_urls": False,
             },
-        )
-        sheet = workbook.add_worksheet("Results")
-        bold = workbook.add_format({"bold": True})
-        sheet.write_row(0, 0, RESULT_COLUMNS, bold)
-        for line, values in enumerate(self._rows, start=1):
-            for col, value in enumerate(values):
-                if isinstance(value, int):
-                    sheet.write_number(line, col, value)
-                else:
-                    sheet.write_string(line, col, str(value))
-        sheet.freeze_panes(1, 0)
-        close_workbook(workbook)
+        ) as workbook:
+            sheet = workbook.add_worksheet("Results")
+            bold = workbook.add_format({"bold": True})
+            sheet.write_row(0, 0, RESULT_COLUMNS, bold)
+            for line, values in enumerate(self._rows, start=1):
+                for col, value in enumerate(values):
+                    if isinstance(value, int):
+                        sheet.write_number(line, col, value)
+                    else:
+                        sheet.write_string(line, col, str(value))
+            sheet.freeze_panes(1, 0)

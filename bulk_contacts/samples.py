@@ -19,9 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import xlsxwriter
-
-from .outputs import close_workbook, open_replacing, replacing, write_text
+from .outputs import open_replacing, replacing, write_text, written_workbook
 
 DEALER = 12345
 SITES = [  # site_id, account, external id, name, timezone
@@ -289,18 +287,17 @@ def write_xlsx(path: Path, rows: list[tuple]) -> None:
 
 
 def _write_workbook(path: Path, rows: list[tuple]) -> None:
-    workbook = xlsxwriter.Workbook(str(path))
-    workbook.set_properties({"title": "Sample roster", "created": datetime(2026, 1, 1)})
-    bold = workbook.add_format({"bold": True})
-    text = workbook.add_format({"num_format": "@"})
-    sheet = workbook.add_worksheet("Contacts")
-    sheet.write_row(0, 0, HEADER, bold)
-    for r, row in enumerate(rows, start=1):
-        for c, value in enumerate(row):
-            sheet.write_string(r, c, value, text)
-    sheet.set_column(0, len(HEADER) - 1, 20)
-    sheet.freeze_panes(1, 0)
-    close_workbook(workbook)
+    with written_workbook(path, visible=False) as workbook:
+        workbook.set_properties({"title": "Sample roster", "created": datetime(2026, 1, 1)})
+        bold = workbook.add_format({"bold": True})
+        text = workbook.add_format({"num_format": "@"})
+        sheet = workbook.add_worksheet("Contacts")
+        sheet.write_row(0, 0, HEADER, bold)
+        for r, row in enumerate(rows, start=1):
+            for c, value in enumerate(row):
+                sheet.write_string(r, c, value, text)
+        sheet.set_column(0, len(HEADER) - 1, 20)
+        sheet.freeze_panes(1, 0)
 
 
 def write_samples(directory: Path) -> dict[str, Path]:

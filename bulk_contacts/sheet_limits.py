@@ -27,10 +27,11 @@ What is measured, per format (each scan errs on the large side, never the small 
 
 from __future__ import annotations
 
+import html
 import re
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import InputError
 from .spreadsheet import column_index, column_letter
@@ -257,8 +258,72 @@ def _repeat(attributes: bytes) -> int:
     return max(1, int(found.group(2))) if found else 1
 
 
+# What a table hides (`ods_hidden`): a row or column whose table:visibility is "collapse"
+# (hidden by hand, or folded in a group) or "filter" (filtered out by the table's filter).
+_ODS_PARTS = re.compile(
+    rb"<(/?)(?:[\w.-]+:)?(table|table-column|table-row|table-cell|covered-table-cell)(?=[\s/>])"
+    + _ATTRIBUTES
+)
+_VISIBILITY = re.compile(rb"""\s(?:[\w.-]+:)?visibility\s*=\s*["'](collapse|filter)["']""")
+# Past Excel's last column, no hidden column is named (a repeated column runs to the sheet's end).
+_LAST_COLUMN = 16_384
+
+Hidden = tuple[list[int], list[int], bool]  # rows (from 1), column positions (from 0), filtered
+
+
+def ods_hidden(xml: bytes) -> dict[str, Hidden]:
+    """Per table of content.xml, as `spreadsheet.hidden_parts` gives an xlsx sheet's: the rows
+    hidden or filtered out that hold a value (LibreOffice writes the empty rows to a sheet's end
+    as one repeated row, which may be hidden: not named), the column positions hidden, and
+    whether a filter hid rows. Most files hide nothing: one search at C speed says so."""
+    found: dict[str, Hidden] = {}
+    if b"visibility" not in xml:
+        return found
+    rows: list[int] = []
+    columns: list[int] = []
+    filtered = False
+    row = column = repeat = 0
+    hiding: bytes | None = None
+    holds_value = False
+    for tag in _ODS_PARTS.finditer(xml):
+        closing, name, attributes, empty = tag.groups()
+        if name == b"table":
+            if not closing:
+                label = _TABLE_NAME.search(attributes or b"")
+                title = (label.group(1) or label.group(2) or b"") if label else b""
+                rows, columns, filtered, row, column = [], [], False, 0, 0
+                found[html.unescape(title.decode("utf-8", "replace"))] = (rows, columns, False)
+            elif found:
+                last = next(reversed(found))
+                found[last] = (rows, columns, filtered)
+            continue
+        if closing and name != b"table-row":
+            continue
+        if name == b"table-column":
+            count = _repeat(attributes)
+            if _VISIBILITY.search(attributes):
+                columns.extend(range(column, min(column + count, _LAST_COLUMN)))
+            column += count
+        elif name == b"table-row" and not closing:
+            repeat, holds_value = _repeat(attributes), False
+            shown = _VISIBILITY.search(attributes)
+            hiding = shown.group(1) if shown else None
+            if empty:
+                row += repeat
+        elif name == b"table-row":
+            if hiding is not None and holds_value:
+                rows.extend(range(row + 1, row + repeat + 1))
+                filtered = filtered or hiding == b"filter"
+            row += repeat
+        elif not empty or b"value" in attributes:
+            holds_value = True
+    return found
+
+
 # xls
 
+ROW_RECORD, ROW_HIDDEN = 0x0208, 0x0020  # BIFF3-8 ROW, its fDyZero flag: the row is hidden
+COLINFO_RECORD, COLUMN_HIDDEN = 0x007D, 0x0001  # a column range's format, its fHidden flag
 BOF_RECORDS = {0x0009, 0x0209, 0x0409, 0x0809}
 DIMENSIONS_RECORDS = {0x0000, 0x0200}
 CELL_RECORDS = {
@@ -287,6 +352,9 @@ class XlsSheet:
     name: str
     extent: Extent
     declared: Extent  # the DIMENSIONS record
+    # rows (from 1) and column positions (from 0) hidden: the ROW and COLINFO records' flags
+    hidden_rows: list[int] = field(default_factory=list)
+    hidden_columns: list[int] = field(default_factory=list)
 
 
 def xls_extents(stream: bytes) -> list[XlsSheet]:
@@ -315,6 +383,14 @@ def xls_extents(stream: bytes) -> list[XlsSheet]:
             current.extent.reach(row + 1, max(first, last) + 1, abs(last - first) + 1)
         elif kind in DIMENSIONS_RECORDS and position <= end:
             _declare(current.declared, stream[body:position])
+        elif kind == ROW_RECORD and length >= 16 and position <= end:
+            row, options = struct.unpack_from("<H10xH", stream, body)
+            if options & ROW_HIDDEN:
+                current.hidden_rows.append(row + 1)
+        elif kind == COLINFO_RECORD and length >= 10 and position <= end:
+            first, last, options = struct.unpack_from("<HH4xH", stream, body)
+            if options & COLUMN_HIDDEN:
+                current.hidden_columns.extend(range(first, min(last, _LAST_COLUMN - 1) + 1))
     return sheets
 
 

@@ -332,7 +332,7 @@ def _read_workbook(path: Path, handle: BinaryIO, kind: str, sheet: str | None) -
     scan = ThreadPoolExecutor(1)
     archive = zipfile.ZipFile(handle) if kind in ("xlsx", "ods") else None
     try:
-        _check_whole_workbook(path, handle, kind, archive)
+        hidden_tables = _check_whole_workbook(path, handle, kind, archive)
         handle.seek(0)
         workbook = CalamineWorkbook.from_filelike(handle)
         name = _choose_sheet(workbook, sheet, path)
@@ -346,6 +346,8 @@ def _read_workbook(path: Path, handle: BinaryIO, kind: str, sheet: str | None) -
             # Looking for formulas without values in the sheet already unzipped runs beside
             # calamine's own parsing, which releases the GIL.
             formulas = scan.submit(_formulas_without_values, xml)
+        elif kind in ("ods", "xls"):
+            hidden = hidden_tables.get(name, hidden)
         data = workbook.get_sheet_by_name(name)
         rows = data.to_python(skip_empty_area=False)
         merged = data.merged_cell_ranges or []
@@ -433,9 +435,10 @@ def _visible_sheets(workbook: Any) -> list[str]:
 
 def _check_whole_workbook(
     path: Path, handle: BinaryIO, kind: str, archive: zipfile.ZipFile | None
-) -> None:
+) -> dict[str, tuple[list[int], list[int], bool]]:
     """calamine reads every sheet of an .xls or .ods as soon as it opens one: all are measured
-    before (see `sheet_limits`)."""
+    before (see `sheet_limits`). What each sheet hides, found in the bytes already read for it:
+    an .ods's tables (`sheet_limits.ods_hidden`), an .xls's ROW and COLINFO records."""
     from . import sheet_limits
 
     if kind == "ods" and archive is not None:
@@ -445,11 +448,15 @@ def _check_whole_workbook(
             raise InputError(f"{path}: a damaged spreadsheet (no content.xml)") from None
         for table, extent in sheet_limits.ods_extents(content):
             sheet_limits.refuse_if_too_large(f"{path} (sheet {table})", extent)
-    elif kind == "xls":
+        return sheet_limits.ods_hidden(content)
+    hidden: dict[str, tuple[list[int], list[int], bool]] = {}
+    if kind == "xls":
         for found in _xls_sheets(path, handle):
             where = f"{path} (sheet {found.name})" if found.name else str(path)
             sheet_limits.refuse_if_declared_too_large(where, found.declared)
             sheet_limits.refuse_if_too_large(where, found.extent)
+            hidden[found.name] = (found.hidden_rows, sorted(set(found.hidden_columns)), False)
+    return hidden
 
 
 def _xls_sheets(path: Path, handle: BinaryIO) -> list:

@@ -5,11 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-import xlsxwriter
-
 from .columns import BY_NAME, TEMPLATE_COLUMNS
 from .errors import InputError
-from .outputs import SHEET_SUFFIXES, close_workbook, replacing, write_csv
+from .outputs import SHEET_SUFFIXES, replacing, write_csv, written_workbook
 
 INSTRUCTIONS = [
     "How to fill in this roster",
@@ -44,33 +42,32 @@ def write_template(path: Path, overwrite: bool = False) -> None:
 
 
 def _write_xlsx(path: Path) -> None:
-    workbook = xlsxwriter.Workbook(str(path))
-    workbook.set_properties({"title": "bulk-contacts roster", "created": CREATED})
-    header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
-    text = workbook.add_format({"num_format": "@"})
-    sheet = workbook.add_worksheet("Contacts")
-    for col, name in enumerate(TEMPLATE_COLUMNS):
-        column = BY_NAME[name]
-        sheet.write_string(0, col, name, header)
-        sheet.write_comment(0, col, column.note, {"x_scale": 2, "y_scale": 1.5})
-        sheet.set_column(col, col, column.width, text if column.text_format else None)
-    action = TEMPLATE_COLUMNS.index("action")
-    sheet.data_validation(
-        1,
-        action,
-        100_000,
-        action,
-        {
-            "validate": "list",
-            "source": ["upsert", "delete"],
-            "input_title": "action",
-            "input_message": "upsert (or blank) or delete",
-        },
-    )
-    sheet.freeze_panes(1, 0)
-    guide = workbook.add_worksheet("Instructions")
-    bold = workbook.add_format({"bold": True, "font_size": 13})
-    guide.set_column(0, 0, 110)
-    for row, line in enumerate(INSTRUCTIONS):
-        guide.write_string(row, 0, line, bold if row == 0 else None)
-    close_workbook(workbook)
+    with written_workbook(path, visible=False) as workbook:
+        workbook.set_properties({"title": "bulk-contacts roster", "created": CREATED})
+        header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
+        text = workbook.add_format({"num_format": "@"})
+        sheet = workbook.add_worksheet("Contacts")
+        for col, name in enumerate(TEMPLATE_COLUMNS):
+            column = BY_NAME[name]
+            sheet.write_string(0, col, name, header)
+            sheet.write_comment(0, col, column.note, {"x_scale": 2, "y_scale": 1.5})
+            sheet.set_column(col, col, column.width, text if column.text_format else None)
+        action = TEMPLATE_COLUMNS.index("action")
+        sheet.data_validation(
+            1,
+            action,
+            100_000,
+            action,
+            {
+                "validate": "list",
+                "source": ["upsert", "delete"],
+                "input_title": "action",
+                "input_message": "upsert (or blank) or delete",
+            },
+        )
+        sheet.freeze_panes(1, 0)
+        guide = workbook.add_worksheet("Instructions")
+        bold = workbook.add_format({"bold": True, "font_size": 13})
+        guide.set_column(0, 0, 110)
+        for row, line in enumerate(INSTRUCTIONS):
+            guide.write_string(row, 0, line, bold if row == 0 else None)

@@ -11,12 +11,11 @@ from .codes import DERIVED, ERROR, WARNING
 from .errors import InputError
 from .outputs import (
     VALIDATION_REPORT_SUFFIXES,
-    close_workbook,
     json_text,
-    new_workbook,
     replacing,
     write_csv,
     write_text,
+    written_workbook,
 )
 from .schema import RosterIssue, ValidatedRoster
 from .site_layouts import SHEET_ROWS
@@ -70,54 +69,55 @@ def _write_xlsx(result: ValidatedRoster, path: Path) -> None:
     """The roster as it was read, every cell text, at its own row numbers, with the problems
     marked; an Issues sheet lists them all."""
     table = result.roster.table
-    workbook = new_workbook(path, {"strings_to_numbers": False, "strings_to_formulas": False})
-    text = workbook.add_format({"num_format": "@"})
-    header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "num_format": "@"})
-    marks = {
-        ERROR: workbook.add_format({"bg_color": "#F8CBAD", "num_format": "@"}),
-        WARNING: workbook.add_format({"bg_color": "#FFE699", "num_format": "@"}),
-    }
-    by_cell = _issues_by_cell(result)
-    top = table.header_row - 1
-    secret = result.roster.facts.secret_positions  # a passcode is never copied
-    # One sheet, or with --all-sheets one per sheet read, each row at its own row number.
-    names = table.sheets or ("Contacts",)
-    sheets = {}
-    not_sent = result.roster.facts.phones_not_sent
-    extra = len(table.headers)
-    for number, name in enumerate(names, start=1 if table.sheets else 0):
-        if not name:
-            continue  # a sheet of the workbook not read (not a roster)
-        sheet = sheets[number] = workbook.add_worksheet(name[:31])
-        for col, title in enumerate(table.headers):
-            sheet.write_string(top, col, title, header)
-            sheet.set_column(col, col, max(12, min(40, len(title) + 4)), text)
-        if not_sent is not None:  # the numbers of the other phone columns, beside the roster
-            sheet.write_string(top, extra, NOT_SENT_HEADER, header)
-            sheet.set_column(extra, extra, 40, text)
-        sheet.freeze_panes(table.header_row, 0)
-    if not_sent is not None:
-        for row_number, numbers in not_sent[not_sent != ""].items():
+    with written_workbook(
+        path, {"strings_to_numbers": False, "strings_to_formulas": False}
+    ) as workbook:
+        text = workbook.add_format({"num_format": "@"})
+        header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "num_format": "@"})
+        marks = {
+            ERROR: workbook.add_format({"bg_color": "#F8CBAD", "num_format": "@"}),
+            WARNING: workbook.add_format({"bg_color": "#FFE699", "num_format": "@"}),
+        }
+        by_cell = _issues_by_cell(result)
+        top = table.header_row - 1
+        secret = result.roster.facts.secret_positions  # a passcode is never copied
+        # One sheet, or with --all-sheets one per sheet read, each row at its own row number.
+        names = table.sheets or ("Contacts",)
+        sheets = {}
+        not_sent = result.roster.facts.phones_not_sent
+        extra = len(table.headers)
+        for number, name in enumerate(names, start=1 if table.sheets else 0):
+            if not name:
+                continue  # a sheet of the workbook not read (not a roster)
+            sheet = sheets[number] = workbook.add_worksheet(name[:31])
+            for col, title in enumerate(table.headers):
+                sheet.write_string(top, col, title, header)
+                sheet.set_column(col, col, max(12, min(40, len(title) + 4)), text)
+            if not_sent is not None:  # the numbers of the other phone columns, beside the roster
+                sheet.write_string(top, extra, NOT_SENT_HEADER, header)
+                sheet.set_column(extra, extra, 40, text)
+            sheet.freeze_panes(table.header_row, 0)
+        if not_sent is not None:
+            for row_number, numbers in not_sent[not_sent != ""].items():
+                number, own = divmod(int(row_number), SHEET_ROWS)
+                sheets[number].write_string(own - 1, extra, numbers, text)
+        for row_number, values in table.cells.iterrows():
             number, own = divmod(int(row_number), SHEET_ROWS)
-            sheets[number].write_string(own - 1, extra, numbers, text)
-    for row_number, values in table.cells.iterrows():
-        number, own = divmod(int(row_number), SHEET_ROWS)
-        sheet = sheets[number]
-        for col, value in enumerate(values):
-            if col in secret:
-                continue
-            issues = by_cell.get((int(row_number), col))
-            style = marks[_worst(issues)] if issues else text
-            sheet.write_string(own - 1, col, str(value), style)
-            if issues:
-                sheet.write_comment(
-                    own - 1,
-                    col,
-                    "\n".join(i.message for i in issues),
-                    {"x_scale": 2.5, "y_scale": 1.5},
-                )
-    _issues_sheet(workbook, result.issues, header)
-    close_workbook(workbook)
+            sheet = sheets[number]
+            for col, value in enumerate(values):
+                if col in secret:
+                    continue
+                issues = by_cell.get((int(row_number), col))
+                style = marks[_worst(issues)] if issues else text
+                sheet.write_string(own - 1, col, str(value), style)
+                if issues:
+                    sheet.write_comment(
+                        own - 1,
+                        col,
+                        "\n".join(i.message for i in issues),
+                        {"x_scale": 2.5, "y_scale": 1.5},
+                    )
+        _issues_sheet(workbook, result.issues, header)
 
 
 def _issues_by_cell(result: ValidatedRoster) -> dict[tuple[int, int], list[RosterIssue]]:

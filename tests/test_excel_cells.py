@@ -376,3 +376,141 @@ def test_a_rounded_cell_typed_again_in_serve_is_read_as_typed(tmp_path) -> None:
     assert validated.rows.at[2, "external_contact_id"] == "1234567890123"
     assert validated.rows.at[2, "phone_number"] == "+12025550301"
     assert not [i for i in validated.issues if i.row == 2 and i.severity != "derived"]
+
+
+# F6 in .ods: rows and columns whose table:visibility is "collapse" (hidden) or "filter"
+# (filtered out), read from content.xml as LibreOffice writes it
+
+
+def ods(path: Path, rows: list[list[str]], columns: str = "", hide: dict[int, str] | None = None):
+    """An .ods workbook of one `Contacts` table: `columns` its <table:table-column> elements,
+    `hide` the visibility of rows by their number (from 1)."""
+    from .test_hostile_files import MANIFEST
+
+    hide = hide or {}
+
+    def cell(value: str) -> str:
+        if not value:
+            return "<table:table-cell/>"
+        text = f"<text:p>{value}</text:p>"
+        return f'<table:table-cell office:value-type="string">{text}</table:table-cell>'
+
+    body = columns
+    for number, cells in enumerate(rows, 1):
+        seen = f' table:visibility="{hide[number]}"' if number in hide else ""
+        body += f"<table:table-row{seen}>{''.join(map(cell, cells))}</table:table-row>"
+    # LibreOffice's trailing rows, repeated to the sheet's end (hidden here: "collapse")
+    body += (
+        '<table:table-row table:number-rows-repeated="1048000" table:visibility="collapse">'
+        '<table:table-cell table:number-columns-repeated="1024"/></table:table-row>'
+    )
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+        'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
+        f'<office:body><office:spreadsheet><table:table table:name="Contacts">{body}'
+        "</table:table></office:spreadsheet></office:body></office:document-content>"
+    )
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        archive.writestr("META-INF/manifest.xml", MANIFEST)
+        archive.writestr("content.xml", content, compress_type=zipfile.ZIP_DEFLATED)
+    return path
+
+
+def texts(rows: list[list[object]]) -> list[list[str]]:
+    return [[str(value) for value in row] for row in rows]
+
+
+def test_hidden_ods_rows_are_read_and_named_in_ranges(tmp_path) -> None:
+    path = ods(
+        tmp_path / "rows.ods",
+        texts([HEADER6, *people(8)]),
+        hide={3: "collapse", 5: "collapse", 6: "collapse", 7: "collapse"},
+    )
+    roster = read_roster(path)
+    assert len(roster.frame) == 8  # a hidden row is still data: read
+    message = file_warnings(path)["hidden_rows"]
+    assert "rows 3, 5-7 (4 rows)" in message and "read" in message
+    assert "filter" not in message  # LibreOffice's hidden empty rows at the end are not named
+    assert labels(path)["hidden_rows"] == ["sheet 'Contacts'"]
+
+
+def test_ods_rows_a_filter_hides_are_named_as_filtered(tmp_path) -> None:
+    path = ods(tmp_path / "filtered.ods", texts([HEADER6, *people(3)]), hide={4: "filter"})
+    message = file_warnings(path)["hidden_rows"]
+    assert "row 4" in message and "filter" in message
+
+
+def test_a_hidden_ods_column_is_named_and_a_visible_phone_column_preferred(tmp_path) -> None:
+    columns = (
+        '<table:table-column table:style-name="co1"/>'
+        '<table:table-column table:visibility="collapse"/>'  # B
+        '<table:table-column table:number-columns-repeated="2"/>'  # C, D
+        '<table:table-column table:visibility="collapse"/>'  # E
+        '<table:table-column table:number-columns-repeated="2"/>'  # F, G
+        '<table:table-column table:number-columns-repeated="1017" table:visibility="collapse"/>'
+    )
+    rows = [
+        [*HEADER6, "Mobile"],
+        ["10-4471", "HC-1", "Hid", "Col", "+12025550111", "", "+12025550199"],
+        ["10-4471", "HC-2", "Only", "Hidden", "+12025550112", "", ""],
+    ]
+    path = ods(tmp_path / "cols.ods", rows, columns)
+    roster = read_roster(path)
+    assert roster.frame.at[2, "phone_number"] == "+12025550199"  # the visible Mobile first
+    assert roster.frame.at[3, "phone_number"] == "+12025550112"  # the hidden one when empty
+    assert labels(path)["hidden_column"] == ["B 'External Contact ID'", "E 'Phone'"]
+    message = file_warnings(path)["hidden_column"]
+    assert "'Contacts'" in message and "visible 'Mobile' is taken first" in message
+
+
+def test_no_warning_for_an_ods_with_nothing_hidden(tmp_path) -> None:
+    path = ods(tmp_path / "plain.ods", texts([HEADER6, *people(2)]))
+    found = file_warnings(path)
+    assert "hidden_rows" not in found and "hidden_column" not in found
+
+
+# F6 in .xls (BIFF8): the hidden flag of the ROW and COLINFO records
+
+
+def xls(path: Path, rows: list[list[str]], hidden_rows=(), hidden_columns=()) -> Path:
+    import xlwt
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Contacts")
+    for r, cells in enumerate(rows):
+        for c, value in enumerate(cells):
+            if value:
+                sheet.write(r, c, value)
+    for number in hidden_rows:
+        sheet.row(number - 1).hidden = True
+    for position in hidden_columns:
+        sheet.col(position).hidden = True
+    book.save(str(path))
+    return path
+
+
+def test_hidden_xls_rows_and_columns_are_named(tmp_path) -> None:
+    rows = [
+        [*HEADER6, "Mobile"],
+        ["10-4471", "HC-1", "Hid", "Col", "+12025550111", "", "+12025550199"],
+        ["10-4471", "HC-2", "Only", "Hidden", "+12025550112", "", ""],
+        *([str(v) for v in p] + [""] for p in people(5)),
+    ]
+    path = xls(tmp_path / "old.xls", rows, hidden_rows=(3, 5, 6, 7), hidden_columns=(1, 4))
+    roster = read_roster(path)
+    assert len(roster.frame) == 7  # a hidden row is still data: read
+    assert roster.frame.at[2, "phone_number"] == "+12025550199"  # the visible Mobile first
+    message = file_warnings(path)["hidden_rows"]
+    assert "rows 3, 5-7 (4 rows)" in message and "read" in message
+    assert labels(path)["hidden_column"] == ["B 'External Contact ID'", "E 'Phone'"]
+
+
+def test_no_warning_for_an_xls_with_nothing_hidden(tmp_path) -> None:
+    path = xls(tmp_path / "plain.xls", [HEADER6, *([str(v) for v in p] for p in people(2))])
+    found = file_warnings(path)
+    assert "hidden_rows" not in found and "hidden_column" not in found

@@ -5,13 +5,16 @@ not) is kept; so is, for an invalid row without a readable id, a contact with th
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bulk_contacts.models import Contact
+from bulk_contacts.normalize import same_after_repair
 from bulk_contacts.sites import person_key
 
 from .test_identity import ZETA, contacts_of, line, plan_with, run, seeded, write
+from .test_lookalike_ids import look_alike
 from .thorough import examples
 
 __all__ = ["seeded"]  # the fixture, shared with test_identity
@@ -137,3 +140,183 @@ def test_cli_skip_invalid_prune_keeps_the_contact_of_a_row_without_an_id(seeded,
     assert applied.exit_code == 0, applied.output
     after = contacts_of(seeded, 1001)
     assert [c for c in after if c[1] == "keep1"] == [c for c in before if c[1] == "keep1"]
+
+
+# An invalid row whose id is a contact's only once repaired (a number a spreadsheet rounded, a
+# look-alike), under --exact-ids: the plan does not tell look-alikes apart for a row it skips.
+
+LONG = Contact(11, "Lo", "Ng", "1234567890123", "+12025550107")
+JOHN = Contact(12, "John", "Doe", "HD-001", "+12025550143")
+KIM = Contact(9, "Kim", "Keep", "keep1", "+12025550109")
+# The row, and the contact it means: each invalid before the plan (a bad cell, an invisible
+# character) or made invalid by it (a rounded id that matches nothing exactly, no phone left).
+MEANT = {
+    "scientific": (line("1.23457E+12", "Lo", "Ng", "2025550107", site="1001"), LONG),
+    "scientific, bad phone": (line("1.23457E+12", "Lo", "Ng", "12", site="1001"), LONG),
+    "scientific, other name": (line("1.23457E+12", "Al", "Other", "2025550111", site="1001"), LONG),
+    "lower case, bad phone": (line("hd-001", "John", "Doe", "12", site="1001"), JOHN),
+    "lower case, unreachable": (line("hd-001", "John", "Doe", "", site="1001"), JOHN),
+    "fullwidth, bad e-mail": (
+        line("\uff28\uff24-001", "Jo", "D", "2025550143", "x@", site="1001"),
+        JOHN,
+    ),
+    "U+2010 hyphen, bad phone": (line("HD\u2010001", "J", "D", "12", site="1001"), JOHN),
+    "invisible character": (line("HD-001\u200b", "Al", "Other", "2025550111", site="1001"), JOHN),
+}
+FLAGS = [
+    (exact, repair, skip, match)
+    for exact in (False, True)
+    for repair in (False, True)
+    for skip in (False, True)
+    for match in (None, "name")
+]
+
+
+@pytest.mark.parametrize("name", MEANT)
+@pytest.mark.parametrize(("exact", "repair", "skip", "match"), FLAGS)
+def test_prune_never_deletes_the_contact_an_invalid_row_means_once_repaired(
+    name, exact, repair, skip, match
+) -> None:
+    """Every combination of --exact-ids, --repair-ids, --skip-invalid and --match-by with
+    --prune: the contact an invalid row's id means once repaired is never deleted (before the
+    fix: every --exact-ids one deleted it; without --skip-invalid the plan was refused, with it
+    the delete went through). With --exact-ids the plan says why it keeps it."""
+    row, meant = MEANT[name]
+    rows = [line("keep1", "Kim", "Keep", "2025550109", site="1001"), row]
+    plan = plan_with(
+        rows,
+        [ZETA],
+        {1001: [LONG, JOHN, KIM]},
+        prune=True,
+        force=True,
+        skip_invalid=skip,
+        exact_ids=exact,
+        repair_ids=repair,
+        match_by=match,
+    )
+    assert meant.contact_id not in {d.contact_id for d in plan.deletes}, plan.deletes
+    assert not plan.creates  # (without --exact-ids the row is a conflict, or --repair-ids' match)
+    if exact:
+        assert 3 in {r.row for r in plan.invalid}, plan.invalid
+        assert kept(plan)[meant.contact_id] == "protected"
+        [warning] = [w for w in plan.warnings if w.code == "prune_kept_for_invalid"]
+        assert warning.row == 3 and f"(contact_id {meant.contact_id}," in warning.message
+        assert "row 3 is invalid and may mean it" in warning.message
+
+
+def test_exact_ids_still_prunes_what_a_valid_look_alike_row_does_not_name() -> None:
+    """--exact-ids keeps its meaning for the rows it plans: a valid `hd-001` is another person
+    than HD-001 (a create, and with --prune the delete of HD-001), as the README says."""
+    rows = [line("hd-001", "John", "Doe", "2025550143", site="1001")]
+    plan = plan_with(rows, [ZETA], {1001: [JOHN]}, prune=True, force=True, exact_ids=True)
+    assert [c.external_contact_id for c in plan.creates] == ["hd-001"]
+    assert [d.contact_id for d in plan.deletes] == [12]
+
+
+DAMAGES = st.sampled_from(["bad_phone", "bad_email", "unreachable", "invisible"])
+
+
+@settings(max_examples=examples(150), deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.integers(0, 8), DAMAGES, st.booleans()), max_size=5),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from([None, "name"]),
+)
+def test_exact_ids_skip_invalid_prune_keeps_what_an_invalid_row_means(
+    rows, exact, repair, match
+) -> None:
+    """For any roster of rows whose ids look like contacts' ids, some of them invalid: prune
+    never deletes a contact whose id an invalid row's id is once repaired, whatever the flags."""
+    held = [Contact(i, "P", f"Q{i}", f"HD-00{i}", f"+1202555014{i}") for i in range(4)]
+    held.append(LONG)
+    held.append(KIM)
+    cells = [line("keep1", "Kim", "Keep", "2025550109", site="1001")]  # one valid row at least
+    for who, how, damage, scientific in rows:
+        ext = "1.23457E+12" if scientific else look_alike(held[who].external_contact_id, how)
+        phone, email = "2025550199", ""
+        if damage == "bad_phone":
+            phone = "12"
+        elif damage == "bad_email":
+            email = "nope@"
+        elif damage == "unreachable":
+            phone = ""
+        elif damage == "invisible":
+            ext += "\u200b"
+        cells.append(line(ext, "X", "Y", phone, email, site="1001"))
+    plan = plan_with(
+        cells,
+        [ZETA],
+        {1001: held},
+        prune=True,
+        skip_invalid=True,
+        force=True,
+        exact_ids=exact,
+        repair_ids=repair,
+        match_by=match,
+    )
+    invalid = {r.row for r in plan.invalid}
+    for delete in plan.deletes:
+        for at, cell in enumerate(cells, 2):
+            if at in invalid:
+                assert not same_after_repair(cell[4], delete.external_contact_id), (delete, cell)
+
+
+def test_cli_exact_ids_skip_invalid_prune_of_a_workbook_deletes_no_one_a_row_means(
+    start_sandbox, tmp_path
+) -> None:
+    """Against the sandbox: a workbook with a number cell a spreadsheet rounded (1234570000000,
+    read as 1.23457E+12) and a look-alike id on a row with a bad phone, planned and applied with
+    --exact-ids --skip-invalid --prune: both contacts they mean are kept and named."""
+    import json
+
+    import openpyxl
+
+    people = [
+        (11, "1234567890123", "Long", "+12025550301"),
+        (12, "HD-001", "John", "+12025550143"),
+        (13, "HD-002", "Maria", "+12025550100"),
+    ]
+    site = {
+        "site_id": 101,
+        "name": "Harbor",
+        "account_number": "10-4471",
+        "external_site_id": "ext-101",
+        "timezone": "America/New_York",
+        "contacts": [
+            {
+                "contact_id": c,
+                "external_contact_id": ext,
+                "first_name": f,
+                "last_name": "X",
+                "phone_number": phone,
+            }
+            for c, ext, f, phone in people
+        ],
+    }
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps({"dealers": [{"dealer_id": 12345, "sites": [site]}]}))
+    server = start_sandbox(seed=seed)
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Contacts"
+    for cells in [
+        ["Account #", "External Contact ID", "First Name", "Last Name", "Phone"],
+        ["10-4471", 1234570000000, "Long", "X", "+12025550301"],
+        ["10-4471", "hd\u2010001", "John", "X", "12"],
+        ["10-4471", "HD-002", "Maria", "X", "+12025550100"],
+    ]:
+        sheet.append(cells)
+    book.save(path := tmp_path / "roster.xlsx")
+    flags = ["--exact-ids", "--skip-invalid", "--prune", "--no-progress"]
+    planned = run(server, "plan", str(path), *flags[:-1])
+    assert planned.exit_code == 0, planned.output
+    assert "(prune)" not in planned.output and "delete 0" in planned.output, planned.output
+    assert "'1234567890123' (contact_id 11, Long X): row 2 is invalid" in planned.output
+    assert "'HD-001' (contact_id 12, John X): row 3 is invalid" in planned.output
+    applied = run(server, "apply", str(path), *flags[:-1], "--yes")
+    assert applied.exit_code == 0, applied.output
+    held = server.store.db.execute(
+        "SELECT contact_id FROM contacts WHERE site_id = 101 ORDER BY contact_id"
+    ).fetchall()
+    assert [row[0] for row in held] == [11, 12, 13]

@@ -249,6 +249,16 @@ def load_saved(
             + "); make a new plan to see them",
             "warning",
         )
+    if fresh.unrecorded:
+        echo(
+            f"{path} was made by an earlier bulk-contacts, which did not record its invalid rows "
+            "for --prune: the contacts added since on "
+            f"{plural(len(fresh.unrecorded), 'site')} ("
+            + ", ".join(str(s.site_id) for s in fresh.unrecorded)
+            + ") are kept, not pruned (an invalid row may mean them); make a new plan to prune "
+            "them",
+            "warning",
+        )
     if fresh.stale:
         verb = "re-based on their current contacts" if refresh else "refused"
         echo(

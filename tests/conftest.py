@@ -10,11 +10,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
-import pytest
-from hypothesis import settings
-from hypothesis.database import DirectoryBasedExampleDatabase
-
 # Where bytecode writing is turned off (PYTHONDONTWRITEBYTECODE), every test process compiled
 # the package and rewrote the tests' asserts anew (about 3.3 s of CPU a process) and every
 # command the tests start compiled the modules it imports: the tests keep their bytecode in
@@ -25,6 +20,11 @@ BYTECODE: str | None = None
 if sys.dont_write_bytecode:
     BYTECODE = str(Path(__file__).parent.parent / ".pytest_cache" / "bytecode")
     sys.pycache_prefix, sys.dont_write_bytecode = BYTECODE, False
+
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
 
 from bulk_contacts.sandbox import SandboxConfig, SandboxServer  # noqa: E402
 

@@ -5,18 +5,30 @@ from __future__ import annotations
 import os
 import ssl
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
-import pytest
-from hypothesis import settings
-from hypothesis.database import DirectoryBasedExampleDatabase
+# Where bytecode writing is turned off (PYTHONDONTWRITEBYTECODE), every test process compiled
+# the package and rewrote the tests' asserts anew (about 3.3 s of CPU a process) and every
+# command the tests start compiled the modules it imports: the tests keep their bytecode in
+# pytest's cache folder instead (`sys.pycache_prefix`; the checkout's source folders stay as they
+# are), the test processes from here on (pytest honours it for the rewritten tests) and the
+# commands they start (`own_state_folder`).
+BYTECODE: str | None = None
+if sys.dont_write_bytecode:
+    BYTECODE = str(Path(__file__).parent.parent / ".pytest_cache" / "bytecode")
+    sys.pycache_prefix, sys.dont_write_bytecode = BYTECODE, False
 
-from bulk_contacts.sandbox import SandboxConfig, SandboxServer
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
 
-from .thorough import THOROUGH, examples
+from bulk_contacts.sandbox import SandboxConfig, SandboxServer  # noqa: E402
+
+from .thorough import THOROUGH, examples  # noqa: E402
 
 SandboxFactory = Callable[..., SandboxServer]
 
@@ -42,6 +54,9 @@ def own_state_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
         patch.setenv("PYTHONPATH", path)
+        if BYTECODE is not None:
+            patch.setenv("PYTHONPYCACHEPREFIX", BYTECODE)
+            patch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
         yield
 
 
@@ -163,6 +178,18 @@ LONG_FIRST = (
     "test_reconcile.py",
     "test_export.py",
 )
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto` (pyproject.toml): half as many test processes again as there are cores (3 on
+    2 cores). A test spends about a quarter of its time waiting (for the process it started, a
+    sandbox's latency window, a browser), and a third process runs on the core a waiting one
+    leaves idle; each process costs about 4 s of CPU to start and collect. The environment's
+    PYTEST_XDIST_AUTO_NUM_WORKERS still decides when set (pytest-xdist reads it)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) * 3 // 2)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -368,7 +368,7 @@ def _run_lines(
     counts, files = report.counts, report.files
     lines: list[tuple[str, str, bool]] = []
     if not quiet or counts["failed"]:
-        style = "error" if counts["failed"] else "ok"
+        style = "error" if counts["failed"] else "warning" if report.refused else "ok"
         others = report.by_another_run
         done = f"{counts['ok'] - others} done, "
         if others:

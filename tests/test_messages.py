@@ -16,8 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from bulk_contacts import retries
+from bulk_contacts.apply import ApplyReport, RunFiles
 from bulk_contacts.cli import main
 from bulk_contacts.sandbox import Faults, SandboxServer
+from bulk_contacts.terminal import run_text
 
 from .conftest import run_in_process
 from .test_apply import run_on_a_terminal
@@ -259,6 +261,20 @@ def test_a_refused_sites_changes_are_counted_as_not_done(server, tmp_path) -> No
     result = run(server, "apply", roster, "--yes", "--no-progress", "--results", "out.csv")
     assert result.exit_code == 1, result.output  # part of the plan was refused
     assert "apply: 1 done, 0 failed, 0 skipped, 2 not done (site refused)" in result.output
+
+
+@pytest.mark.parametrize(
+    ("failed", "refused", "style"), [(0, 0, "ok"), (0, 2, "warning"), (1, 2, "error")]
+)
+def test_the_counts_line_is_not_shown_as_success_when_part_was_not_done(
+    tmp_path, failed: int, refused: int, style: str
+) -> None:
+    """A run whose sites were refused exits 1: its counts line says so in its colour too."""
+    files = RunFiles(tmp_path / "r.csv", tmp_path / "j.jsonl", tmp_path / "f.csv", tmp_path)
+    counts = {"ok": 1, "failed": failed, "skipped": 0}
+    report = ApplyReport(counts=counts, files=files, refused=refused)
+    line = next(line for line in run_text(report, False, "apply") if line[0].startswith("apply:"))
+    assert line[1] == style, line
 
 
 def summary_of_terminal(output: str) -> dict[str, int]:

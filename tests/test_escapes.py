@@ -166,3 +166,32 @@ def test_every_line_the_cli_prints_goes_through_echo() -> None:
             if node.func.attr in ("confirm", "prompt"):
                 first = node.args[0]
                 assert isinstance(first, ast.Call) and getattr(first.func, "id", "") == "printable"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_an_export_of_site_ids_holding_escapes_imports_back_as_no_change(
+    start_sandbox, tmp_path, suffix
+) -> None:
+    """QA (inputs): CHeKT's account number and external site id holding ESC are exported
+    visibly (`AC\\x1b[2J`); imported back, the untouched export must name its site (as names
+    compare as shown), not be `unknown_site` on every row."""
+    server = start_sandbox()
+    site = server.store.create_site(
+        12345,
+        {"name": "Evil", "account_number": f"AC{CLEAR}", "external_site_id": f"X{TITLE}"},
+    )
+    server.store.create_contact(
+        site["site_id"],
+        {"external_contact_id": "E1", "first_name": "Ann", "last_name": "Lee",
+         "phone_number": "+12025550143"},
+    )  # fmt: skip
+    exported = tmp_path / f"contacts{suffix}"
+    env = environment(server)
+    result = CliRunner().invoke(main, ["export", "-o", str(exported), "--no-progress"], env=env)
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(
+        main, ["plan", str(exported), "--no-progress", "--detailed-exitcode"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert "invalid 0" in result.output and "unknown_site" not in result.output
+    assert_escaped(result.output)

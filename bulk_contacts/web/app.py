@@ -476,6 +476,7 @@ class Pages:
             try:
                 validated = library.validate_for_plan(ws.roster, ws.region, ws.phone_format)
                 ws.plan = library.make_plan(ws.connection.client, validated, self.options())
+                ws.plan_number += 1
             except BulkContactsError as error:
                 return self.failed(error, "/plan")
         return redirect("/plan")
@@ -522,12 +523,21 @@ class Pages:
             run_name=ws.run.folder.name if ws.run else "",
         )
 
-    def apply_start(self) -> Response:
+    def apply_start(self, shown: str = Form("", alias="plan")) -> Response:
         ws = self.ws
         with ws.lock:
             plan, connection = ws.plan, ws.connection
             if plan is None or connection is None:
                 return self.failed(InputError("no plan: make one first"), "/plan")
+            if shown != str(ws.plan_number):
+                return self.failed(
+                    InputError(
+                        "the plan that page confirmed is no longer the plan at hand (another "
+                        "tab or window made another since): nothing was applied; review this "
+                        "plan, then apply it"
+                    ),
+                    "/plan",
+                )
             if ws.run is not None and ws.run.running:
                 return self.failed(InputError("a run is already in progress"), "/apply")
             if plan.refused or not plan.changes:

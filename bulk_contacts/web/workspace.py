@@ -55,6 +55,9 @@ class Workspace:
     issues: IssueMap = field(default_factory=dict)
     plan_form: dict[str, Any] = field(default_factory=dict)
     plan: library.Plan | None = None
+    # Which plan the Apply page confirms: a page shows the number of the plan it showed, and
+    # an Apply pressed in one tab never applies a plan made since in another.
+    plan_number: int = 0
     run: Run | None = None
     messages: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)

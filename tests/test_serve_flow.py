@@ -239,6 +239,30 @@ def test_apply_applies_the_plan_its_page_showed_not_another_tabs(
     assert web.workspace.run.report.counts["ok"] > 0
 
 
+def test_a_tab_showing_another_roster_changes_nothing(web, client) -> None:
+    """QA (two tabs): tab A shows the Fix grid of one roster; tab B uploads another. A cell
+    corrected or a column chosen in tab A must not land in tab B's roster (same row number,
+    someone else's contact)."""
+    assert upload(client, web, "a.csv", (SAMPLES / "roster.csv").read_bytes()) == "/columns"
+    tab_a = re.search(r'data-roster="([0-9]+)"', client.get("/fix").text).group(1)
+    other = "account_number,external_contact_id,first_name,last_name,phone_number\n"
+    other += "10-4471,HD-001,John,Doe,+12025550143\n"
+    assert upload(client, web, "b.csv", other.encode()) == "/columns"  # tab B
+    ws = web.workspace
+    headers = {**csrf(web), "X-Roster": tab_a}
+    cell = {"row": 2, "field": "first_name", "value": "Mallory"}
+    answer = client.post("/fix/cell", json=cell, headers=headers)
+    assert answer.status_code == 409 and "another tab" in answer.json()["error"]
+    assert ws.roster.frame.loc[2, "first_name"] == "John"
+    answer = client.post("/columns", data={"col-2": ""}, headers=headers)
+    assert answer.headers["hx-redirect"] == "/columns"
+    assert "first_name" in ws.roster.columns
+    assert "another tab" in " ".join(messages(client.get("/columns").text))
+    tab_b = re.search(r'data-roster="([0-9]+)"', client.get("/fix").text).group(1)
+    answer = client.post("/fix/cell", json=cell, headers={**csrf(web), "X-Roster": tab_b})
+    assert answer.status_code == 200 and ws.roster.frame.loc[2, "first_name"] == "Mallory"
+
+
 def slow_sandbox(start_sandbox):
     from bulk_contacts.sandbox import Faults
 

@@ -195,3 +195,39 @@ def test_an_export_of_site_ids_holding_escapes_imports_back_as_no_change(
     assert result.exit_code == 0, result.output
     assert "invalid 0" in result.output and "unknown_site" not in result.output
     assert_escaped(result.output)
+
+
+def test_the_journal_holds_no_character_a_terminal_acts_on_and_rolls_back_exactly(
+    hostile_sandbox, tmp_path
+) -> None:
+    """QA (inputs): the journal is JSON lines a person may `tail -f`; it wrote U+202E and the
+    C1 controls (CSI, U+009B) of a contact CHeKT holds raw (JSON escapes only C0). As JSON
+    escapes they read back exactly: the rollback restores the name byte for byte."""
+    hostile = {
+        "external_contact_id": "EVIL2",
+        "first_name": "Csi\x9b2J",
+        "last_name": "Rlo\u202eeviL\u2028",
+    }
+    hostile_sandbox.store.create_contact(101, hostile)
+    journal = tmp_path / "journal.jsonl"
+    env = environment(hostile_sandbox)
+    args = ["--prune", "--max-deletes", "5", "--no-progress", "--yes", "--journal", str(journal)]
+    result = CliRunner().invoke(
+        main,
+        ["apply", str(SAMPLES / "roster.csv"), *args, "--results", str(tmp_path / "r.csv")],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    text = journal.read_text(encoding="utf-8")
+    assert "Rlo\\u202eeviL" in text
+    assert_escaped(text)
+    result = CliRunner().invoke(
+        main,
+        ["rollback", str(journal), "--yes", "--no-progress", "--results", str(tmp_path / "b.csv")],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    back = hostile_sandbox.store.db.execute(
+        "SELECT first_name, last_name FROM contacts WHERE external_contact_id='EVIL2'"
+    ).fetchall()
+    assert [tuple(row) for row in back] == [(hostile["first_name"], hostile["last_name"])]

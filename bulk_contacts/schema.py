@@ -24,6 +24,7 @@ from pandera.errors import SchemaErrors
 from .codes import (
     CODES,
     ERROR,
+    ID_DATE,
     ID_SCIENTIFIC,
     PHONE_DATE,
     PHONE_PLUS_AMBIGUOUS,
@@ -154,6 +155,8 @@ def validate_roster(
         email=emails,
         action=frame["action"].str.lower().map(ACTIONS).fillna(frame["action"]),
     )
+    rows, date_issues = _dated_ids(roster, rows)
+    issues += date_issues
     rows, case_issues = name_case_issues(roster, rows, roster.facts.name_case)
     issues += layout_issues(roster, rows) + case_issues + email_typo_issues(roster, rows)
     issues += duplicate_ids(roster, rows)
@@ -172,6 +175,34 @@ def validate_roster(
         )
     )
     return ValidatedRoster(roster, rows, issues)
+
+
+def _dated_ids(roster: Roster, rows: pd.DataFrame) -> tuple[pd.DataFrame, list[RosterIssue]]:
+    """Date cells in the text id columns (`id_date`): the spreadsheet made `1-2` a date, and
+    the id is lost. The row is invalid, and its id is read as empty: like a row without one, it
+    names no contact by a wrong id, and protects from a prune the contacts its name or phone
+    matches (`prune_kept_for_invalid`)."""
+    dates = roster.table.date_cells
+    if not dates:
+        return rows, []
+    issues = []
+    for name in SCIENTIFIC_CHECKED:
+        if name not in roster.columns:
+            continue
+        dated = [
+            row
+            for row, col in sorted(dates)
+            if row in rows.index and col == roster.cell_position(name, row)
+        ]
+        if not dated:
+            continue
+        for row in dated:
+            value = roster.frame.at[row, name]
+            issues.append(make_issue(roster, row, name, value, ID_DATE))
+        column = rows[name].copy()
+        column[dated] = ""
+        rows = rows.assign(**{name: column})
+    return rows, issues
 
 
 def _without_repeats(issues: list[RosterIssue]) -> list[RosterIssue]:

@@ -67,6 +67,29 @@ def test_legacy_windows_1252_is_detected_not_guessed_wrong(tmp_path) -> None:
     assert as_lists(path)[0][2:4] == ["Renée", "Müller"]
 
 
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_a_csv_mixing_utf8_and_windows_1252_is_refused_naming_the_lines(tmp_path, bom) -> None:
+    """QA (inputs): a CSV whose rows were pasted from two programs, one UTF-8 (`Zoë`), one
+    Windows-1252 (`Renée`'s é as the byte E9), was read whole as Windows-1252: `ZoÃ«` and
+    `LefÃ¨vre` were valid and sent (an update of the real Zoë). With a BOM, the E9 became
+    U+FFFD (`Ren�e`), sent as well. Neither reading is right: refused, naming both lines."""
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(
+        bom
+        + b"site_id,external_contact_id,first_name,last_name,phone_number\r\n"
+        + "101,E1,Zoë,Lefèvre,2025550143\r\n".encode()
+        + "101,E2,Renée,Dubois,2025550144\r\n".encode("cp1252")
+    )
+    with pytest.raises(InputError) as raised:
+        read_roster(path)
+    message = str(raised.value)
+    assert "line 3" in message and "0xE9" in message and "UTF-8" in message, message
+    if not bom:
+        assert "line 2" in message, message
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+
+
 def test_quoted_cells_with_delimiters_and_newlines(tmp_path) -> None:
     path = tmp_path / "quoted.csv"
     path.write_text(

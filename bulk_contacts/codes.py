@@ -177,6 +177,13 @@ CODES: dict[str, Code] = {
             "code, or as a national number with its leading 0",
         ),
         Code(
+            "merged_across",
+            ERROR,
+            "{value!r} is the value of a cell merged across several columns, so it is read in "
+            "{label} too, of which it is no value; unmerge the cells and type each column's own "
+            "value",
+        ),
+        Code(
             ID_DATE,
             ERROR,
             "{value!r} is a date: the spreadsheet turned the id into one (an id typed like 1-2 "

@@ -140,6 +140,7 @@ def validate_roster(
     issues = _file_issues(roster)
     formula = _formula_cells(roster)
     issues += _formula_issues(roster, formula)
+    issues += _merged_issues(roster)
     # The column rules, phones and e-mail are checked side by side: much of the work is
     # Arrow's, which releases the GIL, so the second core helps.
     with ThreadPoolExecutor(2) as pool:
@@ -351,6 +352,22 @@ def _formula_cells(roster: Roster) -> set[tuple[int, str]]:
         for row, col in roster.table.formula_cells
         if col in names and row in roster.frame.index
     }
+
+
+def _merged_issues(roster: Roster) -> list[RosterIssue]:
+    """Cells of a read column that hold the value of a merged cell to their left
+    (`merged_across`): `John Doe` over First and Last Name is no last name."""
+    cells = roster.table.merged_cells
+    if not cells:
+        return []
+    names = {column_index(letter): name for name, (letter, _) in roster.columns.items()}
+    issues = []
+    for row, col in sorted(cells):
+        if col in names and row in roster.frame.index:
+            name = names[col]
+            value = str(roster.frame.at[row, name])
+            issues.append(make_issue(roster, row, name, value, "merged_across"))
+    return issues
 
 
 def _formula_issues(roster: Roster, cells: set[tuple[int, str]]) -> list[RosterIssue]:

@@ -62,6 +62,8 @@ class Cells:
     source: str  # how messages name it: "roster.xlsx (sheet Contacts)" or "roster.csv"
     rows: list[list[Any]]
     formula_cells: set[tuple[int, int]] = field(default_factory=set)  # (row, column position)
+    # Cells given the value of a merged cell to their left (`_fill_merged`): (row, position).
+    merged_cells: set[tuple[int, int]] = field(default_factory=set)
     details: dict[str, str] = field(default_factory=dict)  # encoding, delimiter, sheet
     snapshot: list[list[Any]] | None = None  # an export's hidden snapshot sheet, as rows
     # A workbook's visible worksheets, in order (the one read among them); [] for a CSV file.
@@ -365,11 +367,12 @@ def _read_workbook(path: Path, handle: BinaryIO, kind: str, sheet: str | None) -
     finally:
         scan.shutdown(wait=False)
     rows = _within_column_limit(f"{path} (sheet {name})", rows)
-    _fill_merged(rows, merged)
+    across = _fill_merged(rows, merged)
     return Cells(
         source=f"{path} (sheet {name})",
         rows=rows,
         formula_cells=formulas.result() if formulas is not None else set(),
+        merged_cells=across,
         details={"sheet": name},
         snapshot=snapshot,
         visible_sheets=visible,
@@ -505,8 +508,14 @@ def _choose_sheet(workbook: Any, wanted: str | None, path: Path) -> str:
     raise InputError(f"{path}: no visible worksheet to read; pass --sheet NAME")
 
 
-def _fill_merged(rows: list[list[Any]], merged: list[tuple[tuple[int, int], tuple[int, int]]]):
-    """A merged block shows its one value across all its cells: give it to each of them."""
+def _fill_merged(
+    rows: list[list[Any]], merged: list[tuple[tuple[int, int], tuple[int, int]]]
+) -> set[tuple[int, int]]:
+    """A merged block shows its one value across all its cells: give it to each of them. The
+    cells right of its first column, (row from 1, column position): a value copied down is the
+    site of each row, but one copied across (`John Doe` over First and Last Name) is no value
+    of those columns (`merged_across`, when a roster column reads one)."""
+    across: set[tuple[int, int]] = set()
     for (top, left), (bottom, right) in merged:
         if top >= len(rows) or left >= len(rows[top]):
             continue
@@ -514,6 +523,9 @@ def _fill_merged(rows: list[list[Any]], merged: list[tuple[tuple[int, int], tupl
         for r in range(top, min(bottom, len(rows) - 1) + 1):
             for c in range(left, min(right, len(rows[r]) - 1) + 1):
                 rows[r][c] = value
+                if c > left and value not in (None, ""):
+                    across.add((r + 1, c))
+    return across
 
 
 def cell_text(value: Any) -> str:

@@ -157,6 +157,33 @@ def test_contacts_sheet_wins_else_first_visible_sheet(tmp_path) -> None:
         read_roster(path, sheet="Nope")
 
 
+def test_a_cell_merged_across_roster_columns_is_an_error_not_a_copy(tmp_path) -> None:
+    """QA (inputs): a cell merged across First Name and Last Name (`John Doe`) gave its value to
+    both: John Doe John Doe, valid and sent. A merged cell's value copied down its rows is the
+    site of each (kept); copied into the columns to its right, it is no value of theirs:
+    `merged_across` on those cells."""
+    from bulk_contacts.schema import validate_roster
+
+    path = tmp_path / "merged.xlsx"
+    workbook = xlsxwriter.Workbook(str(path))
+    sheet = workbook.add_worksheet("Contacts")
+    sheet.merge_range(0, 0, 0, 5, "ACME contact roster")  # a title above the header: no matter
+    sheet.write_row(1, 0, ["Account #", "External ID", "First Name", "Last Name", "Phone"])
+    sheet.merge_range(2, 0, 4, 0, "ACCT-9")  # one account for three people: read on each row
+    sheet.write_row(2, 1, ["c1"])
+    sheet.merge_range(2, 2, 2, 3, "John Doe")
+    sheet.write_row(2, 4, ["2025550143"])
+    sheet.write_row(3, 1, ["c2", "Ann", "Lee", "2025550144"])
+    sheet.write_row(4, 1, ["c3", "Bo", "Ng", "2025550145"])
+    workbook.close()
+    validated = validate_roster(read_roster(path))
+    assert validated.rows["account_number"].tolist() == ["ACCT-9"] * 3
+    [issue] = [i for i in validated.issues if i.severity == "error"]
+    assert (issue.row, issue.field, issue.code) == (3, "last_name", "merged_across")
+    assert "John Doe" in issue.message and "merged" in issue.message, issue.message
+    assert validated.invalid_rows == {3}
+
+
 def test_xlsxwriter_workbook_with_numbers_dates_merged_cells_and_formulas(tmp_path) -> None:
     path = tmp_path / "made.xlsx"
     workbook = xlsxwriter.Workbook(str(path))

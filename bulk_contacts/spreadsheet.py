@@ -125,6 +125,11 @@ def read_cells(path: Path, sheet: str | None = None) -> Cells:
             )
         kind = real_format(path, head, handle)
         handle.seek(0)
+        if sheet is not None and kind in ("csv", "vcf"):
+            raise InputError(
+                f"{path}: --sheet {sheet!r}: {FORMAT_NAMES[kind]} has no sheets (it is read "
+                f"whole); leave --sheet out, or give the workbook you mean"
+            )
         if kind == "csv":
             cells = _read_csv(path, handle.read())
         elif kind == "vcf":

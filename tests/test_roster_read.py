@@ -397,3 +397,13 @@ def test_what_the_reader_reads_is_what_the_cli_reports(tmp_path) -> None:
     path.write_bytes(io.BytesIO(csv_text(";").encode("utf-16")).getvalue())
     result = CliRunner().invoke(main, ["validate", str(path)])
     assert "encoding utf-16, delimiter ;" in result.output
+
+
+def test_sheet_given_with_a_csv_file_is_refused_not_ignored(tmp_path) -> None:
+    """QA (inputs): `validate roster.csv --sheet Staff` read the CSV and said nothing: whoever
+    named a sheet meant a workbook (another file), not this one."""
+    path = tmp_path / "roster.csv"
+    path.write_text(csv_text(), encoding="utf-8")
+    result = CliRunner().invoke(main, ["validate", str(path), "--sheet", "Staff"])
+    assert result.exit_code == 2, result.output
+    assert "--sheet 'Staff'" in result.output and "no sheets" in result.output

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
 import tempfile
 import threading
@@ -39,7 +38,7 @@ from .guards import StaleSite, guarded
 from .journal import JOURNAL_FORMAT, Journal, check_appendable
 from .lock import hold_journal
 from .models import Contact, NewContact, WriteResult
-from .outputs import RUNS_FOLDER, files_beside
+from .outputs import RUNS_FOLDER, files_beside, json_value
 from .plan import ACTIONS, Change, Conflict, Plan, PlanOptions, SitePlan, fingerprint
 from .reconcile import RowMatcher, prune_added
 from .results import Outcome, Results
@@ -1010,7 +1009,7 @@ def _close(results: Results) -> OSError | None:
 def keep_outcomes(records: list[dict[str, object]], journal: Path, run_id: str) -> Path | None:
     """Outcomes the journal could not take, in a file beside it, else in the system's temporary
     folder (the journal's disk may be the full one). None when neither can be written."""
-    lines = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+    lines = "".join(json_value(r, default=str) + "\n" for r in records)
     for path in (
         journal.with_name(f"{journal.stem}-{run_id[:8]}-unjournaled.jsonl"),
         Path(tempfile.gettempdir()) / f"bulk-contacts-{run_id}-unjournaled.jsonl",

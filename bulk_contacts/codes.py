@@ -47,6 +47,7 @@ CHANGED_SINCE_PLAN = "changed_since_plan"
 _KEEP_IDS = "format the column as Text so that the spreadsheet keeps ids as they are"
 # An id a spreadsheet showed in scientific notation (4.56E+05): `normalize.EXCEL_SCIENTIFIC`.
 ID_SCIENTIFIC = "id_scientific"
+ID_DATE = "id_date"  # a date cell in an id column: the id's text is lost
 _RE_ENTER_IDS = "format the column as Text in Excel and re-enter the ids"
 # An id damaged by a spreadsheet, or typed with look-alike characters (case, dashes, fullwidth).
 _AS_HELD = "write the id as CHeKT holds it (and if a spreadsheet changed it, " + _KEEP_IDS + ")"
@@ -174,6 +175,20 @@ CODES: dict[str, Code] = {
             "{value!r} could be {national!r} (a number of region {region}) or {international!r} "
             "(if a spreadsheet dropped its +): nothing is sent; write it with its + and country "
             "code, or as a national number with its leading 0",
+        ),
+        Code(
+            "merged_across",
+            ERROR,
+            "{value!r} is the value of a cell merged across several columns, so it is read in "
+            "{label} too, of which it is no value; unmerge the cells and type each column's own "
+            "value",
+        ),
+        Code(
+            ID_DATE,
+            ERROR,
+            "{value!r} is a date: the spreadsheet turned the id into one (an id typed like 1-2 "
+            "or MAR1 becomes a date, and its text is lost); format the column as Text and type "
+            "the id again",
         ),
         Code(
             PHONE_DATE,

@@ -30,6 +30,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .errors import InputError, JournalError
+from .outputs import json_value
 
 JOURNAL_FORMAT = "bulk-contacts-journal/1"
 SYNC_TIMEOUT = 60.0
@@ -63,9 +64,9 @@ class Journal:
     def write(self, record: dict[str, Any], durable: bool = False) -> None:
         """Append a record; with `durable`, return only once it is on disk. Raises
         JournalError once the journal cannot be written (then nothing more is written)."""
-        line = json.dumps(
-            {"time": round(time.time(), 3), **record}, ensure_ascii=False, default=str
-        )
+        # U+202E, the C1 controls...: as JSON escapes (read back exactly), never raw in a file
+        # a person may `tail -f`.
+        line = json_value({"time": round(time.time(), 3), **record}, default=str)
         with self._lock:
             self._check()
             try:

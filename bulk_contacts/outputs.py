@@ -345,9 +345,9 @@ def json_text(body: Any, indent: int | None = 2) -> str:
     return json.dumps(body, indent=indent, ensure_ascii=False).translate(_JSON_VISIBLE) + "\n"
 
 
-def json_value(value: Any) -> str:
-    """`json_text` on one line, without its line end (a value in a cell)."""
-    return json.dumps(value, ensure_ascii=False).translate(_JSON_VISIBLE)
+def json_value(value: Any, default: Any = None) -> str:
+    """`json_text` on one line, without its line end (a value in a cell, a journal's record)."""
+    return json.dumps(value, ensure_ascii=False, default=default).translate(_JSON_VISIBLE)
 
 
 def new_workbook(path: Path | str, options: dict[str, Any] | None = None) -> Any:

@@ -43,6 +43,7 @@ from .normalize import (
     repair_keys,
     same_after_repair,
 )
+from .outputs import visible
 from .plan import (
     Change,
     Changes,
@@ -251,6 +252,11 @@ class _SiteIndex:
                 if value.strip():
                     self.exact[name][value].append(site)
                     self.trimmed[name][value.strip()].append(site)
+                    # A value holding ESC (put there by another tool) is exported as every
+                    # file shows it (`AC\x1b[2J`): the untouched export names its site.
+                    if (shown := visible(value)) != value:
+                        self.exact[name][shown].append(site)
+                        self.trimmed[name][shown.strip()].append(site)
 
     @cached_property
     def repaired(self) -> dict[str, dict[str, list[Site]]]:

@@ -75,6 +75,7 @@ class Table:
     header_row: int = 1
     date_cells: set[tuple[int, int]] = field(default_factory=set)  # (row, column position)
     formula_cells: set[tuple[int, int]] = field(default_factory=set)  # formulas with no value
+    merged_cells: set[tuple[int, int]] = field(default_factory=set)  # merged from their left
     # Number cells a spreadsheet rounded (`spreadsheet.rounded_number`): (row, column position)
     # -> as Excel shows them, 1.23457E+12. Read so in id columns; a phone's is phone_scientific.
     rounded_cells: dict[tuple[int, int], str] = field(default_factory=dict)
@@ -213,6 +214,7 @@ def table_from_cells(
     custom = {header_key(h): name for h, name in (column_map or {}).items()}
     table = _split_header(frame, cells.source, date_cells, header, custom)
     table.formula_cells = cells.formula_cells
+    table.merged_cells = cells.merged_cells
     table.rounded_cells = rounded_cells
     table.hidden_rows = cells.hidden_rows
     sheet = repr(cells.details.get("sheet", ""))

@@ -24,6 +24,7 @@ from pandera.errors import SchemaErrors
 from .codes import (
     CODES,
     ERROR,
+    ID_DATE,
     ID_SCIENTIFIC,
     PHONE_DATE,
     PHONE_PLUS_AMBIGUOUS,
@@ -139,6 +140,7 @@ def validate_roster(
     issues = _file_issues(roster)
     formula = _formula_cells(roster)
     issues += _formula_issues(roster, formula)
+    issues += _merged_issues(roster)
     # The column rules, phones and e-mail are checked side by side: much of the work is
     # Arrow's, which releases the GIL, so the second core helps.
     with ThreadPoolExecutor(2) as pool:
@@ -154,6 +156,8 @@ def validate_roster(
         email=emails,
         action=frame["action"].str.lower().map(ACTIONS).fillna(frame["action"]),
     )
+    rows, date_issues = _dated_ids(roster, rows)
+    issues += date_issues
     rows, case_issues = name_case_issues(roster, rows, roster.facts.name_case)
     issues += layout_issues(roster, rows) + case_issues + email_typo_issues(roster, rows)
     issues += duplicate_ids(roster, rows)
@@ -172,6 +176,34 @@ def validate_roster(
         )
     )
     return ValidatedRoster(roster, rows, issues)
+
+
+def _dated_ids(roster: Roster, rows: pd.DataFrame) -> tuple[pd.DataFrame, list[RosterIssue]]:
+    """Date cells in the text id columns (`id_date`): the spreadsheet made `1-2` a date, and
+    the id is lost. The row is invalid, and its id is read as empty: like a row without one, it
+    names no contact by a wrong id, and protects from a prune the contacts its name or phone
+    matches (`prune_kept_for_invalid`)."""
+    dates = roster.table.date_cells
+    if not dates:
+        return rows, []
+    issues = []
+    for name in SCIENTIFIC_CHECKED:
+        if name not in roster.columns:
+            continue
+        dated = [
+            row
+            for row, col in sorted(dates)
+            if row in rows.index and col == roster.cell_position(name, row)
+        ]
+        if not dated:
+            continue
+        for row in dated:
+            value = roster.frame.at[row, name]
+            issues.append(make_issue(roster, row, name, value, ID_DATE))
+        column = rows[name].copy()
+        column[dated] = ""
+        rows = rows.assign(**{name: column})
+    return rows, issues
 
 
 def _without_repeats(issues: list[RosterIssue]) -> list[RosterIssue]:
@@ -320,6 +352,22 @@ def _formula_cells(roster: Roster) -> set[tuple[int, str]]:
         for row, col in roster.table.formula_cells
         if col in names and row in roster.frame.index
     }
+
+
+def _merged_issues(roster: Roster) -> list[RosterIssue]:
+    """Cells of a read column that hold the value of a merged cell to their left
+    (`merged_across`): `John Doe` over First and Last Name is no last name."""
+    cells = roster.table.merged_cells
+    if not cells:
+        return []
+    names = {column_index(letter): name for name, (letter, _) in roster.columns.items()}
+    issues = []
+    for row, col in sorted(cells):
+        if col in names and row in roster.frame.index:
+            name = names[col]
+            value = str(roster.frame.at[row, name])
+            issues.append(make_issue(roster, row, name, value, "merged_across"))
+    return issues
 
 
 def _formula_issues(roster: Roster, cells: set[tuple[int, str]]) -> list[RosterIssue]:

@@ -280,7 +280,7 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
                 order[key] = len(headers)
                 headers.append(header)
     frames = []
-    date_cells, formula_cells = set(), set()
+    date_cells, formula_cells, merged_cells = set(), set(), set()
     rounded_cells: dict[tuple[int, int], str] = {}
     hidden_rows: list[int] = []
     hidden_columns: dict[int, str] = {}
@@ -306,6 +306,9 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
         formula_cells |= {
             (r + number * SHEET_ROWS, back[c]) for r, c in table.formula_cells if c in back
         }
+        merged_cells |= {
+            (r + number * SHEET_ROWS, back[c]) for r, c in table.merged_cells if c in back
+        }
         hidden_rows += [r + number * SHEET_ROWS for r in table.hidden_rows]
         for c, sheet in table.hidden_columns.items():
             if c in back:
@@ -325,6 +328,7 @@ def _combined(layout: Layout, tables: list[Table], column_map: dict[str, str]) -
         date_cells,
     )
     combined.formula_cells = formula_cells
+    combined.merged_cells = merged_cells
     combined.rounded_cells = rounded_cells
     combined.hidden_rows, combined.hidden_columns = hidden_rows, hidden_columns
     combined.filtered = filtered

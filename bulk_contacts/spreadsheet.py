@@ -28,6 +28,7 @@ from typing import Any, BinaryIO, NoReturn
 from .errors import InputError
 from .gc_pause import gc_paused
 from .outputs import FORMULA_MARKED, O_BINARY
+from .outputs import visible as visibly
 
 WORKBOOK_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".ods"}
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -61,6 +62,8 @@ class Cells:
     source: str  # how messages name it: "roster.xlsx (sheet Contacts)" or "roster.csv"
     rows: list[list[Any]]
     formula_cells: set[tuple[int, int]] = field(default_factory=set)  # (row, column position)
+    # Cells given the value of a merged cell to their left (`_fill_merged`): (row, position).
+    merged_cells: set[tuple[int, int]] = field(default_factory=set)
     details: dict[str, str] = field(default_factory=dict)  # encoding, delimiter, sheet
     snapshot: list[list[Any]] | None = None  # an export's hidden snapshot sheet, as rows
     # A workbook's visible worksheets, in order (the one read among them); [] for a CSV file.
@@ -122,6 +125,11 @@ def read_cells(path: Path, sheet: str | None = None) -> Cells:
             )
         kind = real_format(path, head, handle)
         handle.seek(0)
+        if sheet is not None and kind in ("csv", "vcf"):
+            raise InputError(
+                f"{path}: --sheet {sheet!r}: {FORMAT_NAMES[kind]} has no sheets (it is read "
+                f"whole); leave --sheet out, or give the workbook you mean"
+            )
         if kind == "csv":
             cells = _read_csv(path, handle.read())
         elif kind == "vcf":
@@ -366,11 +374,12 @@ def _read_workbook(path: Path, handle: BinaryIO, kind: str, sheet: str | None) -
     finally:
         scan.shutdown(wait=False)
     rows = _within_column_limit(f"{path} (sheet {name})", rows)
-    _fill_merged(rows, merged)
+    across = _fill_merged(rows, merged)
     return Cells(
         source=f"{path} (sheet {name})",
         rows=rows,
         formula_cells=formulas.result() if formulas is not None else set(),
+        merged_cells=across,
         details={"sheet": name},
         snapshot=snapshot,
         visible_sheets=visible,
@@ -511,8 +520,14 @@ def _choose_sheet(workbook: Any, wanted: str | None, path: Path) -> str:
     raise InputError(f"{path}: no visible worksheet to read; pass --sheet NAME")
 
 
-def _fill_merged(rows: list[list[Any]], merged: list[tuple[tuple[int, int], tuple[int, int]]]):
-    """A merged block shows its one value across all its cells: give it to each of them."""
+def _fill_merged(
+    rows: list[list[Any]], merged: list[tuple[tuple[int, int], tuple[int, int]]]
+) -> set[tuple[int, int]]:
+    """A merged block shows its one value across all its cells: give it to each of them. The
+    cells right of its first column, (row from 1, column position): a value copied down is the
+    site of each row, but one copied across (`John Doe` over First and Last Name) is no value
+    of those columns (`merged_across`, when a roster column reads one)."""
+    across: set[tuple[int, int]] = set()
     for (top, left), (bottom, right) in merged:
         if top >= len(rows) or left >= len(rows[top]):
             continue
@@ -520,6 +535,9 @@ def _fill_merged(rows: list[list[Any]], merged: list[tuple[tuple[int, int], tupl
         for r in range(top, min(bottom, len(rows) - 1) + 1):
             for c in range(left, min(right, len(rows[r]) - 1) + 1):
                 rows[r][c] = value
+                if c > left and value not in (None, ""):
+                    across.add((r + 1, c))
+    return across
 
 
 def cell_text(value: Any) -> str:
@@ -834,14 +852,70 @@ def text_encoding(data: bytes, path: Path) -> tuple[str, str, str]:
     """(the encoding's name for messages, the codec to read with, its error handling), as
     `decode_text` decides it, checked a piece at a time rather than by decoding the whole."""
     if data.startswith(b"\xef\xbb\xbf"):
+        if not _decodes(memoryview(data)[3:], "utf-8"):  # a view: no copy of the file
+            _refuse_mixed(data, path, bom=True)
         return "utf-8-sig", "utf-8-sig", "replace"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16", "utf-16", "strict"
     _refuse_binary(data, path)
-    for codec in ("utf-8", "cp1252"):
-        if _decodes(data, codec):
-            return {"cp1252": "windows-1252"}.get(codec, codec), codec, "strict"
+    if _decodes(data, "utf-8"):
+        return "utf-8", "utf-8", "strict"
+    _refuse_mixed(data, path)
+    if _decodes(data, "cp1252"):
+        return "windows-1252", "cp1252", "strict"
     return "latin-1", "latin-1", "strict"
+
+
+# A character of two to four bytes as UTF-8 writes it: in a file that is not UTF-8 as a whole,
+# one of these is text pasted from a UTF-8 program beside text in a legacy encoding.
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+_UTF8_START = re.compile(rb"[\xc2-\xf4][\x80-\xbf]")  # found six times faster, then checked
+
+
+def _first_utf8(body: bytes) -> int | None:
+    """Where the first UTF-8 character of two to four bytes starts, if any."""
+    for start in _UTF8_START.finditer(body):
+        if _UTF8_SEQUENCE.match(body, start.start()):
+            return start.start()
+    return None
+
+
+def _refuse_mixed(data: bytes, path: Path, bom: bool = False) -> None:
+    """A text file that is not UTF-8 as a whole, yet holds UTF-8 characters (or starts with
+    UTF-8's byte order mark): rows from two programs, in two encodings. Read as Windows-1252,
+    the UTF-8 rows would be sent as `ZoÃ«`; read as UTF-8, the others' accents as U+FFFD. Both
+    are wrong, so the file is refused, naming a line of each."""
+    body = data[3:] if bom else data
+    try:
+        body.decode("utf-8")
+        return
+    except UnicodeDecodeError as error:
+        bad = error.start
+    utf8 = _first_utf8(body)
+    if not bom and utf8 is None:
+        return  # a legacy file throughout
+
+    def line_of(position: int) -> int:
+        return body.count(b"\n", 0, position) + 1
+
+    def fragment(position: int, codec: str = "utf-8") -> str:
+        start = max(body.rfind(b"\n", 0, position) + 1, position - 20)
+        return visibly(body[start : position + 4].decode(codec, errors="replace").strip())
+
+    byte = f"0x{body[bad]:02X}"
+    not_utf8 = f"line {line_of(bad)} is not ({byte} in {fragment(bad, 'cp1252')!r})"
+    if bom:
+        what = f"it starts as UTF-8 (its byte order mark), but {not_utf8}"
+    else:
+        assert utf8 is not None
+        what = f"line {line_of(utf8)} is UTF-8 ({fragment(utf8)!r}), but {not_utf8}"
+    raise InputError(
+        f"{path}: mixes two encodings: {what}, so either reading sends some names wrong "
+        f"('Zoë' as 'ZoÃ«', or 'é' as U+FFFD); open it in the program that made it and save "
+        f"it again as CSV UTF-8"
+    )
 
 
 # Bytes no text holds (C0 controls but tab, LF, FF, CR and ESC): a file is binary when more
@@ -861,7 +935,7 @@ def _refuse_binary(data: bytes, path: Path) -> None:
         )
 
 
-def _decodes(data: bytes, codec: str, piece: int = 1 << 20) -> bool:
+def _decodes(data: bytes | memoryview, codec: str, piece: int = 1 << 20) -> bool:
     decoder = codecs.getincrementaldecoder(codec)()
     view = memoryview(data)
     try:
@@ -880,6 +954,8 @@ def decode_text(data: bytes, path: Path) -> tuple[str, str]:
     the fallback is taken only for files that are not UTF-8.
     """
     if data.startswith(b"\xef\xbb\xbf"):
+        if not _decodes(memoryview(data)[3:], "utf-8"):
+            _refuse_mixed(data, path, bom=True)
         return data[3:].decode("utf-8", errors="replace"), "utf-8-sig"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
@@ -890,7 +966,7 @@ def decode_text(data: bytes, path: Path) -> tuple[str, str]:
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
-        pass
+        _refuse_mixed(data, path)
     try:
         return data.decode("cp1252"), "windows-1252"
     except UnicodeDecodeError:

@@ -13,6 +13,7 @@ from .outputs import (
     VALIDATION_REPORT_SUFFIXES,
     json_text,
     replacing,
+    visible,
     write_csv,
     write_text,
     written_workbook,
@@ -25,6 +26,33 @@ if TYPE_CHECKING:  # xlsxwriter is loaded by `new_workbook`, for an .xlsx report
 
 ISSUE_COLUMNS = ("row", "column", "field", "value", "severity", "code", "message")
 NOT_SENT_HEADER = "not sent (other phones)"  # the annotated copy's column of numbers not sent
+# What no Excel sheet name holds (nor may it start or end with an apostrophe, or pass 31
+# characters); an ODS tab's name, or a crafted workbook's, may.
+_NOT_IN_SHEET_NAMES = str.maketrans(dict.fromkeys("[]:*?/\\", "_"))
+
+
+def report_sheet_names(names: tuple[str, ...] | list[str]) -> list[str]:
+    """The annotated copy's sheet names for the sheets read (`""`: not read, kept as `""`): each
+    as the file names it, written visibly (ESC as `\\x1b`), with what Excel refuses replaced by
+    `_` (the backslash too: `AC_x1bc`), cut to 31 characters, and made unique (case aside)
+    beside the `Issues` sheet with a ` (2)`-style suffix. Excel would not open a workbook
+    holding the raw name."""
+    used = {"issues"}
+    found = []
+    for number, name in enumerate(names, start=1):
+        if not name:
+            found.append("")
+            continue
+        base = visible(name).translate(_NOT_IN_SHEET_NAMES).strip("'")[:31].rstrip("'")
+        base = base or f"Sheet {number}"
+        chosen, count = base, 1
+        while chosen.casefold() in used:
+            count += 1
+            suffix = f" ({count})"
+            chosen = base[: 31 - len(suffix)] + suffix
+        used.add(chosen.casefold())
+        found.append(chosen)
+    return found
 
 
 def write_validation_report(result: ValidatedRoster, path: Path, overwrite: bool = False) -> None:
@@ -86,10 +114,11 @@ def _write_xlsx(result: ValidatedRoster, path: Path) -> None:
         sheets = {}
         not_sent = result.roster.facts.phones_not_sent
         extra = len(table.headers)
-        for number, name in enumerate(names, start=1 if table.sheets else 0):
+        shown = report_sheet_names(names)
+        for number, name in enumerate(shown, start=1 if table.sheets else 0):
             if not name:
                 continue  # a sheet of the workbook not read (not a roster)
-            sheet = sheets[number] = workbook.add_worksheet(name[:31])
+            sheet = sheets[number] = workbook.add_worksheet(name)
             for col, title in enumerate(table.headers):
                 sheet.write_string(top, col, title, header)
                 sheet.set_column(col, col, max(12, min(40, len(title) + 4)), text)

@@ -3,6 +3,7 @@ sandbox holds."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +37,19 @@ def session_client(server: WebServer) -> Iterator[httpx.Client]:
 
 def csrf(server: WebServer) -> dict[str, str]:
     return {"X-CSRF-Token": server.session.csrf}
+
+
+def shown_plan(client: httpx.Client) -> str:
+    """The plan the Apply page asks to confirm (its form's hidden `plan` field)."""
+    found = re.search(r'name="plan" value="([^"]*)"', client.get("/apply").text)
+    assert found, "no plan to confirm on the Apply page"
+    return found.group(1)
+
+
+def confirm_apply(client: httpx.Client, server: WebServer, plan: str | None = None):
+    """Press Apply on the Apply page: the plan it shows (or `plan`, as another tab shows it)."""
+    form = {"plan": shown_plan(client) if plan is None else plan}
+    return client.post("/apply", data=form, headers=csrf(server))
 
 
 def chromium(tmp_path: Path, downloads: Path | None = None):

@@ -166,3 +166,68 @@ def test_every_line_the_cli_prints_goes_through_echo() -> None:
             if node.func.attr in ("confirm", "prompt"):
                 first = node.args[0]
                 assert isinstance(first, ast.Call) and getattr(first.func, "id", "") == "printable"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_an_export_of_site_ids_holding_escapes_imports_back_as_no_change(
+    start_sandbox, tmp_path, suffix
+) -> None:
+    """QA (inputs): CHeKT's account number and external site id holding ESC are exported
+    visibly (`AC\\x1b[2J`); imported back, the untouched export must name its site (as names
+    compare as shown), not be `unknown_site` on every row."""
+    server = start_sandbox()
+    site = server.store.create_site(
+        12345,
+        {"name": "Evil", "account_number": f"AC{CLEAR}", "external_site_id": f"X{TITLE}"},
+    )
+    server.store.create_contact(
+        site["site_id"],
+        {"external_contact_id": "E1", "first_name": "Ann", "last_name": "Lee",
+         "phone_number": "+12025550143"},
+    )  # fmt: skip
+    exported = tmp_path / f"contacts{suffix}"
+    env = environment(server)
+    result = CliRunner().invoke(main, ["export", "-o", str(exported), "--no-progress"], env=env)
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(
+        main, ["plan", str(exported), "--no-progress", "--detailed-exitcode"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert "invalid 0" in result.output and "unknown_site" not in result.output
+    assert_escaped(result.output)
+
+
+def test_the_journal_holds_no_character_a_terminal_acts_on_and_rolls_back_exactly(
+    hostile_sandbox, tmp_path
+) -> None:
+    """QA (inputs): the journal is JSON lines a person may `tail -f`; it wrote U+202E and the
+    C1 controls (CSI, U+009B) of a contact CHeKT holds raw (JSON escapes only C0). As JSON
+    escapes they read back exactly: the rollback restores the name byte for byte."""
+    hostile = {
+        "external_contact_id": "EVIL2",
+        "first_name": "Csi\x9b2J",
+        "last_name": "Rlo\u202eeviL\u2028",
+    }
+    hostile_sandbox.store.create_contact(101, hostile)
+    journal = tmp_path / "journal.jsonl"
+    env = environment(hostile_sandbox)
+    args = ["--prune", "--max-deletes", "5", "--no-progress", "--yes", "--journal", str(journal)]
+    result = CliRunner().invoke(
+        main,
+        ["apply", str(SAMPLES / "roster.csv"), *args, "--results", str(tmp_path / "r.csv")],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    text = journal.read_text(encoding="utf-8")
+    assert "Rlo\\u202eeviL" in text
+    assert_escaped(text)
+    result = CliRunner().invoke(
+        main,
+        ["rollback", str(journal), "--yes", "--no-progress", "--results", str(tmp_path / "b.csv")],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    back = hostile_sandbox.store.db.execute(
+        "SELECT first_name, last_name FROM contacts WHERE external_contact_id='EVIL2'"
+    ).fetchall()
+    assert [tuple(row) for row in back] == [(hostile["first_name"], hostile["last_name"])]

@@ -57,6 +57,38 @@ def test_a_rounded_number_id_is_damaged_never_a_create_nor_a_prune(tmp_path) -> 
     assert conflicts and "1234567890123" in conflicts[0].message, plan.conflicts
 
 
+def test_an_id_a_spreadsheet_turned_into_a_date_is_an_error_never_a_create_nor_a_prune(
+    tmp_path,
+) -> None:
+    """QA (inputs): Excel turns an id typed as `1-2` (or `MAR1`) into a date cell. It was read
+    as `2026-01-02` without a word: with --skip-invalid --prune, a create under that id and a
+    delete of the real contact `1-2`. A date cell in an id column is `id_date` (the id is lost:
+    the row is invalid and, like a row without an id, protects the contacts its name names)."""
+    import datetime
+
+    real = Contact(13, "Ann", "Lee", "1-2", "+12025550144")
+    path = workbook(
+        tmp_path / "dates.xlsx",
+        [
+            [101, datetime.datetime(2026, 1, 2), "Ann", "Lee", "+12025550144"],
+            [101, "HD-001", "Kim", "Keep", "+12025550143"],
+        ],
+    )
+    validated, plan = plan_of(path, [real, KEPT], prune=True, skip_invalid=True)
+    [issue] = [i for i in validated.issues if i.row == 2 and i.severity == "error"]
+    assert issue.code == "id_date" and issue.field == "external_contact_id"
+    assert "2026-01-02" in issue.message and "Text" in issue.message
+    assert validated.invalid_rows == {2}
+    assert not plan.creates and not plan.deletes, (plan.creates, plan.deletes)
+    account = workbook(
+        tmp_path / "account.xlsx",
+        [[datetime.datetime(2026, 3, 1), "HD-001", "Kim", "Keep", "+12025550143"]],
+        header=["Account Number", *HEADER[1:]],
+    )
+    [issue] = [i for i in validate_roster(read_roster(account)).issues if i.severity == "error"]
+    assert issue.code == "id_date" and issue.field == "account_number"
+
+
 @pytest.mark.parametrize("value", [12025600000, 2025560000, 2025560000.0])
 def test_a_rounded_number_phone_is_phone_scientific(tmp_path, value) -> None:
     path = workbook(tmp_path / "phones.xlsx", [[101, "HD-001", "Kim", "Keep", value]])

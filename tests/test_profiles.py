@@ -265,3 +265,17 @@ def test_a_profile_without_a_client_id_asks_for_one_not_for_a_login(sandbox) -> 
     assert result.exit_code == 0
     checked = run("check", "--profile", "bare")
     assert checked.exit_code == 2 and "no credentials: set CHEKT_CLIENT_ID" in checked.output
+
+
+def test_without_a_keychain_add_does_not_advise_login_and_help_names_the_right_folder() -> None:
+    """QA (README walkthrough): on a machine with no keychain (the tests' default backend),
+    `profiles add` advised `bulk-contacts login`, which then fails there; and `profiles --help`
+    said the settings file is under %APPDATA% on Windows, where it is under %LOCALAPPDATA%."""
+    result = CliRunner().invoke(
+        main, ["profiles", "add", "nokeychain", "--client-id", "abc", "--dealer", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "login --profile" not in result.output
+    assert "CHEKT_CLIENT_SECRET" in result.output and "no keychain" in result.output
+    helped = CliRunner().invoke(main, ["profiles", "--help"]).output
+    assert "%LOCALAPPDATA%" in helped and "%APPDATA%)" not in helped.replace("%LOCALAPPDATA%", "")

@@ -67,6 +67,29 @@ def test_legacy_windows_1252_is_detected_not_guessed_wrong(tmp_path) -> None:
     assert as_lists(path)[0][2:4] == ["Renée", "Müller"]
 
 
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_a_csv_mixing_utf8_and_windows_1252_is_refused_naming_the_lines(tmp_path, bom) -> None:
+    """QA (inputs): a CSV whose rows were pasted from two programs, one UTF-8 (`Zoë`), one
+    Windows-1252 (`Renée`'s é as the byte E9), was read whole as Windows-1252: `ZoÃ«` and
+    `LefÃ¨vre` were valid and sent (an update of the real Zoë). With a BOM, the E9 became
+    U+FFFD (`Ren�e`), sent as well. Neither reading is right: refused, naming both lines."""
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(
+        bom
+        + b"site_id,external_contact_id,first_name,last_name,phone_number\r\n"
+        + "101,E1,Zoë,Lefèvre,2025550143\r\n".encode()
+        + "101,E2,Renée,Dubois,2025550144\r\n".encode("cp1252")
+    )
+    with pytest.raises(InputError) as raised:
+        read_roster(path)
+    message = str(raised.value)
+    assert "line 3" in message and "0xE9" in message and "UTF-8" in message, message
+    if not bom:
+        assert "line 2" in message, message
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+
+
 def test_quoted_cells_with_delimiters_and_newlines(tmp_path) -> None:
     path = tmp_path / "quoted.csv"
     path.write_text(
@@ -132,6 +155,33 @@ def test_contacts_sheet_wins_else_first_visible_sheet(tmp_path) -> None:
     assert read_roster(path, sheet="roster").frame.loc[2, "first_name"] == "Ann"
     with pytest.raises(InputError, match="no sheet named 'Nope'; its sheets are"):
         read_roster(path, sheet="Nope")
+
+
+def test_a_cell_merged_across_roster_columns_is_an_error_not_a_copy(tmp_path) -> None:
+    """QA (inputs): a cell merged across First Name and Last Name (`John Doe`) gave its value to
+    both: John Doe John Doe, valid and sent. A merged cell's value copied down its rows is the
+    site of each (kept); copied into the columns to its right, it is no value of theirs:
+    `merged_across` on those cells."""
+    from bulk_contacts.schema import validate_roster
+
+    path = tmp_path / "merged.xlsx"
+    workbook = xlsxwriter.Workbook(str(path))
+    sheet = workbook.add_worksheet("Contacts")
+    sheet.merge_range(0, 0, 0, 5, "ACME contact roster")  # a title above the header: no matter
+    sheet.write_row(1, 0, ["Account #", "External ID", "First Name", "Last Name", "Phone"])
+    sheet.merge_range(2, 0, 4, 0, "ACCT-9")  # one account for three people: read on each row
+    sheet.write_row(2, 1, ["c1"])
+    sheet.merge_range(2, 2, 2, 3, "John Doe")
+    sheet.write_row(2, 4, ["2025550143"])
+    sheet.write_row(3, 1, ["c2", "Ann", "Lee", "2025550144"])
+    sheet.write_row(4, 1, ["c3", "Bo", "Ng", "2025550145"])
+    workbook.close()
+    validated = validate_roster(read_roster(path))
+    assert validated.rows["account_number"].tolist() == ["ACCT-9"] * 3
+    [issue] = [i for i in validated.issues if i.severity == "error"]
+    assert (issue.row, issue.field, issue.code) == (3, "last_name", "merged_across")
+    assert "John Doe" in issue.message and "merged" in issue.message, issue.message
+    assert validated.invalid_rows == {3}
 
 
 def test_xlsxwriter_workbook_with_numbers_dates_merged_cells_and_formulas(tmp_path) -> None:
@@ -347,3 +397,13 @@ def test_what_the_reader_reads_is_what_the_cli_reports(tmp_path) -> None:
     path.write_bytes(io.BytesIO(csv_text(";").encode("utf-16")).getvalue())
     result = CliRunner().invoke(main, ["validate", str(path)])
     assert "encoding utf-16, delimiter ;" in result.output
+
+
+def test_sheet_given_with_a_csv_file_is_refused_not_ignored(tmp_path) -> None:
+    """QA (inputs): `validate roster.csv --sheet Staff` read the CSV and said nothing: whoever
+    named a sheet meant a workbook (another file), not this one."""
+    path = tmp_path / "roster.csv"
+    path.write_text(csv_text(), encoding="utf-8")
+    result = CliRunner().invoke(main, ["validate", str(path), "--sheet", "Staff"])
+    assert result.exit_code == 2, result.output
+    assert "--sheet 'Staff'" in result.output and "no sheets" in result.output

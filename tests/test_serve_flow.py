@@ -19,7 +19,15 @@ from bulk_contacts.journal import read_journal
 from bulk_contacts.roster import read_roster
 from bulk_contacts.schema import validate_roster
 from bulk_contacts.web.server import WebServer
-from tests.serving import SAMPLES, csrf, session_client, start_web, wait_for
+from tests.serving import (
+    SAMPLES,
+    confirm_apply,
+    csrf,
+    session_client,
+    shown_plan,
+    start_web,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -163,7 +171,7 @@ def test_a_refusal_names_the_option_that_passes_it(web, client, start_sandbox) -
     assert "Refused: the plan deletes 2 contacts, past the limit of 1" in page
     assert '<a href="#opt-force">Force past the delete guard (--force)</a>' in page
     assert 'id="opt-force"' in page and 'id="to-apply"' not in page
-    assert client.post("/apply", headers=csrf(web)).headers["hx-redirect"] == "/plan"
+    assert confirm_apply(client, web, "").headers["hx-redirect"] == "/plan"
     assert web.workspace.run is None
     post(client, web, "/plan", data={"prune": "yes", "max_deletes": "1", "force": "1"})
     assert 'id="to-apply"' in client.get("/plan").text
@@ -178,7 +186,7 @@ def test_a_plan_gone_stale_applies_nothing(web, client, start_sandbox) -> None:
         "UPDATE contacts SET first_name='Jon' WHERE external_contact_id='HD-001'"
     )
     sandbox.store.db.commit()
-    assert post(client, web, "/apply").headers["hx-redirect"] == "/plan"
+    assert confirm_apply(client, web).headers["hx-redirect"] == "/plan"
     shown = " ".join(messages(client.get("/plan").text))
     assert "1 site changed in CHeKT since the plan was made" in shown
     assert "nothing was applied" in shown and web.workspace.run is None
@@ -198,11 +206,61 @@ def test_a_plan_applied_meanwhile_is_not_applied_again(web, client, start_sandbo
         elif change.action == "update":
             sandbox.store.update_contact(101, change.contact_id, dict(change.after))
     before = sandbox.store.db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
-    assert post(client, web, "/apply").headers["hx-redirect"] == "/plan"
+    assert confirm_apply(client, web).headers["hx-redirect"] == "/plan"
     shown = " ".join(messages(client.get("/plan").text))
     assert "1 site changed in CHeKT since the plan was made" in shown
     assert web.workspace.run is None
     assert sandbox.store.db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0] == before
+
+
+def test_apply_applies_the_plan_its_page_showed_not_another_tabs(
+    web, client, start_sandbox
+) -> None:
+    """QA (two tabs): tab A shows the plan of one roster and its Apply button; tab B uploads
+    another roster and plans it with prune. Apply pressed in tab A must not apply tab B's plan,
+    which nobody confirmed there."""
+    sandbox = start_sandbox(seed=SAMPLES / "sandbox-seed.json")
+    connect_to(client, web, sandbox)
+    upload(client, web, "roster.xlsx", (SAMPLES / "roster.xlsx").read_bytes())
+    post(client, web, "/plan", data={"prune": "no"})
+    tab_a = shown_plan(client)  # tab A's confirmation: the creates and updates of roster.xlsx
+    one_row = "account_number,external_contact_id,first_name,last_name,phone_number\n"
+    one_row += "10-4471,HD-001,John,Doe,+12025550143\n"
+    upload(client, web, "one.csv", one_row.encode())  # tab B
+    post(client, web, "/plan", data={"prune": "yes", "allow_empty_sites": "1", "force": "1"})
+    before = sandbox.store.db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
+    assert confirm_apply(client, web, tab_a).headers["hx-redirect"] == "/plan"
+    assert web.workspace.run is None
+    shown = " ".join(messages(client.get("/plan").text))
+    assert "nothing was applied" in shown and "another" in shown
+    assert sandbox.store.db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0] == before
+    assert confirm_apply(client, web).status_code == 200  # tab B's own button applies its plan
+    wait_for(lambda: not web.workspace.run.running, what="the apply")
+    assert web.workspace.run.report.counts["ok"] > 0
+
+
+def test_a_tab_showing_another_roster_changes_nothing(web, client) -> None:
+    """QA (two tabs): tab A shows the Fix grid of one roster; tab B uploads another. A cell
+    corrected or a column chosen in tab A must not land in tab B's roster (same row number,
+    someone else's contact)."""
+    assert upload(client, web, "a.csv", (SAMPLES / "roster.csv").read_bytes()) == "/columns"
+    tab_a = re.search(r'data-roster="([0-9]+)"', client.get("/fix").text).group(1)
+    other = "account_number,external_contact_id,first_name,last_name,phone_number\n"
+    other += "10-4471,HD-001,John,Doe,+12025550143\n"
+    assert upload(client, web, "b.csv", other.encode()) == "/columns"  # tab B
+    ws = web.workspace
+    headers = {**csrf(web), "X-Roster": tab_a}
+    cell = {"row": 2, "field": "first_name", "value": "Mallory"}
+    answer = client.post("/fix/cell", json=cell, headers=headers)
+    assert answer.status_code == 409 and "another tab" in answer.json()["error"]
+    assert ws.roster.frame.loc[2, "first_name"] == "John"
+    answer = client.post("/columns", data={"col-2": ""}, headers=headers)
+    assert answer.headers["hx-redirect"] == "/columns"
+    assert "first_name" in ws.roster.columns
+    assert "another tab" in " ".join(messages(client.get("/columns").text))
+    tab_b = re.search(r'data-roster="([0-9]+)"', client.get("/fix").text).group(1)
+    answer = client.post("/fix/cell", json=cell, headers={**csrf(web), "X-Roster": tab_b})
+    assert answer.status_code == 200 and ws.roster.frame.loc[2, "first_name"] == "Mallory"
 
 
 def slow_sandbox(start_sandbox):
@@ -223,7 +281,7 @@ def test_stop_finishes_the_changes_in_flight_and_skips_the_rest(web, client, sta
     connect_to(client, web, slow_sandbox(start_sandbox))
     upload(client, web, "roster.xlsx", (SAMPLES / "roster.xlsx").read_bytes())
     post(client, web, "/plan", data={"prune": "no"})
-    post(client, web, "/apply")
+    assert confirm_apply(client, web).status_code == 200
     run = web.workspace.run
     wait_for(lambda: run.tally["ok"], what="the first change")
     assert client.post("/run/stop", headers=csrf(web)).status_code == 204
@@ -245,7 +303,7 @@ def test_the_server_stopping_mid_run_stops_it_as_ctrl_c_does(tmp_path, start_san
         connect_to(client, server, slow_sandbox(start_sandbox))
         upload(client, server, "roster.xlsx", (SAMPLES / "roster.xlsx").read_bytes())
         post(client, server, "/plan", data={"prune": "no"})
-        post(client, server, "/apply")
+        assert confirm_apply(client, server).status_code == 200
     run = server.workspace.run
     wait_for(lambda: run.tally["ok"], what="the first change")
     server.stop()
@@ -259,7 +317,7 @@ def test_a_rollback_against_another_chekt_is_refused(web, client, start_sandbox)
     connect_to(client, web, first)
     upload(client, web, "roster.xlsx", (SAMPLES / "roster.xlsx").read_bytes())
     post(client, web, "/plan", data={"prune": "no"})
-    post(client, web, "/apply")
+    assert confirm_apply(client, web).status_code == 200
     wait_for(lambda: not web.workspace.run.running, what="the apply")
     name = web.workspace.run.folder.name
     assert name in client.get("/runs").text

@@ -14,7 +14,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from tests.serving import csrf, session_client, start_web, wait_for
+from tests.serving import confirm_apply, csrf, session_client, start_web, wait_for
 
 
 @pytest.fixture
@@ -137,7 +137,7 @@ def test_a_passcode_is_on_no_page_json_or_file_of_serve(web, client, tmp_path) -
     shown.append(client.get("/plan").content)
     for kind in ("json", "xlsx", "html", "csv"):
         shown.append(client.get(f"/plan/download/{kind}").content)
-    post(client, web, "/apply")
+    assert confirm_apply(client, web).status_code == 200
     run = web.workspace.run
     wait_for(lambda: not run.running, what="the run")
     with client.stream("GET", "/run/events") as events:

@@ -12,7 +12,7 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 
 from bulk_contacts.web.workspace import safe_file_name
-from tests.serving import SAMPLES, csrf, session_client, start_web, wait_for
+from tests.serving import SAMPLES, confirm_apply, csrf, session_client, start_web, wait_for
 
 PAGES = ("/connect", "/upload", "/columns", "/fix", "/plan", "/apply", "/runs", "/export")
 
@@ -151,7 +151,7 @@ def test_the_secret_and_the_access_token_never_reach_the_browser(
     assert client.post("/plan", data={"prune": "no"}, headers=csrf(web)).status_code == 200
     seen = [client.get(f"/plan/download/{kind}") for kind in ("json", "xlsx", "html", "csv")]
     seen.append(client.get("/plan"))
-    assert client.post("/apply", headers=csrf(web)).status_code == 200
+    assert confirm_apply(client, web).status_code == 200
     wait_for(lambda: not web.workspace.run.running, what="the apply")
     token = web.workspace.connection.client.tokens.current()
     run = web.workspace.run.folder.name

@@ -204,6 +204,66 @@ def test_all_sheets_reads_xls_and_ods_workbooks_too(tmp_path, suffix) -> None:
     assert "site from the sheet's name 'AC-1001', 'AC-1003'" in result.output
 
 
+SHEET_NAMES_EXCEL_REFUSES = [
+    "Issues",  # the report's own sheet
+    "'Quoted'",  # an apostrophe at either end
+    "10/4471 [main]",  # characters no Excel sheet name holds (an ODS name may)
+    "Riverside Pharmacy Downtown Branch 1",  # past 31 characters, and the same 31
+    "Riverside Pharmacy Downtown Branch 2",
+]
+
+
+def test_the_annotated_report_of_any_sheet_names_is_written(tmp_path) -> None:
+    """QA (inputs): `validate --all-sheets --report x.xlsx` gave a traceback for a tab named
+    `Issues`, `'Quoted'`, `a/b [c]` or two long names alike in their first 31 characters."""
+    import pandas as pd
+
+    path = tmp_path / "tabs.ods"
+    with pd.ExcelWriter(path, engine="odf") as writer:
+        for number, name in enumerate(SHEET_NAMES_EXCEL_REFUSES):
+            row = ["Ann", "Lee", "2025550100", f"a{number}"]
+            pd.DataFrame([row], columns=PEOPLE).to_excel(writer, sheet_name=name, index=False)
+    report = tmp_path / "report.xlsx"
+    result = run(None, "validate", str(path), "--all-sheets", "--report", str(report))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code == 0, result.output
+    names = openpyxl.load_workbook(report).sheetnames
+    assert names == [
+        "Issues (2)",
+        "Quoted",
+        "10_4471 _main_",
+        "Riverside Pharmacy Downtown Bra",
+        "Riverside Pharmacy Downtown (2)",
+        "Issues",
+    ]
+
+
+def test_a_sheet_name_holding_esc_is_written_visibly_in_the_report(tmp_path) -> None:
+    """QA (inputs): a crafted workbook's tab named `AC<ESC>c` (a terminal's reset) was copied
+    raw into the annotated report's sheet name: XML no workbook reader accepts."""
+    import zipfile
+
+    plain = workbook(
+        tmp_path / "plain.xlsx",
+        {"AC-1001": [PEOPLE, ["Kim", "Keep", "2025550109", "k1"]], "NAME2": [PEOPLE, PERSON2]},
+    )
+    path = tmp_path / "tabs.xlsx"
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w") as crafted:
+        for item in source.infolist():
+            body = source.read(item.filename)
+            if item.filename == "xl/workbook.xml":
+                body = body.replace(b"NAME2", b"AC\x1bc")
+            crafted.writestr(item, body)
+    report = tmp_path / "report.xlsx"
+    result = run(None, "validate", str(path), "--all-sheets", "--report", str(report))
+    assert result.exit_code == 1, result.output  # the sheet's name is the rows' site name
+    assert "control_character" in result.output
+    assert openpyxl.load_workbook(report).sheetnames == ["AC-1001", "AC_x1bc", "Issues"]
+
+
+PERSON2 = ["Ann", "Lee", "2025550100", "a1"]
+
+
 def test_messages_name_the_sheet_and_its_own_row(seeded, tmp_path) -> None:
     """Sheets are named by name, never by a number among those read; rows numbered in the
     workbook's own order (a sheet not read still counts)."""

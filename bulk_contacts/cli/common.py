@@ -300,7 +300,7 @@ def without_flags(environment: tuple[tuple[str, str], ...]) -> tuple[tuple[str, 
 
 PROFILE_ENV = (
     ("CHEKT_PROFILE", "the profile, when --profile is not given"),
-    ("XDG_CONFIG_HOME", "Linux: the settings file's folder (Windows: %APPDATA%)"),
+    ("XDG_CONFIG_HOME", "Linux: the settings file's folder (Windows: %LOCALAPPDATA%)"),
 )
 # Where apply and rollback keep their run locks (platformdirs' user state folder).
 LOCK_ENV = (("XDG_STATE_HOME", "Linux: the run locks' folder (Windows: %LOCALAPPDATA%)"),)

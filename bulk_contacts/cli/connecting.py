@@ -214,7 +214,13 @@ def profiles_add(name: str, **given: str | None) -> ExitCode:
     path, profile, existing = add_profile(name, given)
     echo(f"profile {name} {'updated' if existing else 'added'} in {path}")
     if profile.auth != "private_key_jwt" and not existing:
-        echo(f"store its secret with: bulk-contacts login --profile {name}")
+        from ..profiles import keychain_problem
+
+        variable = "CHEKT_API_KEY" if profile.auth == "api_key" else "CHEKT_CLIENT_SECRET"
+        if problem := keychain_problem():  # `login` would only say so
+            echo(f"its secret: {problem}: set {variable} (or a .env file) when you use it")
+        else:
+            echo(f"store its secret with: bulk-contacts login --profile {name}")
     return ExitCode.OK
 
 

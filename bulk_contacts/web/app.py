@@ -278,6 +278,8 @@ class Pages:
         return redirect(self._loaded(path, None))
 
     async def upload_options(self, request: Request) -> Response:
+        if refused := self.ws.other_roster(request.headers.get("x-roster")):
+            return self.failed(InputError(refused), "/upload")
         form = {key: str(value) for key, value in (await request.form()).items()}
         return await run_in_threadpool(self._upload_options, form)
 
@@ -339,6 +341,8 @@ class Pages:
         )
 
     async def columns_set(self, request: Request) -> Response:
+        if refused := self.ws.other_roster(request.headers.get("x-roster")):
+            return self.failed(InputError(refused), "/columns")
         form = await request.form()
         choices: dict[int, str | None] = {}
         for key, value in form.items():
@@ -367,8 +371,10 @@ class Pages:
         self.ws.say("ok", f"mapping {name.strip()!r} saved")
         return redirect("/columns")
 
-    def columns_use(self, name: str = Form("")) -> Response:
+    def columns_use(self, request: Request, name: str = Form("")) -> Response:
         with self.ws.lock:
+            if refused := self.ws.other_roster(request.headers.get("x-roster")):
+                return self.failed(InputError(refused), "/columns")
             try:
                 self.ws.use_mapping(name)
             except BulkContactsError as error:
@@ -408,6 +414,8 @@ class Pages:
 
         def act() -> JSONResponse:
             with self.ws.lock:
+                if refused := self.ws.other_roster(request.headers.get("x-roster")):
+                    return JSONResponse({"error": refused}, 409)
                 try:
                     return JSONResponse(action(row, field, value))
                 except BulkContactsError as error:
@@ -476,6 +484,7 @@ class Pages:
             try:
                 validated = library.validate_for_plan(ws.roster, ws.region, ws.phone_format)
                 ws.plan = library.make_plan(ws.connection.client, validated, self.options())
+                ws.plan_number += 1
             except BulkContactsError as error:
                 return self.failed(error, "/plan")
         return redirect("/plan")
@@ -522,12 +531,21 @@ class Pages:
             run_name=ws.run.folder.name if ws.run else "",
         )
 
-    def apply_start(self) -> Response:
+    def apply_start(self, shown: str = Form("", alias="plan")) -> Response:
         ws = self.ws
         with ws.lock:
             plan, connection = ws.plan, ws.connection
             if plan is None or connection is None:
                 return self.failed(InputError("no plan: make one first"), "/plan")
+            if shown != str(ws.plan_number):
+                return self.failed(
+                    InputError(
+                        "the plan that page confirmed is no longer the plan at hand (another "
+                        "tab or window made another since): nothing was applied; review this "
+                        "plan, then apply it"
+                    ),
+                    "/plan",
+                )
             if ws.run is not None and ws.run.running:
                 return self.failed(InputError("a run is already in progress"), "/apply")
             if plan.refused or not plan.changes:

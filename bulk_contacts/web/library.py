@@ -219,6 +219,7 @@ def edit_cell(table: Table, roster: Roster, row: int, field: str, value: str) ->
     table.cells.at[row, position] = value
     table.date_cells.discard((row, position))
     table.formula_cells.discard((row, position))
+    table.merged_cells.discard((row, position))
     table.rounded_cells.pop((row, position), None)
 
 
@@ -242,6 +243,7 @@ def cell_issues(
         cells=cells,
         date_cells={c for c in table.date_cells if c[0] == row and c[1] != position},
         formula_cells={c for c in table.formula_cells if c[0] == row and c[1] != position},
+        merged_cells={c for c in table.merged_cells if c[0] == row and c[1] != position},
         rounded_cells={
             c: shown for c, shown in table.rounded_cells.items() if c[0] == row and c[1] != position
         },

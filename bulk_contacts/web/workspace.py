@@ -45,6 +45,9 @@ class Workspace:
     checks: list[CheckStep] = field(default_factory=list)
     check_report: CheckReport | None = None
     upload: Upload | None = None
+    # Which roster a page shows (its X-Roster header): a cell corrected or a column chosen in a
+    # tab showing an earlier file never lands in the file another tab uploaded since.
+    roster_number: int = 0
     region: str = "US"
     phone_format: str = "e164"
     read: library.ReadOptions = field(default_factory=library.ReadOptions)  # the layout's
@@ -55,6 +58,9 @@ class Workspace:
     issues: IssueMap = field(default_factory=dict)
     plan_form: dict[str, Any] = field(default_factory=dict)
     plan: library.Plan | None = None
+    # Which plan the Apply page confirms: a page shows the number of the plan it showed, and
+    # an Apply pressed in one tab never applies a plan made since in another.
+    plan_number: int = 0
     run: Run | None = None
     messages: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -72,6 +78,16 @@ class Workspace:
     def shown(self, text: str) -> str:
         """A library message as the page shows it: the private folder's path left out."""
         return text.replace(f"{self.folder}/", "").replace(str(self.folder), "")
+
+    def other_roster(self, shown: str | None) -> str:
+        """Why a request from a page showing roster `shown` (its X-Roster header) is refused:
+        "" when it shows the roster at hand (or says nothing)."""
+        if shown is None or shown == str(self.roster_number):
+            return ""
+        return (
+            "that page showed another roster than the one at hand (another tab or window "
+            "uploaded or read a file since): nothing was changed; reload the page"
+        )
 
     # connection
 
@@ -109,6 +125,7 @@ class Workspace:
     def load(self, path: Path, sheet: str | None = None) -> None:
         """Read the file (the CLI's reader and messages); the columns as the reader finds them."""
         table, warnings = library.read_table(path, sheet, self.read)
+        self.roster_number += 1
         self.upload = Upload(path, path.name, library.sheet_names(path), table, 0, warnings)
         self.choices = {
             position: library.detected_column(header)

@@ -7,7 +7,11 @@ const csrf = () => document.body.dataset.csrf;
 async function post(url, body) {
   const response = await fetch(url, {
     method: "POST",
-    headers: { "X-CSRF-Token": csrf(), "Content-Type": "application/json" },
+    headers: {
+      "X-CSRF-Token": csrf(),
+      "X-Roster": document.body.dataset.roster, // the roster this page shows (not another tab's)
+      "Content-Type": "application/json",
+    },
     body: JSON.stringify(body),
   });
   return response.json();

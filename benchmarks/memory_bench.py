@@ -8,8 +8,15 @@ rows without an e-mail. `plan` runs against a sandbox seeded with the sites (whi
 contacts: every row is a create) with `--skip-invalid`; `apply` is the same without `--yes` off a
 terminal, so it plans, prints the plan and stops before sending anything (exit 2).
 
-    python benchmarks/memory_bench.py [--rows 1000000] [--sites 2000] [--skip plan,apply]
-        [--keep roster.csv | --roster roster.csv]
+A real apply (`--real`, the number of rows, several sizes separated by commas to show how memory
+grows per row sent): the first N rows of a roster made the same way, sent with `--yes` to a
+sandbox seeded with the sites (`apply ROSTER --yes`), then planned against a second, fresh
+sandbox with `plan -o PLAN.json` and sent from the saved plan (`apply PLAN.json --yes`). Each
+figure is the peak RSS of the `bulk-contacts` process alone (the sandbox is another process).
+A million real creates take about 20 minutes on this machine, so the default sizes are smaller.
+
+    python benchmarks/memory_bench.py [--rows 1000000] [--sites 2000] [--skip plan,apply,real]
+        [--keep roster.csv | --roster roster.csv] [--real 100000,200000]
 """
 
 from __future__ import annotations
@@ -107,11 +114,78 @@ def measure(args: list[str], env: dict[str, str] | None = None) -> tuple[float, 
     return elapsed, usage.ru_maxrss / 1024, code
 
 
+def sandbox_env(url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CHEKT_API_URL": url,
+        "CHEKT_CLIENT_ID": "sandbox-client",
+        "CHEKT_CLIENT_SECRET": "sandbox-secret",
+        "CHEKT_DEALER_ID": str(DEALER),
+    }
+
+
+def real_applies(
+    folder: Path, roster: Path, size: int, sites: int
+) -> dict[str, tuple[float, float, int]]:
+    """`apply ROSTER --yes` of the roster's first `size` rows against a sandbox seeded with the
+    sites; then `plan -o PLAN.json` and `apply PLAN.json --yes` against a fresh one."""
+    part = folder / f"roster-{size}.csv"
+    with roster.open(encoding="utf-8") as source, part.open("w", encoding="utf-8") as target:
+        for n, line in enumerate(source):
+            if n > size:
+                break
+            target.write(line)
+    seed = write_seed(folder / "seed.json", sites)
+    cli = [sys.executable, "-m", "bulk_contacts"]
+    common = ["-q", "--no-progress"]
+    found = {}
+    with sandbox_process(seed=seed) as url:
+        found[f"apply --yes ({size:,} rows sent)"] = measure(
+            [
+                *cli,
+                "apply",
+                str(part),
+                "--yes",
+                "--skip-invalid",
+                *common,
+                "--results",
+                str(folder / f"results-{size}.csv"),
+            ],
+            sandbox_env(url),
+        )
+    plan = folder / f"plan-{size}.json"
+    with sandbox_process(seed=seed) as url:
+        found[f"plan -o PLAN.json ({size:,} rows)"] = measure(
+            [*cli, "plan", str(part), "--skip-invalid", *common, "-o", str(plan)],
+            sandbox_env(url),
+        )
+        found[f"apply PLAN.json --yes ({size:,} rows sent)"] = measure(
+            [
+                *cli,
+                "apply",
+                str(plan),
+                "--yes",
+                *common,
+                "--results",
+                str(folder / f"results-plan-{size}.csv"),
+            ],
+            sandbox_env(url),
+        )
+    for path in (part, plan):
+        path.unlink()
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--sites", type=int, default=2_000)
-    parser.add_argument("--skip", default="", help="commands not to run: plan, apply")
+    parser.add_argument("--skip", default="", help="commands not to run: plan, apply, real")
+    parser.add_argument(
+        "--real",
+        default="100000,200000",
+        help="sizes (rows) of the real applies, comma-separated; 0 or --skip real: none",
+    )
     parser.add_argument("--keep", type=Path, help="write the roster here and keep it")
     parser.add_argument(
         "--roster", type=Path, help="measure this roster (one --keep wrote) instead of a new one"
@@ -135,17 +209,14 @@ def main() -> None:
         if not {"plan", "apply"} <= skip:
             seed = write_seed(folder / "seed.json", args.sites)
             with sandbox_process(seed=seed) as url:
-                env = {
-                    **os.environ,
-                    "CHEKT_API_URL": url,
-                    "CHEKT_CLIENT_ID": "sandbox-client",
-                    "CHEKT_CLIENT_SECRET": "sandbox-secret",
-                    "CHEKT_DEALER_ID": str(DEALER),
-                }
+                env = sandbox_env(url)
                 common = [str(roster), "-q", "--no-progress", "--skip-invalid"]
                 for command in ("plan", "apply"):
                     if command not in skip:
                         results[command] = measure([*cli, command, *common], env)
+        if "real" not in skip:
+            for size in (int(n) for n in args.real.split(",") if int(n)):
+                results.update(real_applies(folder, roster, size, args.sites))
     report(
         f"memory: a {args.rows:,}-row CSV ({size_mb:.0f} MB) over {args.sites:,} sites, "
         f"whole process",

@@ -637,12 +637,12 @@ class _Done:
     def site_count(self) -> int:
         return len(set(self._site))
 
-    def batches(
-        self, size: int = VERIFIED_AT_A_TIME
-    ) -> Iterator[list[tuple[Change, Outcome, int]]]:
+    def batches(self) -> Iterator[list[tuple[Change, Outcome, int]]]:
         """The changes made, with their outcomes and key generations, a batch of whole sites
-        (about `size` changes) at a time, in site order."""
+        (`VERIFIED_AT_A_TIME` changes, or a site's more) at a time, in site order."""
         import numpy as np
+
+        size = VERIFIED_AT_A_TIME
 
         order = np.argsort(np.frombuffer(self._site, dtype=np.int32), kind="stable").tolist()
         batch: list[tuple[Change, Outcome, int]] = []

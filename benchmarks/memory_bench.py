@@ -11,7 +11,8 @@ terminal, so it plans, prints the plan and stops before sending anything (exit 2
 A real apply (`--real`, the number of rows, several sizes separated by commas to show how memory
 grows per row sent): the first N rows of a roster made the same way, sent with `--yes` to a
 sandbox seeded with the sites (`apply ROSTER --yes`), then planned against a second, fresh
-sandbox with `plan -o PLAN.json` and sent from the saved plan (`apply PLAN.json --yes`). Each
+sandbox with `plan -o PLAN.json` and sent from the saved plan (`apply PLAN.json --yes`); beside
+them, `apply ROSTER` of the same rows stopped at the confirmation (what sending adds to it). Each
 figure is the peak RSS of the `bulk-contacts` process alone (the sandbox is another process).
 A million real creates take about 20 minutes on this machine, so the default sizes are smaller.
 
@@ -127,8 +128,9 @@ def sandbox_env(url: str) -> dict[str, str]:
 def real_applies(
     folder: Path, roster: Path, size: int, sites: int
 ) -> dict[str, tuple[float, float, int]]:
-    """`apply ROSTER --yes` of the roster's first `size` rows against a sandbox seeded with the
-    sites; then `plan -o PLAN.json` and `apply PLAN.json --yes` against a fresh one."""
+    """`apply ROSTER` of the roster's first `size` rows against a sandbox seeded with the
+    sites, stopped at the confirmation, then with `--yes`: what sending adds; then
+    `plan -o PLAN.json` and `apply PLAN.json --yes` against a fresh one."""
     part = folder / f"roster-{size}.csv"
     with roster.open(encoding="utf-8") as source, part.open("w", encoding="utf-8") as target:
         for n, line in enumerate(source):
@@ -140,6 +142,9 @@ def real_applies(
     common = ["-q", "--no-progress"]
     found = {}
     with sandbox_process(seed=seed) as url:
+        found[f"apply, stopped at the confirmation ({size:,} rows)"] = measure(
+            [*cli, "apply", str(part), "--skip-invalid", *common], sandbox_env(url)
+        )
         found[f"apply --yes ({size:,} rows sent)"] = measure(
             [
                 *cli,

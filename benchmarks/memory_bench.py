@@ -14,14 +14,14 @@ sandbox seeded with the sites (`apply ROSTER --yes`), then planned against a sec
 sandbox with `plan -o PLAN.json` and sent from the saved plan (`apply PLAN.json --yes`); beside
 them, `apply ROSTER` of the same rows stopped at the confirmation (what sending adds to it). Each
 figure is the peak RSS of the `bulk-contacts` process alone (the sandbox is another process).
-A million real creates take about 20 minutes on an idle 2-core machine, so the default sizes are
-smaller; `--interrupt SECONDS` also sends the whole file (`apply ROSTER --yes`, and `apply
-PLAN.json --yes` of a plan `plan -o` saved) and stops it with Ctrl-C (SIGINT) that many seconds
-after its first outcome: every change planned or read, a part of them sent (the verification
-does not run).
+A million real creates take about 20 minutes on an idle 2-core machine, so real applies are
+smaller, and none run by default (each takes minutes); `--interrupt SECONDS` also sends the
+whole file (`apply ROSTER --yes`, and `apply PLAN.json --yes` of a plan `plan -o` saved) and
+stops it with Ctrl-C (SIGINT) that many seconds after its first outcome: every change planned
+or read, a part of them sent (the verification does not run).
 
     python benchmarks/memory_bench.py [--rows 1000000] [--sites 2000] [--skip plan,apply,real]
-        [--keep roster.csv | --roster roster.csv] [--real 100000,200000] [--interrupt 300]
+        [--keep roster.csv | --roster roster.csv] [--real 50000,100000] [--interrupt 120]
 """
 
 from __future__ import annotations
@@ -217,8 +217,8 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="commands not to run: plan, apply, real")
     parser.add_argument(
         "--real",
-        default="100000,200000",
-        help="sizes (rows) of the real applies, comma-separated; 0 or --skip real: none",
+        default="",
+        help="sizes (rows) of real applies, comma-separated (e.g. 50000,100000); none by default",
     )
     parser.add_argument(
         "--interrupt",
@@ -279,7 +279,7 @@ def main() -> None:
                 )
                 plan.unlink()
         if "real" not in skip:
-            for size in (int(n) for n in args.real.split(",") if int(n)):
+            for size in (int(n) for n in args.real.split(",") if n.strip() and int(n)):
                 results.update(real_applies(folder, roster, size, args.sites))
     report(
         f"memory: a {args.rows:,}-row CSV ({size_mb:.0f} MB) over {args.sites:,} sites, "

@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, overload
+from typing import IO, Any, overload
 
 from .columns import CONTACT_FIELDS, EDITABLE_FIELDS
 from .errors import ExitCode, InputError
@@ -685,11 +686,12 @@ class Plan:
             raise InputError(f"{source}: not a bulk-contacts plan (format {body.get('format')!r})")
         expected = body.get("checksum")
         if expected != checksum_of({k: v for k, v in body.items() if k != "checksum"}):
-            raise InputError(
-                f"{source}: the plan was edited after it was made (its checksum does not match); "
-                f"make a new plan with `bulk-contacts plan ... -o PLAN.json`"
-            )
-        sites = [_site_from_dict(s) for s in body["sites"]]
+            raise InputError(_edited(source))
+        return cls._made(body, [_site_from_dict(s) for s in body["sites"]], expected)
+
+    @classmethod
+    def _made(cls, body: dict[str, Any], sites: list[SitePlan], checksum: str) -> Plan:
+        """The plan of a checked body, with its sites as read."""
         invalid = [
             InvalidRow(r["row"], r["external_contact_id"], tuple(r["problems"]))
             for r in body.get("invalid", [])
@@ -701,7 +703,7 @@ class Plan:
             body.get("source", ""),
             [refusal_from_dict(r) for r in body.get("refusals", [])],
             body.get("created_at", ""),
-            expected,
+            checksum,
             [RowWarning(**w) for w in body.get("warnings", [])],
             {int(row): str(text) for row, text in body.get("not_sent", {}).items()},
             {int(row): str(text) for row, text in body.get("derived", {}).items()},
@@ -710,18 +712,206 @@ class Plan:
 
     @classmethod
     def read(cls, path: Path) -> Plan:
+        """A plan file, read a site at a time (`_read_streamed`): a million changes are never
+        one parsed document. Its checksum is checked as `from_dict` checks it."""
         try:
+            plan = _read_streamed(path)
+            if plan is not None:
+                return plan
             body = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as error:
             raise InputError(f"{path}: cannot be read ({error})") from None
         except json.JSONDecodeError as error:
             raise InputError(f"{path}: not a plan file (invalid JSON: {error.msg})") from None
+        except (KeyError, TypeError, ValueError) as error:
+            raise InputError(f"{path}: not a complete plan file ({error})") from None
         if not isinstance(body, dict):
             raise InputError(f"{path}: not a plan file")
         try:
             return cls.from_dict(body, str(path))
         except (KeyError, TypeError, ValueError) as error:
             raise InputError(f"{path}: not a complete plan file ({error})") from None
+
+
+class _JsonStream:
+    """A JSON text read from a file a piece at a time: whitespace, single characters and whole
+    values (`json.JSONDecoder.raw_decode`, so each value is read exactly as `json.loads` reads
+    it)."""
+
+    CHUNK = 1 << 20
+    _SPACE = re.compile(r"[ \t\n\r]*")
+    _DECODER = json.JSONDecoder()
+
+    def __init__(self, handle: IO[str]) -> None:
+        self._handle = handle
+        self._buffer = ""
+        self._at = 0
+        self._ended = False
+
+    def _more(self) -> bool:
+        """Read on (at least as much as is pending: a long value is parsed O(n log n) times at
+        most); False at the end of the file."""
+        if self._ended:
+            return False
+        piece = self._handle.read(max(self.CHUNK, len(self._buffer) - self._at))
+        if not piece:
+            self._ended = True
+            return False
+        self._buffer = self._buffer[self._at :] + piece
+        self._at = 0
+        return True
+
+    def peek(self) -> str:
+        """The next character that is not whitespace ("" at the end), not taken."""
+        while True:
+            match = self._SPACE.match(self._buffer, self._at)
+            self._at = match.end() if match else self._at
+            if self._at < len(self._buffer) or not self._more():
+                return self._buffer[self._at : self._at + 1]
+
+    def take(self, expected: str) -> None:
+        if self.peek() != expected:
+            raise json.JSONDecodeError(f"Expecting {expected!r}", self._buffer, self._at)
+        self._at += 1
+
+    def value(self) -> Any:
+        self.peek()
+        while True:
+            try:
+                value, end = self._DECODER.raw_decode(self._buffer, self._at)
+            except json.JSONDecodeError:
+                if self._more():
+                    continue
+                raise
+            if end == len(self._buffer) and self._more():  # a number may go on
+                continue
+            self._at = end
+            return value
+
+    def members(self, items: str) -> Iterator[tuple[str, Any]]:
+        """The members of the object that starts here, in the file's order; the value of the
+        member named `items`, when it is an array, as an iterator over its items (to be read
+        through before the next member). Raises JSONDecodeError as `json.loads` would."""
+        self.take("{")
+        if self.peek() == "}":
+            self._at += 1
+            return
+        while True:
+            key = self.value()
+            if not isinstance(key, str):
+                raise json.JSONDecodeError("Expecting property name", self._buffer, self._at)
+            self.take(":")
+            if key == items and self.peek() == "[":
+                yield key, self._items()
+            else:
+                yield key, self.value()
+            if self.peek() == "}":
+                self._at += 1
+                return
+            self.take(",")
+
+    def _items(self) -> Iterator[Any]:
+        self.take("[")
+        if self.peek() == "]":
+            self._at += 1
+            return
+        while True:
+            yield self.value()
+            if self.peek() == "]":
+                self._at += 1
+                return
+            self.take(",")
+
+    def end(self) -> None:
+        if self.peek():
+            raise json.JSONDecodeError("Extra data", self._buffer, self._at)
+
+
+# How many changes a saved plan's sites are read into before they are packed as columns.
+READ_AT_A_TIME = 16_384
+
+
+def _read_streamed(path: Path) -> Plan | None:
+    """A plan file read twice, a site at a time: first all but its sites (the format checked,
+    the part of the checksum's text before and after the sites), then its sites, each hashed
+    as `checksum_of` hashes it and turned into a `SitePlan`, their changes packed as columns
+    (`Changes.packed`) a batch at a time. The plan, or InputError (edited: the checksum does not
+    match, checked before any site is used; not a plan); None when the file is not an object
+    with one array of sites (`Plan.read` reads it whole, as before)."""
+    with path.open(encoding="utf-8") as handle:
+        stream = _JsonStream(handle)
+        if stream.peek() != "{":
+            return None
+        body: dict[str, Any] = {}
+        arrays = 0
+        for key, value in stream.members("sites"):
+            if key == "sites" and isinstance(value, Iterator):
+                arrays += 1
+                for _ in value:  # read through: the sites are read on the second pass
+                    pass
+                value = _SITES
+            body[key] = value
+        stream.end()
+    if arrays != 1 or body.get("sites") != _SITES:
+        return None
+    if body.get("format") != PLAN_FORMAT:
+        raise InputError(f"{path}: not a bulk-contacts plan (format {body.get('format')!r})")
+    expected = body.pop("checksum", None)
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    before, _, after = canonical.partition(_json_value(_SITES))
+    digest = hashlib.sha256(before.encode())
+    sites: list[SitePlan] = []
+    batch: list[SitePlan] = []
+    held = 0  # changes in the batch
+    broken: Exception | None = None  # a site that cannot be read: told once the checksum is
+    count = 0
+    with path.open(encoding="utf-8") as handle:
+        stream = _JsonStream(handle)
+        for key, value in stream.members("sites"):
+            if key != "sites" or not isinstance(value, Iterator):
+                continue
+            for data in value:
+                text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+                digest.update((("," if count else "[") + text).encode())
+                count += 1
+                if broken is not None:
+                    continue
+                try:
+                    site = _site_from_dict(data)
+                except (KeyError, TypeError, ValueError) as error:
+                    broken = error
+                    continue
+                batch.append(site)
+                held += len(site.changes)
+                if held >= READ_AT_A_TIME:
+                    sites += _packed(batch)
+                    batch, held = [], 0
+    digest.update(b"]" if count else b"[]")
+    digest.update(after.encode())
+    if expected != "sha256:" + digest.hexdigest():
+        raise InputError(_edited(str(path)))
+    if broken is not None:
+        raise broken
+    return Plan._made(body, sites + _packed(batch), expected)
+
+
+def _packed(sites: list[SitePlan]) -> list[SitePlan]:
+    """The sites, their changes held as columns (`Changes.packed`)."""
+    held = Changes.packed([(site.dealer_id, site.site_id, list(site.changes)) for site in sites])
+    for site, changes in zip(sites, held, strict=True):
+        site.changes = changes
+    return sites
+
+
+def _edited(source: str) -> str:
+    return (
+        f"{source}: the plan was edited after it was made (its checksum does not match); "
+        f"make a new plan with `bulk-contacts plan ... -o PLAN.json`"
+    )
+
+
+# A change read with an empty `before` (a create's) shares one, as a plan made here does.
+_NO_BEFORE: dict[str, Any] = {"before": {}}
 
 
 def _site_from_dict(data: dict[str, Any]) -> SitePlan:
@@ -733,7 +923,10 @@ def _site_from_dict(data: dict[str, Any]) -> SitePlan:
         external_site_id=data.get("external_site_id"),
         fingerprint=data["fingerprint"],
         contacts_before=data["contacts_before"],
-        changes=[Change(**c) for c in data.get("changes", [])],
+        changes=[
+            Change(**c) if not isinstance(c, dict) or c.get("before") else Change(**c | _NO_BEFORE)
+            for c in data.get("changes", [])
+        ],
         unchanged=data.get("unchanged", 0),
         conflicts=[
             Conflict(**{**c, "contact_ids": tuple(c["contact_ids"])})

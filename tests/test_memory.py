@@ -411,3 +411,153 @@ def test_counting_and_printing_a_plan_make_only_the_changes_shown(monkeypatch) -
     lines = plan_text(plan)
     assert len(made) <= CHANGE_LINE_LIMIT
     assert any("more lines (-v prints all" in line for line, _ in lines)
+
+
+def test_applying_makes_a_site_s_changes_only_when_the_site_starts(monkeypatch) -> None:
+    """The apply queue made every change of every site when the run started (about 350 bytes
+    each: 350 MB for a million); a site's changes are made when the workers run out of work,
+    and the queue lets go of them as they are taken."""
+    from bulk_contacts import apply as apply_module
+
+    validated, model = _creates(3_000, 30)
+    plan = plan_for(validated, model)
+    sites = [site for site in plan.sites if site.changes]
+    first, second = (list(site.changes) for site in sites[:2])
+    made = []
+    make = plan_module._held_change
+    monkeypatch.setattr(plan_module, "_held_change", lambda *slots: made.append(1) or make(*slots))
+    queue = apply_module._PhaseQueue(sites)
+    assert not made  # no site started yet
+    taken = [queue.take() for _ in range(100)]
+    assert len(made) == 100  # the first site's changes, no other
+    assert {number for number, _, _ in taken} == {0}
+    assert [change for _, _, change in taken] == first
+    assert [index for _, index, _ in taken] == list(range(100))
+    number, index, change = queue.take()  # the first site is in flight: the next one starts
+    assert (number, index, len(made)) == (1, 0, 200) and change == second[0]
+    for _ in range(100):
+        queue.done(0)
+    assert 0 not in queue._phases and 0 not in queue._left  # done: nothing of it held
+
+
+def test_the_changes_a_run_made_are_kept_for_the_verification_as_arrays() -> None:
+    """For its verification, a run kept every change it made with its outcome (about 850 bytes
+    a change); now a site's number, the change's index among its changes and the outcome's own
+    values (about 40 bytes: a trace id, a uuid, as its 16 bytes), made into the same changes
+    and outcomes a batch of sites at a time."""
+    import uuid
+
+    from bulk_contacts import apply as apply_module
+    from bulk_contacts.results import Outcome
+
+    validated, model = _creates(10_000, 100)
+    plan = plan_for(validated, model)
+    sites = [site for site in plan.sites if site.changes]
+    made = [
+        (number, index, change)
+        for number, site in enumerate(sites)
+        for index, change in enumerate(site.changes)
+    ]
+    random.Random(3).shuffle(made)  # as the workers finish them, sites interleaved
+    outcomes = [
+        Outcome(
+            change.row,
+            change.dealer_id,
+            change.site_id,
+            change.external_contact_id,
+            change.action,
+            "ok",
+            50_000 + n,
+            201 if n % 7 else None,
+            "",
+            "" if n % 1000 else "already done by another run",
+            str(uuid.uuid4()) if n % 500 else ["", "not-a-uuid", str(uuid.uuid4()).upper()][n % 3],
+            1 + n % 3,
+            n % 1000 == 0,
+        )
+        for n, (_, _, change) in enumerate(made)
+    ]
+    done = apply_module._Done(sites)
+    tracemalloc.start()
+    try:
+        for n, ((number, index, _), outcome) in enumerate(zip(made, outcomes, strict=True)):
+            done.add(number, index, outcome, n % 2)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held / 10_000 < 50, f"{held / 10_000:.0f} bytes a change held"
+    by_change = {
+        (change.site_id, change.row): (change, outcome, n % 2)
+        for n, ((_, _, change), outcome) in enumerate(zip(made, outcomes, strict=True))
+    }
+    batches = list(done.batches())
+    assert len(batches) == 1 and done.site_count() == 100
+    again = [entry for batch in batches for entry in batch]
+    assert len(again) == 10_000
+    assert [(c.site_id, c.row) for c, _, _ in again] == sorted(
+        ((c.site_id, c.row) for c, _, _ in again), key=lambda key: key[0]
+    )  # a site's changes together
+    for change, outcome, generation in again:
+        assert (change, outcome, generation) == by_change[(change.site_id, change.row)]
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 20])
+def test_a_saved_plan_is_read_a_site_at_a_time_as_it_was_written(
+    tmp_path, monkeypatch, chunk
+) -> None:
+    """`Plan.read` parses the file a site at a time (it loaded the whole 420 MB of a million
+    creates as one document): the same plan, its changes packed as columns a batch of sites at
+    a time; a plan edited anywhere, its sites or what follows them, is refused before any site
+    is used; the file reformatted (the same JSON) is the same plan; a file that is not a plan
+    is told as before."""
+    from bulk_contacts.errors import InputError
+
+    monkeypatch.setattr(plan_module._JsonStream, "CHUNK", chunk)  # values across pieces
+    monkeypatch.setattr(plan_module, "READ_AT_A_TIME", 100)
+    validated, model = _creates(500, 10)
+    plan = plan_for(validated, model)
+    plan.warnings.append(RowWarning(3, "phone_number", "no_phone", "no phone"))
+    plan.invalid.append(InvalidRow(9, "x", ("email: bad",)))
+    path = tmp_path / "plan.json"
+    plan.write(path)
+    read = Plan.read(path)
+    assert read.to_dict() == Plan.from_dict(json.loads(path.read_text())).to_dict()
+    assert read.to_json() == plan.to_json() and read.checksum == plan.to_dict()["checksum"]
+    assert all(isinstance(site.changes, Changes) for site in read.sites)
+    creates = read.creates
+    assert creates[0].before is creates[-1].before == {}  # one empty dict, shared
+    body = json.loads(path.read_text())
+    compact = tmp_path / "compact.json"
+    compact.write_text(json.dumps(body, separators=(",", ":")))
+    assert Plan.read(compact).to_json() == plan.to_json()
+    edits = {
+        "a change": lambda b: b["sites"][9]["changes"][-1]["after"].update(first_name="Eve"),
+        "a warning": lambda b: b["warnings"][0].update(message="x"),
+        "the options": lambda b: b["options"].update(prune=True),
+        "a site dropped": lambda b: b["sites"].pop(),
+    }
+    for what, edit in edits.items():
+        edited = json.loads(path.read_text())
+        edit(edited)
+        (tmp_path / "edited.json").write_text(json.dumps(edited, indent=1))
+        with pytest.raises(InputError, match="edited after it was made"):
+            Plan.read(tmp_path / "edited.json")
+        assert what
+    for text, message in [
+        ("", "invalid JSON: Expecting value"),
+        ("[1]", "not a plan file$"),
+        ('{"format": "x", "sites": []}', "not a bulk-contacts plan"),
+        (path.read_text()[:-40], "invalid JSON"),
+        (path.read_text() + "{}", "invalid JSON: Extra data"),
+        ('{"sites": [], "sites": 3}', "not a bulk-contacts plan"),
+    ]:
+        (tmp_path / "bad.json").write_text(text)
+        with pytest.raises(InputError, match=message):
+            Plan.read(tmp_path / "bad.json")
+    broken = json.loads(path.read_text())
+    del broken["sites"][0]["fingerprint"]
+    body = {k: v for k, v in broken.items() if k != "checksum"}
+    broken["checksum"] = plan_module.checksum_of(body)
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    with pytest.raises(InputError, match=r"not a complete plan file \('fingerprint'\)"):
+        Plan.read(tmp_path / "broken.json")

@@ -316,9 +316,16 @@ def test_unmarked_replays_are_caught_and_sent_again_without_waiting(
     assert took < normal * 3 + 5, (took, normal)
 
 
+@pytest.mark.parametrize("at_a_time", [None, 1])
 def test_an_unmarked_replay_too_young_to_tell_is_caught_by_the_verification_and_sent_again(
-    start_sandbox, tmp_path
+    start_sandbox, tmp_path, monkeypatch, at_a_time
 ) -> None:
+    """The verification reads the sites a batch at a time (`at_a_time` 1: a batch per site):
+    each change sent again goes under its key's next generation all the same."""
+    import bulk_contacts.apply as apply_module
+
+    if at_a_time is not None:
+        monkeypatch.setattr(apply_module, "VERIFIED_AT_A_TIME", at_a_time)
     server = seeded(start_sandbox, tmp_path, mark_replays=False)
     assert run(server, "apply", ROSTER, "--yes", "--journal", "a.jsonl").exit_code == 0
     applied = contacts_of(server)

@@ -723,6 +723,11 @@ class Plan:
             raise InputError(f"{path}: cannot be read ({error})") from None
         except json.JSONDecodeError as error:
             raise InputError(f"{path}: not a plan file (invalid JSON: {error.msg})") from None
+        except RecursionError:  # json's parser recurses once per level of nesting
+            raise InputError(
+                f"{path}: not a plan file (its JSON is nested too deeply); make a new plan with "
+                f"`bulk-contacts plan ... -o PLAN.json`"
+            ) from None
         except (KeyError, TypeError, ValueError) as error:
             raise InputError(f"{path}: not a complete plan file ({error})") from None
         if not isinstance(body, dict):

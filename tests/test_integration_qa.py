@@ -45,3 +45,36 @@ def test_a_plan_nested_too_deeply_is_refused_in_one_line_and_nothing_is_sent(
     after = seeded.store.db.execute("SELECT COUNT(*), MAX(contact_id) FROM contacts").fetchone()
     assert after == before
     assert json.loads(saved.read_text())  # the plan itself is fine
+
+
+def test_a_plan_with_a_key_twice_in_an_object_is_refused_though_its_last_values_are_the_plan(
+    seeded, tmp_path
+) -> None:
+    """bulk-contacts never writes a key twice; JSON readers disagree on which one counts (Python
+    keeps the last, others the first). A plan whose file shows `"action": "delete"` before the
+    reviewed `"action": "create"` was applied as the create (the checksum is of the values
+    Python reads), though the file says delete to whoever reads it: it is refused, nothing sent."""
+    saved = tmp_path / "plan.json"
+    planned = run(seeded, "plan", write(tmp_path / "r.csv", ROSTER), "-o", str(saved))
+    assert planned.exit_code == 0, planned.output
+    text = saved.read_text()
+    change = text.index('"action": "')
+    variants = {
+        "in a change": text[:change] + '"action": "delete", ' + text[change:],
+        "the sites": text.replace('"sites": [', '"sites": [], "sites": [', 1),
+        "the options": text.replace('"options": {', '"options": {"prune": true, ', 1),
+        "the checksum": text.replace('"checksum":', '"checksum": "sha256:0", "checksum":', 1),
+    }
+    before = seeded.store.db.execute("SELECT COUNT(*), MAX(contact_id) FROM contacts").fetchone()
+    for what, variant in variants.items():
+        path = tmp_path / "twice.json"
+        path.write_text(variant)
+        assert json.loads(variant) == json.loads(text)  # Python reads the plan as reviewed
+        with pytest.raises(InputError, match="appears twice"):
+            Plan.read(path)
+        applied = run(seeded, "apply", str(path), "--yes")
+        assert applied.exit_code == 2, (what, applied.output)
+        assert "appears twice" in applied.output, what
+    after = seeded.store.db.execute("SELECT COUNT(*), MAX(contact_id) FROM contacts").fetchone()
+    assert after == before
+    assert run(seeded, "apply", str(saved), "--yes").exit_code == 0  # the plan as written

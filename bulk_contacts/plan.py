@@ -874,7 +874,10 @@ def _read_streamed(path: Path) -> Plan | None:
     as `checksum_of` hashes it and turned into a `SitePlan`, their changes packed as columns
     (`Changes.packed`) a batch at a time. The plan, or InputError (edited: the checksum does not
     match, checked before any site is used; not a plan); None when the file is not an object
-    with one array of sites (`Plan.read` reads it whole, as before)."""
+    with one array of sites, or not a regular file that can be read twice (a named pipe:
+    `Plan.read` reads it whole, once, as before)."""
+    if not path.is_file():
+        return None
     with path.open(encoding="utf-8") as handle:
         stream = _JsonStream(handle)
         if stream.peek() != "{":

@@ -78,3 +78,41 @@ def test_a_plan_with_a_key_twice_in_an_object_is_refused_though_its_last_values_
     after = seeded.store.db.execute("SELECT COUNT(*), MAX(contact_id) FROM contacts").fetchone()
     assert after == before
     assert run(seeded, "apply", str(saved), "--yes").exit_code == 0  # the plan as written
+
+
+def test_a_plan_read_from_a_named_pipe_is_read_once(seeded, tmp_path) -> None:
+    """The streaming reader reads a plan file twice; a plan given through a named pipe
+    (`mkfifo plan.json; cat saved.json > plan.json & bulk-contacts apply plan.json`) was read
+    once before the merge, and now waited for a second writer forever. A file that is not a
+    regular file is read once, whole, as before."""
+    import os
+    import threading
+
+    saved = tmp_path / "plan.json"
+    planned = run(seeded, "plan", write(tmp_path / "r.csv", ROSTER), "-o", str(saved))
+    assert planned.exit_code == 0, planned.output
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+
+    def writer() -> None:
+        with open(fifo, "w", encoding="utf-8") as handle:
+            handle.write(saved.read_text())
+
+    threading.Thread(target=writer, daemon=True).start()
+    read: list[object] = []
+    reader = threading.Thread(target=lambda: read.append(_read_or_error(fifo)), daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():  # waiting for a second writer: give it an empty one, then fail
+        with open(fifo, "w", encoding="utf-8"):
+            pass
+        reader.join(5)
+    assert read and isinstance(read[0], Plan), read
+    assert read[0].to_json() == Plan.read(saved).to_json()
+
+
+def _read_or_error(path):
+    try:
+        return Plan.read(path)
+    except InputError as error:
+        return error

@@ -116,3 +116,26 @@ def _read_or_error(path):
         return Plan.read(path)
     except InputError as error:
         return error
+
+
+def test_a_journal_line_nested_too_deeply_is_a_damaged_line_not_a_traceback(seeded, tmp_path):
+    """`rollback` of a journal with a line that is an array nested 100,000 deep (json's
+    RecursionError) was a traceback (exit 1); it is a line that is not a journal record: one
+    line, exit 2, nothing sent. A first line so nested is no journal at all."""
+    journal = tmp_path / "j.jsonl"
+    roster = write(tmp_path / "r.csv", ROSTER)
+    applied = run(seeded, "apply", roster, "--yes", "--journal", str(journal))
+    assert applied.exit_code == 0, applied.output
+    deep = "[" * 100_000 + "]" * 100_000 + "\n"
+    lines = journal.read_text().splitlines(keepends=True)
+    journal.write_text(lines[0] + deep + "".join(lines[1:]))
+    before = seeded.store.db.execute("SELECT COUNT(*), MAX(contact_id) FROM contacts").fetchone()
+    done = run(seeded, "rollback", str(journal), "--yes")
+    assert done.exit_code == 2, done.output
+    assert "line 2 is not a journal record" in done.output
+    assert not isinstance(done.exception, RecursionError)
+    (tmp_path / "first.jsonl").write_text(deep + "".join(lines))
+    done = run(seeded, "rollback", str(tmp_path / "first.jsonl"), "--yes")
+    assert done.exit_code == 2 and "not a journal" in done.output, done.output
+    after = seeded.store.db.execute("SELECT COUNT(*), MAX(contact_id) FROM contacts").fetchone()
+    assert after == before

@@ -305,7 +305,7 @@ class NotAJournal(InputError):
 def _json_line(raw: bytes) -> bool:
     try:
         json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return False
     return True
 
@@ -314,7 +314,7 @@ def _parse(path: Path, number: int, raw: bytes, cut_short: bool) -> dict[str, An
     """One line as a checked record; None for a last line cut short."""
     try:
         value = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # nested too deeply
         if cut_short:
             return None
         raise InputError(f"{path}: line {number} is not a journal record (not JSON)") from None

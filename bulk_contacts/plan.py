@@ -718,11 +718,22 @@ class Plan:
             plan = _read_streamed(path)
             if plan is not None:
                 return plan
-            body = json.loads(path.read_text(encoding="utf-8"))
+            body = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique)
+        except KeyTwice as error:
+            raise InputError(
+                f"{path}: not a plan as bulk-contacts wrote it (the key {error.key!r} appears "
+                f"twice in one object, so readers may disagree on what it says); make a new "
+                f"plan with `bulk-contacts plan ... -o PLAN.json`"
+            ) from None
         except (OSError, UnicodeDecodeError) as error:
             raise InputError(f"{path}: cannot be read ({error})") from None
         except json.JSONDecodeError as error:
             raise InputError(f"{path}: not a plan file (invalid JSON: {error.msg})") from None
+        except RecursionError:  # json's parser recurses once per level of nesting
+            raise InputError(
+                f"{path}: not a plan file (its JSON is nested too deeply); make a new plan with "
+                f"`bulk-contacts plan ... -o PLAN.json`"
+            ) from None
         except (KeyError, TypeError, ValueError) as error:
             raise InputError(f"{path}: not a complete plan file ({error})") from None
         if not isinstance(body, dict):
@@ -733,6 +744,28 @@ class Plan:
             raise InputError(f"{path}: not a complete plan file ({error})") from None
 
 
+class KeyTwice(ValueError):
+    """A key twice in one object of a plan file: bulk-contacts never writes one, and JSON readers
+    disagree on which one counts (Python's keeps the last), so the file may not say what the
+    plan holds."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object of a plan file, refused (`KeyTwice`) when a key appears twice."""
+    held = dict(pairs)
+    if len(held) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise KeyTwice(key)
+            seen.add(key)
+    return held
+
+
 class _JsonStream:
     """A JSON text read from a file a piece at a time: whitespace, single characters and whole
     values (`json.JSONDecoder.raw_decode`, so each value is read exactly as `json.loads` reads
@@ -740,7 +773,7 @@ class _JsonStream:
 
     CHUNK = 1 << 20
     _SPACE = re.compile(r"[ \t\n\r]*")
-    _DECODER = json.JSONDecoder()
+    _DECODER = json.JSONDecoder(object_pairs_hook=_unique)
 
     def __init__(self, handle: IO[str]) -> None:
         self._handle = handle
@@ -796,10 +829,14 @@ class _JsonStream:
         if self.peek() == "}":
             self._at += 1
             return
+        keys: set[str] = set()
         while True:
             key = self.value()
             if not isinstance(key, str):
                 raise json.JSONDecodeError("Expecting property name", self._buffer, self._at)
+            if key in keys:
+                raise KeyTwice(key)
+            keys.add(key)
             self.take(":")
             if key == items and self.peek() == "[":
                 yield key, self._items()
@@ -837,7 +874,10 @@ def _read_streamed(path: Path) -> Plan | None:
     as `checksum_of` hashes it and turned into a `SitePlan`, their changes packed as columns
     (`Changes.packed`) a batch at a time. The plan, or InputError (edited: the checksum does not
     match, checked before any site is used; not a plan); None when the file is not an object
-    with one array of sites (`Plan.read` reads it whole, as before)."""
+    with one array of sites, or not a regular file that can be read twice (a named pipe:
+    `Plan.read` reads it whole, once, as before)."""
+    if not path.is_file():
+        return None
     with path.open(encoding="utf-8") as handle:
         stream = _JsonStream(handle)
         if stream.peek() != "{":

@@ -549,7 +549,7 @@ def test_a_saved_plan_is_read_a_site_at_a_time_as_it_was_written(
         ('{"format": "x", "sites": []}', "not a bulk-contacts plan"),
         (path.read_text()[:-40], "invalid JSON"),
         (path.read_text() + "{}", "invalid JSON: Extra data"),
-        ('{"sites": [], "sites": 3}', "not a bulk-contacts plan"),
+        ('{"sites": [], "sites": 3}', "the key 'sites' appears twice"),
     ]:
         (tmp_path / "bad.json").write_text(text)
         with pytest.raises(InputError, match=message):

@@ -270,15 +270,17 @@ def concurrent_applies(start_sandbox, tmp_path: Path, delay: float, refresh: boo
     """Two processes apply the same roster, the second `delay` seconds after the first began
     writing; the second from a saved plan with --refresh when asked. Both really overlap (each
     makes changes); every contact exists exactly once."""
-    # The first run would last about 7 s (150 creates, 2 at a time, 80-100 ms each): long enough
-    # for the second to start, plan and write while it runs, even on a busy machine.
-    server = seeded(start_sandbox, tmp_path, faults=Faults(latency_ms=80, jitter_ms=20, seed=7))
+    # Until both write, the first run would last about 25 s (150 creates, 2 at a time, 300-320 ms
+    # each): long enough for the second to start, plan and write while it runs, even on a
+    # machine so busy a process takes seconds to start; once both write, it runs at full speed.
+    server = seeded(start_sandbox, tmp_path)
     roster = big_roster(tmp_path / "big.csv", 150)
     second_args = ["apply", str(roster)]
     if refresh:
         saved = run(server, "plan", str(roster), "-q", "-o", str(tmp_path / "plan.json"))
         assert saved.exit_code == 0, saved.output
         second_args = ["apply", str(tmp_path / "plan.json"), "--refresh"]
+    server.set_faults(Faults(latency_ms=300, jitter_ms=20, seed=7))
     common = ["--yes", "--no-progress"]
     first = command(server, "apply", str(roster), *common, "--concurrency", "2", cwd=tmp_path)
     if delay:

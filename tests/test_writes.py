@@ -455,7 +455,7 @@ def test_a_failing_journal_stops_the_writes_and_keeps_what_was_in_flight(
         result = run(
             server,
             *("apply", str(roster), "--yes", "--concurrency", "8", "--results", "r.csv"),
-            *("--timeout", "5"),  # the rollback waits that long after an unanswered write
+            *("--timeout", "2"),  # the rollback waits that long after an unanswered write
         )
     assert result.exit_code == 1
     assert "Traceback" not in result.output
@@ -530,8 +530,8 @@ def test_a_full_disk_stops_the_run_cleanly(start_sandbox, tmp_path, tiny_filesys
     journal = tiny_filesystem / "journal.jsonl"
     results = str(tmp_path / "r.csv")
     args = ["--no-progress", "--concurrency", "8", "--results", results, "--journal", str(journal)]
-    # --timeout: the rollback waits that long after a write left unanswered (here 5 s, not 30)
-    args += ["--timeout", "5"]
+    # --timeout: the rollback waits that long after a write left unanswered (here 2 s, not 30)
+    args += ["--timeout", "2"]
     applied = run(server, "apply", str(roster), "--yes", *args)  # in this process: no signal
     code, output = applied.exit_code, applied.output
     assert code == 1 and isinstance(applied.exception, SystemExit), output  # no traceback

@@ -10,6 +10,7 @@ QA 17: `--map` of a header the file does not have; dial strings (pauses) in phon
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import unicodedata
@@ -378,9 +379,20 @@ def test_the_invisible_characters_are_unicodes_format_characters() -> None:
 
 def placed(rows, sites, **options):
     """(placement, [(row, code)]) of the rows, as `plan` resolves their sites."""
-    validated = roster(rows, FULL)
+    return placed_of(roster(rows, FULL), sites, **options)
+
+
+def placed_of(validated, sites, **options):
+    """`placed` for a roster already read and validated."""
     placement, issues = resolve_sites(validated, {DEALER: sites}, DEALER, **options)
     return {row: site for row, (_, site) in placement.items()}, [(i.row, i.code) for i in issues]
+
+
+@functools.cache
+def site_written(where: str, written: str):
+    """The one-row roster whose site is `written` in column `where`, validated once for the
+    cases that place it among other sites, with or without --repair-ids."""
+    return roster([line("E1", **{where: written})], FULL)
 
 
 @pytest.mark.parametrize("repair_ids", [False, True])
@@ -405,8 +417,11 @@ def test_an_exact_site_match_wins_over_a_repaired_one(accounts, written, site, r
     sites = [Site(i, f"S{i}", f"ext-{i}", a) for i, a in enumerate(accounts, 1)]
     externals = [Site(i, f"S{i}", a, f"acc-{i}") for i, a in enumerate(accounts, 1)]
     for listed, where in ((sites, "account"), (externals, "external")):
-        found, issues = placed([line("E1", **{where: written})], listed, repair_ids=repair_ids)
+        validated = site_written(where, written)
+        rows, before = validated.rows.copy(), list(validated.issues)
+        found, issues = placed_of(validated, listed, repair_ids=repair_ids)
         assert (found, issues) == ({2: site}, []), (listed, where)
+        assert validated.rows.equals(rows) and validated.issues == before  # left as read
 
 
 def test_a_site_matched_only_by_spaces_in_chekt_is_still_found_as_before() -> None:

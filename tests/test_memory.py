@@ -38,6 +38,7 @@ from bulk_contacts.reconcile import PlanOptions
 from bulk_contacts.terminal import CHANGE_LINE_LIMIT, plan_text
 
 from .planning import DEALER, Model, plan_for, roster
+from .thorough import examples
 
 MESSY = [
     ["101", "a1", "Ann", "Lee", "(202) 555-0143", "ann@example.com", "", ""],
@@ -86,7 +87,7 @@ def test_site_keys_are_numbers_shared_by_rows_that_name_a_site_the_same_way() ->
     assert keys.tolist()[0] == keys.tolist()[1] == keys.tolist()[3] != keys.tolist()[2]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     st.lists(
         st.tuples(st.integers(0, 3), st.sampled_from(["", "a", "b", "é", "a ", "0", "00"])),
@@ -116,7 +117,7 @@ def test_repeated_pairs_are_pandas_duplicated_by_sorting(pairs, pieces) -> None:
             assert (one == other) == (pairs_of[i] == pairs_of[j])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.sampled_from(["", "a", "b", "é", "a ", None]), max_size=30), st.integers(1, 3))
 def test_factorized_is_pandas_factorize_without_a_python_string_per_value(values, pieces) -> None:
     cut = len(values) // pieces or 1
@@ -274,7 +275,7 @@ def changes(draw, site: tuple[int, int] = (1, 101), ordered: bool = True):
     )
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(
     st.lists(st.lists(changes(), max_size=5), max_size=4),
     st.lists(changes((2, 7)), max_size=2),

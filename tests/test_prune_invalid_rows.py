@@ -5,6 +5,8 @@ not) is kept; so is, for an invalid row without a readable id, a contact with th
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,7 +15,8 @@ from bulk_contacts.models import Contact
 from bulk_contacts.normalize import same_after_repair
 from bulk_contacts.sites import person_key
 
-from .test_identity import ZETA, contacts_of, line, plan_with, run, seeded, write
+from .planning import roster
+from .test_identity import FULL, ZETA, contacts_of, line, plan_of, plan_with, run, seeded, write
 from .test_lookalike_ids import look_alike
 from .thorough import examples
 
@@ -163,6 +166,16 @@ MEANT = {
     "U+2010 hyphen, bad phone": (line("HD\u2010001", "J", "D", "12", site="1001"), JOHN),
     "invisible character": (line("HD-001\u200b", "Al", "Other", "2025550111", site="1001"), JOHN),
 }
+
+
+@functools.cache
+def meant_roster(name: str):
+    """The roster of a `MEANT` row, read and validated once for the 16 combinations of flags
+    planned over it (validation does not depend on them)."""
+    row, meant = MEANT[name]
+    return roster([line("keep1", "Kim", "Keep", "2025550109", site="1001"), row], FULL), meant
+
+
 FLAGS = [
     (exact, repair, skip, match)
     for exact in (False, True)
@@ -181,10 +194,10 @@ def test_prune_never_deletes_the_contact_an_invalid_row_means_once_repaired(
     --prune: the contact an invalid row's id means once repaired is never deleted (before the
     fix: every --exact-ids one deleted it; without --skip-invalid the plan was refused, with it
     the delete went through). With --exact-ids the plan says why it keeps it."""
-    row, meant = MEANT[name]
-    rows = [line("keep1", "Kim", "Keep", "2025550109", site="1001"), row]
-    plan = plan_with(
-        rows,
+    validated, meant = meant_roster(name)
+    rows, issues = validated.rows.copy(), list(validated.issues)
+    plan = plan_of(
+        validated,
         [ZETA],
         {1001: [LONG, JOHN, KIM]},
         prune=True,
@@ -194,6 +207,8 @@ def test_prune_never_deletes_the_contact_an_invalid_row_means_once_repaired(
         repair_ids=repair,
         match_by=match,
     )
+    # the roster the other cases share is left as read
+    assert validated.rows.equals(rows) and validated.issues == issues
     assert meant.contact_id not in {d.contact_id for d in plan.deletes}, plan.deletes
     assert not plan.creates  # (without --exact-ids the row is a conflict, or --repair-ids' match)
     if exact:

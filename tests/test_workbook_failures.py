@@ -17,7 +17,7 @@ import pytest
 
 SCRIPT = textwrap.dedent(
     """
-    import gc, json, os, resource, signal, sys
+    import gc, json, os, resource, signal, sys, tempfile
     from pathlib import Path
 
     from bulk_contacts.export import Export, write_export
@@ -29,7 +29,7 @@ SCRIPT = textwrap.dedent(
     from bulk_contacts.validation_report import write_validation_report
 
     gc.disable()  # what the writer leaves open stays open: nothing collects it meanwhile
-    kind, limit, folder = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+    root = Path(sys.argv[1])
     sites = [Site(s, f"Site {s}", f"ext-{s}", f"AC-{s}") for s in range(1, 30)]
     people = {
         s.site_id: [
@@ -44,14 +44,14 @@ SCRIPT = textwrap.dedent(
         for i in range(2000)
     ]
     plan = Plan(sites=[SitePlan(12345, 1, "Site 1", "AC-1", "ext-1", "f" * 32, 0, changes)])
-    roster = folder / "roster.csv"
+    roster = root / "roster.csv"
     roster.write_text(
         "site_id,external_contact_id,first_name,last_name,phone_number\\n"
         + "".join(f"1,E{i},Ann,Lee,+1202555{i % 10000:04d}\\n" for i in range(3000))
     )
     validated = validate_roster(read_roster(roster))
 
-    def write(path):
+    def write(kind, path):
         if kind == "export":
             write_export(export, path, overwrite=True)
         elif kind == "plan":
@@ -59,54 +59,71 @@ SCRIPT = textwrap.dedent(
         else:
             write_validation_report(validated, path, overwrite=True)
 
-    write(folder / "whole.xlsx")  # the modules loaded, and the file written whole once
-    os.unlink(folder / "whole.xlsx")
-    before = sorted(os.listdir("/dev/fd"))
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
-    errors = []
-    for _ in range(3):
-        try:
-            write(folder / "out.xlsx")
-        except OSError as error:
-            errors.append(error.errno)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
-    after = sorted(os.listdir("/dev/fd"))
-    opened = []
-    for fd in set(after) - set(before):
-        try:
-            os.fstat(int(fd))
-        except OSError:  # the listing's own descriptor, closed since
-            continue
-        try:
-            opened.append(os.readlink(f"/dev/fd/{fd}"))
-        except OSError:
-            opened.append(fd)
-    print(json.dumps({"errors": errors, "opened": opened}))
+    found = {}
+    for case in sys.argv[2:]:
+        kind, limit = case.split(":")
+        folder, scratch = root / f"out-{kind}-{limit}", root / f"tmp-{kind}-{limit}"
+        folder.mkdir()
+        scratch.mkdir()
+        tempfile.tempdir = str(scratch)  # where xlsxwriter keeps its temporary files
+        write(kind, folder / "whole.xlsx")  # the modules loaded, and the file written whole once
+        os.unlink(folder / "whole.xlsx")
+        before = sorted(os.listdir("/dev/fd"))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (int(limit), resource.RLIM_INFINITY))
+        errors = []
+        for _ in range(3):
+            try:
+                write(kind, folder / "out.xlsx")
+            except OSError as error:
+                errors.append(error.errno)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
+        after = sorted(os.listdir("/dev/fd"))
+        opened = []
+        for fd in set(after) - set(before):
+            try:
+                os.fstat(int(fd))
+            except OSError:  # the listing's own descriptor, closed since
+                continue
+            try:
+                opened.append(os.readlink(f"/dev/fd/{fd}"))
+            except OSError:
+                opened.append(fd)
+        found[case] = {"errors": errors, "opened": opened}
+    print(json.dumps(found))
     """
 )
 
 
-@pytest.mark.parametrize("kind", ["export", "plan", "report"])
-@pytest.mark.parametrize("limit", [2_000, 20_000])
-def test_a_failed_workbook_write_leaves_no_descriptor_and_no_temporary_file(
-    tmp_path, kind, limit
-) -> None:
-    folder, scratch = tmp_path / "out", tmp_path / "tmp"
-    folder.mkdir()
-    scratch.mkdir()
-    env = {**os.environ, "TMPDIR": str(scratch)}
+KINDS = ["export", "plan", "report"]
+LIMITS = [2_000, 20_000]
+
+
+@pytest.fixture(scope="module")
+def failed_writes(tmp_path_factory):
+    """Every kind under every limit, in one process (its imports and its three workbooks' data
+    are most of its CPU): each case in folders of its own, its descriptors counted around it."""
+    root = tmp_path_factory.mktemp("workbooks")
+    cases = [f"{kind}:{limit}" for kind in KINDS for limit in LIMITS]
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, kind, str(limit), str(folder)],
+        [sys.executable, "-c", SCRIPT, str(root), *cases],
         capture_output=True,
         text=True,
-        env=env,
         timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    return root, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("limit", LIMITS)
+def test_a_failed_workbook_write_leaves_no_descriptor_and_no_temporary_file(
+    failed_writes, kind, limit
+) -> None:
+    root, results = failed_writes
+    found = results[f"{kind}:{limit}"]
     assert found["errors"] == [27, 27, 27], found  # EFBIG, three times: the writes failed
     assert found["opened"] == [], found  # every descriptor closed at once
-    assert sorted(os.listdir(scratch)) == []  # xlsxwriter's temporary files removed
-    assert sorted(os.listdir(folder)) == ["roster.csv"]  # no half-written output
+    assert sorted(os.listdir(root / f"tmp-{kind}-{limit}")) == []  # xlsxwriter's temporary files
+    assert sorted(os.listdir(root / f"out-{kind}-{limit}")) == []  # no half-written output

@@ -457,7 +457,7 @@ def test_a_failing_journal_stops_the_writes_and_keeps_what_was_in_flight(
         result = run(
             server,
             *("apply", str(roster), "--yes", "--concurrency", "8", "--results", "r.csv"),
-            *("--timeout", "5"),  # the rollback waits that long after an unanswered write
+            *("--timeout", "2"),  # the rollback waits that long after an unanswered write
         )
     assert result.exit_code == 1
     assert "Traceback" not in result.output
@@ -532,8 +532,8 @@ def test_a_full_disk_stops_the_run_cleanly(start_sandbox, tmp_path, tiny_filesys
     journal = tiny_filesystem / "journal.jsonl"
     results = str(tmp_path / "r.csv")
     args = ["--no-progress", "--concurrency", "8", "--results", results, "--journal", str(journal)]
-    # --timeout: the rollback waits that long after a write left unanswered (here 5 s, not 30)
-    args += ["--timeout", "5"]
+    # --timeout: the rollback waits that long after a write left unanswered (here 2 s, not 30)
+    args += ["--timeout", "2"]
     applied = run(server, "apply", str(roster), "--yes", *args)  # in this process: no signal
     code, output = applied.exit_code, applied.output
     assert code == 1 and isinstance(applied.exception, SystemExit), output  # no traceback
@@ -568,8 +568,10 @@ def kill_at_random_then_rollback(start_sandbox, tmp_path: Path, seed: int) -> No
         "--no-progress",
         "--concurrency",
         "6",
-        "--timeout",  # the rollback waits that long after a write left unanswered (not 30 s)
-        "5",
+        # The rollback waits that long (and a second) after a write left unanswered: 2 s, not
+        # 30, is plenty for the sandbox's 0.1 s, and `settle` waits for its answers anyway.
+        "--timeout",
+        "2",
         "--journal",
         str(journal),
         "--results",
@@ -618,8 +620,10 @@ def test_a_resumed_run_in_the_same_journal_is_undone_completely(start_sandbox, t
         "--no-progress",
         "--concurrency",
         "4",
-        "--timeout",  # the rollback waits that long after a write left unanswered (not 30 s)
-        "5",
+        # The rollback waits that long (and a second) after a write left unanswered: 2 s, not
+        # 30, is plenty for the sandbox's 0.1 s, and `settle` waits for its answers anyway.
+        "--timeout",
+        "2",
         "--journal",
         str(journal),
     ]

@@ -448,8 +448,8 @@ def test_ctrl_c_twice_during_apply_stops_at_once_without_tracebacks(
     roster = big_roster(tmp_path / "big.csv", 60)
     journal = tmp_path / "j.jsonl"
     args = ["apply", str(roster), "--yes", "--no-progress", "--concurrency", "8"]
-    # --timeout: the rollback waits that long after a write left unanswered (here 5 s, not 30)
-    process = command(server, *args, "--timeout", "5", "--journal", str(journal), cwd=tmp_path)
+    # --timeout: the rollback waits that long after a write left unanswered (here 2 s, not 30)
+    process = command(server, *args, "--timeout", "2", "--journal", str(journal), cwd=tmp_path)
     try:
         poll(lambda: journal_count(journal, "outcome") >= 3, seconds=60, what="the writes")
         process.send_signal(signal.SIGINT)

@@ -275,16 +275,25 @@ def changes(draw, site: tuple[int, int] = (1, 101), ordered: bool = True):
     )
 
 
+def site_of(found: list[Change]) -> tuple[int, int]:
+    """The (dealer, site) of a site's changes (any, for none)."""
+    return (found[0].dealer_id, found[0].site_id) if found else (1, 101)
+
+
+site_keys = st.tuples(st.integers(1, 3), st.integers(100, 103))
+
+
 @settings(max_examples=examples(30), deadline=None)
 @given(
-    st.lists(st.lists(changes(), max_size=5), max_size=4),
+    st.lists(site_keys.flatmap(lambda key: st.lists(changes(key), max_size=5)), max_size=4),
     st.lists(changes((2, 7)), max_size=2),
     st.lists(changes(ordered=False), max_size=2),
 )
 def test_changes_held_as_columns_read_as_the_changes_they_were(sites, stray, odd) -> None:
-    """Any changes: as columns, or as the list they were when columns cannot hold them (a
-    change of another site; in a batch with an after whose keys are in another order)."""
-    given = [(1, 101, list(found)) for found in sites] + [(1, 101, stray)] * bool(stray)
+    """Any changes of any sites: as columns, or as the list they were when columns cannot hold
+    them (a change of another site; in a batch with an after whose keys are in another
+    order)."""
+    given = [(*site_of(found), list(found)) for found in sites] + [(1, 101, stray)] * bool(stray)
     packed = Changes.packed(given)
     for (_, _, expected), held in zip(given, packed, strict=True):
         assert len(held) == len(expected) and list(held) == expected and held == expected
@@ -294,7 +303,8 @@ def test_changes_held_as_columns_read_as_the_changes_they_were(sites, stray, odd
             assert held[-1] == expected[-1] and held[1:] == expected[1:]
     assert [isinstance(held, Changes) for held in packed] == [c is not stray for _, _, c in given]
     unusual = [c for c in odd if isinstance(c._keys, dict)]
-    mixed = Changes.packed([(1, 101, [*sites[0], *unusual])] if sites else [])
+    first = [c for c in sites[0] if site_of([c]) == (1, 101)] if sites else []
+    mixed = Changes.packed([(1, 101, [*first, *unusual])] if sites else [])
     assert all(isinstance(held, list) == bool(unusual) for held in mixed)
 
 

@@ -55,8 +55,8 @@ def run(env: dict[str, str], *args: str):
         patch.setattr(socket, "create_connection", counted)
         patch.setattr(retries, "sleep", waits.append)
         result = CliRunner().invoke(main, list(args), env=env)
-    result.connections = connections  # type: ignore[attr-defined]
-    result.waits = waits  # type: ignore[attr-defined]
+    result.connections = connections  # type: ignore[attr-defined]  # counted here
+    result.waits = waits  # type: ignore[attr-defined]  # recorded here
     return result
 
 

@@ -371,10 +371,10 @@ class Gate:
             return {}
         bucket = self.buckets.get(client_id)
         if bucket is None:
-            bucket = TokenBucket(limit / 60, self.config.bucket_capacity)
+            bucket = TokenBucket(limit / 60, self.config.bucket_capacity, self.config.limit_clock)
             self.buckets[client_id] = bucket
         allowed = bucket.try_take()
-        now = time.time()
+        now = self.config.limit_wall()
         headers = {
             "X-RateLimit-Limit": str(limit),
             "X-RateLimit-Remaining": str(bucket.remaining),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +73,10 @@ class SandboxConfig:
     max_body_bytes: int = MAX_BODY_BYTES
     body_timeout: float = BODY_TIMEOUT
     mark_replays: bool = True  # False: replays carry no Idempotency-Replayed (as some servers)
+    # The rate limit's time: its bucket (monotonic seconds) and X-RateLimit-Reset (Unix time).
+    # A test gives the client's injected clock here too, so the limit and the pacing share one.
+    limit_clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
+    limit_wall: Callable[[], float] = field(default=time.time, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for dealer in self.dealers:

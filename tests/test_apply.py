@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -600,10 +601,15 @@ def test_ctrl_c_finishes_what_is_in_flight_and_writes_everything(start_sandbox, 
 
 
 def run_on_a_terminal(
-    server, args: list[str], answer: bytes | None, seconds: float = 60
+    server,
+    args: list[str],
+    answer: bytes | None,
+    seconds: float = 60,
+    at_prompt: Callable[[], None] | None = None,
 ) -> tuple[int, str]:
-    """Run the command with a pseudo-terminal as its stdin and stdout; at its prompt, type
-    `answer`, or press Ctrl-C (the terminal's SIGINT) when it is None."""
+    """Run the command with a pseudo-terminal as its stdin and stdout; at its prompt, call
+    `at_prompt()` if given (what another operator does while this one reads the plan), then
+    type `answer`, or press Ctrl-C (the terminal's SIGINT) when it is None."""
     import pty
     import select
 
@@ -631,6 +637,8 @@ def run_on_a_terminal(
                     break
                 seen += chunk
                 if not answered and b"[y/N]" in seen:
+                    if at_prompt is not None:
+                        at_prompt()
                     if answer is None:
                         process.send_signal(signal.SIGINT)
                     else:
@@ -641,6 +649,7 @@ def run_on_a_terminal(
         return process.wait(timeout=10), seen.decode(errors="replace")
     finally:
         process.kill()
+        process.wait()
         os.close(leader)
 
 

@@ -23,6 +23,7 @@ from bulk_contacts.journal import JOURNAL_FORMAT, read_journal
 from bulk_contacts.sandbox import Faults
 
 from .conftest import get_token
+from .test_apply import run_on_a_terminal
 from .test_writes import (
     big_roster,
     command,
@@ -161,49 +162,6 @@ def test_serve_refuses_a_rollback_while_a_stopped_runs_write_may_still_land(tmp_
         library.rollback_plan(None, journal, False)  # type: ignore[arg-type]  # never reached
 
 
-def answer_on_a_terminal(server, args: list[str], at_prompt, seconds: float = 90):
-    """Run the command on a pseudo-terminal; at its prompt, call `at_prompt()` (what another
-    operator does while this one reads the plan), then type y. Its exit code and output."""
-    import pty
-    import select
-    import time
-
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bulk_contacts", *args],
-        env={**os.environ, **environment(server)},
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        close_fds=True,
-    )
-    os.close(follower)
-    seen, answered = b"", False
-    deadline = time.monotonic() + seconds
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(leader, 4096)
-                except OSError:
-                    break  # the process closed the terminal
-                if not chunk:
-                    break
-                seen += chunk
-                if not answered and b"[y/N]" in seen:
-                    at_prompt()
-                    os.write(leader, b"y\n")
-                    answered = True
-            elif process.poll() is not None:
-                break
-        return process.wait(timeout=10), seen.decode(errors="replace")
-    finally:
-        process.kill()
-        process.wait()
-        os.close(leader)
-
-
 def test_a_site_changed_while_the_plan_was_shown_is_not_written(start_sandbox, tmp_path) -> None:
     """QA finding: `apply ROSTER` read the sites, showed the plan and asked; while the operator
     read it, a colleague added in the portal (API) a contact the plan creates; the answer y
@@ -222,7 +180,7 @@ def test_a_site_changed_while_the_plan_was_shown_is_not_written(start_sandbox, t
         assert made.status_code == 201
 
     args = ["apply", str(roster), "--no-progress", "--results", str(tmp_path / "r.csv")]
-    code, output = answer_on_a_terminal(server, args, colleague)
+    code, output = run_on_a_terminal(server, args, b"y\n", 90, at_prompt=colleague)
     assert count(server, "external_contact_id = 'K-0000'") == 1, output  # never doubled
     assert count(server, "site_id = 101 AND external_contact_id = 'K-0012'") == 0, output
     assert count(server, "external_contact_id LIKE 'K-%'") == 1 + 22, output  # the others made

@@ -380,6 +380,17 @@ def new_workbook(path: Path | str, options: dict[str, Any] | None = None) -> Any
     return VisibleWorkbook(str(path), options or {})
 
 
+def write_table_rows(sheet: Any, rows: Iterable[Iterable[Any]], first: int = 1) -> None:
+    """Rows below a header, from the sheet's row `first`: an int as a number cell, anything
+    else as text."""
+    for line, values in enumerate(rows, start=first):
+        for col, value in enumerate(values):
+            if isinstance(value, int):
+                sheet.write_number(line, col, value)
+            else:
+                sheet.write_string(line, col, str(value))
+
+
 def formula_safe(value: str) -> str:
     """Shown as text by a spreadsheet, never run as a formula; `spreadsheet.unquote_formula`
     undoes it. A value that itself begins with the apostrophe marker gets one more, so it

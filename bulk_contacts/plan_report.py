@@ -15,6 +15,7 @@ from .outputs import (
     replacing,
     visible_value,
     write_csv,
+    write_table_rows,
     written_workbook,
 )
 from .plan import Change, Plan
@@ -280,12 +281,7 @@ def _list_sheet(
     for col, title in enumerate(header):
         sheet.write_string(0, col, title, styles["header"])
         sheet.set_column(col, col, 60 if title in ("message", "problems") else 16)
-    for line, values in enumerate(rows, start=1):
-        for col, value in enumerate(values):
-            if isinstance(value, int):
-                sheet.write_number(line, col, value)
-            else:
-                sheet.write_string(line, col, str(value))
+    write_table_rows(sheet, rows)
     sheet.freeze_panes(1, 0)
 
 

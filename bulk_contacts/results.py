@@ -17,6 +17,7 @@ from .outputs import (
     OutputExists,
     open_new,
     replacing,
+    write_table_rows,
     written_workbook,
 )
 from .plan import Change
@@ -155,10 +156,5 @@ class Results:
             sheet = workbook.add_worksheet("Results")
             bold = workbook.add_format({"bold": True})
             sheet.write_row(0, 0, RESULT_COLUMNS, bold)
-            for line, values in enumerate(self._rows, start=1):
-                for col, value in enumerate(values):
-                    if isinstance(value, int):
-                        sheet.write_number(line, col, value)
-                    else:
-                        sheet.write_string(line, col, str(value))
+            write_table_rows(sheet, self._rows)
             sheet.freeze_panes(1, 0)

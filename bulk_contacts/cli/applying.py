@@ -39,7 +39,7 @@ from .options import (
 if TYPE_CHECKING:
     from ..apply import ApplyReport, Freshness, RunFiles
     from ..client import ChektClient
-    from ..plan import Plan
+    from ..plan import Plan, SitePlan
 
 
 @click.command(
@@ -183,7 +183,7 @@ def changed_while_shown(client: ChektClient, plan: Plan, connection: Connection)
             f"{plural(len(fresh.stale), 'site')} changed in CHeKT while the plan was shown "
             f"(someone else edited {'it' if len(fresh.stale) == 1 else 'them'} meanwhile), "
             f"so {'its' if len(fresh.stale) == 1 else 'their'} changes are not made: "
-            + ", ".join(str(s.site_id) for s in fresh.stale)
+            + site_ids(fresh.stale)
             + "; run the command again to plan them anew",
             "warning",
         )
@@ -222,6 +222,10 @@ def check_saved_plan_options(target: Path, refresh: bool) -> None:
         )
 
 
+def site_ids(sites: list[SitePlan]) -> str:
+    return ", ".join(str(site.site_id) for site in sites)
+
+
 def load_saved(
     client: ChektClient, path: Path, refresh: bool, planning: PlanOptions, connection: Connection
 ) -> Freshness:
@@ -237,7 +241,7 @@ def load_saved(
         echo(
             f"{plural(len(fresh.applied), 'site')} already "
             f"{'holds its' if len(fresh.applied) == 1 else 'hold their'} changes (already "
-            "applied): " + ", ".join(str(s.site_id) for s in fresh.applied),
+            "applied): " + site_ids(fresh.applied),
             "ok",
         )
     if fresh.unchecked:
@@ -245,7 +249,7 @@ def load_saved(
             f"{path} was made by an earlier bulk-contacts, which did not record the contacts it "
             "left unchanged: edits made to them in CHeKT since the plan cannot be detected on "
             f"{plural(len(fresh.unchecked), 'site')} ("
-            + ", ".join(str(s.site_id) for s in fresh.unchecked)
+            + site_ids(fresh.unchecked)
             + "); make a new plan to see them",
             "warning",
         )
@@ -254,7 +258,7 @@ def load_saved(
             f"{path} was made by an earlier bulk-contacts, which did not record its invalid rows "
             "for --prune: the contacts added since on "
             f"{plural(len(fresh.unrecorded), 'site')} ("
-            + ", ".join(str(s.site_id) for s in fresh.unrecorded)
+            + site_ids(fresh.unrecorded)
             + ") are kept, not pruned (an invalid row may mean them); make a new plan to prune "
             "them",
             "warning",
@@ -263,7 +267,7 @@ def load_saved(
         verb = "re-based on their current contacts" if refresh else "refused"
         echo(
             f"{plural(len(fresh.stale), 'site')} changed since the plan was made, {verb}: "
-            + ", ".join(str(s.site_id) for s in fresh.stale),
+            + site_ids(fresh.stale),
             "warning",
         )
     return fresh

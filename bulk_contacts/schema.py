@@ -8,6 +8,7 @@ the spreadsheet's own row number, the column as written in the file, the value a
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -218,10 +219,13 @@ def _without_repeats(issues: list[RosterIssue]) -> list[RosterIssue]:
     ]
 
 
+@functools.cache
 def warm_up(region: str = "US", phone_format: str = "e164") -> None:
     """Do once, on a two-row roster, what the first validation pays for: loading the phone
     metadata of the region, compiling the patterns, starting pandera. The CLI calls it while a
-    workbook is being parsed (which releases the GIL), so the cost is hidden."""
+    workbook is being parsed (which releases the GIL), so the cost is hidden. Once a process
+    (per region and format): a second warm-up gains nothing, and `serve` or a script that
+    validates many rosters would pay about 80 ms of CPU for each."""
     from .roster import Table, map_columns
 
     cells = pd.DataFrame(

@@ -342,3 +342,29 @@ def _email_fast_path_agrees_with_email_validator(values) -> None:
     for value, got, message in zip(values, normalized, messages, strict=True):
         if value.strip():
             assert (got, message) == email_by_library(value.strip())
+
+
+def test_the_warm_up_runs_once_a_process_however_many_rosters_are_validated(
+    tmp_path, monkeypatch
+) -> None:
+    """`serve` and scripts validate roster after roster in one process: the two-row warm-up
+    roster (about 80 ms of CPU) is validated once per region and format, not before each."""
+    from bulk_contacts import pipeline, schema
+
+    validated: list[str] = []
+    real = schema.validate_roster
+    monkeypatch.setattr(
+        schema,
+        "validate_roster",
+        lambda roster, *a, **k: validated.append(roster.source) or real(roster, *a, **k),
+    )
+    schema.warm_up.cache_clear()
+    path = tmp_path / "r.csv"
+    path.write_text(
+        "Account #,External ID,First Name,Last Name,Phone\n10-4471,C-1,Ann,Lee,(202) 555-0143\n"
+    )
+    for _ in range(3):
+        pipeline.load_validated(path)
+    assert validated.count("warm-up") == 1, validated
+    pipeline.load_validated(path, pipeline.ReadOptions(region="GB"))
+    assert validated.count("warm-up") == 2, validated

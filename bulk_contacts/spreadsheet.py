@@ -95,7 +95,7 @@ MAX_BLANK_ROWS = 1_048_576
 
 
 # A plan file (`plan -o`), as `Plan.to_json` begins it.
-PLAN_FILE = re.compile(rb'\s*\{\s*"format":\s*"bulk-contacts-plan/')
+PLAN_FILE = re.compile(rb'(?:\xef\xbb\xbf)?\s*\{\s*"format":\s*"bulk-contacts-plan/')
 # A journal (JSON lines) begins with its run record, which names the format.
 JOURNAL_FILE = re.compile(rb'\s*\{[^\n]*"format":\s*"bulk-contacts-journal/')
 

@@ -24,7 +24,6 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -39,7 +38,7 @@ from .guards import StaleSite, guarded
 from .journal import JOURNAL_FORMAT, Journal, check_appendable
 from .lock import hold_journal
 from .models import Contact, NewContact, WriteResult
-from .outputs import RUNS_FOLDER, files_beside, json_value
+from .outputs import RUNS_FOLDER, files_beside, json_value, run_folder_name
 from .plan import ACTIONS, Change, Conflict, Plan, PlanOptions, SitePlan, fingerprint
 from .reconcile import RowMatcher, prune_added
 from .results import Outcome, Results
@@ -104,10 +103,9 @@ class RunFiles:
 def new_run_folder(base: Path, kind: str) -> Path:
     """`<UTC time>-<kind>`, with `-2`, `-3`... when that name is taken: created exclusively, so
     two runs started in the same second never share a folder."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     base.mkdir(parents=True, exist_ok=True)
     for attempt in itertools.count(1):
-        folder = base / (f"{stamp}-{kind}" if attempt == 1 else f"{stamp}-{kind}-{attempt}")
+        folder = base / run_folder_name(kind, attempt)
         try:
             folder.mkdir()
         except FileExistsError:

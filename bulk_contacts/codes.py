@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .words import QUOTED_LENGTH, Quoted
+
 ERROR, WARNING = "error", "warning"
 # Not a problem: something the reader did to the file (the header row it found, names split, the
 # phone column taken, columns not sent), said once in the summary and kept in the reports.
@@ -27,6 +29,9 @@ class Code:
     def render(self, variant: str = "", **details: object) -> str:
         """The message, its details filled in (a named alternative, when given)."""
         template = self.alternatives[variant] if variant else self.message
+        for key, value in details.items():  # a long value is quoted shortened (words.Quoted)
+            if type(value) is str and len(value) > QUOTED_LENGTH:
+                details[key] = Quoted(value)
         return template.format(**details)
 
 

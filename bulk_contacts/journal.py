@@ -291,7 +291,7 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
 
 
 # A plan file (`plan -o`), as it begins; and what a rollback takes instead of another file.
-PLAN_FILE = re.compile(rb'\s*\{\s*"format":\s*"bulk-contacts-plan/')
+PLAN_FILE = re.compile(rb'(?:\xef\xbb\xbf)?\s*\{\s*"format":\s*"bulk-contacts-plan/')
 
 
 class NotAJournal(InputError):

@@ -20,6 +20,7 @@ import pandas as pd
 from .columns import NOT_SENT_COLUMNS, SECRET_HEADER
 from .errors import InputError
 from .header_keys import HEADER_SEARCH_ROWS, header_key, names_roster_columns
+from .words import column_label, quoted
 
 if TYPE_CHECKING:
     from .models import Site
@@ -332,10 +333,10 @@ def _derived_notes(roster: Roster) -> list[RosterIssue]:
         )
     if facts.full_name is not None:
         letter, header = facts.full_name
-        label = f"{letter} '{header}'"
+        label = column_label(letter, header)
         notes.append(note("name_from_full", label, label=label, count=len(roster.frame)))
     if facts.phone_source is not None:
-        order = ", ".join(f"'{h}'" for _, _, h in facts.phone_order)
+        order = ", ".join(quoted(h) for _, _, h in facts.phone_order)
         notes.append(
             note(
                 "phone_from_columns",
@@ -353,10 +354,10 @@ def _derived_notes(roster: Roster) -> list[RosterIssue]:
 
 def _not_sent_label(letter: str, header: str, why: str) -> str:
     if why in SECRET_KINDS:
-        return f"{letter} '{header}' (a {why}: its values are never copied anywhere)"
+        return f"{column_label(letter, header)} (a {why}: its values are never copied anywhere)"
     if not why or header_key(header) == header_key(why):
-        return f"{letter} '{header}'"
-    return f"{letter} '{header}' ({why})"
+        return column_label(letter, header)
+    return f"{column_label(letter, header)} ({why})"
 
 
 def phone_counts(roster: Roster) -> str:

@@ -1,5 +1,7 @@
-"""Runs on one machine told about each other: a lock per dealer (a second run for a dealer warns,
-or waits its turn) and one per journal (one writer at a time).
+"""Runs on one machine told about each other: a lock per dealer and API (a second run for a
+dealer against the same API URL warns, or waits its turn; a run for that dealer against another
+API, a sandbox rehearsing a production run, does neither) and one per journal (one writer at a
+time).
 
 They are OS locks (filelock: `fcntl.flock` on POSIX, `msvcrt.locking` on Windows) on files in the
 user's state folder (platformdirs), so the system releases them when their process ends, even by
@@ -20,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import platformdirs
 from filelock import Timeout, UnixFileLock, WindowsFileLock
@@ -80,12 +83,26 @@ class Lock:
             )
 
 
-class DealerLocks:
-    """The locks of the dealers a run writes to, taken in order (so two runs never wait for
-    each other crosswise). `busy` names the dealers another run held when asked."""
+def same_api(url: str) -> str:
+    """An API base URL as one API is named however it is written: scheme and host in lower
+    case, the scheme's default port and a trailing slash left out."""
+    parts = urlsplit(url.strip())
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    port = parts.port if parts.port not in (None, {"http": 80, "https": 443}.get(scheme)) else None
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}{f':{port}' if port else ''}{parts.path.rstrip('/')}"
 
-    def __init__(self, dealers: Iterable[int]) -> None:
-        self.locks = {dealer: Lock(f"dealer-{dealer}") for dealer in sorted(set(dealers))}
+
+class DealerLocks:
+    """The locks of the dealers a run writes to through one API (`api_url`), taken in order (so
+    two runs never wait for each other crosswise). `busy` names the dealers another run held
+    when asked. A dealer's lock is its own for each API: a sandbox's dealer 12345 is not the
+    production one, and runs against each are independent."""
+
+    def __init__(self, dealers: Iterable[int], api_url: str) -> None:
+        self.api_url = api_url
+        api = hashlib.sha256(same_api(api_url).encode()).hexdigest()[:16]
+        self.locks = {dealer: Lock(f"dealer-{dealer}-api-{api}") for dealer in sorted(set(dealers))}
         self.busy: dict[int, str] = {}
 
     def acquire(self, wait: bool, tell: Callable[[str], None]) -> DealerLocks:
@@ -97,11 +114,15 @@ class DealerLocks:
             holder = lock.holder()
             self.busy[dealer] = holder
             if wait:
-                tell(f"another bulk-contacts run writes to dealer {dealer} ({holder}): waiting")
+                tell(
+                    f"another bulk-contacts run writes to dealer {dealer} at {self.api_url} "
+                    f"({holder}): waiting"
+                )
                 lock.acquire()
             else:
                 tell(
-                    f"warning: another bulk-contacts run writes to dealer {dealer} ({holder}); "
+                    f"warning: another bulk-contacts run writes to dealer {dealer} at "
+                    f"{self.api_url} ({holder}); "
                     f"going on at the same time: the two cannot make a contact twice (the "
                     f"server's idempotency keys), but one may overwrite or delete what the other "
                     f"writes, and each run verifies its own changes only; to run after it "

@@ -29,6 +29,7 @@ import secrets
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -435,17 +436,30 @@ def write_csv(
 
 
 RUNS_FOLDER = "bulk-contacts-runs"  # where apply and rollback make a folder per run, by default
+# What to do when the run folder cannot be made: the other place the files can go.
+RUN_FOLDER_HINT = (
+    "run the command from a folder you can write in, or name the results file with --results "
+    "FILE (its journal is written beside it)"
+)
+
+
+def run_folder_name(kind: str, attempt: int = 1) -> str:
+    """A run folder's name: `<UTC time>-<kind>`, with `-2`, `-3`... when that name is taken."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{kind}" if attempt == 1 else f"{stamp}-{kind}-{attempt}"
 
 
 @dataclass(frozen=True)
 class Output:
     """A file a command will write: the option that names it, its path, the suffixes its
-    writer knows, and `check_output`'s mode (or "folder": a folder the command creates)."""
+    writer knows, and `check_output`'s mode (or "folder": a folder the command creates), and
+    what to do when it cannot be written (`hint`)."""
 
     option: str
     path: Path
     suffixes: tuple[str, ...]
     mode: str = "replace"
+    hint: str = ""
 
 
 def check_outputs(wanted: Iterable[Output], overwrite: bool, reading: Path | None = None) -> None:
@@ -456,7 +470,12 @@ def check_outputs(wanted: Iterable[Output], overwrite: bool, reading: Path | Non
     read = _identity(reading) if reading is not None else None
     for output in wanted:
         if output.mode == "folder":
-            check_new_folder(output.path, f"{output.option} {output.path}")
+            try:
+                check_new_folder(output.path, f"{output.option} {output.path}")
+            except InputError as error:
+                if not output.hint:
+                    raise
+                raise InputError(f"{error}; {output.hint}") from None
             continue
         key = _identity(output.path)
         if key == read:
@@ -496,7 +515,9 @@ def run_outputs(results: Path | None, journal: Path | None, kind: str) -> list[O
         ]
         journal = journal or journal_beside
     else:
-        wanted.append(Output("the run folder", Path(RUNS_FOLDER) / kind, (), "folder"))
+        # named as it would be made now (`apply.new_run_folder`), so the user sees where
+        folder = Path(RUNS_FOLDER).absolute() / run_folder_name(kind)
+        wanted.append(Output("cannot create the run folder", folder, (), "folder", RUN_FOLDER_HINT))
     if journal is not None:
         wanted.append(Output("--journal", journal, LINES_SUFFIXES, "append"))
     return wanted

@@ -718,7 +718,7 @@ class Plan:
             plan = _read_streamed(path)
             if plan is not None:
                 return plan
-            body = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique)
+            body = json.loads(path.read_text(encoding=PLAN_ENCODING), object_pairs_hook=_unique)
         except KeyTwice as error:
             raise InputError(
                 f"{path}: not a plan as bulk-contacts wrote it (the key {error.key!r} appears "
@@ -864,6 +864,11 @@ class _JsonStream:
             raise json.JSONDecodeError("Extra data", self._buffer, self._at)
 
 
+# A saved plan is UTF-8, read with or without a byte order mark (Notepad saves one): the mark is
+# no part of the JSON, and the checksum is over the JSON's content (`checksum_of`), not its bytes,
+# so a plan saved again that way is the same plan, and an edit is still refused.
+PLAN_ENCODING = "utf-8-sig"
+
 # How many changes a saved plan's sites are read into before they are packed as columns.
 READ_AT_A_TIME = 16_384
 
@@ -878,7 +883,7 @@ def _read_streamed(path: Path) -> Plan | None:
     `Plan.read` reads it whole, once, as before)."""
     if not path.is_file():
         return None
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding=PLAN_ENCODING) as handle:
         stream = _JsonStream(handle)
         if stream.peek() != "{":
             return None
@@ -905,7 +910,7 @@ def _read_streamed(path: Path) -> Plan | None:
     held = 0  # changes in the batch
     broken: Exception | None = None  # a site that cannot be read: told once the checksum is
     count = 0
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding=PLAN_ENCODING) as handle:
         stream = _JsonStream(handle)
         for key, value in stream.members("sites"):
             if key != "sites" or not isinstance(value, Iterator):

@@ -66,6 +66,7 @@ from .schema import (
     reachability_issue,
     repeated_pairs,
 )
+from .words import quoted_repr
 
 # PlanOptions: kept importable from here
 __all__ = ["PlanOptions", "RowMatcher", "prune_added", "reconcile", "resolve_sites"]
@@ -375,7 +376,7 @@ def _repaired_site(
 
 def _site_label(site: Site, name: str) -> str:
     where = f"site {site.site_id}, {site.name}" if site.name else f"site {site.site_id}"
-    return f"{getattr(site, name)!r} ({where})"
+    return f"{quoted_repr(getattr(site, name))} ({where})"
 
 
 def _duplicates_on_resolved_sites(
@@ -1169,13 +1170,15 @@ def _by_external_id(
             contact_id=repairs[0].contact_id,
         )
         return repairs[0]
-    named = ", ".join(f"{c.external_contact_id!r} (contact_id {c.contact_id})" for c in repairs)
+    named = ", ".join(
+        f"{quoted_repr(c.external_contact_id)} (contact_id {c.contact_id})" for c in repairs
+    )
     return _conflict(
         plan,
         row,
         tuple(sorted(c.contact_id for c in repairs)),
-        f"external_contact_id {written!r} is not on this site, but {named} is the same id once "
-        f"a spreadsheet's damage or look-alike characters are undone "
+        f"external_contact_id {quoted_repr(written)} is not on this site, but {named} is the same "
+        f"id once a spreadsheet's damage or look-alike characters are undone "
         f"({describe_damage(written, own)}): write the id as CHeKT holds it (format the column "
         f"as Text if a spreadsheet changed it), or plan with --repair-ids to match it, or with "
         f"--exact-ids if they are different people",

@@ -57,6 +57,7 @@ from .spreadsheet import (
     read_cells,
     rounded_number,
 )
+from .words import column_label, quoted_repr
 
 __all__ = ["Roster", "Table", "column_index", "column_letter", "read_roster"]
 
@@ -122,7 +123,7 @@ class Roster:
 
     def column_label(self, name: str, row: int | None = None) -> str:
         letter, header = self.columns.get(name, ("", name))
-        label = f"{letter} '{header}'" if letter else name
+        label = column_label(letter, header) if letter else name
         if self.table.sheets and row:  # --all-sheets: the sheet's name, as Excel writes it
             from .site_layouts import sheet_of
 
@@ -150,7 +151,7 @@ class Roster:
         if name == "phone_number" and source is not None and row is not None:
             position = int(source.get(row, -1))
             if position >= 0:
-                return f"{column_letter(position)} '{self.table.headers[position]}'"
+                return column_label(column_letter(position), self.table.headers[position])
         return self.column_label(name, row)
 
 
@@ -405,16 +406,16 @@ def _refuse_control_headers(table: Table) -> None:
         if found:
             named = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, '')}".rstrip() for c in found)
             raise InputError(
-                f"{table.source}: the header of column {column_letter(position)}, {header!r}, "
-                f"holds a control character ({named}), which no header has (control_character, "
-                f"header row {table.header_row}); type the header again, or save the file "
-                f"again from the program that made it"
+                f"{table.source}: the header of column {column_letter(position)}, "
+                f"{quoted_repr(header)}, holds a control character ({named}), which no header "
+                f"has (control_character, header row {table.header_row}); type the header again, "
+                f"or save the file again from the program that made it"
             )
 
 
 def _both_mean(table: Table, first: tuple[str, str], second: tuple[str, str], name: str) -> None:
     raise InputError(
-        f"{table.source}: columns {first[0]} '{first[1]}' and {second[0]} '{second[1]}' both "
+        f"{table.source}: columns {column_label(*first)} and {column_label(*second)} both "
         f"mean {name}; rename or delete one of them"
     )
 
@@ -510,7 +511,8 @@ def _require_mapped_headers(table: Table, column_map: dict[str, str]) -> None:
 
 
 def _headers_found(table: Table) -> str:
-    return listed([f"{column_letter(i)} '{h}'" for i, h in enumerate(table.headers) if h]) or "none"
+    headers = [column_label(column_letter(i), h) for i, h in enumerate(table.headers) if h]
+    return listed(headers) or "none"
 
 
 def _require_columns(

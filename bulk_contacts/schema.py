@@ -58,6 +58,7 @@ from .normalize import (
 from .outputs import FORMULA_SIGNS
 from .roster import LISTED, Roster, column_index
 from .roster import listed as bounded_list
+from .words import column_label, quoted_repr
 
 ACTIONS = {"": "upsert", "upsert": "upsert", "delete": "delete"}
 # A formula's start, perhaps behind a spreadsheet's apostrophe (checked in free-text columns).
@@ -283,7 +284,7 @@ def _file_issues(roster: Roster) -> list[RosterIssue]:
     code = CODES["unknown_column"]
     ignored = roster.ignored_columns
     for letter, header in ignored[:LISTED]:
-        label = f"{letter} '{header}'"
+        label = column_label(letter, header)
         issues.append(
             RosterIssue(None, label, "", code.name, code.render(label=label), code.severity)
         )
@@ -327,10 +328,10 @@ def _hidden_issues(roster: Roster) -> list[RosterIssue]:
         message = code.render(sheet=table.hidden_columns[position])
         if visible_phones and header in hidden_phones:
             message += code.alternatives["phones"].format(
-                visible=", ".join(map(repr, visible_phones)),
-                hidden=", ".join(map(repr, hidden_phones)),
+                visible=", ".join(map(quoted_repr, visible_phones)),
+                hidden=", ".join(map(quoted_repr, hidden_phones)),
             )
-        label = f"{letter} '{header}'"
+        label = column_label(letter, header)
         issues.append(RosterIssue(None, label, "", code.name, message, code.severity))
     return issues
 
@@ -762,7 +763,7 @@ def unread_phones_hint(roster: Roster) -> str:
     unread = unread_phone_columns(roster)
     if not unread:
         return ""
-    named = bounded_list([f"{header!r} (column {letter})" for letter, header in unread])
+    named = bounded_list([f"{quoted_repr(header)} (column {letter})" for letter, header in unread])
     if any(c == unread[0][0] for c, _, why in roster.facts.not_sent if why == PHONE_LEFT_OUT):
         return f"; not read: {named}; add it to --phone-columns"
     return f'; not read: {named}; use --map "{unread[0][1]}=phone_number"'

@@ -25,6 +25,7 @@ import pandas as pd
 from .columns import SITE_COLUMNS
 from .models import Site, SiteKey
 from .schema import RosterIssue, ValidatedRoster, make_issue
+from .words import quoted_repr
 
 __all__ = [
     "GENERATED_PREFIX",
@@ -146,7 +147,7 @@ class _SiteNames:
             )
             if value
         )
-        return f"site {site_id} {site.name or ''!r}" + (f" ({ids})" if ids else "")
+        return f"site {site_id} {quoted_repr(site.name or '')}" + (f" ({ids})" if ids else "")
 
 
 def place_by_name(

@@ -35,6 +35,7 @@ MAX_FILE_BYTES = 200 * 1024 * 1024
 MAX_UNPACKED_BYTES = 1024 * 1024 * 1024  # a workbook's parts, unzipped
 MAX_PACKING_RATIO = 200  # XML compresses well, but not this well: past it, a zip bomb
 ZIP_MAGIC = b"PK\x03\x04"
+EMPTY_ZIP_MAGIC = b"PK\x05\x06"  # a zip of no file: its end record alone
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # old .xls, or an encrypted (password) workbook
 
 
@@ -95,7 +96,7 @@ MAX_BLANK_ROWS = 1_048_576
 
 
 # A plan file (`plan -o`), as `Plan.to_json` begins it.
-PLAN_FILE = re.compile(rb'\s*\{\s*"format":\s*"bulk-contacts-plan/')
+PLAN_FILE = re.compile(rb'(?:\xef\xbb\xbf)?\s*\{\s*"format":\s*"bulk-contacts-plan/')
 # A journal (JSON lines) begins with its run record, which names the format.
 JOURNAL_FILE = re.compile(rb'\s*\{[^\n]*"format":\s*"bulk-contacts-journal/')
 
@@ -225,6 +226,8 @@ def real_format(path: Path, head: bytes, handle: BinaryIO) -> str:
     else is refused, naming what it is."""
     if head.startswith(ZIP_MAGIC):
         return _zip_format(path, handle)
+    if head.startswith(EMPTY_ZIP_MAGIC):
+        _refuse(path, "an empty zip archive")
     if head.startswith(OLE_MAGIC):
         return _ole_format(path, handle)
     for magic, kind in KNOWN_MAGIC.items():
@@ -368,6 +371,8 @@ def _read_workbook(path: Path, handle: BinaryIO, kind: str, sheet: str | None) -
             raise InputError(
                 f"{path}: the workbook is password-protected; save a copy without the password"
             ) from None
+        if str(error) == UNDETECTED:
+            raise InputError(_damaged(path, kind, archive)) from None
         raise InputError(f"{path}: cannot be read as a workbook ({error})") from None
     except (ValueError, OSError, zipfile.BadZipFile) as error:  # some damage is reported so
         raise InputError(f"{path}: cannot be read as a workbook ({error})") from None
@@ -387,6 +392,36 @@ def _read_workbook(path: Path, handle: BinaryIO, kind: str, sheet: str | None) -
         hidden_rows=hidden[0],
         hidden_columns=hidden[1],
         filtered=hidden[2],
+    )
+
+
+# calamine's whole message when no reader of its took the file: each one's own error is lost
+UNDETECTED = "Cannot detect file format"
+# The parts each zip format cannot be without (OPC's content types and the workbook's
+# relationships; ODF's manifest and content), in the order they are looked for.
+REQUIRED_PARTS = {
+    "xlsx": ("[Content_Types].xml", "xl/_rels/workbook.xml.rels"),
+    "ods": ("META-INF/manifest.xml", "content.xml"),
+}
+
+
+def _damaged(path: Path, kind: str, archive: zipfile.ZipFile | None) -> str:
+    """A workbook by its first bytes (and its zip's parts) that calamine cannot open: which part
+    it lacks, when one is missing, and what to do."""
+    what = FORMAT_NAMES[kind].removeprefix("an ").removeprefix("a ")
+    if archive is None:
+        inside = "its workbook cannot be read"
+    else:
+        names = set(archive.namelist())
+        missing = [part for part in REQUIRED_PARTS.get(kind, ()) if part not in names]
+        inside = (
+            f"a zip archive without {missing[0]}, a part every {what} has"
+            if missing
+            else "a zip archive whose parts cannot be read"
+        )
+    return (
+        f"{path}: a damaged {what} ({inside}); open it in the program that made it, save it "
+        f"again as .xlsx or .csv, and try again"
     )
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from bulk_contacts.journal import read_journal
 from bulk_contacts.sandbox import Faults
 
-from .test_apply import environment, run, seeded
+from .test_apply import ROSTER, environment, run, seeded
+from .test_writes import finish, hold_dealer_lock
 
 COUNT = 40
 
@@ -101,3 +102,29 @@ def test_two_applies_at_once_each_journal_and_rollback_only_their_own_creates(
     undone = run(server, "rollback", str(tmp_path / "b.jsonl"), "--yes", "--no-verify")
     assert undone.exit_code == 0, undone.output
     assert k_contacts(server) == a_mine  # the other run's creates are still there
+
+
+# The run lock is per dealer and API: a rehearsal in a sandbox neither warns about nor waits for a
+# run for the same dealer in production, nor a second sandbox on another port; two runs against
+# one API still know about each other.
+
+
+def test_a_run_against_another_api_for_the_same_dealer_is_not_held_up(
+    start_sandbox, tmp_path
+) -> None:
+    production, rehearsal = seeded(start_sandbox), seeded(start_sandbox)
+    assert production.url != rehearsal.url
+    holder = hold_dealer_lock(tmp_path, production.url + "/")  # the same API, written so
+    try:
+        other = run(rehearsal, "apply", ROSTER, "--yes", "--results", "other.csv")
+        same = run(production, "apply", ROSTER, "--yes", "--results", "same.csv")
+    finally:
+        holder.kill()
+        finish(holder)
+    assert other.exit_code == 0, other.output
+    assert "another bulk-contacts run" not in other.output, other.output
+    assert same.exit_code == 0, same.output
+    assert (
+        f"another bulk-contacts run writes to dealer 12345 at {production.url} (pid {holder.pid}"
+        in same.output
+    ), same.output

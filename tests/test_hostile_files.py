@@ -561,6 +561,10 @@ def written_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
+OPEN_DOCUMENT = "application/vnd.oasis.opendocument.spreadsheet"
+XLSX_PARTS = {"[Content_Types].xml": "<Types/>", "xl/_rels/workbook.xml.rels": "<Relationships/>"}
+
+
 def zip_of(path: Path, members: dict[str, str]) -> Path:
     with zipfile.ZipFile(path, "w") as archive:
         for name, text in members.items():
@@ -587,10 +591,46 @@ def zip_of(path: Path, members: dict[str, str]) -> Path:
             ),
             "an Excel 2003 XML spreadsheet",
         ),
+        (lambda p: zip_of(p, {}), "it is an empty zip archive"),
+        # laid out like a workbook, but without a part every workbook has: calamine's own
+        # message was "Cannot detect file format"
+        (
+            lambda p: zip_of(p, {"xl/workbook.xml": "<workbook/>"}),
+            "a damaged XLSX workbook (a zip archive without [Content_Types].xml, a part every "
+            "XLSX workbook has); open it in the program that made it, save it again as .xlsx "
+            "or .csv, and try again",
+        ),
+        (
+            lambda p: zip_of(p, {"[Content_Types].xml": "<Types/>", "xl/workbook.xml": "<w"}),
+            "a damaged XLSX workbook (a zip archive without xl/_rels/workbook.xml.rels, a part "
+            "every XLSX workbook has)",
+        ),
+        (
+            lambda p: zip_of(p, {**XLSX_PARTS, "xl/workbook.xml": "<w"}),
+            "a damaged XLSX workbook (a zip archive whose parts cannot be read); open it in the "
+            "program that made it",
+        ),
+        (
+            lambda p: zip_of(p, {"mimetype": OPEN_DOCUMENT, "content.xml": "<x"}),
+            "a damaged ODS spreadsheet (a zip archive without META-INF/manifest.xml, a part "
+            "every ODS spreadsheet has)",
+        ),
     ],
-    ids=["docx", "xlsb", "odt", "zip", "png", "xml-2003"],
+    ids=[
+        "docx",
+        "xlsb",
+        "odt",
+        "zip",
+        "png",
+        "xml-2003",
+        "empty-zip",
+        "xlsx-no-types",
+        "xlsx-no-rels",
+        "xlsx-broken",
+        "ods-no-manifest",
+    ],
 )
-@pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
+@pytest.mark.parametrize("suffix", [".xlsx", ".xls", ".ods", ".csv"])
 def test_what_is_not_a_roster_is_named_for_what_it_is(
     tmp_path: Path, make, says: str, suffix: str
 ) -> None:

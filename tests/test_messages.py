@@ -468,3 +468,42 @@ def test_after_ctrl_c_the_command_to_finish_is_the_one_typed_with_every_option(
     assert finished.returncode == 0, finished.stderr
     again = run(server, "plan", str(roster), "--prune", "--name-case", "title")
     assert again.exit_code == 0 and "No changes" in again.output, again.output
+
+
+# a value of 100,000 characters is quoted shortened: its start, and how long it is
+
+
+BIG = 100_000
+
+
+def test_a_100_kb_header_is_shortened_in_every_message(tmp_path) -> None:
+    header = "H" * BIG
+    missing = write(tmp_path / "missing.csv", f"account_number,first_name,{header}\n10-4471,A,x\n")
+    result = CliRunner().invoke(main, ["validate", missing])
+    assert result.exit_code == 2, result.output[:2000]
+    (line,) = result.output.strip().splitlines()
+    assert f"C '{'H' * 60}…' (100,000 characters)" in line and len(line) < 1000, line[:2000]
+    unknown = write(
+        tmp_path / "unknown.csv",
+        f"account_number,external_contact_id,first_name,last_name,phone_number,{header}\n"
+        f"10-4471,E1,Ann,Lee,+12025550143,x\n",
+    )
+    result = CliRunner().invoke(main, ["validate", unknown, "--verbose"])
+    assert result.exit_code == 0, result.output[:2000]
+    assert f"F '{'H' * 60}…' (100,000 characters)" in result.output, result.output[:2000]
+    assert max(map(len, result.output.splitlines())) < 1000, result.output[:2000]
+
+
+def test_a_100_kb_cell_is_shortened_in_every_message(tmp_path) -> None:
+    cell = "z" * BIG
+    roster = write(
+        tmp_path / "big-cell.csv",
+        "account_number,external_contact_id,first_name,last_name,phone_number,email\n"
+        f"10-4471,E1,Ann,Lee,+12025550143,{cell}\n10-4471,E2,Bo,Lee,{cell},b@example.com\n",
+    )
+    result = CliRunner().invoke(main, ["validate", roster])
+    assert result.exit_code == 1, result.output[:2000]
+    shown = f"'{'z' * 60}…' (100,000 characters)"
+    assert "invalid_email" in result.output and "invalid_phone" in result.output
+    assert result.output.count(shown) == 2, result.output[:3000]
+    assert max(map(len, result.output.splitlines())) < 1000, result.output[:3000]

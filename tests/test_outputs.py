@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import re
 import subprocess
 import sys
 import time
@@ -501,3 +502,47 @@ def test_results_xlsx_is_written_whole(tmp_path) -> None:
     with pytest.raises(outputs.OutputExists):
         Results(path, tmp_path / "r-failed-rows.csv").close()
     assert path.read_bytes() == GOOD
+
+
+# a working folder the user cannot write in: the message names the run folder it would make
+
+
+def without_root_powers() -> list[str]:
+    """The command prefix that runs a command as this user without the power to ignore file
+    permissions: root passes any chmod, so its capabilities to do so are dropped (setpriv, from
+    util-linux); another user has none to drop."""
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+
+
+@pytest.mark.parametrize("kind", ["apply", "rollback"])
+def test_a_read_only_working_folder_names_the_run_folder_and_what_to_do(tmp_path, kind) -> None:
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    journal = tmp_path / "old-journal.jsonl"
+    journal.write_text('{"format": "bulk-contacts-journal/1", "kind": "apply"}\n')
+    source = ROSTER if kind == "apply" else str(journal)
+    folder.chmod(0o555)
+    try:
+        done = subprocess.run(
+            [*without_root_powers(), sys.executable, "-m", "bulk_contacts", kind, source, "--yes"],
+            cwd=folder,
+            env={**os.environ, **NO_NETWORK},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        folder.chmod(0o755)
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = (done.stdout + done.stderr).strip().splitlines()
+    run_folder = rf"{re.escape(str(folder / 'bulk-contacts-runs'))}/\d{{8}}T\d{{6}}Z-{kind}"
+    assert re.fullmatch(
+        rf"error: cannot create the run folder {run_folder}: cannot write in the folder "
+        rf"{re.escape(str(folder))} \(Permission denied\); run the command from a folder you "
+        rf"can write in, or name the results file with --results FILE \(its journal is "
+        rf"written beside it\)",
+        line,
+    ), line
+    assert not (folder / "bulk-contacts-runs").exists()

@@ -226,3 +226,26 @@ def test_a_roster_may_name_its_dealer_per_row(start_sandbox, tmp_path) -> None:
     path.write_text("dealer_id,site_id,external_contact_id,first_name,last_name\n999,1,a,Ann,Lee\n")
     result = run(env, "plan", str(path))
     assert result.exit_code == 1 and "dealer 999 is outside the scope" in result.output
+
+
+def test_a_saved_plan_with_a_byte_order_mark_is_applied(env, tmp_path) -> None:
+    """Notepad saves UTF-8 with a byte order mark: the plan is the same JSON, and its checksum
+    (over the parsed content) still refuses an edit made with it."""
+    saved = tmp_path / "plan.json"
+    made = run(env, "plan", str(SAMPLES / "roster.csv"), "-q", "-o", str(saved))
+    assert made.exit_code == 0, made.output
+    text = saved.read_text(encoding="utf-8")
+    assert '"Kwame"' in text
+    edited = tmp_path / "edited.json"
+    edited.write_bytes(b"\xef\xbb\xbf" + text.replace("Kwame", "Kwami", 1).encode())
+    refused = run(env, "apply", str(edited), "--yes", "--results", str(tmp_path / "e.csv"))
+    assert refused.exit_code == 2, refused.output
+    assert "the plan was edited after it was made" in refused.output
+    noted = tmp_path / "notepad.json"
+    noted.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
+    applied = run(env, "apply", str(noted), "--yes", "--results", str(tmp_path / "r.csv"))
+    assert applied.exit_code == 0, applied.output
+    results = pd.read_csv(tmp_path / "r.csv", dtype=str, keep_default_na=False)
+    assert len(results) > 0 and set(results["status"]) == {"ok"}, results
+    undo = run(env, "rollback", str(noted), "--yes")  # a plan, not a journal: told so
+    assert undo.exit_code == 2 and "is a plan" in undo.output, undo.output

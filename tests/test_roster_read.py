@@ -356,6 +356,8 @@ def put(suffix: str, data: bytes):
         (lambda p: p / "missing.xlsx", "no such file"),
         (put(".xlsx", b"PK\x03\x04 truncated"), "damaged workbook"),
         (put(".xls", b"<html><table><tr><td>x</td></tr></table></html>"), "holds HTML"),
+        (put(".xlsx", b"<!DOCTYPE html><html><body>x</body></html>"), "not a real .xlsx workbook"),
+        (put(".ods", b"<table><tr><td>x</td></tr></table>"), "not a real .ods workbook"),
     ],
     ids=[
         "pdf",
@@ -367,6 +369,8 @@ def put(suffix: str, data: bytes):
         "missing",
         "truncated",
         "html",
+        "html-as-xlsx",
+        "html-as-ods",
     ],
 )
 def test_bad_files_are_a_clear_error_with_exit_code_2(tmp_path, make, message) -> None:

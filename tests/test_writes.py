@@ -850,15 +850,16 @@ def test_a_journal_another_run_is_writing_is_refused(start_sandbox, tmp_path) ->
 HOLDER = """
 import sys
 from bulk_contacts.lock import DealerLocks
-locks = DealerLocks([12345]).acquire(False, print)
+locks = DealerLocks([12345], sys.argv[1]).acquire(False, print)
 print("held", flush=True)
 sys.stdin.read()
 """
 
 
-def hold_dealer_lock(tmp_path: Path) -> subprocess.Popen:
+def hold_dealer_lock(tmp_path: Path, api_url: str) -> subprocess.Popen:
+    """A process holding dealer 12345's lock for runs against `api_url` until killed."""
     process = subprocess.Popen(
-        [sys.executable, "-c", HOLDER],
+        [sys.executable, "-c", HOLDER, api_url],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -870,20 +871,23 @@ def hold_dealer_lock(tmp_path: Path) -> subprocess.Popen:
 
 def test_a_second_run_for_a_dealer_is_warned_and_goes_on(start_sandbox, tmp_path) -> None:
     server = seeded(start_sandbox, tmp_path)
-    holder = hold_dealer_lock(tmp_path)
+    holder = hold_dealer_lock(tmp_path, server.url)
     try:
         result = run(server, "apply", ROSTER, "--yes", "--results", "r.csv")
     finally:
         holder.kill()
         finish(holder)
     assert result.exit_code == 0, result.output
-    assert f"another bulk-contacts run writes to dealer 12345 (pid {holder.pid}" in result.output
+    assert (
+        f"another bulk-contacts run writes to dealer 12345 at {server.url} (pid {holder.pid}"
+        in result.output
+    )
 
 
 def test_wait_waits_for_the_lock_which_a_kill_9_releases(start_sandbox, tmp_path) -> None:
     server = seeded(start_sandbox, tmp_path)
     before = contacts_of(server)
-    holder = hold_dealer_lock(tmp_path)
+    holder = hold_dealer_lock(tmp_path, server.url)
     waiting = command(server, "apply", ROSTER, "--yes", "--wait", "--no-progress", cwd=tmp_path)
     try:
         seen = ""

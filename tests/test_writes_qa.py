@@ -285,7 +285,7 @@ def test_the_dealer_lock_warning_says_what_it_does_not_guarantee(start_sandbox, 
     from tests.test_writes import hold_dealer_lock
 
     server = seeded(start_sandbox, tmp_path)
-    holder = hold_dealer_lock(tmp_path)
+    holder = hold_dealer_lock(tmp_path, server.url)
     try:
         result = run(server, "apply", ROSTER, "--yes", "--results", "r.csv")
     finally:

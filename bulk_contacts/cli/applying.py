@@ -117,7 +117,9 @@ def apply(
                     echo(f"already applied: CHeKT holds every change of {target}", "ok")
                 return ExitCode.OK
             with lock_dealers(
-                {site.dealer_id for site in plan.sites if site.changes}, writing.wait
+                {site.dealer_id for site in plan.sites if site.changes},
+                settings.api_url,
+                writing.wait,
             ) as locks:
                 if writing.wait and locks.busy:  # the other run changed things: plan again
                     plan = plan_now()

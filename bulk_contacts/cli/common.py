@@ -263,14 +263,15 @@ def ask_yes_no(question: str) -> bool:
         os.close(wake)
 
 
-def lock_dealers(dealers: set[int], wait: bool) -> Any:
-    """This machine's lock on each dealer: warns (or waits) when another run holds one."""
+def lock_dealers(dealers: set[int], api_url: str, wait: bool) -> Any:
+    """This machine's lock on each dealer at this API: warns (or waits) when another run holds
+    one."""
     from ..lock import DealerLocks
 
     def tell(message: str) -> None:
         warn(message if wait else with_flags(message, "wait"))
 
-    return DealerLocks(dealers).acquire(wait, tell)
+    return DealerLocks(dealers, api_url).acquire(wait, tell)
 
 
 # each command's --help ends with its examples and the environment variables it reads

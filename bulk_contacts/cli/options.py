@@ -378,8 +378,8 @@ write_options = option_group(
     click.option(
         "--wait",
         is_flag=True,
-        help="When another run on this machine writes to the same dealer, wait for it to end "
-        "(then plan again) instead of warning and going on.",
+        help="When another run on this machine writes to the same dealer through the same API "
+        "URL, wait for it to end (then plan again) instead of warning and going on.",
     ),
 )
 

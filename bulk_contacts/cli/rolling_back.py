@@ -165,7 +165,7 @@ def undo_journals(
             echo(f"already rolled back: nothing of {named} is left to undo")
         return ExitCode.OK
     wait_for_writes_in_flight(records, named, connection.quiet)
-    with lock_dealers(journal_dealers(records), writing.wait):
+    with lock_dealers(journal_dealers(records), settings.api_url, writing.wait):
         with connection.bars() as bars:
             plan = inverse_plan(client, records, named, force, bars("sites", 0))
         if not connection.quiet:

@@ -272,7 +272,7 @@ class WarmPopen(subprocess.Popen):
 
     def _launch(self, argv, env, cwd, streams, umask, new_session, process_group) -> None:
         fds = []
-        for given, own in zip(streams, (0, 1, 2)):
+        for given, own in zip(streams, (0, 1, 2), strict=True):
             fd = given if given != -1 else own
             try:
                 os.fstat(fd)
@@ -346,7 +346,9 @@ class WarmPopen(subprocess.Popen):
                 if not ready:
                     return None
             more = connection.recv(STATUS.size - len(self._status_bytes))
-            if not more:
+            if not more:  # not ours any more: no status, no returncode, and no __del__ warning
+                connection.close()
+                self._launcher_connection, self._child_created = None, False
                 raise LauncherLost(
                     f"the warm launcher lost command pid {self.pid}: its exit status is unknown"
                 )
@@ -421,7 +423,5 @@ def run(
             raise
         retcode = process.poll()
         if check and retcode:
-            raise subprocess.CalledProcessError(
-                retcode, process.args, output=stdout, stderr=stderr
-            )
+            raise subprocess.CalledProcessError(retcode, process.args, output=stdout, stderr=stderr)
     return subprocess.CompletedProcess(process.args, retcode, stdout, stderr)

@@ -23,6 +23,7 @@ threads joined, atexit handlers, the standard streams flushed (exit 120 when tha
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pickle
@@ -62,10 +63,9 @@ STATUS = struct.Struct("<cid")
 
 def import_everything() -> None:
     for name in MODULES:
-        try:
+        # not installed: a command that needs it fails as it would anyway
+        with contextlib.suppress(ImportError):
             importlib.import_module(name)
-        except ImportError:
-            pass  # not installed: a command that needs it fails as it would anyway
     import bulk_contacts
 
     for found in pkgutil.walk_packages(bulk_contacts.__path__, "bulk_contacts."):
@@ -174,15 +174,11 @@ def serve(path: str) -> tuple[dict, list[int], socket.socket]:
 
     def stop(number: int, frame: object) -> None:
         for keeper in keepers:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(keeper, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         for keeper in keepers:
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(keeper, 0)
-            except ChildProcessError:
-                pass
         os.unlink(path)
         os._exit(0)
 
@@ -250,10 +246,8 @@ def become(request: dict, fds: list[int], connection: socket.socket) -> None:
             handler = signal.default_int_handler
         else:
             handler = signal.SIG_DFL
-        try:
+        with contextlib.suppress(OSError, ValueError):
             signal.signal(number, handler)
-        except (OSError, ValueError):
-            pass
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     # descriptors: the three sent (a closed one stays closed), nothing else
     sent = iter(fds)
@@ -288,13 +282,15 @@ def standard_streams(env: dict[str, str], defaults: tuple[str, str]) -> None:
     """sys.stdin, stdout and stderr as CPython's create_stdio makes them (Python/pylifecycle.c):
     encoding and errors from PYTHONIOENCODING or the locale, line buffering on a terminal
     (stderr always), unbuffered and write-through under PYTHONUNBUFFERED."""
+    import codecs
     import io
 
     encoding, errors = defaults
     setting = env.get("PYTHONIOENCODING", "")
-    if setting:
+    if setting:  # "encoding:errors", either part may be empty
         name, _, handler = setting.partition(":")
-        encoding = name or encoding
+        if name:  # as CPython names it (latin-1: iso8859-1), and then strict by default
+            encoding, errors = codecs.lookup(name).name, "strict"
         errors = handler or errors
     buffered = not env.get("PYTHONUNBUFFERED")
     for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
@@ -304,7 +300,8 @@ def standard_streams(env: dict[str, str], defaults: tuple[str, str]) -> None:
             stream = None
         else:
             writing = fd != 0
-            raw = io.open(fd, "wb" if writing else "rb", buffering=-1 if buffered or not writing else 0, closefd=False)  # noqa: E501
+            size = -1 if buffered or not writing else 0
+            raw = open(fd, "wb" if writing else "rb", buffering=size, closefd=False)  # noqa: SIM115
             terminal = os.isatty(fd)
             stream = io.TextIOWrapper(
                 raw,

@@ -210,7 +210,7 @@ class WarmPopen(subprocess.Popen):
             return "the environment an interpreter starts with differs"
         return ""
 
-    def _execute_child(  # type: ignore[override]
+    def _execute_child(  # type: ignore[override]  # Popen's private hook, untyped
         self,
         args,
         executable,
@@ -358,7 +358,7 @@ class WarmPopen(subprocess.Popen):
         _commands_cpu += cpu
         return status
 
-    def _handle_exitstatus(self, sts, *args: Any) -> None:  # type: ignore[override]
+    def _handle_exitstatus(self, sts, *args: Any) -> None:  # type: ignore[override]  # private
         super()._handle_exitstatus(sts, *args)
         if self._launcher_connection is not None:  # the keeper reaps the command now
             self._launcher_connection.close()

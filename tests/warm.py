@@ -11,19 +11,21 @@ those of the command. `wait`, `poll`, `communicate`, `kill`, `send_signal`, `ret
 the launcher lost is an error, never a 0).
 
 What a warm command does not exercise, so that the tests about these keep a new interpreter
-(plain `subprocess`): the interpreter's start (its imports and their time, `sys.flags`,
-the site and sitecustomize modules, `-X` options, hash randomisation: every warm command has
-the launcher's hash seed), a Ctrl-C while the program loads (`entry.run`'s first lines are
-reached with everything imported), the console script's wrapper, and module-level code that
-depends on the environment at import time (the launcher imported with the environment of the
-first command; bulk_contacts reads none at import time). numpy and Arrow start without their
-helper threads (OPENBLAS_NUM_THREADS=1, no jemalloc background thread: a fork copies only the
-thread that forks). A call whose start the launcher cannot reproduce is started as a new
-interpreter, as `subprocess` does, silently: another executable or argv than `-m bulk_contacts`
-or `-c CODE`, `preexec_fn`, `pass_fds`, `shell`, a user or group, `close_fds=False`, or an
-environment whose PYTHON*, LANG/LC_ALL/LC_CTYPE, LD_* or MALLOC_* variables (those an
-interpreter reads when it starts) differ from the launcher's; PYTHONIOENCODING and
-PYTHONUNBUFFERED are honoured per command. `process.warm` says which it was.
+(plain `subprocess`): the interpreter's start (its imports and their time, `sys.flags`, the
+site and sitecustomize modules, `-X` options, hash randomisation: every warm command has the
+launcher's hash seed), a Ctrl-C while the program loads (`entry.run`'s first lines are reached
+with everything imported), the console script's wrapper, and module-level code that depends on
+the environment at import time (the launcher imported with the environment of the first
+command; bulk_contacts reads none at import time). numpy and Arrow start without their helper
+threads (OPENBLAS_NUM_THREADS=1, no jemalloc background thread: a fork copies only the thread
+that forks), and what was imported before the fork is frozen out of the garbage collector
+(`gc.freeze`, which each command does at its end anyway). A call whose start the launcher
+cannot reproduce is started as a new interpreter, as `subprocess` does, silently: another
+executable or argv than `-m bulk_contacts` or `-c CODE`, `preexec_fn`, `pass_fds`, `shell`, a
+user or group, `close_fds=False`, or an environment whose PYTHON*, LANG/LC_ALL/LC_CTYPE, LD_*
+or MALLOC_* variables (those an interpreter reads when it starts) differ from the launcher's;
+PYTHONIOENCODING and PYTHONUNBUFFERED are honoured per command. `process.warm` says which it
+was.
 """
 
 from __future__ import annotations

@@ -60,6 +60,16 @@ def own_state_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
         yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def warm_launcher() -> Iterator[None]:
+    """The warm launcher of this test process (`tests/warm.py`), if a test started it, is
+    stopped at the session's end, with anything it still runs."""
+    yield
+    from . import warm
+
+    warm.stop()
+
+
 @pytest.fixture(autouse=True)
 def own_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test runs in a folder of its own: the run folders a command makes by default

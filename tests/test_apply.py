@@ -29,6 +29,7 @@ from bulk_contacts.sandbox import Faults
 from bulk_contacts.schema import validate_roster
 from bulk_contacts.settings import resolve_settings
 
+from . import warm
 from .conftest import get_token
 
 ROOT = Path(__file__).parent.parent
@@ -500,7 +501,7 @@ def big_roster(path: Path, count: int) -> Path:
 
 
 def start_apply(server, roster: Path, tmp_path: Path) -> subprocess.Popen:
-    return subprocess.Popen(
+    return warm.WarmPopen(
         [
             sys.executable,
             "-m",
@@ -614,7 +615,7 @@ def run_on_a_terminal(
     import select
 
     leader, follower = pty.openpty()
-    process = subprocess.Popen(
+    process = warm.WarmPopen(
         [sys.executable, "-m", "bulk_contacts", *args],
         env={**os.environ, **environment(server)},
         stdin=follower,

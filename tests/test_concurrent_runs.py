@@ -13,6 +13,7 @@ from pathlib import Path
 from bulk_contacts.journal import read_journal
 from bulk_contacts.sandbox import Faults
 
+from . import warm
 from .test_apply import ROSTER, environment, run, seeded
 from .test_writes import finish, hold_dealer_lock
 
@@ -27,7 +28,7 @@ def roster(path: Path) -> Path:
 
 
 def start(server, path: Path, folder: Path, name: str) -> subprocess.Popen:
-    return subprocess.Popen(
+    return warm.WarmPopen(
         [
             sys.executable,
             "-m",

@@ -30,6 +30,7 @@ from bulk_contacts.errors import InputError
 from bulk_contacts.sheet_limits import MAX_CELLS, column_number, xlsx_extent
 from bulk_contacts.spreadsheet import column_letter, read_cells
 
+from . import warm
 from .thorough import examples
 
 HEADER = ["Account #", "External ID", "First Name", "Last Name", "Phone"]
@@ -37,8 +38,7 @@ ROW = ["A1", "c1", "Ann", "Lee", "+12025550143"]
 MEMORY_CAP = 4 * 2**30
 
 
-def capped() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+CAPPED = {resource.RLIMIT_AS: (MEMORY_CAP, MEMORY_CAP)}  # the commands' address space
 
 
 def read_in_child(path: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -56,12 +56,12 @@ def read_in_child(path: Path, *args: str, timeout: float = 60) -> subprocess.Com
         "    sys.exit(2)\n"
         "print(len(cells.rows), max(map(len, cells.rows), default=0))\n"
     )
-    return subprocess.run(
+    return warm.run(
         [sys.executable, "-c", script, str(path), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        preexec_fn=capped,
+        rlimits=CAPPED,
     )
 
 
@@ -157,12 +157,12 @@ def test_one_value_at_xfd1048576_is_refused_in_one_line(tmp_path: Path) -> None:
     sheet["XFD1048576"] = "x"
     workbook.save(path)
     assert path.stat().st_size < 10_000
-    result = subprocess.run(
+    result = warm.run(
         [sys.executable, "-m", "bulk_contacts", "validate", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
-        preexec_fn=capped,
+        rlimits=CAPPED,
     )
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
@@ -462,7 +462,7 @@ def test_an_unclosed_quote_swallowing_the_file_names_its_row(tmp_path: Path) -> 
 
 
 def run_validate(path: Path, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    return warm.run(
         [sys.executable, "-m", "bulk_contacts", "validate", str(path)],
         capture_output=True,
         text=True,

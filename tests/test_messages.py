@@ -21,6 +21,7 @@ from bulk_contacts.cli import main
 from bulk_contacts.sandbox import Faults, SandboxServer
 from bulk_contacts.terminal import run_text
 
+from . import warm
 from .conftest import run_in_process
 from .test_apply import run_on_a_terminal
 
@@ -161,7 +162,7 @@ def test_after_ctrl_c_in_a_rollback_the_advice_is_the_same_command(start_sandbox
     assert applied.exit_code == 0, applied.output
     server.set_faults(Faults(latency_ms=40, seed=1))  # slow only the rollback to interrupt
     command = [sys.executable, "-m", "bulk_contacts", "rollback", "a-journal.jsonl", "--yes"]
-    process = subprocess.Popen(
+    process = warm.WarmPopen(
         [*command, "--no-progress", "--concurrency", "2", "--journal", "rb.jsonl"],
         env={**os.environ, **environment(server)},
         stdout=subprocess.PIPE,
@@ -201,7 +202,7 @@ def test_after_a_second_ctrl_c_the_command_to_finish_is_printed_and_finishes(
     assert run(server, "plan", str(roster), "-o", "plan.json", "-q").exit_code == 0
     server.set_faults(Faults(latency_ms=400, seed=1))  # writes in flight when Ctrl-C comes
     slow_run = ["--no-progress", "--concurrency", "2", "--results", "res.csv"]
-    process = subprocess.Popen(
+    process = warm.WarmPopen(
         [sys.executable, "-m", "bulk_contacts", "apply", "plan.json", "--yes", *slow_run],
         env={**os.environ, **environment(server)},
         cwd=tmp_path,
@@ -439,7 +440,7 @@ def test_after_ctrl_c_the_command_to_finish_is_the_one_typed_with_every_option(
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CHEKT_")}
     journal = tmp_path / "r-journal.jsonl"
     slow_run = ["--no-progress", "--concurrency", "2", "--results", "r.csv"]
-    process = subprocess.Popen(
+    process = warm.WarmPopen(
         [sys.executable, "-m", "bulk_contacts", "apply", roster.name, *options, "--yes", *slow_run],
         env={**clean, **secrets},
         cwd=tmp_path,

@@ -27,6 +27,7 @@ from bulk_contacts.roster import read_roster
 from bulk_contacts.schema import validate_roster
 from bulk_contacts.spreadsheet import unquote_formula
 
+from . import warm
 from .conftest import run_in_process
 
 ROOT = Path(__file__).parent.parent
@@ -272,15 +273,12 @@ def limited_run(args: list[str], max_bytes: int) -> subprocess.CompletedProcess:
     Python ignores SIGXFSZ, so the write fails with EFBIG."""
     import resource
 
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
-
-    return subprocess.run(
+    return warm.run(
         [sys.executable, "-m", "bulk_contacts", *args],
         capture_output=True,
         text=True,
         timeout=60,
-        preexec_fn=limit,
+        rlimits={resource.RLIMIT_FSIZE: (max_bytes, max_bytes)},
     )
 
 
@@ -323,7 +321,7 @@ def test_a_kill_during_the_write_leaves_the_good_file_untouched(tmp_path) -> Non
     report = tmp_path / "annotated.xlsx"
     report.write_bytes(GOOD)
     command = ["validate", str(roster), "--overwrite", "--report", str(report)]
-    process = subprocess.Popen(
+    process = warm.WarmPopen(
         [sys.executable, "-m", "bulk_contacts", *command],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -6,7 +6,6 @@ environment, profile, default."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -26,6 +25,8 @@ from bulk_contacts.profiles import (
     with_profile,
 )
 from bulk_contacts.settings import resolve_settings
+
+from . import warm
 
 SECRET = "sandbox-secret"
 
@@ -216,7 +217,7 @@ def test_the_console_script_loads_dot_env_into_its_environment(sandbox, tmp_path
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHEKT_")}
     env["CHEKT_DEALER_ID"] = "12345"
-    done = subprocess.run(
+    done = warm.run(
         [sys.executable, "-m", "bulk_contacts", "check"],
         cwd=tmp_path,
         env=env,

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bulk_contacts.sandbox import SandboxConfig, SandboxServer
 
+from . import warm
 from .conftest import get_token, run_in_process
 
 SITES = "/partner/v1/dealers/12345/sites"
@@ -273,7 +274,7 @@ run_cli = run_in_process  # the messages' tests; the command's process is tested
 
 def test_the_secret_comes_from_sandbox_client_secret(tmp_path: Path) -> None:
     secret = "env-secret-" + uuid.uuid4().hex
-    process = subprocess.Popen(
+    process = warm.WarmPopen(
         [sys.executable, "-m", "bulk_contacts", "sandbox", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

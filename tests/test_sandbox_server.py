@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bulk_contacts.sandbox import SandboxConfig, SandboxServer
 
+from . import warm
 from .conftest import get_token, run_in_process
 
 REFERENCE = Path(__file__).parent / "data" / "contacts-api-reference.txt"
@@ -283,7 +284,7 @@ def test_a_port_in_use_is_a_clear_error() -> None:
 
 
 def test_the_command_prints_its_url_client_and_dealers_then_serves(tmp_path) -> None:
-    process = subprocess.Popen(
+    process = warm.WarmPopen(
         [
             sys.executable,
             "-m",

@@ -29,6 +29,8 @@ from tests.serving import (
     wait_for,
 )
 
+from . import warm
+
 
 @pytest.fixture
 def web(tmp_path):
@@ -331,7 +333,7 @@ def test_a_rollback_against_another_chekt_is_refused(web, client, start_sandbox)
 
 
 def test_the_serve_command_prints_its_url_and_stops_on_ctrl_c(tmp_path) -> None:
-    process = subprocess.Popen(
+    process = warm.WarmPopen(
         [sys.executable, "-m", "bulk_contacts", "serve", "--port", "0", "--no-browser"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,

@@ -24,6 +24,8 @@ from hypothesis import strategies as st
 from bulk_contacts.cli import main
 from bulk_contacts.sites import GENERATED_PREFIX, generated_id, normalize_name
 
+from . import warm
+
 DEALER = 12345
 
 
@@ -669,7 +671,7 @@ def test_sandbox_clone_copies_another_sandbox_exactly(start_sandbox, tmp_path) -
     database = tmp_path / "clone.db"
     env = {**os.environ, **env_for(seeded), "SANDBOX_CLIENT_SECRET": "other-secret"}
     command = [sys.executable, "-m", "bulk_contacts", "sandbox", "--clone", "--port", "0"]
-    with subprocess.Popen(
+    with warm.WarmPopen(
         [*command, "--db", str(database)],
         env=env,
         stdout=subprocess.PIPE,

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from bulk_contacts.cli import main
 from bulk_contacts.sandbox import SandboxServer
 
+from . import warm
 from .conftest import get_token
 from .test_messages import environment, no_backoff_sleeps, run  # noqa: F401 (a fixture)
 
@@ -179,7 +180,7 @@ def test_sigterm_while_planning_is_ctrl_c(start_sandbox, tmp_path) -> None:
 
     server = start_sandbox(seed=SAMPLES / "sandbox-seed.json", faults=Faults(latency_ms=400))
     log = tmp_path / "run.log"
-    process = subprocess.Popen(
+    process = warm.WarmPopen(
         [sys.executable, "-m", "bulk_contacts", "apply", ROSTER, "--yes", "--log-file", str(log)],
         env={**os.environ, **environment(server)},
         stdout=subprocess.PIPE,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 
 import pytest
+
+from . import warm
 
 SCRIPT = textwrap.dedent(
     """
@@ -105,7 +106,7 @@ def failed_writes(tmp_path_factory):
     are most of its CPU): each case in folders of its own, its descriptors counted around it."""
     root = tmp_path_factory.mktemp("workbooks")
     cases = [f"{kind}:{limit}" for kind in KINDS for limit in LIMITS]
-    done = subprocess.run(
+    done = warm.run(
         [sys.executable, "-c", SCRIPT, str(root), *cases],
         capture_output=True,
         text=True,

@@ -40,6 +40,8 @@ from bulk_contacts.sandbox import Faults
 from bulk_contacts.schema import validate_roster
 from bulk_contacts.settings import resolve_settings
 
+from . import warm
+
 ROOT = Path(__file__).parent.parent
 SAMPLES = ROOT / "sample_data"
 ROSTER = str(SAMPLES / "roster.xlsx")
@@ -105,7 +107,7 @@ def big_roster(path: Path, size: int) -> Path:
 
 
 def command(server, *args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
+    return warm.WarmPopen(
         [sys.executable, "-m", "bulk_contacts", *args],
         env={**os.environ, **environment(server)},
         cwd=cwd,
@@ -825,7 +827,7 @@ with hold_journal(Path(sys.argv[1])):
 def test_a_journal_another_run_is_writing_is_refused(start_sandbox, tmp_path) -> None:
     server = seeded(start_sandbox, tmp_path)
     before = contacts_of(server)
-    holder = subprocess.Popen(
+    holder = warm.WarmPopen(
         [sys.executable, "-c", JOURNAL_HOLDER, "j.jsonl"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -858,7 +860,7 @@ sys.stdin.read()
 
 def hold_dealer_lock(tmp_path: Path, api_url: str) -> subprocess.Popen:
     """A process holding dealer 12345's lock for runs against `api_url` until killed."""
-    process = subprocess.Popen(
+    process = warm.WarmPopen(
         [sys.executable, "-c", HOLDER, api_url],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -13,7 +13,6 @@ import os
 import re
 import resource
 import signal
-import subprocess
 import sys
 
 import httpx
@@ -22,6 +21,7 @@ import pytest
 from bulk_contacts.journal import JOURNAL_FORMAT, read_journal
 from bulk_contacts.sandbox import Faults
 
+from . import warm
 from .conftest import get_token
 from .test_apply import run_on_a_terminal
 from .test_writes import (
@@ -39,17 +39,6 @@ from .test_writes import (
 )
 
 
-def limited(limit: int):
-    """A process whose files may not grow past `limit` bytes: a write past it fails with EFBIG
-    ("File too large"), as a full disk fails one (CPython ignores SIGXFSZ, so it is an error,
-    not a kill). Needs no root, unlike a small tmpfs."""
-
-    def setup() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return setup
-
-
 def test_a_log_file_that_fills_up_mid_run_never_stops_or_hides_a_write(
     start_sandbox, tmp_path
 ) -> None:
@@ -63,7 +52,7 @@ def test_a_log_file_that_fills_up_mid_run_never_stops_or_hides_a_write(
     log = tmp_path / "run.log"
     log.write_bytes(b"#\n" * ((limit - 30_000) // 2))  # room for the plan's lines, not the run's
     journal = tmp_path / "j.jsonl"
-    done = subprocess.run(
+    done = warm.run(
         [
             *(sys.executable, "-m", "bulk_contacts", "apply", str(roster), "--yes"),
             *("--no-progress", "--concurrency", "4", "--log-file", str(log)),
@@ -74,7 +63,7 @@ def test_a_log_file_that_fills_up_mid_run_never_stops_or_hides_a_write(
         capture_output=True,
         text=True,
         timeout=120,
-        preexec_fn=limited(limit),
+        rlimits={resource.RLIMIT_FSIZE: (limit, limit)},
     )
     output = done.stdout + done.stderr
     assert "Traceback" not in output and "Exception in thread" not in output, output

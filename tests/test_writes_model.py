@@ -30,6 +30,7 @@ from bulk_contacts import retries
 from bulk_contacts.cli import main
 from bulk_contacts.sandbox import Faults, SandboxConfig, SandboxServer
 
+from . import warm
 from .thorough import THOROUGH
 
 ROOT = Path(__file__).parent.parent
@@ -123,7 +124,7 @@ class WritesMachine(RuleBasedStateMachine):
         return result.exit_code, result.output
 
     def process(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen(
+        return warm.WarmPopen(
             [sys.executable, "-m", "bulk_contacts", *args, "--no-progress", "--concurrency", "4"],
             env={**os.environ, **self.env},
             cwd=self.folder,

@@ -37,6 +37,8 @@ from tests.test_writes import (
     seeded,
 )
 
+from . import warm
+
 
 @pytest.fixture(autouse=True)
 def no_backoff_sleeps():
@@ -47,7 +49,7 @@ def no_backoff_sleeps():
 
 def hold_journal_in(tmp_path: Path, name: str) -> subprocess.Popen:
     """Another process holding a journal's lock, as a running apply does."""
-    holder = subprocess.Popen(
+    holder = warm.WarmPopen(
         [sys.executable, "-c", JOURNAL_HOLDER, name],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

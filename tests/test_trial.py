@@ -234,6 +234,72 @@ def test_an_interrupt_through_generated_code_still_exits_130(tmp_path) -> None:
     assert result.stderr == "interrupted: nothing was written: no change was sent to CHeKT\n"
 
 
+LOST_CTRL_C = """
+import signal, sys, threading
+from bulk_contacts import entry
+from bulk_contacts.client import ChektClient
+
+class Finalized:
+    def __del__(self):
+        # A Ctrl-C landing while a finalizer runs (in the main thread, where Python runs signal
+        # handlers): Python prints "Exception ignored in" and carries on, the interrupt lost.
+        try:
+            signal.raise_signal(signal.SIGINT if sys.argv[1] == "INT" else signal.SIGTERM)
+        except KeyboardInterrupt:
+            print("dropped by Python", file=sys.stderr)
+            raise
+
+def finalizing(method):
+    def reading(self, *args, **kwargs):
+        if threading.current_thread() is threading.main_thread() and not Finalized.done:
+            Finalized.done = True
+            Finalized()
+        return method(self, *args, **kwargs)
+    return reading
+
+Finalized.done = False
+for name in ("list_sites", "list_sites_with_headers", "list_contacts"):
+    setattr(ChektClient, name, finalizing(getattr(ChektClient, name)))
+sys.argv = ["bulk-contacts", *sys.argv[2:]]
+entry.run()
+"""
+
+
+@pytest.mark.parametrize("command", ["apply", "rollback"])
+@pytest.mark.parametrize("signal_name", ["INT", "TERM"])
+def test_a_ctrl_c_python_lost_in_a_finalizer_still_stops_before_any_write(
+    server, tmp_path, command: str, signal_name: str
+) -> None:
+    """A Ctrl-C (or SIGTERM) that lands while a finalizer or weakref callback runs is printed
+    and dropped by Python ("Exception ignored in"): the run went on and wrote, exit 0. Seen
+    once under load, while the sites were read. Now a stop asked for is remembered, and the
+    run stops before its first write: one line and no traceback, exit 130, nothing sent. A real
+    process and a real signal, raised inside a finalizer while the sites are read."""
+    import os
+    import sys
+
+    from .test_apply import contacts_of
+
+    before = contacts_of(server)
+    if command == "rollback":
+        applied = run(server, "apply", ROSTER, "--yes", "-q", "--journal", "j.jsonl")
+        assert applied.exit_code == 0, applied.output
+        before = contacts_of(server)
+    target = ROSTER if command == "apply" else "j.jsonl"
+    done = warm.run(
+        [sys.executable, "-c", LOST_CTRL_C, signal_name, command, target, "--yes"],
+        env={**os.environ, **environment(server)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == (
+        "dropped by Python\ninterrupted: nothing was written: no change was sent to CHeKT\n"
+    )
+    assert contacts_of(server) == before
+
+
 def test_a_plan_given_to_rollback_and_a_journal_given_to_apply_are_recognised(
     server, tmp_path
 ) -> None:
@@ -434,7 +500,7 @@ def test_ctrl_c_is_handled_even_when_started_with_sigint_ignored() -> None:
 
     probe = (
         "import signal, bulk_contacts.cli as cli; from bulk_contacts import entry; "
-        "cli.run = lambda: print(signal.getsignal(signal.SIGINT) is signal.default_int_handler); "
+        "cli.run = lambda: print(signal.getsignal(signal.SIGINT) is entry._as_ctrl_c); "
         "entry.run()"
     )
     result = subprocess.run(
@@ -495,3 +561,17 @@ def test_an_id_in_scientific_notation_is_named_and_never_created(server, tmp_pat
     assert applied.exit_code == 0, applied.output
     held = {r[0] for r in server.store.db.execute("SELECT external_contact_id FROM contacts")}
     assert "4.56E+05" not in held and "HD-903" in held
+
+
+def test_a_dropped_ctrl_c_after_the_question_starts_no_change(monkeypatch) -> None:
+    """Between the question and the writes (the sites read again after "y"), a Ctrl-C Python
+    dropped stops the run as one during the writes does: the writes start with the stop
+    asked, so none is made."""
+    from bulk_contacts import entry
+    from bulk_contacts.cli.applying import StopOnInterrupt
+
+    with StopOnInterrupt() as quiet:
+        assert not quiet.event.is_set()
+    monkeypatch.setattr(entry, "_stops", [2])
+    with StopOnInterrupt() as stopped:
+        assert stopped.event.is_set()

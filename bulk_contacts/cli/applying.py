@@ -295,8 +295,12 @@ class StopOnInterrupt:
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopOnInterrupt:
+        from ..entry import stop_asked
+
         for number in self._signals:
             self._previous[number] = self._signal.signal(number, self._handle)
+        if stop_asked():  # a Ctrl-C Python dropped since the question: no change starts
+            self.event.set()
         return self
 
     def _handle(self, number: int, _: object) -> None:

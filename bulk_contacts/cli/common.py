@@ -206,7 +206,12 @@ def make_plan(
 
 
 def confirmed(question: str, yes: bool) -> bool:
-    """Ask on a terminal; without one, --yes is required."""
+    """Ask on a terminal; without one, --yes is required. A Ctrl-C that came before and that
+    Python dropped (`entry.stop_asked`) is one now: nothing has been written yet."""
+    from ..entry import stop_asked
+
+    if stop_asked():
+        raise KeyboardInterrupt
     if yes:
         return True
     if not sys.stdin.isatty():

@@ -381,42 +381,70 @@ def _formula_issues(roster: Roster, cells: set[tuple[int, str]]) -> list[RosterI
 # column rules (pandera)
 
 
-def _schema(frame: pd.DataFrame, blank: set[str]) -> pa.DataFrameSchema:
-    """Built per roster (or part of one), because some rules depend on other columns of the
-    same row. The columns in `blank` are left out."""
+Rule = tuple[str, Callable[[pd.Series], pd.Series]]  # (problem code, test of a column)
+
+
+def _rules(
+    frame: pd.DataFrame, blank: set[str]
+) -> tuple[dict[str, list[Rule]], Callable[[pd.DataFrame], pd.Series]]:
+    """The rules of each column (the columns in `blank` left out), and the rule of the whole
+    row (`no_site`). Made per roster (or part of one), because some rules depend on other
+    columns of the same row."""
     upsert = frame["action"].str.lower() != "delete"
     has_contact_id = frame["contact_id"] != ""
 
-    def rule(code: str, test: Callable[[pd.Series], pd.Series]) -> pa.Check:
-        return pa.Check(test, name=code)
+    def filled(where: pd.Series | bool = True) -> Rule:
+        return "missing_value", lambda s: (s != "") | ~where
 
-    def filled(where: pd.Series | bool = True) -> pa.Check:
-        return rule("missing_value", lambda s: (s != "") | ~where)
+    def numeric() -> Rule:
+        return "not_numeric", lambda s: (s == "") | s.str.fullmatch(r"[0-9]{1,18}")
 
-    def numeric() -> pa.Check:
-        return rule("not_numeric", lambda s: (s == "") | s.str.fullmatch(r"[0-9]{1,18}"))
-
-    def at_most(limit: int) -> pa.Check:
-        return rule("too_long", lambda s: s.str.len() <= limit)
+    def at_most(limit: int) -> Rule:
+        return "too_long", lambda s: s.str.len() <= limit
 
     needed = {"upsert": upsert, "without_contact_id": ~has_contact_id}
-    columns: dict[str, list[pa.Check]] = {}
+    columns: dict[str, list[Rule]] = {}
     for column in COLUMNS:
         if not column.read:
             continue
-        checks = columns[column.name] = []
+        rules = columns[column.name] = []
         if column.needed:
-            checks.append(filled(needed[column.needed]))
+            rules.append(filled(needed[column.needed]))
         if column.numeric:
-            checks.append(numeric())
+            rules.append(numeric())
         if column.max_length:
-            checks.append(at_most(column.max_length))
-    columns["action"].append(rule("bad_action", lambda s: s.str.lower().isin(list(ACTIONS))))
+            rules.append(at_most(column.max_length))
+    columns["action"].append(("bad_action", lambda s: s.str.lower().isin(list(ACTIONS))))
     site_given = frame[[*SITE_COLUMNS, *SITE_NAME_COLUMNS]].ne("").any(axis=1)
+    return {n: r for n, r in columns.items() if n not in blank}, lambda f: site_given
+
+
+def _schema(frame: pd.DataFrame, blank: set[str]) -> pa.DataFrameSchema:
+    """The rules as a pandera schema: every column text, none missing."""
+    columns, row_rule = _rules(frame, blank)
     return pa.DataFrameSchema(
-        {name: pa.Column(str, checks) for name, checks in columns.items() if name not in blank},
-        checks=[pa.Check(lambda f: site_given, name="no_site")],
+        {
+            name: pa.Column(str, [pa.Check(test, name=code) for code, test in rules])
+            for name, rules in columns.items()
+        },
+        checks=[pa.Check(row_rule, name="no_site")],
     )
+
+
+def _failing_rows(frame: pd.DataFrame, blank: set[str]) -> pd.Series | None:
+    """The rows some rule fails on, tested directly (about 1 ms for a few rows, where pandera
+    takes about 15 ms whatever their number): pandera then runs on those rows alone, to name
+    what fails (every rule is about one row). None when a column is not text or has a missing
+    value: pandera checks the whole frame."""
+    columns, row_rule = _rules(frame, blank)
+    failing = ~row_rule(frame)
+    for name, rules in columns.items():
+        values = frame.get(name)
+        if values is None or values.dtype != "str" or values.hasnans:
+            return None
+        for _, test in rules:
+            failing |= ~test(values)
+    return failing
 
 
 def _schema_issues(
@@ -441,6 +469,11 @@ def _schema_issues(
 def _chunk_issues(
     roster: Roster, frame: pd.DataFrame, formula: set[tuple[int, str]], blank: set[str]
 ) -> list[RosterIssue]:
+    failing = _failing_rows(frame, blank)
+    if failing is not None:
+        if not failing.any():
+            return []
+        frame = frame[failing]
     try:
         _schema(frame, blank).validate(frame, lazy=True)
     except SchemaErrors as errors:

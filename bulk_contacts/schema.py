@@ -48,7 +48,9 @@ from .normalize import (
     EXCEL_SCIENTIFIC,
     INVISIBLE,
     INVISIBLE_CHARACTERS,
+    contains,
     factorized,
+    fullmatches,
     normalize_emails,
     normalize_phones,
     normalize_text,
@@ -62,6 +64,7 @@ from .roster import listed as bounded_list
 ACTIONS = {"": "upsert", "upsert": "upsert", "delete": "delete"}
 # A formula's start, perhaps behind a spreadsheet's apostrophe (checked in free-text columns).
 FORMULA_LIKE = rf"^'*[{re.escape(FORMULA_SIGNS)}]."
+_FORMULA_LIKE = re.compile(FORMULA_LIKE)
 # C0 and C1 controls and DEL (ESC, NUL, CR, LF, tab, backspace...): never part of a contact's
 # data, and a terminal acts on them. The bidirectional embeddings, overrides and isolates make
 # text show in another order than it is stored.
@@ -73,6 +76,7 @@ CHARACTER_CODES = (
 )
 # Any of them, or an invisible character (`normalize.INVISIBLE`), in one scan.
 UNSAFE_CHARACTER = f"[{CONTROL_CHARACTERS}{BIDI_OVERRIDES}{INVISIBLE_CHARACTERS}]"
+_UNSAFE_CHARACTER = re.compile(UNSAFE_CHARACTER)
 # The columns that hold ids: an invisible character there makes two ids that look the same
 # differ (an error); elsewhere (names, phone, e-mail) it is a warning.
 ID_COLUMNS = frozenset(
@@ -381,6 +385,8 @@ def _formula_issues(roster: Roster, cells: set[tuple[int, str]]) -> list[RosterI
 # column rules (pandera)
 
 
+_NUMBER = re.compile(r"[0-9]{1,18}")
+_EXCEL_SCIENTIFIC = re.compile(EXCEL_SCIENTIFIC)
 Rule = tuple[str, Callable[[pd.Series], pd.Series]]  # (problem code, test of a column)
 
 
@@ -397,7 +403,7 @@ def _rules(
         return "missing_value", lambda s: (s != "") | ~where
 
     def numeric() -> Rule:
-        return "not_numeric", lambda s: (s == "") | s.str.fullmatch(r"[0-9]{1,18}")
+        return "not_numeric", lambda s: (s == "") | fullmatches(s, _NUMBER)
 
     def at_most(limit: int) -> Rule:
         return "too_long", lambda s: s.str.len() <= limit
@@ -731,7 +737,7 @@ def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
             )
         )
     for name in SCIENTIFIC_CHECKED:
-        shown = rows[name].str.fullmatch(EXCEL_SCIENTIFIC)
+        shown = fullmatches(rows[name], _EXCEL_SCIENTIFIC)
         rounded = _rounded_cells(roster, name, rows.index) if shown.any() else {}
         for row, value in rows.loc[shown, name].items():
             variant = "" if name == "external_contact_id" else "site"
@@ -742,7 +748,7 @@ def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
                 make_issue(roster, row, name, value, ID_SCIENTIFIC, variant, number=number)
             )
     for name in FREE_TEXT_COLUMNS:
-        looks = rows[name].str.contains(FORMULA_LIKE, regex=True)
+        looks = contains(rows[name], _FORMULA_LIKE)
         for row, value in rows.loc[looks, name].items():
             start = value[: len(value) - len(value.lstrip("'")) + 1]
             detail = (
@@ -764,7 +770,7 @@ def _character_issues(roster: Roster, frame: pd.DataFrame) -> list[RosterIssue]:
     for name in roster.columns:  # one vectorized scan per column; the rare hits one by one
         invisible = "invisible_in_id" if name in ID_COLUMNS else "invisible_character"
         codes = (*CHARACTER_CODES, (invisible, INVISIBLE))
-        for row, value in frame.loc[frame[name].str.contains(UNSAFE_CHARACTER), name].items():
+        for row, value in frame.loc[contains(frame[name], _UNSAFE_CHARACTER), name].items():
             for code, pattern in codes:
                 found = dict.fromkeys(pattern.findall(value))
                 if found:

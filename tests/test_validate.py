@@ -467,6 +467,35 @@ def test_a_small_column_of_emails_and_text_is_decided_as_the_vectorized_passes_d
     same_series(normalize.normalize_text(column), normalize._normalize_text_vectorized(column))
 
 
+@settings(max_examples=examples(200), deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            MESSY_TEXT,
+            st.text(alphabet="=+-@'\t\r\n\x1b\x85\u202e\u2066\u200b\ufeffAa1.E,", max_size=8),
+            st.from_regex(r"\A[1-9](?:[.,][0-9]+)?[eE]\+[0-9]{2,3}\Z"),
+        ),
+        max_size=30,
+    )
+)
+def test_a_small_columns_pattern_tests_are_pandas(values) -> None:
+    """`contains` and `fullmatches` (by Python's re, value by value, for a small column) and the
+    comparison's case folding answer as pandas' string methods do."""
+    from bulk_contacts import compare, schema
+
+    column = pd.Series(values, index=range(2, len(values) + 2), dtype="str", name="first_name")
+    for pattern in (
+        schema._UNSAFE_CHARACTER,
+        schema._FORMULA_LIKE,
+        compare._SHOWN_ESCAPED_PATTERN,
+        normalize.INVISIBLE,
+    ):
+        same_series(normalize.contains(column, pattern), column.str.contains(pattern.pattern))
+    for pattern in (schema._EXCEL_SCIENTIFIC, schema._NUMBER):
+        same_series(normalize.fullmatches(column, pattern), column.str.fullmatch(pattern.pattern))
+    same_series(compare._casefold(column), column.str.casefold())
+
+
 def test_a_column_longer_than_small_rows_takes_the_vectorized_passes(monkeypatch) -> None:
     """The value-by-value path is for small columns only: a large one's cost per row is the
     vectorized passes' (the benchmarks' million rows)."""

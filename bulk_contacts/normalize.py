@@ -666,7 +666,7 @@ def repair_keys(values: pd.Series) -> pd.Series:
     if values.empty:
         return values
     plain = values.str.fullmatch(_PLAIN_ID)
-    digits = values.str.fullmatch(r"\d+(?:\.0+)?")
+    digits = values.str.fullmatch(r"[0-9]+(?:\.0+)?")  # not \d: other scripts are repair_key's
     keys = values
     lower = plain & values.str.contains("[a-z]")
     if lower.any():

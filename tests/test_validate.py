@@ -413,7 +413,7 @@ def same_series(one: pd.Series, other: pd.Series) -> None:
     assert one.tolist() == other.tolist()
 
 
-@settings(max_examples=examples(300), deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     st.lists(MESSY_TEXT, max_size=40),
     st.sampled_from(["US", "CA", "GB", "DE", "us"]),
@@ -452,7 +452,7 @@ def test_every_phone_decision_is_the_same_value_by_value(region, phone_format) -
         same_series(one, other)
 
 
-@settings(max_examples=examples(300), deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(MESSY_TEXT, max_size=40))
 def test_a_small_column_of_emails_and_text_is_decided_as_the_vectorized_passes_decide(
     values,
@@ -467,7 +467,7 @@ def test_a_small_column_of_emails_and_text_is_decided_as_the_vectorized_passes_d
     same_series(normalize.normalize_text(column), normalize._normalize_text_vectorized(column))
 
 
-@settings(max_examples=examples(200), deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     st.lists(
         st.one_of(

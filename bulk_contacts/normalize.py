@@ -665,6 +665,14 @@ def repair_keys(values: pd.Series) -> pd.Series:
     and plain numbers without a look at each, the rest one distinct value at a time."""
     if values.empty:
         return values
+    texts = small_texts(values)
+    if texts is not None:  # a few ids: `repair_key` of each (cached)
+        keys = [repair_key(text) for text in texts]
+        return pd.Series(keys, index=values.index, name=values.name, dtype="str")
+    return _repair_keys_vectorized(values)
+
+
+def _repair_keys_vectorized(values: pd.Series) -> pd.Series:
     plain = values.str.fullmatch(_PLAIN_ID)
     digits = values.str.fullmatch(r"[0-9]+(?:\.0+)?")  # not \d: other scripts are repair_key's
     keys = values

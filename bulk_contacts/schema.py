@@ -48,6 +48,7 @@ from .normalize import (
     EXCEL_SCIENTIFIC,
     INVISIBLE,
     INVISIBLE_CHARACTERS,
+    SMALL_ROWS,
     contains,
     factorized,
     fullmatches,
@@ -56,6 +57,7 @@ from .normalize import (
     normalize_text,
     plus_readings,
     scientific_digits,
+    small_texts,
 )
 from .outputs import FORMULA_SIGNS
 from .roster import LISTED, Roster, column_index
@@ -442,6 +444,50 @@ def _failing_rows(frame: pd.DataFrame, blank: set[str]) -> pd.Series | None:
     takes about 15 ms whatever their number): pandera then runs on those rows alone, to name
     what fails (every rule is about one row). None when a column is not text or has a missing
     value: pandera checks the whole frame."""
+    if len(frame) <= SMALL_ROWS:
+        failing = _failing_rows_small(frame, blank)
+        if failing is not None:
+            return failing
+    return _failing_rows_vectorized(frame, blank)
+
+
+def _failing_rows_small(frame: pd.DataFrame, blank: set[str]) -> pd.Series | None:
+    """`_failing_rows` of a few rows, row by row in Python: `_rules`, one value at a time
+    (about 0.3 ms for 51 rows, against 4 ms). None when a column is not text without a missing
+    value."""
+    read = [c for c in COLUMNS if c.read and c.name not in blank]
+    cells: dict[str, list[str]] = {}
+    for name in {c.name for c in read} | {
+        "action",
+        "contact_id",
+        *SITE_COLUMNS,
+        *SITE_NAME_COLUMNS,
+    }:
+        texts = small_texts(frame[name]) if name in frame else None
+        if texts is None:
+            return None
+        cells[name] = texts
+    actions = frame["action"].str.lower().tolist()  # Arrow's lower case, as `_rules`
+    sites = [cells[name] for name in (*SITE_COLUMNS, *SITE_NAME_COLUMNS)]
+    check_action = "action" not in blank
+    failing = []
+    for row, action in enumerate(actions):
+        needed = {"upsert": action != "delete", "without_contact_id": not cells["contact_id"][row]}
+        bad = not any(column[row] for column in sites) or (check_action and action not in ACTIONS)
+        for column in read:
+            if bad:
+                break
+            value = cells[column.name][row]
+            bad = (
+                (column.needed and not value and needed[column.needed])
+                or (column.numeric and value and _NUMBER.fullmatch(value) is None)
+                or bool(column.max_length and len(value) > column.max_length)
+            )
+        failing.append(bool(bad))
+    return pd.Series(failing, index=frame.index, dtype=bool)
+
+
+def _failing_rows_vectorized(frame: pd.DataFrame, blank: set[str]) -> pd.Series | None:
     columns, row_rule = _rules(frame, blank)
     failing = ~row_rule(frame)
     for name, rules in columns.items():

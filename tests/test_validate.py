@@ -496,6 +496,40 @@ def test_a_small_columns_pattern_tests_are_pandas(values) -> None:
     same_series(compare._casefold(column), column.str.casefold())
 
 
+NUMBER_CELL = st.sampled_from(["", "", "12", "0042", "12x", "1" * 19, "\u0661\u0662"])
+ACTION_CELL = st.sampled_from(["", "upsert", "delete", "DELETE", "Delete", "delete ", "remove"])
+TEXT_CELL = st.one_of(
+    st.sampled_from(["", "", "Ann", "x" * 70, "x" * 300, " ", "\u0130", "\u212a"]),
+    st.text(max_size=4),
+)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(st.data())
+def test_the_rules_of_a_few_rows_fail_the_rows_the_vectorized_rules_fail(data) -> None:
+    """`_failing_rows` of a few rows is found row by row in Python: the same rows as the
+    vectorized rules (which pandera then names the failures of)."""
+    from bulk_contacts import schema
+    from bulk_contacts.columns import COLUMNS, REQUIRED_COLUMNS
+
+    count = data.draw(st.integers(1, 6))
+
+    def cell(name: str):
+        if name == "action":
+            return ACTION_CELL
+        return NUMBER_CELL if name.endswith("_id") else TEXT_CELL
+
+    cells = {
+        c.name: data.draw(st.lists(cell(c.name), min_size=count, max_size=count)) for c in COLUMNS
+    }
+    frame = pd.DataFrame(cells, index=range(2, count + 2)).astype("str")
+    optional = [c.name for c in COLUMNS if c.read and c.name not in REQUIRED_COLUMNS]
+    blank = set(data.draw(st.lists(st.sampled_from(optional), unique=True)))
+    small = schema._failing_rows_small(frame, blank)
+    assert small is not None
+    same_series(small, schema._failing_rows_vectorized(frame, blank))
+
+
 def test_a_column_longer_than_small_rows_takes_the_vectorized_passes(monkeypatch) -> None:
     """The value-by-value path is for small columns only: a large one's cost per row is the
     vectorized passes' (the benchmarks' million rows)."""

@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -785,7 +786,7 @@ def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
     for name in SCIENTIFIC_CHECKED:
         shown = fullmatches(rows[name], _EXCEL_SCIENTIFIC)
         rounded = _rounded_cells(roster, name, rows.index) if shown.any() else {}
-        for row, value in rows.loc[shown, name].items():
+        for row, value in _where(rows[name], shown):
             variant = "" if name == "external_contact_id" else "site"
             if row in rounded:
                 variant = f"{variant}_rounded".lstrip("_")
@@ -794,8 +795,7 @@ def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
                 make_issue(roster, row, name, value, ID_SCIENTIFIC, variant, number=number)
             )
     for name in FREE_TEXT_COLUMNS:
-        looks = contains(rows[name], _FORMULA_LIKE)
-        for row, value in rows.loc[looks, name].items():
+        for row, value in _where(rows[name], contains(rows[name], _FORMULA_LIKE)):
             start = value[: len(value) - len(value.lstrip("'")) + 1]
             detail = (
                 ": its apostrophe, which a spreadsheet hides, is part of the value and is sent"
@@ -808,6 +808,12 @@ def _warnings(roster: Roster, rows: pd.DataFrame) -> list[RosterIssue]:
     return issues
 
 
+def _where(values: pd.Series, mask: pd.Series) -> Iterator[tuple[Any, str]]:
+    """(row, value) of `values` where `mask` holds; no lookup when it never does (the usual
+    case, each lookup costing about 0.1 ms)."""
+    return values[mask].items() if mask.any() else iter(())
+
+
 def _character_issues(roster: Roster, frame: pd.DataFrame) -> list[RosterIssue]:
     """Control characters (an error), bidirectional overrides (a warning) and invisible
     characters (an error in an id, else a warning), in every column read. Columns that are not
@@ -816,7 +822,7 @@ def _character_issues(roster: Roster, frame: pd.DataFrame) -> list[RosterIssue]:
     for name in roster.columns:  # one vectorized scan per column; the rare hits one by one
         invisible = "invisible_in_id" if name in ID_COLUMNS else "invisible_character"
         codes = (*CHARACTER_CODES, (invisible, INVISIBLE))
-        for row, value in frame.loc[contains(frame[name], _UNSAFE_CHARACTER), name].items():
+        for row, value in _where(frame[name], contains(frame[name], _UNSAFE_CHARACTER)):
             for code, pattern in codes:
                 found = dict.fromkeys(pattern.findall(value))
                 if found:

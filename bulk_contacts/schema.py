@@ -500,6 +500,12 @@ def _failing_rows_vectorized(frame: pd.DataFrame, blank: set[str]) -> pd.Series 
     return failing
 
 
+def _any_filled(values: pd.Series) -> bool:
+    """Whether any cell of the column is filled (a few rows: without a pandas call)."""
+    texts = small_texts(values)
+    return any(texts) if texts is not None else bool((values != "").any())
+
+
 def _schema_issues(
     roster: Roster, frame: pd.DataFrame, formula: set[tuple[int, str]]
 ) -> list[RosterIssue]:
@@ -511,7 +517,7 @@ def _schema_issues(
         for column in COLUMNS
         if column.read
         and column.name not in REQUIRED_COLUMNS
-        and not (frame[column.name] != "").any()
+        and not _any_filled(frame[column.name])
     }
     issues = []
     for start in range(0, len(frame), CHUNK_ROWS):

@@ -13,6 +13,7 @@ looked up. Other fields (the external id, the key) are compared exactly.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -23,7 +24,7 @@ import pandas as pd
 from .codes import PHONE_EXTENSION
 from .columns import BY_NAME, EDITABLE_FIELDS
 from .models import Contact
-from .normalize import normalize_emails, normalize_phones, normalize_text
+from .normalize import contains, normalize_emails, normalize_phones, normalize_text, small_texts
 from .outputs import TERMINAL_UNSAFE, visible
 
 Record = Mapping[str, Any]  # a contact's fields by name; None or "" for none
@@ -69,14 +70,25 @@ class Comparison:
 # Any character files and the terminal show escaped (`outputs.visible`), as the characters
 # themselves (Arrow's regular expressions read no \u escape).
 _SHOWN_ESCAPED = "[" + "".join(map(chr, TERMINAL_UNSAFE)) + "]"
+_SHOWN_ESCAPED_PATTERN = re.compile(_SHOWN_ESCAPED)
+
+
+def _casefold(values: pd.Series) -> pd.Series:
+    """`values.str.casefold()` (which pandas does by Python's str.casefold), without pandas'
+    call for a small column."""
+    texts = small_texts(values)
+    if texts is None:
+        return values.str.casefold()
+    folded = [text.casefold() for text in texts]
+    return pd.Series(folded, index=values.index, name=values.name, dtype="str")
 
 
 def comparable(name: str, normalized: pd.Series) -> pd.Series:
     """Values already normalized as a validated roster's are, made comparable. A value holding
     characters every file the tool writes shows escaped (ESC as `\\x1b`) compares as it is
     shown: CHeKT's `Ann<ESC>` and an export's `Ann\\x1b`, imported back, are the same value."""
-    text = normalized.str.casefold() if BY_NAME[name].compare == "email" else normalized
-    if len(text) and text.str.contains(_SHOWN_ESCAPED, regex=True).any():
+    text = _casefold(normalized) if BY_NAME[name].compare == "email" else normalized
+    if len(text) and contains(text, _SHOWN_ESCAPED_PATTERN).any():
         text = text.map(visible).astype(text.dtype)
     return text
 

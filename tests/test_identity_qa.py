@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bulk_contacts import normalize
 from bulk_contacts.cli import main
 from bulk_contacts.errors import InputError
 from bulk_contacts.models import Contact, Site
@@ -294,7 +295,10 @@ ID_TEXT = st.text(
 @settings(max_examples=examples(300), deadline=None)
 @given(st.lists(ID_TEXT, max_size=20))
 def test_repair_keys_is_repair_key_vectorized(values) -> None:
-    assert repair_keys(pd.Series(values, dtype="str")).tolist() == list(map(repair_key, values))
+    column = pd.Series(values, dtype="str")
+    expected = list(map(repair_key, values))
+    assert repair_keys(column).tolist() == expected  # a few rows: repair_key of each
+    assert normalize._repair_keys_vectorized(column).tolist() == expected
 
 
 def test_cli_an_export_saved_with_thousands_separators_and_invisible_ids(start_sandbox, tmp_path):

@@ -141,17 +141,25 @@ def journal_count(path: Path, kind: str) -> int:
         return 0
 
 
-def settle(log: Path, seconds: float = 20) -> None:
-    """Wait until the sandbox has answered the requests a killed client left in flight: its
-    request log stops growing (three quiet polls in a row), within a deadline."""
-    deadline = time.monotonic() + seconds
-    last, quiet = -1, 0
-    while time.monotonic() < deadline and quiet < 3:
-        size = log.stat().st_size if log.exists() else 0
-        quiet = quiet + 1 if size == last else 0
-        last = size
-        time.sleep(0.15)
-    assert quiet >= 3, "the sandbox kept answering"
+def read_until(stream, text: str, seconds: float = 60) -> str:
+    """What a process wrote to `stream` (a text pipe) up to and including the first line that
+    holds `text`: the moment it printed that, not a time. Read in a thread, so that a process
+    that never prints it fails the test after `seconds` instead of hanging it."""
+    lines: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        for line in stream:
+            lines.append(line)
+            if text in line:
+                found.set()
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(seconds)
+    assert found.is_set(), f"no line with {text!r} in: {''.join(lines)}"
+    return "".join(lines)
 
 
 # 1. keys that do not depend on timing; replays confirmed
@@ -554,10 +562,11 @@ def test_a_full_disk_stops_the_run_cleanly(start_sandbox, tmp_path, tiny_filesys
 
 
 def kill_at_random_then_rollback(start_sandbox, tmp_path: Path, seed: int) -> None:
-    server = seeded(start_sandbox, tmp_path, faults=Faults(latency_ms=60, jitter_ms=40, seed=seed))
+    server = seeded(start_sandbox, tmp_path)
     before = contacts_of(server)
     chooser = random.Random(seed)
-    stop_at = chooser.randint(1, 48)  # outcomes recorded: the writes after it are in flight
+    stop_at = chooser.randint(1, 48)  # writes made: the next ones are in flight at the kill
+    hold = server.hold_writes(after=stop_at)
     journal = tmp_path / "j.jsonl"
     process = command(
         server,
@@ -568,10 +577,10 @@ def kill_at_random_then_rollback(start_sandbox, tmp_path: Path, seed: int) -> No
         "--no-progress",
         "--concurrency",
         "6",
-        # The rollback waits that long (and a second) after a write left unanswered: 2 s, not
-        # 30, is plenty for the sandbox's 0.1 s, and `settle` waits for its answers anyway.
+        # The rollback waits that long (and a second) after a write left unanswered: 1 s, not
+        # 30, is plenty for the sandbox here, and `wait_idle` waits for its answers anyway.
         "--timeout",
-        "2",
+        "1",
         "--journal",
         str(journal),
         "--results",
@@ -579,13 +588,13 @@ def kill_at_random_then_rollback(start_sandbox, tmp_path: Path, seed: int) -> No
         cwd=tmp_path,
     )
     try:
-        poll(lambda: journal_count(journal, "outcome") >= stop_at, what="the apply's writes")
+        hold.wait_held(1)  # a write in flight, and the writers' next ones on their way
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
     finally:
         finish(process)
-    settle(tmp_path / "requests.jsonl")
-    server.set_faults(Faults())  # the latency was for the kill; the rollback needs none
+    hold.release()  # the writes in flight land after the kill
+    server.wait_idle()
     undo = run(
         server, "rollback", str(journal), "--yes", "--journal", "u.jsonl", "--results", "u.csv"
     )
@@ -609,7 +618,8 @@ def test_killed_at_random_then_rollback_many_trials(start_sandbox, tmp_path, see
 
 
 def test_a_resumed_run_in_the_same_journal_is_undone_completely(start_sandbox, tmp_path) -> None:
-    server = seeded(start_sandbox, tmp_path, faults=Faults(latency_ms=50, seed=9))
+    server = seeded(start_sandbox, tmp_path)
+    hold = server.hold_writes(after=30)  # the first run is killed after 30 writes
     before = contacts_of(server)
     roster = big_roster(tmp_path / "big.csv", 150)
     journal = tmp_path / "j.jsonl"
@@ -620,22 +630,22 @@ def test_a_resumed_run_in_the_same_journal_is_undone_completely(start_sandbox, t
         "--no-progress",
         "--concurrency",
         "4",
-        # The rollback waits that long (and a second) after a write left unanswered: 2 s, not
-        # 30, is plenty for the sandbox's 0.1 s, and `settle` waits for its answers anyway.
+        # The rollback waits that long (and a second) after a write left unanswered: 1 s, not
+        # 30, is plenty for the sandbox here.
         "--timeout",
-        "2",
+        "1",
         "--journal",
         str(journal),
     ]
     process = command(server, *args, "--results", str(tmp_path / "r1.csv"), cwd=tmp_path)
     try:
-        poll(lambda: journal_count(journal, "outcome") >= 30, what="the first run's writes")
+        hold.wait_held(4)  # each of the 4 writers waits for a write in flight
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
     finally:
         finish(process)
-    settle(tmp_path / "requests.jsonl")
-    server.set_faults(Faults())  # the latency was for the kill; the resume needs none
+    hold.release()  # the writes in flight land after the kill
+    server.wait_idle()
     resumed = run(server, *args, "--results", str(tmp_path / "r2.csv"))
     assert resumed.exit_code == 0, resumed.output
     assert count(server, "external_contact_id LIKE 'K-%'") == 150

@@ -8,6 +8,7 @@ once, kill -9), latency from the sandbox's fault options instead of sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -139,6 +140,17 @@ def journal_count(path: Path, kind: str) -> int:
         return path.read_bytes().count(f'"type": "{kind}"'.encode())
     except FileNotFoundError:
         return 0
+
+
+def release_until_it_ends(process: subprocess.Popen, hold) -> None:
+    """Let the requests `hold` keeps waiting go on one at a time (each one held, then let
+    through) until the process ends: a process told to stop ends at its next request, not after
+    all of them, however slow the machine (and one that never ends fails after 60 s)."""
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        hold.release(later=False)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=0.05)
 
 
 def read_until(stream, text: str, seconds: float = 60) -> str:

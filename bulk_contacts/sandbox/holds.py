@@ -76,11 +76,12 @@ class WriteHold:
                     f"waited {timeout} s for {what}: {self._received} received, {self._held} held"
                 )
 
-    def release(self, delay: float = 0.0) -> None:
+    def release(self, delay: float = 0.0, later: bool = True) -> None:
         """Let the held requests through, and every later one; `delay`: the held ones go on
-        that many seconds from now (writes in flight that land later)."""
+        that many seconds from now (writes in flight that land later). `later=False`: only
+        those held now go on, the next ones are held again (one step at a time)."""
         with self._changed:
-            self._released, self._delay = True, delay
+            self._released, self._delay = later, delay
             waiting, self._waiting = self._waiting, []
         for loop, opened in waiting:
             with contextlib.suppress(RuntimeError):  # the loop already closed

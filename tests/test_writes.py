@@ -426,14 +426,16 @@ def test_the_cli_exits_1_on_a_difference(start_sandbox, tmp_path, monkeypatch) -
 # 3. no write without a durable intent
 
 
-def failing_appends(monkeypatch, after: int, error: int = errno.ENOSPC) -> None:
-    """The journal's disk fails after `after` records."""
+def failing_appends(
+    monkeypatch, after: int = 0, error: int = errno.ENOSPC, when: threading.Event | None = None
+) -> None:
+    """The journal's disk fails after `after` records (and once `when` is set, if given)."""
     original = Journal._append
     done = Counter()
 
     def append(self, data: bytes) -> None:
         done["records"] += 1
-        if done["records"] > after:
+        if done["records"] > after and (when is None or when.is_set()):
             raise OSError(error, os.strerror(error))
         original(self, data)
 
@@ -469,22 +471,32 @@ def check_after_journal_failure(server, tmp_path: Path, journal: Path, output: s
 def test_a_failing_journal_stops_the_writes_and_keeps_what_was_in_flight(
     start_sandbox, tmp_path
 ) -> None:
-    server = seeded(start_sandbox, tmp_path, faults=Faults(latency_ms=40, seed=3))
+    server = seeded(start_sandbox, tmp_path)
     before = contacts_of(server)
     roster = big_roster(tmp_path / "big.csv", 80)
+    hold = server.hold_writes(after=10)  # 10 writes made, then the disk fails with 8 in flight
+    disk_full = threading.Event()
+
+    def fail_the_disk_with_8_writes_in_flight() -> None:
+        hold.wait_held(8)
+        disk_full.set()
+        hold.release()
+
+    failing = threading.Thread(target=fail_the_disk_with_8_writes_in_flight, daemon=True)
+    failing.start()
     with pytest.MonkeyPatch.context() as patch:
-        failing_appends(patch, after=30)
+        failing_appends(patch, when=disk_full)
         result = run(
             server,
             *("apply", str(roster), "--yes", "--concurrency", "8", "--results", "r.csv"),
-            *("--timeout", "2"),  # the rollback waits that long after an unanswered write
+            *("--timeout", "1"),  # the rollback waits that long after an unanswered write
         )
+    failing.join(timeout=10)
     assert result.exit_code == 1
     assert "Traceback" not in result.output
-    assert "not journaled:" in result.output  # the outcomes in flight, printed
+    assert result.output.count("not journaled:") == 8  # the outcomes in flight, printed
     check_after_journal_failure(server, tmp_path, tmp_path / "r-journal.jsonl", result.output)
-    assert 0 < count(server, "external_contact_id LIKE 'K-%'") < 80
-    server.set_faults(Faults())  # the latency was for the writes in flight, not the rollback
+    assert count(server, "external_contact_id LIKE 'K-%'") == 18
     undo = run(
         server, "rollback", "r-journal.jsonl", "--yes", "--journal", "u.jsonl", "--results", "u.csv"
     )
@@ -496,16 +508,16 @@ def test_a_failing_fsync_fails_the_writers_instead_of_blocking_them(tmp_path) ->
     def broken(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    journal = Journal(tmp_path / "j.jsonl", sync_timeout=5)
+    # A writer left waiting would fail only after sync_timeout, with "fsync did not finish":
+    # the error it meets is the disk's own, so it was told of the failure, not timed out.
+    journal = Journal(tmp_path / "j.jsonl", sync_timeout=60)
     journal.write({"format": "bulk-contacts-journal/1", "type": "run", "run_id": "r"}, durable=True)
     patch = pytest.MonkeyPatch()
     patch.setattr(os, "fsync", broken)
-    started = time.monotonic()
     with pytest.raises(JournalError, match="Input/output error"):
         journal.write({"type": "note"}, durable=True)
-    with pytest.raises(JournalError):  # and every later write, at once
+    with pytest.raises(JournalError, match="Input/output error"):  # and every later write
         journal.write({"type": "note"})
-    assert time.monotonic() - started < 2
     journal.close()
     patch.undo()
     assert [r["type"] for r in read_journal(tmp_path / "j.jsonl")] == ["run", "note"]

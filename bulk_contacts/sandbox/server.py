@@ -183,6 +183,7 @@ class _Uvicorn(uvicorn.Server):
 
     _wake: asyncio.Event | None = None
     _loop: asyncio.AbstractEventLoop | None = None
+    tick = 0.1  # seconds between uvicorn's housekeeping ticks, as in uvicorn
 
     async def main_loop(self) -> None:  # uvicorn's own, waiting on `_wake` between ticks
         self._wake, self._loop = asyncio.Event(), asyncio.get_running_loop()
@@ -191,7 +192,7 @@ class _Uvicorn(uvicorn.Server):
         while not should_exit:
             counter = (counter + 1) % 864000
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.1)
+                await asyncio.wait_for(self._wake.wait(), self.tick)
             should_exit = await self.on_tick(counter)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:

@@ -286,13 +286,13 @@ def test_a_409_in_progress_answer_is_waited_for() -> None:
     assert seen[0] == seen[1] == idempotency_key(1, 2, "e", "create", None)
 
 
-def concurrent_applies(start_sandbox, tmp_path: Path, delay: float, refresh: bool) -> None:
-    """Two processes apply the same roster, the second `delay` seconds after the first began
-    writing; the second from a saved plan with --refresh when asked. Both really overlap (each
-    makes changes); every contact exists exactly once."""
-    # Until both write, the first run would last about 25 s (150 creates, 2 at a time, 300-320 ms
-    # each): long enough for the second to start, plan and write while it runs, even on a
-    # machine so busy a process takes seconds to start; once both write, it runs at full speed.
+def concurrent_applies(start_sandbox, tmp_path: Path, first_made: int, refresh: bool) -> None:
+    """Two processes apply the same roster, the second started once the first has made
+    `first_made` changes (0: both at once); the second from a saved plan with --refresh when
+    asked. Both really overlap (each makes changes); every contact exists exactly once."""
+    # The sandbox holds every write after the first run's `first_made` until both runs write
+    # (their journals announce a write), however long a process takes to start on a busy
+    # machine; then both go on side by side at full speed.
     server = seeded(start_sandbox, tmp_path)
     roster = big_roster(tmp_path / "big.csv", 150)
     second_args = ["apply", str(roster)]
@@ -300,20 +300,18 @@ def concurrent_applies(start_sandbox, tmp_path: Path, delay: float, refresh: boo
         saved = run(server, "plan", str(roster), "-q", "-o", str(tmp_path / "plan.json"))
         assert saved.exit_code == 0, saved.output
         second_args = ["apply", str(tmp_path / "plan.json"), "--refresh"]
-    server.set_faults(Faults(latency_ms=300, jitter_ms=20, seed=7))
+    hold = server.hold_writes(after=first_made)
     common = ["--yes", "--no-progress"]
     first = command(server, "apply", str(roster), *common, "--concurrency", "2", cwd=tmp_path)
-    if delay:
-        poll(lambda: journal_count_in(tmp_path, "intent") > 0, what="the first run's writes")
-        time.sleep(delay)  # the issue's spacing between the two starts
+    if first_made:
+        hold.wait_held(1)  # the first run has made its changes and waits for its next
     second = command(server, *second_args, *common, "--concurrency", "4", cwd=tmp_path)
-    # Once both write side by side, the latency has done its part: the rest runs at full speed.
     poll(
         lambda: writing(tmp_path) >= 2 or first.poll() is not None or second.poll() is not None,
         seconds=60,
         what="both runs' writes",
     )
-    server.set_faults(Faults())
+    hold.release()
     outputs = [finish(first), finish(second)]
     assert [code for code, _ in outputs] == [0, 0], outputs
     assert count(server, "external_contact_id LIKE 'K-%'") == 150
@@ -341,18 +339,20 @@ def journal_count_in(folder: Path, kind: str) -> int:
 
 
 @pytest.mark.parametrize(
-    ("delay", "refresh", "trial"),
-    [(0, False, 1), (0.5, False, 1), (0.5, True, 1)],
+    ("first_made", "refresh", "trial"),
+    [(0, False, 1), (10, False, 1), (10, True, 1)],
 )
-def test_two_applies_at_once_make_no_duplicates(start_sandbox, tmp_path, delay, refresh, trial):
-    concurrent_applies(start_sandbox, tmp_path, delay, refresh)
+def test_two_applies_at_once_make_no_duplicates(
+    start_sandbox, tmp_path, first_made, refresh, trial
+):
+    concurrent_applies(start_sandbox, tmp_path, first_made, refresh)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("trial", range(6))
-@pytest.mark.parametrize(("delay", "refresh"), [(0, False), (0.5, False), (0.3, True)])
-def test_two_applies_at_once_many_trials(start_sandbox, tmp_path, delay, refresh, trial):
-    concurrent_applies(start_sandbox, tmp_path, delay, refresh)
+@pytest.mark.parametrize(("first_made", "refresh"), [(0, False), (10, False), (5, True)])
+def test_two_applies_at_once_many_trials(start_sandbox, tmp_path, first_made, refresh, trial):
+    concurrent_applies(start_sandbox, tmp_path, first_made, refresh)
 
 
 # 2. a verified apply

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -541,9 +542,15 @@ def test_killed_mid_apply_then_run_again_converges_without_duplicates(
     records = read_journal(tmp_path / "j.jsonl")  # complete records only, nothing lost
     assert sum(r["type"] == "outcome" for r in records) == 20
     assert sum(r["type"] == "intent" for r in records) == 24
-    hold.release()  # the 4 writes in flight land after the kill
-    server.wait_idle()
-    assert made_by_roster(server) == 24
+
+    # The 4 writes the killed run left in flight land while the run again writes: once its
+    # first write arrives (it planned without them), all go on together.
+    def release_once_the_run_again_writes() -> None:
+        hold.wait_held(5)
+        hold.release()
+
+    releasing = threading.Thread(target=release_once_the_run_again_writes, daemon=True)
+    releasing.start()
     again = run(
         server,
         "apply",
@@ -554,7 +561,9 @@ def test_killed_mid_apply_then_run_again_converges_without_duplicates(
         "--journal",
         str(tmp_path / "j2.jsonl"),
     )
+    releasing.join(timeout=10)
     assert again.exit_code == 0, again.output
+    server.wait_idle()
     assert made_by_roster(server) == 150
     assert duplicates(server) == [(102, "NW-001", 2)]
     assert run(server, "plan", str(roster), "--detailed-exitcode", "-q").exit_code == 0

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -221,7 +222,7 @@ class WritesMachine(RuleBasedStateMachine):
         assert [tuple(r) for r in rows] == SEED_DUPLICATES
 
 
-def wait_until(condition, what: str, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
+def wait_until(condition: Callable[[], object], what: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"

@@ -13,7 +13,6 @@ from pathlib import Path
 from bulk_contacts.journal import read_journal
 
 from .test_apply import environment, run, seeded
-from .test_writes import journal_count, poll
 
 COUNT = 40
 
@@ -76,6 +75,8 @@ def test_two_applies_at_once_each_journal_and_rollback_only_their_own_creates(
     # Every write waits at the sandbox until both runs write (each journal announces one): the
     # second run plans before the first has made anything, however late a process starts, and
     # their creates overlap.
+    from .test_writes import journal_count, poll
+
     hold = server.hold_writes()
     first, second = (start(server, path, tmp_path, name) for name in ("a", "b"))
     outputs = []

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -524,35 +525,33 @@ def start_apply(server, roster: Path, tmp_path: Path) -> subprocess.Popen:
     )
 
 
-def wait_for_outcomes(journal: Path, count: int, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if journal.exists() and journal.read_text().count('"type": "outcome"') >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the apply made no progress")
-
-
 def test_killed_mid_apply_then_run_again_converges_without_duplicates(
     start_sandbox, tmp_path
 ) -> None:
-    server = seeded(start_sandbox, faults=Faults(latency_ms=60, seed=1))
+    server = seeded(start_sandbox)
+    hold = server.hold_writes(after=20)  # 20 writes made, then the run is stopped there
     roster = big_roster(tmp_path / "big.csv", 150)
     process = start_apply(server, roster, tmp_path)
     try:
-        wait_for_outcomes(tmp_path / "j.jsonl", 20)
+        hold.wait_held(4)  # each of the 4 writers waits for a write the sandbox holds
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
     finally:
         process.kill()
         process.communicate(timeout=10)
-    made = server.store.db.execute(
-        "SELECT COUNT(*) FROM contacts WHERE external_contact_id LIKE 'K-%'"
-    ).fetchone()[0]
-    assert 20 <= made < 150
+    assert made_by_roster(server) == 20
     records = read_journal(tmp_path / "j.jsonl")  # complete records only, nothing lost
-    assert sum(r["type"] == "outcome" for r in records) >= 20
-    server.set_faults(Faults())  # the latency was for the kill; the run again needs none
+    assert sum(r["type"] == "outcome" for r in records) == 20
+    assert sum(r["type"] == "intent" for r in records) == 24
+
+    # The 4 writes the killed run left in flight land while the run again writes: once its
+    # first write arrives (it planned without them), all go on together.
+    def release_once_the_run_again_writes() -> None:
+        hold.wait_held(5)
+        hold.release()
+
+    releasing = threading.Thread(target=release_once_the_run_again_writes, daemon=True)
+    releasing.start()
     again = run(
         server,
         "apply",
@@ -563,38 +562,43 @@ def test_killed_mid_apply_then_run_again_converges_without_duplicates(
         "--journal",
         str(tmp_path / "j2.jsonl"),
     )
+    releasing.join(timeout=10)
     assert again.exit_code == 0, again.output
-    assert (
-        server.store.db.execute(
-            "SELECT COUNT(*) FROM contacts WHERE external_contact_id LIKE 'K-%'"
-        ).fetchone()[0]
-        == 150
-    )
+    server.wait_idle()
+    assert made_by_roster(server) == 150
     assert duplicates(server) == [(102, "NW-001", 2)]
     assert run(server, "plan", str(roster), "--detailed-exitcode", "-q").exit_code == 0
 
 
+def made_by_roster(server) -> int:
+    return server.store.db.execute(
+        "SELECT COUNT(*) FROM contacts WHERE external_contact_id LIKE 'K-%'"
+    ).fetchone()[0]
+
+
 def test_ctrl_c_finishes_what_is_in_flight_and_writes_everything(start_sandbox, tmp_path) -> None:
-    server = seeded(start_sandbox, faults=Faults(latency_ms=60, seed=1))
+    from tests.test_writes import read_until
+
+    server = seeded(start_sandbox)
+    hold = server.hold_writes(after=10)  # 10 writes made, then Ctrl-C with 4 in flight
     roster = big_roster(tmp_path / "big.csv", 150)
     process = start_apply(server, roster, tmp_path)
     try:
-        wait_for_outcomes(tmp_path / "j.jsonl", 10)
+        hold.wait_held(4)
         process.send_signal(signal.SIGINT)
+        stopping = read_until(process.stderr, "stopping: finishing the changes in flight")
+        hold.release()  # the writes in flight are answered after the Ctrl-C
         _, stderr = process.communicate(timeout=30)
+        stderr = stopping + stderr
     finally:
         process.kill()
+        process.communicate()
     assert process.returncode == 130, stderr
-    assert "stopping: finishing the changes in flight" in stderr
     assert "interrupted: " in stderr and "run the same command again to finish" in stderr
     table = pd.read_csv(tmp_path / "r.csv", dtype=str, keep_default_na=False)
     assert len(table) == 150  # every change has its line
     assert set(table["status"]) == {"ok", "skipped"}
-    done = (table["status"] == "ok").sum()
-    made = server.store.db.execute(
-        "SELECT COUNT(*) FROM contacts WHERE external_contact_id LIKE 'K-%'"
-    ).fetchone()[0]
-    assert made == done < 150
+    assert (table["status"] == "ok").sum() == made_by_roster(server) == 14  # with those in flight
     records = read_journal(tmp_path / "j.jsonl")
     intents = {r["n"] for r in records if r["type"] == "intent"}
     outcomes = {r["n"] for r in records if r["type"] == "outcome" and r["status"] == "ok"}

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 from bulk_contacts.journal import read_journal
-from bulk_contacts.sandbox import Faults
 
 from . import warm
 from .test_apply import ROSTER, environment, run, seeded
@@ -75,19 +74,31 @@ def test_two_applies_at_once_each_journal_and_rollback_only_their_own_creates(
 ) -> None:
     server = seeded(start_sandbox)
     path = roster(tmp_path / "k.csv")
-    # Slow enough that the second run plans before the first is done writing (about 10 rounds
-    # of 4 creates, 150 ms each): their creates overlap even if one process starts late.
-    server.set_faults(Faults(latency_ms=120, jitter_ms=60, seed=7))
+    # Every write waits at the sandbox until both runs write (each journal announces one): the
+    # second run plans before the first has made anything, however late a process starts, and
+    # their creates overlap.
+    from .test_writes import journal_count, poll
+
+    hold = server.hold_writes()
     first, second = (start(server, path, tmp_path, name) for name in ("a", "b"))
     outputs = []
     try:
+        poll(
+            lambda: (
+                all(journal_count(tmp_path / f"{n}.jsonl", "intent") for n in "ab")
+                or first.poll() is not None
+                or second.poll() is not None
+            ),
+            seconds=60,
+            what="both runs' writes",
+        )
+        hold.release()
         for process in (first, second):
             outputs.append(process.communicate(timeout=120)[0])
     finally:
         for process in (first, second):
             process.kill()
     assert first.returncode == 0 and second.returncode == 0, outputs
-    server.set_faults(Faults())
     made = k_contacts(server)
     assert len(made) == COUNT  # no duplicates
     (a_mine, a_others), (b_mine, b_others) = (

@@ -9,7 +9,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,12 +17,13 @@ from click.testing import CliRunner
 from bulk_contacts import retries
 from bulk_contacts.apply import ApplyReport, RunFiles
 from bulk_contacts.cli import main
-from bulk_contacts.sandbox import Faults, SandboxServer
+from bulk_contacts.sandbox import SandboxServer
 from bulk_contacts.terminal import run_text
 
 from . import warm
 from .conftest import run_in_process
 from .test_apply import run_on_a_terminal
+from .test_writes import read_until
 
 ROOT = Path(__file__).parent.parent
 SAMPLES = ROOT / "sample_data"
@@ -146,21 +146,12 @@ def big_roster(path: Path, count: int) -> Path:
     return path
 
 
-def wait_for(journal: Path, text: str, count: int, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if journal.exists() and journal.read_text().count(text) >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{journal}: fewer than {count} {text}")
-
-
 def test_after_ctrl_c_in_a_rollback_the_advice_is_the_same_command(start_sandbox, tmp_path) -> None:
     server = start_sandbox(seed=SAMPLES / "sandbox-seed.json")
     roster = big_roster(tmp_path / "big.csv", 120)
     applied = run(server, "apply", str(roster), "--yes", "--results", "a.csv")
     assert applied.exit_code == 0, applied.output
-    server.set_faults(Faults(latency_ms=40, seed=1))  # slow only the rollback to interrupt
+    hold = server.hold_writes(after=5)  # the rollback's first 5 writes, then Ctrl-C
     command = [sys.executable, "-m", "bulk_contacts", "rollback", "a-journal.jsonl", "--yes"]
     process = warm.WarmPopen(
         [*command, "--no-progress", "--concurrency", "2", "--journal", "rb.jsonl"],
@@ -170,18 +161,19 @@ def test_after_ctrl_c_in_a_rollback_the_advice_is_the_same_command(start_sandbox
         text=True,
     )
     try:
-        wait_for(tmp_path / "rb.jsonl", '"type": "outcome"', 5)
+        hold.wait_held(2)  # both writers wait for a write in flight
         process.send_signal(signal.SIGINT)
+        said = read_until(process.stderr, "stopping:")
+        hold.release()  # the writes in flight are answered after the Ctrl-C was taken
         stdout, stderr = process.communicate(timeout=30)
     finally:
         process.kill()
-    assert process.returncode == 130, stderr
-    output = stdout + stderr
+    assert process.returncode == 130, said + stderr
+    output = stdout + said + stderr
     assert (
         "run the same command again to finish: bulk-contacts rollback a-journal.jsonl" in output
     ), output
     assert "bulk-contacts rollback rb.jsonl" not in output  # that would undo the rollback
-    server.set_faults(Faults())
     finished = run(server, "rollback", "a-journal.jsonl", "--yes", "--results", "again.csv")
     assert finished.exit_code == 0, finished.output
     left = server.store.db.execute(
@@ -200,7 +192,7 @@ def test_after_a_second_ctrl_c_the_command_to_finish_is_printed_and_finishes(
     roster = tmp_path / "my roster.csv"
     big_roster(roster, 60)
     assert run(server, "plan", str(roster), "-o", "plan.json", "-q").exit_code == 0
-    server.set_faults(Faults(latency_ms=400, seed=1))  # writes in flight when Ctrl-C comes
+    hold = server.hold_writes(after=2)  # 2 writes made, 2 in flight when Ctrl-C comes
     slow_run = ["--no-progress", "--concurrency", "2", "--results", "res.csv"]
     process = warm.WarmPopen(
         [sys.executable, "-m", "bulk_contacts", "apply", "plan.json", "--yes", *slow_run],
@@ -211,18 +203,16 @@ def test_after_a_second_ctrl_c_the_command_to_finish_is_printed_and_finishes(
         text=True,
     )
     try:
-        wait_for(tmp_path / "res-journal.jsonl", '"type": "outcome"', 2)
+        hold.wait_held(2)
         process.send_signal(signal.SIGINT)
-        assert process.stderr is not None
-        said = ""
-        while "stopping:" not in said:  # the first Ctrl-C is handled: the second stops at once
-            line = process.stderr.readline()
-            assert line, said
-            said += line
+        # the first Ctrl-C is handled: the second stops at once
+        said = read_until(process.stderr, "stopping:")
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
     finally:
         process.kill()
+    hold.release()  # the 2 writes left in flight land after the run stopped
+    server.wait_idle()
     stderr = said + stderr
     assert process.returncode == 130, stderr
     assert "stopped at once" in stderr, stderr
@@ -232,7 +222,6 @@ def test_after_a_second_ctrl_c_the_command_to_finish_is_printed_and_finishes(
     assert words[:3] == ["bulk-contacts", "apply", "plan.json"], words
     assert "--refresh" in words and "--overwrite" in words and "res.csv" in words, words
     assert "rollback res-journal.jsonl" in stderr  # or undo what was done
-    server.set_faults(Faults())
     # The advice followed in this process (in tmp_path, own_folder): the signals were the
     # stopped run's; what is tested here is the command it printed.
     finished = run_in_process(*words[1:], env=environment(server))
@@ -432,13 +421,13 @@ def test_after_ctrl_c_the_command_to_finish_is_the_one_typed_with_every_option(
     """The finishing command keeps the prune, the name case, the API URL and the dealer (the
     environment of the run that finishes it names none), quoted for a path with a space:
     following it gives what a fresh plan with the same options wants, nothing left to do."""
-    server = start_sandbox(seed=SAMPLES / "sandbox-seed.json", faults=Faults(latency_ms=40, seed=1))
+    server = start_sandbox(seed=SAMPLES / "sandbox-seed.json")
+    hold = server.hold_writes(after=10)  # 10 writes made, 2 in flight when Ctrl-C comes
     roster = tmp_path / "my roster.csv"
     big_roster(roster, 90)
     options = ["--prune", "--name-case", "title", "--api-url", server.url, "--dealer", "12345"]
     secrets = {"CHEKT_CLIENT_ID": "sandbox-client", "CHEKT_CLIENT_SECRET": "sandbox-secret"}
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CHEKT_")}
-    journal = tmp_path / "r-journal.jsonl"
     slow_run = ["--no-progress", "--concurrency", "2", "--results", "r.csv"]
     process = warm.WarmPopen(
         [sys.executable, "-m", "bulk_contacts", "apply", roster.name, *options, "--yes", *slow_run],
@@ -449,12 +438,16 @@ def test_after_ctrl_c_the_command_to_finish_is_the_one_typed_with_every_option(
         text=True,
     )
     try:
-        wait_for(journal, '"type": "outcome"', 10)
+        hold.wait_held(2)
         process.send_signal(signal.SIGINT)
+        said = read_until(process.stderr, "stopping:")
+        hold.release()  # the writes in flight are answered after the Ctrl-C was taken
         _, stderr = process.communicate(timeout=30)
     finally:
         process.kill()
+    stderr = said + stderr
     assert process.returncode == 130, stderr
+    assert (tmp_path / "r-journal.jsonl").exists()
     found = re.search(r"run the same command again to finish: (bulk-contacts .*?); ", stderr)
     assert found, stderr
     words = shlex.split(found.group(1))
@@ -463,8 +456,7 @@ def test_after_ctrl_c_the_command_to_finish_is_the_one_typed_with_every_option(
         assert option in words, found.group(1)
     assert "--overwrite" in words  # the results file of the interrupted run is there
     # Followed in this process (in tmp_path, own_folder; no CHEKT_* variable reaches a test but
-    # the secrets given here) and without the latency, which was for the interrupt.
-    server.set_faults(Faults())
+    # the secrets given here).
     finished = run_in_process(*words[1:], env=secrets)
     assert finished.returncode == 0, finished.stderr
     again = run(server, "plan", str(roster), "--prune", "--name-case", "title")

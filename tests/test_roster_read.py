@@ -383,13 +383,11 @@ def test_bad_files_are_a_clear_error_with_exit_code_2(tmp_path, make, message) -
 
 def test_xml_entity_expansion_is_not_expanded(tmp_path) -> None:
     import resource
-    import time
 
     path = billion_laughs(tmp_path / "laughs.xlsx")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    started = time.monotonic()
     result = CliRunner().invoke(main, ["validate", str(path)])
-    assert time.monotonic() - started < 10
+    # expanded, the entities would take gigabytes (and the time to build them)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KB
     assert "Traceback" not in result.output
     assert "lollollol" not in result.output

@@ -127,3 +127,97 @@ def test_faults_can_be_changed_while_the_sandbox_runs(faulty) -> None:
     server.stop()
     with pytest.raises(SandboxError):
         server.set_faults(Faults())
+
+
+# a test's hold on the writes: a run stopped at a point the test knows, not at a time
+
+
+def test_a_hold_lets_the_first_writes_through_and_holds_the_next_until_released(faulty) -> None:
+    import threading
+
+    server, client = faulty()
+    hold = server.hold_writes(after=2)
+    statuses: list[int] = []
+
+    def create(n: int) -> None:
+        statuses.append(
+            client.post(
+                f"{SITES}/1/contacts", json={**JOHN, "external_contact_id": str(n)}
+            ).status_code
+        )
+
+    create(1), create(2)  # the first two pass
+    assert hold.received == 2 and hold.held == 0 and stored_contacts(server) == 2
+    assert client.get(SITES).status_code == 200  # reads are not held by a hold on the writes
+    writers = [threading.Thread(target=create, args=(n,)) for n in (3, 4)]
+    for writer in writers:
+        writer.start()
+    hold.wait_held(2)  # both wait at the door, nothing of theirs done
+    assert hold.received == 4 and stored_contacts(server) == 2 and statuses == [201, 201]
+    hold.release()
+    for writer in writers:
+        writer.join(timeout=10)
+    assert statuses == [201] * 4 and stored_contacts(server) == 4
+    create(5)  # after the release, nothing is held
+    assert hold.held == 2 and stored_contacts(server) == 5
+
+
+def test_a_hold_not_met_in_time_says_what_it_saw_and_stop_releases_the_held(faulty) -> None:
+    import threading
+
+    server, client = faulty()
+    hold = server.hold_writes()
+    with pytest.raises(SandboxError, match="1 requests to be held: 0 received, 0 held"):
+        hold.wait_held(1, timeout=0.05)
+    answers: list[int] = []
+    writer = threading.Thread(
+        target=lambda: answers.append(client.post(f"{SITES}/1/contacts", json=JOHN).status_code)
+    )
+    writer.start()
+    hold.wait_held(1)
+    server.stop()  # the held write goes on and is answered before the sandbox stops
+    writer.join(timeout=10)
+    assert answers == [201]
+
+
+def test_wait_idle_returns_once_the_writes_a_gone_client_left_are_answered(faulty) -> None:
+    """As after a kill -9: the client sent its write and closed the connection unanswered."""
+    import json
+    import socket
+    from urllib.parse import urlsplit
+
+    server, client = faulty()
+    hold = server.hold_writes()
+    body = json.dumps(JOHN).encode()
+    token = client.headers["Authorization"]
+    request = (
+        f"POST {SITES}/1/contacts HTTP/1.1\r\nHost: sandbox\r\nAuthorization: {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    url = urlsplit(server.url)
+    with socket.create_connection((url.hostname, url.port)) as gone:
+        gone.sendall(request + body)
+        hold.wait_held(1)
+    with pytest.raises(SandboxError, match="still busy"):
+        server.wait_idle(timeout=0.05)  # the write is held: the sandbox is still answering it
+    assert stored_contacts(server) == 0
+    hold.release()
+    server.wait_idle()
+    assert stored_contacts(server) == 1
+
+
+def test_a_hold_on_the_reads_holds_reads_only(faulty) -> None:
+    import threading
+
+    server, client = faulty()
+    hold = server.hold_reads(after=1)
+    assert client.get(SITES).status_code == 200
+    assert client.post(f"{SITES}/1/contacts", json=JOHN).status_code == 201
+    answers: list[int] = []
+    reader = threading.Thread(target=lambda: answers.append(client.get(SITES).status_code))
+    reader.start()
+    hold.wait_held(1)
+    assert answers == [] and hold.received == 2
+    hold.release()
+    reader.join(timeout=10)
+    assert answers == [200]

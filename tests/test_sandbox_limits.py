@@ -248,8 +248,9 @@ def test_a_body_shorter_than_its_content_length_times_out(start_sandbox) -> None
     token = get_token(sandbox.url)
     started = time.monotonic()
     answer = raw_request(sandbox.url, post_head(sandbox.url, token, 100), b'{"name": ')
-    elapsed = time.monotonic() - started
-    assert 0.4 < elapsed < 5
+    # It waited for the rest of the body (at least body_timeout: a lower bound no load can
+    # break); one that never times out leaves raw_request its 10 s and no answer to read.
+    assert time.monotonic() - started > 0.4
     status, body = status_and_body(answer)
     assert status == 408 and body["error"]["code"] == "request_timeout"
 

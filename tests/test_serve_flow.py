@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -265,10 +266,11 @@ def test_a_tab_showing_another_roster_changes_nothing(web, client) -> None:
     assert answer.status_code == 200 and ws.roster.frame.loc[2, "first_name"] == "Mallory"
 
 
-def slow_sandbox(start_sandbox):
-    from bulk_contacts.sandbox import Faults
-
-    return start_sandbox(seed=SAMPLES / "sandbox-seed.json", faults=Faults(latency_ms=300))
+def held_sandbox(start_sandbox):
+    """A sandbox whose first write passes and whose next ones wait (`hold_writes`) until the
+    test releases them: a run stopped there is stopped mid-way, whatever the machine's speed."""
+    server = start_sandbox(seed=SAMPLES / "sandbox-seed.json")
+    return server, server.hold_writes(after=1)
 
 
 def journal_is_complete(folder) -> list[dict]:
@@ -280,13 +282,15 @@ def journal_is_complete(folder) -> list[dict]:
 
 
 def test_stop_finishes_the_changes_in_flight_and_skips_the_rest(web, client, start_sandbox):
-    connect_to(client, web, slow_sandbox(start_sandbox))
+    sandbox, hold = held_sandbox(start_sandbox)
+    connect_to(client, web, sandbox)
     upload(client, web, "roster.xlsx", (SAMPLES / "roster.xlsx").read_bytes())
     post(client, web, "/plan", data={"prune": "no"})
     assert confirm_apply(client, web).status_code == 200
     run = web.workspace.run
-    wait_for(lambda: run.tally["ok"], what="the first change")
+    hold.wait_held(1)  # the first change made, the next in flight
     assert client.post("/run/stop", headers=csrf(web)).status_code == 204
+    hold.release()
     with client.stream("GET", "/run/events") as events:
         lines = [line for line in events.iter_lines() if line]
     snapshots = [json.loads(line[6:]) for line in lines if line.startswith('data: {"')]
@@ -302,13 +306,18 @@ def test_stop_finishes_the_changes_in_flight_and_skips_the_rest(web, client, sta
 def test_the_server_stopping_mid_run_stops_it_as_ctrl_c_does(tmp_path, start_sandbox) -> None:
     server = start_web(tmp_path)
     with session_client(server) as client:
-        connect_to(client, server, slow_sandbox(start_sandbox))
+        sandbox, hold = held_sandbox(start_sandbox)
+        connect_to(client, server, sandbox)
         upload(client, server, "roster.xlsx", (SAMPLES / "roster.xlsx").read_bytes())
         post(client, server, "/plan", data={"prune": "no"})
         assert confirm_apply(client, server).status_code == 200
     run = server.workspace.run
-    wait_for(lambda: run.tally["ok"], what="the first change")
-    server.stop()
+    hold.wait_held(1)  # the first change made, the next in flight
+    stopping = threading.Thread(target=server.stop)
+    stopping.start()
+    assert run.stop.wait(timeout=30), "the stop was not asked of the run"
+    hold.release()  # the change in flight is answered once the stop was asked
+    stopping.join(timeout=30)
     assert not run.running and run.report.interrupted
     assert len(journal_is_complete(run.folder)) == 49
     assert not server.folder.exists()

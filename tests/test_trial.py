@@ -174,11 +174,11 @@ def test_sigterm_while_planning_is_ctrl_c(start_sandbox, tmp_path) -> None:
     import signal
     import subprocess
     import sys
-    import time
 
-    from bulk_contacts.sandbox import Faults
+    from tests.test_writes import release_until_it_ends
 
-    server = start_sandbox(seed=SAMPLES / "sandbox-seed.json", faults=Faults(latency_ms=400))
+    server = start_sandbox(seed=SAMPLES / "sandbox-seed.json")
+    hold = server.hold_reads()  # SIGTERM while the apply's first read waits at the sandbox
     log = tmp_path / "run.log"
     process = warm.WarmPopen(
         [sys.executable, "-m", "bulk_contacts", "apply", ROSTER, "--yes", "--log-file", str(log)],
@@ -188,11 +188,9 @@ def test_sigterm_while_planning_is_ctrl_c(start_sandbox, tmp_path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while not (log.exists() and log.read_text().strip()):
-            assert time.monotonic() < deadline, "no request was made"
-            time.sleep(0.05)
+        hold.wait_held(1)
         process.send_signal(signal.SIGTERM)
+        release_until_it_ends(process, hold)
         _, stderr = process.communicate(timeout=30)
     finally:
         process.kill()

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +17,8 @@ import pytest
 from bulk_contacts import lock
 from bulk_contacts.errors import InputError
 from bulk_contacts.journal import read_journal
-from bulk_contacts.sandbox import Faults
+
+from .test_writes import read_until
 
 ROOT = Path(__file__).parent.parent
 SAMPLES = ROOT / "sample_data"
@@ -86,7 +86,8 @@ def big_roster(path: Path, count: int) -> Path:
 def test_sigterm_stops_a_run_like_ctrl_c(start_sandbox, tmp_path) -> None:
     """A service manager's SIGTERM (Windows: Ctrl-Break) lets the writes in flight finish and
     writes everything, as Ctrl-C does: exit 130, every change with its line."""
-    server = start_sandbox(seed=SAMPLES / "sandbox-seed.json", faults=Faults(latency_ms=60))
+    server = start_sandbox(seed=SAMPLES / "sandbox-seed.json")
+    hold = server.hold_writes(after=8)  # 8 writes made, then SIGTERM with 4 in flight
     roster = big_roster(tmp_path / "big.csv", 120)
     journal = tmp_path / "j.jsonl"
     process = subprocess.Popen(
@@ -108,15 +109,14 @@ def test_sigterm_stops_a_run_like_ctrl_c(start_sandbox, tmp_path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if journal.exists() and journal.read_text().count('"type": "outcome"') >= 8:
-                break
-            time.sleep(0.05)
+        hold.wait_held(4)
         process.send_signal(signal.SIGTERM)
+        said = read_until(process.stderr, "stopping: finishing the changes in flight")
+        hold.release()  # the writes in flight are answered after the SIGTERM was taken
         _, stderr = process.communicate(timeout=30)
     finally:
         process.kill()
+    stderr = said + stderr
     assert process.returncode == 130, stderr
     assert "stopping: finishing the changes in flight" in stderr
     assert f"run the same command again to finish: bulk-contacts apply {roster}" in stderr

@@ -60,15 +60,17 @@ SCRIPT = textwrap.dedent(
         else:
             write_validation_report(validated, path, overwrite=True)
 
-    found = {}
+    found, written = {}, set()
     for case in sys.argv[2:]:
         kind, limit = case.split(":")
         folder, scratch = root / f"out-{kind}-{limit}", root / f"tmp-{kind}-{limit}"
         folder.mkdir()
         scratch.mkdir()
         tempfile.tempdir = str(scratch)  # where xlsxwriter keeps its temporary files
-        write(kind, folder / "whole.xlsx")  # the modules loaded, and the file written whole once
-        os.unlink(folder / "whole.xlsx")
+        if kind not in written:  # the modules loaded, and the file written whole once a kind
+            write(kind, folder / "whole.xlsx")
+            os.unlink(folder / "whole.xlsx")
+            written.add(kind)
         before = sorted(os.listdir("/dev/fd"))
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (int(limit), resource.RLIM_INFINITY))

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from bulk_contacts import retries
 from bulk_contacts.cli import main
-from bulk_contacts.sandbox import Faults, SandboxConfig, SandboxServer
+from bulk_contacts.sandbox import SandboxConfig, SandboxServer
 
 from . import warm
 from .thorough import THOROUGH
@@ -36,9 +37,6 @@ from .thorough import THOROUGH
 ROOT = Path(__file__).parent.parent
 SAMPLES = ROOT / "sample_data"
 SEED_DUPLICATES = [(102, "NW-001", 2)]
-# The sandbox for the processes that are killed mid-run or run side by side: slow enough that
-# a kill lands among the writes and two runs overlap.
-SLOW = Faults(latency_ms=40, jitter_ms=20, seed=1)
 
 
 def write_variants(folder: Path) -> list[Path]:
@@ -81,7 +79,6 @@ class WritesMachine(RuleBasedStateMachine):
             SandboxConfig(
                 port=0,
                 seed=SAMPLES / "sandbox-seed.json",
-                faults=SLOW,
                 request_log=self.folder / "requests.jsonl",
             )
         ).start()
@@ -114,13 +111,8 @@ class WritesMachine(RuleBasedStateMachine):
         return self.folder / f"j{self.count}.jsonl"
 
     def cli(self, *args: str) -> tuple[int, str]:
-        """A command in this process, with no latency: only the processes that are killed or
-        run side by side need the sandbox slow (`process`)."""
-        self.server.set_faults(Faults())
-        try:
-            result = CliRunner().invoke(main, [*args, "--no-progress"], env=self.env)
-        finally:
-            self.server.set_faults(SLOW)
+        """A command in this process."""
+        result = CliRunner().invoke(main, [*args, "--no-progress"], env=self.env)
         return result.exit_code, result.output
 
     def process(self, *args: str) -> subprocess.Popen:
@@ -133,15 +125,6 @@ class WritesMachine(RuleBasedStateMachine):
             text=True,
         )
 
-    def settle(self) -> None:
-        """The requests a killed run left in flight have been answered."""
-        log, last, quiet = self.folder / "requests.jsonl", -1, 0
-        deadline = time.monotonic() + 20
-        while quiet < 3 and time.monotonic() < deadline:
-            size = log.stat().st_size if log.exists() else 0
-            quiet, last = (quiet + 1 if size == last else 0), size
-            time.sleep(0.15)
-
     def roster_holds(self, roster: Path, prune: bool) -> None:
         args = ["plan", str(roster), "--detailed-exitcode", "-q", *(["--prune"] if prune else [])]
         code, output = self.cli(*args)
@@ -149,8 +132,9 @@ class WritesMachine(RuleBasedStateMachine):
 
     def apply_args(self, roster: Path, prune: bool, journal: Path) -> list[str]:
         flags = ["--prune", "--force"] if prune else []
-        # --timeout: a rollback after a kill waits that long for the writes left in flight
-        flags += ["--timeout", "5"]
+        # --timeout: a rollback after a kill waits that long (and a second) for the writes left
+        # in flight (here they land as soon as the kill is done: `killed_apply`)
+        flags += ["--timeout", "1"]
         return ["apply", str(roster), "--yes", *flags, "--journal", str(journal)]
 
     # rules
@@ -171,17 +155,16 @@ class WritesMachine(RuleBasedStateMachine):
         code, _ = self.cli(*plan)
         if code != 3:
             return  # nothing to do: nothing to kill
-        stop_at = random.Random(seed).randint(0, 12)
+        stop_at = random.Random(seed).randint(0, 12)  # writes made; the next ones in flight
+        hold = self.server.hold_writes(after=stop_at)
         process = self.process(*self.apply_args(path, prune, journal))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and process.poll() is None:
-            text = journal.read_bytes() if journal.exists() else b""
-            if text.count(b'"type": "outcome"') >= stop_at and b'"type": "intent"' in text:
-                break
-            time.sleep(0.01)
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=30)
-        self.settle()
+        try:
+            wait_until(lambda: hold.held or process.poll() is not None, "the run's writes")
+            process.send_signal(signal.SIGKILL)
+            process.communicate(timeout=30)
+        finally:
+            hold.release()  # the writes in flight land after the kill
+        self.server.wait_idle()
         if journal.exists():
             self.stack.append(Journals([journal], before, path, prune, killed=True))
 
@@ -199,7 +182,18 @@ class WritesMachine(RuleBasedStateMachine):
     def two_applies_at_once(self, roster: int) -> None:
         path, before = self.variants[roster], self.state()
         journals = [self.journal(), self.journal()]
+        hold = self.server.hold_writes()  # until both write (or one ends with nothing to do)
         processes = [self.process(*self.apply_args(path, False, j)) for j in journals]
+        try:
+            wait_until(
+                lambda: (
+                    all(j.exists() and b'"type": "intent"' in j.read_bytes() for j in journals)
+                    or any(p.poll() is not None for p in processes)
+                ),
+                "both runs' writes",
+            )
+        finally:
+            hold.release()
         for process in processes:
             _, err = process.communicate(timeout=120)
             assert process.returncode == 0, err
@@ -227,6 +221,13 @@ class WritesMachine(RuleBasedStateMachine):
             "HAVING COUNT(*) > 1"
         )
         assert [tuple(r) for r in rows] == SEED_DUPLICATES
+
+
+def wait_until(condition: Callable[[], object], what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,6 @@ import pytest
 
 from bulk_contacts import retries
 from bulk_contacts.journal import read_journal
-from bulk_contacts.sandbox import Faults
 from tests.test_writes import (
     JOURNAL_HOLDER,
     ROSTER,
@@ -304,23 +303,42 @@ def test_the_dealer_lock_warning_says_what_it_does_not_guarantee(start_sandbox, 
 
 
 def test_unmarked_replays_are_caught_and_sent_again_without_waiting(
-    start_sandbox, tmp_path
+    start_sandbox, tmp_path, monkeypatch
 ) -> None:
     server = seeded(start_sandbox, tmp_path, mark_replays=False)
     before = contacts_of(server)
-    started = time.monotonic()
     assert run(server, "apply", ROSTER, "--yes", "--journal", "a.jsonl").exit_code == 0
-    normal = time.monotonic() - started
     applied = contacts_of(server)
     assert run(server, "rollback", "a.jsonl", "--yes", "--journal", "u.jsonl").exit_code == 0
     assert contacts_of(server) == before
     restamp_stored_creates(server, "2020-01-01T00:00:00.000Z")  # a few seconds old: no sleep
-    started = time.monotonic()
+    waits = record_waits(monkeypatch)
     again = run(server, "apply", ROSTER, "--yes", "--journal", "b.jsonl")
-    took = time.monotonic() - started
     assert again.exit_code == 0, again.output
     assert contacts_of(server) == applied  # the contacts really exist again
-    assert took < normal * 3 + 5, (took, normal)
+    assert not [w for w in waits if w >= 0.5], waits  # no wait for the replays to age
+
+
+def record_waits(monkeypatch) -> list[float]:
+    """The sleeps this process asks for from now on (`time.sleep`, and the retries' and the
+    pacing's `retries.sleep`, even when `set_testing` skips them): a wait is seen as asked for,
+    not as time that passed."""
+    from bulk_contacts import retries
+
+    waits: list[float] = []
+    real_sleep, testable = time.sleep, retries.sleep
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        real_sleep(seconds)
+
+    def retries_sleep(seconds: float) -> None:
+        waits.append(seconds)
+        testable(seconds)  # which may sleep: counted twice, the same wait
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    monkeypatch.setattr(retries, "sleep", retries_sleep)
+    return waits
 
 
 @pytest.mark.parametrize("at_a_time", [None, 1])
@@ -382,26 +400,6 @@ def test_a_concurrent_edit_is_reported_not_sent_again(start_sandbox, tmp_path, m
 # 6. Ctrl-C anywhere: one line, no traceback, 130
 
 
-def interrupt_when(process: subprocess.Popen, ready, what: str) -> tuple[int, str, str]:
-    """A real SIGINT once `ready()` holds; the exit code, stdout and stderr."""
-    from tests.test_writes import poll
-
-    try:
-        poll(ready, seconds=60, what=what)
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
-    finally:
-        process.kill()
-        process.communicate()
-    return process.returncode, out, err
-
-
-def requests_seen(log: Path, method: str = "GET") -> int:
-    if not log.exists():
-        return 0
-    return sum(json.loads(line)["method"] == method for line in log.read_text().splitlines())
-
-
 def one_interrupted_line(out: str, err: str) -> str:
     assert "Traceback" not in out + err and "Exception in thread" not in err, out + err
     lines = [line for line in (out + err).splitlines() if line.startswith("interrupted")]
@@ -409,40 +407,63 @@ def one_interrupted_line(out: str, err: str) -> str:
     return lines[0]
 
 
+def interrupt_at(process: subprocess.Popen, hold) -> tuple[int, str, str]:
+    """A real SIGINT once a request of `process` waits at the sandbox's `hold`; the held
+    requests go on once the process has said it is stopping (on stderr). The exit code, stdout
+    and stderr."""
+    from tests.test_writes import read_until
+
+    try:
+        hold.wait_held(1)
+        process.send_signal(signal.SIGINT)
+        stopping = read_until(process.stderr, "stopping")
+        hold.release()
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.communicate()
+    return process.returncode, out, stopping + err
+
+
 @pytest.mark.parametrize("name", ["plan", "export"])
 def test_ctrl_c_while_reading_is_one_line_and_130(start_sandbox, tmp_path, name) -> None:
-    server = seeded(start_sandbox, tmp_path, faults=Faults(latency_ms=400, seed=1))
+    server = seeded(start_sandbox, tmp_path)
+    hold = server.hold_reads(after=2)  # the command's first reads, then Ctrl-C
     args = ["plan", ROSTER] if name == "plan" else ["export", "-o", "e.xlsx"]
     process = command(server, *args, "--no-progress", "--concurrency", "1", cwd=tmp_path)
-    log = tmp_path / "requests.jsonl"
-    code, out, err = interrupt_when(
-        process, lambda: requests_seen(log) >= 2, "the command's first reads"
-    )
-    assert code == 130, out + err
+    from tests.test_writes import release_until_it_ends
+
+    try:
+        hold.wait_held(1)
+        process.send_signal(signal.SIGINT)
+        release_until_it_ends(process, hold)  # the reads in flight go on, one at a time
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == 130, out + err
     line = one_interrupted_line(out, err)
     assert "nothing was written" in line
     assert not (tmp_path / "e.xlsx").exists()
 
 
 def test_ctrl_c_during_apply_says_what_was_done_and_how_to_resume(start_sandbox, tmp_path) -> None:
-    from tests.test_writes import big_roster, journal_count
+    from tests.test_writes import big_roster
 
-    server = seeded(start_sandbox, tmp_path, faults=Faults(latency_ms=150, seed=2))
+    server = seeded(start_sandbox, tmp_path)
+    hold = server.hold_writes(after=3)  # 3 writes made, then Ctrl-C with the next in flight
     roster = big_roster(tmp_path / "big.csv", 40)
     journal = tmp_path / "j.jsonl"
     args = ["apply", str(roster), "--yes", "--no-progress", "--concurrency", "2"]
     process = command(server, *args, "--journal", str(journal), cwd=tmp_path)
-    code, out, err = interrupt_when(
-        process, lambda: journal_count(journal, "outcome") >= 3, "the apply's first writes"
-    )
+    code, out, err = interrupt_at(process, hold)
     assert code == 130, out + err
     line = one_interrupted_line(out, err)
     made = count(server, "external_contact_id LIKE 'K-%'")
-    assert 0 < made < 40
+    assert 4 <= made <= 5  # and the writes in flight (one or two) at the Ctrl-C
     assert f"{made} changes made" in line and "not started" in line
     assert "run the same command again to finish" in line
     assert f"bulk-contacts rollback {journal}" in line
-    server.set_faults(Faults())  # the latency was for the interrupt; the resume needs none
     resumed = run(server, *args, "--journal", str(journal))  # in this process: no signal here
     assert resumed.exit_code == 0, resumed.output
     assert count(server, "external_contact_id LIKE 'K-%'") == 40
@@ -451,52 +472,52 @@ def test_ctrl_c_during_apply_says_what_was_done_and_how_to_resume(start_sandbox,
 def test_ctrl_c_twice_during_apply_stops_at_once_without_tracebacks(
     start_sandbox, tmp_path
 ) -> None:
-    from tests.test_writes import big_roster, journal_count, poll, settle
+    from tests.test_writes import big_roster, read_until
 
-    server = seeded(start_sandbox, tmp_path, faults=Faults(latency_ms=300, seed=3))
+    server = seeded(start_sandbox, tmp_path)
+    hold = server.hold_writes(after=3)  # 3 writes made, then Ctrl-C twice with 8 in flight
     before = contacts_of(server)
     roster = big_roster(tmp_path / "big.csv", 60)
     journal = tmp_path / "j.jsonl"
     args = ["apply", str(roster), "--yes", "--no-progress", "--concurrency", "8"]
-    # --timeout: the rollback waits that long after a write left unanswered (here 2 s, not 30)
-    process = command(server, *args, "--timeout", "2", "--journal", str(journal), cwd=tmp_path)
+    # --timeout: the rollback waits that long after a write left unanswered (here 1 s, not 30)
+    process = command(server, *args, "--timeout", "1", "--journal", str(journal), cwd=tmp_path)
     try:
-        poll(lambda: journal_count(journal, "outcome") >= 3, seconds=60, what="the writes")
+        hold.wait_held(8)
         process.send_signal(signal.SIGINT)
-        time.sleep(0.05)
+        stopping = read_until(process.stderr, "stopping")  # the first one was taken
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
     finally:
         process.kill()
         process.communicate()
-    assert process.returncode == 130, out + err
-    line = one_interrupted_line(out, err)
+    assert process.returncode == 130, out + stopping + err
+    line = one_interrupted_line(out, stopping + err)
     assert "stopped at once" in line and f"bulk-contacts rollback {journal}" in line
-    settle(tmp_path / "requests.jsonl")
-    server.set_faults(Faults())  # the latency was for the interrupt; the rollback needs none
+    hold.release()  # the 8 writes left in flight land after the process ended
+    server.wait_idle()
+    assert count(server, "external_contact_id LIKE 'K-%'") == 11
     undo = run(server, "rollback", str(journal), "--yes", "--journal", "u.jsonl")
     assert undo.exit_code == 0, undo.output
     assert contacts_of(server) == before
 
 
 def test_ctrl_c_during_rollback_says_how_to_finish(start_sandbox, tmp_path) -> None:
-    from tests.test_writes import big_roster, journal_count
+    from tests.test_writes import big_roster
 
     server = seeded(start_sandbox, tmp_path)
     before = contacts_of(server)
     roster = big_roster(tmp_path / "big.csv", 40)
     assert run(server, "apply", str(roster), "--yes", "--journal", "j.jsonl").exit_code == 0
-    server.set_faults(Faults(latency_ms=150, seed=4))  # slow only the rollback to interrupt
+    hold = server.hold_writes(after=3)  # the rollback's 3 first writes, then Ctrl-C
     undo_journal = tmp_path / "u.jsonl"
     args = ["rollback", "j.jsonl", "--yes", "--no-progress", "--concurrency", "2"]
     process = command(server, *args, "--journal", str(undo_journal), cwd=tmp_path)
-    code, out, err = interrupt_when(
-        process, lambda: journal_count(undo_journal, "outcome") >= 3, "the rollback's writes"
-    )
+    code, out, err = interrupt_at(process, hold)
     assert code == 130, out + err
     line = one_interrupted_line(out, err)
     assert "changes made" in line and "run the same command again to finish" in line
-    server.set_faults(Faults())
+    assert 35 <= count(server, "external_contact_id LIKE 'K-%'") <= 36  # with those in flight
     again = run(server, "rollback", "j.jsonl", "--yes", "--journal", "u2.jsonl")
     assert again.exit_code == 0, again.output
     assert contacts_of(server) == before

@@ -36,6 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..ratelimit import TokenBucket
 from .config import BODY_TIMEOUT, MAX_BODY_BYTES, SandboxConfig
 from .faults import Fate, FaultPlan
+from .holds import WriteHold
 from .models import (
     Contact,
     ContactCreate,
@@ -193,7 +194,8 @@ def _replay(messages: list[dict[str, Any]], receive: Receive) -> Receive:
 
 
 class Frontdoor:
-    """Request id, trace id echo, the request log, and fault injection."""
+    """Request id, trace id echo, the request log, fault injection, and a test's hold on the
+    writes (`holds.WriteHold`, set by `SandboxServer.hold_writes`)."""
 
     def __init__(
         self,
@@ -204,6 +206,7 @@ class Frontdoor:
     ) -> None:
         self.app, self.faults, self.log = app, faults, log
         self.limits = limits or BodyLimits()
+        self.hold: WriteHold | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -251,6 +254,9 @@ class Frontdoor:
         self, scope: Scope, receive: Receive, send: Send, answer: Send, request_id: str
     ) -> str:
         path = scope["path"]
+        hold = self.hold
+        if hold is not None and path.startswith("/partner/") and scope["method"] in hold.methods:
+            await hold.enter()
         if self.faults is None or not path.startswith(("/partner/", "/oauth/")):
             await self.app(scope, receive, answer)
             return "answered"

@@ -19,6 +19,7 @@ from ..errors import SandboxError, SeedError
 from .app import Frontdoor, create_app
 from .config import Faults, SandboxConfig
 from .faults import FaultPlan
+from .holds import READS, WRITES, WriteHold
 from .requestlog import RequestLog
 from .seed import Seed, load_seed, read_seed
 from .store import Store
@@ -124,7 +125,41 @@ class SandboxServer:
         self.config = replace(self.config, faults=faults)
         self._frontdoor.faults = FaultPlan(faults) if faults.any else None
 
+    def hold_writes(self, after: int = 0) -> WriteHold:
+        """From now on, let the first `after` writes (POST, PUT, PATCH, DELETE under /partner/)
+        through and hold the next ones at the door, before anything of theirs is done, until
+        `release()`: a test stops a run at a point it knows (`hold.wait_held(n)`: n writes wait)
+        instead of guessing it from the time that passed. `stop` releases them."""
+        return self._hold(WriteHold(after, WRITES))
+
+    def hold_reads(self, after: int = 0) -> WriteHold:
+        """As `hold_writes`, for the reads (GET, HEAD under /partner/)."""
+        return self._hold(WriteHold(after, READS))
+
+    def _hold(self, hold: WriteHold) -> WriteHold:
+        if self._frontdoor is None:
+            raise SandboxError("the sandbox is not running")
+        if self._frontdoor.hold is not None:
+            self._frontdoor.hold.release()
+        self._frontdoor.hold = hold
+        return hold
+
+    def wait_idle(self, timeout: float = 30) -> None:
+        """Until the sandbox holds no connection open and answers no request: after a client was
+        killed, the requests it left in flight have been answered (its connections close once
+        the sandbox has read all it sent). A hang fails after `timeout`."""
+        if self._server is None:
+            raise SandboxError("the sandbox is not running")
+        state = self._server.server_state
+        deadline = time.monotonic() + timeout
+        while state.connections or state.tasks:
+            if time.monotonic() > deadline:
+                raise SandboxError(f"the sandbox was still busy after {timeout} s")
+            time.sleep(0.005)
+
     def stop(self) -> None:
+        if self._frontdoor is not None and self._frontdoor.hold is not None:
+            self._frontdoor.hold.release()  # a held write would keep the shutdown waiting
         if self._server is not None and self._thread is not None:
             self._server.stop_now()
             self._thread.join(timeout=10)
@@ -148,6 +183,7 @@ class _Uvicorn(uvicorn.Server):
 
     _wake: asyncio.Event | None = None
     _loop: asyncio.AbstractEventLoop | None = None
+    tick = 0.1  # seconds between uvicorn's housekeeping ticks, as in uvicorn
 
     async def main_loop(self) -> None:  # uvicorn's own, waiting on `_wake` between ticks
         self._wake, self._loop = asyncio.Event(), asyncio.get_running_loop()
@@ -156,7 +192,7 @@ class _Uvicorn(uvicorn.Server):
         while not should_exit:
             counter = (counter + 1) % 864000
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.1)
+                await asyncio.wait_for(self._wake.wait(), self.tick)
             should_exit = await self.on_tick(counter)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:

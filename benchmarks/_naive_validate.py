@@ -11,22 +11,29 @@ import email_validator
 import pandas as pd
 import phonenumbers
 
-engine = sys.argv[2] if len(sys.argv) > 2 else "openpyxl"
-frame = pd.read_excel(sys.argv[1], engine=engine, dtype=str, keep_default_na=False)
-bad = 0
-for phone, email in zip(frame["Phone"], frame["E-mail"], strict=True):
-    if phone:
-        try:
-            number = phonenumbers.parse(phone, "US")
-            if phonenumbers.is_valid_number(number):
-                phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-            else:
+
+def bad_rows(frame: pd.DataFrame) -> int:
+    """The rows whose phone or e-mail the libraries refuse, one row at a time."""
+    bad = 0
+    for phone, email in zip(frame["Phone"], frame["E-mail"], strict=True):
+        if phone:
+            try:
+                number = phonenumbers.parse(phone, "US")
+                if phonenumbers.is_valid_number(number):
+                    phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+                else:
+                    bad += 1
+            except phonenumbers.NumberParseException:
                 bad += 1
-        except phonenumbers.NumberParseException:
-            bad += 1
-    if email:
-        try:
-            email_validator.validate_email(email, check_deliverability=False)
-        except email_validator.EmailNotValidError:
-            bad += 1
-print(len(frame), bad)
+        if email:
+            try:
+                email_validator.validate_email(email, check_deliverability=False)
+            except email_validator.EmailNotValidError:
+                bad += 1
+    return bad
+
+
+if __name__ == "__main__":
+    engine = sys.argv[2] if len(sys.argv) > 2 else "openpyxl"
+    frame = pd.read_excel(sys.argv[1], engine=engine, dtype=str, keep_default_na=False)
+    print(len(frame), bad_rows(frame))

@@ -15,10 +15,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import email_validator
 import pandas as pd
-import phonenumbers
 from _common import report
+from _naive_validate import bad_rows
 
 from bulk_contacts.pipeline import load_validated
 
@@ -31,23 +30,7 @@ def naive(path: Path) -> int:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     else:  # calamine: the fast reader a careful user picks
         frame = pd.read_excel(path, engine="calamine", dtype=str, keep_default_na=False)
-    bad = 0
-    for phone, email in zip(frame["Phone"], frame["E-mail"], strict=True):
-        if phone:
-            try:
-                number = phonenumbers.parse(phone, "US")
-                if phonenumbers.is_valid_number(number):
-                    phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-                else:
-                    bad += 1
-            except phonenumbers.NumberParseException:
-                bad += 1
-        if email:
-            try:
-                email_validator.validate_email(email, check_deliverability=False)
-            except email_validator.EmailNotValidError:
-                bad += 1
-    return bad
+    return bad_rows(frame)
 
 
 def cpu_ms(call: Callable[[], object], runs: int, calls: int) -> float:

@@ -192,10 +192,10 @@ LONG_FIRST = (
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """`-n auto` (pyproject.toml): twice as many test processes as there are cores (4 on 2
-    cores). A test spends about a quarter of its time waiting (for the process it started, a
-    sandbox's latency window, a browser), and another process runs on the core a waiting one
-    leaves idle; each process costs about 4 s of CPU to start and collect (on 2 cores: 148 s
-    with 3 processes, 136 s with 4, 142 s with 6). The environment's
+    cores). A test spends part of its time waiting (for the process it started, a held write,
+    a browser), and another process runs on the core a waiting one leaves idle; each process
+    costs about 4 s of CPU to start and collect (on 2 cores, with the 1,258 tests of an earlier
+    day: 148 s with 3 processes, 136 s with 4, 142 s with 6). The environment's
     PYTEST_XDIST_AUTO_NUM_WORKERS still decides when set (pytest-xdist reads it)."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None

@@ -108,6 +108,16 @@ def _clean_url(value: str, setting: str) -> str:
         raise ConfigError(
             f"{what} must be an http(s) URL, got {value!r} ({variable})", setting=setting
         )
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        # a password or token there would be printed wherever the URL is: never shown
+        what, variable = SETTINGS[setting]
+        raise ConfigError(
+            f"{what} ({variable}) must be the address alone, without a user name, password, "
+            f"query (?...) or fragment (#...), which it holds: write it as https://host (with "
+            f":port and a path if it has them); the client id and secret are settings of their "
+            f"own",
+            setting=setting,
+        )
     return value
 
 

@@ -70,6 +70,28 @@ def test_a_bad_setting_is_one_line_with_its_flag_and_exit_2(tmp_path) -> None:
     ]
 
 
+def test_an_api_url_holding_a_password_or_a_query_is_refused_without_showing_it() -> None:
+    """A password in the API URL (`https://user:pw@host`) or a token in its query was printed
+    wherever the URL is (`check`'s first line, the run lock's warning, the journal's header).
+    No CHeKT URL has one (the client id and secret are their own settings): refused, one
+    line, exit 2, the secret not shown."""
+    for url in (
+        "http://user:s3cret@127.0.0.1:1",
+        "http://s3cret@127.0.0.1:1",
+        "http://127.0.0.1:1/?token=s3cret",
+        "https://api.chekt.com#s3cret",
+    ):
+        result = run(environment(CHEKT_API_URL=url), "check")
+        assert result.exit_code == 2, (url, result.output)
+        assert error_lines(result) == [
+            "error: the API URL (CHEKT_API_URL) must be the address alone, without a user "
+            "name, password, query (?...) or fragment (#...), which it holds: write it as "
+            "https://host (with :port and a path if it has them); the client id and secret "
+            "are settings of their own (--api-url)"
+        ], url
+        assert "s3cret" not in result.output
+
+
 def test_an_unreadable_file_is_2_and_an_empty_roster_is_1(tmp_path) -> None:
     result = run(environment(), "validate", str(tmp_path / "missing.csv"))
     assert result.exit_code == 2 and len(error_lines(result)) == 1

@@ -102,20 +102,27 @@ API_PATH_SUFFIX = "/partner/v1"
 
 def _clean_url(value: str, setting: str) -> str:
     value = value.strip().rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        what, variable = SETTINGS[setting]
-        raise ConfigError(
-            f"{what} must be an http(s) URL, got {value!r} ({variable})", setting=setting
-        )
-    if "@" in parts.netloc or parts.query or parts.fragment:
+    what, variable = SETTINGS[setting]
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # ValueError past 65535, or not a number
+    except ValueError:  # an unclosed IPv6 bracket, a bad port
+        parts, port = None, None
+    if (parts is None and "@" in value) or (
+        parts is not None and ("@" in parts.netloc or parts.query or parts.fragment)
+    ):
         # a password or token there would be printed wherever the URL is: never shown
-        what, variable = SETTINGS[setting]
         raise ConfigError(
             f"{what} ({variable}) must be the address alone, without a user name, password, "
             f"query (?...) or fragment (#...), which it holds: write it as https://host (with "
             f":port and a path if it has them); the client id and secret are settings of their "
             f"own",
+            setting=setting,
+        )
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise ConfigError(
+            f"{what} must be an http(s) URL: a scheme, a host and perhaps a port (1 to 65535), "
+            f"got {value!r} ({variable})",
             setting=setting,
         )
     return value

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import openpyxl
+import pytest
 from click.testing import CliRunner
 
 from bulk_contacts import errors
@@ -90,6 +91,32 @@ def test_an_api_url_holding_a_password_or_a_query_is_refused_without_showing_it(
             "are settings of their own (--api-url)"
         ], url
         assert "s3cret" not in result.output
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:99999",
+        "http://127.0.0.1:abc",
+        "http://127.0.0.1:-1",
+        "http://127.0.0.1:0",
+        "http://[::1",
+        "http://:8787",
+        "https://",
+    ],
+)
+def test_an_api_url_without_a_host_or_with_a_bad_port_is_one_line(url: str) -> None:
+    """A malformed API URL (a port past 65535 or not a number, an unclosed IPv6 bracket, no
+    host) was a traceback (ValueError: Port out of range, httpx.InvalidURL, Invalid IPv6 URL),
+    or `plain http:// to None`. Now one line naming the URL, exit 2."""
+    for command in (("check",), ("export", "-o", "x.csv")):
+        result = run(environment(CHEKT_API_URL=url), *command)
+        assert result.exit_code == 2, (url, command, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), url
+        assert error_lines(result) == [
+            f"error: the API URL must be an http(s) URL: a scheme, a host and perhaps a port "
+            f"(1 to 65535), got {url.rstrip('/')!r} (CHEKT_API_URL) (--api-url)"
+        ], result.output
 
 
 def test_an_unreadable_file_is_2_and_an_empty_roster_is_1(tmp_path) -> None:

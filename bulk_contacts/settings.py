@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -263,8 +264,13 @@ def _dealer(value: str | int | None, required: bool) -> int | None:
             )
         return None
     text = str(value).strip()
-    if not text.isdigit():
+    # ASCII digits, at most 18 of them, as a roster's dealer_id cell (the plan reads the sites
+    # of such dealers only: a longer id's rows were left out without a word); str.isdigit
+    # takes ² and ١, which int() refuses or reads
+    if re.fullmatch("[0-9]{1,18}", text) is None:
         raise ConfigError(
-            f"the dealer id must be a number, got {text!r} (CHEKT_DEALER_ID)", setting="dealer"
+            f"the dealer id must be a number of at most 18 digits (0-9), got {text!r} "
+            f"(CHEKT_DEALER_ID)",
+            setting="dealer",
         )
     return int(text)

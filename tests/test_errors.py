@@ -62,7 +62,8 @@ def test_a_bad_setting_is_one_line_with_its_flag_and_exit_2(tmp_path) -> None:
     result = run(environment(CHEKT_DEALER_ID="abc"), "plan", str(roster))
     assert result.exit_code == 2
     assert error_lines(result) == [
-        "error: the dealer id must be a number, got 'abc' (CHEKT_DEALER_ID) (--dealer)"
+        "error: the dealer id must be a number of at most 18 digits (0-9), got 'abc' "
+        "(CHEKT_DEALER_ID) (--dealer)"
     ]
     result = run(environment(), "validate", str(roster), "--region", "XX")
     assert result.exit_code == 2 and error_lines(result) == [
@@ -117,6 +118,30 @@ def test_an_api_url_without_a_host_or_with_a_bad_port_is_one_line(url: str) -> N
             f"error: the API URL must be an http(s) URL: a scheme, a host and perhaps a port "
             f"(1 to 65535), got {url.rstrip('/')!r} (CHEKT_API_URL) (--api-url)"
         ], result.output
+
+
+@pytest.mark.parametrize(
+    "dealer", ["1234567890123456789", "99999999999999999999", "\u00b2", "\u0661\u0662"]
+)
+def test_a_dealer_id_of_19_digits_or_other_digits_is_one_line(
+    start_sandbox, tmp_path, dealer: str
+) -> None:
+    """A dealer id of 19 digits or more was taken, but the plan reads a dealer's sites only for
+    ids of at most 18 digits (as a roster's dealer_id column allows): every row of the roster
+    vanished, `0 sites, invalid 0`, "No changes: CHeKT already matches the roster", exit 0.
+    `²` (a digit to str.isdigit, not to int) was a traceback. Now one line, exit 2."""
+    server = start_sandbox()
+    roster = tmp_path / "r.csv"
+    roster.write_text(
+        "Account #,External ID,First Name,Last Name,Phone\nA1,c1,Ann,Lee,2025550143\n"
+    )
+    result = run(environment(server, CHEKT_DEALER_ID=dealer), "plan", str(roster))
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert error_lines(result) == [
+        f"error: the dealer id must be a number of at most 18 digits (0-9), got {dealer!r} "
+        f"(CHEKT_DEALER_ID) (--dealer)"
+    ]
 
 
 def test_an_unreadable_file_is_2_and_an_empty_roster_is_1(tmp_path) -> None:

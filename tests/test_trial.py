@@ -328,6 +328,55 @@ def test_a_ctrl_c_python_lost_while_a_plan_is_made_is_no_success(
     assert not saved.exists()
 
 
+LOST_BEFORE_SERVING = """
+import signal, sys
+from bulk_contacts import entry
+from bulk_contacts.web import server
+
+class Finalized:
+    def __del__(self):
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        except KeyboardInterrupt:
+            print("dropped by Python", file=sys.stderr)
+            raise
+
+# the SIGTERM lands in a finalizer as the server is made, or as it starts (before uvicorn's own
+# signal handlers are set)
+method = sys.argv[1]
+original = getattr(server.WebServer, method)
+
+def finalizing(self, *args, **kwargs):
+    Finalized()
+    return original(self, *args, **kwargs)
+
+setattr(server.WebServer, method, finalizing)
+sys.argv = ["bulk-contacts", "serve", "--port", "0", "--no-browser"]
+entry.run()
+"""
+
+
+@pytest.mark.parametrize("method", ["__init__", "run"])
+def test_a_stop_python_lost_before_serve_listens_stops_it(tmp_path, method: str) -> None:
+    """A SIGTERM (a service manager's stop) Python dropped in a finalizer while `serve` starts:
+    it went on serving, and the page could apply, until killed (the unraisable hook now keeps
+    Python's own notice quiet). Now it stops before anything is served: exit 130, no URL."""
+    import os
+    import sys
+
+    done = warm.run(
+        [sys.executable, "-c", LOST_BEFORE_SERVING, method],
+        env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 130, (done.stdout, done.stderr)
+    assert done.stderr == "dropped by Python\ninterrupted: nothing was written\n"
+    assert "open http" not in done.stdout
+
+
 def test_a_plan_given_to_rollback_and_a_journal_given_to_apply_are_recognised(
     server, tmp_path
 ) -> None:

@@ -85,9 +85,15 @@ class Lock:
 
 def same_api(url: str) -> str:
     """An API base URL as one API is named however it is written: scheme and host in lower
-    case, the scheme's default port and a trailing slash left out."""
+    case, the host's final dot (`api.chekt.com.`), the scheme's default port and a trailing
+    slash left out; any name of this machine (localhost, 127.0.0.1, ::1, ::ffff:127.0.0.1...)
+    as `localhost`: on one port they are usually one server (a warning too many costs less
+    than two runs writing side by side unwarned)."""
+    from .settings import is_loopback
+
     parts = urlsplit(url.strip())
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower().rstrip(".")
+    host = "localhost" if is_loopback(host) else host
     port = parts.port if parts.port not in (None, {"http": 80, "https": 443}.get(scheme)) else None
     host = f"[{host}]" if ":" in host else host
     return f"{scheme}://{host}{f':{port}' if port else ''}{parts.path.rstrip('/')}"

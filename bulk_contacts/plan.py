@@ -725,7 +725,9 @@ class Plan:
                 f"twice in one object, so readers may disagree on what it says); make a new "
                 f"plan with `bulk-contacts plan ... -o PLAN.json`"
             ) from None
-        except (OSError, UnicodeDecodeError) as error:
+        except UnicodeDecodeError as error:
+            raise InputError(_not_utf8(path) or f"{path}: cannot be read ({error})") from None
+        except OSError as error:
             raise InputError(f"{path}: cannot be read ({error})") from None
         except json.JSONDecodeError as error:
             raise InputError(f"{path}: not a plan file (invalid JSON: {error.msg})") from None
@@ -742,6 +744,36 @@ class Plan:
             return cls.from_dict(body, str(path))
         except (KeyError, TypeError, ValueError) as error:
             raise InputError(f"{path}: not a complete plan file ({error})") from None
+
+
+# Byte order marks of the encodings a text editor may save a plan in instead of UTF-8
+# (Notepad's "Unicode" is UTF-16 LE): UTF-32's first, as its little-endian one starts as UTF-16's.
+_OTHER_MARKS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
+def _not_utf8(path: Path) -> str:
+    """What to say of a plan saved in UTF-16 or UTF-32 (by its byte order mark); "" else (a
+    named pipe is not opened again: it would wait for another writer)."""
+    if not path.is_file():
+        return ""
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(4)
+    except OSError:
+        return ""
+    for mark, name in _OTHER_MARKS:
+        if start.startswith(mark):
+            return (
+                f"{path}: saved as {name}, not as the UTF-8 a plan is written in; save it again "
+                f"as UTF-8 (the plan is the same), or make a new plan with `bulk-contacts plan "
+                f"... -o PLAN.json`"
+            )
+    return ""
 
 
 class KeyTwice(ValueError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -102,11 +103,28 @@ API_PATH_SUFFIX = "/partner/v1"
 
 def _clean_url(value: str, setting: str) -> str:
     value = value.strip().rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        what, variable = SETTINGS[setting]
+    what, variable = SETTINGS[setting]
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # ValueError past 65535, or not a number
+    except ValueError:  # an unclosed IPv6 bracket, a bad port
+        parts, port = None, None
+    if (parts is None and "@" in value) or (
+        parts is not None and ("@" in parts.netloc or parts.query or parts.fragment)
+    ):
+        # a password or token there would be printed wherever the URL is: never shown
         raise ConfigError(
-            f"{what} must be an http(s) URL, got {value!r} ({variable})", setting=setting
+            f"{what} ({variable}) must be the address alone, without a user name, password, "
+            f"query (?...) or fragment (#...), which it holds: write it as https://host (with "
+            f":port and a path if it has them); the client id and secret are settings of their "
+            f"own",
+            setting=setting,
+        )
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise ConfigError(
+            f"{what} must be an http(s) URL: a scheme, a host and perhaps a port (1 to 65535), "
+            f"got {value!r} ({variable})",
+            setting=setting,
         )
     return value
 
@@ -246,8 +264,13 @@ def _dealer(value: str | int | None, required: bool) -> int | None:
             )
         return None
     text = str(value).strip()
-    if not text.isdigit():
+    # ASCII digits, at most 18 of them, as a roster's dealer_id cell (the plan reads the sites
+    # of such dealers only: a longer id's rows were left out without a word); str.isdigit
+    # takes ² and ١, which int() refuses or reads
+    if re.fullmatch("[0-9]{1,18}", text) is None:
         raise ConfigError(
-            f"the dealer id must be a number, got {text!r} (CHEKT_DEALER_ID)", setting="dealer"
+            f"the dealer id must be a number of at most 18 digits (0-9), got {text!r} "
+            f"(CHEKT_DEALER_ID)",
+            setting="dealer",
         )
     return int(text)

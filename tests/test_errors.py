@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import openpyxl
+import pytest
 from click.testing import CliRunner
 
 from bulk_contacts import errors
@@ -61,12 +62,85 @@ def test_a_bad_setting_is_one_line_with_its_flag_and_exit_2(tmp_path) -> None:
     result = run(environment(CHEKT_DEALER_ID="abc"), "plan", str(roster))
     assert result.exit_code == 2
     assert error_lines(result) == [
-        "error: the dealer id must be a number, got 'abc' (CHEKT_DEALER_ID) (--dealer)"
+        "error: the dealer id must be a number of at most 18 digits (0-9), got 'abc' "
+        "(CHEKT_DEALER_ID) (--dealer)"
     ]
     result = run(environment(), "validate", str(roster), "--region", "XX")
     assert result.exit_code == 2 and error_lines(result) == [
         "error: 'XX' is not a region code; use a two-letter code such as US, CA, GB or DE "
         "(--region)"
+    ]
+
+
+def test_an_api_url_holding_a_password_or_a_query_is_refused_without_showing_it() -> None:
+    """A password in the API URL (`https://user:pw@host`) or a token in its query was printed
+    wherever the URL is (`check`'s first line, the run lock's warning, the journal's header).
+    No CHeKT URL has one (the client id and secret are their own settings): refused, one
+    line, exit 2, the secret not shown."""
+    for url in (
+        "http://user:s3cret@127.0.0.1:1",
+        "http://s3cret@127.0.0.1:1",
+        "http://127.0.0.1:1/?token=s3cret",
+        "https://api.chekt.com#s3cret",
+    ):
+        result = run(environment(CHEKT_API_URL=url), "check")
+        assert result.exit_code == 2, (url, result.output)
+        assert error_lines(result) == [
+            "error: the API URL (CHEKT_API_URL) must be the address alone, without a user "
+            "name, password, query (?...) or fragment (#...), which it holds: write it as "
+            "https://host (with :port and a path if it has them); the client id and secret "
+            "are settings of their own (--api-url)"
+        ], url
+        assert "s3cret" not in result.output
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:99999",
+        "http://127.0.0.1:abc",
+        "http://127.0.0.1:-1",
+        "http://127.0.0.1:0",
+        "http://[::1",
+        "http://:8787",
+        "https://",
+    ],
+)
+def test_an_api_url_without_a_host_or_with_a_bad_port_is_one_line(url: str) -> None:
+    """A malformed API URL (a port past 65535 or not a number, an unclosed IPv6 bracket, no
+    host) was a traceback (ValueError: Port out of range, httpx.InvalidURL, Invalid IPv6 URL),
+    or `plain http:// to None`. Now one line naming the URL, exit 2."""
+    for command in (("check",), ("export", "-o", "x.csv")):
+        result = run(environment(CHEKT_API_URL=url), *command)
+        assert result.exit_code == 2, (url, command, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), url
+        assert error_lines(result) == [
+            f"error: the API URL must be an http(s) URL: a scheme, a host and perhaps a port "
+            f"(1 to 65535), got {url.rstrip('/')!r} (CHEKT_API_URL) (--api-url)"
+        ], result.output
+
+
+@pytest.mark.parametrize(
+    "dealer", ["1234567890123456789", "99999999999999999999", "\u00b2", "\u0661\u0662"]
+)
+def test_a_dealer_id_of_19_digits_or_other_digits_is_one_line(
+    start_sandbox, tmp_path, dealer: str
+) -> None:
+    """A dealer id of 19 digits or more was taken, but the plan reads a dealer's sites only for
+    ids of at most 18 digits (as a roster's dealer_id column allows): every row of the roster
+    vanished, `0 sites, invalid 0`, "No changes: CHeKT already matches the roster", exit 0.
+    `²` (a digit to str.isdigit, not to int) was a traceback. Now one line, exit 2."""
+    server = start_sandbox()
+    roster = tmp_path / "r.csv"
+    roster.write_text(
+        "Account #,External ID,First Name,Last Name,Phone\nA1,c1,Ann,Lee,2025550143\n"
+    )
+    result = run(environment(server, CHEKT_DEALER_ID=dealer), "plan", str(roster))
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert error_lines(result) == [
+        f"error: the dealer id must be a number of at most 18 digits (0-9), got {dealer!r} "
+        f"(CHEKT_DEALER_ID) (--dealer)"
     ]
 
 

@@ -19,7 +19,6 @@ REMOTE = [
     "http://CHEKT.invalid:8080/base",
     "http://127.0.0.1.chekt.invalid",
     "http://localhost.chekt.invalid",
-    "http://127.0.0.1@chekt.invalid",  # user info: the host is chekt.invalid
 ]
 LOCAL = [
     "http://127.0.0.1:8787",
@@ -39,6 +38,16 @@ def test_plain_http_to_another_host_is_refused_naming_https(url: str) -> None:
     assert "https://" in message and "CHEKT_ALLOW_INSECURE_HTTP=1" in message
     assert "API URL" in message and caught.value.setting == "allow_insecure_http"
     assert "Sup3r-Secret-Value" not in message
+
+
+def test_a_url_whose_user_info_looks_like_this_machine_is_refused() -> None:
+    """`http://127.0.0.1@chekt.invalid` goes to chekt.invalid: refused, as any URL holding a
+    user name is (which the plain-http rule refused too, before it)."""
+    with pytest.raises(ConfigError, match="without a user name, password") as caught:
+        resolve_settings(
+            api_url="http://127.0.0.1@chekt.invalid", env=CREDENTIALS, require_dealer=False
+        )
+    assert caught.value.setting == "api_url"
 
 
 @pytest.mark.parametrize("url", REMOTE)

@@ -279,3 +279,24 @@ def test_a_saved_plan_with_a_byte_order_mark_is_applied(env, tmp_path) -> None:
     assert len(results) > 0 and set(results["status"]) == {"ok"}, results
     undo = run(env, "rollback", str(noted), "--yes")  # a plan, not a journal: told so
     assert undo.exit_code == 2 and "is a plan" in undo.output, undo.output
+
+
+@pytest.mark.parametrize(("encoding", "named"), [("utf-16", "UTF-16"), ("utf-32", "UTF-32")])
+def test_a_saved_plan_in_utf16_is_refused_saying_how_to_save_it(
+    env, tmp_path, encoding: str, named: str
+) -> None:
+    """Notepad's "Unicode" is UTF-16 with a byte order mark: refused (nothing sent), one line
+    naming the encoding and what to do, not Python's codec error ("'utf-8' codec can't decode
+    byte 0xff in position 0")."""
+    saved = tmp_path / "plan.json"
+    assert run(env, "plan", str(SAMPLES / "roster.csv"), "-q", "-o", str(saved)).exit_code == 0
+    unicode = tmp_path / "unicode.json"
+    unicode.write_text(saved.read_text(encoding="utf-8"), encoding=encoding)
+    refused = run(env, "apply", str(unicode), "--yes", "--results", str(tmp_path / "r.csv"))
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr == (
+        f"error: {unicode}: saved as {named}, not as the UTF-8 a plan is written in; save it "
+        f"again as UTF-8 (the plan is the same), or make a new plan with `bulk-contacts plan "
+        f"... -o PLAN.json`\n"
+    )
+    assert "codec" not in refused.output

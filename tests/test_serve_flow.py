@@ -303,6 +303,61 @@ def test_stop_finishes_the_changes_in_flight_and_skips_the_rest(web, client, sta
     assert "Stopped: the changes not started are recorded as skipped" in client.get("/apply").text
 
 
+def test_a_page_run_is_warned_of_a_command_line_run_for_its_dealer(
+    web, client, start_sandbox, tmp_path
+) -> None:
+    """The run lock (one per dealer and API URL, README "Another run at the same time") is the
+    page's too: before, a run started from the page took no lock, so it went on side by side
+    with an `apply` of the same dealer in a terminal without a word. Now the page says so (and
+    goes on, as `apply` without --wait does)."""
+    from .test_writes import finish, hold_dealer_lock
+
+    sandbox = start_sandbox(seed=SAMPLES / "sandbox-seed.json")
+    holder = hold_dealer_lock(tmp_path, sandbox.url.replace("127.0.0.1", "localhost"))
+    try:
+        connect_to(client, web, sandbox)
+        upload(client, web, "roster.xlsx", (SAMPLES / "roster.xlsx").read_bytes())
+        post(client, web, "/plan", data={"prune": "no"})
+        assert confirm_apply(client, web).status_code == 200
+        shown = " ".join(messages(client.get("/apply").text))
+        wait_for(lambda: not web.workspace.run.running, what="the apply")
+    finally:
+        holder.kill()
+        finish(holder)
+    assert f"another bulk-contacts run writes to dealer 12345 at {sandbox.url}" in shown
+    assert f"(pid {holder.pid}" in shown
+    assert web.workspace.run.report.counts["ok"] > 0
+
+
+def test_a_command_line_run_is_warned_of_a_page_run_for_its_dealer(
+    web, client, start_sandbox
+) -> None:
+    """The other way round: a run in a terminal while the page's run writes to its dealer is
+    warned of it; the page's run releases the lock when it ends."""
+    from bulk_contacts.lock import DealerLocks
+
+    sandbox, hold = held_sandbox(start_sandbox)
+    connect_to(client, web, sandbox)
+    upload(client, web, "roster.xlsx", (SAMPLES / "roster.xlsx").read_bytes())
+    post(client, web, "/plan", data={"prune": "no"})
+    assert confirm_apply(client, web).status_code == 200
+    hold.wait_held(1)  # the page's run is writing
+    told: list[str] = []
+    try:
+        with DealerLocks([12345], sandbox.url + "/").acquire(False, told.append):
+            pass
+    finally:
+        hold.release()
+    wait_for(lambda: not web.workspace.run.running, what="the apply")
+    assert len(told) == 1 and told[0].startswith(
+        f"warning: another bulk-contacts run writes to dealer 12345 at {sandbox.url}/ (pid "
+    ), told
+    told.clear()
+    with DealerLocks([12345], sandbox.url).acquire(False, told.append):
+        pass
+    assert told == []  # released when the run ended
+
+
 def test_the_server_stopping_mid_run_stops_it_as_ctrl_c_does(tmp_path, start_sandbox) -> None:
     server = start_web(tmp_path)
     with session_client(server) as client:

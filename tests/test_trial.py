@@ -237,12 +237,15 @@ import signal, sys, threading
 from bulk_contacts import entry
 from bulk_contacts.client import ChektClient
 
+# the signal, chosen before sys.argv becomes the command's (argv[1] is then the command)
+SIGNAL = signal.SIGINT if sys.argv[1] == "INT" else signal.SIGTERM
+
 class Finalized:
     def __del__(self):
         # A Ctrl-C landing while a finalizer runs (in the main thread, where Python runs signal
         # handlers): Python prints "Exception ignored in" and carries on, the interrupt lost.
         try:
-            signal.raise_signal(signal.SIGINT if sys.argv[1] == "INT" else signal.SIGTERM)
+            signal.raise_signal(SIGNAL)
         except KeyboardInterrupt:
             print("dropped by Python", file=sys.stderr)
             raise
@@ -296,6 +299,82 @@ def test_a_ctrl_c_python_lost_in_a_finalizer_still_stops_before_any_write(
         "dropped by Python\ninterrupted: nothing was written: no change was sent to CHeKT\n"
     )
     assert contacts_of(server) == before
+
+
+@pytest.mark.parametrize("signal_name", ["INT", "TERM"])
+def test_a_ctrl_c_python_lost_while_a_plan_is_made_is_no_success(
+    server, tmp_path, signal_name: str
+) -> None:
+    """A stop Python dropped (in a finalizer, while the sites are read) is no longer printed by
+    Python ("Exception ignored in"): a command that writes nothing to CHeKT went on, wrote its
+    file and exited 0, as if no one had asked it to stop (a service manager's SIGTERM, `timeout`).
+    Now it says it was interrupted and exits 130, as a Ctrl-C at that moment would; its file
+    is not written."""
+    import os
+    import sys
+
+    saved = tmp_path / "plan.json"
+    done = warm.run(
+        [sys.executable, "-c", LOST_CTRL_C, signal_name, "plan", ROSTER, "-q", "-o", str(saved)],
+        env={**os.environ, **environment(server)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == (
+        "dropped by Python\ninterrupted: nothing was written (plan never writes to CHeKT)\n"
+    )
+    assert not saved.exists()
+
+
+LOST_BEFORE_SERVING = """
+import signal, sys
+from bulk_contacts import entry
+from bulk_contacts.web import server
+
+class Finalized:
+    def __del__(self):
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        except KeyboardInterrupt:
+            print("dropped by Python", file=sys.stderr)
+            raise
+
+# the SIGTERM lands in a finalizer as the server is made, or as it starts (before uvicorn's own
+# signal handlers are set)
+method = sys.argv[1]
+original = getattr(server.WebServer, method)
+
+def finalizing(self, *args, **kwargs):
+    Finalized()
+    return original(self, *args, **kwargs)
+
+setattr(server.WebServer, method, finalizing)
+sys.argv = ["bulk-contacts", "serve", "--port", "0", "--no-browser"]
+entry.run()
+"""
+
+
+@pytest.mark.parametrize("method", ["__init__", "run"])
+def test_a_stop_python_lost_before_serve_listens_stops_it(tmp_path, method: str) -> None:
+    """A SIGTERM (a service manager's stop) Python dropped in a finalizer while `serve` starts:
+    it went on serving, and the page could apply, until killed (the unraisable hook now keeps
+    Python's own notice quiet). Now it stops before anything is served: exit 130, no URL."""
+    import os
+    import sys
+
+    done = warm.run(
+        [sys.executable, "-c", LOST_BEFORE_SERVING, method],
+        env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 130, (done.stdout, done.stderr)
+    assert done.stderr == "dropped by Python\ninterrupted: nothing was written\n"
+    assert "open http" not in done.stdout
 
 
 def test_a_plan_given_to_rollback_and_a_journal_given_to_apply_are_recognised(

@@ -21,6 +21,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pandas as pd
@@ -918,6 +919,46 @@ def test_a_second_run_for_a_dealer_is_warned_and_goes_on(start_sandbox, tmp_path
         f"another bulk-contacts run writes to dealer 12345 at {server.url} (pid {holder.pid}"
         in result.output
     )
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    ["HTTP://127.0.0.1:{port}/", "http://localhost:{port}", "http://[::ffff:127.0.0.1]:{port}"],
+)
+def test_one_sandbox_written_another_way_is_the_same_api_for_the_lock(
+    start_sandbox, tmp_path, spelling
+) -> None:
+    """127.0.0.1, localhost and ::ffff:127.0.0.1 on one port are one server on this machine:
+    a run against it however its URL is written is warned about the other (before, localhost
+    and the IPv4-mapped form were other APIs: two runs went on side by side without a word)."""
+    server = seeded(start_sandbox, tmp_path)
+    doubled = duplicates(server)  # the sample's own (NW-001 twice, in CHeKT already)
+    holder = hold_dealer_lock(tmp_path, server.url)
+    other = spelling.format(port=urlsplit(server.url).port)
+    try:
+        result = CliRunner().invoke(
+            main,
+            ["apply", ROSTER, "--yes", "--results", "r.csv"],
+            env={**environment(server), "CHEKT_API_URL": other},
+        )
+    finally:
+        holder.kill()
+        finish(holder)
+    assert result.exit_code == 0, result.output
+    assert f"another bulk-contacts run writes to dealer 12345 at {other.rstrip('/')}" in (
+        result.output
+    )
+    assert duplicates(server) == doubled
+
+
+def test_a_host_written_with_its_final_dot_is_the_same_api() -> None:
+    """`api.chekt.com.` (the DNS root's dot) is the host `api.chekt.com`: one lock."""
+    from bulk_contacts.lock import same_api
+
+    assert same_api("https://API.CHEKT.COM.:443/") == same_api("https://api.chekt.com")
+    assert same_api("http://localhost.:8787") == same_api("http://127.0.0.1:8787/")
+    assert same_api("http://127.0.0.1:8787") != same_api("http://127.0.0.1:8788")
+    assert same_api("https://api.chekt.com") != same_api("https://api.chektdev.com")
 
 
 def test_wait_waits_for_the_lock_which_a_kill_9_releases(start_sandbox, tmp_path) -> None:

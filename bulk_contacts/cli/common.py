@@ -137,7 +137,12 @@ def check_outputs(
 @contextlib.contextmanager
 def writing_to(option: str, path: Path) -> Iterator[None]:
     """A writer's file that cannot be written is one line and exit 2. Writers write to a
-    temporary name and rename it into place, so the file that was there is as it was."""
+    temporary name and rename it into place, so the file that was there is as it was. A stop
+    asked for that Python dropped (`entry.stop_asked`) is one now: the file is not written."""
+    from ..entry import stop_asked
+
+    if stop_asked():
+        raise KeyboardInterrupt
     try:
         yield
     except OSError as error:

@@ -278,11 +278,17 @@ def serve(port: int, no_browser: bool) -> ExitCode:
     """The whole job in a browser, on this machine only: connect, upload, columns, fix, plan,
     apply, runs (with rollback), export. Listens on 127.0.0.1; the printed URL carries the
     session's token."""
+    from ..entry import stop_asked
     from ..web.server import WebServer, open_browser
 
     server = WebServer(port)
+    stopped: list[bool] = []  # a stop Python dropped while it started: it stops at once
 
     def ready() -> None:
+        if stop_asked():
+            stopped.append(True)
+            server.server.should_exit = True
+            return
         echo(f"bulk-contacts serve: open {server.url}")
         echo("  (127.0.0.1 only; the token in the URL is this session's key)")
         echo(f"  runs are written under {server.workspace.runs_dir}")
@@ -290,8 +296,13 @@ def serve(port: int, no_browser: bool) -> ExitCode:
         if not no_browser:
             open_browser(server.url)
 
+    if stop_asked():  # a Ctrl-C (SIGTERM) Python dropped (`entry.stop_asked`): nothing served
+        server.close()
+        raise KeyboardInterrupt
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how serve is stopped
         server.run(ready)
+    if stopped:
+        raise KeyboardInterrupt
     run = server.workspace.run
     if run is not None and run.report is not None and run.report.interrupted:
         echo(

@@ -565,7 +565,9 @@ class Pages:
                     ),
                     "/plan",
                 )
-            ws.run = start_run(connection, plan, ws.runs_dir, "apply")
+            ws.run = start_run(
+                connection, plan, ws.runs_dir, "apply", lambda text: ws.say("warning", text)
+            )
             ws.plan = None  # applied: a new plan is needed for anything more
         return redirect("/apply")
 
@@ -649,7 +651,9 @@ class Pages:
             if not plan.changes:
                 ws.say("ok", "nothing to undo: CHeKT is already as it was before that run")
                 return redirect("/runs")
-            ws.run = start_run(connection, plan, ws.runs_dir, "rollback")
+            ws.run = start_run(
+                connection, plan, ws.runs_dir, "rollback", lambda text: ws.say("warning", text)
+            )
         return redirect("/apply")
 
     def run_file(self, name: str, which: str) -> Response:

@@ -7,6 +7,7 @@ import csv
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,12 +72,26 @@ class Run:
         }
 
 
-def start_run(connection: Connection, plan: library.Plan, base: Path, kind: str) -> Run:
-    """Apply `plan` in a thread, writing a run folder under `base` as the CLI does."""
+def start_run(
+    connection: Connection,
+    plan: library.Plan,
+    base: Path,
+    kind: str,
+    tell: Callable[[str], None] = lambda _: None,
+) -> Run:
+    """Apply `plan` in a thread, writing a run folder under `base` as the CLI does, holding
+    the run lock of each dealer it writes to at this API as the CLI does (`lock.DealerLocks`):
+    another run holding one is told of (`tell`, a warning) and the run goes on, as `apply`
+    without --wait does; a run in a terminal meanwhile is warned of this one."""
+    from ..lock import DealerLocks
+
     files = library.run_files(base, kind)
-    run = Run(kind, len(plan.changes), files, connection.settings.api_url)
+    api_url = connection.settings.api_url
+    run = Run(kind, len(plan.changes), files, api_url)
     run._connection = connection
     run._base = (connection.log.rate_limited, connection.pacer.waits)
+    dealers = {site.dealer_id for site in plan.sites if site.changes}
+    locks = DealerLocks(dealers, api_url).acquire(False, tell)
 
     def work() -> None:
         try:
@@ -86,6 +101,7 @@ def start_run(connection: Connection, plan: library.Plan, base: Path, kind: str)
         except (BulkContactsError, OSError) as error:
             run.error = str(error)
         finally:
+            locks.release()
             run.finished = time.monotonic()
 
     run.thread = threading.Thread(target=work, name=f"web-{kind}", daemon=True)

@@ -267,6 +267,12 @@ CODES: dict[str, Code] = {
             "without it",
         ),
         Code(
+            "invisible_only",
+            ERROR,
+            "{value!r} holds nothing but invisible characters ({character}): it would be sent, "
+            "and show blank on the contact; type the value, or leave the cell empty",
+        ),
+        Code(
             "invisible_character",
             WARNING,
             "{value!r} holds an invisible character ({character}), which is sent with it; type "

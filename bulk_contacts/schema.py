@@ -823,14 +823,16 @@ def _where(values: pd.Series, mask: pd.Series) -> Iterator[tuple[Any, str]]:
 
 def _character_issues(roster: Roster, frame: pd.DataFrame) -> list[RosterIssue]:
     """Control characters (an error), bidirectional overrides (a warning) and invisible
-    characters (an error in an id, else a warning), in every column read. Columns that are not
-    read are not checked: their cells go nowhere."""
+    characters (an error in an id, or in a cell of nothing else, which would show blank; else a
+    warning), in every column read. Columns that are not read are not checked: their cells go
+    nowhere."""
     issues = []
     for name in roster.columns:  # one vectorized scan per column; the rare hits one by one
-        invisible = "invisible_in_id" if name in ID_COLUMNS else "invisible_character"
-        codes = (*CHARACTER_CODES, (invisible, INVISIBLE))
         for row, value in _where(frame[name], contains(frame[name], _UNSAFE_CHARACTER)):
-            for code, pattern in codes:
+            invisible = "invisible_in_id" if name in ID_COLUMNS else "invisible_character"
+            if invisible == "invisible_character" and not INVISIBLE.sub("", value).strip():
+                invisible = "invisible_only"
+            for code, pattern in (*CHARACTER_CODES, (invisible, INVISIBLE)):
                 found = dict.fromkeys(pattern.findall(value))
                 if found:
                     named = ", ".join(_character_name(c) for c in found)

@@ -179,6 +179,25 @@ def test_an_invisible_character_in_a_name_is_a_warning(character) -> None:
     assert f"U+{ord(character):04X}" in validated.issues[0].message
 
 
+@pytest.mark.parametrize("character", SOME_INVISIBLE)
+@pytest.mark.parametrize(
+    ("first", "last"), [("{c}", "Lee"), ("Ann", "{c}{c} "), ("{c} {c}", "Lee")]
+)
+def test_a_name_of_invisible_characters_alone_is_an_error_never_a_blank_looking_contact(
+    character, first, last
+) -> None:
+    """A name cell holding only invisible characters (a zero-width space pasted from a web
+    page) looked filled to the required-value rule and was sent: a contact whose name shows
+    blank on a call list. It is an error (`invisible_only`), the row is not sent."""
+    first, last = first.format(c=character), last.format(c=character)
+    validated = roster([line("E100", first, last, "2025550100", site="1002")], FULL)
+    field = "first_name" if first != "Ann" else "last_name"
+    found = [(i.row, i.field, i.code, i.severity) for i in validated.issues]
+    assert found == [(2, field, "invisible_only", "error")], validated.issues
+    assert f"U+{ord(character):04X}" in validated.issues[0].message
+    assert not validated.valid
+
+
 def test_a_bidi_override_is_still_its_own_code_not_an_invisible_one() -> None:
     validated = roster([line("E100", "An\u202en", site="1002")], FULL)
     assert [i.code for i in validated.issues] == ["bidi_override"]

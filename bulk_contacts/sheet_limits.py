@@ -215,6 +215,14 @@ _REPEATED = re.compile(rb"number-(rows|columns)-repeated\s*=\s*[\"']\s*([0-9]{1,
 _TABLE_NAME = re.compile(rb"\s(?:[\w.-]+:)?name\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 
 
+def _table_name(attributes: bytes | None) -> str:
+    """A `<table:table>`'s name, as the sheet is named (its XML entities read: `A&amp;B` is
+    `A&B`)."""
+    label = _TABLE_NAME.search(attributes or b"")
+    title = (label.group(1) or label.group(2) or b"") if label else b""
+    return html.unescape(title.decode("utf-8", "replace"))
+
+
 def ods_extents(xml: bytes) -> list[tuple[str, Extent]]:
     """(table name, extent) of every table in content.xml. A repeated row or cell counts as
     many times as it is repeated, when it may hold a value (any cell not written `<.../>`, or
@@ -228,10 +236,8 @@ def ods_extents(xml: bytes) -> list[tuple[str, Extent]]:
         closing, name, attributes, empty = tag.groups()
         if name == b"table":
             if not closing:
-                label = _TABLE_NAME.search(attributes or b"")
-                title = (label.group(1) or label.group(2) or b"") if label else b""
                 extent, row = Extent(), 0
-                tables.append((title.decode("utf-8", "replace"), extent))
+                tables.append((_table_name(attributes), extent))
             continue
         if name == b"table-row":
             if closing:
@@ -289,10 +295,8 @@ def ods_hidden(xml: bytes) -> dict[str, Hidden]:
         closing, name, attributes, empty = tag.groups()
         if name == b"table":
             if not closing:
-                label = _TABLE_NAME.search(attributes or b"")
-                title = (label.group(1) or label.group(2) or b"") if label else b""
                 rows, columns, filtered, row, column = [], [], False, 0, 0
-                found[html.unescape(title.decode("utf-8", "replace"))] = (rows, columns, False)
+                found[_table_name(attributes)] = (rows, columns, False)
             elif found:
                 last = next(reversed(found))
                 found[last] = (rows, columns, filtered)

@@ -417,7 +417,7 @@ def test_a_rounded_cell_typed_again_in_serve_is_read_as_typed(tmp_path) -> None:
 def ods(path: Path, rows: list[list[str]], columns: str = "", hide: dict[int, str] | None = None):
     """An .ods workbook of one `Contacts` table: `columns` its <table:table-column> elements,
     `hide` the visibility of rows by their number (from 1)."""
-    from .test_hostile_files import MANIFEST
+    from .test_hostile_files import raw_ods
 
     hide = hide or {}
 
@@ -436,21 +436,7 @@ def ods(path: Path, rows: list[list[str]], columns: str = "", hide: dict[int, st
         '<table:table-row table:number-rows-repeated="1048000" table:visibility="collapse">'
         '<table:table-cell table:number-columns-repeated="1024"/></table:table-row>'
     )
-    content = (
-        '<?xml version="1.0" encoding="UTF-8"?><office:document-content '
-        'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
-        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
-        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
-        f'<office:body><office:spreadsheet><table:table table:name="Contacts">{body}'
-        "</table:table></office:spreadsheet></office:body></office:document-content>"
-    )
-    import zipfile
-
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
-        archive.writestr("META-INF/manifest.xml", MANIFEST)
-        archive.writestr("content.xml", content, compress_type=zipfile.ZIP_DEFLATED)
-    return path
+    return raw_ods(path, body)
 
 
 def texts(rows: list[list[object]]) -> list[list[str]]:

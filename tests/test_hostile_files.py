@@ -380,13 +380,13 @@ MANIFEST = (
 )
 
 
-def raw_ods(path: Path, body: str) -> Path:
+def raw_ods(path: Path, body: str, name: str = "Contacts") -> Path:
     content = (
         '<?xml version="1.0" encoding="UTF-8"?><office:document-content '
         'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
         'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
         'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
-        f'<office:body><office:spreadsheet><table:table table:name="Contacts">{body}'
+        f'<office:body><office:spreadsheet><table:table table:name="{name}">{body}'
         "</table:table></office:spreadsheet></office:body></office:document-content>"
     )
     with zipfile.ZipFile(path, "w") as archive:
@@ -427,6 +427,14 @@ def test_repeated_ods_cells_past_the_limits_are_refused(tmp_path: Path, body: st
     path = raw_ods(tmp_path / "crafted.ods", ODS_ROSTER + body)
     assert path.stat().st_size < 5_000
     assert_refused(read_in_child(path), "sheet Contacts")
+
+
+def test_a_refused_ods_sheet_is_named_as_the_workbook_names_it(tmp_path: Path) -> None:
+    """The sheet's name in content.xml is XML: `Sites &amp; "Contacts"` is named `Sites &
+    "Contacts"`, as the sheet's tab shows it, not with its entities."""
+    body = ODS_ROSTER + ods_row(ods_cell("x", 200), 100_000)
+    path = raw_ods(tmp_path / "crafted.ods", body, "Sites &amp; &quot;Contacts&quot;")
+    assert_refused(read_in_child(path), 'sheet Sites & "Contacts"')
 
 
 def test_an_ods_with_libreoffices_trailing_empty_repeats_is_read(tmp_path: Path) -> None:

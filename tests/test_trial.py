@@ -266,6 +266,21 @@ entry.run()
 """
 
 
+def run_dropping_a_stop(server, signal_name: str, *args: str):
+    """The command `args` as a real process, with a SIGINT or SIGTERM (`signal_name`) raised
+    inside a finalizer while it reads the sites: Python drops its KeyboardInterrupt."""
+    import os
+    import sys
+
+    return warm.run(
+        [sys.executable, "-c", LOST_CTRL_C, signal_name, *args],
+        env={**os.environ, **environment(server)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @pytest.mark.parametrize("command", ["apply", "rollback"])
 @pytest.mark.parametrize("signal_name", ["INT", "TERM"])
 def test_a_ctrl_c_python_lost_in_a_finalizer_still_stops_before_any_write(
@@ -276,9 +291,6 @@ def test_a_ctrl_c_python_lost_in_a_finalizer_still_stops_before_any_write(
     once under load, while the sites were read. Now a stop asked for is remembered, and the
     run stops before its first write: one line and no traceback, exit 130, nothing sent. A real
     process and a real signal, raised inside a finalizer while the sites are read."""
-    import os
-    import sys
-
     from .test_apply import contacts_of
 
     before = contacts_of(server)
@@ -287,13 +299,7 @@ def test_a_ctrl_c_python_lost_in_a_finalizer_still_stops_before_any_write(
         assert applied.exit_code == 0, applied.output
         before = contacts_of(server)
     target = ROSTER if command == "apply" else "j.jsonl"
-    done = warm.run(
-        [sys.executable, "-c", LOST_CTRL_C, signal_name, command, target, "--yes"],
-        env={**os.environ, **environment(server)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_dropping_a_stop(server, signal_name, command, target, "--yes")
     assert done.returncode == 130, done.stderr
     assert done.stderr == (
         "dropped by Python\ninterrupted: nothing was written: no change was sent to CHeKT\n"
@@ -310,17 +316,9 @@ def test_a_ctrl_c_python_lost_while_a_plan_is_made_is_no_success(
     file and exited 0, as if no one had asked it to stop (a service manager's SIGTERM, `timeout`).
     Now it says it was interrupted and exits 130, as a Ctrl-C at that moment would; its file
     is not written."""
-    import os
-    import sys
 
     saved = tmp_path / "plan.json"
-    done = warm.run(
-        [sys.executable, "-c", LOST_CTRL_C, signal_name, "plan", ROSTER, "-q", "-o", str(saved)],
-        env={**os.environ, **environment(server)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_dropping_a_stop(server, signal_name, "plan", ROSTER, "-q", "-o", str(saved))
     assert done.returncode == 130, done.stderr
     assert done.stderr == (
         "dropped by Python\ninterrupted: nothing was written (plan never writes to CHeKT)\n"
